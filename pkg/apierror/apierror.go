@@ -1,0 +1,151 @@
+// Package apierror defines the errors Vigil shows its users: a cause that
+// fixes the HTTP and gRPC status, a stable ID with a runbook entry in
+// docs/errors.md, and a message in AMP's or Prometheus's wording.
+package apierror
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+
+	"google.golang.org/grpc/codes"
+)
+
+// Cause classifies an error; it alone decides the status code a user sees.
+type Cause int
+
+// The causes. Their order is not significant.
+const (
+	// Internal is a fault of the service; clients may retry.
+	Internal Cause = iota
+	// BadData is malformed or invalid input; retrying the same request fails again.
+	BadData
+	// NotFound is a missing resource, such as a workspace that does not exist.
+	NotFound
+	// Conflict is a request that clashes with the resource's current state.
+	Conflict
+	// TooLarge is a request body over the configured size limit.
+	TooLarge
+	// UnsupportedMediaType is a request whose content type or encoding is not accepted.
+	UnsupportedMediaType
+	// TooManyRequests is a request rejected by a rate limit.
+	TooManyRequests
+	// Unavailable is a request that could not reach enough healthy replicas.
+	Unavailable
+	// QuotaExceeded is a request that would take an account over a resource quota.
+	QuotaExceeded
+)
+
+// Stable error IDs. Each has a runbook entry in docs/errors.md.
+const (
+	IDMissingMetricName      = "missing-metric-name"
+	IDInvalidMetricName      = "metric-name-invalid"
+	IDInvalidLabel           = "label-invalid"
+	IDDuplicateLabelNames    = "duplicate-label-names"
+	IDTooManyLabels          = "max-label-names-per-series"
+	IDLabelNameTooLong       = "label-name-too-long"
+	IDLabelValueTooLong      = "label-value-too-long"
+	IDLabelsTooLarge         = "labels-size-too-large"
+	IDRequestTooLarge        = "request-too-large"
+	IDUnsupportedContentType = "unsupported-content-type"
+	IDInvalidRequestBody     = "invalid-request-body"
+	IDWorkspaceNotFound      = "workspace-not-found"
+	IDWorkspaceNotActive     = "workspace-not-active"
+	IDMissingTenant          = "missing-tenant"
+	IDSampleOutOfOrder       = "sample-out-of-order"
+	IDSampleDuplicate        = "sample-duplicate-timestamp"
+	IDSampleOutOfBounds      = "sample-out-of-bounds"
+	IDIngesterUnavailable    = "ingester-unavailable"
+	IDValidation             = "validation"
+	IDWorkspaceQuota         = "workspace-quota"
+)
+
+// Error is an error with a cause and a stable ID.
+type Error struct {
+	Cause Cause
+	ID    string
+	Msg   string
+}
+
+// Error returns the message followed by the ID users can look up.
+func (e *Error) Error() string {
+	if e.ID == "" {
+		return e.Msg
+	}
+	return fmt.Sprintf("%s (err-vigil-%s)", e.Msg, e.ID)
+}
+
+// New returns an Error with a formatted message.
+func New(cause Cause, id, format string, args ...any) *Error {
+	return &Error{Cause: cause, ID: id, Msg: fmt.Sprintf(format, args...)}
+}
+
+// CauseOf returns the cause of err, or Internal when err carries none.
+func CauseOf(err error) Cause {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Cause
+	}
+	return Internal
+}
+
+// HTTPStatus is the one mapping from cause to HTTP status.
+func HTTPStatus(c Cause) int {
+	switch c {
+	case BadData:
+		return http.StatusBadRequest
+	case NotFound:
+		return http.StatusNotFound
+	case Conflict:
+		return http.StatusConflict
+	case TooLarge:
+		return http.StatusRequestEntityTooLarge
+	case UnsupportedMediaType:
+		return http.StatusUnsupportedMediaType
+	case TooManyRequests:
+		return http.StatusTooManyRequests
+	case Unavailable:
+		return http.StatusServiceUnavailable
+	case QuotaExceeded:
+		return http.StatusPaymentRequired // as AMP's ServiceQuotaExceededException
+	default:
+		return http.StatusInternalServerError
+	}
+}
+
+// GRPCCode is the one mapping from cause to gRPC status code.
+func GRPCCode(c Cause) codes.Code {
+	switch c {
+	case BadData, TooLarge, UnsupportedMediaType:
+		return codes.InvalidArgument
+	case NotFound:
+		return codes.NotFound
+	case Conflict:
+		return codes.AlreadyExists
+	case TooManyRequests, QuotaExceeded:
+		return codes.ResourceExhausted
+	case Unavailable:
+		return codes.Unavailable
+	default:
+		return codes.Internal
+	}
+}
+
+// AWSType is the AMP exception name (sent in x-amzn-ErrorType) for a cause,
+// used by the control-plane API so that the AWS SDKs decode the error.
+func AWSType(c Cause) string {
+	switch c {
+	case BadData, TooLarge, UnsupportedMediaType:
+		return "ValidationException"
+	case NotFound:
+		return "ResourceNotFoundException"
+	case Conflict:
+		return "ConflictException"
+	case TooManyRequests:
+		return "ThrottlingException"
+	case QuotaExceeded:
+		return "ServiceQuotaExceededException"
+	default:
+		return "InternalServerException"
+	}
+}

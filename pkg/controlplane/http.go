@@ -1,0 +1,235 @@
+package controlplane
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/vigil-metrics/vigil/pkg/apierror"
+	"github.com/vigil-metrics/vigil/pkg/tenant"
+)
+
+// maxControlBody bounds control-plane request bodies.
+const maxControlBody = 1 << 20
+
+// Handler serves the workspace operations of AMP's REST API.
+type Handler struct {
+	store *Store
+	cfg   Config
+}
+
+// NewHandler returns the HTTP handlers over store.
+func NewHandler(cfg Config, store *Store) *Handler {
+	return &Handler{store: store, cfg: cfg}
+}
+
+type statusJSON struct {
+	StatusCode string `json:"statusCode"`
+}
+
+type workspaceJSON struct {
+	Alias              string            `json:"alias,omitempty"`
+	ARN                string            `json:"arn"`
+	CreatedAt          float64           `json:"createdAt"`
+	KMSKeyARN          string            `json:"kmsKeyArn,omitempty"`
+	PrometheusEndpoint string            `json:"prometheusEndpoint,omitempty"`
+	Status             statusJSON        `json:"status"`
+	Tags               map[string]string `json:"tags,omitempty"`
+	WorkspaceID        string            `json:"workspaceId"`
+}
+
+func (h *Handler) describe(r *http.Request, ws *Workspace, withEndpoint bool) workspaceJSON {
+	out := workspaceJSON{
+		Alias:       ws.Alias,
+		ARN:         ws.ARN,
+		CreatedAt:   float64(ws.CreatedAt.UnixMilli()) / 1000,
+		KMSKeyARN:   ws.KMSKeyARN,
+		Status:      statusJSON{StatusCode: ws.Status},
+		Tags:        ws.Tags,
+		WorkspaceID: ws.ID,
+	}
+	if withEndpoint {
+		out.PrometheusEndpoint = h.endpoint(r, ws.ID)
+	}
+	return out
+}
+
+// endpoint is the workspace's Prometheus-compatible base URL; remote write
+// goes to <endpoint>api/v1/remote_write and queries to <endpoint>api/v1/query.
+func (h *Handler) endpoint(r *http.Request, id string) string {
+	base := strings.TrimSuffix(h.cfg.PublicURL, "/")
+	if base == "" {
+		scheme := "http"
+		if r.TLS != nil {
+			scheme = "https"
+		}
+		base = scheme + "://" + r.Host
+	}
+	return base + "/workspaces/" + id + "/"
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func validation(format string, args ...any) error {
+	return apierror.New(apierror.BadData, apierror.IDValidation, format, args...)
+}
+
+func account(r *http.Request) (string, error) {
+	a, ok := tenant.Account(r.Context())
+	if !ok {
+		return "", apierror.New(apierror.Internal, apierror.IDMissingTenant, "no caller identity on the request")
+	}
+	return a, nil
+}
+
+func validateTags(tags map[string]string) error {
+	if len(tags) > 50 { // AMP quota: 50 tags per resource.
+		return validation("A resource can have at most 50 tags, got %d.", len(tags))
+	}
+	for k, v := range tags {
+		if n := utf8.RuneCountInString(k); n < 1 || n > 128 {
+			return validation("Tag key %q must be 1 to 128 characters long.", k)
+		}
+		if strings.HasPrefix(strings.ToLower(k), "aws:") {
+			return validation("Tag key %q uses the reserved prefix aws:.", k)
+		}
+		if utf8.RuneCountInString(v) > 256 {
+			return validation("Tag value of %q must be at most 256 characters long.", k)
+		}
+	}
+	return nil
+}
+
+// Create handles CreateWorkspace: POST /workspaces.
+func (h *Handler) Create(w http.ResponseWriter, r *http.Request) {
+	acct, err := account(r)
+	if err != nil {
+		apierror.WriteAWS(w, err)
+		return
+	}
+	var in struct {
+		Alias       *string           `json:"alias"`
+		ClientToken string            `json:"clientToken"`
+		KMSKeyARN   string            `json:"kmsKeyArn"`
+		Tags        map[string]string `json:"tags"`
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxControlBody+1))
+	if err != nil {
+		apierror.WriteAWS(w, validation("Cannot read the request body: %v", err))
+		return
+	}
+	if len(body) > 0 {
+		if err := json.Unmarshal(body, &in); err != nil {
+			apierror.WriteAWS(w, validation("The request body is not valid JSON: %v", err))
+			return
+		}
+	}
+	ci := CreateInput{Tags: in.Tags, KMSKeyARN: in.KMSKeyARN}
+	if in.Alias != nil {
+		if n := utf8.RuneCountInString(*in.Alias); n < 1 || n > 100 {
+			apierror.WriteAWS(w, validation("alias must be 1 to 100 characters long."))
+			return
+		}
+		ci.Alias = *in.Alias
+	}
+	if err := validateTags(in.Tags); err != nil {
+		apierror.WriteAWS(w, err)
+		return
+	}
+	ws, err := h.store.Create(r.Context(), acct, ci)
+	if err != nil {
+		apierror.WriteAWS(w, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, struct {
+		ARN         string            `json:"arn"`
+		KMSKeyARN   string            `json:"kmsKeyArn,omitempty"`
+		Status      statusJSON        `json:"status"`
+		Tags        map[string]string `json:"tags,omitempty"`
+		WorkspaceID string            `json:"workspaceId"`
+	}{ws.ARN, ws.KMSKeyARN, statusJSON{StatusCode: ws.Status}, ws.Tags, ws.ID})
+}
+
+// Describe handles DescribeWorkspace: GET /workspaces/{workspaceId}.
+func (h *Handler) Describe(w http.ResponseWriter, r *http.Request) {
+	acct, err := account(r)
+	if err != nil {
+		apierror.WriteAWS(w, err)
+		return
+	}
+	ws, err := h.store.Describe(r.Context(), acct, r.PathValue("workspaceId"))
+	if err != nil {
+		apierror.WriteAWS(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"workspace": h.describe(r, ws, true)})
+}
+
+// Delete handles DeleteWorkspace: DELETE /workspaces/{workspaceId}.
+func (h *Handler) Delete(w http.ResponseWriter, r *http.Request) {
+	acct, err := account(r)
+	if err != nil {
+		apierror.WriteAWS(w, err)
+		return
+	}
+	if err := h.store.Delete(r.Context(), acct, r.PathValue("workspaceId")); err != nil {
+		apierror.WriteAWS(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusAccepted)
+}
+
+// List handles ListWorkspaces: GET /workspaces?alias=&maxResults=&nextToken=.
+func (h *Handler) List(w http.ResponseWriter, r *http.Request) {
+	acct, err := account(r)
+	if err != nil {
+		apierror.WriteAWS(w, err)
+		return
+	}
+	q := r.URL.Query()
+	maxResults := 100
+	if s := q.Get("maxResults"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 1000 {
+			apierror.WriteAWS(w, validation("maxResults must be an integer from 1 to 1000."))
+			return
+		}
+		maxResults = n
+	}
+	start := 0
+	if tok := q.Get("nextToken"); tok != "" {
+		raw, err := base64.RawURLEncoding.DecodeString(tok)
+		n, convErr := strconv.Atoi(string(raw))
+		if err != nil || convErr != nil || n < 0 {
+			apierror.WriteAWS(w, validation("nextToken is not valid."))
+			return
+		}
+		start = n
+	}
+	all, err := h.store.List(r.Context(), acct, q.Get("alias"))
+	if err != nil {
+		apierror.WriteAWS(w, err)
+		return
+	}
+	if start > len(all) {
+		start = len(all)
+	}
+	end := min(start+maxResults, len(all))
+	page := make([]workspaceJSON, 0, end-start)
+	for _, ws := range all[start:end] {
+		page = append(page, h.describe(r, ws, false))
+	}
+	resp := map[string]any{"workspaces": page}
+	if end < len(all) {
+		resp["nextToken"] = base64.RawURLEncoding.EncodeToString([]byte(strconv.Itoa(end)))
+	}
+	writeJSON(w, http.StatusOK, resp)
+}

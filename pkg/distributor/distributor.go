@@ -1,0 +1,194 @@
+package distributor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+
+	"github.com/go-kit/log"
+	"github.com/grafana/dskit/httpgrpc"
+	"github.com/grafana/dskit/ring"
+	"github.com/grafana/dskit/services"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/prompb"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/vigil-metrics/vigil/pkg/apierror"
+	"github.com/vigil-metrics/vigil/pkg/ingester/client"
+	"github.com/vigil-metrics/vigil/pkg/tenant"
+)
+
+// Ingesters resolves a ring instance to a client.
+type Ingesters func(inst ring.InstanceDesc) (client.Ingester, error)
+
+// Distributor validates, shards and replicates pushed series.
+type Distributor struct {
+	services.Service
+
+	cfg       Config
+	ring      ring.DoBatchRing
+	ingesters Ingesters
+	limits    Limits
+	metrics   *metrics
+	logger    log.Logger
+}
+
+// New returns a distributor writing to the ingesters of r. deps are services
+// (such as the client pool) that must run while the distributor runs.
+func New(cfg Config, r ring.DoBatchRing, ingesters Ingesters, limits Limits, reg prometheus.Registerer, logger log.Logger) (*Distributor, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	d := &Distributor{
+		cfg:       cfg,
+		ring:      r,
+		ingesters: ingesters,
+		limits:    limits,
+		metrics:   newMetrics(reg),
+		logger:    logger,
+	}
+	d.Service = services.NewIdleService(nil, nil)
+	return d, nil
+}
+
+var keysPool = sync.Pool{New: func() any { s := make([]uint32, 0, 1024); return &s }}
+
+// Push validates req, drops the invalid series and replicates the rest to
+// the ingesters of the workspace in ctx. cleanup (which may be nil) is called
+// once no goroutine uses req any more, which can be after Push returns: the
+// slowest replica may still be writing after quorum was reached.
+//
+// A request with invalid series stores its valid ones and returns a BadData
+// error naming the first invalid one, as Prometheus's and Mimir's receivers do.
+func (d *Distributor) Push(ctx context.Context, req *prompb.WriteRequest, cleanup func()) error {
+	if cleanup == nil {
+		cleanup = func() {}
+	}
+	id, err := tenant.ID(ctx)
+	if err != nil {
+		cleanup()
+		return apierror.New(apierror.BadData, apierror.IDMissingTenant, "%v", err)
+	}
+	d.metrics.receivedRequests.Inc()
+
+	var firstInvalid error
+	valid := req.Timeseries[:0]
+	samples := 0
+	for i := range req.Timeseries {
+		ts := &req.Timeseries[i]
+		if verr := validateSeries(d.limits, id, ts); verr != nil {
+			d.metrics.discardedSamples.WithLabelValues(verr.reason).Add(float64(len(ts.Samples) + len(ts.Histograms)))
+			if firstInvalid == nil {
+				firstInvalid = verr.err
+			}
+			continue
+		}
+		samples += len(ts.Samples) + len(ts.Histograms)
+		valid = append(valid, *ts)
+	}
+	req.Timeseries = valid
+	d.metrics.receivedSamples.Add(float64(samples))
+	if len(valid) == 0 {
+		cleanup()
+		return firstInvalid
+	}
+
+	keysPtr := keysPool.Get().(*[]uint32)
+	keys := (*keysPtr)[:0]
+	for i := range valid {
+		keys = append(keys, shardToken(id, valid[i].Labels))
+	}
+	// Ingester pushes outlive the HTTP request when a slow replica is still
+	// writing after quorum: give them their own deadline.
+	pushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg.RemoteTimeout)
+	err = ring.DoBatchWithOptions(pushCtx, ring.WriteNoExtend, d.ring, keys, func(inst ring.InstanceDesc, idxs []int) error {
+		c, err := d.ingesters(inst)
+		if err != nil {
+			return err
+		}
+		sub := req
+		if len(idxs) != len(valid) {
+			sub = &prompb.WriteRequest{Timeseries: make([]prompb.TimeSeries, len(idxs))}
+			for j, idx := range idxs {
+				sub.Timeseries[j] = valid[idx]
+			}
+		}
+		return c.Push(pushCtx, sub)
+	}, ring.DoBatchOptions{
+		Cleanup: func() {
+			cancel()
+			*keysPtr = keys[:0]
+			keysPool.Put(keysPtr)
+			cleanup()
+		},
+		IsClientError: func(err error) bool { return HTTPStatus(err)/100 == 4 },
+	})
+	if err != nil {
+		return err
+	}
+	return firstInvalid
+}
+
+// shardToken hashes the workspace and the (sorted) labels of a series with
+// 32-bit FNV-1a: every replica of a series, and every sample of it, lands on
+// the same ingesters.
+func shardToken(workspace string, ls []prompb.Label) uint32 {
+	const (
+		offset = 2166136261
+		prime  = 16777619
+	)
+	h := uint32(offset)
+	for i := 0; i < len(workspace); i++ {
+		h = (h ^ uint32(workspace[i])) * prime
+	}
+	for _, l := range ls {
+		h = (h ^ 0xff) * prime
+		for i := 0; i < len(l.Name); i++ {
+			h = (h ^ uint32(l.Name[i])) * prime
+		}
+		h = (h ^ 0xfe) * prime
+		for i := 0; i < len(l.Value); i++ {
+			h = (h ^ uint32(l.Value[i])) * prime
+		}
+	}
+	return h
+}
+
+// HTTPStatus is the status a push error is answered with: the cause of a
+// Vigil error, the HTTP code carried by an ingester's httpgrpc error, 503 for
+// ingesters that could not be reached, 500 for anything else.
+func HTTPStatus(err error) int {
+	var ae *apierror.Error
+	if errors.As(err, &ae) {
+		return apierror.HTTPStatus(ae.Cause)
+	}
+	if resp, ok := httpgrpc.HTTPResponseFromError(err); ok {
+		return int(resp.Code)
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return http.StatusServiceUnavailable
+	}
+	if s, ok := status.FromError(err); ok {
+		switch s.Code() {
+		case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled, codes.ResourceExhausted:
+			return http.StatusServiceUnavailable
+		case codes.InvalidArgument:
+			return http.StatusBadRequest
+		}
+	}
+	return http.StatusInternalServerError
+}
+
+// errorMessage is the text a push error is answered with.
+func errorMessage(err error) string {
+	if resp, ok := httpgrpc.HTTPResponseFromError(err); ok {
+		return string(resp.Body)
+	}
+	if s, ok := status.FromError(err); ok && s.Code() != codes.Unknown {
+		return fmt.Sprintf("failed pushing to ingesters: %s", s.Message())
+	}
+	return err.Error()
+}

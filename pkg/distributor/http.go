@@ -1,0 +1,143 @@
+package distributor
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"sync"
+
+	"github.com/go-kit/log/level"
+	"github.com/golang/snappy"
+	"github.com/prometheus/prometheus/prompb"
+
+	"github.com/vigil-metrics/vigil/pkg/apierror"
+)
+
+// Remote-write 1.0 wire details.
+const (
+	contentTypeProtobuf = "application/x-protobuf"
+	protoParamV1        = "prometheus.WriteRequest"
+	protoParamV2        = "io.prometheus.write.v2.Request"
+)
+
+// pushBuffers are the reusable buffers of one remote-write request.
+type pushBuffers struct {
+	body    bytes.Buffer
+	decoded []byte
+	req     prompb.WriteRequest
+}
+
+var buffersPool = sync.Pool{New: func() any { return &pushBuffers{} }}
+
+func (b *pushBuffers) release() {
+	// Keep the big slices, drop the references into the previous request.
+	for i := range b.req.Timeseries {
+		b.req.Timeseries[i] = prompb.TimeSeries{}
+	}
+	b.req.Timeseries = b.req.Timeseries[:0]
+	b.req.Metadata = b.req.Metadata[:0]
+	b.body.Reset()
+	buffersPool.Put(b)
+}
+
+// PushHandler serves Prometheus remote write 1.0 (snappy-compressed
+// protobuf) for the workspace in the request context.
+func (d *Distributor) PushHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		bufs := buffersPool.Get().(*pushBuffers)
+		if err := d.decode(r, bufs); err != nil {
+			bufs.release()
+			d.metrics.rejectedRequests.WithLabelValues(rejectReason(err)).Inc()
+			apierror.WriteText(w, err)
+			return
+		}
+		if err := d.Push(r.Context(), &bufs.req, bufs.release); err != nil {
+			code := HTTPStatus(err)
+			if code/100 == 5 {
+				level.Warn(d.logger).Log("msg", "push failed", "err", err)
+			}
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			w.WriteHeader(code)
+			_, _ = io.WriteString(w, errorMessage(err)+"\n")
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+}
+
+func rejectReason(err error) string {
+	switch apierror.CauseOf(err) {
+	case apierror.TooLarge:
+		return "too_large"
+	case apierror.UnsupportedMediaType:
+		return "unsupported_media_type"
+	default:
+		return "invalid_body"
+	}
+}
+
+// decode checks the headers of a remote-write request and decodes its body
+// into bufs.req.
+func (d *Distributor) decode(r *http.Request, bufs *pushBuffers) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, params, err := mime.ParseMediaType(ct)
+		if err != nil || mt != contentTypeProtobuf {
+			return apierror.New(apierror.UnsupportedMediaType, apierror.IDUnsupportedContentType,
+				"unsupported Content-Type %q: remote write expects %s", ct, contentTypeProtobuf)
+		}
+		switch params["proto"] {
+		case "", protoParamV1:
+		case protoParamV2:
+			return apierror.New(apierror.UnsupportedMediaType, apierror.IDUnsupportedContentType,
+				"remote write 2.0 (%s) is not accepted yet; send remote write 1.0 (%s)", protoParamV2, protoParamV1)
+		default:
+			return apierror.New(apierror.UnsupportedMediaType, apierror.IDUnsupportedContentType,
+				"unknown remote-write message type %q", params["proto"])
+		}
+	}
+	if enc := r.Header.Get("Content-Encoding"); enc != "" && enc != "snappy" {
+		return apierror.New(apierror.UnsupportedMediaType, apierror.IDUnsupportedContentType,
+			"unsupported Content-Encoding %q: remote write 1.0 bodies are snappy-compressed", enc)
+	}
+	limit := d.cfg.MaxRequestSizeBytes
+	tooLarge := func(size int64) error {
+		return apierror.New(apierror.TooLarge, apierror.IDRequestTooLarge,
+			"request body too large: %d bytes, limit %d bytes (-distributor.max-request-size-bytes)", size, limit)
+	}
+	if r.ContentLength > int64(limit) {
+		return tooLarge(r.ContentLength)
+	}
+	n, err := bufs.body.ReadFrom(io.LimitReader(r.Body, int64(limit)+1))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return tooLarge(mbe.Limit)
+		}
+		return apierror.New(apierror.BadData, apierror.IDInvalidRequestBody, "cannot read request body: %v", err)
+	}
+	if n > int64(limit) {
+		return tooLarge(n)
+	}
+	compressed := bufs.body.Bytes()
+	size, err := snappy.DecodedLen(compressed)
+	if err != nil {
+		return apierror.New(apierror.BadData, apierror.IDInvalidRequestBody, "request body is not valid snappy-compressed data: %v", err)
+	}
+	if size > d.cfg.MaxDecompressedSizeBytes {
+		return apierror.New(apierror.TooLarge, apierror.IDRequestTooLarge,
+			"decompressed request too large: %d bytes, limit %d bytes (-distributor.max-decompressed-request-size-bytes)", size, d.cfg.MaxDecompressedSizeBytes)
+	}
+	if cap(bufs.decoded) < size {
+		bufs.decoded = make([]byte, size)
+	}
+	decoded, err := snappy.Decode(bufs.decoded[:cap(bufs.decoded)], compressed)
+	if err != nil {
+		return apierror.New(apierror.BadData, apierror.IDInvalidRequestBody, "request body is not valid snappy-compressed data: %v", err)
+	}
+	if err := bufs.req.Unmarshal(decoded); err != nil {
+		return apierror.New(apierror.BadData, apierror.IDInvalidRequestBody, "request body is not a valid remote-write protobuf message: %v", err)
+	}
+	return nil
+}

@@ -1,0 +1,182 @@
+package ingester
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/grafana/dskit/httpgrpc"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/prompb"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/vigil-metrics/vigil/pkg/apierror"
+	"github.com/vigil-metrics/vigil/pkg/pb/ingesterpb"
+	"github.com/vigil-metrics/vigil/pkg/tenant"
+)
+
+// GRPCServer serves an Ingester over gRPC.
+type GRPCServer struct {
+	ing *Ingester
+}
+
+// NewGRPCServer returns the gRPC face of ing.
+func NewGRPCServer(ing *Ingester) *GRPCServer { return &GRPCServer{ing: ing} }
+
+var _ ingesterpb.IngesterServer = (*GRPCServer)(nil)
+
+// toGRPCError turns an apierror into a gRPC status. BadData-like causes travel
+// as httpgrpc errors carrying their HTTP status, which dskit's DoBatch reads
+// to tell client errors (not retried, not counted against quorum) from
+// server errors.
+func toGRPCError(err error) error {
+	if err == nil {
+		return nil
+	}
+	cause := apierror.CauseOf(err)
+	if code := apierror.HTTPStatus(cause); code/100 == 4 {
+		return httpgrpc.Error(code, err.Error())
+	}
+	return status.Error(apierror.GRPCCode(cause), err.Error())
+}
+
+func incomingTenant(ctx context.Context) (context.Context, error) {
+	_, ctx, err := tenant.FromIncomingContext(ctx)
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	return ctx, nil
+}
+
+// Push implements ingesterpb.IngesterServer.
+func (s *GRPCServer) Push(ctx context.Context, req *prompb.WriteRequest) (*ingesterpb.PushResponse, error) {
+	ctx, err := incomingTenant(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.ing.Push(ctx, req); err != nil {
+		return nil, toGRPCError(err)
+	}
+	return &ingesterpb.PushResponse{}, nil
+}
+
+// FromProtoMatchers converts wire matchers into Prometheus matchers.
+func FromProtoMatchers(in []prompb.LabelMatcher) ([]*labels.Matcher, error) {
+	out := make([]*labels.Matcher, 0, len(in))
+	for _, m := range in {
+		var t labels.MatchType
+		switch m.Type {
+		case prompb.LabelMatcher_EQ:
+			t = labels.MatchEqual
+		case prompb.LabelMatcher_NEQ:
+			t = labels.MatchNotEqual
+		case prompb.LabelMatcher_RE:
+			t = labels.MatchRegexp
+		case prompb.LabelMatcher_NRE:
+			t = labels.MatchNotRegexp
+		default:
+			return nil, fmt.Errorf("invalid matcher type %d", m.Type)
+		}
+		lm, err := labels.NewMatcher(t, m.Name, m.Value)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, lm)
+	}
+	return out, nil
+}
+
+func (s *GRPCServer) querier(ctx context.Context, mint, maxt int64, pm []prompb.LabelMatcher) (context.Context, storage.Querier, []*labels.Matcher, error) {
+	ctx, err := incomingTenant(ctx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	matchers, err := FromProtoMatchers(pm)
+	if err != nil {
+		return nil, nil, nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	q, err := s.ing.Querier(ctx, mint, maxt)
+	if err != nil {
+		return nil, nil, nil, toGRPCError(err)
+	}
+	return ctx, q, matchers, nil
+}
+
+// QueryStream implements ingesterpb.IngesterServer: it streams the matching
+// series, sorted by labels, in batches.
+func (s *GRPCServer) QueryStream(req *ingesterpb.QueryRequest, stream ingesterpb.Ingester_QueryStreamServer) error {
+	ctx, q, matchers, err := s.querier(stream.Context(), req.StartTimestampMs, req.EndTimestampMs, req.Matchers)
+	if err != nil {
+		return err
+	}
+	defer q.Close()
+	hints := &storage.SelectHints{Start: req.StartTimestampMs, End: req.EndTimestampMs}
+	ss := q.Select(ctx, true, hints, matchers...)
+	batch := make([]prompb.TimeSeries, 0, s.ing.cfg.QueryStreamBatch)
+	var it chunkenc.Iterator
+	for ss.Next() {
+		series := ss.At()
+		ts := prompb.TimeSeries{Labels: prompb.FromLabels(series.Labels(), nil)}
+		it = series.Iterator(it)
+		for vt := it.Next(); vt != chunkenc.ValNone; vt = it.Next() {
+			switch vt {
+			case chunkenc.ValFloat:
+				t, v := it.At()
+				ts.Samples = append(ts.Samples, prompb.Sample{Timestamp: t, Value: v})
+			case chunkenc.ValHistogram:
+				t, h := it.AtHistogram(nil)
+				ts.Histograms = append(ts.Histograms, prompb.FromIntHistogram(t, h))
+			case chunkenc.ValFloatHistogram:
+				t, h := it.AtFloatHistogram(nil)
+				ts.Histograms = append(ts.Histograms, prompb.FromFloatHistogram(t, h))
+			}
+		}
+		if err := it.Err(); err != nil {
+			return status.Error(codes.Internal, err.Error())
+		}
+		batch = append(batch, ts)
+		if len(batch) == cap(batch) {
+			if err := stream.Send(&ingesterpb.QueryStreamResponse{Timeseries: batch}); err != nil {
+				return err
+			}
+			batch = batch[:0]
+		}
+	}
+	if err := ss.Err(); err != nil {
+		return status.Error(codes.Internal, err.Error())
+	}
+	if len(batch) > 0 {
+		return stream.Send(&ingesterpb.QueryStreamResponse{Timeseries: batch})
+	}
+	return nil
+}
+
+// LabelNames implements ingesterpb.IngesterServer.
+func (s *GRPCServer) LabelNames(ctx context.Context, req *ingesterpb.LabelNamesRequest) (*ingesterpb.LabelNamesResponse, error) {
+	ctx, q, matchers, err := s.querier(ctx, req.StartTimestampMs, req.EndTimestampMs, req.Matchers)
+	if err != nil {
+		return nil, err
+	}
+	defer q.Close()
+	names, _, err := q.LabelNames(ctx, nil, matchers...)
+	if err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	return &ingesterpb.LabelNamesResponse{LabelNames: names}, nil
+}
+
+// LabelValues implements ingesterpb.IngesterServer.
+func (s *GRPCServer) LabelValues(ctx context.Context, req *ingesterpb.LabelValuesRequest) (*ingesterpb.LabelValuesResponse, error) {
+	ctx, q, matchers, err := s.querier(ctx, req.StartTimestampMs, req.EndTimestampMs, req.Matchers)
+	if err != nil {
+		return nil, err
+	}
+	defer q.Close()
+	values, _, err := q.LabelValues(ctx, req.LabelName, nil, matchers...)
+	if err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	return &ingesterpb.LabelValuesResponse{LabelValues: values}, nil
+}

@@ -1,0 +1,35 @@
+package ingester
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+type metrics struct {
+	openTSDBs         prometheus.Gauge
+	ingestedSamples   prometheus.Counter
+	ingestedHistogram prometheus.Counter
+	discardedSamples  *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	f := promauto.With(reg)
+	return &metrics{
+		openTSDBs: f.NewGauge(prometheus.GaugeOpts{
+			Name: "vigil_ingester_open_tsdbs",
+			Help: "Number of workspace TSDBs open on this ingester.",
+		}),
+		ingestedSamples: f.NewCounter(prometheus.CounterOpts{
+			Name: "vigil_ingester_ingested_samples_total",
+			Help: "Float samples appended to workspace TSDBs.",
+		}),
+		ingestedHistogram: f.NewCounter(prometheus.CounterOpts{
+			Name: "vigil_ingester_ingested_histograms_total",
+			Help: "Native histogram samples appended to workspace TSDBs.",
+		}),
+		discardedSamples: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "vigil_ingester_discarded_samples_total",
+			Help: "Samples the TSDB rejected, by AMP discard reason.",
+		}, []string{"reason"}),
+	}
+}

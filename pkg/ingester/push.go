@@ -1,0 +1,157 @@
+package ingester
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/prometheus/prometheus/model/histogram"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/prompb"
+	"github.com/prometheus/prometheus/storage"
+
+	"github.com/vigil-metrics/vigil/pkg/apierror"
+	"github.com/vigil-metrics/vigil/pkg/tenant"
+)
+
+// AMP's discard reasons for samples the TSDB rejects.
+const (
+	reasonOutOfOrder   = "sample-out-of-order"
+	reasonDuplicate    = "new-value-for-timestamp"
+	reasonOutOfBounds  = "greater_than_max_sample_age"
+	maxReportedSamples = 1
+)
+
+var builderPool = sync.Pool{New: func() any { return &labels.ScratchBuilder{} }}
+
+// rejection remembers the first sample of a push the TSDB refused, so the
+// client gets one readable reason while the rest of the batch is stored.
+type rejection struct {
+	err    error
+	series labels.Labels
+	ts     int64
+	count  int
+}
+
+func (r *rejection) add(err error, lset labels.Labels, ts int64) {
+	if r.count < maxReportedSamples {
+		r.err, r.series, r.ts = err, lset, ts
+	}
+	r.count++
+}
+
+func (r *rejection) toError() error {
+	if r.count == 0 {
+		return nil
+	}
+	id, what := apierror.IDSampleOutOfBounds, "the sample is older than the oldest time this workspace still accepts"
+	switch {
+	case errors.Is(r.err, storage.ErrOutOfOrderSample):
+		id, what = apierror.IDSampleOutOfOrder, "the sample is older than the latest sample of its series (out of order)"
+	case errors.Is(r.err, storage.ErrDuplicateSampleForTimestamp):
+		id, what = apierror.IDSampleDuplicate, "the series already has a different value at this timestamp (duplicate sample for timestamp)"
+	}
+	return apierror.New(apierror.BadData, id, "%d sample(s) rejected: %s; first rejected sample: timestamp %s, series %s",
+		r.count, what, time.UnixMilli(r.ts).UTC().Format(time.RFC3339Nano), r.series.String())
+}
+
+func discardReason(err error) (string, bool) {
+	switch {
+	case errors.Is(err, storage.ErrOutOfOrderSample):
+		return reasonOutOfOrder, true
+	case errors.Is(err, storage.ErrDuplicateSampleForTimestamp):
+		return reasonDuplicate, true
+	case errors.Is(err, storage.ErrOutOfBounds), errors.Is(err, storage.ErrTooOldSample):
+		return reasonOutOfBounds, true
+	}
+	return "", false
+}
+
+// Push appends the samples of req to the TSDB of the workspace in ctx. Samples
+// the TSDB refuses (out of order, duplicate timestamp, too old) are skipped
+// and reported in a BadData error after the rest of the batch is committed.
+func (i *Ingester) Push(ctx context.Context, req *prompb.WriteRequest) error {
+	id, err := tenant.ID(ctx)
+	if err != nil {
+		return apierror.New(apierror.BadData, apierror.IDMissingTenant, "%v", err)
+	}
+	u, err := i.acquire(id, true)
+	if err != nil {
+		return err
+	}
+	defer u.release()
+
+	app := u.db.Appender(ctx)
+	b := builderPool.Get().(*labels.ScratchBuilder)
+	defer builderPool.Put(b)
+	var (
+		rej               rejection
+		floats, histos    int
+		discardedByReason map[string]int
+	)
+	discard := func(err error, lset labels.Labels, ts int64) bool {
+		reason, ok := discardReason(err)
+		if !ok {
+			return false
+		}
+		if discardedByReason == nil {
+			discardedByReason = map[string]int{}
+		}
+		discardedByReason[reason]++
+		rej.add(err, lset, ts)
+		return true
+	}
+	for _, ts := range req.Timeseries {
+		b.Reset()
+		for _, l := range ts.Labels {
+			b.Add(l.Name, l.Value)
+		}
+		b.Sort()
+		lset := b.Labels()
+		var ref storage.SeriesRef
+		for _, s := range ts.Samples {
+			r, err := app.Append(ref, lset, s.Timestamp, s.Value)
+			if err == nil {
+				ref = r
+				floats++
+				continue
+			}
+			if !discard(err, lset, s.Timestamp) {
+				_ = app.Rollback()
+				return fmt.Errorf("append sample of workspace %s: %w", id, err)
+			}
+		}
+		for _, h := range ts.Histograms {
+			var (
+				ih *histogram.Histogram
+				fh *histogram.FloatHistogram
+			)
+			if h.IsFloatHistogram() {
+				fh = h.ToFloatHistogram()
+			} else {
+				ih = h.ToIntHistogram()
+			}
+			r, err := app.AppendHistogram(ref, lset, h.Timestamp, ih, fh)
+			if err == nil {
+				ref = r
+				histos++
+				continue
+			}
+			if !discard(err, lset, h.Timestamp) {
+				_ = app.Rollback()
+				return fmt.Errorf("append histogram of workspace %s: %w", id, err)
+			}
+		}
+	}
+	if err := app.Commit(); err != nil {
+		return fmt.Errorf("commit samples of workspace %s: %w", id, err)
+	}
+	i.metrics.ingestedSamples.Add(float64(floats))
+	i.metrics.ingestedHistogram.Add(float64(histos))
+	for reason, n := range discardedByReason {
+		i.metrics.discardedSamples.WithLabelValues(reason).Add(float64(n))
+	}
+	return rej.toError()
+}

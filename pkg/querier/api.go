@@ -1,0 +1,106 @@
+package querier
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/go-kit/log"
+	"github.com/grafana/regexp"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/route"
+	"github.com/prometheus/prometheus/config"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/prometheus/prometheus/util/notifications"
+	v1 "github.com/prometheus/prometheus/web/api/v1"
+
+	"github.com/vigil-metrics/vigil/pkg/apierror"
+	"github.com/vigil-metrics/vigil/pkg/logging"
+)
+
+// servedPaths are the Prometheus API endpoints Vigil serves so far.
+var servedPaths = []string{
+	"/api/v1/query",
+	"/api/v1/query_range",
+	"/api/v1/labels",
+	"/api/v1/series",
+	"/api/v1/format_query",
+	"/api/v1/parse_query",
+}
+
+var labelValuesPath = regexp.MustCompile(`^/api/v1/label/[^/]+/values$`)
+
+// NewEngine returns the PromQL engine configured as Prometheus's defaults,
+// with the limits of cfg.
+func NewEngine(cfg Config, reg prometheus.Registerer, logger log.Logger) *promql.Engine {
+	return promql.NewEngine(promql.EngineOpts{
+		Logger:               logging.Slog(logger),
+		Reg:                  reg,
+		MaxSamples:           cfg.MaxSamples,
+		Timeout:              cfg.Timeout,
+		LookbackDelta:        cfg.LookbackDelta,
+		EnableAtModifier:     true,
+		EnableNegativeOffset: true,
+		EnablePerStepStats:   true,
+		NoStepSubqueryIntervalFn: func(int64) int64 {
+			return cfg.DefaultEvalInterval.Milliseconds()
+		},
+		Parser: parser.NewParser(parser.Options{}),
+	})
+}
+
+// NewHandler returns an http.Handler serving the Prometheus query API (paths
+// under /api/v1/) over queryable, with Prometheus's own request parsing and
+// JSON encoding. The workspace comes from each request's context.
+func NewHandler(cfg Config, engine promql.QueryEngine, queryable *Queryable, reg prometheus.Registerer, logger log.Logger) http.Handler {
+	slogger := logging.Slog(logger)
+	api := v1.NewAPI(
+		engine, queryable, nil, nil,
+		nil, nil, nil,
+		func() config.Config { return config.DefaultConfig },
+		map[string]string{},
+		v1.GlobalURLOptions{},
+		func(f http.HandlerFunc) http.HandlerFunc { return f },
+		nil, "", false, false, 0,
+		slogger,
+		nil,
+		0, 1, 1<<20,
+		false,
+		nil,
+		nil,
+		&v1.PrometheusVersion{},
+		func() []notifications.Notification { return nil },
+		func() (<-chan notifications.Notification, func(), bool) { return nil, func() {}, false },
+		prometheus.NewRegistry(),
+		prometheus.WrapRegistererWithPrefix("vigil_querier_", reg),
+		nil,
+		false, nil,
+		false, false, false,
+		cfg.LookbackDelta,
+		false, false,
+		nil, nil,
+		v1.OpenAPIOptions{},
+		nil,
+		false,
+		cfg.Timeout,
+	)
+	router := route.New()
+	api.Register(router.WithPrefix("/api/v1"))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !served(r.URL.Path) {
+			apierror.WritePrometheus(w, apierror.New(apierror.NotFound, "", "unknown or not yet served API endpoint %s", r.URL.Path))
+			return
+		}
+		router.ServeHTTP(w, r)
+	})
+}
+
+func served(path string) bool {
+	path = strings.TrimSuffix(path, "/")
+	for _, p := range servedPaths {
+		if path == p {
+			return true
+		}
+	}
+	return labelValuesPath.MatchString(path)
+}

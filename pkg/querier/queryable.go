@@ -1,0 +1,192 @@
+package querier
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+
+	"github.com/grafana/dskit/ring"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/util/annotations"
+
+	"github.com/vigil-metrics/vigil/pkg/ingester/client"
+)
+
+// Ingesters resolves a ring instance to a client.
+type Ingesters func(inst ring.InstanceDesc) (client.Ingester, error)
+
+// Queryable is a storage.Queryable over the ingesters of a ring. The
+// workspace comes from the context of each call.
+type Queryable struct {
+	ring      ring.ReadRing
+	ingesters Ingesters
+}
+
+// NewQueryable returns a Queryable over the ingesters of r.
+func NewQueryable(r ring.ReadRing, ingesters Ingesters) *Queryable {
+	return &Queryable{ring: r, ingesters: ingesters}
+}
+
+// Querier implements storage.Queryable.
+func (q *Queryable) Querier(mint, maxt int64) (storage.Querier, error) {
+	return &querier{q: q, mint: mint, maxt: maxt}, nil
+}
+
+// ChunkQuerier implements storage.ChunkQueryable (used by remote read).
+func (q *Queryable) ChunkQuerier(mint, maxt int64) (storage.ChunkQuerier, error) {
+	return &chunkQuerier{querier{q: q, mint: mint, maxt: maxt}}, nil
+}
+
+type querier struct {
+	q          *Queryable
+	mint, maxt int64
+
+	mu      sync.Mutex
+	closers []storage.Querier
+}
+
+func (q *querier) hold(iq storage.Querier) {
+	q.mu.Lock()
+	q.closers = append(q.closers, iq)
+	q.mu.Unlock()
+}
+
+// Close closes every ingester querier opened by this querier.
+func (q *querier) Close() error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var errs []error
+	for _, c := range q.closers {
+		errs = append(errs, c.Close())
+	}
+	q.closers = nil
+	return errors.Join(errs...)
+}
+
+func (q *querier) open(ctx context.Context, inst *ring.InstanceDesc) (storage.Querier, error) {
+	c, err := q.q.ingesters(*inst)
+	if err != nil {
+		return nil, err
+	}
+	iq, err := c.Querier(ctx, q.mint, q.maxt)
+	if err != nil {
+		return nil, err
+	}
+	q.hold(iq)
+	return iq, nil
+}
+
+// forQuorum runs f on enough ingesters to see every acknowledged write: the
+// only one when there is one, a quorum of zones or instances otherwise.
+func forQuorum[T any](ctx context.Context, q *querier, f func(context.Context, storage.Querier) (T, error)) ([]T, error) {
+	rs, err := q.q.ring.GetReplicationSetForOperation(ring.Read)
+	if err != nil {
+		return nil, err
+	}
+	return ring.DoUntilQuorum(ctx, rs, ring.DoUntilQuorumConfig{}, func(ctx context.Context, inst *ring.InstanceDesc) (T, error) {
+		var zero T
+		iq, err := q.open(ctx, inst)
+		if err != nil {
+			return zero, err
+		}
+		return f(ctx, iq)
+	}, func(T) {})
+}
+
+// Select returns the matching series of every replica merged into one set;
+// a sample held by several replicas appears once.
+func (q *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
+	rs, err := q.q.ring.GetReplicationSetForOperation(ring.Read)
+	if err != nil {
+		return storage.ErrSeriesSet(err)
+	}
+	if len(rs.Instances) == 1 {
+		// One replica (monolithic mode): hand the TSDB's own lazy set through.
+		iq, err := q.open(ctx, &rs.Instances[0])
+		if err != nil {
+			return storage.ErrSeriesSet(err)
+		}
+		return iq.Select(ctx, true, hints, ms...)
+	}
+	// Several replicas: collect each replica's series handles (not their
+	// samples) while its call is live, so a failing replica counts against
+	// the quorum, then merge the sorted lists.
+	lists, err := ring.DoUntilQuorum(ctx, rs, ring.DoUntilQuorumConfig{}, func(ctx context.Context, inst *ring.InstanceDesc) ([]storage.Series, error) {
+		iq, err := q.open(ctx, inst)
+		if err != nil {
+			return nil, err
+		}
+		ss := iq.Select(ctx, true, hints, ms...)
+		var series []storage.Series
+		for ss.Next() {
+			series = append(series, ss.At())
+		}
+		return series, ss.Err()
+	}, func([]storage.Series) {})
+	if err != nil {
+		return storage.ErrSeriesSet(err)
+	}
+	sets := make([]storage.SeriesSet, 0, len(lists))
+	for _, l := range lists {
+		sets = append(sets, &listSeriesSet{series: l, i: -1})
+	}
+	return storage.NewMergeSeriesSet(sets, 0, storage.ChainedSeriesMerge)
+}
+
+// LabelNames returns the union of the label names of every replica.
+func (q *querier) LabelNames(ctx context.Context, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	res, err := forQuorum(ctx, q, func(ctx context.Context, iq storage.Querier) ([]string, error) {
+		names, _, err := iq.LabelNames(ctx, hints, ms...)
+		return names, err
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return union(res, hints), nil, nil
+}
+
+// LabelValues returns the union of the label values of every replica.
+func (q *querier) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	res, err := forQuorum(ctx, q, func(ctx context.Context, iq storage.Querier) ([]string, error) {
+		values, _, err := iq.LabelValues(ctx, name, hints, ms...)
+		return values, err
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return union(res, hints), nil, nil
+}
+
+func union(lists [][]string, hints *storage.LabelHints) []string {
+	var out []string
+	for _, l := range lists {
+		out = append(out, l...)
+	}
+	slices.Sort(out)
+	out = slices.Compact(out)
+	if hints != nil && hints.Limit > 0 && len(out) > hints.Limit {
+		out = out[:hints.Limit]
+	}
+	return out
+}
+
+type listSeriesSet struct {
+	series []storage.Series
+	i      int
+}
+
+func (s *listSeriesSet) Next() bool                        { s.i++; return s.i < len(s.series) }
+func (s *listSeriesSet) At() storage.Series                { return s.series[s.i] }
+func (s *listSeriesSet) Err() error                        { return nil }
+func (s *listSeriesSet) Warnings() annotations.Annotations { return nil }
+
+// chunkQuerier serves remote read by encoding the merged series into chunks.
+type chunkQuerier struct {
+	querier
+}
+
+func (c *chunkQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.ChunkSeriesSet {
+	return storage.NewSeriesSetToChunkSet(c.querier.Select(ctx, sortSeries, hints, ms...))
+}

@@ -1,0 +1,234 @@
+package vigil
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/go-kit/log/level"
+	"github.com/grafana/dskit/dns"
+	"github.com/grafana/dskit/kv"
+	"github.com/grafana/dskit/kv/memberlist"
+	"github.com/grafana/dskit/modules"
+	"github.com/grafana/dskit/ring"
+	ringclient "github.com/grafana/dskit/ring/client"
+	"github.com/grafana/dskit/server"
+	"github.com/grafana/dskit/services"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc/health"
+	"google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/vigil-metrics/vigil/pkg/api"
+	"github.com/vigil-metrics/vigil/pkg/controlplane"
+	"github.com/vigil-metrics/vigil/pkg/distributor"
+	"github.com/vigil-metrics/vigil/pkg/ingester"
+	"github.com/vigil-metrics/vigil/pkg/ingester/client"
+	"github.com/vigil-metrics/vigil/pkg/pb/ingesterpb"
+	"github.com/vigil-metrics/vigil/pkg/querier"
+	"github.com/vigil-metrics/vigil/pkg/storage/bucket"
+)
+
+// Module names, sorted. The targetable ones are accepted by -target.
+const (
+	All          = "all"
+	API          = "api"
+	Distributor  = "distributor"
+	Ingester     = "ingester"
+	IngesterRing = "ingester-ring"
+	MemberlistKV = "memberlist-kv"
+	Querier      = "querier"
+	Router       = "router"
+	Server       = "server"
+	Workspaces   = "workspaces"
+)
+
+// deps is the module graph: each module starts after, and stops before, the
+// modules it depends on.
+var deps = map[string][]string{
+	All:          {API, Distributor, Ingester, Querier},
+	API:          {Router},
+	Distributor:  {Router, IngesterRing},
+	Ingester:     {Server, MemberlistKV},
+	IngesterRing: {MemberlistKV},
+	MemberlistKV: {Server},
+	Querier:      {Router, IngesterRing},
+	Router:       {Server, Workspaces},
+	Server:       nil,
+	Workspaces:   nil,
+}
+
+func (t *Vigil) setupModules() (*modules.Manager, error) {
+	mm := modules.NewManager(t.Logger)
+	mm.RegisterModule(Server, t.initServer, modules.UserInvisibleModule)
+	mm.RegisterModule(MemberlistKV, t.initMemberlistKV, modules.UserInvisibleModule)
+	mm.RegisterModule(IngesterRing, t.initIngesterRing, modules.UserInvisibleModule)
+	mm.RegisterModule(Workspaces, t.initWorkspaces, modules.UserInvisibleModule)
+	mm.RegisterModule(Router, t.initRouter, modules.UserInvisibleModule)
+	mm.RegisterModule(API, t.initAPI)
+	mm.RegisterModule(Distributor, t.initDistributor)
+	mm.RegisterModule(Ingester, t.initIngester)
+	mm.RegisterModule(Querier, t.initQuerier)
+	mm.RegisterModule(All, nil)
+	for mod, targets := range deps {
+		if err := mm.AddDependency(mod, targets...); err != nil {
+			return nil, err
+		}
+	}
+	return mm, nil
+}
+
+func (t *Vigil) initServer() (services.Service, error) {
+	t.Cfg.Server.Registerer = t.Registerer
+	t.Cfg.Server.Gatherer = t.Gatherer
+	t.Cfg.Server.Log = t.Logger
+	srv, err := server.New(t.Cfg.Server)
+	if err != nil {
+		return nil, err
+	}
+	t.Server = srv
+	grpc_health_v1.RegisterHealthServer(srv.GRPC, health.NewServer())
+	srv.HTTP.Path("/ready").Handler(http.HandlerFunc(t.readyHandler))
+	srv.HTTP.Path("/config").Handler(http.HandlerFunc(t.configHandler))
+	srv.HTTP.Path("/services").Handler(http.HandlerFunc(t.servicesHandler))
+	return newServerService(srv, t.otherServices), nil
+}
+
+func (t *Vigil) initMemberlistKV() (services.Service, error) {
+	t.Cfg.Memberlist.Codecs = append(t.Cfg.Memberlist.Codecs, ring.GetCodec())
+	dnsProvider := dns.NewProvider(dns.GolangResolverType, 0, t.Logger, prometheus.WrapRegistererWithPrefix("vigil_", t.Registerer))
+	t.MemberlistKV = memberlist.NewKVInitService(&t.Cfg.Memberlist, t.Logger, dnsProvider, t.Registerer)
+	t.Cfg.Ingester.Ring.KVStore.MemberlistKV = t.MemberlistKV.GetMemberlistKV
+	return t.MemberlistKV, nil
+}
+
+func (t *Vigil) initIngesterRing() (services.Service, error) {
+	r, err := ring.New(t.Cfg.Ingester.Ring.ToRingConfig(), ingester.RingName, ingester.RingKey, t.Logger, prometheus.WrapRegistererWithPrefix("vigil_", t.Registerer))
+	if err != nil {
+		return nil, fmt.Errorf("create ingester ring client: %w", err)
+	}
+	t.IngesterRing = r
+	t.Server.HTTP.Path("/ingester/ring").Handler(r)
+	return r, nil
+}
+
+func (t *Vigil) initWorkspaces() (services.Service, error) {
+	bkt, err := bucket.NewClient(t.Cfg.Storage, t.Cfg.DataDir, t.Logger)
+	if err != nil {
+		return nil, fmt.Errorf("create object-storage client: %w", err)
+	}
+	t.Bucket = bkt
+	t.Workspaces = controlplane.NewStore(t.Cfg.ControlPlane, bkt)
+	return services.NewIdleService(nil, func(error) error { return bkt.Close() }), nil
+}
+
+func (t *Vigil) initRouter() (services.Service, error) {
+	t.API = api.New(t.Cfg.Auth, t.Workspaces, t.Logger)
+	// Every path not taken by the server's own endpoints belongs to the API.
+	t.Server.HTTP.PathPrefix("/").Handler(t.API)
+	return nil, nil
+}
+
+func (t *Vigil) initAPI() (services.Service, error) {
+	t.API.RegisterControlPlane(controlplane.NewHandler(t.Cfg.ControlPlane, t.Workspaces))
+	return nil, nil
+}
+
+// ingesterPool returns a client pool for the ingester ring. The ingester of
+// this process, when it runs one, is called directly.
+func (t *Vigil) ingesterPool(component string) *ringclient.Pool {
+	reg := prometheus.WrapRegistererWith(prometheus.Labels{"component": component}, t.Registerer)
+	return client.NewPool(t.Cfg.IngesterClient, t.IngesterRing, func(inst ring.InstanceDesc) client.Ingester {
+		if t.Ingester != nil && inst.Id == t.Ingester.InstanceID() {
+			return t.Ingester
+		}
+		return nil
+	}, reg, t.Logger)
+}
+
+func poolGetter(pool *ringclient.Pool) func(ring.InstanceDesc) (client.Ingester, error) {
+	return func(inst ring.InstanceDesc) (client.Ingester, error) { return client.Get(pool, inst) }
+}
+
+func (t *Vigil) initDistributor() (services.Service, error) {
+	overrides, err := t.overrides()
+	if err != nil {
+		return nil, err
+	}
+	pool := t.ingesterPool("distributor")
+	d, err := distributor.New(t.Cfg.Distributor, t.IngesterRing, poolGetter(pool), overrides, t.Registerer, t.Logger)
+	if err != nil {
+		return nil, err
+	}
+	t.Distributor = d
+	t.API.RegisterPush(d.PushHandler())
+	return pool, nil
+}
+
+func (t *Vigil) initIngester() (services.Service, error) {
+	t.Cfg.Ingester.Ring.KVStore.MemberlistKV = t.MemberlistKV.GetMemberlistKV
+	kvClient, err := kv.NewClient(t.Cfg.Ingester.Ring.KVStore, ring.GetCodec(), kv.RegistererWithKVName(t.Registerer, "ingester-lifecycler"), t.Logger)
+	if err != nil {
+		return nil, fmt.Errorf("create ingester ring kv client: %w", err)
+	}
+	_, portStr, err := splitPort(t.Server.GRPCListenAddr().String())
+	if err != nil {
+		return nil, err
+	}
+	port, _ := strconv.Atoi(portStr)
+	ing, err := ingester.New(t.Cfg.Ingester, t.Cfg.DataDir, port, kvClient, t.Registerer, t.Logger)
+	if err != nil {
+		return nil, err
+	}
+	t.Ingester = ing
+	ingesterpb.RegisterIngesterServer(t.Server.GRPC, ingester.NewGRPCServer(ing))
+	return ing, nil
+}
+
+func (t *Vigil) initQuerier() (services.Service, error) {
+	pool := t.ingesterPool("querier")
+	queryable := querier.NewQueryable(t.IngesterRing, poolGetter(pool))
+	engine := querier.NewEngine(t.Cfg.Querier, t.Registerer, t.Logger)
+	t.API.RegisterQuery(querier.NewHandler(t.Cfg.Querier, engine, queryable, t.Registerer, t.Logger))
+	return pool, nil
+}
+
+// otherServices are the services the server must outlive: it stops last so
+// that the others can finish in-flight requests and leave the ring.
+func (t *Vigil) otherServices() []services.Service {
+	var out []services.Service
+	for name, s := range t.ServiceMap {
+		if name != Server {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// newServerService runs the dskit server as a service that returns when the
+// server stops (on SIGTERM or SIGINT, through the server's signal handler)
+// and shuts the server down only after every other service has stopped.
+func newServerService(srv *server.Server, others func() []services.Service) services.Service {
+	running := func(ctx context.Context) error {
+		errc := make(chan error, 1)
+		go func() { errc <- srv.Run() }()
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-errc:
+			return err // nil on a termination signal: a clean stop
+		}
+	}
+	stopping := func(_ error) error {
+		for _, s := range others() {
+			_ = s.AwaitTerminated(context.Background())
+		}
+		srv.Shutdown()
+		return nil
+	}
+	return services.NewBasicService(nil, running, stopping)
+}
+
+func (t *Vigil) logStarted() {
+	level.Info(t.Logger).Log("msg", "vigil started", "targets", t.Cfg.Target.String(), "http", t.Server.HTTPListenAddr(), "grpc", t.Server.GRPCListenAddr())
+}

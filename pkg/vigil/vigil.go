@@ -1,0 +1,177 @@
+package vigil
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/go-kit/log"
+	"github.com/grafana/dskit/kv/memberlist"
+	"github.com/grafana/dskit/ring"
+	"github.com/grafana/dskit/server"
+	"github.com/grafana/dskit/services"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/thanos-io/objstore"
+	"gopkg.in/yaml.v3"
+
+	"github.com/vigil-metrics/vigil/pkg/api"
+	"github.com/vigil-metrics/vigil/pkg/controlplane"
+	"github.com/vigil-metrics/vigil/pkg/distributor"
+	"github.com/vigil-metrics/vigil/pkg/ingester"
+	"github.com/vigil-metrics/vigil/pkg/limits"
+)
+
+// Vigil is one Vigil process: the modules of its targets and what they share.
+type Vigil struct {
+	Cfg        Config
+	Registerer prometheus.Registerer
+	Gatherer   prometheus.Gatherer
+	Logger     log.Logger
+
+	ServiceMap map[string]services.Service
+	manager    *services.Manager
+
+	Server       *server.Server
+	MemberlistKV *memberlist.KVInitService
+	IngesterRing *ring.Ring
+	Bucket       objstore.Bucket
+	Workspaces   *controlplane.Store
+	API          *api.API
+	Ingester     *ingester.Ingester
+	Distributor  *distributor.Distributor
+
+	overridesOnce sync.Once
+	limits        *limits.Overrides
+	limitsErr     error
+}
+
+// New validates cfg and initialises the modules of its targets. Nothing runs
+// until Start.
+func New(cfg Config, reg *prometheus.Registry, logger log.Logger) (*Vigil, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid configuration: %w", err)
+	}
+	t := &Vigil{Cfg: cfg, Registerer: reg, Gatherer: reg, Logger: logger}
+	mm, err := t.setupModules()
+	if err != nil {
+		return nil, err
+	}
+	for _, target := range cfg.Target {
+		if !mm.IsTargetableModule(target) {
+			return nil, fmt.Errorf("unknown target %q; valid targets: %s", target, strings.Join(mm.UserVisibleModuleNames(), ", "))
+		}
+	}
+	t.ServiceMap, err = mm.InitModuleServices(cfg.Target...)
+	if err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// Start starts every service and waits until all are running.
+func (t *Vigil) Start(ctx context.Context) error {
+	svcs := make([]services.Service, 0, len(t.ServiceMap))
+	for _, s := range t.ServiceMap {
+		svcs = append(svcs, s)
+	}
+	m, err := services.NewManager(svcs...)
+	if err != nil {
+		return err
+	}
+	t.manager = m
+	// Any service stopping or failing stops the process: a SIGTERM ends the
+	// server service, which brings everything down in dependency order.
+	m.AddListener(services.NewManagerListener(nil, func() {}, func(s services.Service) {
+		m.StopAsync()
+	}))
+	for _, s := range svcs {
+		s.AddListener(services.NewListener(nil, nil, nil, func(services.State) { m.StopAsync() }, nil))
+	}
+	if err := m.StartAsync(ctx); err != nil {
+		return err
+	}
+	if err := m.AwaitHealthy(ctx); err != nil {
+		m.StopAsync()
+		_ = m.AwaitStopped(context.Background())
+		return fmt.Errorf("start services: %w", err)
+	}
+	t.logStarted()
+	return nil
+}
+
+// Wait blocks until every service has stopped, and returns the first failure.
+func (t *Vigil) Wait() error {
+	_ = t.manager.AwaitStopped(context.Background())
+	for name, s := range t.ServiceMap {
+		if err := s.FailureCase(); err != nil {
+			return fmt.Errorf("module %s failed: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// Stop stops every service, as SIGTERM does, and waits for them.
+func (t *Vigil) Stop() error {
+	t.manager.StopAsync()
+	return t.Wait()
+}
+
+// HTTPAddr is the address the public HTTP server listens on.
+func (t *Vigil) HTTPAddr() string { return t.Server.HTTPListenAddr().String() }
+
+// GRPCAddr is the address the gRPC server listens on.
+func (t *Vigil) GRPCAddr() string { return t.Server.GRPCListenAddr().String() }
+
+func (t *Vigil) overrides() (*limits.Overrides, error) {
+	t.overridesOnce.Do(func() {
+		t.limits, t.limitsErr = limits.NewOverrides(t.Cfg.Limits, nil)
+	})
+	return t.limits, t.limitsErr
+}
+
+// readyHandler answers 200 once every service runs and the ingester, if this
+// process has one, is ACTIVE in the ring.
+func (t *Vigil) readyHandler(w http.ResponseWriter, r *http.Request) {
+	if t.manager == nil || !t.manager.IsHealthy() {
+		http.Error(w, "some services are not running", http.StatusServiceUnavailable)
+		return
+	}
+	if t.Ingester != nil {
+		if err := t.Ingester.CheckReady(r.Context()); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+	}
+	_, _ = w.Write([]byte("ready\n"))
+}
+
+// configHandler prints the effective configuration as YAML; secrets are
+// masked by their flag types.
+func (t *Vigil) configHandler(w http.ResponseWriter, _ *http.Request) {
+	out, err := yaml.Marshal(&t.Cfg)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/yaml; charset=utf-8")
+	_, _ = w.Write(out)
+}
+
+// servicesHandler lists the modules of this process and their states.
+func (t *Vigil) servicesHandler(w http.ResponseWriter, _ *http.Request) {
+	names := make([]string, 0, len(t.ServiceMap))
+	for n := range t.ServiceMap {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	for _, n := range names {
+		fmt.Fprintf(w, "%s\t%s\n", n, t.ServiceMap[n].State())
+	}
+}
+
+func splitPort(addr string) (string, string, error) { return net.SplitHostPort(addr) }
