@@ -72,7 +72,8 @@ func New(cfg Config, reg *prometheus.Registry, logger log.Logger) (*Vigil, error
 	return t, nil
 }
 
-// Start starts every service and waits until all are running.
+// Start starts every service and waits, at most until ctx ends, until all
+// are running.
 func (t *Vigil) Start(ctx context.Context) error {
 	svcs := make([]services.Service, 0, len(t.ServiceMap))
 	for _, s := range t.ServiceMap {
@@ -91,7 +92,8 @@ func (t *Vigil) Start(ctx context.Context) error {
 	for _, s := range svcs {
 		s.AddListener(services.NewListener(nil, nil, nil, func(services.State) { m.StopAsync() }, nil))
 	}
-	if err := m.StartAsync(ctx); err != nil {
+	// Services live until stopped, not until ctx (which bounds start-up) ends.
+	if err := m.StartAsync(context.Background()); err != nil {
 		return err
 	}
 	if err := m.AwaitHealthy(ctx); err != nil {

@@ -1,0 +1,123 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/golang/snappy"
+	promapi "github.com/prometheus/client_golang/api"
+	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	"github.com/prometheus/client_golang/prometheus"
+	config_util "github.com/prometheus/common/config"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/prompb"
+	"github.com/prometheus/prometheus/storage/remote"
+	"github.com/stretchr/testify/require"
+
+	"github.com/vigil-metrics/vigil/pkg/vigil"
+)
+
+// startMonolith starts a monolithic Vigil on random loopback ports with its
+// state under dataDir, and stops it when the test ends (unless stopped before).
+func startMonolith(t *testing.T, dataDir string, extra ...string) *vigil.Vigil {
+	t.Helper()
+	args := append([]string{
+		"-data-dir=" + dataDir,
+		"-server.http-listen-address=127.0.0.1", "-server.http-listen-port=0",
+		"-server.grpc-listen-address=127.0.0.1", "-server.grpc-listen-port=0",
+		"-memberlist.bind-addr=127.0.0.1", "-memberlist.bind-port=0",
+		"-ingester.ring.instance-addr=127.0.0.1", "-ingester.ring.instance-id=ingester-1",
+		"-log.level=warn",
+	}, extra...)
+	logger := level.NewFilter(log.NewLogfmtLogger(log.NewSyncWriter(os.Stderr)), level.AllowWarn())
+	cfg, err := vigil.LoadConfig(args, logger)
+	require.NoError(t, err)
+	v, err := vigil.New(*cfg, prometheus.NewRegistry(), logger)
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	require.NoError(t, v.Start(ctx))
+	t.Cleanup(func() { _ = v.Stop() })
+	waitReady(t, v.BaseURL())
+	return v
+}
+
+func waitReady(t *testing.T, base string) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		resp, err := http.Get(base + "/ready")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, 30*time.Second, 50*time.Millisecond, "vigil at %s never became ready", base)
+}
+
+// createWorkspace calls CreateWorkspace and returns the new workspace's ID.
+func createWorkspace(t *testing.T, base, alias string) string {
+	t.Helper()
+	body, _ := json.Marshal(map[string]any{"alias": alias})
+	resp, err := http.Post(base+"/workspaces", "application/json", bytes.NewReader(body))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusAccepted, resp.StatusCode)
+	var out struct {
+		WorkspaceID string `json:"workspaceId"`
+		Status      struct {
+			StatusCode string `json:"statusCode"`
+		} `json:"status"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&out))
+	require.Regexp(t, `^ws-[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`, out.WorkspaceID)
+	require.Equal(t, "ACTIVE", out.Status.StatusCode)
+	return out.WorkspaceID
+}
+
+// remoteWriter returns Prometheus's own remote-write client for url.
+func remoteWriter(t *testing.T, rawURL string) remote.WriteClient {
+	t.Helper()
+	u, err := url.Parse(rawURL)
+	require.NoError(t, err)
+	c, err := remote.NewWriteClient("test", &remote.ClientConfig{
+		URL:     &config_util.URL{URL: u},
+		Timeout: model.Duration(10 * time.Second),
+	})
+	require.NoError(t, err)
+	return c
+}
+
+// encode marshals and snappy-compresses a remote-write request.
+func encode(t testing.TB, req *prompb.WriteRequest) []byte {
+	t.Helper()
+	raw, err := req.Marshal()
+	require.NoError(t, err)
+	return snappy.Encode(nil, raw)
+}
+
+// promClient returns a Prometheus HTTP API client for a workspace endpoint.
+func promClient(t *testing.T, endpoint string) promv1.API {
+	t.Helper()
+	c, err := promapi.NewClient(promapi.Config{Address: endpoint})
+	require.NoError(t, err)
+	return promv1.NewAPI(c)
+}
+
+func series(name string, extra map[string]string, samples ...prompb.Sample) prompb.TimeSeries {
+	ls := []prompb.Label{{Name: "__name__", Value: name}}
+	for k, v := range extra {
+		ls = append(ls, prompb.Label{Name: k, Value: v})
+	}
+	return prompb.TimeSeries{Labels: ls, Samples: samples}
+}
+
+func workspaceURL(base, id string) string { return fmt.Sprintf("%s/workspaces/%s", base, id) }
