@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"sync"
 
 	"github.com/go-kit/log/level"
 	"github.com/grafana/dskit/dns"
@@ -82,6 +83,9 @@ func (t *Vigil) initServer() (services.Service, error) {
 	t.Cfg.Server.Registerer = t.Registerer
 	t.Cfg.Server.Gatherer = t.Gatherer
 	t.Cfg.Server.Log = t.Logger
+	// Signals are handled by Vigil (see Start), which stops every module in
+	// dependency order; the server stops last, in its service's stopping.
+	t.Cfg.Server.SignalHandler = newNoSignals()
 	srv, err := server.New(t.Cfg.Server)
 	if err != nil {
 		return nil, err
@@ -124,8 +128,9 @@ func (t *Vigil) initWorkspaces() (services.Service, error) {
 
 func (t *Vigil) initRouter() (services.Service, error) {
 	t.API = api.New(t.Cfg.Auth, t.Workspaces, t.Logger)
-	// Every path not taken by the server's own endpoints belongs to the API.
-	t.Server.HTTP.PathPrefix("/").Handler(t.API)
+	// Every path not taken by the server's own endpoints (registered by any
+	// module, in any order) belongs to the API.
+	t.Server.HTTP.NotFoundHandler = t.API
 	return nil, nil
 }
 
@@ -205,18 +210,33 @@ func (t *Vigil) otherServices() []services.Service {
 	return out
 }
 
-// newServerService runs the dskit server as a service that returns when the
-// server stops (on SIGTERM or SIGINT, through the server's signal handler)
-// and shuts the server down only after every other service has stopped.
+// noSignals is the dskit server's signal handler: it ignores signals, so that
+// the server's Run returns only when the server is shut down.
+type noSignals struct {
+	once sync.Once
+	done chan struct{}
+}
+
+func newNoSignals() *noSignals { return &noSignals{done: make(chan struct{})} }
+
+func (h *noSignals) Loop() { <-h.done }
+func (h *noSignals) Stop() { h.once.Do(func() { close(h.done) }) }
+
+// newServerService runs the dskit server as a service. It shuts the server
+// down only after every other service has stopped, so that they can finish
+// in-flight requests and leave the ring first.
 func newServerService(srv *server.Server, others func() []services.Service) services.Service {
+	done := make(chan error, 1)
 	running := func(ctx context.Context) error {
-		errc := make(chan error, 1)
-		go func() { errc <- srv.Run() }()
+		go func() { done <- srv.Run() }()
 		select {
 		case <-ctx.Done():
 			return nil
-		case err := <-errc:
-			return err // nil on a termination signal: a clean stop
+		case err := <-done:
+			if err == nil {
+				err = fmt.Errorf("server stopped unexpectedly")
+			}
+			return err
 		}
 	}
 	stopping := func(_ error) error {
@@ -224,6 +244,7 @@ func newServerService(srv *server.Server, others func() []services.Service) serv
 			_ = s.AwaitTerminated(context.Background())
 		}
 		srv.Shutdown()
+		srv.Stop()
 		return nil
 	}
 	return services.NewBasicService(nil, running, stopping)

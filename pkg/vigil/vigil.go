@@ -14,6 +14,7 @@ import (
 	"github.com/grafana/dskit/ring"
 	"github.com/grafana/dskit/server"
 	"github.com/grafana/dskit/services"
+	"github.com/grafana/dskit/signals"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/thanos-io/objstore"
 	"gopkg.in/yaml.v3"
@@ -34,6 +35,7 @@ type Vigil struct {
 
 	ServiceMap map[string]services.Service
 	manager    *services.Manager
+	signals    *signals.Handler
 
 	Server       *server.Server
 	MemberlistKV *memberlist.KVInitService
@@ -89,8 +91,9 @@ func (t *Vigil) Start(ctx context.Context) error {
 	m.AddListener(services.NewManagerListener(nil, func() {}, func(s services.Service) {
 		m.StopAsync()
 	}))
+	stopAll := func(services.State) { m.StopAsync() }
 	for _, s := range svcs {
-		s.AddListener(services.NewListener(nil, nil, nil, func(services.State) { m.StopAsync() }, nil))
+		s.AddListener(services.NewListener(nil, nil, stopAll, stopAll, nil))
 	}
 	// Services live until stopped, not until ctx (which bounds start-up) ends.
 	if err := m.StartAsync(context.Background()); err != nil {
@@ -101,6 +104,12 @@ func (t *Vigil) Start(ctx context.Context) error {
 		_ = m.AwaitStopped(context.Background())
 		return fmt.Errorf("start services: %w", err)
 	}
+	// SIGTERM or SIGINT stops every service, in dependency order.
+	t.signals = signals.NewHandler(t.Logger)
+	go func() {
+		t.signals.Loop()
+		m.StopAsync()
+	}()
 	t.logStarted()
 	return nil
 }
@@ -108,6 +117,9 @@ func (t *Vigil) Start(ctx context.Context) error {
 // Wait blocks until every service has stopped, and returns the first failure.
 func (t *Vigil) Wait() error {
 	_ = t.manager.AwaitStopped(context.Background())
+	if t.signals != nil {
+		t.signals.Stop()
+	}
 	for name, s := range t.ServiceMap {
 		if err := s.FailureCase(); err != nil {
 			return fmt.Errorf("module %s failed: %w", name, err)
