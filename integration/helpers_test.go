@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -39,7 +40,7 @@ func startMonolith(t *testing.T, dataDir string, extra ...string) *vigil.Vigil {
 		"-log.level=warn",
 	}, extra...)
 	logger := level.NewFilter(log.NewLogfmtLogger(log.NewSyncWriter(os.Stderr)), level.AllowWarn())
-	cfg, err := vigil.LoadConfig(args, logger)
+	cfg, err := vigil.LoadConfig(args, io.Discard)
 	require.NoError(t, err)
 	v, err := vigil.New(*cfg, prometheus.NewRegistry(), logger)
 	require.NoError(t, err)

@@ -4,6 +4,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"time"
@@ -17,14 +19,18 @@ import (
 )
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
+	err := run(os.Args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "vigil:", err)
 		os.Exit(1)
 	}
 }
 
 func run(args []string) error {
-	cfg, err := vigil.LoadConfig(args, dslog.NewGoKit(dslog.LogfmtFormat))
+	cfg, err := vigil.LoadConfig(args, os.Stdout)
 	if err != nil {
 		return err
 	}

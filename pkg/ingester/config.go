@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/go-kit/log"
 )
 
 // Config configures an ingester.
@@ -23,8 +22,8 @@ type Config struct {
 }
 
 // RegisterFlags registers the ingester flags.
-func (c *Config) RegisterFlags(f *flag.FlagSet, logger log.Logger) {
-	c.Ring.RegisterFlags(f, logger)
+func (c *Config) RegisterFlags(f *flag.FlagSet) {
+	c.Ring.RegisterFlags(f)
 	f.DurationVar(&c.BlockRange, "ingester.tsdb.block-range", 2*time.Hour, "Time range of the blocks the head is cut into.")
 	f.DurationVar(&c.Retention, "ingester.tsdb.retention-period", 24*time.Hour, "How long an ingester keeps local blocks. Until block upload to object storage lands, this bounds how far back queries reach.")
 	f.DurationVar(&c.IdleTimeout, "ingester.tsdb.idle-timeout", time.Hour, "A workspace TSDB with no writes or queries for this long is closed; it is reopened (replaying its WAL) on the next request. 0 disables closing.")

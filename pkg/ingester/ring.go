@@ -41,25 +41,27 @@ type RingConfig struct {
 }
 
 // RegisterFlags registers the ring flags under -ingester.ring.
-func (c *RingConfig) RegisterFlags(f *flag.FlagSet, logger log.Logger) {
-	hostname, _ := os.Hostname()
-	c.KVStore.Store = "memberlist"
-	c.KVStore.RegisterFlagsWithPrefix("ingester.ring.", "collectors/", f)
+func (c *RingConfig) RegisterFlags(f *flag.FlagSet) {
+	// Only the memberlist store is offered: Vigil needs no Consul or etcd.
+	f.StringVar(&c.KVStore.Store, "ingester.ring.store", "memberlist", "Key-value store of the ring. Supported: memberlist.")
+	f.StringVar(&c.KVStore.Prefix, "ingester.ring.prefix", "collectors/", "Key prefix of the ring in the key-value store.")
 	f.DurationVar(&c.HeartbeatPeriod, "ingester.ring.heartbeat-period", 5*time.Second, "How often an ingester refreshes its heartbeat in the ring.")
 	f.DurationVar(&c.HeartbeatTimeout, "ingester.ring.heartbeat-timeout", time.Minute, "An ingester whose heartbeat is older than this is unhealthy and skipped.")
 	f.IntVar(&c.ReplicationFactor, "ingester.ring.replication-factor", 1, "Number of ingesters each series is written to. Use 3 with zone awareness in a cluster, as AMP replicates ingested data three ways across availability zones.")
 	f.BoolVar(&c.ZoneAwarenessEnabled, "ingester.ring.zone-awareness-enabled", false, "Place the replicas of each series in different zones.")
-	f.StringVar(&c.InstanceID, "ingester.ring.instance-id", hostname, "This ingester's unique ID in the ring. Defaults to the hostname.")
+	f.StringVar(&c.InstanceID, "ingester.ring.instance-id", "", "This ingester's unique ID in the ring. Empty: the hostname.")
 	f.StringVar(&c.InstanceAddr, "ingester.ring.instance-addr", "", "Address other components reach this ingester's gRPC server at. Empty: the first private address of -ingester.ring.instance-interface-names.")
 	f.IntVar(&c.InstancePort, "ingester.ring.instance-port", 0, "Port advertised in the ring. 0: the gRPC listen port.")
-	c.InstanceInterfaceNames = netutil.PrivateNetworkInterfacesWithFallback([]string{"eth0", "en0", "lo"}, logger)
-	f.Var(&c.InstanceInterfaceNames, "ingester.ring.instance-interface-names", "Network interfaces to take the instance address from.")
+	f.Var(&c.InstanceInterfaceNames, "ingester.ring.instance-interface-names", "Network interfaces to take the instance address from. Empty: the interfaces with a private address, else eth0, en0 and lo.")
 	f.StringVar(&c.InstanceZone, "ingester.ring.instance-zone", "", "This ingester's availability zone. Required with zone awareness.")
 	f.IntVar(&c.NumTokens, "ingester.ring.num-tokens", 128, "Number of tokens each ingester owns in the ring.")
 }
 
 // Validate checks the configuration.
 func (c *RingConfig) Validate() error {
+	if c.KVStore.Store != "memberlist" {
+		return fmt.Errorf("unsupported ingester.ring.store %q (supported: memberlist)", c.KVStore.Store)
+	}
 	if c.ReplicationFactor < 1 {
 		return fmt.Errorf("ingester.ring.replication-factor must be at least 1, got %d", c.ReplicationFactor)
 	}
@@ -74,9 +76,6 @@ func (c *RingConfig) Validate() error {
 
 // ValidateInstance checks the settings an ingester (not a ring reader) needs.
 func (c *RingConfig) ValidateInstance() error {
-	if c.InstanceID == "" {
-		return fmt.Errorf("ingester.ring.instance-id must not be empty")
-	}
 	if c.ZoneAwarenessEnabled && c.InstanceZone == "" {
 		return fmt.Errorf("ingester.ring.instance-zone is required when -ingester.ring.zone-awareness-enabled is set")
 	}
@@ -95,13 +94,25 @@ func (c *RingConfig) ToRingConfig() ring.Config {
 }
 
 func (c *RingConfig) lifecyclerConfig(grpcPort int, logger log.Logger) (ring.BasicLifecyclerConfig, error) {
-	addr, err := ring.GetInstanceAddr(c.InstanceAddr, c.InstanceInterfaceNames, logger, false)
+	id := c.InstanceID
+	if id == "" {
+		hostname, err := os.Hostname()
+		if err != nil {
+			return ring.BasicLifecyclerConfig{}, fmt.Errorf("ingester instance id from hostname: %w", err)
+		}
+		id = hostname
+	}
+	ifaces := []string(c.InstanceInterfaceNames)
+	if len(ifaces) == 0 {
+		ifaces = netutil.PrivateNetworkInterfacesWithFallback([]string{"eth0", "en0", "lo"}, logger)
+	}
+	addr, err := ring.GetInstanceAddr(c.InstanceAddr, ifaces, logger, false)
 	if err != nil {
 		return ring.BasicLifecyclerConfig{}, fmt.Errorf("ingester instance address: %w", err)
 	}
 	port := ring.GetInstancePort(c.InstancePort, grpcPort)
 	return ring.BasicLifecyclerConfig{
-		ID:                  c.InstanceID,
+		ID:                  id,
 		Addr:                net.JoinHostPort(addr, strconv.Itoa(port)),
 		Zone:                c.InstanceZone,
 		HeartbeatPeriod:     c.HeartbeatPeriod,

@@ -44,4 +44,6 @@ func (t *Vigil) BaseURL() string {
 }
 
 // IsMonolithic tells whether this process runs every module.
-func (t *Vigil) IsMonolithic() bool { return t.Cfg.isEnabled(All) && len(t.Cfg.Target) == 1 && t.Cfg.Target[0] == All }
+func (t *Vigil) IsMonolithic() bool {
+	return t.Cfg.isEnabled(All) && len(t.Cfg.Target) == 1 && t.Cfg.Target[0] == All
+}

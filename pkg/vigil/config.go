@@ -5,10 +5,10 @@ package vigil
 import (
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
-	"github.com/go-kit/log"
 	"github.com/grafana/dskit/flagext"
 	"github.com/grafana/dskit/kv/memberlist"
 	"github.com/grafana/dskit/server"
@@ -44,7 +44,7 @@ type Config struct {
 
 // RegisterFlags registers every flag with its default. Defaults live here and
 // in the components' RegisterFlags only.
-func (c *Config) RegisterFlags(f *flag.FlagSet, logger log.Logger) {
+func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Target = []string{All}
 	f.Var(&c.Target, "target", "Comma-separated modules to run: all (default), api, distributor, ingester, querier.")
 	f.StringVar(&c.DataDir, "data-dir", "./data", "Root directory of all local state: ingester TSDBs and WALs, ring tokens, and the filesystem object-storage backend.")
@@ -55,7 +55,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet, logger log.Logger) {
 	c.Storage.RegisterFlags(f)
 	c.ControlPlane.RegisterFlags(f)
 	c.Distributor.RegisterFlags(f)
-	c.Ingester.RegisterFlags(f, logger)
+	c.Ingester.RegisterFlags(f)
 	c.IngesterClient.RegisterFlags(f)
 	c.Querier.RegisterFlags(f)
 	c.Limits.RegisterFlags(f)
@@ -104,14 +104,15 @@ func (c *Config) isEnabled(m string) bool {
 // LoadConfig builds the configuration from defaults, then the YAML file named
 // by -config.file (with ${VAR} expanded when -config.expand-env is set), then
 // the command-line flags, each overriding the one before.
-func LoadConfig(args []string, logger log.Logger) (*Config, error) {
+func LoadConfig(args []string, usage io.Writer) (*Config, error) {
 	var cfg Config
 	fs := flag.NewFlagSet("vigil", flag.ContinueOnError)
+	fs.SetOutput(usage)
 	var configFile string
 	var expandEnv bool
 	fs.StringVar(&configFile, "config.file", "", "YAML configuration file; command-line flags override it.")
 	fs.BoolVar(&expandEnv, "config.expand-env", false, "Expand ${VAR} and $VAR references to environment variables in the configuration file.")
-	cfg.RegisterFlags(fs, logger)
+	cfg.RegisterFlags(fs)
 
 	// The file must be read before the flags that override it are applied,
 	// so find its name first.

@@ -33,9 +33,10 @@ type Vigil struct {
 	Gatherer   prometheus.Gatherer
 	Logger     log.Logger
 
-	ServiceMap map[string]services.Service
-	manager    *services.Manager
-	signals    *signals.Handler
+	ServiceMap  map[string]services.Service
+	manager     *services.Manager
+	signals     *signals.Handler
+	stopSignals sync.Once
 
 	Server       *server.Server
 	MemberlistKV *memberlist.KVInitService
@@ -117,9 +118,11 @@ func (t *Vigil) Start(ctx context.Context) error {
 // Wait blocks until every service has stopped, and returns the first failure.
 func (t *Vigil) Wait() error {
 	_ = t.manager.AwaitStopped(context.Background())
-	if t.signals != nil {
-		t.signals.Stop()
-	}
+	t.stopSignals.Do(func() {
+		if t.signals != nil {
+			t.signals.Stop()
+		}
+	})
 	for name, s := range t.ServiceMap {
 		if err := s.FailureCase(); err != nil {
 			return fmt.Errorf("module %s failed: %w", name, err)

@@ -1,0 +1,76 @@
+//go:build e2e
+
+package integration
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"github.com/stretchr/testify/require"
+)
+
+// TestPrometheusAgentRemoteWrite runs a real Prometheus server in agent mode
+// that scrapes itself and remote-writes to Vigil; its series must become
+// queryable from Vigil within 60 seconds.
+func TestPrometheusAgentRemoteWrite(t *testing.T) {
+	promBin, err := exec.LookPath("prometheus")
+	require.NoError(t, err, "prometheus is not installed: run 'make e2e', which installs it")
+
+	v := startMonolith(t, t.TempDir())
+	ws := createWorkspace(t, v.BaseURL(), "prometheus-agent")
+
+	dir := t.TempDir()
+	promPort := freePort(t)
+	cfg := fmt.Sprintf(`global:
+  scrape_interval: 1s
+scrape_configs:
+  - job_name: prometheus
+    static_configs:
+      - targets: ['127.0.0.1:%d']
+remote_write:
+  - url: %s/api/v1/remote_write
+    queue_config:
+      batch_send_deadline: 1s
+`, promPort, workspaceURL(v.BaseURL(), ws))
+	cfgPath := filepath.Join(dir, "prometheus.yml")
+	require.NoError(t, os.WriteFile(cfgPath, []byte(cfg), 0o644))
+
+	logPath := filepath.Join(dir, "prometheus.log")
+	logFile, err := os.Create(logPath)
+	require.NoError(t, err)
+	defer logFile.Close()
+	cmd := exec.Command(promBin,
+		"--enable-feature=agent",
+		"--config.file="+cfgPath,
+		"--storage.agent.path="+filepath.Join(dir, "agent"),
+		fmt.Sprintf("--web.listen-address=127.0.0.1:%d", promPort),
+	)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			b, _ := os.ReadFile(logPath)
+			t.Logf("prometheus log:\n%s", b)
+		}
+	})
+
+	api := promClient(t, workspaceURL(v.BaseURL(), ws))
+	for _, q := range []string{`up{job="prometheus"}`, `prometheus_build_info`} {
+		require.Eventually(t, func() bool {
+			val, _, _, err := api.Query(context.Background(), q, time.Now())
+			if err != nil {
+				return false
+			}
+			vec := val.(model.Vector)
+			return len(vec) > 0 && vec[0].Value == 1
+		}, 60*time.Second, 500*time.Millisecond, "%s never became queryable from Vigil", q)
+	}
+}

@@ -1,0 +1,65 @@
+package vigil
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestHelp compares the flag reference with the checked-in copy, so that
+// every flag change is seen in review. Regenerate with `make reference-help`.
+func TestHelp(t *testing.T) {
+	var out bytes.Buffer
+	_, err := LoadConfig([]string{"-help"}, &out)
+	require.ErrorIs(t, err, flag.ErrHelp)
+	want, err := os.ReadFile("../../cmd/vigil/help.txt")
+	require.NoError(t, err)
+	require.Equal(t, string(want), out.String(), "flags changed: run `make reference-help` and review cmd/vigil/help.txt")
+}
+
+func TestLoadConfigPrecedence(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "vigil.yaml")
+	require.NoError(t, os.WriteFile(file, []byte(`
+target: ingester
+data_dir: ${VIGIL_TEST_DIR}
+ingester:
+  ring:
+    replication_factor: 3
+    heartbeat_period: 2s
+distributor:
+  max_request_size_bytes: 1234
+`), 0o644))
+	t.Setenv("VIGIL_TEST_DIR", "/from/env")
+
+	cfg, err := LoadConfig([]string{"-config.file", file, "-config.expand-env", "-distributor.max-request-size-bytes=99"}, &bytes.Buffer{})
+	require.NoError(t, err)
+	require.Equal(t, []string{"ingester"}, []string(cfg.Target))
+	require.Equal(t, "/from/env", cfg.DataDir)
+	require.Equal(t, 3, cfg.Ingester.Ring.ReplicationFactor)
+	require.Equal(t, 2*time.Second, cfg.Ingester.Ring.HeartbeatPeriod)
+	require.Equal(t, 99, cfg.Distributor.MaxRequestSizeBytes, "flags override the file")
+	require.Equal(t, 9009, cfg.Server.HTTPListenPort, "defaults fill what neither sets")
+
+	// Without -config.expand-env the reference stays literal.
+	cfg, err = LoadConfig([]string{"-config.file=" + file}, &bytes.Buffer{})
+	require.NoError(t, err)
+	require.Equal(t, "${VIGIL_TEST_DIR}", cfg.DataDir)
+
+	// Unknown keys are errors, not silently ignored.
+	require.NoError(t, os.WriteFile(file, []byte("ingester:\n  no_such_key: 1\n"), 0o644))
+	_, err = LoadConfig([]string{"-config.file=" + file}, &bytes.Buffer{})
+	require.ErrorContains(t, err, "no_such_key")
+}
+
+func TestUnknownTarget(t *testing.T) {
+	cfg, err := LoadConfig([]string{"-target=ruler"}, &bytes.Buffer{})
+	require.NoError(t, err)
+	_, err = New(*cfg, nil, nil)
+	require.ErrorContains(t, err, `unknown target "ruler"`)
+}
