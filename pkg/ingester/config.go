@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"time"
-
 )
 
 // Config configures an ingester.

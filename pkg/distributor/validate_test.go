@@ -1,0 +1,73 @@
+package distributor
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/prometheus/prometheus/prompb"
+	"github.com/stretchr/testify/require"
+)
+
+type staticLimits struct{ maxLabels, maxSize, maxName, maxValue int }
+
+func (l staticLimits) MaxLabelNamesPerSeries(string) int { return l.maxLabels }
+func (l staticLimits) MaxLabelsSizeBytes(string) int     { return l.maxSize }
+func (l staticLimits) MaxLabelNameLength(string) int     { return l.maxName }
+func (l staticLimits) MaxLabelValueLength(string) int    { return l.maxValue }
+
+var defaultTestLimits = staticLimits{maxLabels: 5, maxSize: 100, maxName: 20, maxValue: 30}
+
+func lbls(kv ...string) []prompb.Label {
+	var out []prompb.Label
+	for i := 0; i < len(kv); i += 2 {
+		out = append(out, prompb.Label{Name: kv[i], Value: kv[i+1]})
+	}
+	return out
+}
+
+func TestValidateSeries(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		labels []prompb.Label
+		reason string // empty: valid
+		msg    string
+	}{
+		{"valid", lbls("__name__", "up", "job", "a"), "", ""},
+		{"valid unsorted gets sorted", lbls("job", "a", "__name__", "up"), "", ""},
+		{"colon in metric name", lbls("__name__", "job:up:sum"), "", ""},
+		{"missing metric name", lbls("job", "a"), reasonMissingMetricName, "without a metric name"},
+		{"empty metric name", lbls("__name__", "", "job", "a"), reasonMissingMetricName, "without a metric name"},
+		{"invalid metric name", lbls("__name__", "1up"), reasonInvalidMetricName, "invalid metric name: '1up'"},
+		{"invalid label name", lbls("__name__", "up", "a-b", "x"), reasonInvalidLabel, "invalid label name: 'a-b'"},
+		{"label name with digit first", lbls("__name__", "up", "0a", "x"), reasonInvalidLabel, "invalid label name"},
+		{"duplicate label", lbls("__name__", "up", "job", "a", "job", "b"), reasonDuplicateLabel, "duplicate label name, label: 'job'"},
+		{"too many labels", lbls("__name__", "up", "a", "1", "b", "1", "c", "1", "d", "1", "e", "1"), reasonTooManyLabels, "series has too many labels (actual: 6, limit: 5)"},
+		{"label name too long", lbls("__name__", "up", strings.Repeat("n", 21), "x"), reasonLabelNameTooLong, "label name length exceeds"},
+		{"label value too long", lbls("__name__", "up", "job", strings.Repeat("v", 31)), reasonLabelValueTooLong, "label value length exceeds"},
+		{"labels too large", lbls("__name__", "up", "a", strings.Repeat("v", 30), "b", strings.Repeat("v", 30), "c", strings.Repeat("v", 30)), reasonLabelsTooLarge, "labels are too large"},
+		{"invalid utf8 value", lbls("__name__", "up", "job", "\xff"), reasonInvalidLabel, "not valid UTF-8"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ts := &prompb.TimeSeries{Labels: tc.labels}
+			verr := validateSeries(defaultTestLimits, "ws-1", ts)
+			if tc.reason == "" {
+				require.Nil(t, verr)
+				for i := 1; i < len(ts.Labels); i++ {
+					require.Less(t, ts.Labels[i-1].Name, ts.Labels[i].Name)
+				}
+				return
+			}
+			require.NotNil(t, verr)
+			require.Equal(t, tc.reason, verr.reason)
+			require.Contains(t, verr.err.Error(), tc.msg)
+		})
+	}
+}
+
+func TestShardTokenSpreadsAndSeparatesWorkspaces(t *testing.T) {
+	a := shardToken("ws-a", lbls("__name__", "up", "job", "x"))
+	require.Equal(t, a, shardToken("ws-a", lbls("__name__", "up", "job", "x")))
+	require.NotEqual(t, a, shardToken("ws-b", lbls("__name__", "up", "job", "x")))
+	// The separators keep {ab="c"} and {a="bc"} apart.
+	require.NotEqual(t, shardToken("w", lbls("ab", "c")), shardToken("w", lbls("a", "bc")))
+}
