@@ -1,0 +1,161 @@
+package ingester
+
+import (
+	"context"
+	"flag"
+	"testing"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/grafana/dskit/kv"
+	"github.com/grafana/dskit/kv/consul"
+	"github.com/grafana/dskit/ring"
+	"github.com/grafana/dskit/services"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/prompb"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/stretchr/testify/require"
+
+	"github.com/vigil-metrics/vigil/pkg/apierror"
+	"github.com/vigil-metrics/vigil/pkg/tenant"
+)
+
+func testConfig() Config {
+	var cfg Config
+	cfg.RegisterFlags(flag.NewFlagSet("test", flag.PanicOnError))
+	cfg.Ring.InstanceID = "ingester-test"
+	cfg.Ring.InstanceAddr = "127.0.0.1"
+	cfg.Ring.HeartbeatPeriod = 100 * time.Millisecond
+	return cfg
+}
+
+func startIngester(t testing.TB, cfg Config, dir string, store kv.Client) *Ingester {
+	t.Helper()
+	ing, err := New(cfg, dir, 9095, store, prometheus.NewRegistry(), log.NewNopLogger())
+	require.NoError(t, err)
+	require.NoError(t, services.StartAndAwaitRunning(context.Background(), ing))
+	t.Cleanup(func() { _ = services.StopAndAwaitTerminated(context.Background(), ing) })
+	return ing
+}
+
+func newKV(t testing.TB) kv.Client {
+	store, closer := consul.NewInMemoryClient(ring.GetCodec(), log.NewNopLogger(), nil)
+	t.Cleanup(func() { _ = closer.Close() })
+	return store
+}
+
+func push(t testing.TB, ing *Ingester, ws string, series ...prompb.TimeSeries) error {
+	t.Helper()
+	return ing.Push(tenant.WithID(context.Background(), ws), &prompb.WriteRequest{Timeseries: series})
+}
+
+func ts(name, job string, samples ...prompb.Sample) prompb.TimeSeries {
+	return prompb.TimeSeries{
+		Labels:  []prompb.Label{{Name: "__name__", Value: name}, {Name: "job", Value: job}},
+		Samples: samples,
+	}
+}
+
+// read returns the samples of every series of ws, keyed by label string.
+func read(t testing.TB, ing *Ingester, ws string) map[string][]prompb.Sample {
+	t.Helper()
+	q, err := ing.Querier(tenant.WithID(context.Background(), ws), 0, 1<<62)
+	require.NoError(t, err)
+	defer q.Close()
+	ss := q.Select(context.Background(), true, nil, labels.MustNewMatcher(labels.MatchRegexp, "__name__", ".+"))
+	out := map[string][]prompb.Sample{}
+	var it chunkenc.Iterator
+	for ss.Next() {
+		s := ss.At()
+		it = s.Iterator(it)
+		for it.Next() == chunkenc.ValFloat {
+			tt, v := it.At()
+			out[s.Labels().String()] = append(out[s.Labels().String()], prompb.Sample{Timestamp: tt, Value: v})
+		}
+	}
+	require.NoError(t, ss.Err())
+	return out
+}
+
+func TestPushQueryAndIsolation(t *testing.T) {
+	ing := startIngester(t, testConfig(), t.TempDir(), newKV(t))
+	now := time.Now().UnixMilli()
+	require.NoError(t, push(t, ing, "ws-a", ts("up", "api", prompb.Sample{Timestamp: now, Value: 1}, prompb.Sample{Timestamp: now + 1000, Value: 2})))
+	require.NoError(t, push(t, ing, "ws-b", ts("up", "db", prompb.Sample{Timestamp: now, Value: 9})))
+
+	require.Equal(t, map[string][]prompb.Sample{
+		`{__name__="up", job="api"}`: {{Timestamp: now, Value: 1}, {Timestamp: now + 1000, Value: 2}},
+	}, read(t, ing, "ws-a"))
+	require.Equal(t, map[string][]prompb.Sample{
+		`{__name__="up", job="db"}`: {{Timestamp: now, Value: 9}},
+	}, read(t, ing, "ws-b"))
+	require.Empty(t, read(t, ing, "ws-unknown"))
+}
+
+func TestPushRejectsOutOfOrderButStoresTheRest(t *testing.T) {
+	ing := startIngester(t, testConfig(), t.TempDir(), newKV(t))
+	now := time.Now().UnixMilli()
+	require.NoError(t, push(t, ing, "ws-a", ts("up", "api", prompb.Sample{Timestamp: now, Value: 1})))
+
+	err := push(t, ing, "ws-a",
+		ts("up", "api", prompb.Sample{Timestamp: now - 1000, Value: 0}),
+		ts("up", "new", prompb.Sample{Timestamp: now, Value: 5}))
+	require.Error(t, err)
+	require.Equal(t, apierror.BadData, apierror.CauseOf(err))
+	require.Contains(t, err.Error(), "out of order")
+	require.Contains(t, err.Error(), `job="api"`)
+
+	// A duplicate timestamp with another value is refused; the same value is an idempotent retry.
+	require.NoError(t, push(t, ing, "ws-a", ts("up", "api", prompb.Sample{Timestamp: now, Value: 1})))
+	err = push(t, ing, "ws-a", ts("up", "api", prompb.Sample{Timestamp: now, Value: 3}))
+	require.ErrorContains(t, err, "duplicate sample")
+
+	got := read(t, ing, "ws-a")
+	require.Equal(t, []prompb.Sample{{Timestamp: now, Value: 1}}, got[`{__name__="up", job="api"}`])
+	require.Equal(t, []prompb.Sample{{Timestamp: now, Value: 5}}, got[`{__name__="up", job="new"}`])
+}
+
+func TestRestartReplaysWALAndLeavesRing(t *testing.T) {
+	dir, store := t.TempDir(), newKV(t)
+	cfg := testConfig()
+	ing := startIngester(t, cfg, dir, store)
+	now := time.Now().UnixMilli()
+	require.NoError(t, push(t, ing, "ws-a", ts("up", "api", prompb.Sample{Timestamp: now, Value: 7})))
+	require.NoError(t, ing.CheckReady(context.Background()))
+
+	require.NoError(t, services.StopAndAwaitTerminated(context.Background(), ing))
+	desc, err := store.Get(context.Background(), RingKey)
+	require.NoError(t, err)
+	require.NotContains(t, desc.(*ring.Desc).Ingesters, cfg.Ring.InstanceID, "a cleanly stopped ingester leaves the ring")
+	require.Error(t, push(t, ing, "ws-a", ts("up", "api", prompb.Sample{Timestamp: now + 1, Value: 1})), "a stopped ingester refuses writes")
+
+	ing2 := startIngester(t, cfg, dir, store)
+	require.Equal(t, []prompb.Sample{{Timestamp: now, Value: 7}}, read(t, ing2, "ws-a")[`{__name__="up", job="api"}`])
+	require.Equal(t, ring.ACTIVE, ing2.lifecycler.GetState())
+}
+
+func TestIdleTSDBIsClosedAndReopened(t *testing.T) {
+	cfg := testConfig()
+	cfg.IdleTimeout = time.Minute
+	ing := startIngester(t, cfg, t.TempDir(), newKV(t))
+	now := time.Now()
+	require.NoError(t, push(t, ing, "ws-a", ts("up", "api", prompb.Sample{Timestamp: now.UnixMilli(), Value: 1})))
+
+	// A querier in use keeps the TSDB open even past the idle timeout.
+	q, err := ing.Querier(tenant.WithID(context.Background(), "ws-a"), 0, 1<<62)
+	require.NoError(t, err)
+	ing.now = func() time.Time { return now.Add(2 * time.Minute) }
+	ing.closeIdle()
+	require.Len(t, ing.dbs, 1)
+	require.NoError(t, q.Close())
+
+	ing.closeIdle()
+	require.Empty(t, ing.dbs)
+
+	// The next request reopens it from disk.
+	require.Equal(t, []prompb.Sample{{Timestamp: now.UnixMilli(), Value: 1}}, read(t, ing, "ws-a")[`{__name__="up", job="api"}`])
+	require.Len(t, ing.dbs, 1)
+	var _ storage.Querier = q
+}
