@@ -1,0 +1,73 @@
+package controlplane
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"github.com/thanos-io/objstore"
+
+	"github.com/vigil-metrics/vigil/pkg/apierror"
+)
+
+func testStore(bkt objstore.Bucket, now *time.Time) *Store {
+	s := NewStore(Config{Region: "eu-west-1", MaxWorkspacesPerAccount: 2, StatusCacheTTL: 10 * time.Second}, bkt)
+	s.now = func() time.Time { return *now }
+	return s
+}
+
+func TestCreateListDeleteAndQuota(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	s := testStore(objstore.NewInMemBucket(), &now)
+	ctx := context.Background()
+
+	a, err := s.Create(ctx, "111111111111", CreateInput{Alias: "prod"})
+	require.NoError(t, err)
+	require.Equal(t, "arn:aws:aps:eu-west-1:111111111111:workspace/"+a.ID, a.ARN)
+	now = now.Add(time.Second)
+	b, err := s.Create(ctx, "111111111111", CreateInput{Alias: "staging"})
+	require.NoError(t, err)
+	_, err = s.Create(ctx, "222222222222", CreateInput{})
+	require.NoError(t, err, "the quota is per account")
+
+	_, err = s.Create(ctx, "111111111111", CreateInput{})
+	require.Equal(t, apierror.QuotaExceeded, apierror.CauseOf(err))
+	require.ErrorContains(t, err, "Limit exceeded. Maximum workspaces per account.")
+
+	list, err := s.List(ctx, "111111111111", "")
+	require.NoError(t, err)
+	require.Equal(t, []string{a.ID, b.ID}, []string{list[0].ID, list[1].ID})
+	list, err = s.List(ctx, "111111111111", "stag")
+	require.NoError(t, err)
+	require.Len(t, list, 1)
+
+	_, err = s.Describe(ctx, "222222222222", a.ID)
+	require.Equal(t, apierror.NotFound, apierror.CauseOf(err), "another account's workspace is not visible")
+
+	require.NoError(t, s.Delete(ctx, "111111111111", a.ID))
+	require.Equal(t, apierror.NotFound, apierror.CauseOf(s.CheckActive(ctx, a.ID)))
+	require.Equal(t, apierror.NotFound, apierror.CauseOf(s.Delete(ctx, "111111111111", a.ID)))
+}
+
+func TestCheckActiveCachesAcrossReplicas(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	bkt := objstore.NewInMemBucket()
+	writer, reader := testStore(bkt, &now), testStore(bkt, &now)
+	ctx := context.Background()
+
+	// A workspace created through another replica is found in the bucket.
+	require.Equal(t, apierror.NotFound, apierror.CauseOf(reader.CheckActive(ctx, "ws-x")))
+	ws, err := writer.Create(ctx, "111111111111", CreateInput{})
+	require.NoError(t, err)
+	require.NoError(t, reader.CheckActive(ctx, ws.ID))
+
+	// Deleted through another replica: still served from cache until the TTL.
+	require.NoError(t, writer.Delete(ctx, "111111111111", ws.ID))
+	require.NoError(t, reader.CheckActive(ctx, ws.ID))
+	now = now.Add(11 * time.Second)
+	require.Equal(t, apierror.NotFound, apierror.CauseOf(reader.CheckActive(ctx, ws.ID)))
+
+	// IDs that are not valid object names never reach the bucket.
+	require.Equal(t, apierror.NotFound, apierror.CauseOf(reader.CheckActive(ctx, "../control")))
+}
