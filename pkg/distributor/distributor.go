@@ -75,8 +75,7 @@ func (d *Distributor) Push(ctx context.Context, req *prompb.WriteRequest, cleanu
 	d.metrics.receivedRequests.Inc()
 
 	var firstInvalid error
-	valid := req.Timeseries[:0]
-	samples := 0
+	n, samples := 0, 0
 	for i := range req.Timeseries {
 		ts := &req.Timeseries[i]
 		if verr := validateSeries(d.limits, id, ts); verr != nil {
@@ -87,8 +86,12 @@ func (d *Distributor) Push(ctx context.Context, req *prompb.WriteRequest, cleanu
 			continue
 		}
 		samples += len(ts.Samples) + len(ts.Histograms)
-		valid = append(valid, *ts)
+		// Swap rather than copy: every element keeps slices of its own, which
+		// the pooled decoder reuses for the next request.
+		req.Timeseries[n], req.Timeseries[i] = req.Timeseries[i], req.Timeseries[n]
+		n++
 	}
+	valid := req.Timeseries[:n]
 	req.Timeseries = valid
 	d.metrics.receivedSamples.Add(float64(samples))
 	if len(valid) == 0 {

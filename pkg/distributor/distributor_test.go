@@ -137,3 +137,5 @@ func TestHTTPStatus(t *testing.T) {
 	require.Equal(t, http.StatusTooManyRequests, HTTPStatus(httpgrpc.Error(http.StatusTooManyRequests, "slow down")))
 	require.Equal(t, http.StatusInternalServerError, HTTPStatus(errors.New("boom")))
 }
+
+func tenantCtx() context.Context { return tenant.WithID(context.Background(), "ws-1") }

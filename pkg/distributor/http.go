@@ -31,11 +31,10 @@ type pushBuffers struct {
 
 var buffersPool = sync.Pool{New: func() any { return &pushBuffers{} }}
 
+// release returns the buffers to the pool. The series slices keep their
+// capacity (and their label and sample slices theirs) for the next request;
+// the decoder overwrites every element it reuses.
 func (b *pushBuffers) release() {
-	// Keep the big slices, drop the references into the previous request.
-	for i := range b.req.Timeseries {
-		b.req.Timeseries[i] = prompb.TimeSeries{}
-	}
 	b.req.Timeseries = b.req.Timeseries[:0]
 	b.req.Metadata = b.req.Metadata[:0]
 	b.body.Reset()
@@ -136,7 +135,7 @@ func (d *Distributor) decode(r *http.Request, bufs *pushBuffers) error {
 	if err != nil {
 		return apierror.New(apierror.BadData, apierror.IDInvalidRequestBody, "request body is not valid snappy-compressed data: %v", err)
 	}
-	if err := bufs.req.Unmarshal(decoded); err != nil {
+	if err := decodeWriteRequest(decoded, &bufs.req); err != nil {
 		return apierror.New(apierror.BadData, apierror.IDInvalidRequestBody, "request body is not a valid remote-write protobuf message: %v", err)
 	}
 	return nil

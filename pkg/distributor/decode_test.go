@@ -1,0 +1,101 @@
+package distributor
+
+import (
+	"testing"
+
+	"github.com/prometheus/prometheus/prompb"
+	"github.com/stretchr/testify/require"
+)
+
+func sampleRequest(seed int) *prompb.WriteRequest {
+	req := &prompb.WriteRequest{}
+	for i := 0; i < 1+seed%5; i++ {
+		ts := prompb.TimeSeries{Labels: lbls("__name__", "m", "i", string(rune('a'+i+seed)))}
+		for j := 0; j < i+seed%3; j++ {
+			ts.Samples = append(ts.Samples, prompb.Sample{Timestamp: int64(seed*100 + j), Value: float64(j) / 3})
+		}
+		if i == 1 {
+			ts.Histograms = []prompb.Histogram{{
+				Timestamp: 5, Count: &prompb.Histogram_CountFloat{CountFloat: 2}, Sum: 3, Schema: 1,
+				ZeroCount: &prompb.Histogram_ZeroCountFloat{ZeroCountFloat: 0},
+				PositiveSpans: []prompb.BucketSpan{{Offset: 0, Length: 1}}, PositiveCounts: []float64{2},
+			}}
+		}
+		req.Timeseries = append(req.Timeseries, ts)
+	}
+	if seed%2 == 0 {
+		req.Metadata = []prompb.MetricMetadata{{Type: prompb.MetricMetadata_COUNTER, MetricFamilyName: "m", Help: "h"}}
+	}
+	return req
+}
+
+// normalise drops the differences that do not matter: nil versus empty.
+func normalise(req *prompb.WriteRequest) *prompb.WriteRequest {
+	out := &prompb.WriteRequest{Metadata: req.Metadata}
+	for _, ts := range req.Timeseries {
+		c := prompb.TimeSeries{Labels: append([]prompb.Label{}, ts.Labels...), Samples: append([]prompb.Sample{}, ts.Samples...)}
+		for _, h := range ts.Histograms {
+			c.Histograms = append(c.Histograms, h)
+		}
+		out.Timeseries = append(out.Timeseries, c)
+	}
+	if len(out.Metadata) == 0 {
+		out.Metadata = nil
+	}
+	return out
+}
+
+// TestDecodeMatchesGeneratedCode decodes a sequence of differently shaped
+// requests into one reused request, as the pool does, and compares each with
+// the generated protobuf decoder's result.
+func TestDecodeMatchesGeneratedCode(t *testing.T) {
+	var reused prompb.WriteRequest
+	for seed := 0; seed < 20; seed++ {
+		raw, err := sampleRequest(seed).Marshal()
+		require.NoError(t, err)
+		var want prompb.WriteRequest
+		require.NoError(t, want.Unmarshal(raw))
+
+		reused.Timeseries, reused.Metadata = reused.Timeseries[:0], reused.Metadata[:0]
+		require.NoError(t, decodeWriteRequest(raw, &reused))
+		require.Equal(t, normalise(&want), normalise(&reused), "seed %d", seed)
+	}
+}
+
+func TestDecodeRejectsTruncated(t *testing.T) {
+	raw, err := sampleRequest(3).Marshal()
+	require.NoError(t, err)
+	for cut := 1; cut < len(raw); cut++ {
+		var req prompb.WriteRequest
+		if err := decodeWriteRequest(raw[:cut], &req); err == nil {
+			// A cut on a field boundary is a valid, shorter message.
+			var want prompb.WriteRequest
+			require.NoError(t, want.Unmarshal(raw[:cut]), "cut %d", cut)
+		}
+	}
+}
+
+// TestPushCompactionKeepsSlicesDistinct guards the pooled request: after
+// invalid series are dropped, no two series may share label storage, or the
+// next request decoded into the same buffers would corrupt itself.
+func TestPushCompactionKeepsSlicesDistinct(t *testing.T) {
+	d := newTestDistributor(t, &fakeIngester{})
+	req := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
+		{Labels: lbls("job", "no-name")},
+		{Labels: lbls("__name__", "ok"), Samples: []prompb.Sample{{Timestamp: 1}}},
+	}}
+	_ = d.Push(tenantCtx(), req, nil)
+	all := req.Timeseries[:cap(req.Timeseries)]
+	require.NotSame(t, &all[0].Labels[0], &all[1].Labels[0])
+}
+
+func FuzzDecodeWriteRequest(f *testing.F) {
+	for seed := 0; seed < 5; seed++ {
+		raw, _ := sampleRequest(seed).Marshal()
+		f.Add(raw)
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		var got prompb.WriteRequest
+		_ = decodeWriteRequest(raw, &got) // must not panic
+	})
+}
