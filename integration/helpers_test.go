@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"sort"
 	"testing"
 	"time"
 
@@ -118,6 +119,8 @@ func series(name string, extra map[string]string, samples ...prompb.Sample) prom
 	for k, v := range extra {
 		ls = append(ls, prompb.Label{Name: k, Value: v})
 	}
+	// Senders such as Prometheus send labels sorted by name.
+	sort.Slice(ls, func(i, j int) bool { return ls[i].Name < ls[j].Name })
 	return prompb.TimeSeries{Labels: ls, Samples: samples}
 }
 

@@ -99,14 +99,35 @@ func (d *Distributor) Push(ctx context.Context, req *prompb.WriteRequest, cleanu
 		return firstInvalid
 	}
 
+	// Ingester pushes outlive the HTTP request when a slow replica is still
+	// writing after quorum: give them their own deadline.
+	pushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg.RemoteTimeout)
+	if d.ring.ReplicationFactor() == 1 && d.ring.InstancesCount() == 1 {
+		// One ingester holds everything (monolithic mode): no sharding.
+		defer cleanup()
+		defer cancel()
+		rs, err := d.ring.Get(0, ring.WriteNoExtend, nil, nil, nil)
+		if err != nil {
+			return err
+		}
+		if len(rs.Instances) != 1 {
+			return apierror.New(apierror.Unavailable, apierror.IDIngesterUnavailable, "no healthy ingester in the ring")
+		}
+		c, err := d.ingesters(rs.Instances[0])
+		if err != nil {
+			return err
+		}
+		if err := c.Push(pushCtx, req); err != nil {
+			return err
+		}
+		return firstInvalid
+	}
+
 	keysPtr := keysPool.Get().(*[]uint32)
 	keys := (*keysPtr)[:0]
 	for i := range valid {
 		keys = append(keys, shardToken(id, valid[i].Labels))
 	}
-	// Ingester pushes outlive the HTTP request when a slow replica is still
-	// writing after quorum: give them their own deadline.
-	pushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg.RemoteTimeout)
 	err = ring.DoBatchWithOptions(pushCtx, ring.WriteNoExtend, d.ring, keys, func(inst ring.InstanceDesc, idxs []int) error {
 		c, err := d.ingesters(inst)
 		if err != nil {

@@ -50,6 +50,7 @@ type Ingester struct {
 // a running request.
 type userDB struct {
 	db       *tsdb.DB
+	refs     *refCache
 	mu       sync.RWMutex
 	closed   bool
 	lastUsed atomic.Int64 // unix nanoseconds
@@ -153,6 +154,7 @@ func (i *Ingester) running(ctx context.Context) error {
 			return fmt.Errorf("ingester subservice failed: %w", err)
 		case <-t.C:
 			i.closeIdle()
+			i.purgeRefs()
 		}
 	}
 }
@@ -210,7 +212,7 @@ func (i *Ingester) openDB(id string) (*userDB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open tsdb of workspace %s: %w", id, err)
 	}
-	u := &userDB{db: db}
+	u := &userDB{db: db, refs: newRefCache()}
 	u.lastUsed.Store(i.now().UnixNano())
 	i.dbs[id] = u
 	i.metrics.openTSDBs.Set(float64(len(i.dbs)))
@@ -246,6 +248,17 @@ func (i *Ingester) acquire(id string, create bool) (*userDB, error) {
 		}
 		u.lastUsed.Store(i.now().UnixNano())
 		return u, nil
+	}
+}
+
+// purgeRefs drops series references unused for an hour: such series are no
+// longer written, and the head drops them at its next compaction.
+func (i *Ingester) purgeRefs() {
+	cutoff := i.now().Add(-time.Hour).Unix()
+	i.mu.RLock()
+	defer i.mu.RUnlock()
+	for _, u := range i.dbs {
+		u.refs.purge(cutoff)
 	}
 }
 

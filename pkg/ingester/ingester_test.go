@@ -5,6 +5,7 @@ import (
 	"flag"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/go-kit/log"
 	"github.com/grafana/dskit/kv"
@@ -158,4 +159,24 @@ func TestIdleTSDBIsClosedAndReopened(t *testing.T) {
 	require.Equal(t, []prompb.Sample{{Timestamp: now.UnixMilli(), Value: 1}}, read(t, ing, "ws-a")[`{__name__="up", job="api"}`])
 	require.Len(t, ing.dbs, 1)
 	var _ storage.Querier = q
+}
+
+// TestPushCopiesLabels guards the distributor's zero-copy decoding: the wire
+// labels alias a request buffer that is reused after the push, so the
+// ingester must keep copies (as labels.ScratchBuilder does in the default
+// stringlabels build) and never the wire strings themselves.
+func TestPushCopiesLabels(t *testing.T) {
+	ing := startIngester(t, testConfig(), t.TempDir(), newKV(t))
+	buf := []byte("upjobapi")
+	alias := func(from, to int) string { return unsafe.String(&buf[from], to-from) }
+	now := time.Now().UnixMilli()
+	require.NoError(t, push(t, ing, "ws-a", prompb.TimeSeries{
+		Labels:  []prompb.Label{{Name: "__name__", Value: alias(0, 2)}, {Name: alias(2, 5), Value: alias(5, 8)}},
+		Samples: []prompb.Sample{{Timestamp: now, Value: 1}},
+	}))
+	copy(buf, "XXXXXXXX")
+	require.Contains(t, read(t, ing, "ws-a"), `{__name__="up", job="api"}`)
+	// The cached labels of the series must not alias the buffer either.
+	require.NoError(t, push(t, ing, "ws-a", ts("up", "api", prompb.Sample{Timestamp: now + 1, Value: 2})))
+	require.Len(t, read(t, ing, "ws-a")[`{__name__="up", job="api"}`], 2)
 }

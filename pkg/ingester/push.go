@@ -103,14 +103,27 @@ func (i *Ingester) Push(ctx context.Context, req *prompb.WriteRequest) error {
 		rej.add(err, lset, ts)
 		return true
 	}
+	now := i.now().Unix()
 	for _, ts := range req.Timeseries {
-		b.Reset()
-		for _, l := range ts.Labels {
-			b.Add(l.Name, l.Value)
+		h := hashWire(ts.Labels)
+		var (
+			lset   labels.Labels
+			ref    storage.SeriesRef
+			cached *refEntry
+		)
+		if e, ok := u.refs.get(h, ts.Labels, now); ok {
+			cached, lset, ref = e, e.lset, e.ref
+		} else {
+			// Labels are copied into memory of their own: the wire labels
+			// alias the request buffer, which is reused after the push.
+			b.Reset()
+			for _, l := range ts.Labels {
+				b.Add(l.Name, l.Value)
+			}
+			b.Sort()
+			lset = b.Labels()
 		}
-		b.Sort()
-		lset := b.Labels()
-		var ref storage.SeriesRef
+		firstRef := ref
 		for _, s := range ts.Samples {
 			r, err := app.Append(ref, lset, s.Timestamp, s.Value)
 			if err == nil {
@@ -123,26 +136,29 @@ func (i *Ingester) Push(ctx context.Context, req *prompb.WriteRequest) error {
 				return fmt.Errorf("append sample of workspace %s: %w", id, err)
 			}
 		}
-		for _, h := range ts.Histograms {
+		for _, hs := range ts.Histograms {
 			var (
 				ih *histogram.Histogram
 				fh *histogram.FloatHistogram
 			)
-			if h.IsFloatHistogram() {
-				fh = h.ToFloatHistogram()
+			if hs.IsFloatHistogram() {
+				fh = hs.ToFloatHistogram()
 			} else {
-				ih = h.ToIntHistogram()
+				ih = hs.ToIntHistogram()
 			}
-			r, err := app.AppendHistogram(ref, lset, h.Timestamp, ih, fh)
+			r, err := app.AppendHistogram(ref, lset, hs.Timestamp, ih, fh)
 			if err == nil {
 				ref = r
 				histos++
 				continue
 			}
-			if !discard(err, lset, h.Timestamp) {
+			if !discard(err, lset, hs.Timestamp) {
 				_ = app.Rollback()
 				return fmt.Errorf("append histogram of workspace %s: %w", id, err)
 			}
+		}
+		if ref != 0 && (cached == nil || ref != firstRef) {
+			u.refs.put(h, ref, lset, now)
 		}
 	}
 	if err := app.Commit(); err != nil {

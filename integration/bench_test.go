@@ -1,0 +1,84 @@
+package integration
+
+import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"runtime"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/prometheus/prompb"
+)
+
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func heapInuse() uint64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapInuse
+}
+
+// BenchmarkMonolithRemoteWrite drives a monolithic Vigil over HTTP with
+// remote-write 1.0 requests of 2000 samples cycling over 100k active series,
+// the shape of the project's throughput target. Bodies are encoded before the
+// timer starts, so the CPU measured is the server's (plus the HTTP client's
+// small share). It reports samples per CPU-second and heap bytes per series.
+func BenchmarkMonolithRemoteWrite(b *testing.B) {
+	const seriesTotal, batch = 100_000, 2000
+	v := startMonolith(&testing.T{}, b.TempDir())
+	defer func() { _ = v.Stop() }()
+	ws := createWorkspace(&testing.T{}, v.BaseURL(), "bench")
+	url := workspaceURL(v.BaseURL(), ws) + "/api/v1/remote_write"
+	perRound := seriesTotal / batch
+	rounds := b.N/perRound + 2
+	start := time.Now().Add(-time.Hour).UnixMilli()
+	bodies := make([][]byte, 0, rounds*perRound)
+	for r := 0; r < rounds; r++ {
+		for i := 0; i < perRound; i++ {
+			req := &prompb.WriteRequest{}
+			for j := 0; j < batch; j++ {
+				id := i*batch + j
+				req.Timeseries = append(req.Timeseries, series("node_cpu_seconds_total", map[string]string{
+					"cluster": "prod-eu", "cpu": fmt.Sprint(id % 64), "instance": fmt.Sprintf("10.0.%d.%d:9100", id/250%250, id%250),
+					"job": "node", "mode": "user", "namespace": "monitoring", "pod": fmt.Sprintf("node-exporter-%d", id/64),
+					"region": "eu-west-1", "zone": "a",
+				}, prompb.Sample{Timestamp: start + int64(r)*15_000, Value: float64(r)}))
+			}
+			bodies = append(bodies, encode(b, req))
+		}
+	}
+	client := &http.Client{}
+	send := func(body []byte) {
+		req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/x-protobuf")
+		req.Header.Set("Content-Encoding", "snappy")
+		resp, err := client.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNoContent {
+			b.Fatalf("status %d", resp.StatusCode)
+		}
+	}
+	before := heapInuse()
+	for _, body := range bodies[:perRound] { // create every series
+		send(body)
+	}
+	perSeries := float64(heapInuse()-before) / seriesTotal
+	b.ResetTimer()
+	cpu := processCPU()
+	for i := 0; i < b.N; i++ {
+		send(bodies[perRound+i])
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N*batch)/(processCPU()-cpu).Seconds(), "samples/cpu-s")
+	b.ReportMetric(perSeries, "heap-B/series")
+}
