@@ -30,8 +30,9 @@ test: ## Unit tests and in-process integration tests (what CI requires).
 e2e: install-prometheus ## Multi-process cluster test and a real Prometheus agent remote-writing to Vigil.
 	$(GO) test -count=1 -timeout 20m -tags e2e -run 'TestCluster|TestPrometheusAgent' -v ./integration/ 2>&1 | grep -v '^        level='; exit $${PIPESTATUS[0]}
 
-bench: ## Go benchmarks of the push path; prints samples/s per core.
+bench: ## Go benchmarks of the push path; prints samples per CPU-second (samples/cpu-s).
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./pkg/distributor/ ./pkg/ingester/
+	$(GO) test -run '^$$' -bench MonolithRemoteWrite -benchtime 500x -count=1 ./integration/ 2>&1 | grep -v '^level='; exit $${PIPESTATUS[0]}
 
 lint: ## go vet, gofmt and the import boundaries of ARCHITECTURE.md.
 	$(GO) vet ./...

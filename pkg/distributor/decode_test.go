@@ -17,7 +17,7 @@ func sampleRequest(seed int) *prompb.WriteRequest {
 		if i == 1 {
 			ts.Histograms = []prompb.Histogram{{
 				Timestamp: 5, Count: &prompb.Histogram_CountFloat{CountFloat: 2}, Sum: 3, Schema: 1,
-				ZeroCount: &prompb.Histogram_ZeroCountFloat{ZeroCountFloat: 0},
+				ZeroCount:     &prompb.Histogram_ZeroCountFloat{ZeroCountFloat: 0},
 				PositiveSpans: []prompb.BucketSpan{{Offset: 0, Length: 1}}, PositiveCounts: []float64{2},
 			}}
 		}

@@ -192,7 +192,8 @@ func HTTPStatus(err error) int {
 	if resp, ok := httpgrpc.HTTPResponseFromError(err); ok {
 		return int(resp.Code)
 	}
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) ||
+		errors.Is(err, ring.ErrEmptyRing) || errors.Is(err, ring.ErrTooManyUnhealthyInstances) {
 		return http.StatusServiceUnavailable
 	}
 	if s, ok := status.FromError(err); ok {

@@ -135,6 +135,7 @@ func TestHTTPStatus(t *testing.T) {
 	require.Equal(t, http.StatusServiceUnavailable, HTTPStatus(context.DeadlineExceeded))
 	require.Equal(t, http.StatusServiceUnavailable, HTTPStatus(status.Error(codes.Unavailable, "x")))
 	require.Equal(t, http.StatusTooManyRequests, HTTPStatus(httpgrpc.Error(http.StatusTooManyRequests, "slow down")))
+	require.Equal(t, http.StatusServiceUnavailable, HTTPStatus(ring.ErrEmptyRing))
 	require.Equal(t, http.StatusInternalServerError, HTTPStatus(errors.New("boom")))
 }
 
