@@ -127,4 +127,5 @@ func (p *process) stop() {
 	case <-time.After(30 * time.Second):
 		p.t.Fatalf("%s did not stop within 30s of SIGTERM", p.name)
 	}
+	require.True(p.t, p.cmd.ProcessState.Success(), "%s exited with %s after SIGTERM", p.name, p.cmd.ProcessState)
 }

@@ -1,0 +1,132 @@
+package querier
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/grafana/dskit/ring"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/prompb"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/storage/remote"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/prometheus/prometheus/util/annotations"
+	"github.com/stretchr/testify/require"
+
+	"github.com/vigil-metrics/vigil/pkg/ingester/client"
+)
+
+// fakeRing returns one replication set spanning its instances; only the
+// methods the querier calls are implemented.
+type fakeRing struct {
+	ring.ReadRing
+	rs ring.ReplicationSet
+}
+
+func (r fakeRing) GetReplicationSetForOperation(ring.Operation) (ring.ReplicationSet, error) {
+	return r.rs, nil
+}
+
+// replica serves fixed series, or fails.
+type replica struct {
+	series []*prompb.TimeSeries
+	err    error
+}
+
+func (r *replica) Push(context.Context, *prompb.WriteRequest) error { return nil }
+
+func (r *replica) Querier(context.Context, int64, int64) (storage.Querier, error) {
+	if r.err != nil {
+		return nil, r.err
+	}
+	return &replicaQuerier{r}, nil
+}
+
+type replicaQuerier struct{ r *replica }
+
+func (q *replicaQuerier) Select(_ context.Context, sorted bool, _ *storage.SelectHints, _ ...*labels.Matcher) storage.SeriesSet {
+	return remote.FromQueryResult(sorted, &prompb.QueryResult{Timeseries: q.r.series})
+}
+func (q *replicaQuerier) LabelNames(context.Context, *storage.LabelHints, ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	var out []string
+	for _, s := range q.r.series {
+		for _, l := range s.Labels {
+			out = append(out, l.Name)
+		}
+	}
+	return out, nil, nil
+}
+func (q *replicaQuerier) LabelValues(context.Context, string, *storage.LabelHints, ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	return nil, nil, nil
+}
+func (q *replicaQuerier) Close() error { return nil }
+
+func promSeries(job string, ts ...int64) *prompb.TimeSeries {
+	s := &prompb.TimeSeries{Labels: []prompb.Label{{Name: "__name__", Value: "up"}, {Name: "job", Value: job}}}
+	for _, t := range ts {
+		s.Samples = append(s.Samples, prompb.Sample{Timestamp: t, Value: float64(t)})
+	}
+	return s
+}
+
+func newQueryable(replicas ...*replica) *Queryable {
+	rs := ring.ReplicationSet{MaxErrors: (len(replicas) - 1) / 2}
+	byAddr := map[string]*replica{}
+	for i, r := range replicas {
+		addr := string(rune('a' + i))
+		rs.Instances = append(rs.Instances, ring.InstanceDesc{Addr: addr, Id: addr})
+		byAddr[addr] = r
+	}
+	return NewQueryable(fakeRing{rs: rs}, func(inst ring.InstanceDesc) (client.Ingester, error) { return byAddr[inst.Addr], nil })
+}
+
+func collect(t *testing.T, ss storage.SeriesSet) map[string][]int64 {
+	t.Helper()
+	out := map[string][]int64{}
+	var it chunkenc.Iterator
+	for ss.Next() {
+		s := ss.At()
+		it = s.Iterator(it)
+		for it.Next() == chunkenc.ValFloat {
+			ts, _ := it.At()
+			out[s.Labels().Get("job")] = append(out[s.Labels().Get("job")], ts)
+		}
+	}
+	require.NoError(t, ss.Err())
+	return out
+}
+
+// TestSelectMergesReplicas: each replica may miss samples (a write reached a
+// quorum, not all); the merged series has each sample once.
+func TestSelectMergesReplicas(t *testing.T) {
+	q, err := newQueryable(
+		&replica{series: []*prompb.TimeSeries{promSeries("a", 1, 2, 3), promSeries("b", 1)}},
+		&replica{series: []*prompb.TimeSeries{promSeries("a", 2, 3, 4)}},
+		&replica{err: errors.New("connection refused")},
+	).Querier(0, 100)
+	require.NoError(t, err)
+	defer q.Close()
+	got := collect(t, q.Select(context.Background(), true, nil, labels.MustNewMatcher(labels.MatchEqual, "__name__", "up")))
+	require.Equal(t, map[string][]int64{"a": {1, 2, 3, 4}, "b": {1}}, got)
+
+	names, _, err := q.LabelNames(context.Background(), nil)
+	require.NoError(t, err)
+	require.Equal(t, []string{"__name__", "job"}, names)
+}
+
+func TestSelectFailsWithoutQuorum(t *testing.T) {
+	down := errors.New("connection refused")
+	q, err := newQueryable(&replica{series: []*prompb.TimeSeries{promSeries("a", 1)}}, &replica{err: down}, &replica{err: down}).Querier(0, 100)
+	require.NoError(t, err)
+	ss := q.Select(context.Background(), true, nil, labels.MustNewMatcher(labels.MatchEqual, "__name__", "up"))
+	require.False(t, ss.Next())
+	require.ErrorIs(t, ss.Err(), down)
+}
+
+func TestSelectSingleReplicaPassesThrough(t *testing.T) {
+	q, err := newQueryable(&replica{series: []*prompb.TimeSeries{promSeries("a", 5, 6)}}).Querier(0, 100)
+	require.NoError(t, err)
+	got := collect(t, q.Select(context.Background(), true, nil, labels.MustNewMatcher(labels.MatchEqual, "__name__", "up")))
+	require.Equal(t, map[string][]int64{"a": {5, 6}}, got)
+}
