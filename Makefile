@@ -11,7 +11,7 @@ PROM_DIR = $(shell $(GO) list -m -f '{{.Dir}}' github.com/prometheus/prometheus)
 RUN_FLAGS := -server.http-listen-address=127.0.0.1 -server.grpc-listen-address=127.0.0.1 \
 	-memberlist.bind-addr=127.0.0.1 -ingester.ring.instance-addr=127.0.0.1
 
-.PHONY: help build run test e2e bench lint image proto reference-help install-prometheus clean
+.PHONY: help build run test e2e bench lint image proto reference-help install-prometheus clean compose-up compose-down
 
 help: ## List the targets.
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
@@ -58,3 +58,9 @@ install-prometheus: ## Install Debian's prometheus package (used by make e2e) if
 
 clean: ## Remove build output (not ./data).
 	rm -rf bin deployments/docker/vigil
+
+compose-up: image ## Start the three-zone cluster of docker-compose.yml (distributor on 127.0.0.1:9009, querier on :9010).
+	docker-compose up -d
+
+compose-down: ## Stop the docker-compose cluster and delete its volumes.
+	docker-compose down -v
