@@ -3,6 +3,8 @@ package vigil
 import (
 	"bytes"
 	"flag"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"testing"
@@ -62,4 +64,16 @@ func TestUnknownTarget(t *testing.T) {
 	require.NoError(t, err)
 	_, err = New(*cfg, nil, nil)
 	require.ErrorContains(t, err, `unknown target "ruler"`)
+}
+
+func TestConfigEndpointMasksSecrets(t *testing.T) {
+	cfg, err := LoadConfig([]string{"-storage.s3.secret-access-key=hunter2", "-storage.s3.access-key-id=AKID"}, &bytes.Buffer{})
+	require.NoError(t, err)
+	v := &Vigil{Cfg: *cfg}
+	rec := httptest.NewRecorder()
+	v.configHandler(rec, httptest.NewRequest(http.MethodGet, "/config", nil))
+	require.Equal(t, http.StatusOK, rec.Code)
+	require.NotContains(t, rec.Body.String(), "hunter2")
+	require.Contains(t, rec.Body.String(), "secret_access_key: '********'")
+	require.Contains(t, rec.Body.String(), "access_key_id: AKID")
 }
