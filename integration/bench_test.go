@@ -2,21 +2,15 @@ package integration
 
 import (
 	"bytes"
-	"fmt"
 	"net/http"
 	"runtime"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/prometheus/prometheus/prompb"
-)
 
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
+	"github.com/vigil-metrics/vigil/internal/bench"
+)
 
 func heapInuse() uint64 {
 	runtime.GC()
@@ -45,11 +39,10 @@ func BenchmarkMonolithRemoteWrite(b *testing.B) {
 			req := &prompb.WriteRequest{}
 			for j := 0; j < batch; j++ {
 				id := i*batch + j
-				req.Timeseries = append(req.Timeseries, series("node_cpu_seconds_total", map[string]string{
-					"cluster": "prod-eu", "cpu": fmt.Sprint(id % 64), "instance": fmt.Sprintf("10.0.%d.%d:9100", id/250%250, id%250),
-					"job": "node", "mode": "user", "namespace": "monitoring", "pod": fmt.Sprintf("node-exporter-%d", id/64),
-					"region": "eu-west-1", "zone": "a",
-				}, prompb.Sample{Timestamp: start + int64(r)*15_000, Value: float64(r)}))
+				req.Timeseries = append(req.Timeseries, prompb.TimeSeries{
+					Labels:  bench.NodeSeriesLabels(id),
+					Samples: []prompb.Sample{{Timestamp: start + int64(r)*15_000, Value: float64(r)}},
+				})
 			}
 			bodies = append(bodies, encode(b, req))
 		}
@@ -74,11 +67,11 @@ func BenchmarkMonolithRemoteWrite(b *testing.B) {
 	}
 	perSeries := float64(heapInuse()-before) / seriesTotal
 	b.ResetTimer()
-	cpu := processCPU()
+	cpu := bench.ProcessCPU()
 	for i := 0; i < b.N; i++ {
 		send(bodies[perRound+i])
 	}
 	b.StopTimer()
-	b.ReportMetric(float64(b.N*batch)/(processCPU()-cpu).Seconds(), "samples/cpu-s")
+	b.ReportMetric(float64(b.N*batch)/(bench.ProcessCPU()-cpu).Seconds(), "samples/cpu-s")
 	b.ReportMetric(perSeries, "heap-B/series")
 }

@@ -2,24 +2,17 @@ package distributor
 
 import (
 	"bytes"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/golang/snappy"
 	"github.com/prometheus/prometheus/prompb"
 
+	"github.com/vigil-metrics/vigil/internal/bench"
 	"github.com/vigil-metrics/vigil/pkg/tenant"
 )
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
 
 // BenchmarkPushHandler measures the distributor's share of a remote-write
 // request: snappy decode, protobuf unmarshal, validation, sharding and the
@@ -33,9 +26,7 @@ func BenchmarkPushHandler(b *testing.B) {
 		for j := 0; j < batch; j++ {
 			id := i*batch + j
 			req.Timeseries = append(req.Timeseries, prompb.TimeSeries{
-				Labels: lbls("__name__", "node_cpu_seconds_total", "cluster", "prod-eu", "cpu", fmt.Sprint(id%64),
-					"instance", fmt.Sprintf("10.0.%d.%d:9100", id/250%250, id%250), "job", "node", "mode", "user",
-					"namespace", "monitoring", "pod", fmt.Sprintf("node-exporter-%d", id/64), "region", "eu-west-1", "zone", "a"),
+				Labels:  bench.NodeSeriesLabels(id),
 				Samples: []prompb.Sample{{Timestamp: time.Now().UnixMilli(), Value: float64(id)}},
 			})
 		}
@@ -52,7 +43,7 @@ func BenchmarkPushHandler(b *testing.B) {
 
 	b.ReportAllocs()
 	b.ResetTimer()
-	start := cpuTime()
+	start := bench.ProcessCPU()
 	for i := 0; i < b.N; i++ {
 		r := httptest.NewRequest(http.MethodPost, "/api/v1/push", bytes.NewReader(bodies[i%len(bodies)])).WithContext(ctx)
 		r.Header.Set("Content-Type", "application/x-protobuf")
@@ -64,5 +55,5 @@ func BenchmarkPushHandler(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	b.ReportMetric(float64(b.N*batch)/(cpuTime()-start).Seconds(), "samples/cpu-s")
+	b.ReportMetric(float64(b.N*batch)/(bench.ProcessCPU()-start).Seconds(), "samples/cpu-s")
 }

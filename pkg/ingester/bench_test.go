@@ -2,21 +2,14 @@ package ingester
 
 import (
 	"context"
-	"fmt"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/prometheus/prometheus/prompb"
 
+	"github.com/vigil-metrics/vigil/internal/bench"
 	"github.com/vigil-metrics/vigil/pkg/tenant"
 )
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
 
 // BenchmarkIngesterPush measures the ingester's append path (labels, TSDB
 // head append, WAL write, commit) for batches of 2000 samples cycling over
@@ -31,12 +24,7 @@ func BenchmarkIngesterPush(b *testing.B) {
 		for j := 0; j < batch; j++ {
 			id := i*batch + j
 			reqs[i].Timeseries = append(reqs[i].Timeseries, prompb.TimeSeries{
-				Labels: []prompb.Label{
-					{Name: "__name__", Value: "node_cpu_seconds_total"}, {Name: "cluster", Value: "prod-eu"},
-					{Name: "cpu", Value: fmt.Sprint(id % 64)}, {Name: "instance", Value: fmt.Sprintf("10.0.%d.%d:9100", id/250%250, id%250)},
-					{Name: "job", Value: "node"}, {Name: "mode", Value: "user"}, {Name: "namespace", Value: "monitoring"},
-					{Name: "pod", Value: fmt.Sprintf("node-exporter-%d", id/64)}, {Name: "region", Value: "eu-west-1"}, {Name: "zone", Value: "a"},
-				},
+				Labels:  bench.NodeSeriesLabels(id),
 				Samples: []prompb.Sample{{}},
 			})
 		}
@@ -58,10 +46,10 @@ func BenchmarkIngesterPush(b *testing.B) {
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu := cpuTime()
+	cpu := bench.ProcessCPU()
 	for i := 0; i < b.N; i++ {
 		send(len(reqs) + i)
 	}
 	b.StopTimer()
-	b.ReportMetric(float64(b.N*batch)/(cpuTime()-cpu).Seconds(), "samples/cpu-s")
+	b.ReportMetric(float64(b.N*batch)/(bench.ProcessCPU()-cpu).Seconds(), "samples/cpu-s")
 }
