@@ -125,6 +125,8 @@ func TestRestartReplaysWALAndLeavesRing(t *testing.T) {
 	now := time.Now().UnixMilli()
 	require.NoError(t, push(t, ing, "ws-a", ts("up", "api", prompb.Sample{Timestamp: now, Value: 7})))
 	require.NoError(t, ing.CheckReady(context.Background()))
+	tokens := ing.lifecycler.GetTokens()
+	require.Len(t, tokens, cfg.Ring.NumTokens)
 
 	require.NoError(t, services.StopAndAwaitTerminated(context.Background(), ing))
 	desc, err := store.Get(context.Background(), RingKey)
@@ -135,6 +137,7 @@ func TestRestartReplaysWALAndLeavesRing(t *testing.T) {
 	ing2 := startIngester(t, cfg, dir, store)
 	require.Equal(t, []prompb.Sample{{Timestamp: now, Value: 7}}, read(t, ing2, "ws-a")[`{__name__="up", job="api"}`])
 	require.Equal(t, ring.ACTIVE, ing2.lifecycler.GetState())
+	require.Equal(t, tokens, ing2.lifecycler.GetTokens(), "tokens are persisted across restarts")
 }
 
 func TestIdleTSDBIsClosedAndReopened(t *testing.T) {
