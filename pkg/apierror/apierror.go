@@ -55,6 +55,7 @@ const (
 	IDSampleOutOfOrder       = "sample-out-of-order"
 	IDSampleDuplicate        = "sample-duplicate-timestamp"
 	IDSampleOutOfBounds      = "sample-out-of-bounds"
+	IDInvalidHistogram       = "invalid-native-histogram"
 	IDIngesterUnavailable    = "ingester-unavailable"
 	IDValidation             = "validation"
 	IDWorkspaceQuota         = "workspace-quota"

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"path"
-	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -17,13 +16,10 @@ import (
 	"github.com/thanos-io/objstore"
 
 	"github.com/vigil-metrics/vigil/pkg/apierror"
+	"github.com/vigil-metrics/vigil/pkg/tenant"
 )
 
 const workspacesPrefix = "control/workspaces/"
-
-// validWorkspaceID is AMP's WorkspaceId pattern; it also keeps IDs safe to use
-// as object names.
-var validWorkspaceID = regexp.MustCompile(`^[0-9A-Za-z][-.0-9A-Z_a-z]{0,63}$`)
 
 // Config configures the control plane.
 type Config struct {
@@ -69,8 +65,9 @@ type Store struct {
 	bkt objstore.Bucket
 	now func() time.Time
 
-	mu    sync.RWMutex
-	cache map[string]cacheEntry
+	mu      sync.RWMutex
+	cache   map[string]cacheEntry
+	missing int // entries of cache with a nil workspace
 }
 
 // NewStore returns a Store over bkt.
@@ -86,7 +83,7 @@ func notFound(id string) error {
 
 // Get reads a workspace document. A missing workspace is a NotFound error.
 func (s *Store) Get(ctx context.Context, id string) (*Workspace, error) {
-	if !validWorkspaceID.MatchString(id) {
+	if tenant.ValidID(id) != nil {
 		return nil, notFound(id)
 	}
 	r, err := s.bkt.Get(ctx, objectName(id))
@@ -122,10 +119,28 @@ func (s *Store) put(ctx context.Context, ws *Workspace) error {
 	return nil
 }
 
+// maxMissing bounds the remembered unknown IDs, which any caller can invent.
+const maxMissing = 10_000
+
 func (s *Store) remember(id string, ws *Workspace) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ws == nil {
+		if s.missing >= maxMissing {
+			for k, e := range s.cache {
+				if e.ws == nil {
+					delete(s.cache, k)
+				}
+			}
+			s.missing = 0
+		}
+		if old, ok := s.cache[id]; !ok || old.ws != nil {
+			s.missing++
+		}
+	} else if old, ok := s.cache[id]; ok && old.ws == nil {
+		s.missing--
+	}
 	s.cache[id] = cacheEntry{ws: ws, fetched: s.now()}
-	s.mu.Unlock()
 }
 
 // CheckActive returns nil when the workspace exists and is ACTIVE, and a

@@ -2,6 +2,7 @@ package controlplane
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -70,4 +71,13 @@ func TestCheckActiveCachesAcrossReplicas(t *testing.T) {
 
 	// IDs that are not valid object names never reach the bucket.
 	require.Equal(t, apierror.NotFound, apierror.CauseOf(reader.CheckActive(ctx, "../control")))
+}
+
+func TestUnknownIDsDoNotGrowTheCacheWithoutBound(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	s := testStore(objstore.NewInMemBucket(), &now)
+	for i := 0; i < maxMissing+500; i++ {
+		_ = s.CheckActive(context.Background(), fmt.Sprintf("ws-unknown-%d", i))
+	}
+	require.LessOrEqual(t, len(s.cache), maxMissing)
 }

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/go-kit/log"
@@ -16,11 +15,8 @@ import (
 	"github.com/grafana/dskit/ring"
 	"github.com/grafana/dskit/services"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/prometheus/tsdb"
-	"github.com/prometheus/prometheus/util/compression"
 
 	"github.com/vigil-metrics/vigil/pkg/apierror"
-	"github.com/vigil-metrics/vigil/pkg/logging"
 )
 
 // errStopping is returned to requests that arrive while the ingester shuts down.
@@ -44,19 +40,6 @@ type Ingester struct {
 	dbs          map[string]*userDB
 	shuttingDown bool
 }
-
-// userDB is one workspace's TSDB. Requests hold mu for reading while they
-// use db; closing takes it for writing, so an idle TSDB is never closed under
-// a running request.
-type userDB struct {
-	db       *tsdb.DB
-	refs     *refCache
-	mu       sync.RWMutex
-	closed   bool
-	lastUsed atomic.Int64 // unix nanoseconds
-}
-
-func (u *userDB) release() { u.mu.RUnlock() }
 
 // New returns an ingester that keeps its TSDBs under dataDir/ingester and
 // advertises grpcPort in the ring kept in kvClient.
@@ -125,24 +108,6 @@ func (i *Ingester) starting(ctx context.Context) error {
 	return nil
 }
 
-func (i *Ingester) openExisting() error {
-	entries, err := os.ReadDir(i.dir)
-	if err != nil {
-		return fmt.Errorf("list tsdb directory %s: %w", i.dir, err)
-	}
-	for _, e := range entries {
-		if !e.IsDir() {
-			continue
-		}
-		start := time.Now()
-		if _, err := i.openDB(e.Name()); err != nil {
-			return err
-		}
-		level.Info(i.logger).Log("msg", "opened workspace tsdb", "workspace", e.Name(), "duration", time.Since(start))
-	}
-	return nil
-}
-
 func (i *Ingester) running(ctx context.Context) error {
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
@@ -174,114 +139,12 @@ func (i *Ingester) stopping(_ error) error {
 	i.dbs = map[string]*userDB{}
 	i.mu.Unlock()
 	for id, u := range dbs {
-		u.mu.Lock()
-		if !u.closed {
-			u.closed = true
-			if err := u.db.Close(); err != nil {
-				errs = append(errs, fmt.Errorf("close tsdb of workspace %s: %w", id, err))
-			}
+		// In-flight requests finish first (queries are bounded by the
+		// querier timeout); new ones are refused since shuttingDown is set.
+		if err := u.closeWhenUnused(context.Background(), shutdownWait); err != nil {
+			errs = append(errs, fmt.Errorf("close tsdb of workspace %s: %w", id, err))
 		}
-		u.mu.Unlock()
 	}
 	i.metrics.openTSDBs.Set(0)
 	return errors.Join(errs...)
-}
-
-func (i *Ingester) tsdbOptions() *tsdb.Options {
-	o := tsdb.DefaultOptions()
-	o.MinBlockDuration = i.cfg.BlockRange.Milliseconds()
-	o.MaxBlockDuration = i.cfg.BlockRange.Milliseconds()
-	o.RetentionDuration = i.cfg.Retention.Milliseconds()
-	if i.cfg.WALCompression {
-		o.WALCompression = compression.Snappy
-	}
-	return o
-}
-
-// openDB opens (creating if needed) the TSDB of a workspace and registers it.
-func (i *Ingester) openDB(id string) (*userDB, error) {
-	i.mu.Lock()
-	defer i.mu.Unlock()
-	if i.shuttingDown {
-		return nil, errStopping
-	}
-	if u, ok := i.dbs[id]; ok {
-		return u, nil
-	}
-	db, err := tsdb.Open(filepath.Join(i.dir, id), logging.Slog(log.With(i.logger, "workspace", id)), nil, i.tsdbOptions(), nil)
-	if err != nil {
-		return nil, fmt.Errorf("open tsdb of workspace %s: %w", id, err)
-	}
-	u := &userDB{db: db, refs: newRefCache()}
-	u.lastUsed.Store(i.now().UnixNano())
-	i.dbs[id] = u
-	i.metrics.openTSDBs.Set(float64(len(i.dbs)))
-	return u, nil
-}
-
-// acquire returns the workspace's TSDB held for use; callers must release it.
-// With create false it returns nil for a workspace that has no data here.
-func (i *Ingester) acquire(id string, create bool) (*userDB, error) {
-	for {
-		i.mu.RLock()
-		u, stopping := i.dbs[id], i.shuttingDown
-		i.mu.RUnlock()
-		if stopping {
-			return nil, errStopping
-		}
-		if u == nil {
-			if !create {
-				if _, err := os.Stat(filepath.Join(i.dir, id)); errors.Is(err, os.ErrNotExist) {
-					return nil, nil
-				}
-			}
-			var err error
-			if u, err = i.openDB(id); err != nil {
-				return nil, err
-			}
-		}
-		u.mu.RLock()
-		if u.closed {
-			// Closed as idle between the lookup and the lock: open it again.
-			u.mu.RUnlock()
-			continue
-		}
-		u.lastUsed.Store(i.now().UnixNano())
-		return u, nil
-	}
-}
-
-// purgeRefs drops series references unused for an hour: such series are no
-// longer written, and the head drops them at its next compaction.
-func (i *Ingester) purgeRefs() {
-	cutoff := i.now().Add(-time.Hour).Unix()
-	i.mu.RLock()
-	defer i.mu.RUnlock()
-	for _, u := range i.dbs {
-		u.refs.purge(cutoff)
-	}
-}
-
-// closeIdle closes the TSDBs nobody has used for the idle timeout. Their WAL
-// stays on disk and is replayed when the workspace is next used.
-func (i *Ingester) closeIdle() {
-	if i.cfg.IdleTimeout <= 0 {
-		return
-	}
-	cutoff := i.now().Add(-i.cfg.IdleTimeout).UnixNano()
-	i.mu.Lock()
-	defer i.mu.Unlock()
-	for id, u := range i.dbs {
-		if u.lastUsed.Load() > cutoff || !u.mu.TryLock() {
-			continue
-		}
-		u.closed = true
-		if err := u.db.Close(); err != nil {
-			level.Warn(i.logger).Log("msg", "closing idle tsdb failed", "workspace", id, "err", err)
-		}
-		u.mu.Unlock()
-		delete(i.dbs, id)
-		level.Info(i.logger).Log("msg", "closed idle tsdb", "workspace", id)
-	}
-	i.metrics.openTSDBs.Set(float64(len(i.dbs)))
 }

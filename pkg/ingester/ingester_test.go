@@ -183,3 +183,51 @@ func TestPushCopiesLabels(t *testing.T) {
 	require.NoError(t, push(t, ing, "ws-a", ts("up", "api", prompb.Sample{Timestamp: now + 1, Value: 2})))
 	require.Len(t, read(t, ing, "ws-a")[`{__name__="up", job="api"}`], 2)
 }
+
+func TestWorkspaceIDMustBeSafe(t *testing.T) {
+	ing := startIngester(t, testConfig(), t.TempDir(), newKV(t))
+	for _, id := range []string{"../escape", "a/b", ".hidden", ""} {
+		err := push(t, ing, id, ts("up", "x", prompb.Sample{Timestamp: time.Now().UnixMilli(), Value: 1}))
+		require.Error(t, err, id)
+		require.Equal(t, apierror.BadData, apierror.CauseOf(err), id)
+	}
+}
+
+// TestNestedAcquireDuringShutdown: a query holds its TSDB while it opens a
+// second querier on it; shutdown waits for both instead of deadlocking.
+func TestNestedAcquireDuringShutdown(t *testing.T) {
+	ing := startIngester(t, testConfig(), t.TempDir(), newKV(t))
+	require.NoError(t, push(t, ing, "ws-a", ts("up", "x", prompb.Sample{Timestamp: time.Now().UnixMilli(), Value: 1})))
+	ctx := tenant.WithID(context.Background(), "ws-a")
+	q1, err := ing.Querier(ctx, 0, 1<<62)
+	require.NoError(t, err)
+	stopped := make(chan error, 1)
+	go func() { stopped <- services.StopAndAwaitTerminated(context.Background(), ing) }()
+	require.Eventually(t, func() bool { ing.mu.RLock(); defer ing.mu.RUnlock(); return ing.shuttingDown }, 5*time.Second, time.Millisecond)
+	_, err = ing.Querier(ctx, 0, 1<<62)
+	require.Error(t, err, "new requests are refused while stopping")
+	require.NoError(t, q1.Close())
+	select {
+	case err := <-stopped:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("shutdown did not finish after the last querier closed")
+	}
+}
+
+func TestInvalidHistogramIsAClientError(t *testing.T) {
+	ing := startIngester(t, testConfig(), t.TempDir(), newKV(t))
+	now := time.Now().UnixMilli()
+	bad := prompb.TimeSeries{
+		Labels: []prompb.Label{{Name: "__name__", Value: "h"}},
+		Histograms: []prompb.Histogram{{
+			Timestamp: now, Count: &prompb.Histogram_CountInt{CountInt: 1}, Schema: 0,
+			ZeroCount:     &prompb.Histogram_ZeroCountInt{ZeroCountInt: 0},
+			PositiveSpans: []prompb.BucketSpan{{Offset: 0, Length: 1}}, PositiveDeltas: []int64{5},
+		}},
+	}
+	err := push(t, ing, "ws-a", bad, ts("up", "ok", prompb.Sample{Timestamp: now, Value: 1}))
+	require.Equal(t, apierror.BadData, apierror.CauseOf(err), "%v", err)
+	require.Contains(t, err.Error(), "native histogram is invalid")
+	require.Contains(t, read(t, ing, "ws-a"), `{__name__="up", job="ok"}`)
+}

@@ -21,7 +21,7 @@ const (
 	reasonOutOfOrder   = "sample-out-of-order"
 	reasonDuplicate    = "new-value-for-timestamp"
 	reasonOutOfBounds  = "greater_than_max_sample_age"
-	maxReportedSamples = 1
+	reasonBadHistogram = "invalid_native_histogram"
 )
 
 var builderPool = sync.Pool{New: func() any { return &labels.ScratchBuilder{} }}
@@ -36,7 +36,7 @@ type rejection struct {
 }
 
 func (r *rejection) add(err error, lset labels.Labels, ts int64) {
-	if r.count < maxReportedSamples {
+	if r.count == 0 {
 		r.err, r.series, r.ts = err, lset, ts
 	}
 	r.count++
@@ -52,13 +52,20 @@ func (r *rejection) toError() error {
 		id, what = apierror.IDSampleOutOfOrder, "the sample is older than the latest sample of its series (out of order)"
 	case errors.Is(r.err, storage.ErrDuplicateSampleForTimestamp):
 		id, what = apierror.IDSampleDuplicate, "the series already has a different value at this timestamp (duplicate sample for timestamp)"
+	case errors.Is(r.err, errInvalidHistogram):
+		id, what = apierror.IDInvalidHistogram, fmt.Sprintf("the native histogram is invalid (%v)", errors.Unwrap(r.err))
 	}
 	return apierror.New(apierror.BadData, id, "%d sample(s) rejected: %s; first rejected sample: timestamp %s, series %s",
 		r.count, what, time.UnixMilli(r.ts).UTC().Format(time.RFC3339Nano), r.series.String())
 }
 
+// errInvalidHistogram marks a native histogram the TSDB refused as malformed.
+var errInvalidHistogram = errors.New("invalid native histogram")
+
 func discardReason(err error) (string, bool) {
 	switch {
+	case errors.Is(err, errInvalidHistogram):
+		return reasonBadHistogram, true
 	case errors.Is(err, storage.ErrOutOfOrderSample):
 		return reasonOutOfOrder, true
 	case errors.Is(err, storage.ErrDuplicateSampleForTimestamp):
@@ -151,6 +158,11 @@ func (i *Ingester) Push(ctx context.Context, req *prompb.WriteRequest) error {
 				ref = r
 				histos++
 				continue
+			}
+			if _, known := discardReason(err); !known {
+				// Besides ordering errors, the head refuses histograms that
+				// fail validation: the sender's fault, not worth a retry.
+				err = fmt.Errorf("%w: %w", errInvalidHistogram, err)
 			}
 			if !discard(err, lset, hs.Timestamp) {
 				_ = app.Rollback()

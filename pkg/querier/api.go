@@ -86,9 +86,19 @@ func NewHandler(cfg Config, engine promql.QueryEngine, queryable *Queryable, reg
 	)
 	router := route.New()
 	api.Register(router.WithPrefix("/api/v1"))
+	// At most MaxConcurrent requests evaluate at once; the rest wait their
+	// turn for as long as their client does.
+	slots := make(chan struct{}, cfg.MaxConcurrent)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !served(r.URL.Path) {
 			apierror.WritePrometheus(w, apierror.New(apierror.NotFound, "", "unknown or not yet served API endpoint %s", r.URL.Path))
+			return
+		}
+		select {
+		case slots <- struct{}{}:
+			defer func() { <-slots }()
+		case <-r.Context().Done():
+			apierror.WritePrometheus(w, apierror.New(apierror.Unavailable, "", "request cancelled while waiting for a query slot (-querier.max-concurrent)"))
 			return
 		}
 		router.ServeHTTP(w, r)

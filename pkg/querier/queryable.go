@@ -8,6 +8,7 @@ import (
 
 	"github.com/grafana/dskit/ring"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/util/annotations"
 
@@ -65,6 +66,15 @@ func (q *querier) Close() error {
 	return errors.Join(errs...)
 }
 
+// storageErr marks a failure to read from ingesters as a storage error,
+// which Prometheus's API answers with 500 (not 422, a bad query).
+func storageErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	return promql.ErrStorage{Err: err}
+}
+
 func (q *querier) open(ctx context.Context, inst *ring.InstanceDesc) (storage.Querier, error) {
 	c, err := q.q.ingesters(*inst)
 	if err != nil {
@@ -83,9 +93,9 @@ func (q *querier) open(ctx context.Context, inst *ring.InstanceDesc) (storage.Qu
 func forQuorum[T any](ctx context.Context, q *querier, f func(context.Context, storage.Querier) (T, error)) ([]T, error) {
 	rs, err := q.q.ring.GetReplicationSetForOperation(ring.Read)
 	if err != nil {
-		return nil, err
+		return nil, storageErr(err)
 	}
-	return ring.DoUntilQuorum(ctx, rs, ring.DoUntilQuorumConfig{}, func(ctx context.Context, inst *ring.InstanceDesc) (T, error) {
+	res, err := ring.DoUntilQuorum(ctx, rs, ring.DoUntilQuorumConfig{}, func(ctx context.Context, inst *ring.InstanceDesc) (T, error) {
 		var zero T
 		iq, err := q.open(ctx, inst)
 		if err != nil {
@@ -93,6 +103,7 @@ func forQuorum[T any](ctx context.Context, q *querier, f func(context.Context, s
 		}
 		return f(ctx, iq)
 	}, func(T) {})
+	return res, storageErr(err)
 }
 
 // Select returns the matching series of every replica merged into one set;
@@ -100,15 +111,15 @@ func forQuorum[T any](ctx context.Context, q *querier, f func(context.Context, s
 func (q *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
 	rs, err := q.q.ring.GetReplicationSetForOperation(ring.Read)
 	if err != nil {
-		return storage.ErrSeriesSet(err)
+		return storage.ErrSeriesSet(storageErr(err))
 	}
 	if len(rs.Instances) == 1 {
 		// One replica (monolithic mode): hand the TSDB's own lazy set through.
 		iq, err := q.open(ctx, &rs.Instances[0])
 		if err != nil {
-			return storage.ErrSeriesSet(err)
+			return storage.ErrSeriesSet(storageErr(err))
 		}
-		return iq.Select(ctx, true, hints, ms...)
+		return &storageErrSet{iq.Select(ctx, true, hints, ms...)}
 	}
 	// Several replicas: collect each replica's series handles (not their
 	// samples) while its call is live, so a failing replica counts against
@@ -126,7 +137,7 @@ func (q *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHints
 		return series, ss.Err()
 	}, func([]storage.Series) {})
 	if err != nil {
-		return storage.ErrSeriesSet(err)
+		return storage.ErrSeriesSet(storageErr(err))
 	}
 	sets := make([]storage.SeriesSet, 0, len(lists))
 	for _, l := range lists {
@@ -171,6 +182,11 @@ func union(lists [][]string, hints *storage.LabelHints) []string {
 	}
 	return out
 }
+
+// storageErrSet marks the error of a lazily read series set as a storage error.
+type storageErrSet struct{ storage.SeriesSet }
+
+func (s *storageErrSet) Err() error { return storageErr(s.SeriesSet.Err()) }
 
 type listSeriesSet struct {
 	series []storage.Series

@@ -8,6 +8,7 @@ import (
 	"github.com/grafana/dskit/ring"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
+	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/storage/remote"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
@@ -121,7 +122,8 @@ func TestSelectFailsWithoutQuorum(t *testing.T) {
 	require.NoError(t, err)
 	ss := q.Select(context.Background(), true, nil, labels.MustNewMatcher(labels.MatchEqual, "__name__", "up"))
 	require.False(t, ss.Next())
-	require.ErrorIs(t, ss.Err(), down)
+	require.ErrorContains(t, ss.Err(), down.Error())
+	require.ErrorAs(t, ss.Err(), &promql.ErrStorage{}, "ingester failures are storage errors (HTTP 500), not bad queries")
 }
 
 func TestSelectSingleReplicaPassesThrough(t *testing.T) {

@@ -6,12 +6,26 @@ package tenant
 import (
 	"context"
 	"errors"
+	"fmt"
+	"regexp"
 
 	"github.com/grafana/dskit/user"
 )
 
 // ErrNoTenant is returned when a context carries no workspace ID.
 var ErrNoTenant = errors.New("no workspace id in request context")
+
+// validID is AMP's WorkspaceId pattern. It also keeps IDs safe to use as
+// file and object names: no separators, no leading dot.
+var validID = regexp.MustCompile(`^[0-9A-Za-z][-.0-9A-Z_a-z]{0,63}$`)
+
+// ValidID returns an error unless id is a well-formed workspace ID.
+func ValidID(id string) error {
+	if !validID.MatchString(id) {
+		return fmt.Errorf("invalid workspace id %q", id)
+	}
+	return nil
+}
 
 // WithID returns a copy of ctx that carries the workspace id.
 func WithID(ctx context.Context, id string) context.Context {

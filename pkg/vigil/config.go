@@ -66,6 +66,9 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	overrideDefault(f, "server.grpc-max-recv-msg-size-bytes", fmt.Sprint(100<<20))
 	overrideDefault(f, "server.grpc-max-send-msg-size-bytes", fmt.Sprint(100<<20))
 	overrideDefault(f, "server.graceful-shutdown-timeout", "10s")
+	// Longer than -querier.timeout, so a slow query gets its answer (or its
+	// timeout error) rather than a dropped connection.
+	overrideDefault(f, "server.http-write-timeout", "3m")
 }
 
 func overrideDefault(f *flag.FlagSet, name, value string) {
@@ -80,6 +83,9 @@ func overrideDefault(f *flag.FlagSet, name, value string) {
 func (c *Config) Validate() error {
 	if c.DataDir == "" {
 		return fmt.Errorf("-data-dir must not be empty")
+	}
+	if c.Server.HTTPServerWriteTimeout > 0 && c.Server.HTTPServerWriteTimeout <= c.Querier.Timeout {
+		return fmt.Errorf("-server.http-write-timeout (%s) must exceed -querier.timeout (%s)", c.Server.HTTPServerWriteTimeout, c.Querier.Timeout)
 	}
 	for _, v := range []interface{ Validate() error }{
 		&c.Auth, &c.Storage, &c.ControlPlane, &c.Distributor, &c.Ingester, &c.Querier, &c.Limits,

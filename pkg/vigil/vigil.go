@@ -96,21 +96,21 @@ func (t *Vigil) Start(ctx context.Context) error {
 	for _, s := range svcs {
 		s.AddListener(services.NewListener(nil, nil, stopAll, stopAll, nil))
 	}
-	// Services live until stopped, not until ctx (which bounds start-up) ends.
-	if err := m.StartAsync(context.Background()); err != nil {
-		return err
-	}
-	if err := m.AwaitHealthy(ctx); err != nil {
-		m.StopAsync()
-		_ = m.AwaitStopped(context.Background())
-		return fmt.Errorf("start services: %w", err)
-	}
-	// SIGTERM or SIGINT stops every service, in dependency order.
+	// SIGTERM or SIGINT stops every service, in dependency order, also while
+	// they are still starting (replaying a WAL, joining the ring).
 	t.signals = signals.NewHandler(t.Logger)
 	go func() {
 		t.signals.Loop()
 		m.StopAsync()
 	}()
+	// Services live until stopped, not until ctx (which bounds start-up) ends.
+	if err := m.StartAsync(context.Background()); err != nil {
+		return err
+	}
+	if err := m.AwaitHealthy(ctx); err != nil {
+		_ = t.Stop()
+		return fmt.Errorf("start services: %w", err)
+	}
 	t.logStarted()
 	return nil
 }
