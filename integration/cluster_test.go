@@ -12,9 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang/snappy"
 	"github.com/grafana/dskit/user"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/prompb"
+	"github.com/prometheus/prometheus/storage/remote"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -32,8 +34,9 @@ type ackedWriter struct {
 	failed []string
 }
 
-func (w *ackedWriter) run(t *testing.T, url string, stop <-chan struct{}) {
-	rw := remoteWriter(t, url)
+// run pushes until stop is closed. It runs on its own goroutine, so it
+// records failures instead of failing the test.
+func (w *ackedWriter) run(rw remote.WriteClient, stop <-chan struct{}) {
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -48,9 +51,12 @@ func (w *ackedWriter) run(t *testing.T, url string, stop <-chan struct{}) {
 			req.Timeseries = append(req.Timeseries, series("cluster_test_metric", map[string]string{"series": fmt.Sprint(i)},
 				prompb.Sample{Timestamp: ts, Value: float64(ts % 100000)}))
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		_, err := rw.Store(ctx, encode(t, req), 0)
-		cancel()
+		raw, err := req.Marshal()
+		if err == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			_, err = rw.Store(ctx, snappy.Encode(nil, raw), 0)
+			cancel()
+		}
 		w.mu.Lock()
 		if err != nil {
 			w.failed = append(w.failed, err.Error())
@@ -59,6 +65,15 @@ func (w *ackedWriter) run(t *testing.T, url string, stop <-chan struct{}) {
 		}
 		w.mu.Unlock()
 	}
+}
+
+// waitAcks waits until n more pushes than now have been acknowledged.
+func (w *ackedWriter) waitAcks(t *testing.T, n int) {
+	t.Helper()
+	acked, _ := w.snapshot()
+	target := len(acked) + n
+	require.Eventually(t, func() bool { a, _ := w.snapshot(); return len(a) >= target }, 60*time.Second, 20*time.Millisecond,
+		"the writer did not get %d more acknowledgements", n)
 }
 
 func (w *ackedWriter) snapshot() ([]int64, []string) {
@@ -118,13 +133,14 @@ func TestClusterKillIngester(t *testing.T) {
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
-	go func() { defer wg.Done(); w.run(t, workspaceURL(dist.base(), ws)+"/api/v1/remote_write", stop) }()
+	rw := remoteWriter(t, workspaceURL(dist.base(), ws)+"/api/v1/remote_write")
+	go func() { defer wg.Done(); w.run(rw, stop) }()
 
-	time.Sleep(2 * time.Second)
+	w.waitAcks(t, 20)
 	victim := ingesters[1]
 	victim.kill()
 	killedAt := time.Now().UnixMilli()
-	time.Sleep(3 * time.Second)
+	w.waitAcks(t, 30) // about 3 s of writes with one ingester down
 
 	ackedBefore, failed := w.snapshot()
 	require.Empty(t, failed, "pushes failed while one ingester of three was down")
@@ -135,7 +151,7 @@ func TestClusterKillIngester(t *testing.T) {
 	// the kill; it catches up on new samples from then on.
 	victim.start()
 	waitReady(t, victim.base())
-	time.Sleep(2 * time.Second)
+	w.waitAcks(t, 20)
 	close(stop)
 	wg.Wait()
 

@@ -168,13 +168,30 @@ func TestBadInput(t *testing.T) {
 		})
 	}
 
-	// A request mixing valid and invalid series stores the valid ones.
+	// A request mixing valid and invalid series stores the valid ones and
+	// names the invalid one.
 	mixed := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
 		noName.Timeseries[0],
 		series("mixed_ok", nil, prompb.Sample{Timestamp: ts.UnixMilli(), Value: 5}),
 	}}
 	code, body = post(t, writeURL, rw, encode(t, mixed))
 	require.Equal(t, http.StatusBadRequest, code, body)
+	require.Contains(t, body, `received a series without a metric name, series: '{job="a"}'`)
+
+	// An oversized body sent without Content-Length (chunked) is cut off at
+	// the limit while it is read.
+	req, err := http.NewRequest(http.MethodPost, writeURL, io.MultiReader(bytes.NewReader(oversized)))
+	require.NoError(t, err)
+	require.Equal(t, int64(0), req.ContentLength, "the body length is unknown to the client")
+	for k, v := range rw {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	chunked, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode, string(chunked))
+	require.Contains(t, string(chunked), "request body too large")
 
 	// The Mimir-compatible path with the tenant header works too.
 	mimir := map[string]string{"X-Scope-OrgID": ws}
@@ -195,9 +212,9 @@ func TestBadInput(t *testing.T) {
 		require.Equal(t, want, vec[0].Value, q)
 	}
 	// Queries of an unknown workspace get 404 in Prometheus's error envelope.
-	_, _, _, err := promClient(t, workspaceURL(v.BaseURL(), "ws-nope")).Query(context.Background(), "up", ts)
+	_, _, _, err = promClient(t, workspaceURL(v.BaseURL(), "ws-nope")).Query(context.Background(), "up", ts)
 	require.ErrorContains(t, err, "404")
-	resp, err := http.Get(workspaceURL(v.BaseURL(), "ws-nope") + "/api/v1/query?query=up")
+	resp, err = http.Get(workspaceURL(v.BaseURL(), "ws-nope") + "/api/v1/query?query=up")
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)

@@ -5,6 +5,8 @@ package integration
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -63,6 +65,7 @@ remote_write:
 	})
 
 	api := promClient(t, workspaceURL(v.BaseURL(), ws))
+	deadline := time.Now().Add(60 * time.Second) // for both series together
 	for _, q := range []string{`up{job="prometheus"}`, `prometheus_build_info`} {
 		require.Eventually(t, func() bool {
 			val, _, _, err := api.Query(context.Background(), q, time.Now())
@@ -71,6 +74,13 @@ remote_write:
 			}
 			vec := val.(model.Vector)
 			return len(vec) > 0 && vec[0].Value == 1
-		}, 60*time.Second, 500*time.Millisecond, "%s never became queryable from Vigil", q)
+		}, time.Until(deadline), 500*time.Millisecond, "%s was not queryable from Vigil within 60 s", q)
 	}
+
+	// The sender really is an agent: it keeps no local TSDB to query.
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/api/v1/query?query=up", promPort))
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Contains(t, string(body), "unavailable with Prometheus Agent")
 }

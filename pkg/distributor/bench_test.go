@@ -15,10 +15,17 @@ import (
 )
 
 // BenchmarkPushHandler measures the distributor's share of a remote-write
-// request: snappy decode, protobuf unmarshal, validation, sharding and the
-// hand-off to an in-process ingester that stores nothing. Batches of 2000
-// series with 1 sample each cycle over 100k series with 10 labels.
+// request: snappy decode, protobuf unmarshal, validation and the hand-off to
+// ingesters that store nothing. Batches of 2000 series with 1 sample each
+// cycle over 100k series with 10 labels. With one ingester (monolithic mode)
+// nothing is sharded; with three (RF=3) every series is hashed and the batch
+// replicated through dskit's DoBatch.
 func BenchmarkPushHandler(b *testing.B) {
+	b.Run("ingesters=1", func(b *testing.B) { benchmarkPushHandler(b, 1) })
+	b.Run("ingesters=3,rf=3", func(b *testing.B) { benchmarkPushHandler(b, 3) })
+}
+
+func benchmarkPushHandler(b *testing.B, ingesters int) {
 	const seriesTotal, batch = 100_000, 2000
 	bodies := make([][]byte, seriesTotal/batch)
 	for i := range bodies {
@@ -36,7 +43,11 @@ func BenchmarkPushHandler(b *testing.B) {
 		}
 		bodies[i] = snappy.Encode(nil, raw)
 	}
-	d := newTestDistributor(b, &fakeIngester{})
+	var fakes []*fakeIngester
+	for i := 0; i < ingesters; i++ {
+		fakes = append(fakes, &fakeIngester{})
+	}
+	d := newTestDistributor(b, fakes...)
 	d.limits = staticLimits{maxLabels: 70, maxSize: 7 << 10, maxName: 1024, maxValue: 2048}
 	h := d.PushHandler()
 	ctx := tenant.WithID(b.Context(), "ws-bench")

@@ -10,7 +10,6 @@ import (
 	"github.com/go-kit/log"
 	"github.com/grafana/dskit/httpgrpc"
 	"github.com/grafana/dskit/ring"
-	"github.com/grafana/dskit/services"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/prompb"
 	"google.golang.org/grpc/codes"
@@ -24,20 +23,22 @@ import (
 // Ingesters resolves a ring instance to a client.
 type Ingesters func(inst ring.InstanceDesc) (client.Ingester, error)
 
-// Distributor validates, shards and replicates pushed series.
+// Distributor validates, shards and replicates pushed series. It holds no
+// background work of its own: the ring and the client pool it uses are
+// services run by its owner.
 type Distributor struct {
-	services.Service
-
 	cfg       Config
 	ring      ring.DoBatchRing
 	ingesters Ingesters
 	limits    Limits
 	metrics   *metrics
 	logger    log.Logger
+
+	buffers sync.Pool // *pushBuffers: the buffers of one remote-write request
+	keys    sync.Pool // *[]uint32: the shard keys of one request
 }
 
-// New returns a distributor writing to the ingesters of r. deps are services
-// (such as the client pool) that must run while the distributor runs.
+// New returns a distributor writing to the ingesters of r.
 func New(cfg Config, r ring.DoBatchRing, ingesters Ingesters, limits Limits, reg prometheus.Registerer, logger log.Logger) (*Distributor, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -50,11 +51,10 @@ func New(cfg Config, r ring.DoBatchRing, ingesters Ingesters, limits Limits, reg
 		metrics:   newMetrics(reg),
 		logger:    logger,
 	}
-	d.Service = services.NewIdleService(nil, nil)
+	d.buffers.New = func() any { return &pushBuffers{pool: &d.buffers} }
+	d.keys.New = func() any { s := make([]uint32, 0, 1024); return &s }
 	return d, nil
 }
-
-var keysPool = sync.Pool{New: func() any { s := make([]uint32, 0, 1024); return &s }}
 
 // Push validates req, drops the invalid series and replicates the rest to
 // the ingesters of the workspace in ctx. cleanup (which may be nil) is called
@@ -123,7 +123,7 @@ func (d *Distributor) Push(ctx context.Context, req *prompb.WriteRequest, cleanu
 		return firstInvalid
 	}
 
-	keysPtr := keysPool.Get().(*[]uint32)
+	keysPtr := d.keys.Get().(*[]uint32)
 	keys := (*keysPtr)[:0]
 	for i := range valid {
 		keys = append(keys, shardToken(id, valid[i].Labels))
@@ -145,13 +145,13 @@ func (d *Distributor) Push(ctx context.Context, req *prompb.WriteRequest, cleanu
 		Cleanup: func() {
 			cancel()
 			*keysPtr = keys[:0]
-			keysPool.Put(keysPtr)
+			d.keys.Put(keysPtr)
 			cleanup()
 		},
 		IsClientError: func(err error) bool { return HTTPStatus(err)/100 == 4 },
 	})
 	if err != nil {
-		return err
+		return quorumError(err)
 	}
 	return firstInvalid
 }
@@ -207,13 +207,24 @@ func HTTPStatus(err error) int {
 	return http.StatusInternalServerError
 }
 
+// quorumError gives a failed replicated write its user-facing wording: client
+// errors (the samples themselves were refused) keep theirs; anything else
+// means too few ingesters stored the samples, which the sender should retry.
+func quorumError(err error) error {
+	if HTTPStatus(err)/100 == 4 {
+		return err
+	}
+	return apierror.New(apierror.Unavailable, apierror.IDIngesterUnavailable,
+		"samples were not stored on a quorum of ingesters, retry the request: %s", errorMessage(err))
+}
+
 // errorMessage is the text a push error is answered with.
 func errorMessage(err error) string {
 	if resp, ok := httpgrpc.HTTPResponseFromError(err); ok {
 		return string(resp.Body)
 	}
 	if s, ok := status.FromError(err); ok && s.Code() != codes.Unknown {
-		return fmt.Sprintf("failed pushing to ingesters: %s", s.Message())
+		return fmt.Sprintf("ingester error (%s): %s", s.Code(), s.Message())
 	}
 	return err.Error()
 }

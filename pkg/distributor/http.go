@@ -24,12 +24,11 @@ const (
 
 // pushBuffers are the reusable buffers of one remote-write request.
 type pushBuffers struct {
+	pool    *sync.Pool
 	body    bytes.Buffer
 	decoded []byte
 	req     prompb.WriteRequest
 }
-
-var buffersPool = sync.Pool{New: func() any { return &pushBuffers{} }}
 
 // release returns the buffers to the pool. The series slices keep their
 // capacity (and their label and sample slices theirs) for the next request;
@@ -38,14 +37,14 @@ func (b *pushBuffers) release() {
 	b.req.Timeseries = b.req.Timeseries[:0]
 	b.req.Metadata = b.req.Metadata[:0]
 	b.body.Reset()
-	buffersPool.Put(b)
+	b.pool.Put(b)
 }
 
 // PushHandler serves Prometheus remote write 1.0 (snappy-compressed
 // protobuf) for the workspace in the request context.
 func (d *Distributor) PushHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		bufs := buffersPool.Get().(*pushBuffers)
+		bufs := d.buffers.Get().(*pushBuffers)
 		if err := d.decode(r, bufs); err != nil {
 			bufs.release()
 			d.metrics.rejectedRequests.WithLabelValues(rejectReason(err)).Inc()

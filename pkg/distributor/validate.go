@@ -82,7 +82,10 @@ func bad(reason, id string, format string, args ...any) *validationError {
 // validateSeries checks one series' labels against the workspace's limits and
 // sorts them by name. It returns nil for a valid series.
 func validateSeries(lim Limits, workspace string, ts *prompb.TimeSeries) *validationError {
-	ls := ts.Labels
+	// A label with an empty value is the same as no label (as in Prometheus):
+	// drop it rather than store it.
+	ls := slices.DeleteFunc(ts.Labels, func(l prompb.Label) bool { return l.Value == "" })
+	ts.Labels = ls
 	if !slices.IsSortedFunc(ls, compareLabelNames) {
 		slices.SortFunc(ls, compareLabelNames)
 	}

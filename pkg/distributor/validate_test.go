@@ -35,6 +35,7 @@ func TestValidateSeries(t *testing.T) {
 		{"valid", lbls("__name__", "up", "job", "a"), "", ""},
 		{"valid unsorted gets sorted", lbls("job", "a", "__name__", "up"), "", ""},
 		{"colon in metric name", lbls("__name__", "job:up:sum"), "", ""},
+		{"empty values are dropped", lbls("__name__", "up", "a", "", "job", "x", "z", ""), "", ""},
 		{"missing metric name", lbls("job", "a"), reasonMissingMetricName, "without a metric name"},
 		{"empty metric name", lbls("__name__", "", "job", "a"), reasonMissingMetricName, "without a metric name"},
 		{"invalid metric name", lbls("__name__", "1up"), reasonInvalidMetricName, "invalid metric name: '1up'"},
@@ -52,6 +53,9 @@ func TestValidateSeries(t *testing.T) {
 			verr := validateSeries(defaultTestLimits, "ws-1", ts)
 			if tc.reason == "" {
 				require.Nil(t, verr)
+				for _, l := range ts.Labels {
+					require.NotEmpty(t, l.Value, "label %s", l.Name)
+				}
 				for i := 1; i < len(ts.Labels); i++ {
 					require.Less(t, ts.Labels[i-1].Name, ts.Labels[i].Name)
 				}

@@ -15,6 +15,7 @@ import (
 	"github.com/grafana/dskit/ring"
 	"github.com/grafana/dskit/services"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/vigil-metrics/vigil/pkg/apierror"
 )
@@ -36,6 +37,8 @@ type Ingester struct {
 	subs       *services.Manager
 	watcher    *services.FailureWatcher
 
+	builders sync.Pool // *labels.ScratchBuilder
+
 	mu           sync.RWMutex
 	dbs          map[string]*userDB
 	shuttingDown bool
@@ -56,6 +59,7 @@ func New(cfg Config, dataDir string, grpcPort int, kvClient kv.Client, reg prome
 		now:     time.Now,
 		dbs:     map[string]*userDB{},
 	}
+	i.builders.New = func() any { return &labels.ScratchBuilder{} }
 	lcCfg, err := cfg.Ring.lifecyclerConfig(grpcPort, logger)
 	if err != nil {
 		return nil, err

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/prometheus/prometheus/model/histogram"
@@ -23,8 +22,6 @@ const (
 	reasonOutOfBounds  = "greater_than_max_sample_age"
 	reasonBadHistogram = "invalid_native_histogram"
 )
-
-var builderPool = sync.Pool{New: func() any { return &labels.ScratchBuilder{} }}
 
 // rejection remembers the first sample of a push the TSDB refused, so the
 // client gets one readable reason while the rest of the batch is stored.
@@ -91,8 +88,8 @@ func (i *Ingester) Push(ctx context.Context, req *prompb.WriteRequest) error {
 	defer u.release()
 
 	app := u.db.Appender(ctx)
-	b := builderPool.Get().(*labels.ScratchBuilder)
-	defer builderPool.Put(b)
+	b := i.builders.Get().(*labels.ScratchBuilder)
+	defer i.builders.Put(b)
 	var (
 		rej               rejection
 		floats, histos    int
