@@ -39,8 +39,10 @@ lint: ## go vet, gofmt and the import boundaries of ARCHITECTURE.md.
 	@test -z "$$(gofmt -l cmd pkg integration tools)" || { gofmt -l cmd pkg integration tools; exit 1; }
 	$(GO) test -count=1 ./tools/importcheck
 
-image: ## Build the FROM-scratch container image $(IMAGE).
+image: ## Build the FROM-scratch container image $(IMAGE) (static binary plus CA certificates for S3 over TLS).
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o deployments/docker/vigil ./cmd/vigil
+	@test -f /etc/ssl/certs/ca-certificates.crt || { apt-get update && apt-get install -y ca-certificates; }
+	cp /etc/ssl/certs/ca-certificates.crt deployments/docker/ca-certificates.crt
 	docker build -t $(IMAGE) deployments/docker
 
 proto: ## Regenerate pkg/pb from proto/ (installs protoc and protoc-gen-gogofast if missing).
@@ -57,7 +59,7 @@ install-prometheus: ## Install Debian's prometheus package (used by make e2e) if
 	@command -v prometheus >/dev/null || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus; }
 
 clean: ## Remove build output (not ./data).
-	rm -rf bin deployments/docker/vigil
+	rm -rf bin deployments/docker/vigil deployments/docker/ca-certificates.crt
 
 compose-up: image ## Start the three-zone cluster of docker-compose.yml (distributor on 127.0.0.1:9009, querier on :9010).
 	docker-compose up -d

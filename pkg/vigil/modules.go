@@ -83,6 +83,7 @@ func (t *Vigil) initServer() (services.Service, error) {
 	t.Cfg.Server.Registerer = t.Registerer
 	t.Cfg.Server.Gatherer = t.Gatherer
 	t.Cfg.Server.Log = t.Logger
+	t.Cfg.Server.MetricsNamespace = "vigil"
 	// Signals are handled by Vigil (see Start), which stops every module in
 	// dependency order; the server stops last, in its service's stopping.
 	t.Cfg.Server.SignalHandler = newNoSignals()
