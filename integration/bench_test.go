@@ -3,7 +3,9 @@ package integration
 import (
 	"bytes"
 	"net/http"
+	"os"
 	"runtime"
+	"runtime/pprof"
 	"testing"
 	"time"
 
@@ -66,6 +68,19 @@ func BenchmarkMonolithRemoteWrite(b *testing.B) {
 		send(body)
 	}
 	perSeries := float64(heapInuse()-before) / seriesTotal
+	// VIGIL_BENCH_CPUPROFILE=file profiles the timed part only (go test's
+	// -cpuprofile would include the encoding of the request bodies).
+	if path := os.Getenv("VIGIL_BENCH_CPUPROFILE"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			b.Fatal(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	b.ResetTimer()
 	cpu := bench.ProcessCPU()
 	for i := 0; i < b.N; i++ {

@@ -40,7 +40,7 @@ func startMonolith(t *testing.T, dataDir string, extra ...string) *vigil.Vigil {
 		"-ingester.ring.instance-addr=127.0.0.1", "-ingester.ring.instance-id=ingester-1",
 		"-log.level=warn",
 	}, extra...)
-	logger := level.NewFilter(log.NewLogfmtLogger(log.NewSyncWriter(os.Stderr)), level.AllowWarn())
+	logger := level.NewFilter(log.NewLogfmtLogger(log.NewSyncWriter(os.Stderr)), level.AllowError())
 	cfg, err := vigil.LoadConfig(args, io.Discard)
 	require.NoError(t, err)
 	v, err := vigil.New(*cfg, prometheus.NewRegistry(), logger)

@@ -42,6 +42,14 @@ func uvarint(buf []byte) (uint64, int, error) {
 // It returns the field number, wire type, the payload (wire type 2), the
 // varint or fixed value (other types) and the bytes consumed.
 func field(buf []byte) (num int, typ int, payload []byte, val uint64, n int, err error) {
+	// Fast path: a one-byte key of a length-delimited field shorter than 128
+	// bytes, which is what label names and values nearly always are.
+	if len(buf) >= 2 && buf[0] < 0x80 && buf[0]&7 == 2 && buf[1] < 0x80 {
+		if l := int(buf[1]); 2+l <= len(buf) {
+			return int(buf[0] >> 3), 2, buf[2 : 2+l], 0, 2 + l, nil
+		}
+		return 0, 0, nil, 0, 0, errTruncated
+	}
 	key, kn, err := uvarint(buf)
 	if err != nil {
 		return 0, 0, nil, 0, 0, err
@@ -173,6 +181,14 @@ func decodeLabel(buf []byte) (prompb.Label, error) {
 
 func decodeSample(buf []byte) (prompb.Sample, error) {
 	var s prompb.Sample
+	// Fast path: value (fixed64, field 1) then timestamp (varint, field 2).
+	if len(buf) >= 10 && buf[0] == 0x09 && buf[9] == 0x10 {
+		if ts, n := binary.Uvarint(buf[10:]); n > 0 && 10+n == len(buf) {
+			s.Value = math.Float64frombits(binary.LittleEndian.Uint64(buf[1:9]))
+			s.Timestamp = int64(ts)
+			return s, nil
+		}
+	}
 	for len(buf) > 0 {
 		num, typ, _, val, used, err := field(buf)
 		if err != nil {

@@ -95,7 +95,20 @@ func FuzzDecodeWriteRequest(f *testing.F) {
 		f.Add(raw)
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		var got prompb.WriteRequest
-		_ = decodeWriteRequest(raw, &got) // must not panic
+		var got, want prompb.WriteRequest
+		errGot := decodeWriteRequest(raw, &got) // must not panic
+		if errGot != nil || want.Unmarshal(raw) != nil {
+			return
+		}
+		// Where both decoders accept the input, they agree on the series.
+		require.Len(t, got.Timeseries, len(want.Timeseries))
+		for i := range want.Timeseries {
+			require.Equal(t, len(want.Timeseries[i].Labels), len(got.Timeseries[i].Labels))
+			for j, l := range want.Timeseries[i].Labels {
+				require.Equal(t, l.Name, got.Timeseries[i].Labels[j].Name)
+				require.Equal(t, l.Value, got.Timeseries[i].Labels[j].Value)
+			}
+			require.Equal(t, len(want.Timeseries[i].Samples), len(got.Timeseries[i].Samples))
+		}
 	})
 }

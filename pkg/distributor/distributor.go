@@ -76,9 +76,10 @@ func (d *Distributor) Push(ctx context.Context, req *prompb.WriteRequest, cleanu
 
 	var firstInvalid error
 	n, samples := 0, 0
+	lim := resolveLimits(d.limits, id)
 	for i := range req.Timeseries {
 		ts := &req.Timeseries[i]
-		if verr := validateSeries(d.limits, id, ts); verr != nil {
+		if verr := validateSeries(lim, ts); verr != nil {
 			d.metrics.discardedSamples.WithLabelValues(verr.reason).Add(float64(len(ts.Samples) + len(ts.Histograms)))
 			if firstInvalid == nil {
 				firstInvalid = verr.err

@@ -31,6 +31,20 @@ const (
 	reasonLabelsTooLarge    = "labels_size_too_large"
 )
 
+// seriesLimits are one workspace's limits, resolved once per request.
+type seriesLimits struct {
+	maxLabels, maxName, maxValue, maxSize int
+}
+
+func resolveLimits(l Limits, workspace string) seriesLimits {
+	return seriesLimits{
+		maxLabels: l.MaxLabelNamesPerSeries(workspace),
+		maxName:   l.MaxLabelNameLength(workspace),
+		maxValue:  l.MaxLabelValueLength(workspace),
+		maxSize:   l.MaxLabelsSizeBytes(workspace),
+	}
+}
+
 // validationError is a rejected series with its discard reason.
 type validationError struct {
 	reason string
@@ -79,22 +93,33 @@ func bad(reason, id string, format string, args ...any) *validationError {
 	return &validationError{reason: reason, err: apierror.New(apierror.BadData, id, format, args...)}
 }
 
-// validateSeries checks one series' labels against the workspace's limits and
-// sorts them by name. It returns nil for a valid series.
-func validateSeries(lim Limits, workspace string, ts *prompb.TimeSeries) *validationError {
-	// A label with an empty value is the same as no label (as in Prometheus):
-	// drop it rather than store it.
-	ls := slices.DeleteFunc(ts.Labels, func(l prompb.Label) bool { return l.Value == "" })
-	ts.Labels = ls
-	if !slices.IsSortedFunc(ls, compareLabelNames) {
-		slices.SortFunc(ls, compareLabelNames)
-	}
+// validateSeries checks one series' labels against the workspace's limits,
+// drops labels with empty values and sorts the rest by name, as ingesters
+// expect them. It returns nil for a valid series.
+func validateSeries(lim seriesLimits, ts *prompb.TimeSeries) *validationError {
+	// One pass finds what needs fixing up first: labels with an empty value
+	// (the same as no label in Prometheus: dropped, not stored), labels out of
+	// order (Prometheus sends them sorted), and the metric name.
+	ls := ts.Labels
+	sorted, empty := true, false
 	var name string
-	for _, l := range ls {
-		if l.Name == labels.MetricName {
-			name = l.Value
-			break
+	for i := range ls {
+		if ls[i].Value == "" {
+			empty = true
 		}
+		if i > 0 && ls[i].Name < ls[i-1].Name {
+			sorted = false
+		}
+		if ls[i].Name == labels.MetricName {
+			name = ls[i].Value
+		}
+	}
+	if empty {
+		ls = slices.DeleteFunc(ls, func(l prompb.Label) bool { return l.Value == "" })
+		ts.Labels = ls
+	}
+	if !sorted {
+		slices.SortFunc(ls, compareLabelNames)
 	}
 	if name == "" {
 		return bad(reasonMissingMetricName, apierror.IDMissingMetricName, "received a series without a metric name, series: '%s'", seriesString(ls))
@@ -102,10 +127,10 @@ func validateSeries(lim Limits, workspace string, ts *prompb.TimeSeries) *valida
 	if !isLegacyMetricName(name) {
 		return bad(reasonInvalidMetricName, apierror.IDInvalidMetricName, "received a series with an invalid metric name: '%s'", name)
 	}
-	if max := lim.MaxLabelNamesPerSeries(workspace); len(ls) > max {
+	if max := lim.maxLabels; len(ls) > max {
 		return bad(reasonTooManyLabels, apierror.IDTooManyLabels, "series has too many labels (actual: %d, limit: %d) series: '%s'", len(ls), max, seriesString(ls))
 	}
-	maxName, maxValue, maxSize := lim.MaxLabelNameLength(workspace), lim.MaxLabelValueLength(workspace), lim.MaxLabelsSizeBytes(workspace)
+	maxName, maxValue, maxSize := lim.maxName, lim.maxValue, lim.maxSize
 	size := 0
 	for i, l := range ls {
 		if !isLegacyLabelName(l.Name) {

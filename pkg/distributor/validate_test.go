@@ -50,7 +50,7 @@ func TestValidateSeries(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ts := &prompb.TimeSeries{Labels: tc.labels}
-			verr := validateSeries(defaultTestLimits, "ws-1", ts)
+			verr := validateSeries(resolveLimits(defaultTestLimits, "ws-1"), ts)
 			if tc.reason == "" {
 				require.Nil(t, verr)
 				for _, l := range ts.Labels {

@@ -3,6 +3,8 @@ package ingester
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/grafana/dskit/httpgrpc"
 	"github.com/prometheus/prometheus/model/labels"
@@ -55,6 +57,13 @@ func (s *GRPCServer) Push(ctx context.Context, req *prompb.WriteRequest) (*inges
 	ctx, err := incomingTenant(ctx)
 	if err != nil {
 		return nil, err
+	}
+	for i := range req.Timeseries {
+		// Push trusts its caller to sort labels; a remote caller is checked.
+		ls := req.Timeseries[i].Labels
+		if !slices.IsSortedFunc(ls, func(a, b prompb.Label) int { return strings.Compare(a.Name, b.Name) }) {
+			slices.SortFunc(ls, func(a, b prompb.Label) int { return strings.Compare(a.Name, b.Name) })
+		}
 	}
 	if err := s.ing.Push(ctx, req); err != nil {
 		return nil, toGRPCError(err)

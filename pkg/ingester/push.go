@@ -73,7 +73,9 @@ func discardReason(err error) (string, bool) {
 	return "", false
 }
 
-// Push appends the samples of req to the TSDB of the workspace in ctx. Samples
+// Push appends the samples of req to the TSDB of the workspace in ctx. The
+// labels of every series must be sorted by name, with no empty values, as the
+// distributor leaves them (the gRPC server checks it for remote callers). Samples
 // the TSDB refuses (out of order, duplicate timestamp, too old) are skipped
 // and reported in a BadData error after the rest of the batch is committed.
 func (i *Ingester) Push(ctx context.Context, req *prompb.WriteRequest) error {
@@ -108,24 +110,25 @@ func (i *Ingester) Push(ctx context.Context, req *prompb.WriteRequest) error {
 		return true
 	}
 	now := i.now().Unix()
+	var scratch labels.Labels // reused: holds the labels of one series at a time
 	for _, ts := range req.Timeseries {
-		h := hashWire(ts.Labels)
+		// The wire labels alias the request buffer, which is reused after
+		// the push: build them into scratch, and store only copies.
+		b.Reset()
+		for _, l := range ts.Labels {
+			b.Add(l.Name, l.Value)
+		}
+		b.Overwrite(&scratch)
+		h := scratch.Hash()
 		var (
 			lset   labels.Labels
 			ref    storage.SeriesRef
 			cached *refEntry
 		)
-		if e, ok := u.refs.get(h, ts.Labels, now); ok {
+		if e, ok := u.refs.get(h, scratch, now); ok {
 			cached, lset, ref = e, e.lset, e.ref
 		} else {
-			// Labels are copied into memory of their own: the wire labels
-			// alias the request buffer, which is reused after the push.
-			b.Reset()
-			for _, l := range ts.Labels {
-				b.Add(l.Name, l.Value)
-			}
-			b.Sort()
-			lset = b.Labels()
+			lset = scratch.Copy()
 		}
 		firstRef := ref
 		for _, s := range ts.Samples {

@@ -4,17 +4,15 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/cespare/xxhash/v2"
 	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/prompb"
 	"github.com/prometheus/prometheus/storage"
 )
 
 // refCache remembers, per workspace, the TSDB reference and the labels of
-// each series seen in a push, keyed by a hash of the series' wire labels.
-// A hit lets Push append without building a labels.Labels (an allocation
-// and a copy per series) and lets the head find the series by reference
-// instead of hashing and comparing its labels.
+// each series seen in a push, keyed by the labels' hash. A hit lets Push
+// append without allocating a labels.Labels per series (it builds them in a
+// reused scratch buffer and passes the cached copy) and lets the head find
+// the series by reference.
 //
 // A cached reference may go stale when the head garbage-collects the series;
 // the head then falls back to a lookup by labels, which are always passed
@@ -44,42 +42,13 @@ func newRefCache() *refCache {
 	return c
 }
 
-// hashWire hashes wire labels, which the distributor has sorted by name.
-func hashWire(ls []prompb.Label) uint64 {
-	var d xxhash.Digest
-	d.Reset()
-	sep := []byte{0xff}
-	for _, l := range ls {
-		_, _ = d.WriteString(l.Name)
-		_, _ = d.Write(sep)
-		_, _ = d.WriteString(l.Value)
-		_, _ = d.Write(sep)
-	}
-	return d.Sum64()
-}
-
-// sameLabels compares labels with wire labels without allocating.
-func sameLabels(lset labels.Labels, ls []prompb.Label) bool {
-	if lset.Len() != len(ls) {
-		return false
-	}
-	i, same := 0, true
-	lset.Range(func(l labels.Label) {
-		if same && (l.Name != ls[i].Name || l.Value != ls[i].Value) {
-			same = false
-		}
-		i++
-	})
-	return same
-}
-
-// get returns the cached entry for the wire labels, if any.
-func (c *refCache) get(h uint64, ls []prompb.Label, now int64) (*refEntry, bool) {
+// get returns the cached entry for lset (whose hash is h), if any.
+func (c *refCache) get(h uint64, lset labels.Labels, now int64) (*refEntry, bool) {
 	s := &c.shards[h%refCacheShards]
 	s.mu.Lock()
 	e, ok := s.m[h]
 	s.mu.Unlock()
-	if !ok || !sameLabels(e.lset, ls) {
+	if !ok || !labels.Equal(e.lset, lset) {
 		return nil, false
 	}
 	if e.lastUsed.Load() != now {
