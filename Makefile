@@ -32,7 +32,10 @@ e2e: install-prometheus ## Multi-process cluster test and a real Prometheus agen
 
 bench: ## Go benchmarks of the push path; prints samples per CPU-second (samples/cpu-s).
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./pkg/distributor/ ./pkg/ingester/
-	$(GO) test -run '^$$' -bench MonolithRemoteWrite -benchtime 500x -count=1 ./integration/ 2>&1 | grep -v '^level='; exit $${PIPESTATUS[0]}
+	$(GO) test -run '^$$' -bench MonolithRemoteWrite -benchtime 500x -count=1 ./integration/
+	$(GO) build -o bin/loadgen ./tools/loadgen
+	$(MAKE) build
+	tools/loadgen/run.sh -series 100000 -batch 2000 -rounds 20
 
 lint: ## go vet, gofmt and the import boundaries of ARCHITECTURE.md.
 	$(GO) vet ./...

@@ -30,6 +30,7 @@ var allowed = map[string][]string{
 	"pkg/storage/bucket":  nil,
 	"pkg/pb/":             nil,
 	"integration":         {"*"},
+	"tools/loadgen":       {"internal/bench"},
 	"tools/importcheck":   nil,
 	"internal/bench":      nil,
 }
