@@ -35,7 +35,7 @@ bench: ## Go benchmarks of the push path; prints samples per CPU-second (samples
 	$(GO) test -run '^$$' -bench MonolithRemoteWrite -benchtime 500x -count=1 ./integration/
 	$(GO) build -o bin/loadgen ./tools/loadgen
 	$(MAKE) build
-	tools/loadgen/run.sh -series 100000 -batch 2000 -rounds 20
+	tools/loadgen/run.sh -series 100000 -batch 2000 -rounds 100
 
 lint: ## go vet, gofmt and the import boundaries of ARCHITECTURE.md.
 	$(GO) vet ./...
