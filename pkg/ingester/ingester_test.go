@@ -3,6 +3,7 @@ package ingester
 import (
 	"context"
 	"flag"
+	"sync"
 	"testing"
 	"time"
 	"unsafe"
@@ -230,4 +231,72 @@ func TestInvalidHistogramIsAClientError(t *testing.T) {
 	require.Equal(t, apierror.BadData, apierror.CauseOf(err), "%v", err)
 	require.Contains(t, err.Error(), "native histogram is invalid")
 	require.Contains(t, read(t, ing, "ws-a"), `{__name__="up", job="ok"}`)
+}
+
+// TestConcurrentPushQueryAndIdleClose closes TSDBs as idle as fast as it can
+// while workspaces are written and read: every acknowledged sample must be
+// readable at the end, and nothing may race (run with -race).
+func TestConcurrentPushQueryAndIdleClose(t *testing.T) {
+	cfg := testConfig()
+	cfg.IdleTimeout = time.Nanosecond
+	ing := startIngester(t, cfg, t.TempDir(), newKV(t))
+	base := time.Now().UnixMilli()
+	workspaces := []string{"ws-a", "ws-b", "ws-c"}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	acked := make([]int, len(workspaces))
+	for w := range workspaces {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for n := 0; ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if err := push(t, ing, workspaces[w], ts("up", "x", prompb.Sample{Timestamp: base + int64(n), Value: float64(n)})); err != nil {
+					t.Errorf("push %d to %s: %v", n, workspaces[w], err)
+					return
+				}
+				acked[w] = n + 1
+			}
+		}(w)
+	}
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			for _, ws := range workspaces {
+				q, err := ing.Querier(tenant.WithID(context.Background(), ws), 0, 1<<62)
+				if err != nil {
+					t.Errorf("querier: %v", err)
+					return
+				}
+				_ = q.Close()
+			}
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				ing.closeIdle()
+			}
+		}
+	}()
+	time.Sleep(300 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	for w, ws := range workspaces {
+		require.Len(t, read(t, ing, ws)[`{__name__="up", job="x"}`], acked[w], ws)
+	}
 }
