@@ -76,6 +76,24 @@ func TestMonolithWriteQueryRestart(t *testing.T) {
 	}
 	check(v.BaseURL())
 
+	// Operational endpoints.
+	get := func(path string) string {
+		resp, err := http.Get(v.BaseURL() + path)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode, path)
+		b, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		return string(b)
+	}
+	require.Contains(t, get("/metrics"), "vigil_distributor_received_samples_total 30")
+	require.Contains(t, get("/metrics"), "vigil_ingester_ingested_samples_total 30")
+	services := get("/services")
+	for _, m := range []string{"distributor", "ingester", "querier", "server"} {
+		require.Contains(t, services, m+"\tRunning")
+	}
+	require.Contains(t, get("/config"), "target: all")
+
 	// Restart on the same data directory: the WAL brings the data back.
 	require.NoError(t, v.Stop())
 	v2 := startMonolith(t, dir)
