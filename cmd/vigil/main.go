@@ -44,6 +44,9 @@ func run(args []string) error {
 		return err
 	}
 	if err := v.Start(context.Background()); err != nil {
+		if errors.Is(err, vigil.ErrStopped) {
+			return nil
+		}
 		return err
 	}
 	if v.IsMonolithic() {

@@ -109,17 +109,17 @@ func (d *Distributor) Push(ctx context.Context, req *prompb.WriteRequest, cleanu
 		defer cancel()
 		rs, err := d.ring.Get(0, ring.WriteNoExtend, nil, nil, nil)
 		if err != nil {
-			return err
+			return quorumError(err)
 		}
 		if len(rs.Instances) != 1 {
 			return apierror.New(apierror.Unavailable, apierror.IDIngesterUnavailable, "no healthy ingester in the ring")
 		}
 		c, err := d.ingesters(rs.Instances[0])
 		if err != nil {
-			return err
+			return quorumError(err)
 		}
 		if err := c.Push(pushCtx, req); err != nil {
-			return err
+			return quorumError(err)
 		}
 		return firstInvalid
 	}

@@ -110,7 +110,7 @@ func validateSeries(lim seriesLimits, ts *prompb.TimeSeries) *validationError {
 		if i > 0 && ls[i].Name < ls[i-1].Name {
 			sorted = false
 		}
-		if ls[i].Name == labels.MetricName {
+		if ls[i].Name == labels.MetricName && ls[i].Value != "" {
 			name = ls[i].Value
 		}
 	}

@@ -36,6 +36,7 @@ func TestValidateSeries(t *testing.T) {
 		{"valid unsorted gets sorted", lbls("job", "a", "__name__", "up"), "", ""},
 		{"colon in metric name", lbls("__name__", "job:up:sum"), "", ""},
 		{"empty values are dropped", lbls("__name__", "up", "a", "", "job", "x", "z", ""), "", ""},
+		{"empty metric name after a real one", lbls("__name__", "up", "__name__", ""), "", ""},
 		{"missing metric name", lbls("job", "a"), reasonMissingMetricName, "without a metric name"},
 		{"empty metric name", lbls("__name__", "", "job", "a"), reasonMissingMetricName, "without a metric name"},
 		{"invalid metric name", lbls("__name__", "1up"), reasonInvalidMetricName, "invalid metric name: '1up'"},

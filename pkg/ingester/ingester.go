@@ -87,16 +87,23 @@ func (i *Ingester) CheckReady(context.Context) error {
 	return nil
 }
 
-func (i *Ingester) starting(ctx context.Context) error {
+func (i *Ingester) starting(ctx context.Context) (err error) {
 	if err := os.MkdirAll(i.dir, 0o755); err != nil {
 		return fmt.Errorf("create tsdb directory %s: %w", i.dir, err)
 	}
+	// dskit does not call stopping after starting fails: undo what started.
+	defer func() {
+		if err != nil {
+			if stopErr := i.stopping(err); stopErr != nil {
+				level.Warn(i.logger).Log("msg", "cleanup after failed start", "err", stopErr)
+			}
+		}
+	}()
 	// Replay every WAL before joining the ring, so that this instance never
 	// answers a query without the data it acknowledged before a restart.
-	if err := i.openExisting(); err != nil {
+	if err := i.openExisting(ctx); err != nil {
 		return err
 	}
-	var err error
 	if i.subs, err = services.NewManager(i.lifecycler); err != nil {
 		return err
 	}
@@ -145,7 +152,7 @@ func (i *Ingester) stopping(_ error) error {
 	for id, u := range dbs {
 		// In-flight requests finish first (queries are bounded by the
 		// querier timeout); new ones are refused since shuttingDown is set.
-		if err := u.closeWhenUnused(context.Background(), shutdownWait); err != nil {
+		if err := i.closeWhenUnused(id, u); err != nil {
 			errs = append(errs, fmt.Errorf("close tsdb of workspace %s: %w", id, err))
 		}
 	}

@@ -20,9 +20,10 @@ import (
 	"github.com/vigil-metrics/vigil/pkg/tenant"
 )
 
-// shutdownWait bounds how long shutdown waits for in-flight requests of a
-// workspace before closing its TSDB anyway.
-const shutdownWait = 30 * time.Second
+// shutdownWait bounds how long shutdown waits for the in-flight requests of
+// a workspace. A TSDB still in use then is left unclosed rather than closed
+// under a reader: its WAL already holds every committed sample.
+const shutdownWait = 5 * time.Minute
 
 // userDB is one workspace's TSDB. Requests count themselves in inUse while
 // they use db; a TSDB is closed only when no request uses it, and once
@@ -31,6 +32,7 @@ const shutdownWait = 30 * time.Second
 // selects) without deadlocking against a waiting closer.
 type userDB struct {
 	opened  chan struct{} // closed once db (or openErr) is set
+	done    chan struct{} // closed once db is closed and the entry forgotten
 	db      *tsdb.DB
 	openErr error
 	refs    *refCache
@@ -59,36 +61,49 @@ func (u *userDB) tryHold(now time.Time) bool {
 	return true
 }
 
-// tryClose closes the TSDB if no request uses it.
+// tryClose closes the TSDB if no request uses it. It reports whether this
+// call closed it.
 func (u *userDB) tryClose() (bool, error) {
 	u.mu.Lock()
 	if u.closed || u.inUse > 0 {
 		u.mu.Unlock()
-		return u.closed, nil
+		return false, nil
 	}
 	u.closed = true
 	u.mu.Unlock()
 	return true, u.db.Close()
 }
 
-// closeWhenUnused waits (at most wait) for in-flight requests, then closes.
-func (u *userDB) closeWhenUnused(ctx context.Context, wait time.Duration) error {
+// closeDB closes an unused TSDB and forgets it; requests that found it
+// closing wait for done and then open it anew.
+func (i *Ingester) closeDB(id string, u *userDB) (bool, error) {
+	closed, err := u.tryClose()
+	if closed {
+		i.forget(id, u)
+		close(u.done)
+	}
+	return closed, err
+}
+
+// closeWhenUnused waits (at most shutdownWait) for in-flight requests, then
+// closes the TSDB.
+func (i *Ingester) closeWhenUnused(id string, u *userDB) error {
 	<-u.opened
 	if u.openErr != nil {
 		return nil
 	}
-	deadline := time.Now().Add(wait)
-	for {
-		if done, err := u.tryClose(); done || err != nil {
+	deadline := time.Now().Add(shutdownWait)
+	for next := time.Now(); ; time.Sleep(10 * time.Millisecond) {
+		if closed, err := i.closeDB(id, u); closed || err != nil {
 			return err
 		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			u.mu.Lock()
-			u.closed = true
-			u.mu.Unlock()
-			return u.db.Close()
+		if time.Now().After(deadline) {
+			return fmt.Errorf("still in use after %s; left unclosed (its WAL holds every committed sample)", shutdownWait)
 		}
-		time.Sleep(10 * time.Millisecond)
+		if time.Now().After(next) {
+			level.Info(i.logger).Log("msg", "waiting for in-flight requests before closing tsdb", "workspace", id)
+			next = time.Now().Add(10 * time.Second)
+		}
 	}
 }
 
@@ -123,7 +138,7 @@ func (i *Ingester) entry(id string, create bool) (u *userDB, mustOpen bool, err 
 	if u = i.dbs[id]; u != nil {
 		return u, false, nil
 	}
-	u = &userDB{opened: make(chan struct{}), refs: newRefCache()}
+	u = &userDB{opened: make(chan struct{}), done: make(chan struct{}), refs: newRefCache()}
 	i.dbs[id] = u
 	i.metrics.openTSDBs.Set(float64(len(i.dbs)))
 	return u, true, nil
@@ -158,43 +173,40 @@ func (i *Ingester) acquire(id string, create bool) (*userDB, error) {
 		return nil, apierror.New(apierror.BadData, apierror.IDMissingTenant, "%v", err)
 	}
 	for {
-		u, mustOpen, err := i.entry(id, true)
+		u, _, err := i.entry(id, false)
 		if err != nil {
 			return nil, err
 		}
-		if mustOpen {
+		if u == nil {
 			if !create {
+				// Reads of a workspace with nothing on disk register nothing.
 				if _, err := os.Stat(filepath.Join(i.dir, id)); errors.Is(err, os.ErrNotExist) {
-					// Nothing on disk: do not create a TSDB for a read.
-					u.openErr = errNoData
-					i.forget(id, u)
-					close(u.opened)
 					return nil, nil
 				}
 			}
-			i.open(id, u)
+			var mustOpen bool
+			if u, mustOpen, err = i.entry(id, true); err != nil {
+				return nil, err
+			}
+			if mustOpen {
+				i.open(id, u)
+			}
 		}
 		<-u.opened
-		if errors.Is(u.openErr, errNoData) {
-			if !create {
-				return nil, nil
-			}
-			continue
-		}
 		if u.openErr != nil {
 			return nil, u.openErr
 		}
 		if u.tryHold(i.now()) {
 			return u, nil
 		}
-		// Closed as idle between the lookup and now: open it again.
+		// Being closed as idle: wait for the close to finish (the TSDB's
+		// lock file is released then), and open it anew.
+		<-u.done
 	}
 }
 
-var errNoData = errors.New("workspace has no data on this ingester")
-
 // openExisting opens every TSDB found on disk, replaying their WALs.
-func (i *Ingester) openExisting() error {
+func (i *Ingester) openExisting(ctx context.Context) error {
 	entries, err := os.ReadDir(i.dir)
 	if err != nil {
 		return fmt.Errorf("list tsdb directory %s: %w", i.dir, err)
@@ -202,6 +214,9 @@ func (i *Ingester) openExisting() error {
 	for _, e := range entries {
 		if !e.IsDir() || tenant.ValidID(e.Name()) != nil {
 			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return err // stopped during start-up
 		}
 		start := time.Now()
 		u, mustOpen, err := i.entry(e.Name(), true)
@@ -211,6 +226,7 @@ func (i *Ingester) openExisting() error {
 		if mustOpen {
 			i.open(e.Name(), u)
 		}
+		<-u.opened
 		if u.openErr != nil {
 			return u.openErr
 		}
@@ -223,15 +239,26 @@ func (i *Ingester) openExisting() error {
 // longer written, and the head drops them at its next compaction.
 func (i *Ingester) purgeRefs() {
 	cutoff := i.now().Add(-time.Hour).Unix()
+	for _, u := range i.openDBs() {
+		u.refs.purge(cutoff)
+	}
+}
+
+// openDBs returns the opened TSDBs, without holding the lock afterwards.
+func (i *Ingester) openDBs() map[string]*userDB {
 	i.mu.RLock()
 	defer i.mu.RUnlock()
-	for _, u := range i.dbs {
+	out := make(map[string]*userDB, len(i.dbs))
+	for id, u := range i.dbs {
 		select {
 		case <-u.opened:
-			u.refs.purge(cutoff)
-		default:
+			if u.openErr == nil {
+				out[id] = u
+			}
+		default: // still opening
 		}
 	}
+	return out
 }
 
 // closeIdle closes the TSDBs nobody has used for the idle timeout. Their WAL
@@ -242,24 +269,14 @@ func (i *Ingester) closeIdle() {
 		return
 	}
 	cutoff := i.now().Add(-i.cfg.IdleTimeout).UnixNano()
-	i.mu.RLock()
-	idle := map[string]*userDB{}
-	for id, u := range i.dbs {
-		select {
-		case <-u.opened:
-			if u.openErr == nil && u.lastUsed.Load() <= cutoff {
-				idle[id] = u
-			}
-		default: // still opening
+	for id, u := range i.openDBs() {
+		if u.lastUsed.Load() > cutoff {
+			continue
 		}
-	}
-	i.mu.RUnlock()
-	for id, u := range idle {
-		closed, err := u.tryClose()
+		closed, err := i.closeDB(id, u)
 		if !closed {
 			continue // in use
 		}
-		i.forget(id, u)
 		if err != nil {
 			level.Warn(i.logger).Log("msg", "closing idle tsdb failed", "workspace", id, "err", err)
 			continue

@@ -3,6 +3,7 @@ package querier
 import (
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/go-kit/log"
 	"github.com/grafana/regexp"
@@ -27,6 +28,9 @@ var servedPaths = []string{
 	"/api/v1/format_query",
 	"/api/v1/parse_query",
 }
+
+// slotWait bounds the wait for a query slot.
+const slotWait = 30 * time.Second
 
 var labelValuesPath = regexp.MustCompile(`^/api/v1/label/[^/]+/values$`)
 
@@ -86,17 +90,23 @@ func NewHandler(cfg Config, engine promql.QueryEngine, queryable *Queryable, reg
 	)
 	router := route.New()
 	api.Register(router.WithPrefix("/api/v1"))
-	// At most MaxConcurrent requests evaluate at once; the rest wait their
-	// turn for as long as their client does.
+	// At most MaxConcurrent requests evaluate at once; the rest wait for a
+	// slot, at most slotWait, so that waiting plus evaluating stays within
+	// the HTTP server's write timeout.
 	slots := make(chan struct{}, cfg.MaxConcurrent)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !served(r.URL.Path) {
 			apierror.WritePrometheus(w, apierror.New(apierror.NotFound, "", "unknown or not yet served API endpoint %s", r.URL.Path))
 			return
 		}
+		wait := time.NewTimer(slotWait)
+		defer wait.Stop()
 		select {
 		case slots <- struct{}{}:
 			defer func() { <-slots }()
+		case <-wait.C:
+			apierror.WritePrometheus(w, apierror.New(apierror.TooManyRequests, "", "too many concurrent queries: no query slot free within %s (-querier.max-concurrent)", slotWait))
+			return
 		case <-r.Context().Done():
 			apierror.WritePrometheus(w, apierror.New(apierror.Unavailable, "", "request cancelled while waiting for a query slot (-querier.max-concurrent)"))
 			return

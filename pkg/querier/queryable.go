@@ -46,12 +46,20 @@ type querier struct {
 
 	mu      sync.Mutex
 	closers []storage.Querier
+	closed  bool
 }
 
+// hold keeps iq for closing with q. A replica that answers after q was closed
+// (DoUntilQuorum returns at quorum, the slower calls go on) is closed at once,
+// so that its ingester does not count it as in use forever.
 func (q *querier) hold(iq storage.Querier) {
 	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		_ = iq.Close()
+		return
+	}
 	q.closers = append(q.closers, iq)
-	q.mu.Unlock()
 }
 
 // Close closes every ingester querier opened by this querier.
@@ -62,7 +70,7 @@ func (q *querier) Close() error {
 	for _, c := range q.closers {
 		errs = append(errs, c.Close())
 	}
-	q.closers = nil
+	q.closers, q.closed = nil, true
 	return errors.Join(errs...)
 }
 

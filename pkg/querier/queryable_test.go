@@ -132,3 +132,24 @@ func TestSelectSingleReplicaPassesThrough(t *testing.T) {
 	got := collect(t, q.Select(context.Background(), true, nil, labels.MustNewMatcher(labels.MatchEqual, "__name__", "up")))
 	require.Equal(t, map[string][]int64{"a": {5, 6}}, got)
 }
+
+type closeCounter struct {
+	storage.Querier
+	closed int
+}
+
+func (c *closeCounter) Close() error { c.closed++; return nil }
+
+// TestLateReplicaIsClosed: a replica that answers after the querier was
+// closed (quorum was reached without it) is closed at once.
+func TestLateReplicaIsClosed(t *testing.T) {
+	sq, err := newQueryable(&replica{}).Querier(0, 1)
+	require.NoError(t, err)
+	q := sq.(*querier)
+	early, late := &closeCounter{}, &closeCounter{}
+	q.hold(early)
+	require.NoError(t, q.Close())
+	q.hold(late)
+	require.Equal(t, 1, early.closed)
+	require.Equal(t, 1, late.closed)
+}

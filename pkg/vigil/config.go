@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/grafana/dskit/flagext"
 	"github.com/grafana/dskit/kv/memberlist"
@@ -84,8 +85,9 @@ func (c *Config) Validate() error {
 	if c.DataDir == "" {
 		return fmt.Errorf("-data-dir must not be empty")
 	}
-	if c.Server.HTTPServerWriteTimeout > 0 && c.Server.HTTPServerWriteTimeout <= c.Querier.Timeout {
-		return fmt.Errorf("-server.http-write-timeout (%s) must exceed -querier.timeout (%s)", c.Server.HTTPServerWriteTimeout, c.Querier.Timeout)
+	// A query may wait up to 30 s for a slot, then run up to -querier.timeout.
+	if c.Server.HTTPServerWriteTimeout > 0 && c.Server.HTTPServerWriteTimeout <= c.Querier.Timeout+30*time.Second {
+		return fmt.Errorf("-server.http-write-timeout (%s) must exceed -querier.timeout (%s) by more than 30s", c.Server.HTTPServerWriteTimeout, c.Querier.Timeout)
 	}
 	for _, v := range []interface{ Validate() error }{
 		&c.Auth, &c.Storage, &c.ControlPlane, &c.Distributor, &c.Ingester, &c.Querier, &c.Limits,

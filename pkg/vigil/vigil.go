@@ -2,12 +2,14 @@ package vigil
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/go-kit/log"
 	"github.com/grafana/dskit/kv/memberlist"
@@ -26,6 +28,10 @@ import (
 	"github.com/vigil-metrics/vigil/pkg/limits"
 )
 
+// ErrStopped is returned by Start when a signal stopped the process while
+// it was starting: a clean stop, not a failure.
+var ErrStopped = errors.New("stopped by a signal during start-up")
+
 // Vigil is one Vigil process: the modules of its targets and what they share.
 type Vigil struct {
 	Cfg        Config
@@ -33,10 +39,12 @@ type Vigil struct {
 	Gatherer   prometheus.Gatherer
 	Logger     log.Logger
 
-	ServiceMap  map[string]services.Service
-	manager     *services.Manager
-	signals     *signals.Handler
-	stopSignals sync.Once
+	ServiceMap map[string]services.Service
+	manager    *services.Manager
+	signals    *signals.Handler
+	// stopRequested is set when a signal asked the process to stop.
+	stopRequested atomic.Bool
+	stopSignals   sync.Once
 
 	Server       *server.Server
 	MemberlistKV *memberlist.KVInitService
@@ -101,6 +109,7 @@ func (t *Vigil) Start(ctx context.Context) error {
 	t.signals = signals.NewHandler(t.Logger)
 	go func() {
 		t.signals.Loop()
+		t.stopRequested.Store(true)
 		m.StopAsync()
 	}()
 	// Services live until stopped, not until ctx (which bounds start-up) ends.
@@ -109,6 +118,9 @@ func (t *Vigil) Start(ctx context.Context) error {
 	}
 	if err := m.AwaitHealthy(ctx); err != nil {
 		_ = t.Stop()
+		if t.stopRequested.Load() {
+			return ErrStopped
+		}
 		return fmt.Errorf("start services: %w", err)
 	}
 	t.logStarted()
