@@ -3,8 +3,11 @@ package integration
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -75,6 +78,24 @@ func TestMonolithWriteQueryRestart(t *testing.T) {
 		require.Equal(t, model.LabelValues{"api", "cache", "db"}, values)
 	}
 	check(v.BaseURL())
+
+	// stats=all reports the queried samples (AMP's billing unit).
+	statsURL := workspaceURL(v.BaseURL(), ws) + "/api/v1/query?stats=all&query=" +
+		url.QueryEscape(`http_requests_total{job="db"}[10m]`) + fmt.Sprintf("&time=%d", start.Add(9*time.Minute).Unix())
+	resp, err := http.Get(statsURL)
+	require.NoError(t, err)
+	var statsResp struct {
+		Data struct {
+			Stats struct {
+				Samples struct {
+					TotalQueryableSamples int `json:"totalQueryableSamples"`
+				} `json:"samples"`
+			} `json:"stats"`
+		} `json:"data"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&statsResp))
+	resp.Body.Close()
+	require.Equal(t, 10, statsResp.Data.Stats.Samples.TotalQueryableSamples)
 
 	// Operational endpoints.
 	get := func(path string) string {
