@@ -11,7 +11,7 @@ PROM_DIR = $(shell $(GO) list -m -f '{{.Dir}}' github.com/prometheus/prometheus)
 RUN_FLAGS := -server.http-listen-address=127.0.0.1 -server.grpc-listen-address=127.0.0.1 \
 	-memberlist.bind-addr=127.0.0.1 -ingester.ring.instance-addr=127.0.0.1
 
-.PHONY: help build run test e2e bench lint image proto reference-help install-prometheus clean compose-up compose-down
+.PHONY: help build run test e2e bench lint image proto reference-help install-prometheus clean compose-up compose-down helm-test
 
 help: ## List the targets.
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
@@ -69,3 +69,14 @@ compose-up: image ## Start the three-zone cluster of docker-compose.yml (distrib
 
 compose-down: ## Stop the docker-compose cluster and delete its volumes.
 	docker-compose down -v
+
+HELM := $(shell $(GO) env GOPATH)/bin/helm
+HELM_S3 := --set mode=microservices,storage.backend=s3,storage.s3.endpoint=minio:9000,storage.s3.bucketName=vigil,storage.s3.secretName=vigil-s3
+
+helm-test: ## Lint and render helm/vigil in both modes (installs helm 3.22 with go install if missing).
+	@test -x $(HELM) || $(GO) install helm.sh/helm/v3/cmd/helm@v3.22.0
+	$(HELM) lint --strict helm/vigil
+	$(HELM) lint --strict helm/vigil $(HELM_S3)
+	$(HELM) template t helm/vigil | grep -q 'kind: StatefulSet'
+	$(HELM) template t helm/vigil $(HELM_S3) | grep -c 'ingester.ring.instance-zone=zone-' | grep -qx 3
+	@! $(HELM) template t helm/vigil --set mode=microservices >/dev/null 2>&1 || { echo "microservices without s3 must be refused"; exit 1; }
