@@ -24,7 +24,7 @@ run: build ## Build and start a monolithic Vigil on 127.0.0.1:9009 with state un
 
 test: ## Unit tests and in-process integration tests (what CI requires).
 	$(GO) vet ./...
-	@test -z "$$(gofmt -l cmd pkg integration tools)" || { echo "gofmt needed:"; gofmt -l cmd pkg integration tools; exit 1; }
+	@test -z "$$(gofmt -l cmd pkg integration tools internal)" || { echo "gofmt needed:"; gofmt -l cmd pkg integration tools internal; exit 1; }
 	$(GO) test -race -count=1 -timeout 15m ./...
 
 e2e: install-prometheus ## Multi-process cluster test and a real Prometheus agent remote-writing to Vigil.
@@ -39,7 +39,7 @@ bench: ## Go benchmarks of the push path; prints samples per CPU-second (samples
 
 lint: ## go vet, gofmt and the import boundaries of ARCHITECTURE.md.
 	$(GO) vet ./...
-	@test -z "$$(gofmt -l cmd pkg integration tools)" || { gofmt -l cmd pkg integration tools; exit 1; }
+	@test -z "$$(gofmt -l cmd pkg integration tools internal)" || { gofmt -l cmd pkg integration tools internal; exit 1; }
 	$(GO) test -count=1 ./tools/importcheck
 
 image: ## Build the FROM-scratch container image $(IMAGE) (static binary plus CA certificates for S3 over TLS).
