@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -259,4 +261,31 @@ func TestBadInput(t *testing.T) {
 	b, _ := io.ReadAll(resp.Body)
 	require.Equal(t, http.StatusNotFound, resp.StatusCode)
 	require.JSONEq(t, `{"status":"error","errorType":"not_found","error":"Workspace not found: ws-nope (err-vigil-workspace-not-found)"}`, string(b))
+}
+
+// TestPerWorkspaceLimitsReload changes one workspace's limit in the
+// overrides file while Vigil runs; only that workspace is affected.
+func TestPerWorkspaceLimitsReload(t *testing.T) {
+	dir := t.TempDir()
+	overrides := filepath.Join(dir, "overrides.yaml")
+	require.NoError(t, os.WriteFile(overrides, nil, 0o644))
+	v := startMonolith(t, filepath.Join(dir, "data"), "-limits.overrides-file="+overrides, "-limits.overrides-reload-period=100ms")
+	limited := createWorkspace(t, v.BaseURL(), "limited")
+	other := createWorkspace(t, v.BaseURL(), "other")
+
+	rw := map[string]string{"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy"}
+	body := encode(t, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
+		series("m", map[string]string{"a": "1", "b": "2"}, prompb.Sample{Timestamp: time.Now().UnixMilli(), Value: 1}),
+	}})
+	code, msg := post(t, workspaceURL(v.BaseURL(), limited)+"/api/v1/remote_write", rw, body)
+	require.Equal(t, http.StatusNoContent, code, msg)
+
+	require.NoError(t, os.WriteFile(overrides, []byte("overrides:\n  "+limited+":\n    max_label_names_per_series: 2\n"), 0o644))
+	require.Eventually(t, func() bool {
+		code, msg = post(t, workspaceURL(v.BaseURL(), limited)+"/api/v1/remote_write", rw, body)
+		return code == http.StatusBadRequest
+	}, 10*time.Second, 50*time.Millisecond)
+	require.Contains(t, msg, "series has too many labels (actual: 3, limit: 2)")
+	code, msg = post(t, workspaceURL(v.BaseURL(), other)+"/api/v1/remote_write", rw, body)
+	require.Equal(t, http.StatusNoContent, code, msg)
 }

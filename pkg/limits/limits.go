@@ -6,6 +6,7 @@ package limits
 import (
 	"flag"
 	"fmt"
+	"sync/atomic"
 )
 
 // Limits are the limits of one workspace. The defaults mirror AMP's quotas.
@@ -40,8 +41,8 @@ func (l *Limits) Validate() error {
 // Overrides answers per-workspace limits: a workspace's own entry when it has
 // one, otherwise the defaults.
 type Overrides struct {
-	defaults  Limits
-	overrides map[string]*Limits
+	defaults     Limits
+	perWorkspace atomic.Pointer[map[string]*Limits]
 }
 
 // NewOverrides returns Overrides over the defaults and the per-workspace
@@ -55,11 +56,13 @@ func NewOverrides(defaults Limits, perWorkspace map[string]*Limits) (*Overrides,
 			return nil, fmt.Errorf("overrides of workspace %s: %w", id, err)
 		}
 	}
-	return &Overrides{defaults: defaults, overrides: perWorkspace}, nil
+	o := &Overrides{defaults: defaults}
+	o.set(perWorkspace)
+	return o, nil
 }
 
 func (o *Overrides) get(workspace string) *Limits {
-	if l, ok := o.overrides[workspace]; ok && l != nil {
+	if l, ok := o.current()[workspace]; ok && l != nil {
 		return l
 	}
 	return &o.defaults

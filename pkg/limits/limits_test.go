@@ -1,8 +1,14 @@
 package limits
 
 import (
+	"context"
 	"flag"
+	"os"
+	"path/filepath"
 	"testing"
+	"time"
+
+	"github.com/go-kit/log"
 
 	"github.com/stretchr/testify/require"
 )
@@ -23,4 +29,31 @@ func TestOverrides(t *testing.T) {
 	bad.MaxLabelNamesPerSeries = 0
 	_, err = NewOverrides(def, map[string]*Limits{"ws-c": &bad})
 	require.ErrorContains(t, err, "ws-c")
+}
+
+func TestOverridesFileReload(t *testing.T) {
+	var def Limits
+	def.RegisterFlags(flag.NewFlagSet("t", flag.PanicOnError))
+	o, err := NewOverrides(def, nil)
+	require.NoError(t, err)
+	file := filepath.Join(t.TempDir(), "overrides.yaml")
+	require.NoError(t, os.WriteFile(file, []byte("overrides:\n  ws-a:\n    max_label_names_per_series: 12\n"), 0o644))
+
+	l := NewLoader(OverridesConfig{File: file, ReloadPeriod: time.Hour}, o, log.NewNopLogger())
+	require.NoError(t, l.load(context.Background()))
+	require.Equal(t, 12, o.MaxLabelNamesPerSeries("ws-a"))
+	require.Equal(t, def.MaxLabelValueLength, o.MaxLabelValueLength("ws-a"), "unnamed limits keep their defaults")
+	require.Equal(t, 70, o.MaxLabelNamesPerSeries("ws-b"))
+
+	// A broken file keeps the last good overrides.
+	require.NoError(t, os.WriteFile(file, []byte("overrides:\n  ws-a:\n    no_such_limit: 1\n"), 0o644))
+	require.Error(t, l.load(context.Background()))
+	require.Equal(t, 12, o.MaxLabelNamesPerSeries("ws-a"))
+
+	// An invalid value is refused.
+	_, err = ParseOverrides([]byte("overrides:\n  ws-a:\n    max_label_names_per_series: 0\n"), def)
+	require.ErrorContains(t, err, "ws-a")
+	m, err := ParseOverrides(nil, def)
+	require.NoError(t, err)
+	require.Empty(t, m)
 }

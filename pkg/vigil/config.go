@@ -31,16 +31,17 @@ type Config struct {
 	Target  flagext.StringSliceCSV `yaml:"target"`
 	DataDir string                 `yaml:"data_dir"`
 
-	Auth           api.Config          `yaml:"auth"`
-	Server         server.Config       `yaml:"server"`
-	Memberlist     memberlist.KVConfig `yaml:"memberlist"`
-	Storage        bucket.Config       `yaml:"storage"`
-	ControlPlane   controlplane.Config `yaml:"controlplane"`
-	Distributor    distributor.Config  `yaml:"distributor"`
-	Ingester       ingester.Config     `yaml:"ingester"`
-	IngesterClient client.Config       `yaml:"ingester_client"`
-	Querier        querier.Config      `yaml:"querier"`
-	Limits         limits.Limits       `yaml:"limits"`
+	Auth           api.Config             `yaml:"auth"`
+	Server         server.Config          `yaml:"server"`
+	Memberlist     memberlist.KVConfig    `yaml:"memberlist"`
+	Storage        bucket.Config          `yaml:"storage"`
+	ControlPlane   controlplane.Config    `yaml:"controlplane"`
+	Distributor    distributor.Config     `yaml:"distributor"`
+	Ingester       ingester.Config        `yaml:"ingester"`
+	IngesterClient client.Config          `yaml:"ingester_client"`
+	Querier        querier.Config         `yaml:"querier"`
+	Limits         limits.Limits          `yaml:"limits"`
+	Overrides      limits.OverridesConfig `yaml:"limits_overrides"`
 }
 
 // RegisterFlags registers every flag with its default. Defaults live here and
@@ -60,6 +61,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.IngesterClient.RegisterFlags(f)
 	c.Querier.RegisterFlags(f)
 	c.Limits.RegisterFlags(f)
+	c.Overrides.RegisterFlags(f)
 
 	// Vigil's defaults for flags its libraries register.
 	overrideDefault(f, "server.http-listen-port", "9009")

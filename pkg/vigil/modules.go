@@ -25,6 +25,7 @@ import (
 	"github.com/vigil-metrics/vigil/pkg/distributor"
 	"github.com/vigil-metrics/vigil/pkg/ingester"
 	"github.com/vigil-metrics/vigil/pkg/ingester/client"
+	"github.com/vigil-metrics/vigil/pkg/limits"
 	"github.com/vigil-metrics/vigil/pkg/pb/ingesterpb"
 	"github.com/vigil-metrics/vigil/pkg/querier"
 	"github.com/vigil-metrics/vigil/pkg/storage/bucket"
@@ -38,6 +39,7 @@ const (
 	Ingester     = "ingester"
 	IngesterRing = "ingester-ring"
 	MemberlistKV = "memberlist-kv"
+	Overrides    = "overrides"
 	Querier      = "querier"
 	Router       = "router"
 	Server       = "server"
@@ -49,10 +51,11 @@ const (
 var deps = map[string][]string{
 	All:          {API, Distributor, Ingester, Querier},
 	API:          {Router},
-	Distributor:  {Router, IngesterRing},
+	Distributor:  {Router, IngesterRing, Overrides},
 	Ingester:     {Server, MemberlistKV},
 	IngesterRing: {MemberlistKV},
 	MemberlistKV: {Server},
+	Overrides:    nil,
 	Querier:      {Router, IngesterRing},
 	Router:       {Server, Workspaces},
 	Server:       nil,
@@ -64,6 +67,7 @@ func (t *Vigil) setupModules() (*modules.Manager, error) {
 	mm.RegisterModule(Server, t.initServer, modules.UserInvisibleModule)
 	mm.RegisterModule(MemberlistKV, t.initMemberlistKV, modules.UserInvisibleModule)
 	mm.RegisterModule(IngesterRing, t.initIngesterRing, modules.UserInvisibleModule)
+	mm.RegisterModule(Overrides, t.initOverrides, modules.UserInvisibleModule)
 	mm.RegisterModule(Workspaces, t.initWorkspaces, modules.UserInvisibleModule)
 	mm.RegisterModule(Router, t.initRouter, modules.UserInvisibleModule)
 	mm.RegisterModule(API, t.initAPI)
@@ -156,13 +160,18 @@ func poolGetter(pool *ringclient.Pool) func(ring.InstanceDesc) (client.Ingester,
 	return func(inst ring.InstanceDesc) (client.Ingester, error) { return client.Get(pool, inst) }
 }
 
-func (t *Vigil) initDistributor() (services.Service, error) {
-	overrides, err := t.overrides()
+func (t *Vigil) initOverrides() (services.Service, error) {
+	o, err := limits.NewOverrides(t.Cfg.Limits, nil)
 	if err != nil {
 		return nil, err
 	}
+	t.Overrides = o
+	return limits.NewLoader(t.Cfg.Overrides, o, t.Logger), nil
+}
+
+func (t *Vigil) initDistributor() (services.Service, error) {
 	pool := t.ingesterPool("distributor")
-	d, err := distributor.New(t.Cfg.Distributor, t.IngesterRing, poolGetter(pool), overrides, t.Registerer, t.Logger)
+	d, err := distributor.New(t.Cfg.Distributor, t.IngesterRing, poolGetter(pool), t.Overrides, t.Registerer, t.Logger)
 	if err != nil {
 		return nil, err
 	}

@@ -55,9 +55,7 @@ type Vigil struct {
 	Ingester     *ingester.Ingester
 	Distributor  *distributor.Distributor
 
-	overridesOnce sync.Once
-	limits        *limits.Overrides
-	limitsErr     error
+	Overrides *limits.Overrides
 }
 
 // New validates cfg and initialises the modules of its targets. Nothing runs
@@ -154,13 +152,6 @@ func (t *Vigil) HTTPAddr() string { return t.Server.HTTPListenAddr().String() }
 
 // GRPCAddr is the address the gRPC server listens on.
 func (t *Vigil) GRPCAddr() string { return t.Server.GRPCListenAddr().String() }
-
-func (t *Vigil) overrides() (*limits.Overrides, error) {
-	t.overridesOnce.Do(func() {
-		t.limits, t.limitsErr = limits.NewOverrides(t.Cfg.Limits, nil)
-	})
-	return t.limits, t.limitsErr
-}
 
 // readyHandler answers 200 once every service runs and the ingester, if this
 // process has one, is ACTIVE in the ring.
