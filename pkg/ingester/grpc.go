@@ -2,7 +2,6 @@ package ingester
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"strings"
 
@@ -15,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/vigil-metrics/vigil/pkg/apierror"
+	"github.com/vigil-metrics/vigil/pkg/ingester/client"
 	"github.com/vigil-metrics/vigil/pkg/pb/ingesterpb"
 	"github.com/vigil-metrics/vigil/pkg/tenant"
 )
@@ -44,6 +44,8 @@ func toGRPCError(err error) error {
 	return status.Error(apierror.GRPCCode(cause), err.Error())
 }
 
+func byName(a, b prompb.Label) int { return strings.Compare(a.Name, b.Name) }
+
 func incomingTenant(ctx context.Context) (context.Context, error) {
 	_, ctx, err := tenant.FromIncomingContext(ctx)
 	if err != nil {
@@ -60,9 +62,8 @@ func (s *GRPCServer) Push(ctx context.Context, req *prompb.WriteRequest) (*inges
 	}
 	for i := range req.Timeseries {
 		// Push trusts its caller to sort labels; a remote caller is checked.
-		ls := req.Timeseries[i].Labels
-		if !slices.IsSortedFunc(ls, func(a, b prompb.Label) int { return strings.Compare(a.Name, b.Name) }) {
-			slices.SortFunc(ls, func(a, b prompb.Label) int { return strings.Compare(a.Name, b.Name) })
+		if ls := req.Timeseries[i].Labels; !slices.IsSortedFunc(ls, byName) {
+			slices.SortFunc(ls, byName)
 		}
 	}
 	if err := s.ing.Push(ctx, req); err != nil {
@@ -71,38 +72,12 @@ func (s *GRPCServer) Push(ctx context.Context, req *prompb.WriteRequest) (*inges
 	return &ingesterpb.PushResponse{}, nil
 }
 
-// FromProtoMatchers converts wire matchers into Prometheus matchers.
-func FromProtoMatchers(in []prompb.LabelMatcher) ([]*labels.Matcher, error) {
-	out := make([]*labels.Matcher, 0, len(in))
-	for _, m := range in {
-		var t labels.MatchType
-		switch m.Type {
-		case prompb.LabelMatcher_EQ:
-			t = labels.MatchEqual
-		case prompb.LabelMatcher_NEQ:
-			t = labels.MatchNotEqual
-		case prompb.LabelMatcher_RE:
-			t = labels.MatchRegexp
-		case prompb.LabelMatcher_NRE:
-			t = labels.MatchNotRegexp
-		default:
-			return nil, fmt.Errorf("invalid matcher type %d", m.Type)
-		}
-		lm, err := labels.NewMatcher(t, m.Name, m.Value)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, lm)
-	}
-	return out, nil
-}
-
 func (s *GRPCServer) querier(ctx context.Context, mint, maxt int64, pm []prompb.LabelMatcher) (context.Context, storage.Querier, []*labels.Matcher, error) {
 	ctx, err := incomingTenant(ctx)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	matchers, err := FromProtoMatchers(pm)
+	matchers, err := client.FromProtoMatchers(pm)
 	if err != nil {
 		return nil, nil, nil, status.Error(codes.InvalidArgument, err.Error())
 	}

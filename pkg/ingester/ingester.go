@@ -76,9 +76,6 @@ func New(cfg Config, dataDir string, grpcPort int, kvClient kv.Client, reg prome
 // InstanceID is this ingester's ID in the ring.
 func (i *Ingester) InstanceID() string { return i.lifecycler.GetInstanceID() }
 
-// RingHandler serves the lifecycler's view of the ring.
-func (i *Ingester) RingHandler() *ring.BasicLifecycler { return i.lifecycler }
-
 // CheckReady returns nil once the ingester is ACTIVE in the ring.
 func (i *Ingester) CheckReady(context.Context) error {
 	if s := i.lifecycler.GetState(); s != ring.ACTIVE {

@@ -244,55 +244,47 @@ func TestConcurrentPushQueryAndIdleClose(t *testing.T) {
 	workspaces := []string{"ws-a", "ws-b", "ws-c"}
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	acked := make([]int, len(workspaces))
-	for w := range workspaces {
+	// repeat runs f on its own goroutine until stop closes or f returns false.
+	repeat := func(f func() bool) {
 		wg.Add(1)
-		go func(w int) {
+		go func() {
 			defer wg.Done()
-			for n := 0; ; n++ {
+			for {
 				select {
 				case <-stop:
 					return
 				default:
 				}
-				if err := push(t, ing, workspaces[w], ts("up", "x", prompb.Sample{Timestamp: base + int64(n), Value: float64(n)})); err != nil {
-					t.Errorf("push %d to %s: %v", n, workspaces[w], err)
+				if !f() {
 					return
 				}
-				acked[w] = n + 1
 			}
-		}(w)
+		}()
 	}
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			default:
+	acked := make([]int, len(workspaces))
+	for w := range workspaces {
+		repeat(func() bool {
+			n := acked[w]
+			if err := push(t, ing, workspaces[w], ts("up", "x", prompb.Sample{Timestamp: base + int64(n), Value: float64(n)})); err != nil {
+				t.Errorf("push %d to %s: %v", n, workspaces[w], err)
+				return false
 			}
-			for _, ws := range workspaces {
-				q, err := ing.Querier(tenant.WithID(context.Background(), ws), 0, 1<<62)
-				if err != nil {
-					t.Errorf("querier: %v", err)
-					return
-				}
-				_ = q.Close()
+			acked[w] = n + 1
+			return true
+		})
+	}
+	repeat(func() bool {
+		for _, ws := range workspaces {
+			q, err := ing.Querier(tenant.WithID(context.Background(), ws), 0, 1<<62)
+			if err != nil {
+				t.Errorf("querier: %v", err)
+				return false
 			}
+			_ = q.Close()
 		}
-	}()
-	go func() {
-		defer wg.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-				ing.closeIdle()
-			}
-		}
-	}()
+		return true
+	})
+	repeat(func() bool { ing.closeIdle(); return true })
 	time.Sleep(300 * time.Millisecond)
 	close(stop)
 	wg.Wait()

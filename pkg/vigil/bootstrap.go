@@ -45,5 +45,5 @@ func (t *Vigil) BaseURL() string {
 
 // IsMonolithic tells whether this process runs every module.
 func (t *Vigil) IsMonolithic() bool {
-	return t.Cfg.isEnabled(All) && len(t.Cfg.Target) == 1 && t.Cfg.Target[0] == All
+	return len(t.Cfg.Target) == 1 && t.Cfg.Target[0] == All
 }

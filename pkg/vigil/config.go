@@ -101,16 +101,6 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// isEnabled tells whether module m runs in this process.
-func (c *Config) isEnabled(m string) bool {
-	for _, t := range c.Target {
-		if t == m || t == All {
-			return true
-		}
-	}
-	return false
-}
-
 // LoadConfig builds the configuration from defaults, then the YAML file named
 // by -config.file (with ${VAR} expanded when -config.expand-env is set), then
 // the command-line flags, each overriding the one before.

@@ -3,8 +3,8 @@ package vigil
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
-	"strconv"
 	"sync"
 
 	"github.com/go-kit/log/level"
@@ -186,11 +186,7 @@ func (t *Vigil) initIngester() (services.Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create ingester ring kv client: %w", err)
 	}
-	_, portStr, err := splitPort(t.Server.GRPCListenAddr().String())
-	if err != nil {
-		return nil, err
-	}
-	port, _ := strconv.Atoi(portStr)
+	port := t.Server.GRPCListenAddr().(*net.TCPAddr).Port
 	ing, err := ingester.New(t.Cfg.Ingester, t.Cfg.DataDir, port, kvClient, t.Registerer, t.Logger)
 	if err != nil {
 		return nil, err

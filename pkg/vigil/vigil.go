@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"sort"
 	"strings"
@@ -193,5 +192,3 @@ func (t *Vigil) servicesHandler(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintf(w, "%s\t%s\n", n, t.ServiceMap[n].State())
 	}
 }
-
-func splitPort(addr string) (string, string, error) { return net.SplitHostPort(addr) }

@@ -23,26 +23,6 @@ type remoteQuerier struct {
 	mint, maxt int64
 }
 
-// ToProtoMatchers converts Prometheus matchers to their wire form.
-func ToProtoMatchers(ms []*labels.Matcher) []prompb.LabelMatcher {
-	out := make([]prompb.LabelMatcher, 0, len(ms))
-	for _, m := range ms {
-		var t prompb.LabelMatcher_Type
-		switch m.Type {
-		case labels.MatchEqual:
-			t = prompb.LabelMatcher_EQ
-		case labels.MatchNotEqual:
-			t = prompb.LabelMatcher_NEQ
-		case labels.MatchRegexp:
-			t = prompb.LabelMatcher_RE
-		case labels.MatchNotRegexp:
-			t = prompb.LabelMatcher_NRE
-		}
-		out = append(out, prompb.LabelMatcher{Type: t, Name: m.Name, Value: m.Value})
-	}
-	return out
-}
-
 func (q *remoteQuerier) Select(_ context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
 	start, end := q.mint, q.maxt
 	if hints != nil {
