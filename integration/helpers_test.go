@@ -37,6 +37,7 @@ func startMonolith(t *testing.T, dataDir string, extra ...string) *vigil.Vigil {
 		"-server.http-listen-address=127.0.0.1", "-server.http-listen-port=0",
 		"-server.grpc-listen-address=127.0.0.1", "-server.grpc-listen-port=0",
 		"-memberlist.bind-addr=127.0.0.1", "-memberlist.bind-port=0",
+		"-admin.listen-port=0",
 		"-ingester.ring.instance-addr=127.0.0.1", "-ingester.ring.instance-id=ingester-1",
 		"-log.level=warn",
 	}, extra...)
@@ -109,9 +110,18 @@ func encode(t testing.TB, req *prompb.WriteRequest) []byte {
 // promClient returns a Prometheus HTTP API client for a workspace endpoint.
 func promClient(t *testing.T, endpoint string) promv1.API {
 	t.Helper()
-	c, err := promapi.NewClient(promapi.Config{Address: endpoint})
+	c, err := newPromAPI(endpoint)
 	require.NoError(t, err)
-	return promv1.NewAPI(c)
+	return c
+}
+
+// newPromAPI is promClient for goroutines that must not fail the test.
+func newPromAPI(endpoint string) (promv1.API, error) {
+	c, err := promapi.NewClient(promapi.Config{Address: endpoint})
+	if err != nil {
+		return nil, err
+	}
+	return promv1.NewAPI(c), nil
 }
 
 func series(name string, extra map[string]string, samples ...prompb.Sample) prompb.TimeSeries {

@@ -99,9 +99,10 @@ func TestMonolithWriteQueryRestart(t *testing.T) {
 	resp.Body.Close()
 	require.Equal(t, 10, statsResp.Data.Stats.Samples.TotalQueryableSamples)
 
-	// Operational endpoints.
-	get := func(path string) string {
-		resp, err := http.Get(v.BaseURL() + path)
+	// Operational endpoints: /metrics and /ready on the public port, the
+	// operator endpoints only on the admin listener.
+	get := func(base, path string) string {
+		resp, err := http.Get(base + path)
 		require.NoError(t, err)
 		defer resp.Body.Close()
 		require.Equal(t, http.StatusOK, resp.StatusCode, path)
@@ -109,13 +110,13 @@ func TestMonolithWriteQueryRestart(t *testing.T) {
 		require.NoError(t, err)
 		return string(b)
 	}
-	require.Contains(t, get("/metrics"), "vigil_distributor_received_samples_total 30")
-	require.Contains(t, get("/metrics"), "vigil_ingester_ingested_samples_total 30")
-	services := get("/services")
+	require.Contains(t, get(v.BaseURL(), "/metrics"), "vigil_distributor_received_samples_total 30")
+	require.Contains(t, get(v.BaseURL(), "/metrics"), "vigil_ingester_ingested_samples_total 30")
+	services := get(v.AdminURL(), "/services")
 	for _, m := range []string{"distributor", "ingester", "querier", "server"} {
 		require.Contains(t, services, m+"\tRunning")
 	}
-	require.Contains(t, get("/config"), "target: all")
+	require.Contains(t, get(v.AdminURL(), "/config"), "target: all")
 
 	// Restart on the same data directory: the WAL brings the data back.
 	require.NoError(t, v.Stop())

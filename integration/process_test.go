@@ -55,22 +55,24 @@ func freePort(t *testing.T) int {
 
 // process is one vigil process started from the built binary.
 type process struct {
-	t        *testing.T
-	name     string
-	args     []string
-	httpPort int
-	grpcPort int
-	logPath  string
-	cmd      *exec.Cmd
-	done     chan struct{}
+	t         *testing.T
+	name      string
+	args      []string
+	httpPort  int
+	grpcPort  int
+	adminPort int
+	logPath   string
+	cmd       *exec.Cmd
+	done      chan struct{}
 }
 
 func newProcess(t *testing.T, name string, args ...string) *process {
-	p := &process{t: t, name: name, httpPort: freePort(t), grpcPort: freePort(t)}
+	p := &process{t: t, name: name, httpPort: freePort(t), grpcPort: freePort(t), adminPort: freePort(t)}
 	p.logPath = filepath.Join(t.TempDir(), name+".log")
 	p.args = append([]string{
 		"-server.http-listen-address=127.0.0.1", fmt.Sprintf("-server.http-listen-port=%d", p.httpPort),
 		"-server.grpc-listen-address=127.0.0.1", fmt.Sprintf("-server.grpc-listen-port=%d", p.grpcPort),
+		fmt.Sprintf("-admin.listen-port=%d", p.adminPort),
 		"-log.level=info",
 	}, args...)
 	t.Cleanup(func() {
@@ -88,6 +90,9 @@ func newProcess(t *testing.T, name string, args ...string) *process {
 }
 
 func (p *process) base() string { return fmt.Sprintf("http://127.0.0.1:%d", p.httpPort) }
+
+// admin is the URL of the process's admin listener.
+func (p *process) admin() string { return fmt.Sprintf("http://127.0.0.1:%d", p.adminPort) }
 
 func (p *process) start() {
 	p.t.Helper()

@@ -7,11 +7,13 @@ import (
 	"flag"
 	"fmt"
 	"time"
+
+	"github.com/vigil-metrics/vigil/pkg/ringmember"
 )
 
 // Config configures an ingester.
 type Config struct {
-	Ring RingConfig `yaml:"ring"`
+	Ring ringmember.Config `yaml:"ring"`
 
 	BlockRange       time.Duration `yaml:"block_range"`
 	Retention        time.Duration `yaml:"retention_period"`
@@ -22,7 +24,7 @@ type Config struct {
 
 // RegisterFlags registers the ingester flags.
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
-	c.Ring.RegisterFlags(f)
+	c.Ring.RegisterFlagsWithPrefix("ingester.ring.", ringDefaults, f)
 	f.DurationVar(&c.BlockRange, "ingester.tsdb.block-range", 2*time.Hour, "Time range of the blocks the head is cut into.")
 	f.DurationVar(&c.Retention, "ingester.tsdb.retention-period", 24*time.Hour, "How long an ingester keeps local blocks. Until block upload to object storage lands, this bounds how far back queries reach.")
 	f.DurationVar(&c.IdleTimeout, "ingester.tsdb.idle-timeout", time.Hour, "A workspace TSDB with no writes or queries for this long is closed; it is reopened (replaying its WAL) on the next request. 0 disables closing.")

@@ -11,13 +11,13 @@ import (
 
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
-	"github.com/grafana/dskit/kv"
 	"github.com/grafana/dskit/ring"
 	"github.com/grafana/dskit/services"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/vigil-metrics/vigil/pkg/apierror"
+	"github.com/vigil-metrics/vigil/pkg/ringmember"
 )
 
 // errStopping is returned to requests that arrive while the ingester shuts down.
@@ -45,11 +45,8 @@ type Ingester struct {
 }
 
 // New returns an ingester that keeps its TSDBs under dataDir/ingester and
-// advertises grpcPort in the ring kept in kvClient.
-func New(cfg Config, dataDir string, grpcPort int, kvClient kv.Client, reg prometheus.Registerer, logger log.Logger) (*Ingester, error) {
-	if err := cfg.Ring.ValidateInstance(); err != nil {
-		return nil, err
-	}
+// joins the ingester ring kept in kvStore, advertising grpcPort.
+func New(cfg Config, dataDir string, grpcPort int, kvStore ringmember.Store, reg prometheus.Registerer, logger log.Logger) (*Ingester, error) {
 	base := filepath.Join(dataDir, "ingester")
 	i := &Ingester{
 		cfg:     cfg,
@@ -60,14 +57,11 @@ func New(cfg Config, dataDir string, grpcPort int, kvClient kv.Client, reg prome
 		dbs:     map[string]*userDB{},
 	}
 	i.builders.New = func() any { return &labels.ScratchBuilder{} }
-	lcCfg, err := cfg.Ring.lifecyclerConfig(grpcPort, logger)
+	var err error
+	i.lifecycler, err = ringmember.NewLifecycler(cfg.Ring, RingName, RingKey, kvStore,
+		ringmember.Member{GRPCPort: grpcPort, TokensPath: filepath.Join(base, "tokens")}, reg, logger)
 	if err != nil {
 		return nil, err
-	}
-	delegate := newLifecyclerDelegate(cfg.Ring.NumTokens, filepath.Join(base, "tokens"), cfg.Ring.HeartbeatTimeout, logger)
-	i.lifecycler, err = ring.NewBasicLifecycler(lcCfg, RingName, RingKey, kvClient, delegate, logger, reg)
-	if err != nil {
-		return nil, fmt.Errorf("create ingester lifecycler: %w", err)
 	}
 	i.Service = services.NewBasicService(i.starting, i.running, i.stopping)
 	return i, nil
@@ -136,8 +130,9 @@ func (i *Ingester) stopping(_ error) error {
 	i.mu.Lock()
 	i.shuttingDown = true
 	i.mu.Unlock()
-	// Leave the ring first (LEAVING, then unregistered) so that distributors
-	// stop sending here, then close every TSDB, which syncs its WAL.
+	// Turn LEAVING in the ring first (and leave it, when configured to) so
+	// that distributors stop sending here, then close every TSDB, which
+	// syncs its WAL.
 	var errs []error
 	if i.subs != nil {
 		errs = append(errs, services.StopManagerAndAwaitStopped(context.Background(), i.subs))

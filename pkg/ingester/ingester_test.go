@@ -21,6 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vigil-metrics/vigil/pkg/apierror"
+	"github.com/vigil-metrics/vigil/pkg/ringmember"
 	"github.com/vigil-metrics/vigil/pkg/tenant"
 )
 
@@ -35,7 +36,7 @@ func testConfig() Config {
 
 func startIngester(t testing.TB, cfg Config, dir string, store kv.Client) *Ingester {
 	t.Helper()
-	ing, err := New(cfg, dir, 9095, store, prometheus.NewRegistry(), log.NewNopLogger())
+	ing, err := New(cfg, dir, 9095, ringmember.Store{Client: store}, prometheus.NewRegistry(), log.NewNopLogger())
 	require.NoError(t, err)
 	require.NoError(t, services.StartAndAwaitRunning(context.Background(), ing))
 	t.Cleanup(func() { _ = services.StopAndAwaitTerminated(context.Background(), ing) })
@@ -119,7 +120,10 @@ func TestPushRejectsOutOfOrderButStoresTheRest(t *testing.T) {
 	require.Equal(t, []prompb.Sample{{Timestamp: now, Value: 5}}, got[`{__name__="up", job="new"}`])
 }
 
-func TestRestartReplaysWALAndLeavesRing(t *testing.T) {
+// TestRestartReplaysWALAndStaysInRing: a cleanly stopped ingester stays in
+// the ring as LEAVING (so that a restart never shrinks the ring a querier
+// counts its quorum over), and takes its tokens back on restart.
+func TestRestartReplaysWALAndStaysInRing(t *testing.T) {
 	dir, store := t.TempDir(), newKV(t)
 	cfg := testConfig()
 	ing := startIngester(t, cfg, dir, store)
@@ -132,13 +136,27 @@ func TestRestartReplaysWALAndLeavesRing(t *testing.T) {
 	require.NoError(t, services.StopAndAwaitTerminated(context.Background(), ing))
 	desc, err := store.Get(context.Background(), RingKey)
 	require.NoError(t, err)
-	require.NotContains(t, desc.(*ring.Desc).Ingesters, cfg.Ring.InstanceID, "a cleanly stopped ingester leaves the ring")
+	inst, ok := desc.(*ring.Desc).Ingesters[cfg.Ring.InstanceID]
+	require.True(t, ok, "a cleanly stopped ingester stays in the ring")
+	require.Equal(t, ring.LEAVING, inst.State)
 	require.Error(t, push(t, ing, "ws-a", ts("up", "api", prompb.Sample{Timestamp: now + 1, Value: 1})), "a stopped ingester refuses writes")
 
 	ing2 := startIngester(t, cfg, dir, store)
 	require.Equal(t, []prompb.Sample{{Timestamp: now, Value: 7}}, read(t, ing2, "ws-a")[`{__name__="up", job="api"}`])
 	require.Equal(t, ring.ACTIVE, ing2.lifecycler.GetState())
 	require.Equal(t, tokens, ing2.lifecycler.GetTokens(), "tokens are persisted across restarts")
+}
+
+// TestUnregisterOnShutdown: the scale-down flow removes the ingester.
+func TestUnregisterOnShutdown(t *testing.T) {
+	store := newKV(t)
+	cfg := testConfig()
+	cfg.Ring.UnregisterOnShutdown = true
+	ing := startIngester(t, cfg, t.TempDir(), store)
+	require.NoError(t, services.StopAndAwaitTerminated(context.Background(), ing))
+	desc, err := store.Get(context.Background(), RingKey)
+	require.NoError(t, err)
+	require.NotContains(t, desc.(*ring.Desc).Ingesters, cfg.Ring.InstanceID)
 }
 
 func TestIdleTSDBIsClosedAndReopened(t *testing.T) {

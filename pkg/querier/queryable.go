@@ -3,6 +3,7 @@ package querier
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 
@@ -96,10 +97,40 @@ func (q *querier) open(ctx context.Context, inst *ring.InstanceDesc) (storage.Qu
 	return iq, nil
 }
 
+// readSet returns the ingesters a read must hear from to see every
+// acknowledged write. With zone awareness, dskit sizes the quorum over the
+// zones present in the ring; a zone whose only ingester left the ring (a
+// restart with -ingester.ring.unregister-on-shutdown, or auto-forget) would
+// then shrink the quorum to one zone, which may be the one that missed
+// writes. Every zone that owns data counts: at least the replication
+// factor's worth, and a zone that is missing or unhealthy is unavailable,
+// never gone.
+func (q *Queryable) readSet() (ring.ReplicationSet, error) {
+	rs, err := q.ring.GetReplicationSetForOperation(ring.Read)
+	if err != nil || !rs.ZoneAwarenessEnabled {
+		return rs, err
+	}
+	rf := q.ring.ReplicationFactor()
+	healthy := map[string]struct{}{}
+	for _, inst := range rs.Instances {
+		healthy[inst.Zone] = struct{}{}
+	}
+	// Writes are acknowledged by rf/2+1 zones: a read may skip at most
+	// rf/2 of the zones owning data, and every zone that owns data but is
+	// not in the healthy set is already skipped.
+	owning := max(q.ring.ZonesCount(), rf)
+	rs.MaxUnavailableZones = rf/2 - (owning - len(healthy))
+	if rs.MaxUnavailableZones < 0 {
+		return ring.ReplicationSet{}, fmt.Errorf("%w: a read needs %d of the %d zones owning data, %d are healthy",
+			ring.ErrTooManyUnhealthyInstances, owning-rf/2, owning, len(healthy))
+	}
+	return rs, nil
+}
+
 // forQuorum runs f on enough ingesters to see every acknowledged write: the
 // only one when there is one, a quorum of zones or instances otherwise.
 func forQuorum[T any](ctx context.Context, q *querier, f func(context.Context, storage.Querier) (T, error)) ([]T, error) {
-	rs, err := q.q.ring.GetReplicationSetForOperation(ring.Read)
+	rs, err := q.q.readSet()
 	if err != nil {
 		return nil, storageErr(err)
 	}
@@ -117,7 +148,7 @@ func forQuorum[T any](ctx context.Context, q *querier, f func(context.Context, s
 // Select returns the matching series of every replica merged into one set;
 // a sample held by several replicas appears once.
 func (q *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
-	rs, err := q.q.ring.GetReplicationSetForOperation(ring.Read)
+	rs, err := q.q.readSet()
 	if err != nil {
 		return storage.ErrSeriesSet(storageErr(err))
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/grafana/dskit/ring"
 	"github.com/prometheus/prometheus/model/labels"
@@ -33,11 +34,13 @@ func (r fakeRing) GetReplicationSetForOperation(ring.Operation) (ring.Replicatio
 type replica struct {
 	series []*prompb.TimeSeries
 	err    error
+	delay  time.Duration // before answering
 }
 
 func (r *replica) Push(context.Context, *prompb.WriteRequest) error { return nil }
 
 func (r *replica) Querier(context.Context, int64, int64) (storage.Querier, error) {
+	time.Sleep(r.delay)
 	if r.err != nil {
 		return nil, r.err
 	}
@@ -152,4 +155,74 @@ func TestLateReplicaIsClosed(t *testing.T) {
 	q.hold(late)
 	require.Equal(t, 1, early.closed)
 	require.Equal(t, 1, late.closed)
+}
+
+// zoneRing is a zone-aware ring of which GetReplicationSetForOperation
+// returns the healthy instances, as dskit does, and zones counts the zones
+// registered in it.
+type zoneRing struct {
+	fakeRing
+	zones int
+}
+
+func (r zoneRing) ZonesCount() int        { return r.zones }
+func (r zoneRing) ReplicationFactor() int { return 3 }
+
+func TestReadSetCountsEveryZoneOwningData(t *testing.T) {
+	inst := func(zones ...string) []ring.InstanceDesc {
+		var out []ring.InstanceDesc
+		for _, z := range zones {
+			out = append(out, ring.InstanceDesc{Addr: "ingester-" + z, Id: "ingester-" + z, Zone: z})
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name        string
+		healthy     []ring.InstanceDesc
+		dskitMax    int // what dskit computed
+		zonesInRing int
+		wantMax     int // -1: the read must fail
+	}{
+		{"three zones healthy", inst("a", "b", "c"), 1, 3, 1},
+		{"one zone unhealthy", inst("a", "c"), 0, 3, 0},
+		// The defect: zone b left the ring, dskit sizes the quorum over two
+		// zones and lets one answer alone.
+		{"one zone gone from the ring", inst("a", "c"), 1, 2, 0},
+		{"one zone gone, another unhealthy", inst("a"), 0, 2, -1},
+		{"four zones, rf 3", inst("a", "b", "c", "d"), 1, 4, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := zoneRing{fakeRing: fakeRing{rs: ring.ReplicationSet{Instances: tc.healthy, MaxUnavailableZones: tc.dskitMax, ZoneAwarenessEnabled: true}}, zones: tc.zonesInRing}
+			rs, err := NewQueryable(r, nil).readSet()
+			if tc.wantMax < 0 {
+				require.ErrorIs(t, err, ring.ErrTooManyUnhealthyInstances)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.wantMax, rs.MaxUnavailableZones)
+		})
+	}
+}
+
+// TestZoneGoneFromRingStillReadsEveryOtherZone: zone a missed a write that
+// zones b and c acknowledged; then zone b's ingester left the ring. A read
+// must still hear zone c, never answer from zone a alone.
+func TestZoneGoneFromRingStillReadsEveryOtherZone(t *testing.T) {
+	missed := &replica{series: []*prompb.TimeSeries{promSeries("a", 1)}}
+	// The complete zone answers last: a one-zone quorum would not wait for it.
+	complete := &replica{series: []*prompb.TimeSeries{promSeries("a", 1, 2)}, delay: 20 * time.Millisecond}
+	byAddr := map[string]*replica{"ingester-a": missed, "ingester-c": complete}
+	rs := ring.ReplicationSet{
+		Instances:            []ring.InstanceDesc{{Addr: "ingester-a", Id: "ingester-a", Zone: "a"}, {Addr: "ingester-c", Id: "ingester-c", Zone: "c"}},
+		MaxUnavailableZones:  1, // dskit's answer with two zones in the ring
+		ZoneAwarenessEnabled: true,
+	}
+	qb := NewQueryable(zoneRing{fakeRing: fakeRing{rs: rs}, zones: 2}, func(inst ring.InstanceDesc) (client.Ingester, error) { return byAddr[inst.Addr], nil })
+	for i := 0; i < 5; i++ {
+		q, err := qb.Querier(0, 100)
+		require.NoError(t, err)
+		got := collect(t, q.Select(context.Background(), true, nil, labels.MustNewMatcher(labels.MatchEqual, "__name__", "up")))
+		require.Equal(t, map[string][]int64{"a": {1, 2}}, got)
+		require.NoError(t, q.Close())
+	}
 }

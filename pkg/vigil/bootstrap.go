@@ -31,11 +31,14 @@ func (t *Vigil) EnsureDefaultWorkspace(ctx context.Context) (*controlplane.Works
 	return t.Workspaces.Create(ctx, account, controlplane.CreateInput{Alias: DefaultWorkspaceAlias})
 }
 
-// BaseURL is the URL clients on this machine reach the HTTP server at.
-func (t *Vigil) BaseURL() string {
-	host, port, err := net.SplitHostPort(t.HTTPAddr())
+// BaseURL is the URL clients on this machine reach the public HTTP server at.
+func (t *Vigil) BaseURL() string { return localURL(t.HTTPAddr()) }
+
+// localURL is the URL a client on this machine reaches a listener at.
+func localURL(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return "http://" + t.HTTPAddr()
+		return "http://" + addr
 	}
 	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
 		host = "127.0.0.1"

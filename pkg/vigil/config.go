@@ -33,6 +33,7 @@ type Config struct {
 
 	Auth           api.Config             `yaml:"auth"`
 	Server         server.Config          `yaml:"server"`
+	Admin          AdminConfig            `yaml:"admin"`
 	Memberlist     memberlist.KVConfig    `yaml:"memberlist"`
 	Storage        bucket.Config          `yaml:"storage"`
 	ControlPlane   controlplane.Config    `yaml:"controlplane"`
@@ -53,6 +54,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 
 	c.Auth.RegisterFlags(f)
 	c.Server.RegisterFlags(f)
+	c.Admin.RegisterFlags(f)
 	c.Memberlist.RegisterFlags(f)
 	c.Storage.RegisterFlags(f)
 	c.ControlPlane.RegisterFlags(f)
@@ -72,6 +74,9 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	// Longer than -querier.timeout, so a slow query gets its answer (or its
 	// timeout error) rather than a dropped connection.
 	overrideDefault(f, "server.http-write-timeout", "3m")
+	if fl := f.Lookup("server.register-instrumentation"); fl != nil {
+		fl.Usage = "Ignored: /metrics is always served, and pprof only on the admin listener (-admin.listen-port)."
+	}
 }
 
 func overrideDefault(f *flag.FlagSet, name, value string) {

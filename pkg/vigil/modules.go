@@ -9,7 +9,6 @@ import (
 
 	"github.com/go-kit/log/level"
 	"github.com/grafana/dskit/dns"
-	"github.com/grafana/dskit/kv"
 	"github.com/grafana/dskit/kv/memberlist"
 	"github.com/grafana/dskit/modules"
 	"github.com/grafana/dskit/ring"
@@ -17,6 +16,7 @@ import (
 	"github.com/grafana/dskit/server"
 	"github.com/grafana/dskit/services"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc/health"
 	"google.golang.org/grpc/health/grpc_health_v1"
 
@@ -28,6 +28,7 @@ import (
 	"github.com/vigil-metrics/vigil/pkg/limits"
 	"github.com/vigil-metrics/vigil/pkg/pb/ingesterpb"
 	"github.com/vigil-metrics/vigil/pkg/querier"
+	"github.com/vigil-metrics/vigil/pkg/ringmember"
 	"github.com/vigil-metrics/vigil/pkg/storage/bucket"
 )
 
@@ -43,6 +44,7 @@ const (
 	Querier      = "querier"
 	Router       = "router"
 	Server       = "server"
+	Storage      = "storage"
 	Workspaces   = "workspaces"
 )
 
@@ -59,7 +61,8 @@ var deps = map[string][]string{
 	Querier:      {Router, IngesterRing},
 	Router:       {Server, Workspaces},
 	Server:       nil,
-	Workspaces:   nil,
+	Storage:      nil,
+	Workspaces:   {Storage},
 }
 
 func (t *Vigil) setupModules() (*modules.Manager, error) {
@@ -68,6 +71,7 @@ func (t *Vigil) setupModules() (*modules.Manager, error) {
 	mm.RegisterModule(MemberlistKV, t.initMemberlistKV, modules.UserInvisibleModule)
 	mm.RegisterModule(IngesterRing, t.initIngesterRing, modules.UserInvisibleModule)
 	mm.RegisterModule(Overrides, t.initOverrides, modules.UserInvisibleModule)
+	mm.RegisterModule(Storage, t.initStorage, modules.UserInvisibleModule)
 	mm.RegisterModule(Workspaces, t.initWorkspaces, modules.UserInvisibleModule)
 	mm.RegisterModule(Router, t.initRouter, modules.UserInvisibleModule)
 	mm.RegisterModule(API, t.initAPI)
@@ -88,6 +92,9 @@ func (t *Vigil) initServer() (services.Service, error) {
 	t.Cfg.Server.Gatherer = t.Gatherer
 	t.Cfg.Server.Log = t.Logger
 	t.Cfg.Server.MetricsNamespace = "vigil"
+	// dskit would mount pprof on the public router: /metrics is mounted
+	// below instead, and pprof only on the admin listener.
+	t.Cfg.Server.RegisterInstrumentation = false
 	// Signals are handled by Vigil (see Start), which stops every module in
 	// dependency order; the server stops last, in its service's stopping.
 	t.Cfg.Server.SignalHandler = newNoSignals()
@@ -95,40 +102,59 @@ func (t *Vigil) initServer() (services.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	t.Server = srv
+	admin, err := newAdminServer(t.Cfg.Admin, t.Gatherer)
+	if err != nil {
+		srv.Shutdown()
+		return nil, err
+	}
+	t.Server, t.admin = srv, admin
 	grpc_health_v1.RegisterHealthServer(srv.GRPC, health.NewServer())
-	srv.HTTP.Path("/ready").Handler(http.HandlerFunc(t.readyHandler))
-	srv.HTTP.Path("/config").Handler(http.HandlerFunc(t.configHandler))
-	srv.HTTP.Path("/services").Handler(http.HandlerFunc(t.servicesHandler))
-	return newServerService(srv, t.otherServices), nil
+	ready := http.HandlerFunc(t.readyHandler)
+	srv.HTTP.Path("/ready").Handler(ready)
+	srv.HTTP.Path("/metrics").Handler(promhttp.HandlerFor(t.Gatherer, promhttp.HandlerOpts{EnableOpenMetrics: true}))
+	admin.Handle("/ready", ready)
+	admin.Handle("/config", http.HandlerFunc(t.configHandler))
+	admin.Handle("/services", http.HandlerFunc(t.servicesHandler))
+	return newServerService(srv, admin, t.otherServices), nil
 }
 
 func (t *Vigil) initMemberlistKV() (services.Service, error) {
 	t.Cfg.Memberlist.Codecs = append(t.Cfg.Memberlist.Codecs, ring.GetCodec())
 	dnsProvider := dns.NewProvider(dns.GolangResolverType, 0, t.Logger, prometheus.WrapRegistererWithPrefix("vigil_", t.Registerer))
 	t.MemberlistKV = memberlist.NewKVInitService(&t.Cfg.Memberlist, t.Logger, dnsProvider, t.Registerer)
-	t.Cfg.Ingester.Ring.KVStore.MemberlistKV = t.MemberlistKV.GetMemberlistKV
 	return t.MemberlistKV, nil
 }
 
+// ringStore is the key-value store every ring of this process shares.
+func (t *Vigil) ringStore() ringmember.Store {
+	return ringmember.Store{Memberlist: t.MemberlistKV.GetMemberlistKV}
+}
+
 func (t *Vigil) initIngesterRing() (services.Service, error) {
-	r, err := ring.New(t.Cfg.Ingester.Ring.ToRingConfig(), ingester.RingName, ingester.RingKey, t.Logger, prometheus.WrapRegistererWithPrefix("vigil_", t.Registerer))
+	r, err := ringmember.NewRing(t.Cfg.Ingester.Ring, ingester.RingName, ingester.RingKey, t.ringStore(), t.Registerer, t.Logger)
 	if err != nil {
-		return nil, fmt.Errorf("create ingester ring client: %w", err)
+		return nil, err
 	}
 	t.IngesterRing = r
-	t.Server.HTTP.Path("/ingester/ring").Handler(r)
+	t.admin.Handle("/ingester/ring", r)
 	return r, nil
 }
 
-func (t *Vigil) initWorkspaces() (services.Service, error) {
-	bkt, err := bucket.NewClient(t.Cfg.Storage, t.Cfg.DataDir, t.Logger)
+// initStorage creates the one object-storage client of the process,
+// instrumented per operation, which every component that stores objects
+// is handed.
+func (t *Vigil) initStorage() (services.Service, error) {
+	bkt, err := bucket.NewInstrumentedClient(t.Cfg.Storage, t.Cfg.DataDir, t.Registerer, t.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("create object-storage client: %w", err)
 	}
 	t.Bucket = bkt
-	t.Workspaces = controlplane.NewStore(t.Cfg.ControlPlane, bkt)
 	return services.NewIdleService(nil, func(error) error { return bkt.Close() }), nil
+}
+
+func (t *Vigil) initWorkspaces() (services.Service, error) {
+	t.Workspaces = controlplane.NewStore(t.Cfg.ControlPlane, t.Bucket)
+	return nil, nil
 }
 
 func (t *Vigil) initRouter() (services.Service, error) {
@@ -181,13 +207,8 @@ func (t *Vigil) initDistributor() (services.Service, error) {
 }
 
 func (t *Vigil) initIngester() (services.Service, error) {
-	t.Cfg.Ingester.Ring.KVStore.MemberlistKV = t.MemberlistKV.GetMemberlistKV
-	kvClient, err := kv.NewClient(t.Cfg.Ingester.Ring.KVStore, ring.GetCodec(), kv.RegistererWithKVName(t.Registerer, "ingester-lifecycler"), t.Logger)
-	if err != nil {
-		return nil, fmt.Errorf("create ingester ring kv client: %w", err)
-	}
 	port := t.Server.GRPCListenAddr().(*net.TCPAddr).Port
-	ing, err := ingester.New(t.Cfg.Ingester, t.Cfg.DataDir, port, kvClient, t.Registerer, t.Logger)
+	ing, err := ingester.New(t.Cfg.Ingester, t.Cfg.DataDir, port, t.ringStore(), t.Registerer, t.Logger)
 	if err != nil {
 		return nil, err
 	}
@@ -228,13 +249,14 @@ func newNoSignals() *noSignals { return &noSignals{done: make(chan struct{})} }
 func (h *noSignals) Loop() { <-h.done }
 func (h *noSignals) Stop() { h.once.Do(func() { close(h.done) }) }
 
-// newServerService runs the dskit server as a service. It shuts the server
-// down only after every other service has stopped, so that they can finish
-// in-flight requests and leave the ring first.
-func newServerService(srv *server.Server, others func() []services.Service) services.Service {
-	done := make(chan error, 1)
+// newServerService runs the dskit server and the admin listener as a
+// service. It shuts them down only after every other service has stopped, so
+// that those can finish in-flight requests and leave the ring first.
+func newServerService(srv *server.Server, admin *adminServer, others func() []services.Service) services.Service {
+	done := make(chan error, 2)
 	running := func(ctx context.Context) error {
 		go func() { done <- srv.Run() }()
+		go func() { done <- admin.serve() }()
 		select {
 		case <-ctx.Done():
 			return nil
@@ -249,6 +271,7 @@ func newServerService(srv *server.Server, others func() []services.Service) serv
 		for _, s := range others() {
 			_ = s.AwaitTerminated(context.Background())
 		}
+		admin.shutdown()
 		srv.Shutdown()
 		srv.Stop()
 		return nil
@@ -257,5 +280,5 @@ func newServerService(srv *server.Server, others func() []services.Service) serv
 }
 
 func (t *Vigil) logStarted() {
-	level.Info(t.Logger).Log("msg", "vigil started", "targets", t.Cfg.Target.String(), "http", t.Server.HTTPListenAddr(), "grpc", t.Server.GRPCListenAddr())
+	level.Info(t.Logger).Log("msg", "vigil started", "targets", t.Cfg.Target.String(), "http", t.Server.HTTPListenAddr(), "grpc", t.Server.GRPCListenAddr(), "admin", t.AdminAddr())
 }

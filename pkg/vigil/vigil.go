@@ -46,6 +46,7 @@ type Vigil struct {
 	stopSignals   sync.Once
 
 	Server       *server.Server
+	admin        *adminServer
 	MemberlistKV *memberlist.KVInitService
 	IngesterRing *ring.Ring
 	Bucket       objstore.Bucket

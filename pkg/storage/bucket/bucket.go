@@ -9,6 +9,7 @@ import (
 
 	"github.com/go-kit/log"
 	"github.com/grafana/dskit/flagext"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/thanos-io/objstore"
 	"github.com/thanos-io/objstore/providers/filesystem"
 	"github.com/thanos-io/objstore/providers/s3"
@@ -91,4 +92,25 @@ func NewClient(c Config, dataDir string, logger log.Logger) (objstore.Bucket, er
 	default:
 		return nil, fmt.Errorf("unsupported storage.backend %q", c.Backend)
 	}
+}
+
+// NewInstrumentedClient returns the bucket client of NewClient counting and
+// timing every operation (vigil_objstore_bucket_* metrics, by operation).
+func NewInstrumentedClient(c Config, dataDir string, reg prometheus.Registerer, logger log.Logger) (objstore.Bucket, error) {
+	bkt, err := NewClient(c, dataDir, logger)
+	if err != nil {
+		return nil, err
+	}
+	return objstore.WrapWithMetrics(bkt, prometheus.WrapRegistererWithPrefix("vigil_", reg), "vigil"), nil
+}
+
+// workspacesPrefix is where the objects of every workspace live, one
+// directory per workspace; the control plane keeps its documents apart,
+// under control/.
+const workspacesPrefix = "workspaces/"
+
+// ForWorkspace returns a view of bkt holding only the objects of one
+// workspace: every name it reads or writes is under that workspace's prefix.
+func ForWorkspace(bkt objstore.Bucket, workspace string) objstore.Bucket {
+	return objstore.NewPrefixedBucket(bkt, workspacesPrefix+workspace)
 }
