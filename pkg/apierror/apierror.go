@@ -4,7 +4,6 @@
 package apierror
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 
@@ -34,6 +33,9 @@ const (
 	Unavailable
 	// QuotaExceeded is a request that would take an account over a resource quota.
 	QuotaExceeded
+	// LimitExceeded is a query that would read more than a per-query limit
+	// allows; the same query fails again until the limit is raised.
+	LimitExceeded
 )
 
 // Stable error IDs. Each has a runbook entry in docs/errors.md.
@@ -59,6 +61,7 @@ const (
 	IDIngesterUnavailable    = "ingester-unavailable"
 	IDValidation             = "validation"
 	IDWorkspaceQuota         = "workspace-quota"
+	IDInvalidQuery           = "invalid-query"
 )
 
 // Error is an error with a cause and a stable ID.
@@ -81,14 +84,8 @@ func New(cause Cause, id, format string, args ...any) *Error {
 	return &Error{Cause: cause, ID: id, Msg: fmt.Sprintf(format, args...)}
 }
 
-// CauseOf returns the cause of err, or Internal when err carries none.
-func CauseOf(err error) Cause {
-	var e *Error
-	if errors.As(err, &e) {
-		return e.Cause
-	}
-	return Internal
-}
+// CauseOf returns the cause of err (see From): Internal when it carries none.
+func CauseOf(err error) Cause { return From(err).Cause }
 
 // HTTPStatus is the one mapping from cause to HTTP status.
 func HTTPStatus(c Cause) int {
@@ -109,6 +106,8 @@ func HTTPStatus(c Cause) int {
 		return http.StatusServiceUnavailable
 	case QuotaExceeded:
 		return http.StatusPaymentRequired // as AMP's ServiceQuotaExceededException
+	case LimitExceeded:
+		return http.StatusUnprocessableEntity // as Prometheus answers a query it cannot execute
 	default:
 		return http.StatusInternalServerError
 	}
@@ -123,7 +122,7 @@ func GRPCCode(c Cause) codes.Code {
 		return codes.NotFound
 	case Conflict:
 		return codes.AlreadyExists
-	case TooManyRequests, QuotaExceeded:
+	case TooManyRequests, QuotaExceeded, LimitExceeded:
 		return codes.ResourceExhausted
 	case Unavailable:
 		return codes.Unavailable
@@ -136,7 +135,7 @@ func GRPCCode(c Cause) codes.Code {
 // used by the control-plane API so that the AWS SDKs decode the error.
 func AWSType(c Cause) string {
 	switch c {
-	case BadData, TooLarge, UnsupportedMediaType:
+	case BadData, TooLarge, UnsupportedMediaType, LimitExceeded:
 		return "ValidationException"
 	case NotFound:
 		return "ResourceNotFoundException"

@@ -9,7 +9,7 @@ import (
 // the x-amzn-ErrorType header and {"message": ...} in the body, so that the
 // AWS SDKs and CLI decode it into the matching exception type.
 func WriteAWS(w http.ResponseWriter, err error) {
-	cause := CauseOf(err)
+	cause := From(err).Cause
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("x-amzn-ErrorType", AWSType(cause))
 	w.WriteHeader(HTTPStatus(cause))
@@ -27,6 +27,8 @@ func prometheusErrorType(c Cause) string {
 		return "too_many_requests"
 	case Unavailable:
 		return "unavailable"
+	case LimitExceeded:
+		return "execution"
 	default:
 		return "internal"
 	}
@@ -35,7 +37,7 @@ func prometheusErrorType(c Cause) string {
 // WritePrometheus writes err in Prometheus's JSON error envelope, as the query
 // API does.
 func WritePrometheus(w http.ResponseWriter, err error) {
-	cause := CauseOf(err)
+	cause := From(err).Cause
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(HTTPStatus(cause))
 	_ = json.NewEncoder(w).Encode(map[string]string{
@@ -50,6 +52,6 @@ func WritePrometheus(w http.ResponseWriter, err error) {
 func WriteText(w http.ResponseWriter, err error) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(HTTPStatus(CauseOf(err)))
-	_, _ = w.Write([]byte(err.Error() + "\n"))
+	w.WriteHeader(StatusOf(err))
+	_, _ = w.Write([]byte(Message(err) + "\n"))
 }

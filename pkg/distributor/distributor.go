@@ -2,18 +2,12 @@ package distributor
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"net/http"
 	"sync"
 
 	"github.com/go-kit/log"
-	"github.com/grafana/dskit/httpgrpc"
 	"github.com/grafana/dskit/ring"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/prompb"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/vigil-metrics/vigil/pkg/apierror"
 	"github.com/vigil-metrics/vigil/pkg/ingester/client"
@@ -149,7 +143,7 @@ func (d *Distributor) Push(ctx context.Context, req *prompb.WriteRequest, cleanu
 			d.keys.Put(keysPtr)
 			cleanup()
 		},
-		IsClientError: func(err error) bool { return HTTPStatus(err)/100 == 4 },
+		IsClientError: apierror.IsClientError,
 	})
 	if err != nil {
 		return quorumError(err)
@@ -182,50 +176,13 @@ func shardToken(workspace string, ls []prompb.Label) uint32 {
 	return h
 }
 
-// HTTPStatus is the status a push error is answered with: the cause of a
-// Vigil error, the HTTP code carried by an ingester's httpgrpc error, 503 for
-// ingesters that could not be reached, 500 for anything else.
-func HTTPStatus(err error) int {
-	var ae *apierror.Error
-	if errors.As(err, &ae) {
-		return apierror.HTTPStatus(ae.Cause)
-	}
-	if resp, ok := httpgrpc.HTTPResponseFromError(err); ok {
-		return int(resp.Code)
-	}
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) ||
-		errors.Is(err, ring.ErrEmptyRing) || errors.Is(err, ring.ErrTooManyUnhealthyInstances) {
-		return http.StatusServiceUnavailable
-	}
-	if s, ok := status.FromError(err); ok {
-		switch s.Code() {
-		case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled, codes.ResourceExhausted:
-			return http.StatusServiceUnavailable
-		case codes.InvalidArgument:
-			return http.StatusBadRequest
-		}
-	}
-	return http.StatusInternalServerError
-}
-
 // quorumError gives a failed replicated write its user-facing wording: client
 // errors (the samples themselves were refused) keep theirs; anything else
 // means too few ingesters stored the samples, which the sender should retry.
 func quorumError(err error) error {
-	if HTTPStatus(err)/100 == 4 {
+	if apierror.IsClientError(err) {
 		return err
 	}
 	return apierror.New(apierror.Unavailable, apierror.IDIngesterUnavailable,
-		"samples were not stored on a quorum of ingesters, retry the request: %s", errorMessage(err))
-}
-
-// errorMessage is the text a push error is answered with.
-func errorMessage(err error) string {
-	if resp, ok := httpgrpc.HTTPResponseFromError(err); ok {
-		return string(resp.Body)
-	}
-	if s, ok := status.FromError(err); ok && s.Code() != codes.Unknown {
-		return fmt.Sprintf("ingester error (%s): %s", s.Code(), s.Message())
-	}
-	return err.Error()
+		"samples were not stored on a quorum of ingesters, retry the request: %s", apierror.Message(err))
 }

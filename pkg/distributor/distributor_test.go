@@ -1,14 +1,15 @@
 package distributor
 
 import (
+	"bytes"
 	"context"
-	"errors"
 	"net/http"
+	"net/http/httptest"
 	"sync"
 	"testing"
 
 	"github.com/go-kit/log"
-	"github.com/grafana/dskit/httpgrpc"
+	"github.com/golang/snappy"
 	"github.com/grafana/dskit/ring"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/prompb"
@@ -17,6 +18,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/vigil-metrics/vigil/pkg/apierror"
 	"github.com/vigil-metrics/vigil/pkg/ingester/client"
 	"github.com/vigil-metrics/vigil/pkg/tenant"
 )
@@ -83,7 +85,8 @@ func testRequest(n int) *prompb.WriteRequest {
 
 func TestPushQuorum(t *testing.T) {
 	unavailable := status.Error(codes.Unavailable, "connection refused")
-	outOfOrder := httpgrpc.Error(http.StatusBadRequest, "out of order sample")
+	// As a remote ingester answers: the error travels in a gRPC status.
+	outOfOrder := apierror.ToGRPC(apierror.New(apierror.BadData, apierror.IDSampleOutOfOrder, "out of order sample"))
 	for _, tc := range []struct {
 		name     string
 		errs     []error
@@ -108,7 +111,7 @@ func TestPushQuorum(t *testing.T) {
 				return
 			}
 			require.Error(t, err)
-			require.Equal(t, tc.wantCode, HTTPStatus(err), err.Error())
+			require.Equal(t, tc.wantCode, apierror.StatusOf(err), err.Error())
 		})
 	}
 }
@@ -120,7 +123,7 @@ func TestPushStoresValidSeriesAndReportsInvalid(t *testing.T) {
 	req.Timeseries = append(req.Timeseries, prompb.TimeSeries{Labels: lbls("job", "no-name"), Samples: []prompb.Sample{{Timestamp: 1}}})
 	err := d.Push(tenant.WithID(context.Background(), "ws-1"), req, nil)
 	require.Error(t, err)
-	require.Equal(t, http.StatusBadRequest, HTTPStatus(err))
+	require.Equal(t, http.StatusBadRequest, apierror.StatusOf(err))
 	require.Contains(t, err.Error(), "without a metric name")
 	require.Eventually(t, func() bool { ing.mu.Lock(); defer ing.mu.Unlock(); return ing.series == 2 }, 5e9, 1e6)
 }
@@ -128,15 +131,37 @@ func TestPushStoresValidSeriesAndReportsInvalid(t *testing.T) {
 func TestPushWithoutTenant(t *testing.T) {
 	d := newTestDistributor(t, &fakeIngester{})
 	err := d.Push(context.Background(), testRequest(1), nil)
-	require.Equal(t, http.StatusBadRequest, HTTPStatus(err))
+	require.Equal(t, http.StatusBadRequest, apierror.StatusOf(err))
 }
 
-func TestHTTPStatus(t *testing.T) {
-	require.Equal(t, http.StatusServiceUnavailable, HTTPStatus(context.DeadlineExceeded))
-	require.Equal(t, http.StatusServiceUnavailable, HTTPStatus(status.Error(codes.Unavailable, "x")))
-	require.Equal(t, http.StatusTooManyRequests, HTTPStatus(httpgrpc.Error(http.StatusTooManyRequests, "slow down")))
-	require.Equal(t, http.StatusServiceUnavailable, HTTPStatus(ring.ErrEmptyRing))
-	require.Equal(t, http.StatusInternalServerError, HTTPStatus(errors.New("boom")))
+// TestPushErrorKeepsIngesterWording: a remote ingester's error reaches the
+// user with its status, ID and message; an unreachable quorum is a 503.
+func TestPushErrorKeepsIngesterWording(t *testing.T) {
+	refused := apierror.ToGRPC(apierror.New(apierror.BadData, apierror.IDSampleOutOfOrder, "1 sample(s) rejected: out of order"))
+	d := newTestDistributor(t, &fakeIngester{err: refused}, &fakeIngester{err: refused}, &fakeIngester{})
+	rec := pushHTTP(t, d, testRequest(1))
+	require.Equal(t, http.StatusBadRequest, rec.Code)
+	require.Equal(t, "1 sample(s) rejected: out of order (err-vigil-sample-out-of-order)\n", rec.Body.String())
+
+	down := status.Error(codes.Unavailable, "connection refused")
+	d = newTestDistributor(t, &fakeIngester{err: down}, &fakeIngester{err: down}, &fakeIngester{})
+	rec = pushHTTP(t, d, testRequest(1))
+	require.Equal(t, http.StatusServiceUnavailable, rec.Code)
+	require.Contains(t, rec.Body.String(), "samples were not stored on a quorum of ingesters")
+	require.Contains(t, rec.Body.String(), "(err-vigil-ingester-unavailable)")
+}
+
+// pushHTTP sends req through the distributor's HTTP handler.
+func pushHTTP(t *testing.T, d *Distributor, req *prompb.WriteRequest) *httptest.ResponseRecorder {
+	t.Helper()
+	raw, err := req.Marshal()
+	require.NoError(t, err)
+	r := httptest.NewRequest(http.MethodPost, "/api/v1/push", bytes.NewReader(snappy.Encode(nil, raw))).WithContext(tenantCtx())
+	r.Header.Set("Content-Type", "application/x-protobuf")
+	r.Header.Set("Content-Encoding", "snappy")
+	rec := httptest.NewRecorder()
+	d.PushHandler().ServeHTTP(rec, r)
+	return rec
 }
 
 func tenantCtx() context.Context { return tenant.WithID(context.Background(), "ws-1") }

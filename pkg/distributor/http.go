@@ -52,13 +52,10 @@ func (d *Distributor) PushHandler() http.Handler {
 			return
 		}
 		if err := d.Push(r.Context(), &bufs.req, bufs.release); err != nil {
-			code := HTTPStatus(err)
-			if code/100 == 5 {
+			if !apierror.IsClientError(err) {
 				level.Warn(d.logger).Log("msg", "push failed", "err", err)
 			}
-			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-			w.WriteHeader(code)
-			_, _ = io.WriteString(w, errorMessage(err)+"\n")
+			apierror.WriteText(w, err)
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)

@@ -5,13 +5,10 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/grafana/dskit/httpgrpc"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/vigil-metrics/vigil/pkg/apierror"
 	"github.com/vigil-metrics/vigil/pkg/ingester/client"
@@ -29,27 +26,12 @@ func NewGRPCServer(ing *Ingester) *GRPCServer { return &GRPCServer{ing: ing} }
 
 var _ ingesterpb.IngesterServer = (*GRPCServer)(nil)
 
-// toGRPCError turns an apierror into a gRPC status. BadData-like causes travel
-// as httpgrpc errors carrying their HTTP status, which dskit's DoBatch reads
-// to tell client errors (not retried, not counted against quorum) from
-// server errors.
-func toGRPCError(err error) error {
-	if err == nil {
-		return nil
-	}
-	cause := apierror.CauseOf(err)
-	if code := apierror.HTTPStatus(cause); code/100 == 4 {
-		return httpgrpc.Error(code, err.Error())
-	}
-	return status.Error(apierror.GRPCCode(cause), err.Error())
-}
-
 func byName(a, b prompb.Label) int { return strings.Compare(a.Name, b.Name) }
 
 func incomingTenant(ctx context.Context) (context.Context, error) {
 	_, ctx, err := tenant.FromIncomingContext(ctx)
 	if err != nil {
-		return nil, status.Error(codes.InvalidArgument, err.Error())
+		return nil, apierror.ToGRPC(apierror.New(apierror.BadData, apierror.IDMissingTenant, "%v", err))
 	}
 	return ctx, nil
 }
@@ -67,7 +49,7 @@ func (s *GRPCServer) Push(ctx context.Context, req *prompb.WriteRequest) (*inges
 		}
 	}
 	if err := s.ing.Push(ctx, req); err != nil {
-		return nil, toGRPCError(err)
+		return nil, apierror.ToGRPC(err)
 	}
 	return &ingesterpb.PushResponse{}, nil
 }
@@ -79,11 +61,11 @@ func (s *GRPCServer) querier(ctx context.Context, mint, maxt int64, pm []prompb.
 	}
 	matchers, err := client.FromProtoMatchers(pm)
 	if err != nil {
-		return nil, nil, nil, status.Error(codes.InvalidArgument, err.Error())
+		return nil, nil, nil, apierror.ToGRPC(apierror.New(apierror.BadData, apierror.IDInvalidQuery, "invalid matchers: %v", err))
 	}
 	q, err := s.ing.Querier(ctx, mint, maxt)
 	if err != nil {
-		return nil, nil, nil, toGRPCError(err)
+		return nil, nil, nil, apierror.ToGRPC(err)
 	}
 	return ctx, q, matchers, nil
 }
@@ -118,7 +100,7 @@ func (s *GRPCServer) QueryStream(req *ingesterpb.QueryRequest, stream ingesterpb
 			}
 		}
 		if err := it.Err(); err != nil {
-			return status.Error(codes.Internal, err.Error())
+			return apierror.ToGRPC(err)
 		}
 		batch = append(batch, ts)
 		if len(batch) == cap(batch) {
@@ -129,7 +111,7 @@ func (s *GRPCServer) QueryStream(req *ingesterpb.QueryRequest, stream ingesterpb
 		}
 	}
 	if err := ss.Err(); err != nil {
-		return status.Error(codes.Internal, err.Error())
+		return apierror.ToGRPC(err)
 	}
 	if len(batch) > 0 {
 		return stream.Send(&ingesterpb.QueryStreamResponse{Timeseries: batch})
@@ -146,7 +128,7 @@ func (s *GRPCServer) LabelNames(ctx context.Context, req *ingesterpb.LabelNamesR
 	defer q.Close()
 	names, _, err := q.LabelNames(ctx, nil, matchers...)
 	if err != nil {
-		return nil, status.Error(codes.Internal, err.Error())
+		return nil, apierror.ToGRPC(err)
 	}
 	return &ingesterpb.LabelNamesResponse{LabelNames: names}, nil
 }
@@ -160,7 +142,7 @@ func (s *GRPCServer) LabelValues(ctx context.Context, req *ingesterpb.LabelValue
 	defer q.Close()
 	values, _, err := q.LabelValues(ctx, req.LabelName, nil, matchers...)
 	if err != nil {
-		return nil, status.Error(codes.Internal, err.Error())
+		return nil, apierror.ToGRPC(err)
 	}
 	return &ingesterpb.LabelValuesResponse{LabelValues: values}, nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/util/annotations"
 
+	"github.com/vigil-metrics/vigil/pkg/apierror"
 	"github.com/vigil-metrics/vigil/pkg/ingester/client"
 )
 
@@ -75,13 +76,18 @@ func (q *querier) Close() error {
 	return errors.Join(errs...)
 }
 
-// storageErr marks a failure to read from ingesters as a storage error,
-// which Prometheus's API answers with 500 (not 422, a bad query).
+// storageErr gives an error of a read from ingesters the status its cause
+// fixes: the query's own fault (a bad matcher, a per-query limit) stays a
+// plain error, which Prometheus's API answers with 422; anything else is a
+// storage error, answered with 500.
 func storageErr(err error) error {
 	if err == nil {
 		return nil
 	}
-	return promql.ErrStorage{Err: err}
+	if apierror.IsClientError(err) {
+		return apierror.From(err)
+	}
+	return promql.ErrStorage{Err: apierror.From(err)}
 }
 
 func (q *querier) open(ctx context.Context, inst *ring.InstanceDesc) (storage.Querier, error) {
