@@ -62,6 +62,12 @@ const (
 	IDValidation             = "validation"
 	IDWorkspaceQuota         = "workspace-quota"
 	IDInvalidQuery           = "invalid-query"
+	IDTooFarInFuture         = "too-far-in-future"
+
+	IDDistributorMaxInflightRequests = "distributor-max-inflight-push-requests"
+	IDDistributorMaxInflightBytes    = "distributor-max-inflight-push-requests-bytes"
+	IDIngesterMaxInflightRequests    = "ingester-max-inflight-push-requests"
+	IDIngesterMaxSeries              = "ingester-max-series"
 )
 
 // Error is an error with a cause and a stable ID.

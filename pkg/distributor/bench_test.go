@@ -48,7 +48,7 @@ func benchmarkPushHandler(b *testing.B, ingesters int) {
 		fakes = append(fakes, &fakeIngester{})
 	}
 	d := newTestDistributor(b, fakes...)
-	d.limits = staticLimits{maxLabels: 70, maxSize: 7 << 10, maxName: 1024, maxValue: 2048}
+	d.limits = staticLimits{maxLabels: 70, maxSize: 7 << 10, maxName: 1024, maxValue: 2048, grace: 10 * time.Minute}
 	h := d.PushHandler()
 	ctx := tenant.WithID(b.Context(), "ws-bench")
 

@@ -14,6 +14,15 @@ type Config struct {
 	MaxRequestSizeBytes      int           `yaml:"max_request_size_bytes"`
 	MaxDecompressedSizeBytes int           `yaml:"max_decompressed_request_size_bytes"`
 	RemoteTimeout            time.Duration `yaml:"remote_timeout"`
+
+	InstanceLimits InstanceLimits `yaml:"instance_limits"`
+}
+
+// InstanceLimits protect one distributor process, whatever the workspaces:
+// requests over them are answered 503, which senders retry.
+type InstanceLimits struct {
+	MaxInflightPushRequests      int `yaml:"max_inflight_push_requests"`
+	MaxInflightPushRequestsBytes int `yaml:"max_inflight_push_requests_bytes"`
 }
 
 // RegisterFlags registers the distributor flags.
@@ -21,6 +30,8 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&c.MaxRequestSizeBytes, "distributor.max-request-size-bytes", 1<<20, "Largest remote-write request body accepted, as sent (compressed). AMP quota: request size 1 MB.")
 	f.IntVar(&c.MaxDecompressedSizeBytes, "distributor.max-decompressed-request-size-bytes", 16<<20, "Largest remote-write request accepted after snappy decompression.")
 	f.DurationVar(&c.RemoteTimeout, "distributor.remote-timeout", 5*time.Second, "Timeout of one push to one ingester.")
+	f.IntVar(&c.InstanceLimits.MaxInflightPushRequests, "distributor.instance-limits.max-inflight-push-requests", 2000, "Most remote-write requests this distributor handles at once, until every replica answered; more are refused with 503 (senders retry). 0: no limit.")
+	f.IntVar(&c.InstanceLimits.MaxInflightPushRequestsBytes, "distributor.instance-limits.max-inflight-push-requests-bytes", 1<<30, "Most memory the remote-write requests in flight may take: bodies as sent, decompressed and decoded. A request that would go over is refused with 503 before its memory is allocated (senders retry). 0: no limit.")
 }
 
 // Validate checks the configuration.
@@ -30,6 +41,9 @@ func (c *Config) Validate() error {
 	}
 	if c.RemoteTimeout <= 0 {
 		return fmt.Errorf("distributor.remote-timeout must be positive")
+	}
+	if c.InstanceLimits.MaxInflightPushRequests < 0 || c.InstanceLimits.MaxInflightPushRequestsBytes < 0 {
+		return fmt.Errorf("distributor instance limits must not be negative")
 	}
 	return nil
 }

@@ -84,8 +84,142 @@ func field(buf []byte) (num int, typ int, payload []byte, val uint64, n int, err
 	}
 }
 
-// decodeWriteRequest decodes buf into req, reusing req's slices.
-func decodeWriteRequest(buf []byte, req *prompb.WriteRequest) error {
+// The in-memory size of the decoded elements. A request is refused before
+// anything is allocated for it when its elements would take more than
+// maxDecodeAmplification times its decoded size: no valid series comes
+// close. The densest valid series, {__name__="a"} with one sample at a real
+// timestamp and value 0, is 26 bytes on the wire and 240 in memory (9.2x);
+// ordinary series take 2-4x. A hostile request of 8M empty series, 16 MB
+// decoded, would take 1 GB.
+const (
+	seriesMem    = int(unsafe.Sizeof(prompb.TimeSeries{}))
+	labelMem     = int(unsafe.Sizeof(prompb.Label{}))
+	sampleMem    = int(unsafe.Sizeof(prompb.Sample{}))
+	exemplarMem  = int(unsafe.Sizeof(prompb.Exemplar{}))
+	histogramMem = int(unsafe.Sizeof(prompb.Histogram{}))
+	metadataMem  = int(unsafe.Sizeof(prompb.MetricMetadata{}))
+
+	maxDecodeAmplification = 12
+	decodeSlack            = 64 << 10
+)
+
+// shape counts the elements of an encoded request. nested is the encoded
+// size of the exemplars, histograms and metadata, which the generated
+// decoder copies into memory of their own.
+type shape struct {
+	series, labels, samples, exemplars, histograms, metadata, nested int
+}
+
+// memory is what decoding a request of this shape allocates, at most.
+func (s shape) memory() int {
+	return s.series*seriesMem + s.labels*labelMem + s.samples*sampleMem + s.exemplars*exemplarMem +
+		s.histograms*histogramMem + s.metadata*metadataMem + 2*s.nested
+}
+
+// measure counts the elements of an encoded request without decoding them,
+// and appends the label and sample counts of each series to counts. It
+// stops with errTooDense as soon as the elements would take more than
+// maxDecodeAmplification times the request's size.
+func measure(buf []byte, counts []uint32) (shape, []uint32, error) {
+	var sh shape
+	budget := maxDecodeAmplification*len(buf) + decodeSlack
+	size := len(buf)
+	for len(buf) > 0 {
+		if sh.memory() > budget {
+			return sh, counts, errTooDense(sh, size)
+		}
+		num, typ, payload, _, used, err := field(buf)
+		if err != nil {
+			return sh, counts, err
+		}
+		buf = buf[used:]
+		if typ != 2 {
+			continue
+		}
+		switch num {
+		case 1:
+			sh.series++
+			labels, samples := 0, 0
+			for series := payload; len(series) > 0; {
+				num, typ, payload, _, used, err := field(series)
+				if err != nil {
+					return sh, counts, err
+				}
+				series = series[used:]
+				if typ != 2 {
+					continue
+				}
+				switch num {
+				case 1:
+					labels++
+				case 2:
+					samples++
+				case 3:
+					sh.exemplars++
+					sh.nested += len(payload)
+				case 4:
+					sh.histograms++
+					sh.nested += len(payload)
+				}
+			}
+			sh.labels += labels
+			sh.samples += samples
+			counts = append(counts, uint32(labels), uint32(samples))
+		case 3:
+			sh.metadata++
+			sh.nested += len(payload)
+		}
+	}
+	return sh, counts, nil
+}
+
+// elements are the reusable arrays every series of a request takes its
+// labels and samples from.
+type elements struct {
+	counts  []uint32 // labels and samples of each series, in turn
+	labels  []prompb.Label
+	samples []prompb.Sample
+}
+
+// memory is what the arrays hold on to.
+func (e *elements) memory() int {
+	return 4*cap(e.counts) + labelMem*cap(e.labels) + sampleMem*cap(e.samples)
+}
+
+// errTooDense refuses a request whose elements cannot all be valid.
+func errTooDense(sh shape, size int) error {
+	return fmt.Errorf("%d series with %d labels, %d samples, %d exemplars and %d histograms cannot fit in %d bytes of valid series",
+		sh.series, sh.labels, sh.samples, sh.exemplars, sh.histograms, size)
+}
+
+// decodeWriteRequest decodes buf into req, reusing req's series and the
+// arrays of el. Every series gets exactly the room it needs for its labels
+// and samples: nothing grows by doubling. reserve, when set, is asked for
+// the memory of the elements before any is allocated.
+func decodeWriteRequest(buf []byte, req *prompb.WriteRequest, el *elements, reserve func(int) error) error {
+	sh, counts, err := measure(buf, el.counts[:0])
+	el.counts = counts
+	if err == nil && sh.memory() > maxDecodeAmplification*len(buf)+decodeSlack {
+		err = errTooDense(sh, len(buf))
+	}
+	if err != nil {
+		return err
+	}
+	if reserve != nil {
+		if err := reserve(sh.memory()); err != nil {
+			return err
+		}
+	}
+	if cap(req.Timeseries) < sh.series {
+		req.Timeseries = make([]prompb.TimeSeries, 0, sh.series)
+	}
+	if cap(el.labels) < sh.labels {
+		el.labels = make([]prompb.Label, sh.labels)
+	}
+	if cap(el.samples) < sh.samples {
+		el.samples = make([]prompb.Sample, sh.samples)
+	}
+	labels, samples := el.labels[:cap(el.labels)], el.samples[:cap(el.samples)]
 	n := 0
 	for len(buf) > 0 {
 		num, typ, payload, _, used, err := field(buf)
@@ -95,12 +229,14 @@ func decodeWriteRequest(buf []byte, req *prompb.WriteRequest) error {
 		buf = buf[used:]
 		switch {
 		case num == 1 && typ == 2:
-			if n < cap(req.Timeseries) {
-				req.Timeseries = req.Timeseries[:n+1]
-			} else {
-				req.Timeseries = append(req.Timeseries, prompb.TimeSeries{})
-			}
-			if err := decodeTimeSeries(payload, &req.Timeseries[n]); err != nil {
+			req.Timeseries = req.Timeseries[:n+1]
+			ts := &req.Timeseries[n]
+			nl, ns := int(counts[2*n]), int(counts[2*n+1])
+			// Each series owns a window of the shared arrays; the windows'
+			// capacity ends where the next begins, so nothing spills over.
+			ts.Labels, labels = labels[:0:nl], labels[nl:]
+			ts.Samples, samples = samples[:0:ns], samples[ns:]
+			if err := decodeTimeSeries(payload, ts); err != nil {
 				return fmt.Errorf("timeseries %d: %w", n, err)
 			}
 			n++
@@ -117,7 +253,6 @@ func decodeWriteRequest(buf []byte, req *prompb.WriteRequest) error {
 }
 
 func decodeTimeSeries(buf []byte, ts *prompb.TimeSeries) error {
-	ts.Labels, ts.Samples = ts.Labels[:0], ts.Samples[:0]
 	ts.Exemplars, ts.Histograms = ts.Exemplars[:0], ts.Histograms[:0]
 	for len(buf) > 0 {
 		num, typ, payload, _, used, err := field(buf)

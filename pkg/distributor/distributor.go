@@ -3,6 +3,7 @@ package distributor
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/go-kit/log"
 	"github.com/grafana/dskit/ring"
@@ -27,9 +28,11 @@ type Distributor struct {
 	limits    Limits
 	metrics   *metrics
 	logger    log.Logger
+	now       func() time.Time
 
-	buffers sync.Pool // *pushBuffers: the buffers of one remote-write request
-	keys    sync.Pool // *[]uint32: the shard keys of one request
+	inflight *inflight
+	buffers  sync.Pool // *pushBuffers: the buffers of one remote-write request
+	keys     sync.Pool // *[]uint32: the shard keys of one request
 }
 
 // New returns a distributor writing to the ingesters of r.
@@ -37,13 +40,16 @@ func New(cfg Config, r ring.DoBatchRing, ingesters Ingesters, limits Limits, reg
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	in := &inflight{limits: cfg.InstanceLimits}
 	d := &Distributor{
 		cfg:       cfg,
 		ring:      r,
 		ingesters: ingesters,
 		limits:    limits,
-		metrics:   newMetrics(reg),
+		metrics:   newMetrics(reg, in),
 		logger:    logger,
+		now:       time.Now,
+		inflight:  in,
 	}
 	d.buffers.New = func() any { return &pushBuffers{pool: &d.buffers} }
 	d.keys.New = func() any { s := make([]uint32, 0, 1024); return &s }
@@ -68,17 +74,35 @@ func (d *Distributor) Push(ctx context.Context, req *prompb.WriteRequest, cleanu
 	}
 	d.metrics.receivedRequests.Inc()
 
-	var firstInvalid error
+	var (
+		firstInvalid error
+		discarded    map[string]int // by reason
+	)
+	discard := func(reason string, n int) {
+		if discarded == nil {
+			discarded = map[string]int{}
+		}
+		discarded[reason] += n
+	}
 	n, samples := 0, 0
-	lim := resolveLimits(d.limits, id)
+	lim := resolveLimits(d.limits, id, d.now())
 	for i := range req.Timeseries {
 		ts := &req.Timeseries[i]
-		if verr := validateSeries(lim, ts); verr != nil {
-			d.metrics.discardedSamples.WithLabelValues(verr.reason).Add(float64(len(ts.Samples) + len(ts.Histograms)))
+		if v := validateSeries(lim, ts); v.reason != "" {
+			discard(v.reason, len(ts.Samples)+len(ts.Histograms))
 			if firstInvalid == nil {
-				firstInvalid = verr.err
+				firstInvalid = v.err(lim, ts.Labels)
 			}
 			continue
+		}
+		if dropped, first := dropFutureSamples(lim, ts); dropped > 0 {
+			discard(reasonTooFarInFuture, dropped)
+			if firstInvalid == nil {
+				firstInvalid = futureErr(lim, ts.Labels, first)
+			}
+			if len(ts.Samples)+len(ts.Histograms)+len(ts.Exemplars) == 0 {
+				continue
+			}
 		}
 		samples += len(ts.Samples) + len(ts.Histograms)
 		// Swap rather than copy: every element keeps slices of its own, which
@@ -86,9 +110,12 @@ func (d *Distributor) Push(ctx context.Context, req *prompb.WriteRequest, cleanu
 		req.Timeseries[n], req.Timeseries[i] = req.Timeseries[i], req.Timeseries[n]
 		n++
 	}
+	for reason, count := range discarded {
+		d.metrics.discardedSamples.WithLabelValues(id, reason).Add(float64(count))
+	}
 	valid := req.Timeseries[:n]
 	req.Timeseries = valid
-	d.metrics.receivedSamples.Add(float64(samples))
+	d.metrics.receivedSamples.WithLabelValues(id).Add(float64(samples))
 	if len(valid) == 0 {
 		cleanup()
 		return firstInvalid

@@ -57,8 +57,16 @@ func (f *fakeIngester) Querier(context.Context, int64, int64) (storage.Querier, 
 }
 
 func newTestDistributor(t testing.TB, ings ...*fakeIngester) *Distributor {
+	var cs []client.Ingester
+	for _, ing := range ings {
+		cs = append(cs, ing)
+	}
+	return newTestDistributorWith(t, cs...)
+}
+
+func newTestDistributorWith(t testing.TB, ings ...client.Ingester) *Distributor {
 	r := &fakeRing{maxErrors: (len(ings) - 1) / 2}
-	byAddr := map[string]*fakeIngester{}
+	byAddr := map[string]client.Ingester{}
 	for i, ing := range ings {
 		addr := string(rune('a' + i))
 		r.instances = append(r.instances, ring.InstanceDesc{Addr: addr, Id: addr, State: ring.ACTIVE})

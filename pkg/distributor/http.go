@@ -28,12 +28,31 @@ type pushBuffers struct {
 	body    bytes.Buffer
 	decoded []byte
 	req     prompb.WriteRequest
+	el      elements
 }
 
-// release returns the buffers to the pool. The series slices keep their
-// capacity (and their label and sample slices theirs) for the next request;
-// the decoder overwrites every element it reuses.
+// maxPooledBuffers bounds the buffers kept for reuse: those of a request
+// larger than this go to the garbage collector, so that one large request
+// does not pin its memory in the pool.
+const maxPooledBuffers = 32 << 20
+
+// memory is what the buffers hold on to.
+func (b *pushBuffers) memory() int {
+	m := b.body.Cap() + cap(b.decoded) + b.el.memory() + seriesMem*cap(b.req.Timeseries) + metadataMem*cap(b.req.Metadata)
+	for _, ts := range b.req.Timeseries[:cap(b.req.Timeseries)] {
+		m += exemplarMem*cap(ts.Exemplars) + histogramMem*cap(ts.Histograms)
+	}
+	return m
+}
+
+// release returns the buffers to the pool, unless they grew too large. The
+// series slices keep their capacity (and their exemplar and histogram
+// slices theirs) for the next request; the decoder overwrites every element
+// it reuses.
 func (b *pushBuffers) release() {
+	if b.memory() > maxPooledBuffers {
+		return
+	}
 	b.req.Timeseries = b.req.Timeseries[:0]
 	b.req.Metadata = b.req.Metadata[:0]
 	b.body.Reset()
@@ -44,14 +63,24 @@ func (b *pushBuffers) release() {
 // protobuf) for the workspace in the request context.
 func (d *Distributor) PushHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		bufs := d.buffers.Get().(*pushBuffers)
-		if err := d.decode(r, bufs); err != nil {
-			bufs.release()
-			d.metrics.rejectedRequests.WithLabelValues(rejectReason(err)).Inc()
-			apierror.WriteText(w, err)
+		t, err := d.inflight.start()
+		if err != nil {
+			d.refuse(w, err, "max_inflight_push_requests")
 			return
 		}
-		if err := d.Push(r.Context(), &bufs.req, bufs.release); err != nil {
+		bufs := d.buffers.Get().(*pushBuffers)
+		// The buffers and the request's share of the in-flight totals are
+		// held until every replica is done with the request.
+		cleanup := func() {
+			bufs.release()
+			t.done()
+		}
+		if err := d.decode(r, bufs, t); err != nil {
+			cleanup()
+			d.refuse(w, err, rejectReason(err))
+			return
+		}
+		if err := d.Push(r.Context(), &bufs.req, cleanup); err != nil {
 			if !apierror.IsClientError(err) {
 				level.Warn(d.logger).Log("msg", "push failed", "err", err)
 			}
@@ -62,11 +91,18 @@ func (d *Distributor) PushHandler() http.Handler {
 	})
 }
 
+func (d *Distributor) refuse(w http.ResponseWriter, err error, reason string) {
+	d.metrics.rejectedRequests.WithLabelValues(reason).Inc()
+	apierror.WriteText(w, err)
+}
+
 func rejectReason(err error) string {
-	switch apierror.CauseOf(err) {
-	case apierror.TooLarge:
+	switch e := apierror.From(err); {
+	case e.ID == apierror.IDDistributorMaxInflightBytes:
+		return "max_inflight_push_requests_bytes"
+	case e.Cause == apierror.TooLarge:
 		return "too_large"
-	case apierror.UnsupportedMediaType:
+	case e.Cause == apierror.UnsupportedMediaType:
 		return "unsupported_media_type"
 	default:
 		return "invalid_body"
@@ -74,8 +110,9 @@ func rejectReason(err error) string {
 }
 
 // decode checks the headers of a remote-write request and decodes its body
-// into bufs.req.
-func (d *Distributor) decode(r *http.Request, bufs *pushBuffers) error {
+// into bufs.req. Before each allocation it takes the memory from the
+// request's ticket.
+func (d *Distributor) decode(r *http.Request, bufs *pushBuffers, t *ticket) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, params, err := mime.ParseMediaType(ct)
 		if err != nil || mt != contentTypeProtobuf {
@@ -124,6 +161,9 @@ func (d *Distributor) decode(r *http.Request, bufs *pushBuffers) error {
 		return apierror.New(apierror.TooLarge, apierror.IDRequestTooLarge,
 			"decompressed request too large: %d bytes, limit %d bytes (-distributor.max-decompressed-request-size-bytes)", size, d.cfg.MaxDecompressedSizeBytes)
 	}
+	if err := t.reserve(len(compressed) + size); err != nil {
+		return err
+	}
 	if cap(bufs.decoded) < size {
 		bufs.decoded = make([]byte, size)
 	}
@@ -131,7 +171,10 @@ func (d *Distributor) decode(r *http.Request, bufs *pushBuffers) error {
 	if err != nil {
 		return apierror.New(apierror.BadData, apierror.IDInvalidRequestBody, "request body is not valid snappy-compressed data: %v", err)
 	}
-	if err := decodeWriteRequest(decoded, &bufs.req); err != nil {
+	if err := decodeWriteRequest(decoded, &bufs.req, &bufs.el, t.reserve); err != nil {
+		if apierror.StatusOf(err) == http.StatusServiceUnavailable {
+			return err
+		}
 		return apierror.New(apierror.BadData, apierror.IDInvalidRequestBody, "request body is not a valid remote-write protobuf message: %v", err)
 	}
 	return nil

@@ -6,27 +6,35 @@ import (
 )
 
 type metrics struct {
-	receivedSamples  prometheus.Counter
+	receivedSamples  *prometheus.CounterVec
 	receivedRequests prometheus.Counter
 	discardedSamples *prometheus.CounterVec
 	rejectedRequests *prometheus.CounterVec
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
+func newMetrics(reg prometheus.Registerer, in *inflight) *metrics {
 	f := promauto.With(reg)
+	f.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "vigil_distributor_inflight_push_requests",
+		Help: "Remote-write requests being handled, until every replica answered.",
+	}, func() float64 { return float64(in.requests.Load()) })
+	f.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "vigil_distributor_inflight_push_requests_bytes",
+		Help: "Memory taken by the remote-write requests in flight: bodies as sent, decompressed and decoded.",
+	}, func() float64 { return float64(in.bytes.Load()) })
 	return &metrics{
-		receivedSamples: f.NewCounter(prometheus.CounterOpts{
+		receivedSamples: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "vigil_distributor_received_samples_total",
-			Help: "Samples (floats and histograms) in remote-write requests that passed validation.",
-		}),
+			Help: "Samples (floats and histograms) in remote-write requests that passed validation, by workspace.",
+		}, []string{"workspace"}),
 		receivedRequests: f.NewCounter(prometheus.CounterOpts{
 			Name: "vigil_distributor_received_requests_total",
 			Help: "Remote-write requests received.",
 		}),
 		discardedSamples: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "vigil_distributor_discarded_samples_total",
-			Help: "Samples dropped by validation, by AMP discard reason.",
-		}, []string{"reason"}),
+			Help: "Samples dropped by validation, by workspace and AMP discard reason.",
+		}, []string{"workspace", "reason"}),
 		rejectedRequests: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "vigil_distributor_rejected_requests_total",
 			Help: "Remote-write requests rejected before reaching ingesters, by reason.",

@@ -1,8 +1,10 @@
 package distributor
 
 import (
+	"fmt"
 	"slices"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -17,9 +19,11 @@ type Limits interface {
 	MaxLabelsSizeBytes(workspace string) int
 	MaxLabelNameLength(workspace string) int
 	MaxLabelValueLength(workspace string) int
+	CreationGracePeriod(workspace string) time.Duration
 }
 
-// AMP's discard reasons for series the distributor rejects.
+// AMP's discard reasons for series the distributor rejects, and Mimir's for
+// the checks AMP's list does not name.
 const (
 	reasonMissingMetricName = "missing_metric_name"
 	reasonInvalidMetricName = "metric_name_invalid"
@@ -29,26 +33,36 @@ const (
 	reasonLabelNameTooLong  = "label_name_too_long"
 	reasonLabelValueTooLong = "label_value_too_long"
 	reasonLabelsTooLarge    = "labels_size_too_large"
+	reasonTooFarInFuture    = "too_far_in_future"
 )
 
 // seriesLimits are one workspace's limits, resolved once per request.
 type seriesLimits struct {
 	maxLabels, maxName, maxValue, maxSize int
+	grace                                 time.Duration
+	// maxTime is the latest timestamp accepted (ms): now plus the grace.
+	maxTime int64
 }
 
-func resolveLimits(l Limits, workspace string) seriesLimits {
+func resolveLimits(l Limits, workspace string, now time.Time) seriesLimits {
+	grace := l.CreationGracePeriod(workspace)
 	return seriesLimits{
 		maxLabels: l.MaxLabelNamesPerSeries(workspace),
 		maxName:   l.MaxLabelNameLength(workspace),
 		maxValue:  l.MaxLabelValueLength(workspace),
 		maxSize:   l.MaxLabelsSizeBytes(workspace),
+		grace:     grace,
+		maxTime:   now.Add(grace).UnixMilli(),
 	}
 }
 
-// validationError is a rejected series with its discard reason.
-type validationError struct {
-	reason string
-	err    error
+// violation is why a series was rejected. Only the first violation of a
+// request is turned into an error message: formatting one per invalid
+// series would let a hostile request cost far more than its size.
+type violation struct {
+	reason string // "" for a valid series
+	label  string // the offending label's name, where there is one
+	actual int
 }
 
 func compareLabelNames(a, b prompb.Label) int { return strings.Compare(a.Name, b.Name) }
@@ -81,22 +95,25 @@ func isLegacyLabelName(s string) bool {
 	return true
 }
 
+// maxSeriesInMessage bounds how much of a series an error message quotes.
+const maxSeriesInMessage = 256
+
 func seriesString(ls []prompb.Label) string {
 	b := labels.NewScratchBuilder(len(ls))
 	for _, l := range ls {
 		b.Add(l.Name, l.Value)
 	}
-	return b.Labels().String()
-}
-
-func bad(reason, id string, format string, args ...any) *validationError {
-	return &validationError{reason: reason, err: apierror.New(apierror.BadData, id, format, args...)}
+	s := b.Labels().String()
+	if len(s) > maxSeriesInMessage {
+		s = s[:maxSeriesInMessage] + "…"
+	}
+	return s
 }
 
 // validateSeries checks one series' labels against the workspace's limits,
 // drops labels with empty values and sorts the rest by name, as ingesters
-// expect them. It returns nil for a valid series.
-func validateSeries(lim seriesLimits, ts *prompb.TimeSeries) *validationError {
+// expect them. It returns the zero violation for a valid series.
+func validateSeries(lim seriesLimits, ts *prompb.TimeSeries) violation {
 	// One pass finds what needs fixing up first: labels with an empty value
 	// (the same as no label in Prometheus: dropped, not stored), labels out of
 	// order (Prometheus sends them sorted), and the metric name.
@@ -122,36 +139,130 @@ func validateSeries(lim seriesLimits, ts *prompb.TimeSeries) *validationError {
 		slices.SortFunc(ls, compareLabelNames)
 	}
 	if name == "" {
-		return bad(reasonMissingMetricName, apierror.IDMissingMetricName, "received a series without a metric name, series: '%s'", seriesString(ls))
+		return violation{reason: reasonMissingMetricName}
 	}
 	if !isLegacyMetricName(name) {
-		return bad(reasonInvalidMetricName, apierror.IDInvalidMetricName, "received a series with an invalid metric name: '%s'", name)
+		return violation{reason: reasonInvalidMetricName}
 	}
-	if max := lim.maxLabels; len(ls) > max {
-		return bad(reasonTooManyLabels, apierror.IDTooManyLabels, "series has too many labels (actual: %d, limit: %d) series: '%s'", len(ls), max, seriesString(ls))
+	if len(ls) > lim.maxLabels {
+		return violation{reason: reasonTooManyLabels, actual: len(ls)}
 	}
-	maxName, maxValue, maxSize := lim.maxName, lim.maxValue, lim.maxSize
 	size := 0
 	for i, l := range ls {
-		if !isLegacyLabelName(l.Name) {
-			return bad(reasonInvalidLabel, apierror.IDInvalidLabel, "received a series with an invalid label name: '%s' series: '%s'", l.Name, seriesString(ls))
-		}
-		if i > 0 && ls[i-1].Name == l.Name {
-			return bad(reasonDuplicateLabel, apierror.IDDuplicateLabelNames, "received a series with duplicate label name, label: '%s' series: '%s'", l.Name, seriesString(ls))
-		}
-		if len(l.Name) > maxName {
-			return bad(reasonLabelNameTooLong, apierror.IDLabelNameTooLong, "received a series whose label name length exceeds the limit (actual: %d, limit: %d), label: '%s' series: '%s'", len(l.Name), maxName, l.Name, seriesString(ls))
-		}
-		if len(l.Value) > maxValue {
-			return bad(reasonLabelValueTooLong, apierror.IDLabelValueTooLong, "received a series whose label value length exceeds the limit (actual: %d, limit: %d), label: '%s' series: '%s'", len(l.Value), maxValue, l.Name, seriesString(ls))
-		}
-		if !utf8.ValidString(l.Value) {
-			return bad(reasonInvalidLabel, apierror.IDInvalidLabel, "received a series with a label value that is not valid UTF-8, label: '%s'", l.Name)
+		switch {
+		case !isLegacyLabelName(l.Name):
+			return violation{reason: reasonInvalidLabel, label: l.Name}
+		case i > 0 && ls[i-1].Name == l.Name:
+			return violation{reason: reasonDuplicateLabel, label: l.Name}
+		case len(l.Name) > lim.maxName:
+			return violation{reason: reasonLabelNameTooLong, label: l.Name, actual: len(l.Name)}
+		case len(l.Value) > lim.maxValue:
+			return violation{reason: reasonLabelValueTooLong, label: l.Name, actual: len(l.Value)}
+		case !utf8.ValidString(l.Value):
+			return violation{reason: reasonInvalidLabel, label: l.Name, actual: -1}
 		}
 		size += len(l.Name) + len(l.Value)
 	}
-	if maxSize > 0 && size > maxSize {
-		return bad(reasonLabelsTooLarge, apierror.IDLabelsTooLarge, "received a series whose labels are too large (actual: %d bytes, limit: %d bytes) series: '%s'", size, maxSize, seriesString(ls))
+	if lim.maxSize > 0 && size > lim.maxSize {
+		return violation{reason: reasonLabelsTooLarge, actual: size}
 	}
-	return nil
+	return violation{}
+}
+
+// err formats the violation of the series whose labels are ls.
+func (v violation) err(lim seriesLimits, ls []prompb.Label) error {
+	bad := func(id, format string, args ...any) error {
+		return apierror.New(apierror.BadData, id, format, args...)
+	}
+	switch v.reason {
+	case reasonMissingMetricName:
+		return bad(apierror.IDMissingMetricName, "received a series without a metric name, series: '%s'", seriesString(ls))
+	case reasonInvalidMetricName:
+		return bad(apierror.IDInvalidMetricName, "received a series with an invalid metric name: '%s'", truncate(metricName(ls)))
+	case reasonTooManyLabels:
+		return bad(apierror.IDTooManyLabels, "series has too many labels (actual: %d, limit: %d) series: '%s'", v.actual, lim.maxLabels, seriesString(ls))
+	case reasonInvalidLabel:
+		if v.actual < 0 {
+			return bad(apierror.IDInvalidLabel, "received a series with a label value that is not valid UTF-8, label: '%s'", truncate(v.label))
+		}
+		return bad(apierror.IDInvalidLabel, "received a series with an invalid label name: '%s' series: '%s'", truncate(v.label), seriesString(ls))
+	case reasonDuplicateLabel:
+		return bad(apierror.IDDuplicateLabelNames, "received a series with duplicate label name, label: '%s' series: '%s'", truncate(v.label), seriesString(ls))
+	case reasonLabelNameTooLong:
+		return bad(apierror.IDLabelNameTooLong, "received a series whose label name length exceeds the limit (actual: %d, limit: %d), label: '%s' series: '%s'", v.actual, lim.maxName, truncate(v.label), seriesString(ls))
+	case reasonLabelValueTooLong:
+		return bad(apierror.IDLabelValueTooLong, "received a series whose label value length exceeds the limit (actual: %d, limit: %d), label: '%s' series: '%s'", v.actual, lim.maxValue, truncate(v.label), seriesString(ls))
+	case reasonLabelsTooLarge:
+		return bad(apierror.IDLabelsTooLarge, "received a series whose labels are too large (actual: %d bytes, limit: %d bytes) series: '%s'", v.actual, lim.maxSize, seriesString(ls))
+	}
+	return fmt.Errorf("series rejected: %s", v.reason)
+}
+
+func metricName(ls []prompb.Label) string {
+	for _, l := range ls {
+		if l.Name == labels.MetricName {
+			return l.Value
+		}
+	}
+	return ""
+}
+
+func truncate(s string) string {
+	if len(s) > maxSeriesInMessage {
+		return s[:maxSeriesInMessage] + "…"
+	}
+	return s
+}
+
+// dropFutureSamples removes the samples, histograms and exemplars of ts
+// stamped later than lim.maxTime: one such sample would move the TSDB head
+// forward and get every normal sample of the workspace refused as too old.
+// It returns how many samples and histograms it dropped and the timestamp of
+// the first.
+func dropFutureSamples(lim seriesLimits, ts *prompb.TimeSeries) (dropped int, first int64) {
+	max := lim.maxTime
+	note := func(t int64) {
+		if dropped == 0 {
+			first = t
+		}
+		dropped++
+	}
+	for i := range ts.Samples {
+		if ts.Samples[i].Timestamp > max {
+			ts.Samples = slices.DeleteFunc(ts.Samples, func(s prompb.Sample) bool {
+				if s.Timestamp > max {
+					note(s.Timestamp)
+					return true
+				}
+				return false
+			})
+			break
+		}
+	}
+	for i := range ts.Histograms {
+		if ts.Histograms[i].Timestamp > max {
+			ts.Histograms = slices.DeleteFunc(ts.Histograms, func(h prompb.Histogram) bool {
+				if h.Timestamp > max {
+					note(h.Timestamp)
+					return true
+				}
+				return false
+			})
+			break
+		}
+	}
+	for i := range ts.Exemplars {
+		if ts.Exemplars[i].Timestamp > max {
+			ts.Exemplars = slices.DeleteFunc(ts.Exemplars, func(e prompb.Exemplar) bool { return e.Timestamp > max })
+			break
+		}
+	}
+	return dropped, first
+}
+
+// futureErr formats the rejection of a sample stamped too far ahead.
+func futureErr(lim seriesLimits, ls []prompb.Label, t int64) error {
+	return apierror.New(apierror.BadData, apierror.IDTooFarInFuture,
+		"received a sample whose timestamp is too far in the future (more than %s ahead, -validation.creation-grace-period), timestamp: %s series: '%s'",
+		lim.grace, time.UnixMilli(t).UTC().Format(time.RFC3339Nano), seriesString(ls))
 }

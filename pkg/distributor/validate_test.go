@@ -3,19 +3,26 @@ package distributor
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/stretchr/testify/require"
 )
 
-type staticLimits struct{ maxLabels, maxSize, maxName, maxValue int }
+type staticLimits struct {
+	maxLabels, maxSize, maxName, maxValue int
+	grace                                 time.Duration
+}
 
 func (l staticLimits) MaxLabelNamesPerSeries(string) int { return l.maxLabels }
 func (l staticLimits) MaxLabelsSizeBytes(string) int     { return l.maxSize }
 func (l staticLimits) MaxLabelNameLength(string) int     { return l.maxName }
 func (l staticLimits) MaxLabelValueLength(string) int    { return l.maxValue }
+func (l staticLimits) CreationGracePeriod(string) time.Duration {
+	return l.grace
+}
 
-var defaultTestLimits = staticLimits{maxLabels: 5, maxSize: 100, maxName: 20, maxValue: 30}
+var defaultTestLimits = staticLimits{maxLabels: 5, maxSize: 100, maxName: 20, maxValue: 30, grace: 10 * time.Minute}
 
 func lbls(kv ...string) []prompb.Label {
 	var out []prompb.Label
@@ -51,9 +58,10 @@ func TestValidateSeries(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ts := &prompb.TimeSeries{Labels: tc.labels}
-			verr := validateSeries(resolveLimits(defaultTestLimits, "ws-1"), ts)
+			lim := resolveLimits(defaultTestLimits, "ws-1", time.Now())
+			v := validateSeries(lim, ts)
 			if tc.reason == "" {
-				require.Nil(t, verr)
+				require.Empty(t, v.reason)
 				for _, l := range ts.Labels {
 					require.NotEmpty(t, l.Value, "label %s", l.Name)
 				}
@@ -62,9 +70,8 @@ func TestValidateSeries(t *testing.T) {
 				}
 				return
 			}
-			require.NotNil(t, verr)
-			require.Equal(t, tc.reason, verr.reason)
-			require.Contains(t, verr.err.Error(), tc.msg)
+			require.Equal(t, tc.reason, v.reason)
+			require.Contains(t, v.err(lim, ts.Labels).Error(), tc.msg)
 		})
 	}
 }

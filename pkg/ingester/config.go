@@ -20,6 +20,16 @@ type Config struct {
 	IdleTimeout      time.Duration `yaml:"idle_timeout"`
 	WALCompression   bool          `yaml:"wal_compression_enabled"`
 	QueryStreamBatch int           `yaml:"query_stream_batch_size"`
+
+	InstanceLimits InstanceLimits `yaml:"instance_limits"`
+}
+
+// InstanceLimits protect one ingester process, whatever the workspaces:
+// pushes over them are answered 503, which distributors count against the
+// quorum and senders retry.
+type InstanceLimits struct {
+	MaxInflightPushRequests int `yaml:"max_inflight_push_requests"`
+	MaxSeries               int `yaml:"max_series"`
 }
 
 // RegisterFlags registers the ingester flags.
@@ -30,6 +40,8 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.IdleTimeout, "ingester.tsdb.idle-timeout", time.Hour, "A workspace TSDB with no writes or queries for this long is closed; it is reopened (replaying its WAL) on the next request. 0 disables closing.")
 	f.BoolVar(&c.WALCompression, "ingester.tsdb.wal-compression-enabled", true, "Compress WAL records.")
 	f.IntVar(&c.QueryStreamBatch, "ingester.query-stream-batch-size", 128, "Series per message when streaming query results to queriers.")
+	f.IntVar(&c.InstanceLimits.MaxInflightPushRequests, "ingester.instance-limits.max-inflight-push-requests", 30000, "Most pushes this ingester appends at once; more are refused with 503. 0: no limit.")
+	f.IntVar(&c.InstanceLimits.MaxSeries, "ingester.instance-limits.max-series", 0, "Most series this ingester holds in memory, over every workspace; samples of new series beyond it are refused with 503 (samples of existing series are stored). WAL replay is never refused. Size it to the memory of the host (a few KB per series). 0: no limit.")
 }
 
 // Validate checks the configuration.
@@ -45,6 +57,9 @@ func (c *Config) Validate() error {
 	}
 	if c.QueryStreamBatch <= 0 {
 		return fmt.Errorf("ingester.query-stream-batch-size must be positive")
+	}
+	if c.InstanceLimits.MaxInflightPushRequests < 0 || c.InstanceLimits.MaxSeries < 0 {
+		return fmt.Errorf("ingester instance limits must not be negative")
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-kit/log"
@@ -39,6 +40,9 @@ type Ingester struct {
 
 	builders sync.Pool // *labels.ScratchBuilder
 
+	series         atomic.Int64 // in-memory series of every open TSDB
+	inflightPushes atomic.Int64
+
 	mu           sync.RWMutex
 	dbs          map[string]*userDB
 	shuttingDown bool
@@ -49,13 +53,15 @@ type Ingester struct {
 func New(cfg Config, dataDir string, grpcPort int, kvStore ringmember.Store, reg prometheus.Registerer, logger log.Logger) (*Ingester, error) {
 	base := filepath.Join(dataDir, "ingester")
 	i := &Ingester{
-		cfg:     cfg,
-		dir:     filepath.Join(base, "tsdb"),
-		logger:  logger,
-		metrics: newMetrics(reg),
-		now:     time.Now,
-		dbs:     map[string]*userDB{},
+		cfg:    cfg,
+		dir:    filepath.Join(base, "tsdb"),
+		logger: logger,
+		now:    time.Now,
+		dbs:    map[string]*userDB{},
 	}
+	i.metrics = newMetrics(reg,
+		func() float64 { return float64(i.series.Load()) },
+		func() float64 { return float64(i.inflightPushes.Load()) })
 	i.builders.New = func() any { return &labels.ScratchBuilder{} }
 	var err error
 	i.lifecycler, err = ringmember.NewLifecycler(cfg.Ring, RingName, RingKey, kvStore,

@@ -3,6 +3,7 @@ package ingester
 import (
 	"context"
 	"flag"
+	"net/http"
 	"sync"
 	"testing"
 	"time"
@@ -309,4 +310,42 @@ func TestConcurrentPushQueryAndIdleClose(t *testing.T) {
 	for w, ws := range workspaces {
 		require.Len(t, read(t, ing, ws)[`{__name__="up", job="x"}`], acked[w], ws)
 	}
+}
+
+// TestInstanceSeriesLimit: beyond -ingester.instance-limits.max-series, new
+// series are refused with 503 while existing ones keep taking samples, and
+// a WAL holding more series than the limit is replayed whole.
+func TestInstanceSeriesLimit(t *testing.T) {
+	dir, store := t.TempDir(), newKV(t)
+	cfg := testConfig()
+	ing := startIngester(t, cfg, dir, store)
+	now := time.Now().UnixMilli()
+	require.NoError(t, push(t, ing, "ws-a", ts("up", "a", prompb.Sample{Timestamp: now, Value: 1}), ts("up", "b", prompb.Sample{Timestamp: now, Value: 1})))
+	require.NoError(t, push(t, ing, "ws-b", ts("up", "c", prompb.Sample{Timestamp: now, Value: 1})))
+	require.NoError(t, services.StopAndAwaitTerminated(context.Background(), ing))
+
+	cfg.InstanceLimits.MaxSeries = 2
+	ing = startIngester(t, cfg, dir, store)
+	require.Len(t, read(t, ing, "ws-a"), 2, "replay is never refused")
+	require.Len(t, read(t, ing, "ws-b"), 1)
+	require.EqualValues(t, 3, ing.series.Load())
+
+	err := push(t, ing, "ws-a", ts("up", "a", prompb.Sample{Timestamp: now + 1, Value: 2}), ts("up", "new", prompb.Sample{Timestamp: now + 1, Value: 2}))
+	require.Equal(t, http.StatusServiceUnavailable, apierror.StatusOf(err))
+	require.ErrorContains(t, err, "exceeded the allowed number of in-memory series (limit: 2, -ingester.instance-limits.max-series)")
+	got := read(t, ing, "ws-a")
+	require.Len(t, got[`{__name__="up", job="a"}`], 2, "the existing series took its sample")
+	require.NotContains(t, got, `{__name__="up", job="new"}`)
+}
+
+func TestInstanceInflightLimit(t *testing.T) {
+	cfg := testConfig()
+	cfg.InstanceLimits.MaxInflightPushRequests = 1
+	ing := startIngester(t, cfg, t.TempDir(), newKV(t))
+	ing.inflightPushes.Store(1) // one push is being appended
+	err := push(t, ing, "ws-a", ts("up", "a", prompb.Sample{Timestamp: 1, Value: 1}))
+	require.Equal(t, http.StatusServiceUnavailable, apierror.StatusOf(err))
+	require.ErrorContains(t, err, "-ingester.instance-limits.max-inflight-push-requests")
+	ing.inflightPushes.Store(0)
+	require.NoError(t, push(t, ing, "ws-a", ts("up", "a", prompb.Sample{Timestamp: 1, Value: 1})))
 }

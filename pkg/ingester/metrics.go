@@ -12,8 +12,16 @@ type metrics struct {
 	discardedSamples  *prometheus.CounterVec
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
+func newMetrics(reg prometheus.Registerer, series, inflight func() float64) *metrics {
 	f := promauto.With(reg)
+	f.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "vigil_ingester_memory_series",
+		Help: "Series held in memory by the open TSDBs of every workspace (what -ingester.instance-limits.max-series bounds).",
+	}, series)
+	f.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "vigil_ingester_inflight_push_requests",
+		Help: "Pushes being appended (what -ingester.instance-limits.max-inflight-push-requests bounds).",
+	}, inflight)
 	return &metrics{
 		openTSDBs: f.NewGauge(prometheus.GaugeOpts{
 			Name: "vigil_ingester_open_tsdbs",
@@ -29,7 +37,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		discardedSamples: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "vigil_ingester_discarded_samples_total",
-			Help: "Samples the TSDB rejected, by AMP discard reason.",
-		}, []string{"reason"}),
+			Help: "Samples the TSDB rejected, by workspace and AMP discard reason.",
+		}, []string{"workspace", "reason"}),
 	}
 }

@@ -83,6 +83,11 @@ func (i *Ingester) Push(ctx context.Context, req *prompb.WriteRequest) error {
 	if err != nil {
 		return apierror.New(apierror.BadData, apierror.IDMissingTenant, "%v", err)
 	}
+	inflight := i.inflightPushes.Add(1)
+	defer i.inflightPushes.Add(-1)
+	if max := i.cfg.InstanceLimits.MaxInflightPushRequests; max > 0 && inflight > int64(max) {
+		return maxInflightError(max)
+	}
 	u, err := i.acquire(id, true)
 	if err != nil {
 		return err
@@ -96,6 +101,7 @@ func (i *Ingester) Push(ctx context.Context, req *prompb.WriteRequest) error {
 		rej               rejection
 		floats, histos    int
 		discardedByReason map[string]int
+		overSeriesLimit   int // samples of new series refused by the instance limit
 	)
 	discard := func(err error, lset labels.Labels, ts int64) bool {
 		reason, ok := discardReason(err)
@@ -131,6 +137,7 @@ func (i *Ingester) Push(ctx context.Context, req *prompb.WriteRequest) error {
 			lset = scratch.Copy()
 		}
 		firstRef := ref
+		refused := false // the series is new and over the instance limit
 		for _, s := range ts.Samples {
 			r, err := app.Append(ref, lset, s.Timestamp, s.Value)
 			if err == nil {
@@ -138,12 +145,20 @@ func (i *Ingester) Push(ctx context.Context, req *prompb.WriteRequest) error {
 				floats++
 				continue
 			}
+			if errors.Is(err, errMaxSeries) {
+				overSeriesLimit += len(ts.Samples) + len(ts.Histograms)
+				refused = true
+				break
+			}
 			if !discard(err, lset, s.Timestamp) {
 				_ = app.Rollback()
 				return fmt.Errorf("append sample of workspace %s: %w", id, err)
 			}
 		}
 		for _, hs := range ts.Histograms {
+			if refused {
+				break
+			}
 			var (
 				ih *histogram.Histogram
 				fh *histogram.FloatHistogram
@@ -158,6 +173,10 @@ func (i *Ingester) Push(ctx context.Context, req *prompb.WriteRequest) error {
 				ref = r
 				histos++
 				continue
+			}
+			if errors.Is(err, errMaxSeries) {
+				overSeriesLimit += len(ts.Histograms)
+				break
 			}
 			if _, known := discardReason(err); !known {
 				// Besides ordering errors, the head refuses histograms that
@@ -179,7 +198,10 @@ func (i *Ingester) Push(ctx context.Context, req *prompb.WriteRequest) error {
 	i.metrics.ingestedSamples.Add(float64(floats))
 	i.metrics.ingestedHistogram.Add(float64(histos))
 	for reason, n := range discardedByReason {
-		i.metrics.discardedSamples.WithLabelValues(reason).Add(float64(n))
+		i.metrics.discardedSamples.WithLabelValues(id, reason).Add(float64(n))
+	}
+	if overSeriesLimit > 0 {
+		return maxSeriesError(i.cfg.InstanceLimits.MaxSeries, overSeriesLimit)
 	}
 	return rej.toError()
 }

@@ -36,6 +36,7 @@ type userDB struct {
 	db      *tsdb.DB
 	openErr error
 	refs    *refCache
+	series  *seriesCounter
 
 	mu       sync.Mutex
 	inUse    int
@@ -71,7 +72,9 @@ func (u *userDB) tryClose() (bool, error) {
 	}
 	u.closed = true
 	u.mu.Unlock()
-	return true, u.db.Close()
+	err := u.db.Close()
+	u.series.closed()
+	return true, err
 }
 
 // closeDB closes an unused TSDB and forgets it; requests that found it
@@ -107,8 +110,9 @@ func (i *Ingester) closeWhenUnused(id string, u *userDB) error {
 	}
 }
 
-func (i *Ingester) tsdbOptions() *tsdb.Options {
+func (i *Ingester) tsdbOptions(series *seriesCounter) *tsdb.Options {
 	o := tsdb.DefaultOptions()
+	o.SeriesLifecycleCallback = series
 	o.MinBlockDuration = i.cfg.BlockRange.Milliseconds()
 	o.MaxBlockDuration = i.cfg.BlockRange.Milliseconds()
 	o.RetentionDuration = i.cfg.Retention.Milliseconds()
@@ -138,7 +142,12 @@ func (i *Ingester) entry(id string, create bool) (u *userDB, mustOpen bool, err 
 	if u = i.dbs[id]; u != nil {
 		return u, false, nil
 	}
-	u = &userDB{opened: make(chan struct{}), done: make(chan struct{}), refs: newRefCache()}
+	u = &userDB{
+		opened: make(chan struct{}),
+		done:   make(chan struct{}),
+		refs:   newRefCache(),
+		series: &seriesCounter{total: &i.series, max: i.cfg.InstanceLimits.MaxSeries},
+	}
 	i.dbs[id] = u
 	i.metrics.openTSDBs.Set(float64(len(i.dbs)))
 	return u, true, nil
@@ -147,8 +156,11 @@ func (i *Ingester) entry(id string, create bool) (u *userDB, mustOpen bool, err 
 // open opens the TSDB of a registered entry. Only the TSDB's own workspace
 // waits for it (WAL replay can take a while); other workspaces go on.
 func (i *Ingester) open(id string, u *userDB) {
-	u.db, u.openErr = tsdb.Open(filepath.Join(i.dir, id), logging.Slog(log.With(i.logger, "workspace", id)), nil, i.tsdbOptions(), nil)
+	u.series.replaying.Store(true)
+	u.db, u.openErr = tsdb.Open(filepath.Join(i.dir, id), logging.Slog(log.With(i.logger, "workspace", id)), nil, i.tsdbOptions(u.series), nil)
+	u.series.replaying.Store(false)
 	if u.openErr != nil {
+		u.series.closed()
 		u.openErr = fmt.Errorf("open tsdb of workspace %s: %w", id, u.openErr)
 		i.forget(id, u)
 	}

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"sync/atomic"
+	"time"
 )
 
 // Limits are the limits of one workspace. The defaults mirror AMP's quotas.
@@ -17,6 +18,10 @@ type Limits struct {
 	MaxLabelsSizeBytes  int `yaml:"max_labels_size_bytes"`
 	MaxLabelNameLength  int `yaml:"max_label_name_length"`
 	MaxLabelValueLength int `yaml:"max_label_value_length"`
+	// Samples stamped later than now plus this are refused: one of them
+	// would move the TSDB head forward and get every normal sample of the
+	// workspace refused as too old.
+	CreationGracePeriod time.Duration `yaml:"creation_grace_period"`
 }
 
 // RegisterFlags registers the default limits.
@@ -25,6 +30,7 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&l.MaxLabelsSizeBytes, "validation.max-labels-size-bytes", 7*1024, "Maximum combined size in bytes of the label names and values of one series. AMP quota: 7 KB label set size. 0 disables the check.")
 	f.IntVar(&l.MaxLabelNameLength, "validation.max-label-name-length", 1024, "Maximum length in bytes of a label name.")
 	f.IntVar(&l.MaxLabelValueLength, "validation.max-label-value-length", 2048, "Maximum length in bytes of a label value.")
+	f.DurationVar(&l.CreationGracePeriod, "validation.creation-grace-period", 10*time.Minute, "Samples, histograms and exemplars stamped later than now plus this are refused (reason too_far_in_future); the rest of the request is stored.")
 }
 
 // Validate checks the limits for values that cannot work.
@@ -34,6 +40,9 @@ func (l *Limits) Validate() error {
 	}
 	if l.MaxLabelNameLength <= 0 || l.MaxLabelValueLength <= 0 {
 		return fmt.Errorf("label name and value length limits must be positive")
+	}
+	if l.CreationGracePeriod < 0 {
+		return fmt.Errorf("validation.creation-grace-period must not be negative")
 	}
 	return nil
 }
@@ -86,4 +95,9 @@ func (o *Overrides) MaxLabelNameLength(workspace string) int {
 // MaxLabelValueLength is the longest label value accepted.
 func (o *Overrides) MaxLabelValueLength(workspace string) int {
 	return o.get(workspace).MaxLabelValueLength
+}
+
+// CreationGracePeriod is how far ahead of now a sample may be stamped.
+func (o *Overrides) CreationGracePeriod(workspace string) time.Duration {
+	return o.get(workspace).CreationGracePeriod
 }
