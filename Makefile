@@ -30,12 +30,15 @@ test: ## Unit tests and in-process integration tests (what CI requires).
 e2e: install-prometheus ## Multi-process cluster test and a real Prometheus agent remote-writing to Vigil.
 	$(GO) test -count=1 -timeout 20m -tags e2e -run 'TestCluster|TestPrometheusAgent' -v ./integration/ 2>&1 | grep -v '^        level='; exit $${PIPESTATUS[0]}
 
-bench: ## Go benchmarks of the push path; prints samples per CPU-second (samples/cpu-s).
+bench: ## Go benchmarks of the push path, then loadgen against bin/vigil with -ingester.tsdb.wal-sync=none and =always; prints samples per CPU-second (samples/cpu-s).
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./pkg/distributor/ ./pkg/ingester/
 	$(GO) test -run '^$$' -bench MonolithRemoteWrite -benchtime 500x -count=1 ./integration/
 	$(GO) build -o bin/loadgen ./tools/loadgen
 	$(MAKE) build
+	@echo "== -ingester.tsdb.wal-sync=none"
 	tools/loadgen/run.sh -series 100000 -batch 2000 -rounds 100
+	@echo "== -ingester.tsdb.wal-sync=always"
+	VIGIL_FLAGS=-ingester.tsdb.wal-sync=always tools/loadgen/run.sh -series 100000 -batch 2000 -rounds 100
 
 lint: ## go vet, gofmt and the import boundaries of ARCHITECTURE.md.
 	$(GO) vet ./...

@@ -110,8 +110,9 @@ func TestMonolithWriteQueryRestart(t *testing.T) {
 		require.NoError(t, err)
 		return string(b)
 	}
-	require.Contains(t, get(v.BaseURL(), "/metrics"), "vigil_distributor_received_samples_total 30")
-	require.Contains(t, get(v.BaseURL(), "/metrics"), "vigil_ingester_ingested_samples_total 30")
+	metrics := strings.Split(get(v.BaseURL(), "/metrics"), "\n")
+	require.Contains(t, metrics, `vigil_distributor_received_samples_total{workspace="`+ws+`"} 30`)
+	require.Contains(t, metrics, "vigil_ingester_ingested_samples_total 30")
 	services := get(v.AdminURL(), "/services")
 	for _, m := range []string{"distributor", "ingester", "querier", "server"} {
 		require.Contains(t, services, m+"\tRunning")

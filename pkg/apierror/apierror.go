@@ -68,6 +68,8 @@ const (
 	IDDistributorMaxInflightBytes    = "distributor-max-inflight-push-requests-bytes"
 	IDIngesterMaxInflightRequests    = "ingester-max-inflight-push-requests"
 	IDIngesterMaxSeries              = "ingester-max-series"
+	IDTSDBUnavailable                = "tsdb-unavailable"
+	IDWALSync                        = "wal-sync-failed"
 )
 
 // Error is an error with a cause and a stable ID.

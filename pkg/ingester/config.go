@@ -19,6 +19,8 @@ type Config struct {
 	Retention        time.Duration `yaml:"retention_period"`
 	IdleTimeout      time.Duration `yaml:"idle_timeout"`
 	WALCompression   bool          `yaml:"wal_compression_enabled"`
+	WALSync          string        `yaml:"wal_sync"`
+	WALReplayWorkers int           `yaml:"wal_replay_concurrency"`
 	QueryStreamBatch int           `yaml:"query_stream_batch_size"`
 
 	InstanceLimits InstanceLimits `yaml:"instance_limits"`
@@ -39,6 +41,8 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.Retention, "ingester.tsdb.retention-period", 24*time.Hour, "How long an ingester keeps local blocks. Until block upload to object storage lands, this bounds how far back queries reach.")
 	f.DurationVar(&c.IdleTimeout, "ingester.tsdb.idle-timeout", time.Hour, "A workspace TSDB with no writes or queries for this long is closed; it is reopened (replaying its WAL) on the next request. 0 disables closing.")
 	f.BoolVar(&c.WALCompression, "ingester.tsdb.wal-compression-enabled", true, "Compress WAL records.")
+	f.StringVar(&c.WALSync, "ingester.tsdb.wal-sync", WALSyncNone, "When a push is acknowledged. none: once its samples are written to the WAL file (they survive the process being killed, not the host losing power), as Prometheus and Mimir do. always: once the WAL is fsynced to disk; concurrent pushes share one fsync.")
+	f.IntVar(&c.WALReplayWorkers, "ingester.tsdb.wal-replay-concurrency", 0, "Workspace WALs replayed at once at start-up. 0: one per CPU.")
 	f.IntVar(&c.QueryStreamBatch, "ingester.query-stream-batch-size", 128, "Series per message when streaming query results to queriers.")
 	f.IntVar(&c.InstanceLimits.MaxInflightPushRequests, "ingester.instance-limits.max-inflight-push-requests", 30000, "Most pushes this ingester appends at once; more are refused with 503. 0: no limit.")
 	f.IntVar(&c.InstanceLimits.MaxSeries, "ingester.instance-limits.max-series", 0, "Most series this ingester holds in memory, over every workspace; samples of new series beyond it are refused with 503 (samples of existing series are stored). WAL replay is never refused. Size it to the memory of the host (a few KB per series). 0: no limit.")
@@ -57,6 +61,9 @@ func (c *Config) Validate() error {
 	}
 	if c.QueryStreamBatch <= 0 {
 		return fmt.Errorf("ingester.query-stream-batch-size must be positive")
+	}
+	if c.WALSync != WALSyncNone && c.WALSync != WALSyncAlways {
+		return fmt.Errorf("unsupported ingester.tsdb.wal-sync %q (supported: %s, %s)", c.WALSync, WALSyncNone, WALSyncAlways)
 	}
 	if c.InstanceLimits.MaxInflightPushRequests < 0 || c.InstanceLimits.MaxSeries < 0 {
 		return fmt.Errorf("ingester instance limits must not be negative")

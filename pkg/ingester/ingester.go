@@ -16,6 +16,7 @@ import (
 	"github.com/grafana/dskit/services"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/tsdb"
 
 	"github.com/vigil-metrics/vigil/pkg/apierror"
 	"github.com/vigil-metrics/vigil/pkg/ringmember"
@@ -33,6 +34,8 @@ type Ingester struct {
 	logger  log.Logger
 	metrics *metrics
 	now     func() time.Time
+	// openTSDB opens a workspace's TSDB; tests replace it.
+	openTSDB func(dir string, logger log.Logger, opts *tsdb.Options) (*tsdb.DB, error)
 
 	lifecycler *ring.BasicLifecycler
 	subs       *services.Manager
@@ -53,11 +56,12 @@ type Ingester struct {
 func New(cfg Config, dataDir string, grpcPort int, kvStore ringmember.Store, reg prometheus.Registerer, logger log.Logger) (*Ingester, error) {
 	base := filepath.Join(dataDir, "ingester")
 	i := &Ingester{
-		cfg:    cfg,
-		dir:    filepath.Join(base, "tsdb"),
-		logger: logger,
-		now:    time.Now,
-		dbs:    map[string]*userDB{},
+		cfg:      cfg,
+		dir:      filepath.Join(base, "tsdb"),
+		logger:   logger,
+		now:      time.Now,
+		openTSDB: openTSDB,
+		dbs:      map[string]*userDB{},
 	}
 	i.metrics = newMetrics(reg,
 		func() float64 { return float64(i.series.Load()) },

@@ -10,6 +10,9 @@ type metrics struct {
 	ingestedSamples   prometheus.Counter
 	ingestedHistogram prometheus.Counter
 	discardedSamples  *prometheus.CounterVec
+	openFailures      *prometheus.CounterVec
+	walSyncs          prometheus.Counter
+	walSyncDuration   prometheus.Histogram
 }
 
 func newMetrics(reg prometheus.Registerer, series, inflight func() float64) *metrics {
@@ -39,5 +42,18 @@ func newMetrics(reg prometheus.Registerer, series, inflight func() float64) *met
 			Name: "vigil_ingester_discarded_samples_total",
 			Help: "Samples the TSDB rejected, by workspace and AMP discard reason.",
 		}, []string{"workspace", "reason"}),
+		openFailures: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "vigil_ingester_tsdb_open_failures_total",
+			Help: "Workspace TSDBs that failed to open (WAL replay included), by workspace.",
+		}, []string{"workspace"}),
+		walSyncs: f.NewCounter(prometheus.CounterOpts{
+			Name: "vigil_ingester_wal_syncs_total",
+			Help: "WAL fsyncs made for -ingester.tsdb.wal-sync=always; concurrent pushes share one.",
+		}),
+		walSyncDuration: f.NewHistogram(prometheus.HistogramOpts{
+			Name:    "vigil_ingester_wal_sync_duration_seconds",
+			Help:    "Time a WAL fsync round took (-ingester.tsdb.wal-sync=always).",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}),
 	}
 }

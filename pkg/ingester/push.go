@@ -88,7 +88,7 @@ func (i *Ingester) Push(ctx context.Context, req *prompb.WriteRequest) error {
 	if max := i.cfg.InstanceLimits.MaxInflightPushRequests; max > 0 && inflight > int64(max) {
 		return maxInflightError(max)
 	}
-	u, err := i.acquire(id, true)
+	u, err := i.acquire(ctx, id, true)
 	if err != nil {
 		return err
 	}
@@ -194,6 +194,12 @@ func (i *Ingester) Push(ctx context.Context, req *prompb.WriteRequest) error {
 	}
 	if err := app.Commit(); err != nil {
 		return fmt.Errorf("commit samples of workspace %s: %w", id, err)
+	}
+	if u.wal != nil {
+		// -ingester.tsdb.wal-sync=always: acknowledge only what is on disk.
+		if err := u.wal.sync(); err != nil {
+			return apierror.New(apierror.Internal, apierror.IDWALSync, "samples of workspace %s were written but could not be synced to disk, retry the request: %v", id, err)
+		}
 	}
 	i.metrics.ingestedSamples.Add(float64(floats))
 	i.metrics.ingestedHistogram.Add(float64(histos))

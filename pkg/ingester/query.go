@@ -17,7 +17,7 @@ func (i *Ingester) Querier(ctx context.Context, mint, maxt int64) (storage.Queri
 	if err != nil {
 		return nil, apierror.New(apierror.BadData, apierror.IDMissingTenant, "%v", err)
 	}
-	u, err := i.acquire(id, false)
+	u, err := i.acquire(ctx, id, false)
 	if err != nil {
 		return nil, err
 	}

@@ -13,6 +13,7 @@ import (
 	"bytes"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"strconv"
@@ -81,27 +82,36 @@ func run(url string, pid, seriesTotal, batch, rounds, concurrency int, orgID str
 			failures.Add(1)
 			return
 		}
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		resp.Body.Close()
 		if resp.StatusCode/100 != 2 {
-			failures.Add(1)
+			if failures.Add(1) == 1 {
+				fmt.Fprintf(os.Stderr, "loadgen: first failure: HTTP %d: %s", resp.StatusCode, msg)
+			}
 		}
 	}
+	// Each worker sends the same batches of series round after round, as a
+	// Prometheus remote-write shard does, so that the samples of a series
+	// arrive in order.
 	sendAll := func(bodies [][]byte) {
-		work := make(chan []byte)
+		work := make([]chan []byte, concurrency)
 		var wg sync.WaitGroup
-		for i := 0; i < concurrency; i++ {
+		for i := range work {
+			work[i] = make(chan []byte, 1)
 			wg.Add(1)
-			go func() {
+			go func(ch <-chan []byte) {
 				defer wg.Done()
-				for b := range work {
+				for b := range ch {
 					send(b)
 				}
-			}()
+			}(work[i])
 		}
-		for _, b := range bodies {
-			work <- b
+		for k, b := range bodies {
+			work[(k%perRound)%concurrency] <- b
 		}
-		close(work)
+		for _, ch := range work {
+			close(ch)
+		}
 		wg.Wait()
 	}
 
