@@ -27,12 +27,13 @@ test: ## Unit tests and in-process integration tests (what CI requires).
 	@test -z "$$(gofmt -l cmd pkg integration tools internal)" || { echo "gofmt needed:"; gofmt -l cmd pkg integration tools internal; exit 1; }
 	$(GO) test -race -count=1 -timeout 15m ./...
 
-e2e: install-prometheus ## Multi-process cluster test and a real Prometheus agent remote-writing to Vigil.
-	$(GO) test -count=1 -timeout 20m -tags e2e -run 'TestCluster|TestPrometheusAgent' -v ./integration/ 2>&1 | grep -v '^        level='; exit $${PIPESTATUS[0]}
+e2e: install-prometheus ## Multi-process cluster tests (kill and rolling restarts), the bounded series call over a day of 100k series, and a real Prometheus agent remote-writing to Vigil.
+	$(GO) test -count=1 -timeout 30m -tags e2e -run 'TestCluster|TestPrometheusAgent|TestSeriesCallOverADay' -v ./integration/ 2>&1 | grep -v '^        level='; exit $${PIPESTATUS[0]}
 
 bench: ## Go benchmarks of the push path, then loadgen against bin/vigil with -ingester.tsdb.wal-sync=none and =always; prints samples per CPU-second (samples/cpu-s).
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./pkg/distributor/ ./pkg/ingester/
 	$(GO) test -run '^$$' -bench MonolithRemoteWrite -benchtime 500x -count=1 ./integration/
+	$(GO) test -run '^$$' -bench MonolithQuery -benchtime 20x -count=1 ./integration/
 	$(GO) build -o bin/loadgen ./tools/loadgen
 	$(MAKE) build
 	@echo "== -ingester.tsdb.wal-sync=none"

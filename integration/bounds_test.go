@@ -4,8 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"io"
 	"net/http"
+	"net/url"
+	"os"
 	"runtime"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -70,6 +75,51 @@ func TestHostileBodiesKeepHeapBounded(t *testing.T) {
 			runtime.ReadMemStats(&after)
 			require.Equal(t, http.StatusBadRequest, code, msg)
 			require.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(256<<20), "the request allocated %d MB", (after.TotalAlloc-before.TotalAlloc)>>20)
+		})
+	}
+}
+
+// TestQueryLimitsRefuseWithTheirMessage: each per-query limit of a workspace
+// (set in the overrides file) refuses a query that reads more, with 422 and
+// AMP's wording; another workspace is not limited.
+func TestQueryLimitsRefuseWithTheirMessage(t *testing.T) {
+	v, overrides := startWithOverrides(t)
+	limited := createWorkspace(t, v.BaseURL(), "limited")
+	free := createWorkspace(t, v.BaseURL(), "free")
+	now := time.Now().Truncate(time.Second)
+	req := &prompb.WriteRequest{}
+	for i := 0; i < 3; i++ {
+		req.Timeseries = append(req.Timeseries, series("m", map[string]string{"i": strconv.Itoa(i)},
+			prompb.Sample{Timestamp: now.Add(-time.Minute).UnixMilli(), Value: 1}, prompb.Sample{Timestamp: now.UnixMilli(), Value: 2}))
+	}
+	rw := map[string]string{"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy"}
+	for _, ws := range []string{limited, free} {
+		code, body := post(t, workspaceURL(v.BaseURL(), ws)+"/api/v1/remote_write", rw, encode(t, req))
+		require.Equal(t, http.StatusNoContent, code, body)
+	}
+	query := func(ws, q string) (int, string) {
+		resp, err := http.Get(workspaceURL(v.BaseURL(), ws) + "/api/v1/query?" + url.Values{"query": {q}, "time": {strconv.FormatInt(now.Unix(), 10)}}.Encode())
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for limit, msg := range map[string]string{
+		"max_fetched_series_per_query: 2":       "the query hit the max number of series limit (limit: 2 series",
+		"max_fetched_chunks_per_query: 2":       "the query hit the max number of chunks limit while fetching chunks from ingesters (limit: 2 chunks",
+		"max_fetched_samples_per_query: 5":      "the query hit the max number of samples limit (limit: 5 samples",
+		"max_fetched_chunk_bytes_per_query: 20": "the query hit the aggregated chunks size limit (limit: 20 bytes",
+	} {
+		t.Run(limit, func(t *testing.T) {
+			require.NoError(t, os.WriteFile(overrides, []byte("overrides:\n  "+limited+":\n    "+limit+"\n"), 0o644))
+			var code int
+			var body string
+			require.Eventually(t, func() bool { code, body = query(limited, "m"); return strings.Contains(body, msg) }, 10*time.Second, 50*time.Millisecond, body)
+			require.Equal(t, http.StatusUnprocessableEntity, code, body)
+			require.Contains(t, body, msg)
+			require.Contains(t, body, `"errorType":"execution"`)
+			code, body = query(free, "m")
+			require.Equal(t, http.StatusOK, code, body)
 		})
 	}
 }

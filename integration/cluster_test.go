@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/prometheus/prometheus/storage/remote"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -265,15 +266,21 @@ func ingesterSamples(t *testing.T, addr, ws string) map[string][]int64 {
 			break
 		}
 		require.NoError(t, err)
-		for _, ts := range msg.Timeseries {
+		for _, s := range msg.Series {
 			var id string
-			for _, l := range ts.Labels {
+			for _, l := range s.Labels {
 				if l.Name == "series" {
 					id = l.Value
 				}
 			}
-			for _, s := range ts.Samples {
-				out[id] = append(out[id], s.Timestamp)
+			for _, c := range s.Chunks {
+				chk, err := chunkenc.FromData(chunkenc.Encoding(c.Encoding), c.Data)
+				require.NoError(t, err)
+				it := chk.Iterator(nil)
+				for it.Next() != chunkenc.ValNone {
+					out[id] = append(out[id], it.AtT())
+				}
+				require.NoError(t, it.Err())
 			}
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"sort"
 	"testing"
 	"time"
@@ -135,3 +136,13 @@ func series(name string, extra map[string]string, samples ...prompb.Sample) prom
 }
 
 func workspaceURL(base, id string) string { return fmt.Sprintf("%s/workspaces/%s", base, id) }
+
+// startWithOverrides starts a monolith that reloads the (empty) overrides
+// file it returns every 100 ms.
+func startWithOverrides(t *testing.T) (*vigil.Vigil, string) {
+	t.Helper()
+	dir := t.TempDir()
+	overrides := filepath.Join(dir, "overrides.yaml")
+	require.NoError(t, os.WriteFile(overrides, nil, 0o644))
+	return startMonolith(t, filepath.Join(dir, "data"), "-limits.overrides-file="+overrides, "-limits.overrides-reload-period=100ms"), overrides
+}

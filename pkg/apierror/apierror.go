@@ -70,6 +70,10 @@ const (
 	IDIngesterMaxSeries              = "ingester-max-series"
 	IDTSDBUnavailable                = "tsdb-unavailable"
 	IDWALSync                        = "wal-sync-failed"
+	IDMaxSeriesPerQuery              = "max-series-per-query"
+	IDMaxChunksPerQuery              = "max-chunks-per-query"
+	IDMaxSamplesPerQuery             = "max-samples-per-query"
+	IDMaxChunkBytesPerQuery          = "max-chunk-bytes-per-query"
 )
 
 // Error is an error with a cause and a stable ID.

@@ -11,12 +11,18 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 
 	"github.com/vigil-metrics/vigil/pkg/apierror"
-	"github.com/vigil-metrics/vigil/pkg/ingester/client"
 	"github.com/vigil-metrics/vigil/pkg/tenant"
 )
 
+// Pusher is what the distributor needs of an ingester. The workspace is
+// taken from the context.
+type Pusher interface {
+	// Push stores a batch of samples.
+	Push(ctx context.Context, req *prompb.WriteRequest) error
+}
+
 // Ingesters resolves a ring instance to a client.
-type Ingesters func(inst ring.InstanceDesc) (client.Ingester, error)
+type Ingesters func(inst ring.InstanceDesc) (Pusher, error)
 
 // Distributor validates, shards and replicates pushed series. It holds no
 // background work of its own: the ring and the client pool it uses are

@@ -13,13 +13,11 @@ import (
 	"github.com/grafana/dskit/ring"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/prompb"
-	"github.com/prometheus/prometheus/storage"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/vigil-metrics/vigil/pkg/apierror"
-	"github.com/vigil-metrics/vigil/pkg/ingester/client"
 	"github.com/vigil-metrics/vigil/pkg/tenant"
 )
 
@@ -52,21 +50,17 @@ func (f *fakeIngester) Push(_ context.Context, req *prompb.WriteRequest) error {
 	return nil
 }
 
-func (f *fakeIngester) Querier(context.Context, int64, int64) (storage.Querier, error) {
-	return storage.NoopQuerier(), nil
-}
-
 func newTestDistributor(t testing.TB, ings ...*fakeIngester) *Distributor {
-	var cs []client.Ingester
+	var cs []Pusher
 	for _, ing := range ings {
 		cs = append(cs, ing)
 	}
 	return newTestDistributorWith(t, cs...)
 }
 
-func newTestDistributorWith(t testing.TB, ings ...client.Ingester) *Distributor {
+func newTestDistributorWith(t testing.TB, ings ...Pusher) *Distributor {
 	r := &fakeRing{maxErrors: (len(ings) - 1) / 2}
-	byAddr := map[string]client.Ingester{}
+	byAddr := map[string]Pusher{}
 	for i, ing := range ings {
 		addr := string(rune('a' + i))
 		r.instances = append(r.instances, ring.InstanceDesc{Addr: addr, Id: addr, State: ring.ACTIVE})
@@ -74,7 +68,7 @@ func newTestDistributorWith(t testing.TB, ings ...client.Ingester) *Distributor 
 	}
 	var cfg Config
 	cfg.MaxRequestSizeBytes, cfg.MaxDecompressedSizeBytes, cfg.RemoteTimeout = 1<<20, 16<<20, 5e9
-	d, err := New(cfg, r, func(inst ring.InstanceDesc) (client.Ingester, error) { return byAddr[inst.Addr], nil },
+	d, err := New(cfg, r, func(inst ring.InstanceDesc) (Pusher, error) { return byAddr[inst.Addr], nil },
 		defaultTestLimits, prometheus.NewRegistry(), log.NewNopLogger())
 	require.NoError(t, err)
 	return d

@@ -8,7 +8,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/prometheus/prometheus/storage"
-	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/prometheus/prometheus/tsdb/chunks"
 
 	"github.com/vigil-metrics/vigil/pkg/apierror"
 	"github.com/vigil-metrics/vigil/pkg/ingester/client"
@@ -54,7 +54,7 @@ func (s *GRPCServer) Push(ctx context.Context, req *prompb.WriteRequest) (*inges
 	return &ingesterpb.PushResponse{}, nil
 }
 
-func (s *GRPCServer) querier(ctx context.Context, mint, maxt int64, pm []prompb.LabelMatcher) (context.Context, storage.Querier, []*labels.Matcher, error) {
+func (s *GRPCServer) querier(ctx context.Context, mint, maxt int64, pm []prompb.LabelMatcher) (context.Context, storage.ChunkQuerier, []*labels.Matcher, error) {
 	ctx, err := incomingTenant(ctx)
 	if err != nil {
 		return nil, nil, nil, err
@@ -70,8 +70,14 @@ func (s *GRPCServer) querier(ctx context.Context, mint, maxt int64, pm []prompb.
 	return ctx, q, matchers, nil
 }
 
+// maxStreamMessageBytes bounds the chunk bytes of one QueryStream message.
+const maxStreamMessageBytes = 1 << 20
+
 // QueryStream implements ingesterpb.IngesterServer: it streams the matching
-// series, sorted by labels, in batches.
+// series, sorted by labels, with their chunks as the TSDB encodes them, in
+// messages of at most -ingester.query-stream-batch-size series and about
+// 1 MB of chunks. The stream waits for the querier to read (flow control),
+// so neither side holds more than a few messages.
 func (s *GRPCServer) QueryStream(req *ingesterpb.QueryRequest, stream ingesterpb.Ingester_QueryStreamServer) error {
 	ctx, q, matchers, err := s.querier(stream.Context(), req.StartTimestampMs, req.EndTimestampMs, req.Matchers)
 	if err != nil {
@@ -79,42 +85,46 @@ func (s *GRPCServer) QueryStream(req *ingesterpb.QueryRequest, stream ingesterpb
 	}
 	defer q.Close()
 	hints := &storage.SelectHints{Start: req.StartTimestampMs, End: req.EndTimestampMs}
+	if req.SkipChunks {
+		hints.Func = SeriesFunc
+	}
 	ss := q.Select(ctx, true, hints, matchers...)
-	batch := make([]prompb.TimeSeries, 0, s.ing.cfg.QueryStreamBatch)
-	var it chunkenc.Iterator
+	batch := make([]ingesterpb.StreamingSeries, 0, s.ing.cfg.QueryStreamBatch)
+	size := 0
+	var it chunks.Iterator
 	for ss.Next() {
 		series := ss.At()
-		ts := prompb.TimeSeries{Labels: prompb.FromLabels(series.Labels(), nil)}
-		it = series.Iterator(it)
-		for vt := it.Next(); vt != chunkenc.ValNone; vt = it.Next() {
-			switch vt {
-			case chunkenc.ValFloat:
-				t, v := it.At()
-				ts.Samples = append(ts.Samples, prompb.Sample{Timestamp: t, Value: v})
-			case chunkenc.ValHistogram:
-				t, h := it.AtHistogram(nil)
-				ts.Histograms = append(ts.Histograms, prompb.FromIntHistogram(t, h))
-			case chunkenc.ValFloatHistogram:
-				t, h := it.AtFloatHistogram(nil)
-				ts.Histograms = append(ts.Histograms, prompb.FromFloatHistogram(t, h))
+		out := ingesterpb.StreamingSeries{Labels: prompb.FromLabels(series.Labels(), nil)}
+		if !req.SkipChunks {
+			it = series.Iterator(it)
+			for it.Next() {
+				m := it.At()
+				data := m.Chunk.Bytes()
+				out.Chunks = append(out.Chunks, ingesterpb.Chunk{
+					MinTimeMs: m.MinTime, MaxTimeMs: m.MaxTime, Encoding: int32(m.Chunk.Encoding()), Data: data,
+				})
+				size += len(data)
+			}
+			if err := it.Err(); err != nil {
+				return apierror.ToGRPC(err)
 			}
 		}
-		if err := it.Err(); err != nil {
-			return apierror.ToGRPC(err)
-		}
-		batch = append(batch, ts)
-		if len(batch) == cap(batch) {
-			if err := stream.Send(&ingesterpb.QueryStreamResponse{Timeseries: batch}); err != nil {
+		batch = append(batch, out)
+		if len(batch) == cap(batch) || size >= maxStreamMessageBytes {
+			// Send marshals the message before it returns: the chunk bytes,
+			// which the querier keeps valid until it is closed, are not
+			// referenced afterwards.
+			if err := stream.Send(&ingesterpb.QueryStreamResponse{Series: batch}); err != nil {
 				return err
 			}
-			batch = batch[:0]
+			batch, size = batch[:0], 0
 		}
 	}
 	if err := ss.Err(); err != nil {
 		return apierror.ToGRPC(err)
 	}
 	if len(batch) > 0 {
-		return stream.Send(&ingesterpb.QueryStreamResponse{Timeseries: batch})
+		return stream.Send(&ingesterpb.QueryStreamResponse{Series: batch})
 	}
 	return nil
 }

@@ -68,7 +68,7 @@ func read(t testing.TB, ing *Ingester, ws string) map[string][]prompb.Sample {
 	q, err := ing.Querier(tenant.WithID(context.Background(), ws), 0, 1<<62)
 	require.NoError(t, err)
 	defer q.Close()
-	ss := q.Select(context.Background(), true, nil, labels.MustNewMatcher(labels.MatchRegexp, "__name__", ".+"))
+	ss := storage.NewSeriesSetFromChunkSeriesSet(q.Select(context.Background(), true, nil, labels.MustNewMatcher(labels.MatchRegexp, "__name__", ".+")))
 	out := map[string][]prompb.Sample{}
 	var it chunkenc.Iterator
 	for ss.Next() {
@@ -181,7 +181,7 @@ func TestIdleTSDBIsClosedAndReopened(t *testing.T) {
 	// The next request reopens it from disk.
 	require.Equal(t, []prompb.Sample{{Timestamp: now.UnixMilli(), Value: 1}}, read(t, ing, "ws-a")[`{__name__="up", job="api"}`])
 	require.Len(t, ing.dbs, 1)
-	var _ storage.Querier = q
+	var _ storage.ChunkQuerier = q
 }
 
 // TestPushCopiesLabels guards the distributor's zero-copy decoding: the wire

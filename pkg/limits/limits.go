@@ -10,8 +10,16 @@ import (
 	"time"
 )
 
-// Limits are the limits of one workspace. The defaults mirror AMP's quotas.
+// Limits are the limits of one workspace, a section per component that
+// enforces them; the overrides file names them flat (the sections are
+// inline). The defaults mirror AMP's quotas.
 type Limits struct {
+	Distributor DistributorLimits `yaml:",inline"`
+	Querier     QuerierLimits     `yaml:",inline"`
+}
+
+// DistributorLimits are what the distributor checks of each pushed series.
+type DistributorLimits struct {
 	// AMP quota: labels per series, 70.
 	MaxLabelNamesPerSeries int `yaml:"max_label_names_per_series"`
 	// AMP quota: label set size, 7 KB.
@@ -24,25 +32,47 @@ type Limits struct {
 	CreationGracePeriod time.Duration `yaml:"creation_grace_period"`
 }
 
+// QuerierLimits bound what one query may read.
+type QuerierLimits struct {
+	// AMP quota: query series fetched, 12,000,000.
+	MaxFetchedSeriesPerQuery int `yaml:"max_fetched_series_per_query"`
+	// AMP quota: query chunks fetched, 20,000,000.
+	MaxFetchedChunksPerQuery int `yaml:"max_fetched_chunks_per_query"`
+	// AMP quota: query samples, 50,000,000.
+	MaxFetchedSamplesPerQuery int `yaml:"max_fetched_samples_per_query"`
+	// AMP quota: query bytes, 5 GB for an instant query and per 24 hours of
+	// a range query.
+	MaxFetchedChunkBytesPerQuery int64 `yaml:"max_fetched_chunk_bytes_per_query"`
+}
+
 // RegisterFlags registers the default limits.
 func (l *Limits) RegisterFlags(f *flag.FlagSet) {
-	f.IntVar(&l.MaxLabelNamesPerSeries, "validation.max-label-names-per-series", 70, "Maximum number of labels per series, including the metric name. AMP quota: 70 labels per series.")
-	f.IntVar(&l.MaxLabelsSizeBytes, "validation.max-labels-size-bytes", 7*1024, "Maximum combined size in bytes of the label names and values of one series. AMP quota: 7 KB label set size. 0 disables the check.")
-	f.IntVar(&l.MaxLabelNameLength, "validation.max-label-name-length", 1024, "Maximum length in bytes of a label name.")
-	f.IntVar(&l.MaxLabelValueLength, "validation.max-label-value-length", 2048, "Maximum length in bytes of a label value.")
-	f.DurationVar(&l.CreationGracePeriod, "validation.creation-grace-period", 10*time.Minute, "Samples, histograms and exemplars stamped later than now plus this are refused (reason too_far_in_future); the rest of the request is stored.")
+	d, q := &l.Distributor, &l.Querier
+	f.IntVar(&d.MaxLabelNamesPerSeries, "validation.max-label-names-per-series", 70, "Maximum number of labels per series, including the metric name. AMP quota: 70 labels per series.")
+	f.IntVar(&d.MaxLabelsSizeBytes, "validation.max-labels-size-bytes", 7*1024, "Maximum combined size in bytes of the label names and values of one series. AMP quota: 7 KB label set size. 0 disables the check.")
+	f.IntVar(&d.MaxLabelNameLength, "validation.max-label-name-length", 1024, "Maximum length in bytes of a label name.")
+	f.IntVar(&d.MaxLabelValueLength, "validation.max-label-value-length", 2048, "Maximum length in bytes of a label value.")
+	f.DurationVar(&d.CreationGracePeriod, "validation.creation-grace-period", 10*time.Minute, "Samples, histograms and exemplars stamped later than now plus this are refused (reason too_far_in_future); the rest of the request is stored.")
+	f.IntVar(&q.MaxFetchedSeriesPerQuery, "querier.max-fetched-series-per-query", 12_000_000, "Most distinct series one query may read. AMP quota: 12,000,000 series fetched per query. 0: no limit.")
+	f.IntVar(&q.MaxFetchedChunksPerQuery, "querier.max-fetched-chunks-per-query", 20_000_000, "Most chunks one query may read, counting every replica read. AMP quota: 20,000,000 chunks fetched per query. 0: no limit.")
+	f.IntVar(&q.MaxFetchedSamplesPerQuery, "querier.max-fetched-samples-per-query", 50_000_000, "Most samples the chunks read by one query may hold, counting every replica read. AMP quota: 50,000,000 query samples. 0: no limit.")
+	f.Int64Var(&q.MaxFetchedChunkBytesPerQuery, "querier.max-fetched-chunk-bytes-per-query", 5_000_000_000, "Most chunk bytes one query may read, for an instant query and per 24 hours of a range query's span, counting every replica read. AMP quota: 5 GB query bytes. 0: no limit.")
 }
 
 // Validate checks the limits for values that cannot work.
 func (l *Limits) Validate() error {
-	if l.MaxLabelNamesPerSeries <= 0 {
-		return fmt.Errorf("validation.max-label-names-per-series must be positive, got %d", l.MaxLabelNamesPerSeries)
+	d, q := &l.Distributor, &l.Querier
+	if d.MaxLabelNamesPerSeries <= 0 {
+		return fmt.Errorf("validation.max-label-names-per-series must be positive, got %d", d.MaxLabelNamesPerSeries)
 	}
-	if l.MaxLabelNameLength <= 0 || l.MaxLabelValueLength <= 0 {
+	if d.MaxLabelNameLength <= 0 || d.MaxLabelValueLength <= 0 {
 		return fmt.Errorf("label name and value length limits must be positive")
 	}
-	if l.CreationGracePeriod < 0 {
+	if d.CreationGracePeriod < 0 {
 		return fmt.Errorf("validation.creation-grace-period must not be negative")
+	}
+	if q.MaxFetchedSeriesPerQuery < 0 || q.MaxFetchedChunksPerQuery < 0 || q.MaxFetchedSamplesPerQuery < 0 || q.MaxFetchedChunkBytesPerQuery < 0 {
+		return fmt.Errorf("per-query limits must not be negative")
 	}
 	return nil
 }
@@ -79,25 +109,46 @@ func (o *Overrides) get(workspace string) *Limits {
 
 // MaxLabelNamesPerSeries is the most labels one series may have.
 func (o *Overrides) MaxLabelNamesPerSeries(workspace string) int {
-	return o.get(workspace).MaxLabelNamesPerSeries
+	return o.get(workspace).Distributor.MaxLabelNamesPerSeries
 }
 
 // MaxLabelsSizeBytes is the most bytes of label names and values one series may have; 0 means no limit.
 func (o *Overrides) MaxLabelsSizeBytes(workspace string) int {
-	return o.get(workspace).MaxLabelsSizeBytes
+	return o.get(workspace).Distributor.MaxLabelsSizeBytes
 }
 
 // MaxLabelNameLength is the longest label name accepted.
 func (o *Overrides) MaxLabelNameLength(workspace string) int {
-	return o.get(workspace).MaxLabelNameLength
+	return o.get(workspace).Distributor.MaxLabelNameLength
 }
 
 // MaxLabelValueLength is the longest label value accepted.
 func (o *Overrides) MaxLabelValueLength(workspace string) int {
-	return o.get(workspace).MaxLabelValueLength
+	return o.get(workspace).Distributor.MaxLabelValueLength
 }
 
 // CreationGracePeriod is how far ahead of now a sample may be stamped.
 func (o *Overrides) CreationGracePeriod(workspace string) time.Duration {
-	return o.get(workspace).CreationGracePeriod
+	return o.get(workspace).Distributor.CreationGracePeriod
+}
+
+// MaxFetchedSeriesPerQuery is the most distinct series one query may read; 0 means no limit.
+func (o *Overrides) MaxFetchedSeriesPerQuery(workspace string) int {
+	return o.get(workspace).Querier.MaxFetchedSeriesPerQuery
+}
+
+// MaxFetchedChunksPerQuery is the most chunks one query may read; 0 means no limit.
+func (o *Overrides) MaxFetchedChunksPerQuery(workspace string) int {
+	return o.get(workspace).Querier.MaxFetchedChunksPerQuery
+}
+
+// MaxFetchedSamplesPerQuery is the most samples one query's chunks may hold; 0 means no limit.
+func (o *Overrides) MaxFetchedSamplesPerQuery(workspace string) int {
+	return o.get(workspace).Querier.MaxFetchedSamplesPerQuery
+}
+
+// MaxFetchedChunkBytesPerQuery is the most chunk bytes one query may read per
+// 24 hours of its span; 0 means no limit.
+func (o *Overrides) MaxFetchedChunkBytesPerQuery(workspace string) int64 {
+	return o.get(workspace).Querier.MaxFetchedChunkBytesPerQuery
 }

@@ -16,17 +16,17 @@ import (
 func TestOverrides(t *testing.T) {
 	var def Limits
 	def.RegisterFlags(flag.NewFlagSet("t", flag.PanicOnError))
-	require.Equal(t, 70, def.MaxLabelNamesPerSeries)
+	require.Equal(t, 70, def.Distributor.MaxLabelNamesPerSeries)
 
 	custom := def
-	custom.MaxLabelNamesPerSeries = 5
+	custom.Distributor.MaxLabelNamesPerSeries = 5
 	o, err := NewOverrides(def, map[string]*Limits{"ws-a": &custom})
 	require.NoError(t, err)
 	require.Equal(t, 5, o.MaxLabelNamesPerSeries("ws-a"))
 	require.Equal(t, 70, o.MaxLabelNamesPerSeries("ws-b"))
 
 	bad := def
-	bad.MaxLabelNamesPerSeries = 0
+	bad.Distributor.MaxLabelNamesPerSeries = 0
 	_, err = NewOverrides(def, map[string]*Limits{"ws-c": &bad})
 	require.ErrorContains(t, err, "ws-c")
 }
@@ -42,7 +42,7 @@ func TestOverridesFileReload(t *testing.T) {
 	l := NewLoader(OverridesConfig{File: file, ReloadPeriod: time.Hour}, o, log.NewNopLogger())
 	require.NoError(t, l.load(context.Background()))
 	require.Equal(t, 12, o.MaxLabelNamesPerSeries("ws-a"))
-	require.Equal(t, def.MaxLabelValueLength, o.MaxLabelValueLength("ws-a"), "unnamed limits keep their defaults")
+	require.Equal(t, def.Distributor.MaxLabelValueLength, o.MaxLabelValueLength("ws-a"), "unnamed limits keep their defaults")
 	require.Equal(t, 70, o.MaxLabelNamesPerSeries("ws-b"))
 
 	// A broken file keeps the last good overrides.
@@ -56,4 +56,27 @@ func TestOverridesFileReload(t *testing.T) {
 	m, err := ParseOverrides(nil, def)
 	require.NoError(t, err)
 	require.Empty(t, m)
+}
+
+// TestOverridesOfEverySection: limits of every component's section are
+// named flat in the overrides file, durations included.
+func TestOverridesOfEverySection(t *testing.T) {
+	var def Limits
+	def.RegisterFlags(flag.NewFlagSet("t", flag.PanicOnError))
+	m, err := ParseOverrides([]byte(`
+overrides:
+  ws-a:
+    creation_grace_period: 1h
+    max_fetched_series_per_query: 10
+    max_fetched_chunk_bytes_per_query: 1000
+`), def)
+	require.NoError(t, err)
+	o, err := NewOverrides(def, m)
+	require.NoError(t, err)
+	require.Equal(t, time.Hour, o.CreationGracePeriod("ws-a"))
+	require.Equal(t, 10, o.MaxFetchedSeriesPerQuery("ws-a"))
+	require.Equal(t, int64(1000), o.MaxFetchedChunkBytesPerQuery("ws-a"))
+	require.Equal(t, 20_000_000, o.MaxFetchedChunksPerQuery("ws-a"), "unnamed limits keep their defaults")
+	require.Equal(t, 12_000_000, o.MaxFetchedSeriesPerQuery("ws-b"))
+	require.Equal(t, 10*time.Minute, o.CreationGracePeriod("ws-b"))
 }

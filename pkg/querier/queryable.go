@@ -15,6 +15,7 @@ import (
 
 	"github.com/vigil-metrics/vigil/pkg/apierror"
 	"github.com/vigil-metrics/vigil/pkg/ingester/client"
+	"github.com/vigil-metrics/vigil/pkg/tenant"
 )
 
 // Ingesters resolves a ring instance to a client.
@@ -25,11 +26,13 @@ type Ingesters func(inst ring.InstanceDesc) (client.Ingester, error)
 type Queryable struct {
 	ring      ring.ReadRing
 	ingesters Ingesters
+	limits    Limits
 }
 
-// NewQueryable returns a Queryable over the ingesters of r.
-func NewQueryable(r ring.ReadRing, ingesters Ingesters) *Queryable {
-	return &Queryable{ring: r, ingesters: ingesters}
+// NewQueryable returns a Queryable over the ingesters of r, whose queries
+// read at most what limits allow.
+func NewQueryable(r ring.ReadRing, ingesters Ingesters, limits Limits) *Queryable {
+	return &Queryable{ring: r, ingesters: ingesters, limits: limits}
 }
 
 // Querier implements storage.Queryable.
@@ -47,14 +50,15 @@ type querier struct {
 	mint, maxt int64
 
 	mu      sync.Mutex
-	closers []storage.Querier
+	closers []storage.ChunkQuerier
 	closed  bool
+	limiter *queryLimiter // of the query's workspace, made by its first select
 }
 
 // hold keeps iq for closing with q. A replica that answers after q was closed
 // (DoUntilQuorum returns at quorum, the slower calls go on) is closed at once,
 // so that its ingester does not count it as in use forever.
-func (q *querier) hold(iq storage.Querier) {
+func (q *querier) hold(iq storage.ChunkQuerier) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.closed {
@@ -90,7 +94,7 @@ func storageErr(err error) error {
 	return promql.ErrStorage{Err: apierror.From(err)}
 }
 
-func (q *querier) open(ctx context.Context, inst *ring.InstanceDesc) (storage.Querier, error) {
+func (q *querier) open(ctx context.Context, inst *ring.InstanceDesc) (storage.ChunkQuerier, error) {
 	c, err := q.q.ingesters(*inst)
 	if err != nil {
 		return nil, err
@@ -135,7 +139,7 @@ func (q *Queryable) readSet() (ring.ReplicationSet, error) {
 
 // forQuorum runs f on enough ingesters to see every acknowledged write: the
 // only one when there is one, a quorum of zones or instances otherwise.
-func forQuorum[T any](ctx context.Context, q *querier, f func(context.Context, storage.Querier) (T, error)) ([]T, error) {
+func forQuorum[T any](ctx context.Context, q *querier, f func(context.Context, storage.ChunkQuerier) (T, error)) ([]T, error) {
 	rs, err := q.q.readSet()
 	if err != nil {
 		return nil, storageErr(err)
@@ -151,49 +155,69 @@ func forQuorum[T any](ctx context.Context, q *querier, f func(context.Context, s
 	return res, storageErr(err)
 }
 
+// limiterFor returns the query's limiter, made for the workspace in ctx by
+// the first select: one query's selects share one budget.
+func (q *querier) limiterFor(ctx context.Context) (*queryLimiter, error) {
+	ws, err := tenant.ID(ctx)
+	if err != nil {
+		return nil, apierror.New(apierror.BadData, apierror.IDMissingTenant, "%v", err)
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.limiter == nil {
+		q.limiter = newQueryLimiter(q.q.limits, ws, q.mint, q.maxt)
+	}
+	return q.limiter, nil
+}
+
 // Select returns the matching series of every replica merged into one set;
-// a sample held by several replicas appears once.
-func (q *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
+// a sample held by several replicas appears once. Ingesters stream their
+// chunks; each series' chunks are counted against the query's limits as the
+// set reaches it, and a read over a limit fails the set: never a partial
+// result presented as complete.
+func (q *querier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
+	limiter, err := q.limiterFor(ctx)
+	if err != nil {
+		return storage.ErrSeriesSet(err)
+	}
 	rs, err := q.q.readSet()
 	if err != nil {
 		return storage.ErrSeriesSet(storageErr(err))
 	}
 	if len(rs.Instances) == 1 {
-		// One replica (monolithic mode): hand the TSDB's own lazy set through.
+		// One replica (monolithic mode): no merge.
 		iq, err := q.open(ctx, &rs.Instances[0])
 		if err != nil {
 			return storage.ErrSeriesSet(storageErr(err))
 		}
-		return &storageErrSet{iq.Select(ctx, true, hints, ms...)}
+		set := newFetchSet(iq.Select(ctx, sortSeries, hints, ms...), limiter)
+		return &storageErrSet{&limitedSet{SeriesSet: set, limiter: limiter}}
 	}
-	// Several replicas: collect each replica's series handles (not their
-	// samples) while its call is live, so a failing replica counts against
-	// the quorum, then merge the sorted lists.
-	lists, err := ring.DoUntilQuorum(ctx, rs, ring.DoUntilQuorumConfig{}, func(ctx context.Context, inst *ring.InstanceDesc) ([]storage.Series, error) {
+	// Several replicas: each counts against the quorum once it answered
+	// with its first series (or its end), then the sorted sets are merged.
+	sets, err := ring.DoUntilQuorum(ctx, rs, ring.DoUntilQuorumConfig{}, func(callCtx context.Context, inst *ring.InstanceDesc) (storage.SeriesSet, error) {
+		// The replica's stream must outlive this call: it is read as the
+		// merged set is iterated. It ends with the query or when q closes.
 		iq, err := q.open(ctx, inst)
 		if err != nil {
 			return nil, err
 		}
-		ss := iq.Select(ctx, true, hints, ms...)
-		var series []storage.Series
-		for ss.Next() {
-			series = append(series, ss.At())
+		set := newFetchSet(iq.Select(ctx, true, hints, ms...), limiter)
+		if err := set.prime(); err != nil {
+			return nil, err
 		}
-		return series, ss.Err()
-	}, func([]storage.Series) {})
+		return set, nil
+	}, func(storage.SeriesSet) {})
 	if err != nil {
 		return storage.ErrSeriesSet(storageErr(err))
 	}
-	sets := make([]storage.SeriesSet, 0, len(lists))
-	for _, l := range lists {
-		sets = append(sets, &listSeriesSet{series: l, i: -1})
-	}
-	return storage.NewMergeSeriesSet(sets, 0, storage.ChainedSeriesMerge)
+	merged := storage.NewMergeSeriesSet(sets, 0, storage.ChainedSeriesMerge)
+	return &storageErrSet{&limitedSet{SeriesSet: merged, limiter: limiter}}
 }
 
 // LabelNames returns the union of the label names of every replica.
 func (q *querier) LabelNames(ctx context.Context, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
-	res, err := forQuorum(ctx, q, func(ctx context.Context, iq storage.Querier) ([]string, error) {
+	res, err := forQuorum(ctx, q, func(ctx context.Context, iq storage.ChunkQuerier) ([]string, error) {
 		names, _, err := iq.LabelNames(ctx, hints, ms...)
 		return names, err
 	})
@@ -205,7 +229,7 @@ func (q *querier) LabelNames(ctx context.Context, hints *storage.LabelHints, ms 
 
 // LabelValues returns the union of the label values of every replica.
 func (q *querier) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
-	res, err := forQuorum(ctx, q, func(ctx context.Context, iq storage.Querier) ([]string, error) {
+	res, err := forQuorum(ctx, q, func(ctx context.Context, iq storage.ChunkQuerier) ([]string, error) {
 		values, _, err := iq.LabelValues(ctx, name, hints, ms...)
 		return values, err
 	})
@@ -232,16 +256,6 @@ func union(lists [][]string, hints *storage.LabelHints) []string {
 type storageErrSet struct{ storage.SeriesSet }
 
 func (s *storageErrSet) Err() error { return storageErr(s.SeriesSet.Err()) }
-
-type listSeriesSet struct {
-	series []storage.Series
-	i      int
-}
-
-func (s *listSeriesSet) Next() bool                        { s.i++; return s.i < len(s.series) }
-func (s *listSeriesSet) At() storage.Series                { return s.series[s.i] }
-func (s *listSeriesSet) Err() error                        { return nil }
-func (s *listSeriesSet) Warnings() annotations.Annotations { return nil }
 
 // chunkQuerier serves remote read by encoding the merged series into chunks.
 type chunkQuerier struct {

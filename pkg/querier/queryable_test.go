@@ -17,7 +17,23 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vigil-metrics/vigil/pkg/ingester/client"
+	"github.com/vigil-metrics/vigil/pkg/tenant"
 )
+
+func wsCtx() context.Context { return tenant.WithID(context.Background(), "ws-1") }
+
+// limitsOf are fixed per-query limits; zero ones do not limit.
+type limitsOf struct {
+	series, chunks, samples int
+	bytes                   int64
+}
+
+func (l limitsOf) MaxFetchedSeriesPerQuery(string) int       { return l.series }
+func (l limitsOf) MaxFetchedChunksPerQuery(string) int       { return l.chunks }
+func (l limitsOf) MaxFetchedSamplesPerQuery(string) int      { return l.samples }
+func (l limitsOf) MaxFetchedChunkBytesPerQuery(string) int64 { return l.bytes }
+
+type noLimits = limitsOf
 
 // fakeRing returns one replication set spanning its instances; only the
 // methods the querier calls are implemented.
@@ -39,7 +55,7 @@ type replica struct {
 
 func (r *replica) Push(context.Context, *prompb.WriteRequest) error { return nil }
 
-func (r *replica) Querier(context.Context, int64, int64) (storage.Querier, error) {
+func (r *replica) Querier(context.Context, int64, int64) (storage.ChunkQuerier, error) {
 	time.Sleep(r.delay)
 	if r.err != nil {
 		return nil, r.err
@@ -49,8 +65,8 @@ func (r *replica) Querier(context.Context, int64, int64) (storage.Querier, error
 
 type replicaQuerier struct{ r *replica }
 
-func (q *replicaQuerier) Select(_ context.Context, sorted bool, _ *storage.SelectHints, _ ...*labels.Matcher) storage.SeriesSet {
-	return remote.FromQueryResult(sorted, &prompb.QueryResult{Timeseries: q.r.series})
+func (q *replicaQuerier) Select(_ context.Context, sorted bool, _ *storage.SelectHints, _ ...*labels.Matcher) storage.ChunkSeriesSet {
+	return storage.NewSeriesSetToChunkSet(remote.FromQueryResult(sorted, &prompb.QueryResult{Timeseries: q.r.series}))
 }
 func (q *replicaQuerier) LabelNames(context.Context, *storage.LabelHints, ...*labels.Matcher) ([]string, annotations.Annotations, error) {
 	var out []string
@@ -82,7 +98,7 @@ func newQueryable(replicas ...*replica) *Queryable {
 		rs.Instances = append(rs.Instances, ring.InstanceDesc{Addr: addr, Id: addr})
 		byAddr[addr] = r
 	}
-	return NewQueryable(fakeRing{rs: rs}, func(inst ring.InstanceDesc) (client.Ingester, error) { return byAddr[inst.Addr], nil })
+	return NewQueryable(fakeRing{rs: rs}, func(inst ring.InstanceDesc) (client.Ingester, error) { return byAddr[inst.Addr], nil }, noLimits{})
 }
 
 func collect(t *testing.T, ss storage.SeriesSet) map[string][]int64 {
@@ -111,10 +127,10 @@ func TestSelectMergesReplicas(t *testing.T) {
 	).Querier(0, 100)
 	require.NoError(t, err)
 	defer q.Close()
-	got := collect(t, q.Select(context.Background(), true, nil, labels.MustNewMatcher(labels.MatchEqual, "__name__", "up")))
+	got := collect(t, q.Select(wsCtx(), true, nil, labels.MustNewMatcher(labels.MatchEqual, "__name__", "up")))
 	require.Equal(t, map[string][]int64{"a": {1, 2, 3, 4}, "b": {1}}, got)
 
-	names, _, err := q.LabelNames(context.Background(), nil)
+	names, _, err := q.LabelNames(wsCtx(), nil)
 	require.NoError(t, err)
 	require.Equal(t, []string{"__name__", "job"}, names)
 }
@@ -123,7 +139,7 @@ func TestSelectFailsWithoutQuorum(t *testing.T) {
 	down := errors.New("connection refused")
 	q, err := newQueryable(&replica{series: []*prompb.TimeSeries{promSeries("a", 1)}}, &replica{err: down}, &replica{err: down}).Querier(0, 100)
 	require.NoError(t, err)
-	ss := q.Select(context.Background(), true, nil, labels.MustNewMatcher(labels.MatchEqual, "__name__", "up"))
+	ss := q.Select(wsCtx(), true, nil, labels.MustNewMatcher(labels.MatchEqual, "__name__", "up"))
 	require.False(t, ss.Next())
 	require.ErrorContains(t, ss.Err(), down.Error())
 	require.ErrorAs(t, ss.Err(), &promql.ErrStorage{}, "ingester failures are storage errors (HTTP 500), not bad queries")
@@ -132,12 +148,12 @@ func TestSelectFailsWithoutQuorum(t *testing.T) {
 func TestSelectSingleReplicaPassesThrough(t *testing.T) {
 	q, err := newQueryable(&replica{series: []*prompb.TimeSeries{promSeries("a", 5, 6)}}).Querier(0, 100)
 	require.NoError(t, err)
-	got := collect(t, q.Select(context.Background(), true, nil, labels.MustNewMatcher(labels.MatchEqual, "__name__", "up")))
+	got := collect(t, q.Select(wsCtx(), true, nil, labels.MustNewMatcher(labels.MatchEqual, "__name__", "up")))
 	require.Equal(t, map[string][]int64{"a": {5, 6}}, got)
 }
 
 type closeCounter struct {
-	storage.Querier
+	storage.ChunkQuerier
 	closed int
 }
 
@@ -193,7 +209,7 @@ func TestReadSetCountsEveryZoneOwningData(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := zoneRing{fakeRing: fakeRing{rs: ring.ReplicationSet{Instances: tc.healthy, MaxUnavailableZones: tc.dskitMax, ZoneAwarenessEnabled: true}}, zones: tc.zonesInRing}
-			rs, err := NewQueryable(r, nil).readSet()
+			rs, err := NewQueryable(r, nil, noLimits{}).readSet()
 			if tc.wantMax < 0 {
 				require.ErrorIs(t, err, ring.ErrTooManyUnhealthyInstances)
 				return
@@ -217,12 +233,62 @@ func TestZoneGoneFromRingStillReadsEveryOtherZone(t *testing.T) {
 		MaxUnavailableZones:  1, // dskit's answer with two zones in the ring
 		ZoneAwarenessEnabled: true,
 	}
-	qb := NewQueryable(zoneRing{fakeRing: fakeRing{rs: rs}, zones: 2}, func(inst ring.InstanceDesc) (client.Ingester, error) { return byAddr[inst.Addr], nil })
+	qb := NewQueryable(zoneRing{fakeRing: fakeRing{rs: rs}, zones: 2}, func(inst ring.InstanceDesc) (client.Ingester, error) { return byAddr[inst.Addr], nil }, noLimits{})
 	for i := 0; i < 5; i++ {
 		q, err := qb.Querier(0, 100)
 		require.NoError(t, err)
-		got := collect(t, q.Select(context.Background(), true, nil, labels.MustNewMatcher(labels.MatchEqual, "__name__", "up")))
+		got := collect(t, q.Select(wsCtx(), true, nil, labels.MustNewMatcher(labels.MatchEqual, "__name__", "up")))
 		require.Equal(t, map[string][]int64{"a": {1, 2}}, got)
 		require.NoError(t, q.Close())
 	}
+}
+
+// TestQueryLimits: each per-query limit refuses the read that goes over it
+// with its message, as a query error (422), never a partial result.
+func TestQueryLimits(t *testing.T) {
+	replicas := func() []*replica {
+		one := &replica{series: []*prompb.TimeSeries{promSeries("a", 1, 2, 3), promSeries("b", 1, 2, 3)}}
+		return []*replica{one, one, one}
+	}
+	for _, tc := range []struct {
+		name   string
+		limits limitsOf
+		msg    string
+	}{
+		{"series", limitsOf{series: 1}, "the query hit the max number of series limit (limit: 1 series, -querier.max-fetched-series-per-query) (err-vigil-max-series-per-query)"},
+		{"chunks", limitsOf{chunks: 1}, "the query hit the max number of chunks limit while fetching chunks from ingesters (limit: 1 chunks"},
+		{"samples", limitsOf{samples: 5}, "the query hit the max number of samples limit (limit: 5 samples"},
+		{"bytes", limitsOf{bytes: 10}, "the query hit the aggregated chunks size limit (limit: 10 bytes"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, n := range []int{1, 3} { // one replica (monolith) and three
+				qb := newQueryable(replicas()[:n]...)
+				qb.limits = tc.limits
+				q, err := qb.Querier(0, 100)
+				require.NoError(t, err)
+				ss := q.Select(wsCtx(), true, nil, labels.MustNewMatcher(labels.MatchEqual, "__name__", "up"))
+				for ss.Next() {
+				}
+				require.ErrorContains(t, ss.Err(), tc.msg)
+				require.False(t, errors.As(ss.Err(), &promql.ErrStorage{}), "a limit is the query's fault (422), not the storage's (500)")
+				require.NoError(t, q.Close())
+			}
+			// Within the limit the same query works.
+			qb := newQueryable(replicas()...)
+			qb.limits = limitsOf{series: 2, chunks: 6, samples: 18, bytes: 1 << 20}
+			q, err := qb.Querier(0, 100)
+			require.NoError(t, err)
+			got := collect(t, q.Select(wsCtx(), true, nil, labels.MustNewMatcher(labels.MatchEqual, "__name__", "up")))
+			require.Equal(t, map[string][]int64{"a": {1, 2, 3}, "b": {1, 2, 3}}, got)
+		})
+	}
+}
+
+func TestBytesLimitScalesWithTheRange(t *testing.T) {
+	day := int64(24 * 3600 * 1000)
+	l := limitsOf{bytes: 100}
+	require.Equal(t, int64(100), newQueryLimiter(l, "ws", 0, day).maxBytes)
+	require.Equal(t, int64(200), newQueryLimiter(l, "ws", 0, day+1).maxBytes)
+	require.Equal(t, int64(700), newQueryLimiter(l, "ws", 0, 7*day).maxBytes)
+	require.Equal(t, int64(0), newQueryLimiter(limitsOf{}, "ws", 0, 7*day).maxBytes, "no limit stays no limit")
 }

@@ -58,7 +58,7 @@ var deps = map[string][]string{
 	IngesterRing: {MemberlistKV},
 	MemberlistKV: {Server},
 	Overrides:    nil,
-	Querier:      {Router, IngesterRing},
+	Querier:      {Router, IngesterRing, Overrides},
 	Router:       {Server, Workspaces},
 	Server:       nil,
 	Storage:      nil,
@@ -197,7 +197,8 @@ func (t *Vigil) initOverrides() (services.Service, error) {
 
 func (t *Vigil) initDistributor() (services.Service, error) {
 	pool := t.ingesterPool("distributor")
-	d, err := distributor.New(t.Cfg.Distributor, t.IngesterRing, poolGetter(pool), t.Overrides, t.Registerer, t.Logger)
+	pushers := func(inst ring.InstanceDesc) (distributor.Pusher, error) { return client.Get(pool, inst) }
+	d, err := distributor.New(t.Cfg.Distributor, t.IngesterRing, pushers, t.Overrides, t.Registerer, t.Logger)
 	if err != nil {
 		return nil, err
 	}
@@ -219,7 +220,7 @@ func (t *Vigil) initIngester() (services.Service, error) {
 
 func (t *Vigil) initQuerier() (services.Service, error) {
 	pool := t.ingesterPool("querier")
-	queryable := querier.NewQueryable(t.IngesterRing, poolGetter(pool))
+	queryable := querier.NewQueryable(t.IngesterRing, poolGetter(pool), t.Overrides)
 	engine := querier.NewEngine(t.Cfg.Querier, t.Registerer, t.Logger)
 	t.API.RegisterQuery(querier.NewHandler(t.Cfg.Querier, engine, queryable, t.Registerer, t.Logger))
 	return pool, nil

@@ -30,8 +30,11 @@ import (
 type Ingester interface {
 	// Push stores a batch of samples.
 	Push(ctx context.Context, req *prompb.WriteRequest) error
-	// Querier returns a storage.Querier over the inclusive range [mint, maxt].
-	Querier(ctx context.Context, mint, maxt int64) (storage.Querier, error)
+	// Querier returns a storage.ChunkQuerier over the inclusive range
+	// [mint, maxt]: the TSDB's chunks, which may reach outside the range. A
+	// select whose hints' Func is "series" gets series without chunks. Its
+	// selects live until it is closed (or their context ends).
+	Querier(ctx context.Context, mint, maxt int64) (storage.ChunkQuerier, error)
 }
 
 // PoolClient is an Ingester managed by a dskit client pool.
@@ -118,7 +121,7 @@ func (c *grpcClient) Push(ctx context.Context, req *prompb.WriteRequest) error {
 	return err
 }
 
-func (c *grpcClient) Querier(ctx context.Context, mint, maxt int64) (storage.Querier, error) {
+func (c *grpcClient) Querier(ctx context.Context, mint, maxt int64) (storage.ChunkQuerier, error) {
 	ctx, err := tenant.OutgoingContext(ctx)
 	if err != nil {
 		return nil, err

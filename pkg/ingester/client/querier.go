@@ -3,53 +3,67 @@ package client
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"sync"
 
 	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/prompb"
 	"github.com/prometheus/prometheus/storage"
-	"github.com/prometheus/prometheus/storage/remote"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/prometheus/prometheus/tsdb/chunks"
 	"github.com/prometheus/prometheus/util/annotations"
 
 	"github.com/vigil-metrics/vigil/pkg/pb/ingesterpb"
 )
 
-// remoteQuerier is a storage.Querier over one ingester's gRPC API. Select
-// reads the whole stream before returning, so that transport errors are
-// known before the series are iterated.
+// seriesFunc is the SelectHints.Func of a select that wants labels only.
+const seriesFunc = "series"
+
+// remoteQuerier is a storage.ChunkQuerier over one ingester's gRPC API.
+// Select streams: it reads the ingester's messages as its series set is
+// iterated, so the querier holds no more than the series it was handed.
 type remoteQuerier struct {
 	client     ingesterpb.IngesterClient
 	ctx        context.Context // carries the workspace in outgoing metadata
 	mint, maxt int64
+
+	mu      sync.Mutex
+	cancels []context.CancelFunc
+	closed  bool
 }
 
-func (q *remoteQuerier) Select(_ context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
+func (q *remoteQuerier) Select(ctx context.Context, _ bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.ChunkSeriesSet {
 	start, end := q.mint, q.maxt
+	req := &ingesterpb.QueryRequest{Matchers: ToProtoMatchers(ms)}
 	if hints != nil {
 		start, end = max(start, hints.Start), min(end, hints.End)
+		req.SkipChunks = hints.Func == seriesFunc
 	}
-	stream, err := q.client.QueryStream(q.ctx, &ingesterpb.QueryRequest{
-		StartTimestampMs: start,
-		EndTimestampMs:   end,
-		Matchers:         ToProtoMatchers(ms),
-	})
+	req.StartTimestampMs, req.EndTimestampMs = start, end
+	// The stream lives until the querier is closed, or until ctx (the
+	// query's) ends, whichever comes first.
+	streamCtx, cancel := context.WithCancel(q.ctx)
+	stop := context.AfterFunc(ctx, cancel)
+	if !q.track(func() { stop(); cancel() }) {
+		return storage.ErrChunkSeriesSet(errors.New("querier is closed"))
+	}
+	stream, err := q.client.QueryStream(streamCtx, req)
 	if err != nil {
-		return storage.ErrSeriesSet(err)
+		return storage.ErrChunkSeriesSet(err)
 	}
-	res := &prompb.QueryResult{}
-	for {
-		msg, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return storage.ErrSeriesSet(err)
-		}
-		for i := range msg.Timeseries {
-			res.Timeseries = append(res.Timeseries, &msg.Timeseries[i])
-		}
+	return &streamSet{stream: stream}
+}
+
+// track registers the cancel of a stream, to be called by Close.
+func (q *remoteQuerier) track(cancel context.CancelFunc) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		cancel()
+		return false
 	}
-	return remote.FromQueryResult(sortSeries, res)
+	q.cancels = append(q.cancels, cancel)
+	return true
 }
 
 func (q *remoteQuerier) LabelNames(_ context.Context, _ *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
@@ -72,4 +86,73 @@ func (q *remoteQuerier) LabelValues(_ context.Context, name string, _ *storage.L
 	return resp.LabelValues, nil, nil
 }
 
-func (q *remoteQuerier) Close() error { return nil }
+// Close ends every stream the querier opened.
+func (q *remoteQuerier) Close() error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, cancel := range q.cancels {
+		cancel()
+	}
+	q.cancels, q.closed = nil, true
+	return nil
+}
+
+// streamSet iterates the series of a QueryStream, one message at a time.
+type streamSet struct {
+	stream ingesterpb.Ingester_QueryStreamClient
+	batch  []ingesterpb.StreamingSeries
+	cur    storage.ChunkSeries
+	err    error
+	done   bool
+}
+
+func (s *streamSet) Next() bool {
+	for len(s.batch) == 0 {
+		if s.done || s.err != nil {
+			return false
+		}
+		msg, err := s.stream.Recv()
+		if errors.Is(err, io.EOF) {
+			s.done = true
+			return false
+		}
+		if err != nil {
+			s.err = err
+			return false
+		}
+		s.batch = msg.Series
+	}
+	cs, err := toChunkSeries(&s.batch[0])
+	s.batch = s.batch[1:]
+	if err != nil {
+		s.err = err
+		return false
+	}
+	s.cur = cs
+	return true
+}
+
+func (s *streamSet) At() storage.ChunkSeries           { return s.cur }
+func (s *streamSet) Err() error                        { return s.err }
+func (s *streamSet) Warnings() annotations.Annotations { return nil }
+
+// toChunkSeries turns a streamed series into a chunk series over its
+// decoded chunks; the chunk bytes are the message's own.
+func toChunkSeries(in *ingesterpb.StreamingSeries) (storage.ChunkSeries, error) {
+	b := labels.NewScratchBuilder(len(in.Labels))
+	for _, l := range in.Labels {
+		b.Add(l.Name, l.Value)
+	}
+	metas := make([]chunks.Meta, 0, len(in.Chunks))
+	for _, c := range in.Chunks {
+		chk, err := chunkenc.FromData(chunkenc.Encoding(c.Encoding), c.Data)
+		if err != nil {
+			return nil, fmt.Errorf("chunk of series %s: %w", b.Labels(), err)
+		}
+		metas = append(metas, chunks.Meta{MinTime: c.MinTimeMs, MaxTime: c.MaxTimeMs, Chunk: chk})
+	}
+	return &storage.ChunkSeriesEntry{
+		Lset:            b.Labels(),
+		ChunkIteratorFn: func(chunks.Iterator) chunks.Iterator { return storage.NewListChunkSeriesIterator(metas...) },
+	}, nil
+}

@@ -69,12 +69,14 @@ var xxx_messageInfo_PushResponse proto.InternalMessageInfo
 
 type QueryRequest struct {
 	// Inclusive bounds, in milliseconds since the epoch.
-	StartTimestampMs     int64                 `protobuf:"varint,1,opt,name=start_timestamp_ms,json=startTimestampMs,proto3" json:"start_timestamp_ms,omitempty"`
-	EndTimestampMs       int64                 `protobuf:"varint,2,opt,name=end_timestamp_ms,json=endTimestampMs,proto3" json:"end_timestamp_ms,omitempty"`
-	Matchers             []prompb.LabelMatcher `protobuf:"bytes,3,rep,name=matchers,proto3" json:"matchers"`
-	XXX_NoUnkeyedLiteral struct{}              `json:"-"`
-	XXX_unrecognized     []byte                `json:"-"`
-	XXX_sizecache        int32                 `json:"-"`
+	StartTimestampMs int64                 `protobuf:"varint,1,opt,name=start_timestamp_ms,json=startTimestampMs,proto3" json:"start_timestamp_ms,omitempty"`
+	EndTimestampMs   int64                 `protobuf:"varint,2,opt,name=end_timestamp_ms,json=endTimestampMs,proto3" json:"end_timestamp_ms,omitempty"`
+	Matchers         []prompb.LabelMatcher `protobuf:"bytes,3,rep,name=matchers,proto3" json:"matchers"`
+	// Labels only, no chunks: what the series API needs.
+	SkipChunks           bool     `protobuf:"varint,4,opt,name=skip_chunks,json=skipChunks,proto3" json:"skip_chunks,omitempty"`
+	XXX_NoUnkeyedLiteral struct{} `json:"-"`
+	XXX_unrecognized     []byte   `json:"-"`
+	XXX_sizecache        int32    `json:"-"`
 }
 
 func (m *QueryRequest) Reset()         { *m = QueryRequest{} }
@@ -111,10 +113,10 @@ func (m *QueryRequest) XXX_DiscardUnknown() {
 var xxx_messageInfo_QueryRequest proto.InternalMessageInfo
 
 type QueryStreamResponse struct {
-	Timeseries           []prompb.TimeSeries `protobuf:"bytes,1,rep,name=timeseries,proto3" json:"timeseries"`
-	XXX_NoUnkeyedLiteral struct{}            `json:"-"`
-	XXX_unrecognized     []byte              `json:"-"`
-	XXX_sizecache        int32               `json:"-"`
+	Series               []StreamingSeries `protobuf:"bytes,1,rep,name=series,proto3" json:"series"`
+	XXX_NoUnkeyedLiteral struct{}          `json:"-"`
+	XXX_unrecognized     []byte            `json:"-"`
+	XXX_sizecache        int32             `json:"-"`
 }
 
 func (m *QueryStreamResponse) Reset()         { *m = QueryStreamResponse{} }
@@ -150,6 +152,93 @@ func (m *QueryStreamResponse) XXX_DiscardUnknown() {
 
 var xxx_messageInfo_QueryStreamResponse proto.InternalMessageInfo
 
+type StreamingSeries struct {
+	Labels               []prompb.Label `protobuf:"bytes,1,rep,name=labels,proto3" json:"labels"`
+	Chunks               []Chunk        `protobuf:"bytes,2,rep,name=chunks,proto3" json:"chunks"`
+	XXX_NoUnkeyedLiteral struct{}       `json:"-"`
+	XXX_unrecognized     []byte         `json:"-"`
+	XXX_sizecache        int32          `json:"-"`
+}
+
+func (m *StreamingSeries) Reset()         { *m = StreamingSeries{} }
+func (m *StreamingSeries) String() string { return proto.CompactTextString(m) }
+func (*StreamingSeries) ProtoMessage()    {}
+func (*StreamingSeries) Descriptor() ([]byte, []int) {
+	return fileDescriptor_60f6df4f3586b478, []int{3}
+}
+func (m *StreamingSeries) XXX_Unmarshal(b []byte) error {
+	return m.Unmarshal(b)
+}
+func (m *StreamingSeries) XXX_Marshal(b []byte, deterministic bool) ([]byte, error) {
+	if deterministic {
+		return xxx_messageInfo_StreamingSeries.Marshal(b, m, deterministic)
+	} else {
+		b = b[:cap(b)]
+		n, err := m.MarshalToSizedBuffer(b)
+		if err != nil {
+			return nil, err
+		}
+		return b[:n], nil
+	}
+}
+func (m *StreamingSeries) XXX_Merge(src proto.Message) {
+	xxx_messageInfo_StreamingSeries.Merge(m, src)
+}
+func (m *StreamingSeries) XXX_Size() int {
+	return m.Size()
+}
+func (m *StreamingSeries) XXX_DiscardUnknown() {
+	xxx_messageInfo_StreamingSeries.DiscardUnknown(m)
+}
+
+var xxx_messageInfo_StreamingSeries proto.InternalMessageInfo
+
+// Chunk is one TSDB chunk as the TSDB encodes it (XOR for floats, the
+// histogram encodings for native histograms).
+type Chunk struct {
+	MinTimeMs int64 `protobuf:"varint,1,opt,name=min_time_ms,json=minTimeMs,proto3" json:"min_time_ms,omitempty"`
+	MaxTimeMs int64 `protobuf:"varint,2,opt,name=max_time_ms,json=maxTimeMs,proto3" json:"max_time_ms,omitempty"`
+	// The chunkenc.Encoding of data.
+	Encoding             int32    `protobuf:"varint,3,opt,name=encoding,proto3" json:"encoding,omitempty"`
+	Data                 []byte   `protobuf:"bytes,4,opt,name=data,proto3" json:"data,omitempty"`
+	XXX_NoUnkeyedLiteral struct{} `json:"-"`
+	XXX_unrecognized     []byte   `json:"-"`
+	XXX_sizecache        int32    `json:"-"`
+}
+
+func (m *Chunk) Reset()         { *m = Chunk{} }
+func (m *Chunk) String() string { return proto.CompactTextString(m) }
+func (*Chunk) ProtoMessage()    {}
+func (*Chunk) Descriptor() ([]byte, []int) {
+	return fileDescriptor_60f6df4f3586b478, []int{4}
+}
+func (m *Chunk) XXX_Unmarshal(b []byte) error {
+	return m.Unmarshal(b)
+}
+func (m *Chunk) XXX_Marshal(b []byte, deterministic bool) ([]byte, error) {
+	if deterministic {
+		return xxx_messageInfo_Chunk.Marshal(b, m, deterministic)
+	} else {
+		b = b[:cap(b)]
+		n, err := m.MarshalToSizedBuffer(b)
+		if err != nil {
+			return nil, err
+		}
+		return b[:n], nil
+	}
+}
+func (m *Chunk) XXX_Merge(src proto.Message) {
+	xxx_messageInfo_Chunk.Merge(m, src)
+}
+func (m *Chunk) XXX_Size() int {
+	return m.Size()
+}
+func (m *Chunk) XXX_DiscardUnknown() {
+	xxx_messageInfo_Chunk.DiscardUnknown(m)
+}
+
+var xxx_messageInfo_Chunk proto.InternalMessageInfo
+
 type LabelNamesRequest struct {
 	StartTimestampMs     int64                 `protobuf:"varint,1,opt,name=start_timestamp_ms,json=startTimestampMs,proto3" json:"start_timestamp_ms,omitempty"`
 	EndTimestampMs       int64                 `protobuf:"varint,2,opt,name=end_timestamp_ms,json=endTimestampMs,proto3" json:"end_timestamp_ms,omitempty"`
@@ -163,7 +252,7 @@ func (m *LabelNamesRequest) Reset()         { *m = LabelNamesRequest{} }
 func (m *LabelNamesRequest) String() string { return proto.CompactTextString(m) }
 func (*LabelNamesRequest) ProtoMessage()    {}
 func (*LabelNamesRequest) Descriptor() ([]byte, []int) {
-	return fileDescriptor_60f6df4f3586b478, []int{3}
+	return fileDescriptor_60f6df4f3586b478, []int{5}
 }
 func (m *LabelNamesRequest) XXX_Unmarshal(b []byte) error {
 	return m.Unmarshal(b)
@@ -203,7 +292,7 @@ func (m *LabelNamesResponse) Reset()         { *m = LabelNamesResponse{} }
 func (m *LabelNamesResponse) String() string { return proto.CompactTextString(m) }
 func (*LabelNamesResponse) ProtoMessage()    {}
 func (*LabelNamesResponse) Descriptor() ([]byte, []int) {
-	return fileDescriptor_60f6df4f3586b478, []int{4}
+	return fileDescriptor_60f6df4f3586b478, []int{6}
 }
 func (m *LabelNamesResponse) XXX_Unmarshal(b []byte) error {
 	return m.Unmarshal(b)
@@ -246,7 +335,7 @@ func (m *LabelValuesRequest) Reset()         { *m = LabelValuesRequest{} }
 func (m *LabelValuesRequest) String() string { return proto.CompactTextString(m) }
 func (*LabelValuesRequest) ProtoMessage()    {}
 func (*LabelValuesRequest) Descriptor() ([]byte, []int) {
-	return fileDescriptor_60f6df4f3586b478, []int{5}
+	return fileDescriptor_60f6df4f3586b478, []int{7}
 }
 func (m *LabelValuesRequest) XXX_Unmarshal(b []byte) error {
 	return m.Unmarshal(b)
@@ -286,7 +375,7 @@ func (m *LabelValuesResponse) Reset()         { *m = LabelValuesResponse{} }
 func (m *LabelValuesResponse) String() string { return proto.CompactTextString(m) }
 func (*LabelValuesResponse) ProtoMessage()    {}
 func (*LabelValuesResponse) Descriptor() ([]byte, []int) {
-	return fileDescriptor_60f6df4f3586b478, []int{6}
+	return fileDescriptor_60f6df4f3586b478, []int{8}
 }
 func (m *LabelValuesResponse) XXX_Unmarshal(b []byte) error {
 	return m.Unmarshal(b)
@@ -319,6 +408,8 @@ func init() {
 	proto.RegisterType((*PushResponse)(nil), "vigil.ingester.v1.PushResponse")
 	proto.RegisterType((*QueryRequest)(nil), "vigil.ingester.v1.QueryRequest")
 	proto.RegisterType((*QueryStreamResponse)(nil), "vigil.ingester.v1.QueryStreamResponse")
+	proto.RegisterType((*StreamingSeries)(nil), "vigil.ingester.v1.StreamingSeries")
+	proto.RegisterType((*Chunk)(nil), "vigil.ingester.v1.Chunk")
 	proto.RegisterType((*LabelNamesRequest)(nil), "vigil.ingester.v1.LabelNamesRequest")
 	proto.RegisterType((*LabelNamesResponse)(nil), "vigil.ingester.v1.LabelNamesResponse")
 	proto.RegisterType((*LabelValuesRequest)(nil), "vigil.ingester.v1.LabelValuesRequest")
@@ -328,37 +419,44 @@ func init() {
 func init() { proto.RegisterFile("ingester.proto", fileDescriptor_60f6df4f3586b478) }
 
 var fileDescriptor_60f6df4f3586b478 = []byte{
-	// 472 bytes of a gzipped FileDescriptorProto
-	0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0xff, 0xcc, 0x54, 0x41, 0x8b, 0xd3, 0x40,
-	0x14, 0xce, 0xb4, 0x45, 0xb6, 0x2f, 0xa5, 0xec, 0xce, 0x8a, 0x94, 0xa0, 0xed, 0x1a, 0x54, 0x7a,
-	0x90, 0xa8, 0x2b, 0x82, 0x88, 0xa7, 0xf5, 0x24, 0xb8, 0xa2, 0xa9, 0x28, 0xac, 0x60, 0x49, 0xdd,
-	0x47, 0x1a, 0xc8, 0x24, 0x71, 0x66, 0x52, 0xd8, 0xbf, 0xe3, 0xc5, 0x9f, 0x62, 0x8f, 0xfe, 0x02,
-	0xd1, 0x9e, 0xfc, 0x19, 0x32, 0x93, 0x69, 0x9a, 0xb0, 0x29, 0x4b, 0x6f, 0x7b, 0xcb, 0xbc, 0xf7,
-	0xbd, 0x79, 0xdf, 0xf7, 0xcd, 0x7b, 0x81, 0x7e, 0x94, 0x84, 0x28, 0x24, 0x72, 0x2f, 0xe3, 0xa9,
-	0x4c, 0xe9, 0xc1, 0x22, 0x0a, 0xa3, 0xd8, 0x2b, 0xa3, 0x8b, 0x27, 0xce, 0xcd, 0x30, 0x0d, 0x53,
-	0x9d, 0x7d, 0xa4, 0xbe, 0x0a, 0xa0, 0x63, 0xcb, 0x8b, 0x0c, 0x85, 0x39, 0xf4, 0x38, 0xb2, 0x54,
-	0x62, 0x71, 0x72, 0xfb, 0xd0, 0x7b, 0x97, 0x8b, 0xb9, 0x8f, 0x22, 0x4b, 0x13, 0x81, 0xee, 0x77,
-	0x02, 0xbd, 0xf7, 0x39, 0xf2, 0x0b, 0x1f, 0xbf, 0xe5, 0x28, 0x24, 0x7d, 0x08, 0x54, 0xc8, 0x80,
-	0xcb, 0xa9, 0x8c, 0x18, 0x0a, 0x19, 0xb0, 0x6c, 0xca, 0xc4, 0x80, 0x1c, 0x91, 0x71, 0xdb, 0xdf,
-	0xd7, 0x99, 0x0f, 0xeb, 0xc4, 0xa9, 0xa0, 0x63, 0xd8, 0xc7, 0xe4, 0xbc, 0x8e, 0x6d, 0x69, 0x6c,
-	0x1f, 0x93, 0xf3, 0x2a, 0xf2, 0x05, 0xec, 0xb1, 0x40, 0x7e, 0x9d, 0x23, 0x17, 0x83, 0xf6, 0x51,
-	0x7b, 0x6c, 0x1f, 0x0f, 0x14, 0x25, 0x86, 0x72, 0x8e, 0xb9, 0xf0, 0xde, 0x04, 0x33, 0x8c, 0x4f,
-	0x0b, 0xc0, 0x49, 0x67, 0xf9, 0x7b, 0x64, 0xf9, 0x25, 0xde, 0x9d, 0xc0, 0xa1, 0xe6, 0x38, 0x91,
-	0x1c, 0x03, 0xb6, 0xe6, 0x4e, 0x5f, 0x02, 0xe8, 0xc6, 0xc8, 0x23, 0x54, 0x14, 0xd5, 0xa5, 0xb7,
-	0xaa, 0x97, 0xaa, 0xfe, 0x13, 0x9d, 0x35, 0x57, 0x56, 0xf0, 0xee, 0x0f, 0x02, 0x07, 0xba, 0xeb,
-	0xdb, 0x80, 0xa1, 0xb8, 0xce, 0xf2, 0x9f, 0x01, 0xad, 0x12, 0x35, 0xea, 0x47, 0x60, 0xc7, 0x2a,
-	0x3a, 0x4d, 0x54, 0x58, 0xcb, 0xef, 0xfa, 0x10, 0x97, 0x40, 0xf7, 0x27, 0x31, 0x75, 0x1f, 0x83,
-	0x38, 0xdf, 0x28, 0xbc, 0x03, 0xb0, 0xa9, 0xd3, 0xca, 0xba, 0x7e, 0xb7, 0x2c, 0xdb, 0x62, 0x40,
-	0x6b, 0x07, 0x03, 0xda, 0x57, 0x1a, 0xd0, 0xd9, 0xd1, 0x80, 0xe7, 0x70, 0x58, 0x13, 0x62, 0x1c,
-	0xb8, 0x0b, 0xbd, 0x42, 0xc9, 0x42, 0xc7, 0x8d, 0x05, 0x85, 0x2b, 0x05, 0xf4, 0xf8, 0x5f, 0x0b,
-	0xf6, 0x5e, 0x9b, 0x7d, 0xa1, 0xaf, 0xa0, 0xa3, 0x66, 0x9f, 0xd6, 0x1a, 0x7f, 0xe2, 0x91, 0x44,
-	0xe3, 0x8d, 0x33, 0xf2, 0x2e, 0xad, 0x98, 0x57, 0x5b, 0x17, 0x8b, 0x9e, 0x81, 0x5d, 0x99, 0x45,
-	0xda, 0x54, 0x51, 0xdd, 0x27, 0xe7, 0xc1, 0x36, 0x40, 0x7d, 0x98, 0x5d, 0xeb, 0x31, 0xa1, 0x9f,
-	0x01, 0x36, 0x0f, 0x4d, 0xef, 0x35, 0x54, 0x5e, 0x1a, 0x58, 0xe7, 0xfe, 0x15, 0xa8, 0x92, 0xf8,
-	0x17, 0xb0, 0x2b, 0x26, 0xd2, 0xad, 0x75, 0xb5, 0x69, 0x69, 0xa4, 0xdf, 0xf0, 0x16, 0xae, 0x75,
-	0x72, 0x7b, 0xf9, 0x77, 0x68, 0x2d, 0x57, 0x43, 0xf2, 0x6b, 0x35, 0x24, 0x7f, 0x56, 0x43, 0x72,
-	0x06, 0xeb, 0xa2, 0x6c, 0x36, 0xbb, 0xa1, 0x7f, 0x3f, 0x4f, 0xff, 0x07, 0x00, 0x00, 0xff, 0xff,
-	0x77, 0x57, 0x68, 0x9d, 0xd4, 0x04, 0x00, 0x00,
+	// 591 bytes of a gzipped FileDescriptorProto
+	0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0xff, 0xcc, 0x54, 0xc1, 0x6e, 0xd3, 0x40,
+	0x10, 0x8d, 0x93, 0x34, 0x4a, 0xc6, 0x51, 0x69, 0xb6, 0x1c, 0x22, 0x0b, 0x92, 0x60, 0x01, 0xca,
+	0x01, 0xa5, 0x50, 0x04, 0x42, 0x9c, 0x50, 0x7b, 0x42, 0x22, 0x08, 0x5c, 0x44, 0xa5, 0x22, 0x11,
+	0x6d, 0x92, 0x91, 0xb3, 0x6a, 0xbc, 0x36, 0xde, 0x75, 0x68, 0xf9, 0x21, 0x3e, 0x84, 0x03, 0x39,
+	0xf2, 0x05, 0x08, 0x72, 0xe2, 0x33, 0x90, 0xd7, 0x6b, 0x27, 0x26, 0x89, 0xaa, 0xde, 0xb8, 0x79,
+	0x67, 0xde, 0xf3, 0xce, 0x7b, 0x33, 0x3b, 0xb0, 0xcb, 0xb8, 0x8b, 0x42, 0x62, 0xd8, 0x0b, 0x42,
+	0x5f, 0xfa, 0xa4, 0x31, 0x63, 0x2e, 0x9b, 0xf6, 0xb2, 0xe8, 0xec, 0x91, 0x75, 0xd3, 0xf5, 0x5d,
+	0x5f, 0x65, 0x0f, 0xe2, 0xaf, 0x04, 0x68, 0x99, 0xf2, 0x32, 0x40, 0xa1, 0x0f, 0xf5, 0x10, 0x3d,
+	0x5f, 0x62, 0x72, 0xb2, 0x77, 0xa1, 0xfe, 0x26, 0x12, 0x13, 0x07, 0x45, 0xe0, 0x73, 0x81, 0xf6,
+	0x37, 0x03, 0xea, 0x6f, 0x23, 0x0c, 0x2f, 0x1d, 0xfc, 0x14, 0xa1, 0x90, 0xe4, 0x01, 0x10, 0x21,
+	0x69, 0x28, 0x07, 0x92, 0x79, 0x28, 0x24, 0xf5, 0x82, 0x81, 0x27, 0x9a, 0x46, 0xc7, 0xe8, 0x96,
+	0x9c, 0x3d, 0x95, 0x79, 0x97, 0x26, 0xfa, 0x82, 0x74, 0x61, 0x0f, 0xf9, 0x38, 0x8f, 0x2d, 0x2a,
+	0xec, 0x2e, 0xf2, 0xf1, 0x2a, 0xf2, 0x39, 0x54, 0x3d, 0x2a, 0x47, 0x13, 0x0c, 0x45, 0xb3, 0xd4,
+	0x29, 0x75, 0xcd, 0xc3, 0x66, 0x5c, 0x92, 0x87, 0x72, 0x82, 0x91, 0xe8, 0xbd, 0xa2, 0x43, 0x9c,
+	0xf6, 0x13, 0xc0, 0x51, 0x79, 0xfe, 0xb3, 0x5d, 0x70, 0x32, 0x3c, 0x69, 0x83, 0x29, 0xce, 0x59,
+	0x30, 0x18, 0x4d, 0x22, 0x7e, 0x2e, 0x9a, 0xe5, 0x8e, 0xd1, 0xad, 0x3a, 0x10, 0x87, 0x8e, 0x55,
+	0xc4, 0x3e, 0x85, 0x7d, 0x25, 0xe2, 0x44, 0x86, 0x48, 0xbd, 0x54, 0x1c, 0x79, 0x01, 0x15, 0x81,
+	0x21, 0xc3, 0xb8, 0xfe, 0xf8, 0x46, 0xbb, 0xb7, 0xe6, 0x60, 0x2f, 0xa1, 0x30, 0xee, 0x9e, 0x28,
+	0xa4, 0xbe, 0x5b, 0xf3, 0xec, 0x2f, 0x70, 0xe3, 0x1f, 0x00, 0x39, 0x80, 0xca, 0x34, 0x2e, 0x36,
+	0xfd, 0x69, 0x63, 0x4d, 0x46, 0xfa, 0x8f, 0x04, 0x46, 0x9e, 0x42, 0x45, 0x17, 0x5e, 0xd4, 0xba,
+	0xd7, 0xab, 0x50, 0x3a, 0x52, 0x5e, 0x82, 0xb6, 0x3f, 0xc3, 0x8e, 0x0a, 0x93, 0x16, 0x98, 0x1e,
+	0xe3, 0xca, 0xe4, 0x65, 0x2f, 0x6a, 0x1e, 0xe3, 0xb1, 0xbf, 0x7d, 0xa1, 0xf2, 0xf4, 0x22, 0xcb,
+	0x17, 0x75, 0x9e, 0x5e, 0xe8, 0xbc, 0x05, 0x55, 0xe4, 0x23, 0x7f, 0xcc, 0xb8, 0xdb, 0x2c, 0x75,
+	0x8c, 0xee, 0x8e, 0x93, 0x9d, 0x09, 0x81, 0xf2, 0x98, 0x4a, 0xaa, 0x3c, 0xad, 0x3b, 0xea, 0xdb,
+	0xfe, 0x6a, 0x40, 0x43, 0x09, 0x79, 0x4d, 0x3d, 0x14, 0xff, 0xf1, 0x60, 0xd8, 0x4f, 0x80, 0xac,
+	0x16, 0xaa, 0xdb, 0xde, 0x06, 0x53, 0x59, 0x3f, 0xe0, 0x71, 0x58, 0xb5, 0xa9, 0xe6, 0xc0, 0x34,
+	0x03, 0xda, 0xdf, 0x0d, 0xcd, 0x7b, 0x4f, 0xa7, 0xd1, 0x52, 0xe1, 0x6d, 0x80, 0x25, 0x4f, 0x29,
+	0xab, 0x39, 0xb5, 0x8c, 0xb6, 0xc5, 0x80, 0xe2, 0x35, 0x0c, 0x28, 0x5d, 0x69, 0x40, 0xf9, 0x9a,
+	0x06, 0x3c, 0x83, 0xfd, 0x9c, 0x10, 0xed, 0xc0, 0x1d, 0xa8, 0x27, 0x4a, 0x66, 0x2a, 0xae, 0x2d,
+	0x48, 0x5c, 0x49, 0xa0, 0x87, 0x7f, 0x8a, 0x50, 0x7d, 0xa9, 0x27, 0x90, 0x1c, 0x43, 0x39, 0xde,
+	0x0a, 0x24, 0x77, 0xf1, 0x69, 0xc8, 0x24, 0x6a, 0x6f, 0xac, 0xf6, 0x86, 0xa1, 0xcd, 0x2d, 0x92,
+	0x02, 0x39, 0x03, 0x73, 0xe5, 0x11, 0x92, 0x4d, 0x8c, 0xd5, 0x4d, 0x63, 0xdd, 0xdf, 0x06, 0xc8,
+	0xbf, 0x62, 0xbb, 0xf0, 0xd0, 0x20, 0x1f, 0x00, 0x96, 0x8d, 0x26, 0x77, 0x37, 0x30, 0xd7, 0x06,
+	0xd6, 0xba, 0x77, 0x05, 0x2a, 0x2b, 0xfc, 0x23, 0x98, 0x2b, 0x26, 0x92, 0xad, 0xbc, 0xdc, 0xb4,
+	0x6c, 0x2c, 0x7f, 0x43, 0x2f, 0xec, 0xc2, 0xd1, 0xad, 0xf9, 0xef, 0x56, 0x61, 0xbe, 0x68, 0x19,
+	0x3f, 0x16, 0x2d, 0xe3, 0xd7, 0xa2, 0x65, 0x9c, 0x41, 0x4a, 0x0a, 0x86, 0xc3, 0x8a, 0x5a, 0xcc,
+	0x8f, 0xff, 0x06, 0x00, 0x00, 0xff, 0xff, 0x97, 0xd0, 0xac, 0x62, 0xee, 0x05, 0x00, 0x00,
 }
 
 // Reference imports to suppress errors if they are not otherwise used.
@@ -374,10 +472,13 @@ const _ = grpc.SupportPackageIsVersion4
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://godoc.org/google.golang.org/grpc#ClientConn.NewStream.
 type IngesterClient interface {
 	// Push appends a batch of samples. Samples that violate the TSDB's rules
-	// (out of order, duplicate timestamp) are reported with an HTTP 4xx code
-	// carried by httpgrpc; the rest of the batch is still stored.
+	// (out of order, duplicate timestamp) are reported in a gRPC status whose
+	// ErrorInfo detail carries Vigil's cause, error ID and message; the rest
+	// of the batch is still stored.
 	Push(ctx context.Context, in *prompb.WriteRequest, opts ...grpc.CallOption) (*PushResponse, error)
-	// QueryStream streams the series matching a selector, sorted by labels.
+	// QueryStream streams the series matching a selector, sorted by labels,
+	// in batches bounded in series and bytes, each series with the TSDB's own
+	// encoded chunks (which may reach outside the requested range).
 	QueryStream(ctx context.Context, in *QueryRequest, opts ...grpc.CallOption) (Ingester_QueryStreamClient, error)
 	LabelNames(ctx context.Context, in *LabelNamesRequest, opts ...grpc.CallOption) (*LabelNamesResponse, error)
 	LabelValues(ctx context.Context, in *LabelValuesRequest, opts ...grpc.CallOption) (*LabelValuesResponse, error)
@@ -453,10 +554,13 @@ func (c *ingesterClient) LabelValues(ctx context.Context, in *LabelValuesRequest
 // IngesterServer is the server API for Ingester service.
 type IngesterServer interface {
 	// Push appends a batch of samples. Samples that violate the TSDB's rules
-	// (out of order, duplicate timestamp) are reported with an HTTP 4xx code
-	// carried by httpgrpc; the rest of the batch is still stored.
+	// (out of order, duplicate timestamp) are reported in a gRPC status whose
+	// ErrorInfo detail carries Vigil's cause, error ID and message; the rest
+	// of the batch is still stored.
 	Push(context.Context, *prompb.WriteRequest) (*PushResponse, error)
-	// QueryStream streams the series matching a selector, sorted by labels.
+	// QueryStream streams the series matching a selector, sorted by labels,
+	// in batches bounded in series and bytes, each series with the TSDB's own
+	// encoded chunks (which may reach outside the requested range).
 	QueryStream(*QueryRequest, Ingester_QueryStreamServer) error
 	LabelNames(context.Context, *LabelNamesRequest) (*LabelNamesResponse, error)
 	LabelValues(context.Context, *LabelValuesRequest) (*LabelValuesResponse, error)
@@ -636,6 +740,16 @@ func (m *QueryRequest) MarshalToSizedBuffer(dAtA []byte) (int, error) {
 		i -= len(m.XXX_unrecognized)
 		copy(dAtA[i:], m.XXX_unrecognized)
 	}
+	if m.SkipChunks {
+		i--
+		if m.SkipChunks {
+			dAtA[i] = 1
+		} else {
+			dAtA[i] = 0
+		}
+		i--
+		dAtA[i] = 0x20
+	}
 	if len(m.Matchers) > 0 {
 		for iNdEx := len(m.Matchers) - 1; iNdEx >= 0; iNdEx-- {
 			{
@@ -687,10 +801,10 @@ func (m *QueryStreamResponse) MarshalToSizedBuffer(dAtA []byte) (int, error) {
 		i -= len(m.XXX_unrecognized)
 		copy(dAtA[i:], m.XXX_unrecognized)
 	}
-	if len(m.Timeseries) > 0 {
-		for iNdEx := len(m.Timeseries) - 1; iNdEx >= 0; iNdEx-- {
+	if len(m.Series) > 0 {
+		for iNdEx := len(m.Series) - 1; iNdEx >= 0; iNdEx-- {
 			{
-				size, err := m.Timeseries[iNdEx].MarshalToSizedBuffer(dAtA[:i])
+				size, err := m.Series[iNdEx].MarshalToSizedBuffer(dAtA[:i])
 				if err != nil {
 					return 0, err
 				}
@@ -700,6 +814,110 @@ func (m *QueryStreamResponse) MarshalToSizedBuffer(dAtA []byte) (int, error) {
 			i--
 			dAtA[i] = 0xa
 		}
+	}
+	return len(dAtA) - i, nil
+}
+
+func (m *StreamingSeries) Marshal() (dAtA []byte, err error) {
+	size := m.Size()
+	dAtA = make([]byte, size)
+	n, err := m.MarshalToSizedBuffer(dAtA[:size])
+	if err != nil {
+		return nil, err
+	}
+	return dAtA[:n], nil
+}
+
+func (m *StreamingSeries) MarshalTo(dAtA []byte) (int, error) {
+	size := m.Size()
+	return m.MarshalToSizedBuffer(dAtA[:size])
+}
+
+func (m *StreamingSeries) MarshalToSizedBuffer(dAtA []byte) (int, error) {
+	i := len(dAtA)
+	_ = i
+	var l int
+	_ = l
+	if m.XXX_unrecognized != nil {
+		i -= len(m.XXX_unrecognized)
+		copy(dAtA[i:], m.XXX_unrecognized)
+	}
+	if len(m.Chunks) > 0 {
+		for iNdEx := len(m.Chunks) - 1; iNdEx >= 0; iNdEx-- {
+			{
+				size, err := m.Chunks[iNdEx].MarshalToSizedBuffer(dAtA[:i])
+				if err != nil {
+					return 0, err
+				}
+				i -= size
+				i = encodeVarintIngester(dAtA, i, uint64(size))
+			}
+			i--
+			dAtA[i] = 0x12
+		}
+	}
+	if len(m.Labels) > 0 {
+		for iNdEx := len(m.Labels) - 1; iNdEx >= 0; iNdEx-- {
+			{
+				size, err := m.Labels[iNdEx].MarshalToSizedBuffer(dAtA[:i])
+				if err != nil {
+					return 0, err
+				}
+				i -= size
+				i = encodeVarintIngester(dAtA, i, uint64(size))
+			}
+			i--
+			dAtA[i] = 0xa
+		}
+	}
+	return len(dAtA) - i, nil
+}
+
+func (m *Chunk) Marshal() (dAtA []byte, err error) {
+	size := m.Size()
+	dAtA = make([]byte, size)
+	n, err := m.MarshalToSizedBuffer(dAtA[:size])
+	if err != nil {
+		return nil, err
+	}
+	return dAtA[:n], nil
+}
+
+func (m *Chunk) MarshalTo(dAtA []byte) (int, error) {
+	size := m.Size()
+	return m.MarshalToSizedBuffer(dAtA[:size])
+}
+
+func (m *Chunk) MarshalToSizedBuffer(dAtA []byte) (int, error) {
+	i := len(dAtA)
+	_ = i
+	var l int
+	_ = l
+	if m.XXX_unrecognized != nil {
+		i -= len(m.XXX_unrecognized)
+		copy(dAtA[i:], m.XXX_unrecognized)
+	}
+	if len(m.Data) > 0 {
+		i -= len(m.Data)
+		copy(dAtA[i:], m.Data)
+		i = encodeVarintIngester(dAtA, i, uint64(len(m.Data)))
+		i--
+		dAtA[i] = 0x22
+	}
+	if m.Encoding != 0 {
+		i = encodeVarintIngester(dAtA, i, uint64(m.Encoding))
+		i--
+		dAtA[i] = 0x18
+	}
+	if m.MaxTimeMs != 0 {
+		i = encodeVarintIngester(dAtA, i, uint64(m.MaxTimeMs))
+		i--
+		dAtA[i] = 0x10
+	}
+	if m.MinTimeMs != 0 {
+		i = encodeVarintIngester(dAtA, i, uint64(m.MinTimeMs))
+		i--
+		dAtA[i] = 0x8
 	}
 	return len(dAtA) - i, nil
 }
@@ -926,6 +1144,9 @@ func (m *QueryRequest) Size() (n int) {
 			n += 1 + l + sovIngester(uint64(l))
 		}
 	}
+	if m.SkipChunks {
+		n += 2
+	}
 	if m.XXX_unrecognized != nil {
 		n += len(m.XXX_unrecognized)
 	}
@@ -938,11 +1159,60 @@ func (m *QueryStreamResponse) Size() (n int) {
 	}
 	var l int
 	_ = l
-	if len(m.Timeseries) > 0 {
-		for _, e := range m.Timeseries {
+	if len(m.Series) > 0 {
+		for _, e := range m.Series {
 			l = e.Size()
 			n += 1 + l + sovIngester(uint64(l))
 		}
+	}
+	if m.XXX_unrecognized != nil {
+		n += len(m.XXX_unrecognized)
+	}
+	return n
+}
+
+func (m *StreamingSeries) Size() (n int) {
+	if m == nil {
+		return 0
+	}
+	var l int
+	_ = l
+	if len(m.Labels) > 0 {
+		for _, e := range m.Labels {
+			l = e.Size()
+			n += 1 + l + sovIngester(uint64(l))
+		}
+	}
+	if len(m.Chunks) > 0 {
+		for _, e := range m.Chunks {
+			l = e.Size()
+			n += 1 + l + sovIngester(uint64(l))
+		}
+	}
+	if m.XXX_unrecognized != nil {
+		n += len(m.XXX_unrecognized)
+	}
+	return n
+}
+
+func (m *Chunk) Size() (n int) {
+	if m == nil {
+		return 0
+	}
+	var l int
+	_ = l
+	if m.MinTimeMs != 0 {
+		n += 1 + sovIngester(uint64(m.MinTimeMs))
+	}
+	if m.MaxTimeMs != 0 {
+		n += 1 + sovIngester(uint64(m.MaxTimeMs))
+	}
+	if m.Encoding != 0 {
+		n += 1 + sovIngester(uint64(m.Encoding))
+	}
+	l = len(m.Data)
+	if l > 0 {
+		n += 1 + l + sovIngester(uint64(l))
 	}
 	if m.XXX_unrecognized != nil {
 		n += len(m.XXX_unrecognized)
@@ -1196,6 +1466,26 @@ func (m *QueryRequest) Unmarshal(dAtA []byte) error {
 				return err
 			}
 			iNdEx = postIndex
+		case 4:
+			if wireType != 0 {
+				return fmt.Errorf("proto: wrong wireType = %d for field SkipChunks", wireType)
+			}
+			var v int
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return ErrIntOverflowIngester
+				}
+				if iNdEx >= l {
+					return io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				v |= int(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
+			m.SkipChunks = bool(v != 0)
 		default:
 			iNdEx = preIndex
 			skippy, err := skipIngester(dAtA[iNdEx:])
@@ -1249,7 +1539,7 @@ func (m *QueryStreamResponse) Unmarshal(dAtA []byte) error {
 		switch fieldNum {
 		case 1:
 			if wireType != 2 {
-				return fmt.Errorf("proto: wrong wireType = %d for field Timeseries", wireType)
+				return fmt.Errorf("proto: wrong wireType = %d for field Series", wireType)
 			}
 			var msglen int
 			for shift := uint(0); ; shift += 7 {
@@ -1276,9 +1566,270 @@ func (m *QueryStreamResponse) Unmarshal(dAtA []byte) error {
 			if postIndex > l {
 				return io.ErrUnexpectedEOF
 			}
-			m.Timeseries = append(m.Timeseries, prompb.TimeSeries{})
-			if err := m.Timeseries[len(m.Timeseries)-1].Unmarshal(dAtA[iNdEx:postIndex]); err != nil {
+			m.Series = append(m.Series, StreamingSeries{})
+			if err := m.Series[len(m.Series)-1].Unmarshal(dAtA[iNdEx:postIndex]); err != nil {
 				return err
+			}
+			iNdEx = postIndex
+		default:
+			iNdEx = preIndex
+			skippy, err := skipIngester(dAtA[iNdEx:])
+			if err != nil {
+				return err
+			}
+			if (skippy < 0) || (iNdEx+skippy) < 0 {
+				return ErrInvalidLengthIngester
+			}
+			if (iNdEx + skippy) > l {
+				return io.ErrUnexpectedEOF
+			}
+			m.XXX_unrecognized = append(m.XXX_unrecognized, dAtA[iNdEx:iNdEx+skippy]...)
+			iNdEx += skippy
+		}
+	}
+
+	if iNdEx > l {
+		return io.ErrUnexpectedEOF
+	}
+	return nil
+}
+func (m *StreamingSeries) Unmarshal(dAtA []byte) error {
+	l := len(dAtA)
+	iNdEx := 0
+	for iNdEx < l {
+		preIndex := iNdEx
+		var wire uint64
+		for shift := uint(0); ; shift += 7 {
+			if shift >= 64 {
+				return ErrIntOverflowIngester
+			}
+			if iNdEx >= l {
+				return io.ErrUnexpectedEOF
+			}
+			b := dAtA[iNdEx]
+			iNdEx++
+			wire |= uint64(b&0x7F) << shift
+			if b < 0x80 {
+				break
+			}
+		}
+		fieldNum := int32(wire >> 3)
+		wireType := int(wire & 0x7)
+		if wireType == 4 {
+			return fmt.Errorf("proto: StreamingSeries: wiretype end group for non-group")
+		}
+		if fieldNum <= 0 {
+			return fmt.Errorf("proto: StreamingSeries: illegal tag %d (wire type %d)", fieldNum, wire)
+		}
+		switch fieldNum {
+		case 1:
+			if wireType != 2 {
+				return fmt.Errorf("proto: wrong wireType = %d for field Labels", wireType)
+			}
+			var msglen int
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return ErrIntOverflowIngester
+				}
+				if iNdEx >= l {
+					return io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				msglen |= int(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
+			if msglen < 0 {
+				return ErrInvalidLengthIngester
+			}
+			postIndex := iNdEx + msglen
+			if postIndex < 0 {
+				return ErrInvalidLengthIngester
+			}
+			if postIndex > l {
+				return io.ErrUnexpectedEOF
+			}
+			m.Labels = append(m.Labels, prompb.Label{})
+			if err := m.Labels[len(m.Labels)-1].Unmarshal(dAtA[iNdEx:postIndex]); err != nil {
+				return err
+			}
+			iNdEx = postIndex
+		case 2:
+			if wireType != 2 {
+				return fmt.Errorf("proto: wrong wireType = %d for field Chunks", wireType)
+			}
+			var msglen int
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return ErrIntOverflowIngester
+				}
+				if iNdEx >= l {
+					return io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				msglen |= int(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
+			if msglen < 0 {
+				return ErrInvalidLengthIngester
+			}
+			postIndex := iNdEx + msglen
+			if postIndex < 0 {
+				return ErrInvalidLengthIngester
+			}
+			if postIndex > l {
+				return io.ErrUnexpectedEOF
+			}
+			m.Chunks = append(m.Chunks, Chunk{})
+			if err := m.Chunks[len(m.Chunks)-1].Unmarshal(dAtA[iNdEx:postIndex]); err != nil {
+				return err
+			}
+			iNdEx = postIndex
+		default:
+			iNdEx = preIndex
+			skippy, err := skipIngester(dAtA[iNdEx:])
+			if err != nil {
+				return err
+			}
+			if (skippy < 0) || (iNdEx+skippy) < 0 {
+				return ErrInvalidLengthIngester
+			}
+			if (iNdEx + skippy) > l {
+				return io.ErrUnexpectedEOF
+			}
+			m.XXX_unrecognized = append(m.XXX_unrecognized, dAtA[iNdEx:iNdEx+skippy]...)
+			iNdEx += skippy
+		}
+	}
+
+	if iNdEx > l {
+		return io.ErrUnexpectedEOF
+	}
+	return nil
+}
+func (m *Chunk) Unmarshal(dAtA []byte) error {
+	l := len(dAtA)
+	iNdEx := 0
+	for iNdEx < l {
+		preIndex := iNdEx
+		var wire uint64
+		for shift := uint(0); ; shift += 7 {
+			if shift >= 64 {
+				return ErrIntOverflowIngester
+			}
+			if iNdEx >= l {
+				return io.ErrUnexpectedEOF
+			}
+			b := dAtA[iNdEx]
+			iNdEx++
+			wire |= uint64(b&0x7F) << shift
+			if b < 0x80 {
+				break
+			}
+		}
+		fieldNum := int32(wire >> 3)
+		wireType := int(wire & 0x7)
+		if wireType == 4 {
+			return fmt.Errorf("proto: Chunk: wiretype end group for non-group")
+		}
+		if fieldNum <= 0 {
+			return fmt.Errorf("proto: Chunk: illegal tag %d (wire type %d)", fieldNum, wire)
+		}
+		switch fieldNum {
+		case 1:
+			if wireType != 0 {
+				return fmt.Errorf("proto: wrong wireType = %d for field MinTimeMs", wireType)
+			}
+			m.MinTimeMs = 0
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return ErrIntOverflowIngester
+				}
+				if iNdEx >= l {
+					return io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				m.MinTimeMs |= int64(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
+		case 2:
+			if wireType != 0 {
+				return fmt.Errorf("proto: wrong wireType = %d for field MaxTimeMs", wireType)
+			}
+			m.MaxTimeMs = 0
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return ErrIntOverflowIngester
+				}
+				if iNdEx >= l {
+					return io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				m.MaxTimeMs |= int64(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
+		case 3:
+			if wireType != 0 {
+				return fmt.Errorf("proto: wrong wireType = %d for field Encoding", wireType)
+			}
+			m.Encoding = 0
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return ErrIntOverflowIngester
+				}
+				if iNdEx >= l {
+					return io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				m.Encoding |= int32(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
+		case 4:
+			if wireType != 2 {
+				return fmt.Errorf("proto: wrong wireType = %d for field Data", wireType)
+			}
+			var byteLen int
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return ErrIntOverflowIngester
+				}
+				if iNdEx >= l {
+					return io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				byteLen |= int(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
+			if byteLen < 0 {
+				return ErrInvalidLengthIngester
+			}
+			postIndex := iNdEx + byteLen
+			if postIndex < 0 {
+				return ErrInvalidLengthIngester
+			}
+			if postIndex > l {
+				return io.ErrUnexpectedEOF
+			}
+			m.Data = append(m.Data[:0], dAtA[iNdEx:postIndex]...)
+			if m.Data == nil {
+				m.Data = []byte{}
 			}
 			iNdEx = postIndex
 		default:
