@@ -74,6 +74,8 @@ const (
 	IDMaxChunksPerQuery              = "max-chunks-per-query"
 	IDMaxSamplesPerQuery             = "max-samples-per-query"
 	IDMaxChunkBytesPerQuery          = "max-chunk-bytes-per-query"
+	IDClientTokenReused              = "client-token-reused"
+	IDControlPlaneUnavailable        = "controlplane-unavailable"
 )
 
 // Error is an error with a cause and a stable ID.

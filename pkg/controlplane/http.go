@@ -18,13 +18,31 @@ const maxControlBody = 1 << 20
 
 // Handler serves the workspace operations of AMP's REST API.
 type Handler struct {
-	store *Store
-	cfg   Config
+	store  *Store
+	cfg    Config
+	owners Owners // nil: this replica writes every account
 }
 
-// NewHandler returns the HTTP handlers over store.
-func NewHandler(cfg Config, store *Store) *Handler {
-	return &Handler{store: store, cfg: cfg}
+// NewHandler returns the HTTP handlers over store. Writes to an account's
+// documents are handed to the account's owner among owners (nil: this
+// replica writes every account, as a single replica does).
+func NewHandler(cfg Config, store *Store, owners Owners) *Handler {
+	return &Handler{store: store, cfg: cfg, owners: owners}
+}
+
+// handOver forwards a write to the account's owner and reports true, unless
+// this replica is the owner.
+func (h *Handler) handOver(w http.ResponseWriter, r *http.Request, account string) bool {
+	fwd, err := h.owner(r, account)
+	if err != nil {
+		apierror.WriteAWS(w, err)
+		return true
+	}
+	if fwd == nil {
+		return false
+	}
+	fwd.ServeHTTP(w, r)
+	return true
 }
 
 type statusJSON struct {
@@ -115,6 +133,9 @@ func (h *Handler) Create(w http.ResponseWriter, r *http.Request) {
 		apierror.WriteAWS(w, err)
 		return
 	}
+	if h.handOver(w, r, acct) {
+		return
+	}
 	var in struct {
 		Alias       *string           `json:"alias"`
 		ClientToken string            `json:"clientToken"`
@@ -132,7 +153,11 @@ func (h *Handler) Create(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	ci := CreateInput{Tags: in.Tags, KMSKeyARN: in.KMSKeyARN}
+	if n := len(in.ClientToken); n > 64 {
+		apierror.WriteAWS(w, validation("clientToken must be 1 to 64 characters long."))
+		return
+	}
+	ci := CreateInput{Tags: in.Tags, KMSKeyARN: in.KMSKeyARN, ClientToken: in.ClientToken}
 	if in.Alias != nil {
 		if n := utf8.RuneCountInString(*in.Alias); n < 1 || n > 100 {
 			apierror.WriteAWS(w, validation("alias must be 1 to 100 characters long."))
@@ -178,6 +203,9 @@ func (h *Handler) Delete(w http.ResponseWriter, r *http.Request) {
 	acct, err := account(r)
 	if err != nil {
 		apierror.WriteAWS(w, err)
+		return
+	}
+	if h.handOver(w, r, acct) {
 		return
 	}
 	if err := h.store.Delete(r.Context(), acct, r.PathValue("workspaceId")); err != nil {

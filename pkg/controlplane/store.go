@@ -7,15 +7,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"path"
-	"sort"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/thanos-io/objstore"
 
 	"github.com/vigil-metrics/vigil/pkg/apierror"
+	"github.com/vigil-metrics/vigil/pkg/ringmember"
 	"github.com/vigil-metrics/vigil/pkg/tenant"
 )
 
@@ -27,6 +25,21 @@ type Config struct {
 	MaxWorkspacesPerAccount int           `yaml:"max_workspaces_per_account"`
 	StatusCacheTTL          time.Duration `yaml:"status_cache_ttl"`
 	PublicURL               string        `yaml:"public_url"`
+
+	// Ring is the ring of the replicas serving the control plane: each
+	// account's writes go to the one replica its name hashes to.
+	Ring ringmember.Config `yaml:"ring"`
+}
+
+// ringDefaults are the control-plane ring's flag defaults. Replicas hold no
+// data: they leave the ring on shutdown, and a crashed one is forgotten
+// soon, so that its accounts move to another replica.
+var ringDefaults = ringmember.Defaults{
+	Member:                     "control-plane replica",
+	ReplicationFactor:          1,
+	NumTokens:                  128,
+	UnregisterOnShutdown:       true,
+	AutoForgetUnhealthyPeriods: 2,
 }
 
 // RegisterFlags registers the control-plane flags.
@@ -35,6 +48,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&c.MaxWorkspacesPerAccount, "controlplane.max-workspaces-per-account", 25, "Maximum workspaces one account may own. AMP quota: 25 workspaces per account per region.")
 	f.DurationVar(&c.StatusCacheTTL, "controlplane.status-cache-ttl", 10*time.Second, "How long the data plane trusts a cached workspace status before reading it again from object storage. A deleted workspace may accept requests for up to this long on other replicas.")
 	f.StringVar(&c.PublicURL, "controlplane.public-url", "", "Base URL shown in prometheusEndpoint. Empty: derived from the request's Host header.")
+	c.Ring.RegisterFlagsWithPrefix("controlplane.ring.", ringDefaults, f)
 }
 
 // Validate checks the configuration.
@@ -45,7 +59,10 @@ func (c *Config) Validate() error {
 	if c.MaxWorkspacesPerAccount <= 0 {
 		return fmt.Errorf("controlplane.max-workspaces-per-account must be positive")
 	}
-	return nil
+	if c.Ring.ReplicationFactor != 1 {
+		return fmt.Errorf("controlplane.ring.replication-factor must be 1: each account has one writer")
+	}
+	return c.Ring.Validate()
 }
 
 // negativeCacheTTL bounds how long a missing workspace is remembered, so that
@@ -56,10 +73,16 @@ const negativeCacheTTL = time.Second
 type cacheEntry struct {
 	ws      *Workspace // nil: does not exist
 	fetched time.Time
+	// written is the write sequence number of a write this replica made;
+	// a read that began before it must not overwrite the entry.
+	written uint64
 }
 
 // Store reads and writes workspace documents and answers the data plane's
-// "is this workspace active?" from a short-lived cache.
+// "is this workspace active?" from a short-lived cache. Writes to one
+// account's documents are serialised in this replica; the replicas of a
+// cluster send them to the account's owner (see Handler), so that there is
+// one writer per account.
 type Store struct {
 	cfg Config
 	bkt objstore.Bucket
@@ -67,7 +90,10 @@ type Store struct {
 
 	mu      sync.RWMutex
 	cache   map[string]cacheEntry
-	missing int // entries of cache with a nil workspace
+	missing int    // entries of cache with a nil workspace from a read
+	seq     uint64 // the last write sequence number
+
+	accounts [accountLockStripes]sync.Mutex
 }
 
 // NewStore returns a Store over bkt.
@@ -86,26 +112,56 @@ func (s *Store) Get(ctx context.Context, id string) (*Workspace, error) {
 	if tenant.ValidID(id) != nil {
 		return nil, notFound(id)
 	}
-	r, err := s.bkt.Get(ctx, objectName(id))
+	s.mu.RLock()
+	started := s.seq
+	s.mu.RUnlock()
+	ws, err := s.read(ctx, id)
 	if err != nil {
-		if s.bkt.IsObjNotFoundErr(err) {
-			s.remember(id, nil)
-			return nil, notFound(id)
+		if apierror.CauseOf(err) == apierror.NotFound {
+			s.remember(id, nil, started)
 		}
-		return nil, fmt.Errorf("read workspace %s: %w", id, err)
+		return nil, err
 	}
-	defer r.Close()
-	body, err := io.ReadAll(r)
-	if err != nil {
-		return nil, fmt.Errorf("read workspace %s: %w", id, err)
-	}
+	s.remember(id, ws, started)
+	return ws, nil
+}
+
+// read reads a workspace document, uncached.
+func (s *Store) read(ctx context.Context, id string) (*Workspace, error) {
 	var ws Workspace
-	if err := json.Unmarshal(body, &ws); err != nil {
-		return nil, fmt.Errorf("decode workspace %s: %w", id, err)
+	found, err := s.readJSON(ctx, objectName(id), &ws)
+	if err != nil {
+		return nil, err
 	}
-	s.remember(id, &ws)
+	if !found {
+		return nil, notFound(id)
+	}
 	return &ws, nil
 }
+
+// readJSON decodes the JSON document name into v; found is false when there
+// is no such document.
+func (s *Store) readJSON(ctx context.Context, name string, v any) (found bool, err error) {
+	r, err := s.bkt.Get(ctx, name)
+	if s.bkt.IsObjNotFoundErr(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read %s: %w", name, err)
+	}
+	defer r.Close()
+	body, err := io.ReadAll(io.LimitReader(r, maxDocumentSize))
+	if err != nil {
+		return false, fmt.Errorf("read %s: %w", name, err)
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return false, fmt.Errorf("decode %s: %w", name, err)
+	}
+	return true, nil
+}
+
+// maxDocumentSize bounds what is read of one control-plane document.
+const maxDocumentSize = 4 << 20
 
 func (s *Store) put(ctx context.Context, ws *Workspace) error {
 	body, err := json.Marshal(ws)
@@ -115,32 +171,51 @@ func (s *Store) put(ctx context.Context, ws *Workspace) error {
 	if err := s.bkt.Upload(ctx, objectName(ws.ID), bytes.NewReader(body)); err != nil {
 		return fmt.Errorf("write workspace %s: %w", ws.ID, err)
 	}
-	s.remember(ws.ID, ws)
+	s.wrote(ws.ID, ws)
 	return nil
 }
 
 // maxMissing bounds the remembered unknown IDs, which any caller can invent.
 const maxMissing = 10_000
 
-func (s *Store) remember(id string, ws *Workspace) {
+// remember caches what a read that began at write sequence started found,
+// unless this replica wrote the workspace since: a read that raced a
+// delete must not bring the deleted workspace back as ACTIVE.
+func (s *Store) remember(id string, ws *Workspace, started uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if ws == nil {
+	if old, ok := s.cache[id]; ok && old.written > started {
+		return
+	}
+	s.set(id, cacheEntry{ws: ws, fetched: s.now()})
+}
+
+// wrote caches what this replica just wrote (nil: deleted).
+func (s *Store) wrote(id string, ws *Workspace) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.seq++
+	s.set(id, cacheEntry{ws: ws, fetched: s.now(), written: s.seq})
+}
+
+// set stores a cache entry; s.mu is held.
+func (s *Store) set(id string, e cacheEntry) {
+	old, had := s.cache[id]
+	if had && old.ws == nil && old.written == 0 {
+		s.missing--
+	}
+	if e.ws == nil && e.written == 0 {
 		if s.missing >= maxMissing {
-			for k, e := range s.cache {
-				if e.ws == nil {
+			for k, c := range s.cache {
+				if c.ws == nil && c.written == 0 {
 					delete(s.cache, k)
 				}
 			}
 			s.missing = 0
 		}
-		if old, ok := s.cache[id]; !ok || old.ws != nil {
-			s.missing++
-		}
-	} else if old, ok := s.cache[id]; ok && old.ws == nil {
-		s.missing--
+		s.missing++
 	}
-	s.cache[id] = cacheEntry{ws: ws, fetched: s.now()}
+	s.cache[id] = e
 }
 
 // CheckActive returns nil when the workspace exists and is ACTIVE, and a
@@ -166,101 +241,5 @@ func (s *Store) CheckActive(ctx context.Context, id string) error {
 	if ws.Status != StatusActive {
 		return apierror.New(apierror.NotFound, apierror.IDWorkspaceNotActive, "Workspace %s is not ACTIVE (status %s)", id, ws.Status)
 	}
-	return nil
-}
-
-// CreateInput are the caller's choices for a new workspace.
-type CreateInput struct {
-	Alias     string
-	Tags      map[string]string
-	KMSKeyARN string
-}
-
-// Create stores a new ACTIVE workspace owned by account.
-func (s *Store) Create(ctx context.Context, account string, in CreateInput) (*Workspace, error) {
-	owned, err := s.List(ctx, account, "")
-	if err != nil {
-		return nil, err
-	}
-	if len(owned) >= s.cfg.MaxWorkspacesPerAccount {
-		return nil, apierror.New(apierror.QuotaExceeded, apierror.IDWorkspaceQuota, "Limit exceeded. Maximum workspaces per account.")
-	}
-	id, err := newWorkspaceID()
-	if err != nil {
-		return nil, err
-	}
-	ws := &Workspace{
-		ID:        id,
-		Account:   account,
-		Alias:     in.Alias,
-		ARN:       workspaceARN(s.cfg.Region, account, id),
-		Status:    StatusActive,
-		CreatedAt: s.now().UTC(),
-		Tags:      in.Tags,
-		KMSKeyARN: in.KMSKeyARN,
-	}
-	return ws, s.put(ctx, ws)
-}
-
-// List returns the workspaces of account, oldest first, optionally only those
-// whose alias starts with aliasPrefix (as AMP's alias filter does).
-func (s *Store) List(ctx context.Context, account, aliasPrefix string) ([]*Workspace, error) {
-	var ids []string
-	err := s.bkt.Iter(ctx, workspacesPrefix, func(name string) error {
-		base := path.Base(name)
-		if strings.HasSuffix(base, ".json") {
-			ids = append(ids, strings.TrimSuffix(base, ".json"))
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("list workspaces: %w", err)
-	}
-	out := make([]*Workspace, 0, len(ids))
-	for _, id := range ids {
-		ws, err := s.Get(ctx, id)
-		if apierror.CauseOf(err) == apierror.NotFound {
-			continue // deleted meanwhile
-		}
-		if err != nil {
-			return nil, err
-		}
-		if ws.Account != account || !strings.HasPrefix(ws.Alias, aliasPrefix) {
-			continue
-		}
-		out = append(out, ws)
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if !out[i].CreatedAt.Equal(out[j].CreatedAt) {
-			return out[i].CreatedAt.Before(out[j].CreatedAt)
-		}
-		return out[i].ID < out[j].ID
-	})
-	return out, nil
-}
-
-// Describe returns a workspace owned by account.
-func (s *Store) Describe(ctx context.Context, account, id string) (*Workspace, error) {
-	ws, err := s.Get(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	if ws.Account != account {
-		// Another account's workspace is indistinguishable from a missing one.
-		return nil, notFound(id)
-	}
-	return ws, nil
-}
-
-// Delete removes a workspace owned by account. Its ingested data becomes
-// unreachable at once: every write and query checks the workspace first.
-func (s *Store) Delete(ctx context.Context, account, id string) error {
-	if _, err := s.Describe(ctx, account, id); err != nil {
-		return err
-	}
-	if err := s.bkt.Delete(ctx, objectName(id)); err != nil && !s.bkt.IsObjNotFoundErr(err) {
-		return fmt.Errorf("delete workspace %s: %w", id, err)
-	}
-	s.remember(id, nil)
 	return nil
 }

@@ -7,6 +7,7 @@
 package ringmember
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"net"
@@ -20,6 +21,7 @@ import (
 	"github.com/grafana/dskit/kv/memberlist"
 	"github.com/grafana/dskit/netutil"
 	"github.com/grafana/dskit/ring"
+	"github.com/grafana/dskit/services"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -218,4 +220,46 @@ type joiningDelegate struct {
 func (d joiningDelegate) OnRingInstanceRegister(l *ring.BasicLifecycler, desc ring.Desc, exists bool, id string, inst ring.InstanceDesc) (ring.InstanceState, ring.Tokens) {
 	_, tokens := d.BasicLifecyclerDelegate.OnRingInstanceRegister(l, desc, exists, id, inst)
 	return ring.JOINING, tokens
+}
+
+// ActiveMember runs a lifecycler whose instance serves as soon as it joins:
+// it switches the instance to ACTIVE once registered, and is running once
+// r, a client of the same ring, sees it ACTIVE.
+type ActiveMember struct {
+	services.Service
+	lifecycler *ring.BasicLifecycler
+	ring       ring.ReadRing
+}
+
+// NewActiveMember returns the service of lifecycler l, read back through r.
+func NewActiveMember(l *ring.BasicLifecycler, r ring.ReadRing) *ActiveMember {
+	m := &ActiveMember{lifecycler: l, ring: r}
+	m.Service = services.NewIdleService(m.starting, m.stopping)
+	return m
+}
+
+// InstanceID is this member's ID in the ring.
+func (m *ActiveMember) InstanceID() string { return m.lifecycler.GetInstanceID() }
+
+func (m *ActiveMember) starting(ctx context.Context) error {
+	if err := services.StartAndAwaitRunning(ctx, m.lifecycler); err != nil {
+		return err
+	}
+	if err := m.lifecycler.ChangeState(ctx, ring.ACTIVE); err != nil {
+		return err
+	}
+	for {
+		if s, err := m.ring.GetInstanceState(m.InstanceID()); err == nil && s == ring.ACTIVE {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+func (m *ActiveMember) stopping(error) error {
+	return services.StopAndAwaitTerminated(context.Background(), m.lifecycler)
 }

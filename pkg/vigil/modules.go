@@ -17,6 +17,7 @@ import (
 	"github.com/grafana/dskit/services"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	"google.golang.org/grpc/health/grpc_health_v1"
 
@@ -34,35 +35,37 @@ import (
 
 // Module names, sorted. The targetable ones are accepted by -target.
 const (
-	All          = "all"
-	API          = "api"
-	Distributor  = "distributor"
-	Ingester     = "ingester"
-	IngesterRing = "ingester-ring"
-	MemberlistKV = "memberlist-kv"
-	Overrides    = "overrides"
-	Querier      = "querier"
-	Router       = "router"
-	Server       = "server"
-	Storage      = "storage"
-	Workspaces   = "workspaces"
+	All              = "all"
+	API              = "api"
+	ControlPlaneRing = "controlplane-ring"
+	Distributor      = "distributor"
+	Ingester         = "ingester"
+	IngesterRing     = "ingester-ring"
+	MemberlistKV     = "memberlist-kv"
+	Overrides        = "overrides"
+	Querier          = "querier"
+	Router           = "router"
+	Server           = "server"
+	Storage          = "storage"
+	Workspaces       = "workspaces"
 )
 
 // deps is the module graph: each module starts after, and stops before, the
 // modules it depends on.
 var deps = map[string][]string{
-	All:          {API, Distributor, Ingester, Querier},
-	API:          {Router},
-	Distributor:  {Router, IngesterRing, Overrides},
-	Ingester:     {Server, MemberlistKV},
-	IngesterRing: {MemberlistKV},
-	MemberlistKV: {Server},
-	Overrides:    nil,
-	Querier:      {Router, IngesterRing, Overrides},
-	Router:       {Server, Workspaces},
-	Server:       nil,
-	Storage:      nil,
-	Workspaces:   {Storage},
+	All:              {API, Distributor, Ingester, Querier},
+	API:              {Router, ControlPlaneRing},
+	ControlPlaneRing: {MemberlistKV},
+	Distributor:      {Router, IngesterRing, Overrides},
+	Ingester:         {Server, MemberlistKV},
+	IngesterRing:     {MemberlistKV},
+	MemberlistKV:     {Server},
+	Overrides:        nil,
+	Querier:          {Router, IngesterRing, Overrides},
+	Router:           {Server, Workspaces},
+	Server:           nil,
+	Storage:          nil,
+	Workspaces:       {Storage},
 }
 
 func (t *Vigil) setupModules() (*modules.Manager, error) {
@@ -70,6 +73,7 @@ func (t *Vigil) setupModules() (*modules.Manager, error) {
 	mm.RegisterModule(Server, t.initServer, modules.UserInvisibleModule)
 	mm.RegisterModule(MemberlistKV, t.initMemberlistKV, modules.UserInvisibleModule)
 	mm.RegisterModule(IngesterRing, t.initIngesterRing, modules.UserInvisibleModule)
+	mm.RegisterModule(ControlPlaneRing, t.initControlPlaneRing, modules.UserInvisibleModule)
 	mm.RegisterModule(Overrides, t.initOverrides, modules.UserInvisibleModule)
 	mm.RegisterModule(Storage, t.initStorage, modules.UserInvisibleModule)
 	mm.RegisterModule(Workspaces, t.initWorkspaces, modules.UserInvisibleModule)
@@ -165,9 +169,41 @@ func (t *Vigil) initRouter() (services.Service, error) {
 	return nil, nil
 }
 
+func (t *Vigil) initControlPlaneRing() (services.Service, error) {
+	r, err := ringmember.NewRing(t.Cfg.ControlPlane.Ring, controlplane.RingName, controlplane.RingKey, t.ringStore(), t.Registerer, t.Logger)
+	if err != nil {
+		return nil, err
+	}
+	t.ControlPlaneRing = r
+	t.admin.Handle("/controlplane/ring", r)
+	return r, nil
+}
+
+// initAPI serves the control plane. Its replicas form the control-plane
+// ring: each account's writes go to the replica the account hashes to,
+// forwarded over the internal gRPC port when another replica received them.
 func (t *Vigil) initAPI() (services.Service, error) {
-	t.API.RegisterControlPlane(controlplane.NewHandler(t.Cfg.ControlPlane, t.Workspaces))
-	return nil, nil
+	port := t.Server.GRPCListenAddr().(*net.TCPAddr).Port
+	lc, err := ringmember.NewLifecycler(t.Cfg.ControlPlane.Ring, controlplane.RingName, controlplane.RingKey, t.ringStore(),
+		ringmember.Member{GRPCPort: port}, t.Registerer, t.Logger)
+	if err != nil {
+		return nil, err
+	}
+	member := ringmember.NewActiveMember(lc, t.ControlPlaneRing)
+	dialOpts, err := t.Cfg.IngesterClient.GRPC.DialOption(nil, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	owners := controlplane.NewRingOwners(t.ControlPlaneRing, member.InstanceID(), func(addr string) (*grpc.ClientConn, error) {
+		return grpc.NewClient(addr, dialOpts...)
+	}, t.Registerer)
+	h := controlplane.NewHandler(t.Cfg.ControlPlane, t.Workspaces, owners)
+	t.API.RegisterControlPlane(h)
+	// dskit serves its router on the gRPC port too (httpgrpc); the handler
+	// answers only requests that came that way.
+	t.Server.HTTP.PathPrefix(controlplane.InternalPrefix + "/").Handler(h.Internal())
+	member.AddListener(services.NewListener(nil, nil, nil, func(services.State) { _ = owners.Close() }, func(services.State, error) { _ = owners.Close() }))
+	return member, nil
 }
 
 // ingesterPool returns a client pool for the ingester ring. The ingester of

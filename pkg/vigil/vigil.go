@@ -49,11 +49,13 @@ type Vigil struct {
 	admin        *adminServer
 	MemberlistKV *memberlist.KVInitService
 	IngesterRing *ring.Ring
-	Bucket       objstore.Bucket
-	Workspaces   *controlplane.Store
-	API          *api.API
-	Ingester     *ingester.Ingester
-	Distributor  *distributor.Distributor
+	// ControlPlaneRing is the ring of the replicas serving the control plane.
+	ControlPlaneRing *ring.Ring
+	Bucket           objstore.Bucket
+	Workspaces       *controlplane.Store
+	API              *api.API
+	Ingester         *ingester.Ingester
+	Distributor      *distributor.Distributor
 
 	Overrides *limits.Overrides
 }

@@ -1,0 +1,98 @@
+package controlplane
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"github.com/thanos-io/objstore"
+
+	"github.com/vigil-metrics/vigil/pkg/tenant"
+)
+
+// slowUploads makes every upload take a while, as object storage does, which
+// widens the window between reading an account's index and writing it.
+type slowUploads struct{ objstore.Bucket }
+
+func (b slowUploads) Upload(ctx context.Context, name string, r io.Reader, opts ...objstore.ObjectUploadOption) error {
+	time.Sleep(5 * time.Millisecond)
+	return b.Bucket.Upload(ctx, name, r, opts...)
+}
+
+// ownedBy names one replica the owner of every account.
+type ownedBy struct {
+	self  int
+	owner int
+	peers []*Handler
+}
+
+func (o *ownedBy) Owner(string) (http.Handler, error) {
+	if o.self == o.owner {
+		return nil, nil
+	}
+	// Forward as the internal port would: the owner handles it as its own.
+	owner := o.peers[o.owner]
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		owner.Create(w, r.WithContext(context.WithValue(r.Context(), forwardedKey{}, true)))
+	}), nil
+}
+
+// TestOneWriterPerAccountAcrossReplicas: two replicas share a bucket; with
+// creates handed to the account's owner the quota holds, without it the
+// replicas race each other past it.
+func TestOneWriterPerAccountAcrossReplicas(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		forward bool
+	}{{"forwarded to the owner", true}, {"each replica writes", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			bkt := slowUploads{objstore.NewInMemBucket()}
+			cfg := Config{Region: "eu-west-1", MaxWorkspacesPerAccount: 2, StatusCacheTTL: time.Second}
+			var peers []*Handler
+			for i := 0; i < 2; i++ {
+				var owners Owners
+				if tc.forward {
+					owners = &ownedBy{self: i, owner: 0}
+				}
+				peers = append(peers, NewHandler(cfg, NewStore(cfg, bkt), owners))
+			}
+			for _, h := range peers {
+				if o, ok := h.owners.(*ownedBy); ok {
+					o.peers = peers
+				}
+			}
+			var mu sync.Mutex
+			created := 0
+			var wg sync.WaitGroup
+			for i := 0; i < 20; i++ {
+				wg.Add(1)
+				go func(i int) {
+					defer wg.Done()
+					body, _ := json.Marshal(map[string]string{"alias": "a"})
+					r := httptest.NewRequest(http.MethodPost, "/workspaces", bytes.NewReader(body))
+					r = r.WithContext(tenant.WithAccount(r.Context(), "111111111111"))
+					w := httptest.NewRecorder()
+					peers[i%2].Create(w, r)
+					if w.Code == http.StatusAccepted {
+						mu.Lock()
+						created++
+						mu.Unlock()
+					}
+				}(i)
+			}
+			wg.Wait()
+			if tc.forward {
+				require.Equal(t, 2, created)
+			} else {
+				require.Greater(t, created, 2, "without one writer the replicas should race past the quota")
+			}
+		})
+	}
+}
