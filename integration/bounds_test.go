@@ -123,3 +123,32 @@ func TestQueryLimitsRefuseWithTheirMessage(t *testing.T) {
 		})
 	}
 }
+
+// TestDeletedWorkspaceLosesItsMetricSeries: the usage metrics carry the
+// workspace label, and a deleted workspace's series are removed.
+func TestDeletedWorkspaceLosesItsMetricSeries(t *testing.T) {
+	v := startMonolith(t, t.TempDir())
+	ws := createWorkspace(t, v.BaseURL(), "metrics")
+	rw := map[string]string{"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy"}
+	code, body := post(t, workspaceURL(v.BaseURL(), ws)+"/api/v1/remote_write", rw, encode(t, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
+		series("up", nil, prompb.Sample{Timestamp: time.Now().UnixMilli(), Value: 1}),
+	}}))
+	require.Equal(t, http.StatusNoContent, code, body)
+	metrics := func() string {
+		resp, err := http.Get(v.BaseURL() + "/metrics")
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	require.Contains(t, metrics(), `vigil_distributor_received_samples_total{workspace="`+ws+`"} 1`)
+	require.Contains(t, metrics(), `vigil_ingester_active_series{workspace="`+ws+`"} 1`)
+
+	req, err := http.NewRequest(http.MethodDelete, v.BaseURL()+"/workspaces/"+ws, nil)
+	require.NoError(t, err)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusAccepted, resp.StatusCode)
+	require.NotContains(t, metrics(), `vigil_distributor_received_samples_total{workspace="`+ws+`"}`)
+}

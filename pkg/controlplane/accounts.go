@@ -246,6 +246,11 @@ func (s *Store) Delete(ctx context.Context, account, id string) error {
 		return fmt.Errorf("delete workspace %s: %w", id, err)
 	}
 	s.wrote(id, nil)
+	s.deletedMu.Lock()
+	for _, f := range s.deleted {
+		f(id)
+	}
+	s.deletedMu.Unlock()
 	idx, err := s.index(ctx, account)
 	if err != nil {
 		return err

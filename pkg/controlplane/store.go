@@ -94,6 +94,17 @@ type Store struct {
 	seq     uint64 // the last write sequence number
 
 	accounts [accountLockStripes]sync.Mutex
+
+	deletedMu sync.Mutex
+	deleted   []func(id string)
+}
+
+// OnDeleted registers f, called with the ID of every workspace this replica
+// deletes.
+func (s *Store) OnDeleted(f func(id string)) {
+	s.deletedMu.Lock()
+	defer s.deletedMu.Unlock()
+	s.deleted = append(s.deleted, f)
 }
 
 // NewStore returns a Store over bkt.

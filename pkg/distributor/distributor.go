@@ -7,6 +7,7 @@ import (
 
 	"github.com/go-kit/log"
 	"github.com/grafana/dskit/ring"
+	"github.com/grafana/dskit/services"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/prompb"
 
@@ -24,10 +25,13 @@ type Pusher interface {
 // Ingesters resolves a ring instance to a client.
 type Ingesters func(inst ring.InstanceDesc) (Pusher, error)
 
-// Distributor validates, shards and replicates pushed series. It holds no
-// background work of its own: the ring and the client pool it uses are
-// services run by its owner.
+// Distributor validates, shards and replicates pushed series. Its only
+// background work drops the per-workspace metrics of workspaces that stopped
+// pushing; the ring and the client pool it uses are services run by its
+// owner.
 type Distributor struct {
+	services.Service
+
 	cfg       Config
 	ring      ring.DoBatchRing
 	ingesters Ingesters
@@ -38,6 +42,11 @@ type Distributor struct {
 
 	inflight *inflight
 	buffers  sync.Pool // *pushBuffers: the buffers of one remote-write request
+
+	// lastPush is when each workspace last pushed, to drop the metric
+	// series of workspaces that stopped.
+	activityMu sync.Mutex
+	lastPush   map[string]time.Time
 	keys     sync.Pool // *[]uint32: the shard keys of one request
 }
 
@@ -56,7 +65,12 @@ func New(cfg Config, r ring.DoBatchRing, ingesters Ingesters, limits Limits, reg
 		logger:    logger,
 		now:       time.Now,
 		inflight:  in,
+		lastPush:  map[string]time.Time{},
 	}
+	d.Service = services.NewTimerService(time.Minute, nil, func(context.Context) error {
+		d.dropInactive()
+		return nil
+	}, nil)
 	d.buffers.New = func() any { return &pushBuffers{pool: &d.buffers} }
 	d.keys.New = func() any { s := make([]uint32, 0, 1024); return &s }
 	return d, nil
@@ -79,6 +93,7 @@ func (d *Distributor) Push(ctx context.Context, req *prompb.WriteRequest, cleanu
 		return apierror.New(apierror.BadData, apierror.IDMissingTenant, "%v", err)
 	}
 	d.metrics.receivedRequests.Inc()
+	d.active(id)
 
 	var (
 		firstInvalid error
@@ -182,6 +197,43 @@ func (d *Distributor) Push(ctx context.Context, req *prompb.WriteRequest, cleanu
 		return quorumError(err)
 	}
 	return firstInvalid
+}
+
+// inactiveWorkspaceTimeout is how long a workspace may go without pushing
+// before its metric series are dropped.
+const inactiveWorkspaceTimeout = 20 * time.Minute
+
+func (d *Distributor) active(workspace string) {
+	now := d.now()
+	d.activityMu.Lock()
+	d.lastPush[workspace] = now
+	d.activityMu.Unlock()
+}
+
+// dropInactive drops the metric series of the workspaces that have not
+// pushed for inactiveWorkspaceTimeout.
+func (d *Distributor) dropInactive() {
+	cutoff := d.now().Add(-inactiveWorkspaceTimeout)
+	d.activityMu.Lock()
+	var stale []string
+	for ws, t := range d.lastPush {
+		if t.Before(cutoff) {
+			stale = append(stale, ws)
+			delete(d.lastPush, ws)
+		}
+	}
+	d.activityMu.Unlock()
+	for _, ws := range stale {
+		d.metrics.deleteWorkspace(ws)
+	}
+}
+
+// ForgetWorkspace drops the metric series of a deleted workspace at once.
+func (d *Distributor) ForgetWorkspace(workspace string) {
+	d.activityMu.Lock()
+	delete(d.lastPush, workspace)
+	d.activityMu.Unlock()
+	d.metrics.deleteWorkspace(workspace)
 }
 
 // shardToken hashes the workspace and the (sorted) labels of a series with

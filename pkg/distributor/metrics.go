@@ -41,3 +41,9 @@ func newMetrics(reg prometheus.Registerer, in *inflight) *metrics {
 		}, []string{"reason"}),
 	}
 }
+
+// deleteWorkspace drops every metric series of a workspace.
+func (m *metrics) deleteWorkspace(workspace string) {
+	m.receivedSamples.DeleteLabelValues(workspace)
+	m.discardedSamples.DeletePartialMatch(prometheus.Labels{"workspace": workspace})
+}

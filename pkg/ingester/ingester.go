@@ -66,6 +66,10 @@ func New(cfg Config, dataDir string, grpcPort int, kvStore ringmember.Store, reg
 	i.metrics = newMetrics(reg,
 		func() float64 { return float64(i.series.Load()) },
 		func() float64 { return float64(i.inflightPushes.Load()) })
+	reg.MustRegister(activeSeries{
+		desc: prometheus.NewDesc("vigil_ingester_active_series", "Series in the in-memory head of each open workspace TSDB (samples of the last 2 to 3 hours).", []string{"workspace"}, nil),
+		dbs:  i.openDBs,
+	})
 	i.builders.New = func() any { return &labels.ScratchBuilder{} }
 	var err error
 	i.lifecycler, err = ringmember.NewLifecycler(cfg.Ring, RingName, RingKey, kvStore,

@@ -57,3 +57,19 @@ func newMetrics(reg prometheus.Registerer, series, inflight func() float64) *met
 		}),
 	}
 }
+
+// activeSeries reports the in-memory series of each open workspace TSDB,
+// the ingester's share of AMP's ActiveSeries usage metric. A workspace whose
+// TSDB is closed (idle, or deleted) has no series reported.
+type activeSeries struct {
+	desc *prometheus.Desc
+	dbs  func() map[string]*userDB
+}
+
+func (c activeSeries) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c activeSeries) Collect(ch chan<- prometheus.Metric) {
+	for id, u := range c.dbs() {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(u.db.Head().NumSeries()), id)
+	}
+}

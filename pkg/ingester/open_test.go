@@ -185,3 +185,22 @@ func TestWALSyncAlways(t *testing.T) {
 	require.Equal(t, 1, n)
 	require.Equal(t, float64(3), testutil.ToFloat64(ing.metrics.walSyncs), "one fsync per push made one at a time")
 }
+
+// TestActiveSeriesPerWorkspace: each open workspace reports its head series;
+// a closed one reports none.
+func TestActiveSeriesPerWorkspace(t *testing.T) {
+	ing, reg := newIngester(t, testConfig(), t.TempDir(), ringmember.Store{Client: newKV(t)})
+	require.NoError(t, services.StartAndAwaitRunning(context.Background(), ing))
+	now := time.Now().UnixMilli()
+	require.NoError(t, push(t, ing, "ws-a", ts("up", "a", prompb.Sample{Timestamp: now, Value: 1}), ts("up", "b", prompb.Sample{Timestamp: now, Value: 1})))
+	require.NoError(t, push(t, ing, "ws-b", ts("up", "a", prompb.Sample{Timestamp: now, Value: 1})))
+	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP vigil_ingester_active_series Series in the in-memory head of each open workspace TSDB (samples of the last 2 to 3 hours).
+# TYPE vigil_ingester_active_series gauge
+vigil_ingester_active_series{workspace="ws-a"} 2
+vigil_ingester_active_series{workspace="ws-b"} 1
+`), "vigil_ingester_active_series"))
+	ing.now = func() time.Time { return time.Now().Add(2 * time.Hour) }
+	ing.closeIdle()
+	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(``), "vigil_ingester_active_series"))
+}

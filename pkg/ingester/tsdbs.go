@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/go-kit/log/level"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/tsdb"
 )
 
@@ -75,6 +76,7 @@ func (i *Ingester) closeDB(id string, u *userDB) (bool, error) {
 	closed, err := u.tryClose()
 	if closed {
 		i.forget(id, u)
+		i.metrics.discardedSamples.DeletePartialMatch(prometheus.Labels{"workspace": id})
 		close(u.done)
 	}
 	return closed, err

@@ -240,7 +240,10 @@ func (t *Vigil) initDistributor() (services.Service, error) {
 	}
 	t.Distributor = d
 	t.API.RegisterPush(d.PushHandler())
-	return pool, nil
+	// A workspace deleted through this process loses its metric series at
+	// once; other processes drop them once it stops pushing.
+	t.Workspaces.OnDeleted(d.ForgetWorkspace)
+	return newServiceGroup(d, pool), nil
 }
 
 func (t *Vigil) initIngester() (services.Service, error) {
@@ -314,6 +317,31 @@ func newServerService(srv *server.Server, admin *adminServer, others func() []se
 		return nil
 	}
 	return services.NewBasicService(nil, running, stopping)
+}
+
+// newServiceGroup runs several services as one: started together, stopped
+// together, failed when any fails.
+func newServiceGroup(svcs ...services.Service) services.Service {
+	var m *services.Manager
+	var w *services.FailureWatcher
+	return services.NewBasicService(func(ctx context.Context) error {
+		var err error
+		if m, err = services.NewManager(svcs...); err != nil {
+			return err
+		}
+		w = services.NewFailureWatcher()
+		w.WatchManager(m)
+		return services.StartManagerAndAwaitHealthy(ctx, m)
+	}, func(ctx context.Context) error {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-w.Chan():
+			return err
+		}
+	}, func(error) error {
+		return services.StopManagerAndAwaitStopped(context.Background(), m)
+	})
 }
 
 func (t *Vigil) logStarted() {
