@@ -47,7 +47,7 @@ type Distributor struct {
 	// series of workspaces that stopped.
 	activityMu sync.Mutex
 	lastPush   map[string]time.Time
-	keys     sync.Pool // *[]uint32: the shard keys of one request
+	keys       sync.Pool // *[]uint32: the shard keys of one request
 }
 
 // New returns a distributor writing to the ingesters of r.
