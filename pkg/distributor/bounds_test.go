@@ -7,12 +7,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/golang/snappy"
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/stretchr/testify/require"
 
@@ -45,14 +47,22 @@ func allocated(f func()) uint64 {
 func TestHostileBodiesAreRefusedCheaply(t *testing.T) {
 	const n = 8 << 20
 	emptySeries := bytes.Repeat([]byte{0x0a, 0x00}, n) // 8M empty series
-	oneSeries := func(field byte) []byte {             // one series with 8M empty labels or samples
-		inner := bytes.Repeat([]byte{field, 0x00}, n)
-		return append(binary.AppendUvarint([]byte{0x0a}, uint64(len(inner))), inner...)
+	wrap := func(field byte, inner []byte) []byte {
+		return append(binary.AppendUvarint([]byte{field}, uint64(len(inner))), inner...)
+	}
+	oneSeries := func(field byte) []byte { // one series with 8M empty labels or samples
+		return wrap(0x0a, bytes.Repeat([]byte{field, 0x00}, n))
 	}
 	for name, raw := range map[string][]byte{
 		"8M empty series":            emptySeries,
 		"one series with 8M labels":  oneSeries(0x0a),
 		"one series with 8M samples": oneSeries(0x12),
+		// An exemplar (series field 3) of 8M empty labels (exemplar field 1).
+		"an exemplar with 8M labels": wrap(0x0a, wrap(0x1a, bytes.Repeat([]byte{0x0a, 0x00}, n-8))),
+		// A histogram (series field 4) of 8M empty positive spans (field 11).
+		"a histogram with 8M spans": wrap(0x0a, wrap(0x22, bytes.Repeat([]byte{0x5a, 0x00}, n-8))),
+		// ... or of 8M deltas sent unpacked (field 12, varint).
+		"a histogram with 8M unpacked deltas": wrap(0x0a, wrap(0x22, bytes.Repeat([]byte{0x60, 0x00}, n-8))),
 	} {
 		t.Run(name, func(t *testing.T) {
 			body := snappy.Encode(nil, raw)
@@ -168,4 +178,33 @@ func TestFutureSampleIsRefusedAndTheRestStored(t *testing.T) {
 		require.Len(t, ts.Samples, 1)
 		require.LessOrEqual(t, ts.Samples[0].Timestamp, now.Add(10*time.Minute).UnixMilli())
 	}
+}
+
+// TestRealHistogramsAndExemplarsAreNotTooDense: the density bound leaves
+// room for ordinary native histograms and exemplars, small ones included.
+func TestRealHistogramsAndExemplarsAreNotTooDense(t *testing.T) {
+	small := &histogram.Histogram{
+		Schema: 3, Count: 4, Sum: 10.5, ZeroThreshold: 1e-128, ZeroCount: 1,
+		PositiveSpans: []histogram.Span{{Offset: 0, Length: 2}, {Offset: 3, Length: 1}}, PositiveBuckets: []int64{1, 0, 1},
+	}
+	big := &histogram.Histogram{Schema: 3, Count: 100, Sum: 1234.5, PositiveSpans: []histogram.Span{{Offset: -5, Length: 40}}}
+	for i := 0; i < 40; i++ {
+		big.PositiveBuckets = append(big.PositiveBuckets, int64(i%3-1))
+	}
+	req := &prompb.WriteRequest{}
+	now := time.Now().UnixMilli()
+	for i := 0; i < 500; i++ {
+		h := small
+		if i%2 == 0 {
+			h = big
+		}
+		req.Timeseries = append(req.Timeseries, prompb.TimeSeries{
+			Labels:     lbls("__name__", "latency_seconds", "i", strconv.Itoa(i)),
+			Histograms: []prompb.Histogram{prompb.FromIntHistogram(now, h), prompb.FromFloatHistogram(now+1, h.ToFloat(nil))},
+			Exemplars:  []prompb.Exemplar{{Labels: lbls("trace_id", "4bf92f3577b34da6a3ce929d0e0e4736"), Value: 0.3, Timestamp: now}},
+		})
+	}
+	d := newTestDistributor(t, &fakeIngester{})
+	rec := pushHTTP(t, d, req)
+	require.Equal(t, http.StatusNoContent, rec.Code, rec.Body.String())
 }

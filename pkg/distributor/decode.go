@@ -98,22 +98,84 @@ const (
 	exemplarMem  = int(unsafe.Sizeof(prompb.Exemplar{}))
 	histogramMem = int(unsafe.Sizeof(prompb.Histogram{}))
 	metadataMem  = int(unsafe.Sizeof(prompb.MetricMetadata{}))
+	spanMem      = int(unsafe.Sizeof(prompb.BucketSpan{}))
 
 	maxDecodeAmplification = 12
 	decodeSlack            = 64 << 10
 )
 
-// shape counts the elements of an encoded request. nested is the encoded
-// size of the exemplars, histograms and metadata, which the generated
-// decoder copies into memory of their own.
+// shape counts the elements of an encoded request. Exemplars, histograms
+// and metadata are decoded by the generated code into memory of their own:
+// strings is the encoded size of exemplars and metadata (their strings are
+// copied), and their repeated parts are counted one by one.
 type shape struct {
-	series, labels, samples, exemplars, histograms, metadata, nested int
+	series, labels, samples, exemplars, histograms, metadata, strings int
+	// nestedLabels are exemplar labels and spans histogram bucket spans,
+	// which the generated decoder appends one at a time; packed are the
+	// numbers of packed histogram fields, for which it allocates exactly,
+	// and unpacked those sent one field each, which it appends.
+	nestedLabels, spans, packed, unpacked int
 }
 
-// memory is what decoding a request of this shape allocates, at most.
+// memory is what decoding a request of this shape allocates, at most. What
+// is appended one at a time counts twice: the slice may end up with twice
+// the room it holds. Unpacked numbers count five times, what appending
+// millions of them allocates in all (slices beyond 256 elements grow by a
+// quarter); no encoder sends them unpacked, only a hostile request does.
 func (s shape) memory() int {
 	return s.series*seriesMem + s.labels*labelMem + s.samples*sampleMem + s.exemplars*exemplarMem +
-		s.histograms*histogramMem + s.metadata*metadataMem + 2*s.nested
+		s.histograms*histogramMem + s.metadata*metadataMem + 2*s.strings + 8*s.packed +
+		2*(s.nestedLabels*labelMem+s.spans*spanMem) + 5*8*s.unpacked
+}
+
+// measureExemplar counts the labels of an encoded exemplar.
+func (s *shape) measureExemplar(buf []byte) error {
+	for len(buf) > 0 {
+		num, typ, _, _, used, err := field(buf)
+		if err != nil {
+			return err
+		}
+		buf = buf[used:]
+		if num == 1 && typ == 2 {
+			s.nestedLabels++
+		}
+	}
+	return nil
+}
+
+// measureHistogram counts the spans and bucket numbers of an encoded
+// native histogram. Packed numbers take at least a byte each.
+func (s *shape) measureHistogram(buf []byte) error {
+	for len(buf) > 0 {
+		num, typ, payload, _, used, err := field(buf)
+		if err != nil {
+			return err
+		}
+		buf = buf[used:]
+		switch num {
+		case 8, 11: // negative_spans, positive_spans
+			if typ == 2 {
+				s.spans++
+			}
+		case 9, 12: // negative_deltas, positive_deltas: varints
+			if typ == 2 {
+				for _, b := range payload {
+					if b < 0x80 {
+						s.packed++
+					}
+				}
+			} else {
+				s.unpacked++
+			}
+		case 10, 13, 16: // negative_counts, positive_counts, custom_values: doubles
+			if typ == 2 {
+				s.packed += len(payload) / 8
+			} else {
+				s.unpacked++
+			}
+		}
+	}
+	return nil
 }
 
 // measure counts the elements of an encoded request without decoding them,
@@ -156,10 +218,15 @@ func measure(buf []byte, counts []uint32) (shape, []uint32, error) {
 					samples++
 				case 3:
 					sh.exemplars++
-					sh.nested += len(payload)
+					sh.strings += len(payload)
+					if err := sh.measureExemplar(payload); err != nil {
+						return sh, counts, err
+					}
 				case 4:
 					sh.histograms++
-					sh.nested += len(payload)
+					if err := sh.measureHistogram(payload); err != nil {
+						return sh, counts, err
+					}
 				}
 			}
 			sh.labels += labels
@@ -167,7 +234,7 @@ func measure(buf []byte, counts []uint32) (shape, []uint32, error) {
 			counts = append(counts, uint32(labels), uint32(samples))
 		case 3:
 			sh.metadata++
-			sh.nested += len(payload)
+			sh.strings += len(payload)
 		}
 	}
 	return sh, counts, nil
