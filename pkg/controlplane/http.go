@@ -3,6 +3,7 @@ package controlplane
 import (
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"strconv"
@@ -30,9 +31,29 @@ func NewHandler(cfg Config, store *Store, owners Owners) *Handler {
 	return &Handler{store: store, cfg: cfg, owners: owners}
 }
 
+// bodyTooLarge is the error of a request body over maxControlBody.
+func bodyTooLarge() error {
+	return apierror.New(apierror.TooLarge, apierror.IDRequestTooLarge, "The request body is larger than %d bytes.", maxControlBody)
+}
+
+// readBody reads a request body of at most maxControlBody bytes.
+func readBody(r *http.Request) ([]byte, error) {
+	body, err := io.ReadAll(r.Body)
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return nil, bodyTooLarge()
+	}
+	if err != nil {
+		return nil, validation("Cannot read the request body: %v", err)
+	}
+	return body, nil
+}
+
 // handOver forwards a write to the account's owner and reports true, unless
-// this replica is the owner.
+// this replica is the owner. The body is bounded first, wherever the
+// request ends up being read.
 func (h *Handler) handOver(w http.ResponseWriter, r *http.Request, account string) bool {
+	r.Body = http.MaxBytesReader(w, r.Body, maxControlBody)
 	fwd, err := h.owner(r, account)
 	if err != nil {
 		apierror.WriteAWS(w, err)
@@ -142,9 +163,9 @@ func (h *Handler) Create(w http.ResponseWriter, r *http.Request) {
 		KMSKeyARN   string            `json:"kmsKeyArn"`
 		Tags        map[string]string `json:"tags"`
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxControlBody+1))
+	body, err := readBody(r)
 	if err != nil {
-		apierror.WriteAWS(w, validation("Cannot read the request body: %v", err))
+		apierror.WriteAWS(w, err)
 		return
 	}
 	if len(body) > 0 {

@@ -131,6 +131,11 @@ type forwarder struct {
 
 func (f *forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	req, err := httpgrpc.FromHTTPRequest(r)
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		apierror.WriteAWS(w, bodyTooLarge())
+		return
+	}
 	if err != nil {
 		apierror.WriteAWS(w, fmt.Errorf("forward request: %w", err))
 		return

@@ -11,8 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/grafana/dskit/httpgrpc"
 	"github.com/stretchr/testify/require"
 	"github.com/thanos-io/objstore"
+	"google.golang.org/grpc"
 
 	"github.com/vigil-metrics/vigil/pkg/tenant"
 )
@@ -95,4 +97,50 @@ func TestOneWriterPerAccountAcrossReplicas(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestBodiesAreBoundedBeforeForwarding: a body over the limit is refused
+// with 413, by the owner and by a replica that would forward it, without
+// reading it whole.
+func TestBodiesAreBoundedBeforeForwarding(t *testing.T) {
+	cfg := Config{Region: "eu-west-1", MaxWorkspacesPerAccount: 2, StatusCacheTTL: time.Second}
+	owner := NewHandler(cfg, NewStore(cfg, objstore.NewInMemBucket()), nil)
+	forwarding := NewHandler(cfg, NewStore(cfg, objstore.NewInMemBucket()), &ownedBy{self: 1, owner: 0, peers: []*Handler{owner}})
+	for name, h := range map[string]*Handler{"owner": owner, "forwarding replica": forwarding} {
+		t.Run(name, func(t *testing.T) {
+			big := bytes.NewReader(append([]byte(`{"alias":"`), bytes.Repeat([]byte("a"), maxControlBody+10)...))
+			r := httptest.NewRequest(http.MethodPost, "/workspaces", big)
+			r = r.WithContext(tenant.WithAccount(r.Context(), "111111111111"))
+			w := httptest.NewRecorder()
+			h.Create(w, r)
+			require.Equal(t, http.StatusRequestEntityTooLarge, w.Code, w.Body.String())
+			require.Equal(t, "ValidationException", w.Header().Get("x-amzn-ErrorType"))
+		})
+	}
+}
+
+type recordingClient struct{ called bool }
+
+func (c *recordingClient) Handle(context.Context, *httpgrpc.HTTPRequest, ...grpc.CallOption) (*httpgrpc.HTTPResponse, error) {
+	c.called = true
+	return &httpgrpc.HTTPResponse{Code: http.StatusAccepted}, nil
+}
+
+// TestForwarderRefusesOversizedBodies: the replica that forwards a write
+// never reads more than the limit of its body.
+func TestForwarderRefusesOversizedBodies(t *testing.T) {
+	c := &recordingClient{}
+	f := &forwarder{client: c, account: "111111111111"}
+	w := httptest.NewRecorder()
+	r := httptest.NewRequest(http.MethodPost, "/workspaces", bytes.NewReader(make([]byte, maxControlBody+1)))
+	r.Body = http.MaxBytesReader(w, r.Body, maxControlBody) // as handOver bounds it
+	f.ServeHTTP(w, r)
+	require.Equal(t, http.StatusRequestEntityTooLarge, w.Code)
+	require.False(t, c.called)
+
+	w = httptest.NewRecorder()
+	r = httptest.NewRequest(http.MethodPost, "/workspaces", bytes.NewReader([]byte(`{}`)))
+	f.ServeHTTP(w, r)
+	require.Equal(t, http.StatusAccepted, w.Code)
+	require.True(t, c.called)
 }
