@@ -26,6 +26,14 @@ const accountLockStripes = 256
 // a retry within it gets the first call's result.
 const clientTokenTTL = 24 * time.Hour
 
+// maxClientTokens bounds the tokens an index remembers (the oldest go
+// first), and so the index's size: SDKs send a token with every create.
+const maxClientTokens = 1000
+
+// indexesMigrated marks that every account with workspaces has an index,
+// so that a missing index means an account without workspaces.
+const indexesMigrated = accountsPrefix + "migrated"
+
 // accountIndex is the document listing one account's workspaces and the
 // client tokens of its recent creates. Only the account's writer (one
 // replica, under the account's lock) changes it.
@@ -36,12 +44,31 @@ type accountIndex struct {
 
 // clientRecord is what a CreateWorkspace with a clientToken created.
 type clientRecord struct {
-	Request   string     `json:"request"` // hash of the call's parameters
-	Workspace *Workspace `json:"workspace"`
-	At        time.Time  `json:"at"`
+	Request   string    `json:"request"` // hash of the call's parameters
+	Workspace string    `json:"workspaceId"`
+	At        time.Time `json:"at"`
 }
 
 func indexName(account string) string { return accountsPrefix + account + ".json" }
+
+// pruneTokens forgets expired tokens and, over maxClientTokens, the oldest.
+func (s *Store) pruneTokens(idx *accountIndex) {
+	for tok, rec := range idx.ClientTokens {
+		if s.now().Sub(rec.At) > clientTokenTTL {
+			delete(idx.ClientTokens, tok)
+		}
+	}
+	if over := len(idx.ClientTokens) - s.maxTokens; over > 0 {
+		toks := make([]string, 0, len(idx.ClientTokens))
+		for tok := range idx.ClientTokens {
+			toks = append(toks, tok)
+		}
+		sort.Slice(toks, func(i, j int) bool { return idx.ClientTokens[toks[i]].At.Before(idx.ClientTokens[toks[j]].At) })
+		for _, tok := range toks[:over] {
+			delete(idx.ClientTokens, tok)
+		}
+	}
+}
 
 // lock serialises the writes of one account in this replica.
 func (s *Store) lock(account string) func() {
@@ -52,24 +79,88 @@ func (s *Store) lock(account string) func() {
 	return m.Unlock
 }
 
-// index reads an account's index. An account written before indexes
-// existed gets one built from the workspace documents.
+// index reads an account's index. Until the indexes are migrated, an
+// account written before indexes existed gets one built from the workspace
+// documents; after, a missing index is an account without workspaces.
 func (s *Store) index(ctx context.Context, account string) (*accountIndex, error) {
 	var idx accountIndex
 	found, err := s.readJSON(ctx, indexName(account), &idx)
 	if err != nil {
 		return nil, err
 	}
-	if !found {
-		return s.rebuildIndex(ctx, account)
+	if found {
+		return &idx, nil
 	}
-	return &idx, nil
+	migrated, err := s.indexesMigrated(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if migrated {
+		return &accountIndex{}, nil
+	}
+	return s.rebuildIndex(ctx, account)
 }
 
-// rebuildIndex scans every workspace document for the account's: done once
-// per account, for data written before account indexes existed.
+func (s *Store) indexesMigrated(ctx context.Context) (bool, error) {
+	if s.migrated.Load() {
+		return true, nil
+	}
+	ok, err := s.bkt.Exists(ctx, indexesMigrated)
+	if err != nil {
+		return false, fmt.Errorf("read %s: %w", indexesMigrated, err)
+	}
+	s.migrated.Store(ok)
+	return ok, nil
+}
+
+// MigrateIndexes gives every account that has workspaces but no index (data
+// written before indexes existed) its index, once for the whole bucket;
+// each replica calls it as it starts.
+func (s *Store) MigrateIndexes(ctx context.Context) error {
+	if done, err := s.indexesMigrated(ctx); err != nil || done {
+		return err
+	}
+	byAccount := map[string][]string{}
+	if err := s.scan(ctx, func(ws *Workspace) { byAccount[ws.Account] = append(byAccount[ws.Account], ws.ID) }); err != nil {
+		return err
+	}
+	for account, ids := range byAccount {
+		if err := s.migrateIndex(ctx, account, ids); err != nil {
+			return err
+		}
+	}
+	if err := s.bkt.Upload(ctx, indexesMigrated, bytes.NewReader(nil)); err != nil {
+		return fmt.Errorf("write %s: %w", indexesMigrated, err)
+	}
+	s.migrated.Store(true)
+	return nil
+}
+
+func (s *Store) migrateIndex(ctx context.Context, account string, ids []string) error {
+	defer s.lock(account)()
+	var idx accountIndex
+	found, err := s.readJSON(ctx, indexName(account), &idx)
+	if err != nil || found {
+		return err
+	}
+	return s.putIndex(ctx, account, &accountIndex{Workspaces: ids})
+}
+
+// rebuildIndex finds the account's workspaces among every workspace
+// document: the index of an account written before indexes existed, until
+// MigrateIndexes has run.
 func (s *Store) rebuildIndex(ctx context.Context, account string) (*accountIndex, error) {
 	idx := &accountIndex{}
+	err := s.scan(ctx, func(ws *Workspace) {
+		if ws.Account == account {
+			idx.Workspaces = append(idx.Workspaces, ws.ID)
+		}
+	})
+	return idx, err
+}
+
+// scan calls f with every workspace document in the bucket.
+func (s *Store) scan(ctx context.Context, f func(*Workspace)) error {
 	err := s.bkt.Iter(ctx, workspacesPrefix, func(name string) error {
 		id, ok := strings.CutSuffix(path.Base(name), ".json")
 		if !ok {
@@ -82,23 +173,17 @@ func (s *Store) rebuildIndex(ctx context.Context, account string) (*accountIndex
 		if err != nil {
 			return err
 		}
-		if ws.Account == account {
-			idx.Workspaces = append(idx.Workspaces, id)
-		}
+		f(ws)
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("list workspaces: %w", err)
+		return fmt.Errorf("list workspaces: %w", err)
 	}
-	return idx, nil
+	return nil
 }
 
 func (s *Store) putIndex(ctx context.Context, account string, idx *accountIndex) error {
-	for tok, rec := range idx.ClientTokens {
-		if s.now().Sub(rec.At) > clientTokenTTL {
-			delete(idx.ClientTokens, tok)
-		}
-	}
+	s.pruneTokens(idx)
 	body, err := json.Marshal(idx)
 	if err != nil {
 		return err
@@ -143,17 +228,25 @@ func (s *Store) Create(ctx context.Context, account string, in CreateInput) (*Wo
 	if err != nil {
 		return nil, err
 	}
-	if in.ClientToken != "" {
-		if rec, ok := idx.ClientTokens[in.ClientToken]; ok && s.now().Sub(rec.At) <= clientTokenTTL {
-			if rec.Request != in.hash() {
-				return nil, apierror.New(apierror.Conflict, apierror.IDClientTokenReused,
-					"The clientToken %q was used before with different parameters.", in.ClientToken)
-			}
-			if ws, err := s.read(ctx, rec.Workspace.ID); err == nil {
-				return ws, nil
-			}
-			return rec.Workspace, nil // deleted since: the first call's result
+	if rec, ok := idx.ClientTokens[in.ClientToken]; ok && in.ClientToken != "" && s.now().Sub(rec.At) <= clientTokenTTL {
+		if rec.Request != in.hash() {
+			return nil, apierror.New(apierror.Conflict, apierror.IDClientTokenReused,
+				"The clientToken %q was used before with different parameters.", in.ClientToken)
 		}
+		ws, err := s.read(ctx, rec.Workspace)
+		if err == nil {
+			return ws, nil
+		}
+		if apierror.CauseOf(err) != apierror.NotFound {
+			return nil, err
+		}
+		if slices.Contains(idx.Workspaces, rec.Workspace) {
+			// The first call failed between the index and the document:
+			// the retry, with the same parameters, finishes it.
+			ws := s.newWorkspace(account, rec.Workspace, in, rec.At)
+			return ws, s.put(ctx, ws)
+		}
+		// Deleted since: the token starts a new create.
 	}
 	if len(idx.Workspaces) >= s.cfg.MaxWorkspacesPerAccount {
 		s.prune(ctx, idx)
@@ -165,16 +258,7 @@ func (s *Store) Create(ctx context.Context, account string, in CreateInput) (*Wo
 	if err != nil {
 		return nil, err
 	}
-	ws := &Workspace{
-		ID:        id,
-		Account:   account,
-		Alias:     in.Alias,
-		ARN:       workspaceARN(s.cfg.Region, account, id),
-		Status:    StatusActive,
-		CreatedAt: s.now().UTC(),
-		Tags:      in.Tags,
-		KMSKeyARN: in.KMSKeyARN,
-	}
+	ws := s.newWorkspace(account, id, in, s.now())
 	// The index first: a workspace document never exists outside its
 	// account's quota. An index entry whose document is missing (a crash in
 	// between) is dropped by the account's next write.
@@ -183,12 +267,25 @@ func (s *Store) Create(ctx context.Context, account string, in CreateInput) (*Wo
 		if idx.ClientTokens == nil {
 			idx.ClientTokens = map[string]clientRecord{}
 		}
-		idx.ClientTokens[in.ClientToken] = clientRecord{Request: in.hash(), Workspace: ws, At: s.now()}
+		idx.ClientTokens[in.ClientToken] = clientRecord{Request: in.hash(), Workspace: id, At: s.now()}
 	}
 	if err := s.putIndex(ctx, account, idx); err != nil {
 		return nil, err
 	}
 	return ws, s.put(ctx, ws)
+}
+
+func (s *Store) newWorkspace(account, id string, in CreateInput, at time.Time) *Workspace {
+	return &Workspace{
+		ID:        id,
+		Account:   account,
+		Alias:     in.Alias,
+		ARN:       workspaceARN(s.cfg.Region, account, id),
+		Status:    StatusActive,
+		CreatedAt: at.UTC(),
+		Tags:      in.Tags,
+		KMSKeyARN: in.KMSKeyARN,
+	}
 }
 
 // List returns the workspaces of account, oldest first, optionally only those

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"sync"
@@ -127,15 +129,22 @@ func TestListReadsOnlyTheAccount(t *testing.T) {
 }
 
 // TestIndexIsBuiltForOlderData: workspaces written before account indexes
-// existed are found, and count against the quota.
+// existed are found, and count against the quota; once migrated, an account
+// without an index costs no scan of the bucket.
 func TestIndexIsBuiltForOlderData(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
-	bkt := objstore.NewInMemBucket()
+	bkt := &countingBucket{Bucket: objstore.NewInMemBucket()}
 	old := &Workspace{ID: "ws-old", Account: "111111111111", Status: StatusActive, CreatedAt: now}
 	body, _ := json.Marshal(old)
 	require.NoError(t, bkt.Upload(context.Background(), objectName(old.ID), bytes.NewReader(body)))
 	s := testStore(bkt, &now)
-	list, err := s.List(context.Background(), "111111111111", "")
+	require.NoError(t, s.MigrateIndexes(context.Background()))
+	bkt.iters.Store(0)
+	list, err := testStore(bkt, &now).List(context.Background(), "222222222222", "")
+	require.NoError(t, err)
+	require.Empty(t, list)
+	require.Zero(t, bkt.iters.Load(), "an account without workspaces is not a scan of the bucket")
+	list, err = s.List(context.Background(), "111111111111", "")
 	require.NoError(t, err)
 	require.Len(t, list, 1)
 	_, err = s.Create(context.Background(), "111111111111", CreateInput{})
@@ -183,4 +192,69 @@ func TestDeleteIsNotUndoneByAnInflightLookup(t *testing.T) {
 	close(bkt.release)
 	<-done
 	require.Equal(t, apierror.NotFound, apierror.CauseOf(s.CheckActive(ctx, ws.ID)), "the deleted workspace came back")
+}
+
+// failingDocs fails the uploads of workspace documents while fail is set.
+type failingDocs struct {
+	objstore.Bucket
+	fail atomic.Bool
+}
+
+func (b *failingDocs) Upload(ctx context.Context, name string, r io.Reader, opts ...objstore.ObjectUploadOption) error {
+	if b.fail.Load() && strings.HasPrefix(name, workspacesPrefix) {
+		return errors.New("503 slow down")
+	}
+	return b.Bucket.Upload(ctx, name, r, opts...)
+}
+
+// TestClientTokenRetryFinishesAFailedCreate: a create that failed after its
+// index entry was written is finished by the SDK's retry (same token), not
+// answered with a workspace that does not exist.
+func TestClientTokenRetryFinishesAFailedCreate(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	bkt := &failingDocs{Bucket: objstore.NewInMemBucket()}
+	s := testStore(bkt, &now)
+	ctx := context.Background()
+	in := CreateInput{Alias: "prod", ClientToken: "tok"}
+	bkt.fail.Store(true)
+	_, err := s.Create(ctx, "111111111111", in)
+	require.Error(t, err)
+	bkt.fail.Store(false)
+	ws, err := s.Create(ctx, "111111111111", in)
+	require.NoError(t, err)
+	got, err := s.Describe(ctx, "111111111111", ws.ID)
+	require.NoError(t, err, "the retry's workspace exists")
+	require.Equal(t, "prod", got.Alias)
+	require.NoError(t, s.CheckActive(ctx, ws.ID))
+	list, err := s.List(ctx, "111111111111", "")
+	require.NoError(t, err)
+	require.Len(t, list, 1)
+}
+
+// TestIndexStaysSmall: SDKs send a token with every create; the index keeps
+// the most recent maxClientTokens only, and never stores whole workspaces.
+func TestIndexStaysSmall(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	bkt := objstore.NewInMemBucket()
+	s := testStore(bkt, &now)
+	s.maxTokens = 20
+	ctx := context.Background()
+	tags := map[string]string{}
+	for i := 0; i < 50; i++ {
+		tags[fmt.Sprintf("%0128d", i)] = strings.Repeat("v", 256)
+	}
+	for i := 0; i < s.maxTokens+10; i++ {
+		now = now.Add(time.Second)
+		ws, err := s.Create(ctx, "111111111111", CreateInput{Tags: tags, ClientToken: fmt.Sprint("tok-", i)})
+		require.NoError(t, err)
+		require.NoError(t, s.Delete(ctx, "111111111111", ws.ID))
+	}
+	idx, err := s.index(ctx, "111111111111")
+	require.NoError(t, err)
+	require.Len(t, idx.ClientTokens, s.maxTokens)
+	require.NotContains(t, idx.ClientTokens, "tok-0", "the oldest tokens go first")
+	attrs, err := bkt.Attributes(ctx, indexName("111111111111"))
+	require.NoError(t, err)
+	// A token takes well under 256 bytes, whatever the workspace's tags.
+	require.Less(t, attrs.Size, int64(s.maxTokens*256))
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/thanos-io/objstore"
@@ -97,6 +98,9 @@ type Store struct {
 
 	deletedMu sync.Mutex
 	deleted   []func(id string)
+
+	migrated  atomic.Bool // every account with workspaces has an index
+	maxTokens int         // client tokens an index remembers
 }
 
 // OnDeleted registers f, called with the ID of every workspace this replica
@@ -109,7 +113,7 @@ func (s *Store) OnDeleted(f func(id string)) {
 
 // NewStore returns a Store over bkt.
 func NewStore(cfg Config, bkt objstore.Bucket) *Store {
-	return &Store{cfg: cfg, bkt: bkt, now: time.Now, cache: map[string]cacheEntry{}}
+	return &Store{cfg: cfg, bkt: bkt, now: time.Now, cache: map[string]cacheEntry{}, maxTokens: maxClientTokens}
 }
 
 func objectName(id string) string { return workspacesPrefix + id + ".json" }
@@ -161,9 +165,12 @@ func (s *Store) readJSON(ctx context.Context, name string, v any) (found bool, e
 		return false, fmt.Errorf("read %s: %w", name, err)
 	}
 	defer r.Close()
-	body, err := io.ReadAll(io.LimitReader(r, maxDocumentSize))
+	body, err := io.ReadAll(io.LimitReader(r, maxDocumentSize+1))
 	if err != nil {
 		return false, fmt.Errorf("read %s: %w", name, err)
+	}
+	if len(body) > maxDocumentSize {
+		return false, fmt.Errorf("read %s: larger than %d bytes", name, maxDocumentSize)
 	}
 	if err := json.Unmarshal(body, v); err != nil {
 		return false, fmt.Errorf("decode %s: %w", name, err)

@@ -158,7 +158,8 @@ func (t *Vigil) initStorage() (services.Service, error) {
 
 func (t *Vigil) initWorkspaces() (services.Service, error) {
 	t.Workspaces = controlplane.NewStore(t.Cfg.ControlPlane, t.Bucket)
-	return nil, nil
+	// Accounts written before account indexes existed get theirs once.
+	return services.NewIdleService(t.Workspaces.MigrateIndexes, nil), nil
 }
 
 func (t *Vigil) initRouter() (services.Service, error) {
