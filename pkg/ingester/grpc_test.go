@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/vigil-metrics/vigil/pkg/pb/ingesterpb"
+	"github.com/vigil-metrics/vigil/pkg/tenant"
 )
 
 // recordingStream is the server side of a QueryStream call that keeps what
@@ -100,4 +101,20 @@ func TestQueryStreamSendsChunksInBatches(t *testing.T) {
 		}
 	}
 	require.Equal(t, 5, series)
+}
+
+// TestClosedQuerierRefusesSelects: a querier holds its TSDB until closed;
+// after, a select must not open a TSDB querier nobody would close.
+func TestClosedQuerierRefusesSelects(t *testing.T) {
+	ing := startIngester(t, testConfig(), t.TempDir(), newKV(t))
+	require.NoError(t, push(t, ing, "ws-a", ts("up", "a", prompb.Sample{Timestamp: time.Now().UnixMilli(), Value: 1})))
+	q, err := ing.Querier(tenant.WithID(context.Background(), "ws-a"), 0, 1<<62)
+	require.NoError(t, err)
+	require.NoError(t, q.Close())
+	ss := q.Select(context.Background(), true, nil)
+	require.False(t, ss.Next())
+	require.ErrorIs(t, ss.Err(), errQuerierClosed)
+	_, _, err = q.LabelNames(context.Background(), nil)
+	require.ErrorIs(t, err, errQuerierClosed)
+	require.NoError(t, q.Close(), "closing twice is harmless")
 }

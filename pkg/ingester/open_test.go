@@ -2,6 +2,7 @@ package ingester
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -203,4 +204,20 @@ vigil_ingester_active_series{workspace="ws-b"} 1
 	ing.now = func() time.Time { return time.Now().Add(2 * time.Hour) }
 	ing.closeIdle()
 	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(``), "vigil_ingester_active_series"))
+}
+
+// TestWALSyncFailureIsSticky: after one failed fsync, later ones cannot be
+// trusted: every push fails, even when the next fsync would succeed.
+func TestWALSyncFailureIsSticky(t *testing.T) {
+	s := newWALSyncer(t.TempDir(), newMetrics(prometheus.NewRegistry(), func() float64 { return 0 }, func() float64 { return 0 }))
+	var calls atomic.Int32
+	s.fsync = func() error {
+		if calls.Add(1) == 1 {
+			return errors.New("input/output error")
+		}
+		return nil
+	}
+	require.ErrorContains(t, s.sync(), "input/output error")
+	require.ErrorContains(t, s.sync(), "no later one can be trusted")
+	require.EqualValues(t, 1, calls.Load())
 }

@@ -50,9 +50,16 @@ type heldQuerier struct {
 	closed  bool
 }
 
+// errQuerierClosed refuses a select on a closed querier, which holds its
+// TSDB no longer.
+var errQuerierClosed = errors.New("querier is closed")
+
 func (q *heldQuerier) chunkQuerier() (storage.ChunkQuerier, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	if q.closed {
+		return nil, errQuerierClosed
+	}
 	if q.chunksQ == nil {
 		cq, err := q.u.db.ChunkQuerier(q.mint, q.maxt)
 		if err != nil {
@@ -66,6 +73,9 @@ func (q *heldQuerier) chunkQuerier() (storage.ChunkQuerier, error) {
 func (q *heldQuerier) labelQuerier() (storage.Querier, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	if q.closed {
+		return nil, errQuerierClosed
+	}
 	if q.labelsQ == nil {
 		lq, err := q.u.db.Querier(q.mint, q.maxt)
 		if err != nil {

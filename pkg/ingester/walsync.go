@@ -33,6 +33,10 @@ type walSyncer struct {
 	mu      sync.Mutex
 	next    *syncRound // the round the next asks join; nil when none waits
 	running bool       // a goroutine runs the rounds
+	// failed is the first fsync error. After one, no later fsync can be
+	// trusted (the kernel may have dropped the pages that failed, and
+	// reports it once): every push fails until the TSDB is reopened.
+	failed error
 	synced  int        // the WAL segments before this one are on disk for good
 	lastSeg int        // the newest segment at the previous round
 }
@@ -52,6 +56,10 @@ func newWALSyncer(dir string, m *metrics) *walSyncer {
 // disk, or with the error that kept it from getting there.
 func (s *walSyncer) sync() error {
 	s.mu.Lock()
+	if s.failed != nil {
+		s.mu.Unlock()
+		return s.failed
+	}
 	if s.next == nil {
 		s.next = &syncRound{done: make(chan struct{})}
 	}
@@ -81,6 +89,13 @@ func (s *walSyncer) run() {
 		r.err = s.fsync()
 		s.metrics.walSyncs.Inc()
 		s.metrics.walSyncDuration.Observe(time.Since(start).Seconds())
+		if r.err != nil {
+			s.mu.Lock()
+			if s.failed == nil {
+				s.failed = fmt.Errorf("an earlier WAL fsync failed, so no later one can be trusted until the TSDB is reopened: %w", r.err)
+			}
+			s.mu.Unlock()
+		}
 		close(r.done)
 	}
 }

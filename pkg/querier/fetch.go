@@ -22,6 +22,15 @@ type fetchSet struct {
 	it     chunks.Iterator
 	primed bool // Next was called ahead, by prime
 	ok     bool // and its result
+
+	// What the set charged the limiter, to give back if it is not used.
+	chunks, samples, bytes int
+}
+
+// refund gives back to the limiter what the set charged it.
+func (s *fetchSet) refund() {
+	_ = s.limiter.addChunks(-s.chunks, -s.samples, -s.bytes) // giving back never exceeds a limit
+	s.chunks, s.samples, s.bytes = 0, 0, 0
 }
 
 func newFetchSet(set storage.ChunkSeriesSet, limiter *queryLimiter) *fetchSet {
@@ -62,6 +71,7 @@ func (s *fetchSet) next() bool {
 		s.err = err
 		return false
 	}
+	s.chunks, s.samples, s.bytes = s.chunks+len(chks), s.samples+samples, s.bytes+bytes
 	if err := s.limiter.addChunks(len(chks), samples, bytes); err != nil {
 		s.err = err
 		return false

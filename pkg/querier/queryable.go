@@ -58,14 +58,15 @@ type querier struct {
 // hold keeps iq for closing with q. A replica that answers after q was closed
 // (DoUntilQuorum returns at quorum, the slower calls go on) is closed at once,
 // so that its ingester does not count it as in use forever.
-func (q *querier) hold(iq storage.ChunkQuerier) {
+func (q *querier) hold(iq storage.ChunkQuerier) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.closed {
 		_ = iq.Close()
-		return
+		return false
 	}
 	q.closers = append(q.closers, iq)
+	return true
 }
 
 // Close closes every ingester querier opened by this querier.
@@ -103,7 +104,9 @@ func (q *querier) open(ctx context.Context, inst *ring.InstanceDesc) (storage.Ch
 	if err != nil {
 		return nil, err
 	}
-	q.hold(iq)
+	if !q.hold(iq) {
+		return nil, errors.New("the query is over")
+	}
 	return iq, nil
 }
 
@@ -195,7 +198,9 @@ func (q *querier) Select(ctx context.Context, sortSeries bool, hints *storage.Se
 	}
 	// Several replicas: each counts against the quorum once it answered
 	// with its first series (or its end), then the sorted sets are merged.
-	sets, err := ring.DoUntilQuorum(ctx, rs, ring.DoUntilQuorumConfig{}, func(callCtx context.Context, inst *ring.InstanceDesc) (storage.SeriesSet, error) {
+	// A replica whose answer is not needed is closed at once, and what its
+	// first series cost the query's limits is given back.
+	answers, err := ring.DoUntilQuorum(ctx, rs, ring.DoUntilQuorumConfig{}, func(callCtx context.Context, inst *ring.InstanceDesc) (*replicaAnswer, error) {
 		// The replica's stream must outlive this call: it is read as the
 		// merged set is iterated. It ends with the query or when q closes.
 		iq, err := q.open(ctx, inst)
@@ -204,15 +209,29 @@ func (q *querier) Select(ctx context.Context, sortSeries bool, hints *storage.Se
 		}
 		set := newFetchSet(iq.Select(ctx, true, hints, ms...), limiter)
 		if err := set.prime(); err != nil {
+			_ = iq.Close()
 			return nil, err
 		}
-		return set, nil
-	}, func(storage.SeriesSet) {})
+		return &replicaAnswer{set: set, iq: iq}, nil
+	}, func(a *replicaAnswer) {
+		a.set.refund()
+		_ = a.iq.Close()
+	})
 	if err != nil {
 		return storage.ErrSeriesSet(storageErr(err))
 	}
+	sets := make([]storage.SeriesSet, 0, len(answers))
+	for _, a := range answers {
+		sets = append(sets, a.set)
+	}
 	merged := storage.NewMergeSeriesSet(sets, 0, storage.ChainedSeriesMerge)
 	return &storageErrSet{&limitedSet{SeriesSet: merged, limiter: limiter}}
+}
+
+// replicaAnswer is one replica's series set and the querier it reads.
+type replicaAnswer struct {
+	set *fetchSet
+	iq  storage.ChunkQuerier
 }
 
 // LabelNames returns the union of the label names of every replica.

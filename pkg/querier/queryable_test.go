@@ -3,6 +3,7 @@ package querier
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -51,6 +52,7 @@ type replica struct {
 	series []*prompb.TimeSeries
 	err    error
 	delay  time.Duration // before answering
+	closed atomic.Int32  // queriers closed
 }
 
 func (r *replica) Push(context.Context, *prompb.WriteRequest) error { return nil }
@@ -80,7 +82,7 @@ func (q *replicaQuerier) LabelNames(context.Context, *storage.LabelHints, ...*la
 func (q *replicaQuerier) LabelValues(context.Context, string, *storage.LabelHints, ...*labels.Matcher) ([]string, annotations.Annotations, error) {
 	return nil, nil, nil
 }
-func (q *replicaQuerier) Close() error { return nil }
+func (q *replicaQuerier) Close() error { q.r.closed.Add(1); return nil }
 
 func promSeries(job string, ts ...int64) *prompb.TimeSeries {
 	s := &prompb.TimeSeries{Labels: []prompb.Label{{Name: "__name__", Value: "up"}, {Name: "job", Value: job}}}
@@ -291,4 +293,21 @@ func TestBytesLimitScalesWithTheRange(t *testing.T) {
 	require.Equal(t, int64(200), newQueryLimiter(l, "ws", 0, day+1).maxBytes)
 	require.Equal(t, int64(700), newQueryLimiter(l, "ws", 0, 7*day).maxBytes)
 	require.Equal(t, int64(0), newQueryLimiter(limitsOf{}, "ws", 0, 7*day).maxBytes, "no limit stays no limit")
+}
+
+// TestUnneededReplicaIsClosedAndRefunded: a replica that answers after the
+// quorum is closed at once (its stream ends), and what its first series
+// cost the query's limits is given back.
+func TestUnneededReplicaIsClosedAndRefunded(t *testing.T) {
+	series := []*prompb.TimeSeries{promSeries("a", 1, 2, 3)}
+	slow := &replica{series: series, delay: 50 * time.Millisecond}
+	qb := newQueryable(&replica{series: series}, &replica{series: series}, slow)
+	q, err := qb.Querier(0, 100)
+	require.NoError(t, err)
+	got := collect(t, q.Select(wsCtx(), true, nil, labels.MustNewMatcher(labels.MatchEqual, "__name__", "up")))
+	require.Equal(t, map[string][]int64{"a": {1, 2, 3}}, got)
+	require.Eventually(t, func() bool { return slow.closed.Load() == 1 }, 5*time.Second, time.Millisecond, "the late replica is closed before the query is")
+	lim := q.(*querier).limiter
+	require.EqualValues(t, 2, lim.chunks.Load(), "two replicas' chunks, not three")
+	require.NoError(t, q.Close())
 }
