@@ -300,13 +300,19 @@ func TestBytesLimitScalesWithTheRange(t *testing.T) {
 // cost the query's limits is given back.
 func TestUnneededReplicaIsClosedAndRefunded(t *testing.T) {
 	series := []*prompb.TimeSeries{promSeries("a", 1, 2, 3)}
-	slow := &replica{series: series, delay: 50 * time.Millisecond}
-	qb := newQueryable(&replica{series: series}, &replica{series: series}, slow)
+	replicas := []*replica{{series: series}, {series: series}, {series: series, delay: 50 * time.Millisecond}}
+	qb := newQueryable(replicas...)
 	q, err := qb.Querier(0, 100)
 	require.NoError(t, err)
 	got := collect(t, q.Select(wsCtx(), true, nil, labels.MustNewMatcher(labels.MatchEqual, "__name__", "up")))
 	require.Equal(t, map[string][]int64{"a": {1, 2, 3}}, got)
-	require.Eventually(t, func() bool { return slow.closed.Load() == 1 }, 5*time.Second, time.Millisecond, "the late replica is closed before the query is")
+	closed := func() (n int32) {
+		for _, r := range replicas {
+			n += r.closed.Load()
+		}
+		return n
+	}
+	require.Eventually(t, func() bool { return closed() == 1 }, 5*time.Second, time.Millisecond, "the replica beyond the quorum is closed before the query is")
 	lim := q.(*querier).limiter
 	require.EqualValues(t, 2, lim.chunks.Load(), "two replicas' chunks, not three")
 	require.NoError(t, q.Close())
