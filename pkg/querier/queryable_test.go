@@ -316,6 +316,7 @@ func TestUnneededReplicaIsClosedAndRefunded(t *testing.T) {
 		}
 		return n
 	}
+	time.Sleep(200 * time.Millisecond) // the slow replica has answered, if it was asked
 	require.Eventually(t, func() bool { return unclosed() == 2 }, 5*time.Second, time.Millisecond, "only the two replicas read stay open")
 	lim := q.(*querier).limiter
 	require.EqualValues(t, 2, lim.chunks.Load(), "two replicas' chunks, not three")
