@@ -9,7 +9,7 @@ PROM_DIR = $(shell $(GO) list -m -f '{{.Dir}}' github.com/prometheus/prometheus)
 
 # Loopback-only flags for a laptop run: nothing listens beyond this machine.
 RUN_FLAGS := -server.http-listen-address=127.0.0.1 -server.grpc-listen-address=127.0.0.1 \
-	-memberlist.bind-addr=127.0.0.1 -ingester.ring.instance-addr=127.0.0.1
+	-memberlist.bind-addr=127.0.0.1 -ingester.ring.instance-addr=127.0.0.1 -controlplane.ring.instance-addr=127.0.0.1
 
 .PHONY: help build run test e2e bench lint image proto reference-help install-prometheus clean compose-up compose-down helm-test
 

@@ -12,7 +12,7 @@ trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "
 "${VIGIL_BIN:-./bin/vigil}" -data-dir="$dir/data" -log.level=warn ${VIGIL_FLAGS:-} \
 	-server.http-listen-address=127.0.0.1 -server.http-listen-port=0 \
 	-server.grpc-listen-address=127.0.0.1 -server.grpc-listen-port=0 \
-	-memberlist.bind-addr=127.0.0.1 -memberlist.bind-port=0 -admin.listen-port=0 \
+	-memberlist.bind-addr=127.0.0.1 -memberlist.bind-port=0 -admin.listen-port=0 -controlplane.ring.instance-addr=127.0.0.1 \
 	-ingester.ring.instance-addr=127.0.0.1 >"$log" 2>&1 &
 pid=$!
 for _ in $(seq 100); do
