@@ -178,79 +178,51 @@ func (s *shape) measureHistogram(buf []byte) error {
 	return nil
 }
 
-// measure counts the elements of an encoded request without decoding them,
-// and appends the label and sample counts of each series to counts. It
-// stops with errTooDense as soon as the elements would take more than
-// maxDecodeAmplification times the request's size.
-func measure(buf []byte, counts []uint32) (shape, []uint32, error) {
-	var sh shape
-	budget := maxDecodeAmplification*len(buf) + decodeSlack
-	size := len(buf)
-	for len(buf) > 0 {
-		if sh.memory() > budget {
-			return sh, counts, errTooDense(sh, size)
+// measureSeries counts the elements of an encoded series, except the series
+// itself, into sh.
+func (sh *shape) measureSeries(series []byte) error {
+	for len(series) > 0 {
+		// Fast path: a label or sample under 128 bytes, which is nearly
+		// every field of a series.
+		if len(series) >= 2 && series[1] < 0x80 && (series[0] == 0x0a || series[0] == 0x12) {
+			if 2+int(series[1]) > len(series) {
+				return errTruncated
+			}
+			if series[0] == 0x0a {
+				sh.labels++
+			} else {
+				sh.samples++
+			}
+			series = series[2+int(series[1]):]
+			continue
 		}
-		num, typ, payload, _, used, err := field(buf)
+		num, typ, payload, _, used, err := field(series)
 		if err != nil {
-			return sh, counts, err
+			return err
 		}
-		buf = buf[used:]
+		series = series[used:]
 		if typ != 2 {
 			continue
 		}
 		switch num {
 		case 1:
-			sh.series++
-			labels, samples := 0, 0
-			for series := payload; len(series) > 0; {
-				num, typ, payload, _, used, err := field(series)
-				if err != nil {
-					return sh, counts, err
-				}
-				series = series[used:]
-				if typ != 2 {
-					continue
-				}
-				switch num {
-				case 1:
-					labels++
-				case 2:
-					samples++
-				case 3:
-					sh.exemplars++
-					sh.strings += len(payload)
-					if err := sh.measureExemplar(payload); err != nil {
-						return sh, counts, err
-					}
-				case 4:
-					sh.histograms++
-					if err := sh.measureHistogram(payload); err != nil {
-						return sh, counts, err
-					}
-				}
-			}
-			sh.labels += labels
-			sh.samples += samples
-			counts = append(counts, uint32(labels), uint32(samples))
+			sh.labels++
+		case 2:
+			sh.samples++
 		case 3:
-			sh.metadata++
+			sh.exemplars++
 			sh.strings += len(payload)
+			if err := sh.measureExemplar(payload); err != nil {
+				return err
+			}
+		case 4:
+			sh.histograms++
+			if err := sh.measureHistogram(payload); err != nil {
+				return err
+			}
 		}
 	}
-	return sh, counts, nil
-}
-
-// elements are the reusable arrays every series of a request takes its
-// labels and samples from.
-type elements struct {
-	counts  []uint32 // labels and samples of each series, in turn
-	labels  []prompb.Label
-	samples []prompb.Sample
-}
-
-// memory is what the arrays hold on to.
-func (e *elements) memory() int {
-	return 4*cap(e.counts) + labelMem*cap(e.labels) + sampleMem*cap(e.samples)
+	return nil
 }
 
 // errTooDense refuses a request whose elements cannot all be valid.
@@ -259,55 +231,111 @@ func errTooDense(sh shape, size int) error {
 		sh.series, sh.labels, sh.samples, sh.exemplars, sh.histograms, size)
 }
 
-// decodeWriteRequest decodes buf into req, reusing req's series and the
-// arrays of el. Every series gets exactly the room it needs for its labels
-// and samples: nothing grows by doubling. reserve, when set, is asked for
-// the memory of the elements before any is allocated.
-func decodeWriteRequest(buf []byte, req *prompb.WriteRequest, el *elements, reserve func(int) error) error {
-	sh, counts, err := measure(buf, el.counts[:0])
-	el.counts = counts
-	if err == nil && sh.memory() > maxDecodeAmplification*len(buf)+decodeSlack {
-		err = errTooDense(sh, len(buf))
-	}
+// smallSeries is the encoded size up to which a series is decoded without
+// being counted first: it holds a few hundred elements at most, so decoding
+// it costs no more than its share of the bound. Typical series (10 labels,
+// one sample) take about 300 bytes.
+const smallSeries = 512
+
+// reserveStep is how much memory decoding takes from the request's ticket
+// at a time, so that the in-flight limit costs no atomic operation per
+// series.
+const reserveStep = 1 << 20
+
+// decodeWriteRequest decodes buf into req, reusing req's series and their
+// label and sample slices. The series are counted first, and every series
+// larger than smallSeries before it is decoded: its slices get exactly the
+// room it needs (nothing grows by doubling). The request is refused with
+// errTooDense, before the memory is allocated, once its elements would take
+// more than maxDecodeAmplification times its size; reserve, when set, is
+// asked for that memory as decoding goes.
+func decodeWriteRequest(buf []byte, req *prompb.WriteRequest, reserve func(int) error) error {
+	size := len(buf)
+	budget := maxDecodeAmplification*size + decodeSlack
+	// The series first: a request of millions of empty series is refused
+	// before its series are allocated.
+	series, err := countSeries(buf)
 	if err != nil {
 		return err
 	}
-	if reserve != nil {
-		if err := reserve(sh.memory()); err != nil {
+	used := series * seriesMem // what the request's elements take
+	tooDense := func() error {
+		return fmt.Errorf("%d series whose elements take %d bytes decoded cannot fit in %d bytes of valid series", series, used, size)
+	}
+	if used > budget {
+		return tooDense()
+	}
+	reserved := 0
+	take := func() error {
+		if reserve == nil || used <= reserved {
+			return nil
+		}
+		step := max(reserveStep, used-reserved)
+		if err := reserve(step); err != nil {
 			return err
 		}
+		reserved += step
+		return nil
 	}
-	if cap(req.Timeseries) < sh.series {
-		req.Timeseries = make([]prompb.TimeSeries, 0, sh.series)
+	if err := take(); err != nil {
+		return err
 	}
-	if cap(el.labels) < sh.labels {
-		el.labels = make([]prompb.Label, sh.labels)
+	if cap(req.Timeseries) < series {
+		req.Timeseries = make([]prompb.TimeSeries, 0, series)
 	}
-	if cap(el.samples) < sh.samples {
-		el.samples = make([]prompb.Sample, sh.samples)
-	}
-	labels, samples := el.labels[:cap(el.labels)], el.samples[:cap(el.samples)]
 	n := 0
 	for len(buf) > 0 {
-		num, typ, payload, _, used, err := field(buf)
+		num, typ, payload, _, consumed, err := field(buf)
 		if err != nil {
 			return err
 		}
-		buf = buf[used:]
+		buf = buf[consumed:]
 		switch {
 		case num == 1 && typ == 2:
 			req.Timeseries = req.Timeseries[:n+1]
 			ts := &req.Timeseries[n]
-			nl, ns := int(counts[2*n]), int(counts[2*n+1])
-			// Each series owns a window of the shared arrays; the windows'
-			// capacity ends where the next begins, so nothing spills over.
-			ts.Labels, labels = labels[:0:nl], labels[nl:]
-			ts.Samples, samples = samples[:0:ns], samples[ns:]
-			if err := decodeTimeSeries(payload, ts); err != nil {
-				return fmt.Errorf("timeseries %d: %w", n, err)
+			if len(payload) <= smallSeries {
+				// A small series cannot take much: decode it into the
+				// room its slices have, and count it after.
+				ts.Labels, ts.Samples = ts.Labels[:0], ts.Samples[:0]
+				if err := decodeTimeSeries(payload, ts); err != nil {
+					return fmt.Errorf("timeseries %d: %w", n, err)
+				}
+				used += len(ts.Labels)*labelMem + len(ts.Samples)*sampleMem
+				if len(ts.Exemplars)+len(ts.Histograms) > 0 {
+					used += len(ts.Exemplars)*exemplarMem + len(ts.Histograms)*histogramMem + 2*len(payload)
+				}
+			} else {
+				var sh shape
+				if err := sh.measureSeries(payload); err != nil {
+					return fmt.Errorf("timeseries %d: %w", n, err)
+				}
+				if used += sh.memory(); used > budget {
+					return errTooDense(sh, size)
+				}
+				if err := take(); err != nil {
+					return err
+				}
+				ts.Labels = exactly(ts.Labels, sh.labels)
+				ts.Samples = exactly(ts.Samples, sh.samples)
+				if err := decodeTimeSeries(payload, ts); err != nil {
+					return fmt.Errorf("timeseries %d: %w", n, err)
+				}
+			}
+			if used > budget {
+				return tooDense()
+			}
+			if err := take(); err != nil {
+				return err
 			}
 			n++
 		case num == 3 && typ == 2:
+			if used += metadataMem + 2*len(payload); used > budget {
+				return tooDense()
+			}
+			if err := take(); err != nil {
+				return err
+			}
 			var md prompb.MetricMetadata
 			if err := md.Unmarshal(payload); err != nil {
 				return fmt.Errorf("metadata: %w", err)
@@ -319,6 +347,39 @@ func decodeWriteRequest(buf []byte, req *prompb.WriteRequest, el *elements, rese
 	return nil
 }
 
+// countSeries counts the series of an encoded request.
+func countSeries(buf []byte) (int, error) {
+	n := 0
+	for len(buf) > 0 {
+		if buf[0] == 0x0a { // field 1, length-delimited: a series
+			l, k := binary.Uvarint(buf[1:])
+			if k <= 0 || l > uint64(len(buf)-1-k) {
+				return 0, errTruncated
+			}
+			buf = buf[1+k+int(l):]
+			n++
+			continue
+		}
+		_, _, _, _, used, err := field(buf)
+		if err != nil {
+			return 0, err
+		}
+		buf = buf[used:]
+	}
+	return n, nil
+}
+
+// exactly returns s emptied, with room for n elements: its own room when
+// that is enough, else exactly n.
+func exactly[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, 0, n)
+	}
+	return s[:0]
+}
+
+// decodeTimeSeries decodes one series into ts, whose label and sample
+// slices the caller emptied.
 func decodeTimeSeries(buf []byte, ts *prompb.TimeSeries) error {
 	ts.Exemplars, ts.Histograms = ts.Exemplars[:0], ts.Histograms[:0]
 	for len(buf) > 0 {

@@ -50,7 +50,6 @@ func normalise(req *prompb.WriteRequest) *prompb.WriteRequest {
 // the generated protobuf decoder's result.
 func TestDecodeMatchesGeneratedCode(t *testing.T) {
 	var reused prompb.WriteRequest
-	var el elements
 	for seed := 0; seed < 20; seed++ {
 		raw, err := sampleRequest(seed).Marshal()
 		require.NoError(t, err)
@@ -58,7 +57,7 @@ func TestDecodeMatchesGeneratedCode(t *testing.T) {
 		require.NoError(t, want.Unmarshal(raw))
 
 		reused.Timeseries, reused.Metadata = reused.Timeseries[:0], reused.Metadata[:0]
-		require.NoError(t, decodeWriteRequest(raw, &reused, &el, nil))
+		require.NoError(t, decodeWriteRequest(raw, &reused, nil))
 		require.Equal(t, normalise(&want), normalise(&reused), "seed %d", seed)
 	}
 }
@@ -68,7 +67,7 @@ func TestDecodeRejectsTruncated(t *testing.T) {
 	require.NoError(t, err)
 	for cut := 1; cut < len(raw); cut++ {
 		var req prompb.WriteRequest
-		if err := decodeWriteRequest(raw[:cut], &req, &elements{}, nil); err == nil {
+		if err := decodeWriteRequest(raw[:cut], &req, nil); err == nil {
 			// A cut on a field boundary is a valid, shorter message.
 			var want prompb.WriteRequest
 			require.NoError(t, want.Unmarshal(raw[:cut]), "cut %d", cut)
@@ -97,7 +96,7 @@ func FuzzDecodeWriteRequest(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		var got, want prompb.WriteRequest
-		errGot := decodeWriteRequest(raw, &got, &elements{}, nil) // must not panic
+		errGot := decodeWriteRequest(raw, &got, nil) // must not panic
 		if errGot != nil || want.Unmarshal(raw) != nil {
 			return
 		}

@@ -28,7 +28,6 @@ type pushBuffers struct {
 	body    bytes.Buffer
 	decoded []byte
 	req     prompb.WriteRequest
-	el      elements
 }
 
 // maxPooledBuffers bounds the buffers kept for reuse: those of a request
@@ -38,17 +37,17 @@ const maxPooledBuffers = 32 << 20
 
 // memory is what the buffers hold on to.
 func (b *pushBuffers) memory() int {
-	m := b.body.Cap() + cap(b.decoded) + b.el.memory() + seriesMem*cap(b.req.Timeseries) + metadataMem*cap(b.req.Metadata)
+	m := b.body.Cap() + cap(b.decoded) + seriesMem*cap(b.req.Timeseries) + metadataMem*cap(b.req.Metadata)
 	for _, ts := range b.req.Timeseries[:cap(b.req.Timeseries)] {
-		m += exemplarMem*cap(ts.Exemplars) + histogramMem*cap(ts.Histograms)
+		m += labelMem*cap(ts.Labels) + sampleMem*cap(ts.Samples) + exemplarMem*cap(ts.Exemplars) + histogramMem*cap(ts.Histograms)
 	}
 	return m
 }
 
 // release returns the buffers to the pool, unless they grew too large. The
-// series slices keep their capacity (and their exemplar and histogram
-// slices theirs) for the next request; the decoder overwrites every element
-// it reuses.
+// series slices keep their capacity (and their label, sample, exemplar and
+// histogram slices theirs) for the next request; the decoder overwrites
+// every element it reuses.
 func (b *pushBuffers) release() {
 	if b.memory() > maxPooledBuffers {
 		return
@@ -171,7 +170,7 @@ func (d *Distributor) decode(r *http.Request, bufs *pushBuffers, t *ticket) erro
 	if err != nil {
 		return apierror.New(apierror.BadData, apierror.IDInvalidRequestBody, "request body is not valid snappy-compressed data: %v", err)
 	}
-	if err := decodeWriteRequest(decoded, &bufs.req, &bufs.el, t.reserve); err != nil {
+	if err := decodeWriteRequest(decoded, &bufs.req, t.reserve); err != nil {
 		if apierror.StatusOf(err) == http.StatusServiceUnavailable {
 			return err
 		}

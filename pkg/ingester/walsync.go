@@ -36,9 +36,9 @@ type walSyncer struct {
 	// failed is the first fsync error. After one, no later fsync can be
 	// trusted (the kernel may have dropped the pages that failed, and
 	// reports it once): every push fails until the TSDB is reopened.
-	failed error
-	synced  int        // the WAL segments before this one are on disk for good
-	lastSeg int        // the newest segment at the previous round
+	failed  error
+	synced  int // the WAL segments before this one are on disk for good
+	lastSeg int // the newest segment at the previous round
 }
 
 type syncRound struct {
