@@ -84,10 +84,10 @@ func field(buf []byte) (num int, typ int, payload []byte, val uint64, n int, err
 	}
 }
 
-// The in-memory size of the decoded elements. A request is refused before
-// anything is allocated for it when its elements would take more than
-// maxDecodeAmplification times its decoded size: no valid series comes
-// close. The densest valid series, {__name__="a"} with one sample at a real
+// The in-memory size of the decoded elements. A request is refused once its
+// elements would take more than maxDecodeAmplification times its decoded
+// size (before the memory of the offending series is allocated, but for a
+// small series' few hundred elements): no valid series comes close. The densest valid series, {__name__="a"} with one sample at a real
 // timestamp and value 0, is 26 bytes on the wire and 240 in memory (9.2x);
 // ordinary series take 2-4x. A hostile request of 8M empty series, 16 MB
 // decoded, would take 1 GB.
