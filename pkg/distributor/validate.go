@@ -220,44 +220,33 @@ func truncate(s string) string {
 // It returns how many samples and histograms it dropped and the timestamp of
 // the first.
 func dropFutureSamples(lim seriesLimits, ts *prompb.TimeSeries) (dropped int, first int64) {
-	max := lim.maxTime
 	note := func(t int64) {
 		if dropped == 0 {
 			first = t
 		}
 		dropped++
 	}
-	for i := range ts.Samples {
-		if ts.Samples[i].Timestamp > max {
-			ts.Samples = slices.DeleteFunc(ts.Samples, func(s prompb.Sample) bool {
-				if s.Timestamp > max {
-					note(s.Timestamp)
-					return true
-				}
-				return false
-			})
-			break
-		}
-	}
-	for i := range ts.Histograms {
-		if ts.Histograms[i].Timestamp > max {
-			ts.Histograms = slices.DeleteFunc(ts.Histograms, func(h prompb.Histogram) bool {
-				if h.Timestamp > max {
-					note(h.Timestamp)
-					return true
-				}
-				return false
-			})
-			break
-		}
-	}
-	for i := range ts.Exemplars {
-		if ts.Exemplars[i].Timestamp > max {
-			ts.Exemplars = slices.DeleteFunc(ts.Exemplars, func(e prompb.Exemplar) bool { return e.Timestamp > max })
-			break
-		}
-	}
+	ts.Samples = dropAfter(ts.Samples, lim.maxTime, func(s prompb.Sample) int64 { return s.Timestamp }, note)
+	ts.Histograms = dropAfter(ts.Histograms, lim.maxTime, func(h prompb.Histogram) int64 { return h.Timestamp }, note)
+	ts.Exemplars = dropAfter(ts.Exemplars, lim.maxTime, func(e prompb.Exemplar) int64 { return e.Timestamp }, func(int64) {})
 	return dropped, first
+}
+
+// dropAfter removes the elements of s stamped later than max, telling note
+// the timestamp of each. It does not touch s when none is.
+func dropAfter[T any](s []T, max int64, stamp func(T) int64, note func(int64)) []T {
+	for i := range s {
+		if stamp(s[i]) > max {
+			return slices.DeleteFunc(s, func(e T) bool {
+				if t := stamp(e); t > max {
+					note(t)
+					return true
+				}
+				return false
+			})
+		}
+	}
+	return s
 }
 
 // futureErr formats the rejection of a sample stamped too far ahead.
