@@ -104,12 +104,12 @@ const (
 	decodeSlack            = 64 << 10
 )
 
-// shape counts the elements of an encoded request. Exemplars, histograms
+// shape counts the elements of an encoded series. Exemplars, histograms
 // and metadata are decoded by the generated code into memory of their own:
 // strings is the encoded size of exemplars and metadata (their strings are
 // copied), and their repeated parts are counted one by one.
 type shape struct {
-	series, labels, samples, exemplars, histograms, metadata, strings int
+	labels, samples, exemplars, histograms, strings int
 	// nestedLabels are exemplar labels and spans histogram bucket spans,
 	// which the generated decoder appends one at a time; packed are the
 	// numbers of packed histogram fields, for which it allocates exactly,
@@ -123,8 +123,8 @@ type shape struct {
 // millions of them allocates in all (slices beyond 256 elements grow by a
 // quarter); no encoder sends them unpacked, only a hostile request does.
 func (s shape) memory() int {
-	return s.series*seriesMem + s.labels*labelMem + s.samples*sampleMem + s.exemplars*exemplarMem +
-		s.histograms*histogramMem + s.metadata*metadataMem + 2*s.strings + 8*s.packed +
+	return s.labels*labelMem + s.samples*sampleMem + s.exemplars*exemplarMem +
+		s.histograms*histogramMem + 2*s.strings + 8*s.packed +
 		2*(s.nestedLabels*labelMem+s.spans*spanMem) + 5*8*s.unpacked
 }
 
@@ -178,8 +178,7 @@ func (s *shape) measureHistogram(buf []byte) error {
 	return nil
 }
 
-// measureSeries counts the elements of an encoded series, except the series
-// itself, into sh.
+// measureSeries counts the elements of an encoded series into sh.
 func (sh *shape) measureSeries(series []byte) error {
 	for len(series) > 0 {
 		// Fast path: a label or sample under 128 bytes, which is nearly
@@ -226,9 +225,8 @@ func (sh *shape) measureSeries(series []byte) error {
 }
 
 // errTooDense refuses a request whose elements cannot all be valid.
-func errTooDense(sh shape, size int) error {
-	return fmt.Errorf("%d series with %d labels, %d samples, %d exemplars and %d histograms cannot fit in %d bytes of valid series",
-		sh.series, sh.labels, sh.samples, sh.exemplars, sh.histograms, size)
+func errTooDense(what string, size int) error {
+	return fmt.Errorf("%s cannot fit in %d bytes of valid series", what, size)
 }
 
 // smallSeries is the encoded size up to which a series is decoded without
@@ -260,7 +258,7 @@ func decodeWriteRequest(buf []byte, req *prompb.WriteRequest, reserve func(int) 
 	}
 	used := series * seriesMem // what the request's elements take
 	tooDense := func() error {
-		return fmt.Errorf("%d series whose elements take %d bytes decoded cannot fit in %d bytes of valid series", series, used, size)
+		return errTooDense(fmt.Sprintf("%d series whose elements take %d bytes decoded", series, used), size)
 	}
 	if used > budget {
 		return tooDense()
@@ -311,7 +309,7 @@ func decodeWriteRequest(buf []byte, req *prompb.WriteRequest, reserve func(int) 
 					return fmt.Errorf("timeseries %d: %w", n, err)
 				}
 				if used += sh.memory(); used > budget {
-					return errTooDense(sh, size)
+					return errTooDense(fmt.Sprintf("a series of %d labels, %d samples, %d exemplars and %d histograms", sh.labels, sh.samples, sh.exemplars, sh.histograms), size)
 				}
 				if err := take(); err != nil {
 					return err
