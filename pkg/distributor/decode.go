@@ -117,7 +117,7 @@ type shape struct {
 	nestedLabels, spans, packed, unpacked int
 }
 
-// memory is what decoding a request of this shape allocates, at most. What
+// memory is what decoding a series of this shape allocates, at most. What
 // is appended one at a time counts twice: the slice may end up with twice
 // the room it holds. Unpacked numbers count five times, what appending
 // millions of them allocates in all (slices beyond 256 elements grow by a
