@@ -22,6 +22,8 @@ type Config struct {
 	WALSync          string        `yaml:"wal_sync"`
 	WALReplayWorkers int           `yaml:"wal_replay_concurrency"`
 	QueryStreamBatch int           `yaml:"query_stream_batch_size"`
+	ShipInterval     time.Duration `yaml:"ship_interval"`
+	DeletionCheck    time.Duration `yaml:"deleted_workspaces_check_interval"`
 
 	InstanceLimits InstanceLimits `yaml:"instance_limits"`
 }
@@ -38,11 +40,13 @@ type InstanceLimits struct {
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Ring.RegisterFlagsWithPrefix("ingester.ring.", ringDefaults, f)
 	f.DurationVar(&c.BlockRange, "ingester.tsdb.block-range", 2*time.Hour, "Time range of the blocks the head is cut into.")
-	f.DurationVar(&c.Retention, "ingester.tsdb.retention-period", 24*time.Hour, "How long an ingester keeps local blocks. Until block upload to object storage lands, this bounds how far back queries reach.")
-	f.DurationVar(&c.IdleTimeout, "ingester.tsdb.idle-timeout", time.Hour, "A workspace TSDB with no writes or queries for this long is closed; it is reopened (replaying its WAL) on the next request. 0 disables closing.")
+	f.DurationVar(&c.Retention, "ingester.tsdb.retention-period", 24*time.Hour, "How long an ingester keeps a block after cutting it, counted from the block's end; a block is never removed before it is uploaded. Keep it longer than -querier.query-ingesters-within.")
+	f.DurationVar(&c.IdleTimeout, "ingester.tsdb.idle-timeout", time.Hour, "A workspace TSDB with no writes or queries for this long has its head cut into a block and uploaded, and is closed; it is reopened on the next request. 0 disables closing.")
 	f.BoolVar(&c.WALCompression, "ingester.tsdb.wal-compression-enabled", true, "Compress WAL records.")
 	f.StringVar(&c.WALSync, "ingester.tsdb.wal-sync", WALSyncNone, "When a push is acknowledged. none: once its samples are written to the WAL file (they survive the process being killed, not the host losing power), as Prometheus and Mimir do. always: once the WAL is fsynced to disk; concurrent pushes share one fsync.")
 	f.IntVar(&c.WALReplayWorkers, "ingester.tsdb.wal-replay-concurrency", 0, "Workspace WALs replayed at once at start-up. 0: one per CPU.")
+	f.DurationVar(&c.ShipInterval, "ingester.tsdb.ship-interval", time.Minute, "How often new blocks are uploaded to object storage; a failed upload is retried at the next one.")
+	f.DurationVar(&c.DeletionCheck, "ingester.tsdb.deleted-workspaces-check-interval", 5*time.Minute, "How often the ingester looks in object storage for the deletion marks of the workspaces it holds, and removes the local TSDB and WAL of deleted ones.")
 	f.IntVar(&c.QueryStreamBatch, "ingester.query-stream-batch-size", 128, "Series per message when streaming query results to queriers.")
 	f.IntVar(&c.InstanceLimits.MaxInflightPushRequests, "ingester.instance-limits.max-inflight-push-requests", 30000, "Most pushes this ingester appends at once; more are refused with 503. 0: no limit.")
 	f.IntVar(&c.InstanceLimits.MaxSeries, "ingester.instance-limits.max-series", 0, "Most series this ingester holds in memory, over every workspace; samples of new series beyond it are refused with 503 (samples of existing series are stored). WAL replay is never refused. Size it to the memory of the host (a few KB per series). 0: no limit.")
@@ -58,6 +62,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Retention < c.BlockRange {
 		return fmt.Errorf("ingester.tsdb.retention-period (%s) must not be shorter than the block range (%s)", c.Retention, c.BlockRange)
+	}
+	if c.ShipInterval <= 0 || c.DeletionCheck <= 0 {
+		return fmt.Errorf("ingester.tsdb.ship-interval and ingester.tsdb.deleted-workspaces-check-interval must be positive")
 	}
 	if c.QueryStreamBatch <= 0 {
 		return fmt.Errorf("ingester.query-stream-batch-size must be positive")

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb"
+	"github.com/thanos-io/objstore"
 
 	"github.com/vigil-metrics/vigil/pkg/apierror"
 	"github.com/vigil-metrics/vigil/pkg/ringmember"
@@ -36,6 +37,8 @@ type Ingester struct {
 	now     func() time.Time
 	// openTSDB opens a workspace's TSDB; tests replace it.
 	openTSDB func(dir string, logger log.Logger, opts *tsdb.Options) (*tsdb.DB, error)
+	// bucket is the object storage blocks are uploaded to.
+	bucket objstore.Bucket
 
 	lifecycler *ring.BasicLifecycler
 	subs       *services.Manager
@@ -48,12 +51,14 @@ type Ingester struct {
 
 	mu           sync.RWMutex
 	dbs          map[string]*userDB
+	deleting     map[string]struct{} // workspaces whose local data is being removed
 	shuttingDown bool
 }
 
-// New returns an ingester that keeps its TSDBs under dataDir/ingester and
-// joins the ingester ring kept in kvStore, advertising grpcPort.
-func New(cfg Config, dataDir string, grpcPort int, kvStore ringmember.Store, reg prometheus.Registerer, logger log.Logger) (*Ingester, error) {
+// New returns an ingester that keeps its TSDBs under dataDir/ingester,
+// uploads their blocks to bkt and joins the ingester ring kept in kvStore,
+// advertising grpcPort.
+func New(cfg Config, dataDir string, grpcPort int, bkt objstore.Bucket, kvStore ringmember.Store, reg prometheus.Registerer, logger log.Logger) (*Ingester, error) {
 	base := filepath.Join(dataDir, "ingester")
 	i := &Ingester{
 		cfg:      cfg,
@@ -61,7 +66,9 @@ func New(cfg Config, dataDir string, grpcPort int, kvStore ringmember.Store, reg
 		logger:   logger,
 		now:      time.Now,
 		openTSDB: openTSDB,
+		bucket:   bkt,
 		dbs:      map[string]*userDB{},
+		deleting: map[string]struct{}{},
 	}
 	i.metrics = newMetrics(reg,
 		func() float64 { return float64(i.series.Load()) },
@@ -127,6 +134,12 @@ func (i *Ingester) starting(ctx context.Context) (err error) {
 func (i *Ingester) running(ctx context.Context) error {
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
+	ship := time.NewTicker(i.cfg.ShipInterval)
+	defer ship.Stop()
+	deleted := time.NewTicker(i.cfg.DeletionCheck)
+	defer deleted.Stop()
+	// Blocks cut before a crash or restart and not uploaded yet go first.
+	i.shipAll(ctx)
 	for {
 		select {
 		case <-ctx.Done():
@@ -134,8 +147,12 @@ func (i *Ingester) running(ctx context.Context) error {
 		case err := <-i.watcher.Chan():
 			return fmt.Errorf("ingester subservice failed: %w", err)
 		case <-t.C:
-			i.closeIdle()
+			i.closeIdle(ctx)
 			i.purgeRefs()
+		case <-ship.C:
+			i.shipAll(ctx)
+		case <-deleted.C:
+			i.removeDeleted(ctx)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"net/http"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -20,6 +21,8 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/stretchr/testify/require"
+	"github.com/thanos-io/objstore"
+	"github.com/thanos-io/objstore/providers/filesystem"
 
 	"github.com/vigil-metrics/vigil/pkg/apierror"
 	"github.com/vigil-metrics/vigil/pkg/ringmember"
@@ -37,11 +40,20 @@ func testConfig() Config {
 
 func startIngester(t testing.TB, cfg Config, dir string, store kv.Client) *Ingester {
 	t.Helper()
-	ing, err := New(cfg, dir, 9095, ringmember.Store{Client: store}, prometheus.NewRegistry(), log.NewNopLogger())
+	ing, err := New(cfg, dir, 9095, testBucket(t, dir), ringmember.Store{Client: store}, prometheus.NewRegistry(), log.NewNopLogger())
 	require.NoError(t, err)
 	require.NoError(t, services.StartAndAwaitRunning(context.Background(), ing))
 	t.Cleanup(func() { _ = services.StopAndAwaitTerminated(context.Background(), ing) })
 	return ing
+}
+
+// testBucket is the object storage of the ingester in dir: a directory
+// beside its TSDBs, which outlives a restart as a real bucket does.
+func testBucket(t testing.TB, dir string) objstore.Bucket {
+	t.Helper()
+	bkt, err := filesystem.NewBucket(filepath.Join(dir, "bucket"))
+	require.NoError(t, err)
+	return bkt
 }
 
 func newKV(t testing.TB) kv.Client {
@@ -171,11 +183,11 @@ func TestIdleTSDBIsClosedAndReopened(t *testing.T) {
 	q, err := ing.Querier(tenant.WithID(context.Background(), "ws-a"), 0, 1<<62)
 	require.NoError(t, err)
 	ing.now = func() time.Time { return now.Add(2 * time.Minute) }
-	ing.closeIdle()
+	ing.closeIdle(context.Background())
 	require.Len(t, ing.dbs, 1)
 	require.NoError(t, q.Close())
 
-	ing.closeIdle()
+	ing.closeIdle(context.Background())
 	require.Empty(t, ing.dbs)
 
 	// The next request reopens it from disk.
@@ -303,7 +315,7 @@ func TestConcurrentPushQueryAndIdleClose(t *testing.T) {
 		}
 		return true
 	})
-	repeat(func() bool { ing.closeIdle(); return true })
+	repeat(func() bool { ing.closeIdle(context.Background()); return true })
 	time.Sleep(300 * time.Millisecond)
 	close(stop)
 	wg.Wait()

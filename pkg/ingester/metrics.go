@@ -13,6 +13,9 @@ type metrics struct {
 	openFailures      *prometheus.CounterVec
 	walSyncs          prometheus.Counter
 	walSyncDuration   prometheus.Histogram
+	shippedBlocks     prometheus.Counter
+	shipFailures      prometheus.Counter
+	deletedWorkspaces prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, series, inflight func() float64) *metrics {
@@ -54,6 +57,18 @@ func newMetrics(reg prometheus.Registerer, series, inflight func() float64) *met
 			Name:    "vigil_ingester_wal_sync_duration_seconds",
 			Help:    "Time a WAL fsync round took (-ingester.tsdb.wal-sync=always).",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}),
+		shippedBlocks: f.NewCounter(prometheus.CounterOpts{
+			Name: "vigil_ingester_shipper_uploads_total",
+			Help: "Blocks uploaded to object storage.",
+		}),
+		shipFailures: f.NewCounter(prometheus.CounterOpts{
+			Name: "vigil_ingester_shipper_upload_failures_total",
+			Help: "Block uploads that failed; they are retried at the next ship.",
+		}),
+		deletedWorkspaces: f.NewCounter(prometheus.CounterOpts{
+			Name: "vigil_ingester_deleted_workspaces_total",
+			Help: "Local TSDBs removed because their workspace was deleted.",
 		}),
 	}
 }

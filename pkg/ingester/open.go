@@ -26,12 +26,16 @@ import (
 // broken TSDB must not cost a WAL replay per request.
 const openRetryBackoff = 30 * time.Second
 
-func (i *Ingester) tsdbOptions(series *seriesCounter) *tsdb.Options {
+func (i *Ingester) tsdbOptions(series *seriesCounter, s *shipper) *tsdb.Options {
 	o := tsdb.DefaultOptions()
 	o.SeriesLifecycleCallback = series
 	o.MinBlockDuration = i.cfg.BlockRange.Milliseconds()
 	o.MaxBlockDuration = i.cfg.BlockRange.Milliseconds()
 	o.RetentionDuration = i.cfg.Retention.Milliseconds()
+	o.BlocksToDelete = i.blocksToDelete(s)
+	// Blocks are cut from the head only: they never overlap, except one
+	// cut by a flush and the next, which object storage merges.
+	o.EnableOverlappingCompaction = false
 	if i.cfg.WALCompression {
 		o.WALCompression = compression.Snappy
 	}
@@ -52,6 +56,9 @@ func (i *Ingester) entry(id string, create bool) (u *userDB, mustOpen bool, err 
 	if stopping {
 		return nil, false, errStopping
 	}
+	if u == nil && i.isDeleting(id) {
+		return nil, false, errWorkspaceDeleted(id)
+	}
 	if u != nil || !create {
 		return u, false, nil
 	}
@@ -63,11 +70,15 @@ func (i *Ingester) entry(id string, create bool) (u *userDB, mustOpen bool, err 
 	if u = i.dbs[id]; u != nil {
 		return u, false, nil
 	}
+	if _, ok := i.deleting[id]; ok {
+		return nil, false, errWorkspaceDeleted(id)
+	}
 	u = &userDB{
-		opened: make(chan struct{}),
-		done:   make(chan struct{}),
-		refs:   newRefCache(),
-		series: &seriesCounter{total: &i.series, max: i.cfg.InstanceLimits.MaxSeries},
+		opened:  make(chan struct{}),
+		done:    make(chan struct{}),
+		refs:    newRefCache(),
+		shipper: &shipper{dir: filepath.Join(i.dir, id)},
+		series:  &seriesCounter{total: &i.series, max: i.cfg.InstanceLimits.MaxSeries},
 	}
 	i.dbs[id] = u
 	i.metrics.openTSDBs.Set(float64(len(i.dbs)))
@@ -85,7 +96,7 @@ func (i *Ingester) open(id string, u *userDB) {
 	// (Opening starts a new WAL segment: look before.)
 	lastUsed := lastWrite(dir, i.now())
 	u.series.replaying.Store(true)
-	u.db, u.openErr = i.openTSDB(dir, log.With(i.logger, "workspace", id), i.tsdbOptions(u.series))
+	u.db, u.openErr = i.openTSDB(dir, log.With(i.logger, "workspace", id), i.tsdbOptions(u.series, u.shipper))
 	u.series.replaying.Store(false)
 	if u.openErr != nil {
 		u.series.closed()

@@ -30,7 +30,7 @@ import (
 func newIngester(t testing.TB, cfg Config, dir string, store ringmember.Store) (*Ingester, *prometheus.Registry) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	ing, err := New(cfg, dir, 9095, store, reg, log.NewNopLogger())
+	ing, err := New(cfg, dir, 9095, testBucket(t, dir), store, reg, log.NewNopLogger())
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = services.StopAndAwaitTerminated(context.Background(), ing) })
 	return ing, reg
@@ -86,7 +86,7 @@ func TestIdleWorkspacesCloseAfterRestart(t *testing.T) {
 
 	ing := startIngester(t, testConfig(), dir, store.Client)
 	require.Len(t, ing.openDBs(), 2)
-	ing.closeIdle()
+	ing.closeIdle(context.Background())
 	open := ing.openDBs()
 	require.Len(t, open, 1)
 	require.Contains(t, open, "ws-busy")
@@ -202,7 +202,7 @@ vigil_ingester_active_series{workspace="ws-a"} 2
 vigil_ingester_active_series{workspace="ws-b"} 1
 `), "vigil_ingester_active_series"))
 	ing.now = func() time.Time { return time.Now().Add(2 * time.Hour) }
-	ing.closeIdle()
+	ing.closeIdle(context.Background())
 	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(``), "vigil_ingester_active_series"))
 }
 

@@ -1,6 +1,7 @@
 package ingester
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -28,6 +29,7 @@ type userDB struct {
 	openErr  error
 	failedAt time.Time // when opening failed
 	refs     *refCache
+	shipper  *shipper
 	series   *seriesCounter
 	wal      *walSyncer // nil unless -ingester.tsdb.wal-sync=always
 
@@ -52,6 +54,18 @@ func (u *userDB) tryHold(now time.Time) bool {
 	}
 	u.inUse++
 	u.lastUsed.Store(now.UnixNano())
+	return true
+}
+
+// tryHoldIdle counts a request in without marking the TSDB used, unless it
+// is closed.
+func (u *userDB) tryHoldIdle() bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.closed {
+		return false
+	}
+	u.inUse++
 	return true
 }
 
@@ -130,16 +144,26 @@ func (i *Ingester) openDBs() map[string]*userDB {
 	return out
 }
 
-// closeIdle closes the TSDBs nobody has used for the idle timeout. Their WAL
-// stays on disk and is replayed when the workspace is next used. Only the
-// map lookups hold the ingester's lock, never a TSDB's close.
-func (i *Ingester) closeIdle() {
+// closeIdle closes the TSDBs nobody has used for the idle timeout, once
+// their head is cut into a block and uploaded: an idle workspace's recent
+// samples reach object storage rather than waiting in a WAL. Only the map
+// lookups hold the ingester's lock, never a TSDB's close.
+func (i *Ingester) closeIdle(ctx context.Context) {
 	if i.cfg.IdleTimeout <= 0 {
 		return
 	}
 	cutoff := i.now().Add(-i.cfg.IdleTimeout).UnixNano()
 	for id, u := range i.openDBs() {
 		if u.lastUsed.Load() > cutoff {
+			continue
+		}
+		if !u.tryHoldIdle() {
+			continue
+		}
+		err := i.flushDB(ctx, id, u)
+		u.release()
+		if err != nil {
+			level.Warn(i.logger).Log("msg", "idle tsdb kept open: its head could not be uploaded", "workspace", id, "err", err)
 			continue
 		}
 		closed, err := i.closeDB(id, u)

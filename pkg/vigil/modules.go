@@ -57,7 +57,7 @@ var deps = map[string][]string{
 	API:              {Router, ControlPlaneRing},
 	ControlPlaneRing: {MemberlistKV},
 	Distributor:      {Router, IngesterRing, Overrides},
-	Ingester:         {Server, MemberlistKV},
+	Ingester:         {Server, MemberlistKV, Storage},
 	IngesterRing:     {MemberlistKV},
 	MemberlistKV:     {Server},
 	Overrides:        nil,
@@ -249,11 +249,12 @@ func (t *Vigil) initDistributor() (services.Service, error) {
 
 func (t *Vigil) initIngester() (services.Service, error) {
 	port := t.Server.GRPCListenAddr().(*net.TCPAddr).Port
-	ing, err := ingester.New(t.Cfg.Ingester, t.Cfg.DataDir, port, t.ringStore(), t.Registerer, t.Logger)
+	ing, err := ingester.New(t.Cfg.Ingester, t.Cfg.DataDir, port, t.Bucket, t.ringStore(), t.Registerer, t.Logger)
 	if err != nil {
 		return nil, err
 	}
 	t.Ingester = ing
+	t.admin.Handle("/ingester/flush", http.HandlerFunc(ing.FlushHandler))
 	ingesterpb.RegisterIngesterServer(t.Server.GRPC, ingester.NewGRPCServer(ing))
 	return ing, nil
 }

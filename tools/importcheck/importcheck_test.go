@@ -29,6 +29,7 @@ var allowed = map[string][]string{
 	"pkg/querier":         {"pkg/ingester/client", "pkg/storegateway/client", "pkg/storage/tsdb", "pkg/limits"},
 	"pkg/ringmember":      nil,
 	"pkg/storage/bucket":  nil,
+	"pkg/storage/tsdb":    {"pkg/storage/bucket"},
 	"pkg/pb/":             nil,
 	"integration":         {"*"},
 	"tools/loadgen":       {"internal/bench"},
