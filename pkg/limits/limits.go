@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/common/model"
 )
 
 // Limits are the limits of one workspace, a section per component that
@@ -16,6 +18,13 @@ import (
 type Limits struct {
 	Distributor DistributorLimits `yaml:",inline"`
 	Querier     QuerierLimits     `yaml:",inline"`
+	Compactor   CompactorLimits   `yaml:",inline"`
+}
+
+// CompactorLimits govern what the compactor keeps of a workspace.
+type CompactorLimits struct {
+	// AMP quota: retention, 150 days per workspace (adjustable).
+	RetentionPeriod model.Duration `yaml:"retention_period"`
 }
 
 // DistributorLimits are what the distributor checks of each pushed series.
@@ -47,7 +56,9 @@ type QuerierLimits struct {
 
 // RegisterFlags registers the default limits.
 func (l *Limits) RegisterFlags(f *flag.FlagSet) {
-	d, q := &l.Distributor, &l.Querier
+	d, q, c := &l.Distributor, &l.Querier, &l.Compactor
+	c.RetentionPeriod = model.Duration(150 * 24 * time.Hour)
+	f.Var(&c.RetentionPeriod, "compactor.retention-period", "How long a workspace's samples are kept in object storage: blocks wholly older than this are deleted. AMP quota: 150 days retention per workspace. 0: keep forever.")
 	f.IntVar(&d.MaxLabelNamesPerSeries, "validation.max-label-names-per-series", 70, "Maximum number of labels per series, including the metric name. AMP quota: 70 labels per series.")
 	f.IntVar(&d.MaxLabelsSizeBytes, "validation.max-labels-size-bytes", 7*1024, "Maximum combined size in bytes of the label names and values of one series. AMP quota: 7 KB label set size. 0 disables the check.")
 	f.IntVar(&d.MaxLabelNameLength, "validation.max-label-name-length", 1024, "Maximum length in bytes of a label name.")
@@ -70,6 +81,9 @@ func (l *Limits) Validate() error {
 	}
 	if d.CreationGracePeriod < 0 {
 		return fmt.Errorf("validation.creation-grace-period must not be negative")
+	}
+	if l.Compactor.RetentionPeriod < 0 {
+		return fmt.Errorf("compactor.retention-period must not be negative")
 	}
 	if q.MaxFetchedSeriesPerQuery < 0 || q.MaxFetchedChunksPerQuery < 0 || q.MaxFetchedSamplesPerQuery < 0 || q.MaxFetchedChunkBytesPerQuery < 0 {
 		return fmt.Errorf("per-query limits must not be negative")
@@ -151,4 +165,10 @@ func (o *Overrides) MaxFetchedSamplesPerQuery(workspace string) int {
 // 24 hours of its span; 0 means no limit.
 func (o *Overrides) MaxFetchedChunkBytesPerQuery(workspace string) int64 {
 	return o.get(workspace).Querier.MaxFetchedChunkBytesPerQuery
+}
+
+// RetentionPeriod is how long the workspace's samples are kept in object
+// storage; 0 keeps them forever.
+func (o *Overrides) RetentionPeriod(workspace string) time.Duration {
+	return time.Duration(o.get(workspace).Compactor.RetentionPeriod)
 }

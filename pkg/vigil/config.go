@@ -16,6 +16,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/vigil-metrics/vigil/pkg/api"
+	"github.com/vigil-metrics/vigil/pkg/compactor"
 	"github.com/vigil-metrics/vigil/pkg/controlplane"
 	"github.com/vigil-metrics/vigil/pkg/distributor"
 	"github.com/vigil-metrics/vigil/pkg/ingester"
@@ -41,6 +42,7 @@ type Config struct {
 	Ingester       ingester.Config        `yaml:"ingester"`
 	IngesterClient client.Config          `yaml:"ingester_client"`
 	Querier        querier.Config         `yaml:"querier"`
+	Compactor      compactor.Config       `yaml:"compactor"`
 	Limits         limits.Limits          `yaml:"limits"`
 	Overrides      limits.OverridesConfig `yaml:"limits_overrides"`
 }
@@ -49,7 +51,7 @@ type Config struct {
 // in the components' RegisterFlags only.
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Target = []string{All}
-	f.Var(&c.Target, "target", "Comma-separated modules to run: all (default), api, distributor, ingester, querier.")
+	f.Var(&c.Target, "target", "Comma-separated modules to run: all (default), api, compactor, distributor, ingester, querier.")
 	f.StringVar(&c.DataDir, "data-dir", "./data", "Root directory of all local state: ingester TSDBs and WALs, ring tokens, and the filesystem object-storage backend.")
 
 	c.Auth.RegisterFlags(f)
@@ -62,6 +64,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Ingester.RegisterFlags(f)
 	c.IngesterClient.RegisterFlags(f)
 	c.Querier.RegisterFlags(f)
+	c.Compactor.RegisterFlags(f)
 	c.Limits.RegisterFlags(f)
 	c.Overrides.RegisterFlags(f)
 
@@ -97,7 +100,7 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("-server.http-write-timeout (%s) must exceed -querier.timeout (%s) by more than 30s", c.Server.HTTPServerWriteTimeout, c.Querier.Timeout)
 	}
 	for _, v := range []interface{ Validate() error }{
-		&c.Auth, &c.Storage, &c.ControlPlane, &c.Distributor, &c.Ingester, &c.Querier, &c.Limits,
+		&c.Auth, &c.Storage, &c.ControlPlane, &c.Distributor, &c.Ingester, &c.Querier, &c.Compactor, &c.Limits,
 	} {
 		if err := v.Validate(); err != nil {
 			return err

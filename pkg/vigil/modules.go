@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/go-kit/log/level"
 	"github.com/grafana/dskit/dns"
@@ -22,6 +23,8 @@ import (
 	"google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/vigil-metrics/vigil/pkg/api"
+	"github.com/vigil-metrics/vigil/pkg/apierror"
+	"github.com/vigil-metrics/vigil/pkg/compactor"
 	"github.com/vigil-metrics/vigil/pkg/controlplane"
 	"github.com/vigil-metrics/vigil/pkg/distributor"
 	"github.com/vigil-metrics/vigil/pkg/ingester"
@@ -31,12 +34,14 @@ import (
 	"github.com/vigil-metrics/vigil/pkg/querier"
 	"github.com/vigil-metrics/vigil/pkg/ringmember"
 	"github.com/vigil-metrics/vigil/pkg/storage/bucket"
+	vtsdb "github.com/vigil-metrics/vigil/pkg/storage/tsdb"
 )
 
 // Module names, sorted. The targetable ones are accepted by -target.
 const (
 	All              = "all"
 	API              = "api"
+	Compactor        = "compactor"
 	ControlPlaneRing = "controlplane-ring"
 	Distributor      = "distributor"
 	Ingester         = "ingester"
@@ -53,7 +58,8 @@ const (
 // deps is the module graph: each module starts after, and stops before, the
 // modules it depends on.
 var deps = map[string][]string{
-	All:              {API, Distributor, Ingester, Querier},
+	All:              {API, Compactor, Distributor, Ingester, Querier},
+	Compactor:        {Server, MemberlistKV, Storage, Overrides, Workspaces},
 	API:              {Router, ControlPlaneRing},
 	ControlPlaneRing: {MemberlistKV},
 	Distributor:      {Router, IngesterRing, Overrides},
@@ -82,6 +88,7 @@ func (t *Vigil) setupModules() (*modules.Manager, error) {
 	mm.RegisterModule(Distributor, t.initDistributor)
 	mm.RegisterModule(Ingester, t.initIngester)
 	mm.RegisterModule(Querier, t.initQuerier)
+	mm.RegisterModule(Compactor, t.initCompactor)
 	mm.RegisterModule(All, nil)
 	for mod, targets := range deps {
 		if err := mm.AddDependency(mod, targets...); err != nil {
@@ -158,6 +165,14 @@ func (t *Vigil) initStorage() (services.Service, error) {
 
 func (t *Vigil) initWorkspaces() (services.Service, error) {
 	t.Workspaces = controlplane.NewStore(t.Cfg.ControlPlane, t.Bucket)
+	// A deleted workspace's data is marked for deletion at once: ingesters
+	// remove their copies, the compactor its blocks after a delay (and
+	// marks the data of any workspace it finds gone, should this fail).
+	t.Workspaces.OnDeleted(func(id string) {
+		if err := vtsdb.WriteWorkspaceDeletionMark(context.Background(), bucket.ForWorkspace(t.Bucket, id), time.Now()); err != nil {
+			level.Warn(t.Logger).Log("msg", "cannot mark deleted workspace's data for deletion; the compactor will", "workspace", id, "err", err)
+		}
+	})
 	// Accounts written before account indexes existed get theirs once.
 	return services.NewIdleService(t.Workspaces.MigrateIndexes, nil), nil
 }
@@ -265,6 +280,29 @@ func (t *Vigil) initQuerier() (services.Service, error) {
 	engine := querier.NewEngine(t.Cfg.Querier, t.Registerer, t.Logger)
 	t.API.RegisterQuery(querier.NewHandler(t.Cfg.Querier, engine, queryable, t.Registerer, t.Logger))
 	return pool, nil
+}
+
+func (t *Vigil) initCompactor() (services.Service, error) {
+	port := t.Server.GRPCListenAddr().(*net.TCPAddr).Port
+	c, err := compactor.New(t.Cfg.Compactor, t.Cfg.DataDir, port, t.Bucket, t.Overrides, workspaceExists{t.Workspaces}, t.ringStore(), t.Registerer, t.Logger)
+	if err != nil {
+		return nil, err
+	}
+	t.Compactor = c
+	t.admin.Handle("/compactor/ring", c.Ring())
+	return c, nil
+}
+
+// workspaceExists tells the compactor which workspaces the control plane
+// still has.
+type workspaceExists struct{ store *controlplane.Store }
+
+func (w workspaceExists) Exists(ctx context.Context, id string) (bool, error) {
+	_, err := w.store.Get(ctx, id)
+	if apierror.CauseOf(err) == apierror.NotFound {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // otherServices are the services the server must outlive: it stops last so

@@ -21,6 +21,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/vigil-metrics/vigil/pkg/api"
+	"github.com/vigil-metrics/vigil/pkg/compactor"
 	"github.com/vigil-metrics/vigil/pkg/controlplane"
 	"github.com/vigil-metrics/vigil/pkg/distributor"
 	"github.com/vigil-metrics/vigil/pkg/ingester"
@@ -56,6 +57,7 @@ type Vigil struct {
 	API              *api.API
 	Ingester         *ingester.Ingester
 	Distributor      *distributor.Distributor
+	Compactor        *compactor.Compactor
 
 	Overrides *limits.Overrides
 }

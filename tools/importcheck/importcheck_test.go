@@ -22,6 +22,7 @@ var allowed = map[string][]string{
 	"pkg/tenant":          nil,
 	"pkg/logging":         nil,
 	"pkg/limits":          nil,
+	"pkg/compactor":       {"pkg/storage/", "pkg/limits", "pkg/ringmember"},
 	"pkg/controlplane":    {"pkg/storage/bucket", "pkg/limits", "pkg/ringmember"},
 	"pkg/distributor":     {"pkg/ingester/client", "pkg/limits", "pkg/pb/"},
 	"pkg/ingester":        {"pkg/storage/", "pkg/limits", "pkg/pb/", "pkg/ingester/client", "pkg/ringmember"},

@@ -104,13 +104,13 @@ func NewInstrumentedClient(c Config, dataDir string, reg prometheus.Registerer, 
 	return objstore.WrapWithMetrics(bkt, prometheus.WrapRegistererWithPrefix("vigil_", reg), "vigil"), nil
 }
 
-// workspacesPrefix is where the objects of every workspace live, one
+// WorkspacesPrefix is where the objects of every workspace live, one
 // directory per workspace; the control plane keeps its documents apart,
 // under control/.
-const workspacesPrefix = "workspaces/"
+const WorkspacesPrefix = "workspaces/"
 
 // ForWorkspace returns a view of bkt holding only the objects of one
 // workspace: every name it reads or writes is under that workspace's prefix.
 func ForWorkspace(bkt objstore.Bucket, workspace string) objstore.Bucket {
-	return objstore.NewPrefixedBucket(bkt, workspacesPrefix+workspace)
+	return objstore.NewPrefixedBucket(bkt, WorkspacesPrefix+workspace)
 }

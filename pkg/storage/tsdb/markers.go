@@ -148,3 +148,40 @@ func readJSON(ctx context.Context, bkt objstore.BucketReader, name string, v any
 	}
 	return true, nil
 }
+
+// DeleteWorkspaceData deletes every object of a deleted workspace but its
+// deletion mark, blocks first (each meta.json first), and records in the
+// mark that the deletion finished.
+func DeleteWorkspaceData(ctx context.Context, bkt objstore.Bucket, mark *WorkspaceDeletionMark) error {
+	var names []string
+	if err := bkt.Iter(ctx, "", func(name string) error {
+		names = append(names, name)
+		return nil
+	}); err != nil {
+		return err
+	}
+	for _, name := range names {
+		if id, err := ulid.Parse(strings.TrimSuffix(name, "/")); err == nil && strings.HasSuffix(name, "/") {
+			if err := Delete(ctx, bkt, id); err != nil {
+				return err
+			}
+		}
+	}
+	names = names[:0]
+	if err := bkt.Iter(ctx, "", func(name string) error {
+		if name != WorkspaceDeletionMarkName {
+			names = append(names, name)
+		}
+		return nil
+	}, objstore.WithRecursiveIter()); err != nil {
+		return err
+	}
+	for _, name := range names {
+		if err := bkt.Delete(ctx, name); err != nil && !bkt.IsObjNotFoundErr(err) {
+			return fmt.Errorf("delete %s: %w", name, err)
+		}
+	}
+	done := *mark
+	done.Finished = true
+	return putWorkspaceDeletionMark(ctx, bkt, &done)
+}
