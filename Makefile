@@ -9,7 +9,7 @@ PROM_DIR = $(shell $(GO) list -m -f '{{.Dir}}' github.com/prometheus/prometheus)
 
 # Loopback-only flags for a laptop run: nothing listens beyond this machine.
 RUN_FLAGS := -server.http-listen-address=127.0.0.1 -server.grpc-listen-address=127.0.0.1 \
-	-memberlist.bind-addr=127.0.0.1 -ingester.ring.instance-addr=127.0.0.1 -controlplane.ring.instance-addr=127.0.0.1
+	-memberlist.bind-addr=127.0.0.1 -ingester.ring.instance-addr=127.0.0.1 -controlplane.ring.instance-addr=127.0.0.1 -store-gateway.ring.instance-addr=127.0.0.1 -compactor.ring.instance-addr=127.0.0.1
 
 .PHONY: help build run test e2e bench lint image proto reference-help install-prometheus clean compose-up compose-down helm-test
 
@@ -58,6 +58,9 @@ proto: ## Regenerate pkg/pb from proto/ (installs protoc and protoc-gen-gogofast
 	PATH=$(dir $(PROTOC_GEN_GOGOFAST)):$$PATH protoc -I proto/ingester -I $(PROM_DIR)/prompb -I $(GOGO_DIR) -I $(GOGO_DIR)/protobuf \
 		--gogofast_out=plugins=grpc,Mtypes.proto=github.com/prometheus/prometheus/prompb,Mremote.proto=github.com/prometheus/prometheus/prompb,Mgogoproto/gogo.proto=github.com/gogo/protobuf/gogoproto:pkg/pb/ingesterpb \
 		proto/ingester/ingester.proto
+	PATH=$(dir $(PROTOC_GEN_GOGOFAST)):$$PATH protoc -I proto/storegateway -I proto/ingester -I $(PROM_DIR)/prompb -I $(GOGO_DIR) -I $(GOGO_DIR)/protobuf \
+		--gogofast_out=plugins=grpc,Mtypes.proto=github.com/prometheus/prometheus/prompb,Mremote.proto=github.com/prometheus/prometheus/prompb,Mingester.proto=github.com/vigil-metrics/vigil/pkg/pb/ingesterpb,Mgogoproto/gogo.proto=github.com/gogo/protobuf/gogoproto:pkg/pb/storegatewaypb \
+		proto/storegateway/storegateway.proto
 
 reference-help: build ## Regenerate cmd/vigil/help.txt, the flag reference TestHelp checks.
 	./$(BIN) -help > cmd/vigil/help.txt

@@ -76,6 +76,7 @@ const (
 	IDMaxChunkBytesPerQuery          = "max-chunk-bytes-per-query"
 	IDClientTokenReused              = "client-token-reused"
 	IDControlPlaneUnavailable        = "controlplane-unavailable"
+	IDStoreConsistency               = "store-consistency-check-failed"
 )
 
 // Error is an error with a cause and a stable ID.

@@ -8,10 +8,8 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/prometheus/prometheus/storage"
-	"github.com/prometheus/prometheus/tsdb/chunks"
 
 	"github.com/vigil-metrics/vigil/pkg/apierror"
-	"github.com/vigil-metrics/vigil/pkg/ingester/client"
 	"github.com/vigil-metrics/vigil/pkg/pb/ingesterpb"
 	"github.com/vigil-metrics/vigil/pkg/tenant"
 )
@@ -59,7 +57,7 @@ func (s *GRPCServer) querier(ctx context.Context, mint, maxt int64, pm []prompb.
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	matchers, err := client.FromProtoMatchers(pm)
+	matchers, err := ingesterpb.FromProtoMatchers(pm)
 	if err != nil {
 		return nil, nil, nil, apierror.ToGRPC(apierror.New(apierror.BadData, apierror.IDInvalidQuery, "invalid matchers: %v", err))
 	}
@@ -89,42 +87,14 @@ func (s *GRPCServer) QueryStream(req *ingesterpb.QueryRequest, stream ingesterpb
 		hints.Func = SeriesFunc
 	}
 	ss := q.Select(ctx, true, hints, matchers...)
-	batch := make([]ingesterpb.StreamingSeries, 0, s.ing.cfg.QueryStreamBatch)
-	size := 0
-	var it chunks.Iterator
-	for ss.Next() {
-		series := ss.At()
-		out := ingesterpb.StreamingSeries{Labels: prompb.FromLabels(series.Labels(), nil)}
-		if !req.SkipChunks {
-			it = series.Iterator(it)
-			for it.Next() {
-				m := it.At()
-				data := m.Chunk.Bytes()
-				out.Chunks = append(out.Chunks, ingesterpb.Chunk{
-					MinTimeMs: m.MinTime, MaxTimeMs: m.MaxTime, Encoding: int32(m.Chunk.Encoding()), Data: data,
-				})
-				size += len(data)
-			}
-			if err := it.Err(); err != nil {
-				return apierror.ToGRPC(err)
-			}
-		}
-		batch = append(batch, out)
-		if len(batch) == cap(batch) || size >= maxStreamMessageBytes {
-			// Send marshals the message before it returns: the chunk bytes,
-			// which the querier keeps valid until it is closed, are not
-			// referenced afterwards.
-			if err := stream.Send(&ingesterpb.QueryStreamResponse{Series: batch}); err != nil {
-				return err
-			}
-			batch, size = batch[:0], 0
-		}
-	}
-	if err := ss.Err(); err != nil {
-		return apierror.ToGRPC(err)
-	}
-	if len(batch) > 0 {
+	// Send marshals the message before it returns: the chunk bytes, which
+	// the querier keeps valid until it is closed, are not referenced
+	// afterwards.
+	err = ingesterpb.SendChunkSeries(ss, req.SkipChunks, s.ing.cfg.QueryStreamBatch, maxStreamMessageBytes, func(batch []ingesterpb.StreamingSeries) error {
 		return stream.Send(&ingesterpb.QueryStreamResponse{Series: batch})
+	})
+	if err != nil {
+		return apierror.ToGRPC(err)
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/grafana/dskit/ring"
 	"github.com/prometheus/prometheus/model/labels"
@@ -21,38 +22,64 @@ import (
 // Ingesters resolves a ring instance to a client.
 type Ingesters func(inst ring.InstanceDesc) (client.Ingester, error)
 
-// Queryable is a storage.Queryable over the ingesters of a ring. The
-// workspace comes from the context of each call.
+// Queryable is a storage.Queryable over the ingesters of a ring and, when
+// it has a store, the blocks of object storage. The workspace comes from
+// the context of each call.
 type Queryable struct {
+	cfg       Config
 	ring      ring.ReadRing
 	ingesters Ingesters
+	store     *Store // nil: ingesters only
 	limits    Limits
+	now       func() time.Time
 }
 
-// NewQueryable returns a Queryable over the ingesters of r, whose queries
-// read at most what limits allow.
-func NewQueryable(r ring.ReadRing, ingesters Ingesters, limits Limits) *Queryable {
-	return &Queryable{ring: r, ingesters: ingesters, limits: limits}
+// NewQueryable returns a Queryable over the ingesters of r and the blocks of
+// store (which may be nil), whose queries read at most what limits allow.
+func NewQueryable(cfg Config, r ring.ReadRing, ingesters Ingesters, store *Store, limits Limits) *Queryable {
+	return &Queryable{cfg: cfg, ring: r, ingesters: ingesters, store: store, limits: limits, now: time.Now}
 }
 
 // Querier implements storage.Queryable.
 func (q *Queryable) Querier(mint, maxt int64) (storage.Querier, error) {
-	return &querier{q: q, mint: mint, maxt: maxt}, nil
+	return q.newQuerier(mint, maxt), nil
 }
 
 // ChunkQuerier implements storage.ChunkQueryable (used by remote read).
 func (q *Queryable) ChunkQuerier(mint, maxt int64) (storage.ChunkQuerier, error) {
-	return &chunkQuerier{querier{q: q, mint: mint, maxt: maxt}}, nil
+	return &chunkQuerier{q.newQuerier(mint, maxt)}, nil
+}
+
+func (q *Queryable) newQuerier(mint, maxt int64) *querier {
+	qr := &querier{q: q, mint: mint, maxt: maxt}
+	qr.ingMint, qr.useIngesters, qr.storeMaxt, qr.useStore = q.ranges(mint, maxt)
+	return qr
 }
 
 type querier struct {
 	q          *Queryable
 	mint, maxt int64
+	// The ingesters are read from ingMint on, the store up to storeMaxt.
+	ingMint, storeMaxt     int64
+	useIngesters, useStore bool
 
 	mu      sync.Mutex
 	closers []storage.ChunkQuerier
+	cancels []context.CancelFunc
 	closed  bool
 	limiter *queryLimiter // of the query's workspace, made by its first select
+}
+
+// track registers the cancel of a store-gateway stream, called by Close.
+func (q *querier) track(cancel context.CancelFunc) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		cancel()
+		return false
+	}
+	q.cancels = append(q.cancels, cancel)
+	return true
 }
 
 // hold keeps iq for closing with q. A replica that answers after q was closed
@@ -77,7 +104,10 @@ func (q *querier) Close() error {
 	for _, c := range q.closers {
 		errs = append(errs, c.Close())
 	}
-	q.closers, q.closed = nil, true
+	for _, cancel := range q.cancels {
+		cancel()
+	}
+	q.closers, q.cancels, q.closed = nil, nil, true
 	return errors.Join(errs...)
 }
 
@@ -100,7 +130,7 @@ func (q *querier) open(ctx context.Context, inst *ring.InstanceDesc) (storage.Ch
 	if err != nil {
 		return nil, err
 	}
-	iq, err := c.Querier(ctx, q.mint, q.maxt)
+	iq, err := c.Querier(ctx, q.ingMint, q.maxt)
 	if err != nil {
 		return nil, err
 	}
@@ -173,28 +203,58 @@ func (q *querier) limiterFor(ctx context.Context) (*queryLimiter, error) {
 	return q.limiter, nil
 }
 
-// Select returns the matching series of every replica merged into one set;
-// a sample held by several replicas appears once. Ingesters stream their
-// chunks; each series' chunks are counted against the query's limits as the
-// set reaches it, and a read over a limit fails the set: never a partial
-// result presented as complete.
+// Select returns the matching series of every ingester replica and of the
+// store merged into one set; a sample held by several replicas or blocks
+// appears once. Ingesters and store-gateways stream their chunks; each
+// series' chunks are counted against the query's limits as the set reaches
+// it, and a read over a limit fails the set: never a partial result
+// presented as complete.
 func (q *querier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
 	limiter, err := q.limiterFor(ctx)
 	if err != nil {
 		return storage.ErrSeriesSet(err)
 	}
+	var sets []storage.SeriesSet
+	if q.useStore {
+		s, err := q.selectStore(ctx, q.mint, q.storeMaxt, hints, limiter, ms)
+		if err != nil {
+			return storage.ErrSeriesSet(storageErr(err))
+		}
+		sets = append(sets, s...)
+	}
+	if q.useIngesters {
+		s, err := q.selectIngesters(ctx, sortSeries || len(sets) > 0, hints, limiter, ms)
+		if err != nil {
+			return storage.ErrSeriesSet(storageErr(err))
+		}
+		sets = append(sets, s...)
+	}
+	var set storage.SeriesSet
+	switch len(sets) {
+	case 0:
+		set = storage.EmptySeriesSet()
+	case 1:
+		set = sets[0]
+	default:
+		set = storage.NewMergeSeriesSet(sets, 0, storage.ChainedSeriesMerge)
+	}
+	return &storageErrSet{&limitedSet{SeriesSet: set, limiter: limiter}}
+}
+
+// selectIngesters returns the series sets of the ingester replicas a read
+// needs.
+func (q *querier) selectIngesters(ctx context.Context, sortSeries bool, hints *storage.SelectHints, limiter *queryLimiter, ms []*labels.Matcher) ([]storage.SeriesSet, error) {
 	rs, err := q.q.readSet()
 	if err != nil {
-		return storage.ErrSeriesSet(storageErr(err))
+		return nil, err
 	}
 	if len(rs.Instances) == 1 {
 		// One replica (monolithic mode): no merge.
 		iq, err := q.open(ctx, &rs.Instances[0])
 		if err != nil {
-			return storage.ErrSeriesSet(storageErr(err))
+			return nil, err
 		}
-		set := newFetchSet(iq.Select(ctx, sortSeries, hints, ms...), limiter)
-		return &storageErrSet{&limitedSet{SeriesSet: set, limiter: limiter}}
+		return []storage.SeriesSet{newFetchSet(iq.Select(ctx, sortSeries, hints, ms...), limiter)}, nil
 	}
 	// Several replicas: each counts against the quorum once it answered
 	// with its first series (or its end), then the sorted sets are merged.
@@ -218,14 +278,13 @@ func (q *querier) Select(ctx context.Context, sortSeries bool, hints *storage.Se
 		_ = a.iq.Close()
 	})
 	if err != nil {
-		return storage.ErrSeriesSet(storageErr(err))
+		return nil, err
 	}
 	sets := make([]storage.SeriesSet, 0, len(answers))
 	for _, a := range answers {
 		sets = append(sets, a.set)
 	}
-	merged := storage.NewMergeSeriesSet(sets, 0, storage.ChainedSeriesMerge)
-	return &storageErrSet{&limitedSet{SeriesSet: merged, limiter: limiter}}
+	return sets, nil
 }
 
 // replicaAnswer is one replica's series set and the querier it reads.
@@ -234,28 +293,41 @@ type replicaAnswer struct {
 	iq  storage.ChunkQuerier
 }
 
-// LabelNames returns the union of the label names of every replica.
+// LabelNames returns the union of the label names of every replica and of
+// the store.
 func (q *querier) LabelNames(ctx context.Context, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
-	res, err := forQuorum(ctx, q, func(ctx context.Context, iq storage.ChunkQuerier) ([]string, error) {
+	return q.labels(ctx, "", hints, ms, func(ctx context.Context, iq storage.ChunkQuerier) ([]string, error) {
 		names, _, err := iq.LabelNames(ctx, hints, ms...)
 		return names, err
 	})
-	if err != nil {
-		return nil, nil, err
-	}
-	return union(res, hints), nil, nil
 }
 
-// LabelValues returns the union of the label values of every replica.
+// LabelValues returns the union of the label values of every replica and
+// of the store.
 func (q *querier) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
-	res, err := forQuorum(ctx, q, func(ctx context.Context, iq storage.ChunkQuerier) ([]string, error) {
+	return q.labels(ctx, name, hints, ms, func(ctx context.Context, iq storage.ChunkQuerier) ([]string, error) {
 		values, _, err := iq.LabelValues(ctx, name, hints, ms...)
 		return values, err
 	})
-	if err != nil {
-		return nil, nil, err
+}
+
+func (q *querier) labels(ctx context.Context, name string, hints *storage.LabelHints, ms []*labels.Matcher, f func(context.Context, storage.ChunkQuerier) ([]string, error)) ([]string, annotations.Annotations, error) {
+	var lists [][]string
+	if q.useIngesters {
+		res, err := forQuorum(ctx, q, f)
+		if err != nil {
+			return nil, nil, err
+		}
+		lists = append(lists, res...)
 	}
-	return union(res, hints), nil, nil
+	if q.useStore {
+		res, err := q.storeLabels(ctx, q.mint, q.storeMaxt, name, ms)
+		if err != nil {
+			return nil, nil, storageErr(err)
+		}
+		lists = append(lists, res...)
+	}
+	return union(lists, hints), nil, nil
 }
 
 func union(lists [][]string, hints *storage.LabelHints) []string {
@@ -278,7 +350,7 @@ func (s *storageErrSet) Err() error { return storageErr(s.SeriesSet.Err()) }
 
 // chunkQuerier serves remote read by encoding the merged series into chunks.
 type chunkQuerier struct {
-	querier
+	*querier
 }
 
 func (c *chunkQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.ChunkSeriesSet {

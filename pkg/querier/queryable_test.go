@@ -102,7 +102,7 @@ func newQueryable(replicas ...*replica) *Queryable {
 		rs.Instances = append(rs.Instances, ring.InstanceDesc{Addr: addr, Id: addr})
 		byAddr[addr] = r
 	}
-	return NewQueryable(fakeRing{rs: rs}, func(inst ring.InstanceDesc) (client.Ingester, error) { return byAddr[inst.Addr], nil }, noLimits{})
+	return NewQueryable(Config{}, fakeRing{rs: rs}, func(inst ring.InstanceDesc) (client.Ingester, error) { return byAddr[inst.Addr], nil }, nil, noLimits{})
 }
 
 func collect(t *testing.T, ss storage.SeriesSet) map[string][]int64 {
@@ -213,7 +213,7 @@ func TestReadSetCountsEveryZoneOwningData(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := zoneRing{fakeRing: fakeRing{rs: ring.ReplicationSet{Instances: tc.healthy, MaxUnavailableZones: tc.dskitMax, ZoneAwarenessEnabled: true}}, zones: tc.zonesInRing}
-			rs, err := NewQueryable(r, nil, noLimits{}).readSet()
+			rs, err := NewQueryable(Config{}, r, nil, nil, noLimits{}).readSet()
 			if tc.wantMax < 0 {
 				require.ErrorIs(t, err, ring.ErrTooManyUnhealthyInstances)
 				return
@@ -237,7 +237,7 @@ func TestZoneGoneFromRingStillReadsEveryOtherZone(t *testing.T) {
 		MaxUnavailableZones:  1, // dskit's answer with two zones in the ring
 		ZoneAwarenessEnabled: true,
 	}
-	qb := NewQueryable(zoneRing{fakeRing: fakeRing{rs: rs}, zones: 2}, func(inst ring.InstanceDesc) (client.Ingester, error) { return byAddr[inst.Addr], nil }, noLimits{})
+	qb := NewQueryable(Config{}, zoneRing{fakeRing: fakeRing{rs: rs}, zones: 2}, func(inst ring.InstanceDesc) (client.Ingester, error) { return byAddr[inst.Addr], nil }, nil, noLimits{})
 	for i := 0; i < 5; i++ {
 		q, err := qb.Querier(0, 100)
 		require.NoError(t, err)

@@ -24,6 +24,8 @@ import (
 	"github.com/vigil-metrics/vigil/pkg/limits"
 	"github.com/vigil-metrics/vigil/pkg/querier"
 	"github.com/vigil-metrics/vigil/pkg/storage/bucket"
+	"github.com/vigil-metrics/vigil/pkg/storegateway"
+	sgclient "github.com/vigil-metrics/vigil/pkg/storegateway/client"
 )
 
 // Config is the root configuration: one section per component plus the
@@ -32,26 +34,28 @@ type Config struct {
 	Target  flagext.StringSliceCSV `yaml:"target"`
 	DataDir string                 `yaml:"data_dir"`
 
-	Auth           api.Config             `yaml:"auth"`
-	Server         server.Config          `yaml:"server"`
-	Admin          AdminConfig            `yaml:"admin"`
-	Memberlist     memberlist.KVConfig    `yaml:"memberlist"`
-	Storage        bucket.Config          `yaml:"storage"`
-	ControlPlane   controlplane.Config    `yaml:"controlplane"`
-	Distributor    distributor.Config     `yaml:"distributor"`
-	Ingester       ingester.Config        `yaml:"ingester"`
-	IngesterClient client.Config          `yaml:"ingester_client"`
-	Querier        querier.Config         `yaml:"querier"`
-	Compactor      compactor.Config       `yaml:"compactor"`
-	Limits         limits.Limits          `yaml:"limits"`
-	Overrides      limits.OverridesConfig `yaml:"limits_overrides"`
+	Auth               api.Config             `yaml:"auth"`
+	Server             server.Config          `yaml:"server"`
+	Admin              AdminConfig            `yaml:"admin"`
+	Memberlist         memberlist.KVConfig    `yaml:"memberlist"`
+	Storage            bucket.Config          `yaml:"storage"`
+	ControlPlane       controlplane.Config    `yaml:"controlplane"`
+	Distributor        distributor.Config     `yaml:"distributor"`
+	Ingester           ingester.Config        `yaml:"ingester"`
+	IngesterClient     client.Config          `yaml:"ingester_client"`
+	Querier            querier.Config         `yaml:"querier"`
+	Compactor          compactor.Config       `yaml:"compactor"`
+	StoreGateway       storegateway.Config    `yaml:"store_gateway"`
+	StoreGatewayClient sgclient.Config        `yaml:"store_gateway_client"`
+	Limits             limits.Limits          `yaml:"limits"`
+	Overrides          limits.OverridesConfig `yaml:"limits_overrides"`
 }
 
 // RegisterFlags registers every flag with its default. Defaults live here and
 // in the components' RegisterFlags only.
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Target = []string{All}
-	f.Var(&c.Target, "target", "Comma-separated modules to run: all (default), api, compactor, distributor, ingester, querier.")
+	f.Var(&c.Target, "target", "Comma-separated modules to run: all (default), api, compactor, distributor, ingester, querier, store-gateway.")
 	f.StringVar(&c.DataDir, "data-dir", "./data", "Root directory of all local state: ingester TSDBs and WALs, ring tokens, and the filesystem object-storage backend.")
 
 	c.Auth.RegisterFlags(f)
@@ -65,6 +69,8 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.IngesterClient.RegisterFlags(f)
 	c.Querier.RegisterFlags(f)
 	c.Compactor.RegisterFlags(f)
+	c.StoreGateway.RegisterFlags(f)
+	c.StoreGatewayClient.RegisterFlags(f)
 	c.Limits.RegisterFlags(f)
 	c.Overrides.RegisterFlags(f)
 
@@ -100,7 +106,7 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("-server.http-write-timeout (%s) must exceed -querier.timeout (%s) by more than 30s", c.Server.HTTPServerWriteTimeout, c.Querier.Timeout)
 	}
 	for _, v := range []interface{ Validate() error }{
-		&c.Auth, &c.Storage, &c.ControlPlane, &c.Distributor, &c.Ingester, &c.Querier, &c.Compactor, &c.Limits,
+		&c.Auth, &c.Storage, &c.ControlPlane, &c.Distributor, &c.Ingester, &c.Querier, &c.Compactor, &c.StoreGateway, &c.Limits,
 	} {
 		if err := v.Validate(); err != nil {
 			return err

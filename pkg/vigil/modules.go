@@ -31,10 +31,13 @@ import (
 	"github.com/vigil-metrics/vigil/pkg/ingester/client"
 	"github.com/vigil-metrics/vigil/pkg/limits"
 	"github.com/vigil-metrics/vigil/pkg/pb/ingesterpb"
+	"github.com/vigil-metrics/vigil/pkg/pb/storegatewaypb"
 	"github.com/vigil-metrics/vigil/pkg/querier"
 	"github.com/vigil-metrics/vigil/pkg/ringmember"
 	"github.com/vigil-metrics/vigil/pkg/storage/bucket"
 	vtsdb "github.com/vigil-metrics/vigil/pkg/storage/tsdb"
+	"github.com/vigil-metrics/vigil/pkg/storegateway"
+	sgclient "github.com/vigil-metrics/vigil/pkg/storegateway/client"
 )
 
 // Module names, sorted. The targetable ones are accepted by -target.
@@ -52,13 +55,15 @@ const (
 	Router           = "router"
 	Server           = "server"
 	Storage          = "storage"
+	StoreGateway     = "store-gateway"
+	StoreGatewayRing = "store-gateway-ring"
 	Workspaces       = "workspaces"
 )
 
 // deps is the module graph: each module starts after, and stops before, the
 // modules it depends on.
 var deps = map[string][]string{
-	All:              {API, Compactor, Distributor, Ingester, Querier},
+	All:              {API, Compactor, Distributor, Ingester, Querier, StoreGateway},
 	Compactor:        {Server, MemberlistKV, Storage, Overrides, Workspaces},
 	API:              {Router, ControlPlaneRing},
 	ControlPlaneRing: {MemberlistKV},
@@ -67,7 +72,9 @@ var deps = map[string][]string{
 	IngesterRing:     {MemberlistKV},
 	MemberlistKV:     {Server},
 	Overrides:        nil,
-	Querier:          {Router, IngesterRing, Overrides},
+	Querier:          {Router, IngesterRing, StoreGatewayRing, Storage, Overrides},
+	StoreGateway:     {Server, MemberlistKV, Storage, StoreGatewayRing},
+	StoreGatewayRing: {MemberlistKV},
 	Router:           {Server, Workspaces},
 	Server:           nil,
 	Storage:          nil,
@@ -89,6 +96,8 @@ func (t *Vigil) setupModules() (*modules.Manager, error) {
 	mm.RegisterModule(Ingester, t.initIngester)
 	mm.RegisterModule(Querier, t.initQuerier)
 	mm.RegisterModule(Compactor, t.initCompactor)
+	mm.RegisterModule(StoreGatewayRing, t.initStoreGatewayRing, modules.UserInvisibleModule)
+	mm.RegisterModule(StoreGateway, t.initStoreGateway)
 	mm.RegisterModule(All, nil)
 	for mod, targets := range deps {
 		if err := mm.AddDependency(mod, targets...); err != nil {
@@ -276,10 +285,34 @@ func (t *Vigil) initIngester() (services.Service, error) {
 
 func (t *Vigil) initQuerier() (services.Service, error) {
 	pool := t.ingesterPool("querier")
-	queryable := querier.NewQueryable(t.IngesterRing, poolGetter(pool), t.Overrides)
+	sgPool := sgclient.NewPool(t.Cfg.StoreGatewayClient, t.StoreGatewayRing, t.Registerer, t.Logger)
+	store := querier.NewStore(t.Cfg.Querier, t.StoreGatewayRing, func(inst ring.InstanceDesc) (sgclient.StoreGateway, error) {
+		return sgclient.Get(sgPool, inst)
+	}, t.Bucket)
+	queryable := querier.NewQueryable(t.Cfg.Querier, t.IngesterRing, poolGetter(pool), store, t.Overrides)
 	engine := querier.NewEngine(t.Cfg.Querier, t.Registerer, t.Logger)
 	t.API.RegisterQuery(querier.NewHandler(t.Cfg.Querier, engine, queryable, t.Registerer, t.Logger))
-	return pool, nil
+	return newServiceGroup(pool, sgPool), nil
+}
+
+func (t *Vigil) initStoreGatewayRing() (services.Service, error) {
+	r, err := ringmember.NewRing(t.Cfg.StoreGateway.Ring, storegateway.RingName, storegateway.RingKey, t.ringStore(), t.Registerer, t.Logger)
+	if err != nil {
+		return nil, err
+	}
+	t.StoreGatewayRing = r
+	t.admin.Handle("/store-gateway/ring", r)
+	return r, nil
+}
+
+func (t *Vigil) initStoreGateway() (services.Service, error) {
+	port := t.Server.GRPCListenAddr().(*net.TCPAddr).Port
+	g, err := storegateway.New(t.Cfg.StoreGateway, t.Cfg.DataDir, port, t.Bucket, t.StoreGatewayRing, t.ringStore(), t.Registerer, t.Logger)
+	if err != nil {
+		return nil, err
+	}
+	storegatewaypb.RegisterStoreGatewayServer(t.Server.GRPC, g)
+	return g, nil
 }
 
 func (t *Vigil) initCompactor() (services.Service, error) {

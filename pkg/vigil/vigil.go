@@ -50,6 +50,8 @@ type Vigil struct {
 	admin        *adminServer
 	MemberlistKV *memberlist.KVInitService
 	IngesterRing *ring.Ring
+	// StoreGatewayRing is the ring of the store-gateways.
+	StoreGatewayRing *ring.Ring
 	// ControlPlaneRing is the ring of the replicas serving the control plane.
 	ControlPlaneRing *ring.Ring
 	Bucket           objstore.Bucket

@@ -3,14 +3,10 @@ package client
 import (
 	"context"
 	"errors"
-	"fmt"
-	"io"
 	"sync"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
-	"github.com/prometheus/prometheus/tsdb/chunkenc"
-	"github.com/prometheus/prometheus/tsdb/chunks"
 	"github.com/prometheus/prometheus/util/annotations"
 
 	"github.com/vigil-metrics/vigil/pkg/pb/ingesterpb"
@@ -34,7 +30,7 @@ type remoteQuerier struct {
 
 func (q *remoteQuerier) Select(ctx context.Context, _ bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.ChunkSeriesSet {
 	start, end := q.mint, q.maxt
-	req := &ingesterpb.QueryRequest{Matchers: ToProtoMatchers(ms)}
+	req := &ingesterpb.QueryRequest{Matchers: ingesterpb.ToProtoMatchers(ms)}
 	if hints != nil {
 		start, end = max(start, hints.Start), min(end, hints.End)
 		req.SkipChunks = hints.Func == seriesFunc
@@ -51,7 +47,13 @@ func (q *remoteQuerier) Select(ctx context.Context, _ bool, hints *storage.Selec
 	if err != nil {
 		return storage.ErrChunkSeriesSet(err)
 	}
-	return &streamSet{stream: stream}
+	return ingesterpb.NewChunkSeriesSet(func() ([]ingesterpb.StreamingSeries, error) {
+		msg, err := stream.Recv()
+		if err != nil {
+			return nil, err
+		}
+		return msg.Series, nil
+	})
 }
 
 // track registers the cancel of a stream, to be called by Close.
@@ -68,7 +70,7 @@ func (q *remoteQuerier) track(cancel context.CancelFunc) bool {
 
 func (q *remoteQuerier) LabelNames(_ context.Context, _ *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
 	resp, err := q.client.LabelNames(q.ctx, &ingesterpb.LabelNamesRequest{
-		StartTimestampMs: q.mint, EndTimestampMs: q.maxt, Matchers: ToProtoMatchers(ms),
+		StartTimestampMs: q.mint, EndTimestampMs: q.maxt, Matchers: ingesterpb.ToProtoMatchers(ms),
 	})
 	if err != nil {
 		return nil, nil, err
@@ -78,7 +80,7 @@ func (q *remoteQuerier) LabelNames(_ context.Context, _ *storage.LabelHints, ms 
 
 func (q *remoteQuerier) LabelValues(_ context.Context, name string, _ *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
 	resp, err := q.client.LabelValues(q.ctx, &ingesterpb.LabelValuesRequest{
-		LabelName: name, StartTimestampMs: q.mint, EndTimestampMs: q.maxt, Matchers: ToProtoMatchers(ms),
+		LabelName: name, StartTimestampMs: q.mint, EndTimestampMs: q.maxt, Matchers: ingesterpb.ToProtoMatchers(ms),
 	})
 	if err != nil {
 		return nil, nil, err
@@ -95,64 +97,4 @@ func (q *remoteQuerier) Close() error {
 	}
 	q.cancels, q.closed = nil, true
 	return nil
-}
-
-// streamSet iterates the series of a QueryStream, one message at a time.
-type streamSet struct {
-	stream ingesterpb.Ingester_QueryStreamClient
-	batch  []ingesterpb.StreamingSeries
-	cur    storage.ChunkSeries
-	err    error
-	done   bool
-}
-
-func (s *streamSet) Next() bool {
-	for len(s.batch) == 0 {
-		if s.done || s.err != nil {
-			return false
-		}
-		msg, err := s.stream.Recv()
-		if errors.Is(err, io.EOF) {
-			s.done = true
-			return false
-		}
-		if err != nil {
-			s.err = err
-			return false
-		}
-		s.batch = msg.Series
-	}
-	cs, err := toChunkSeries(&s.batch[0])
-	s.batch = s.batch[1:]
-	if err != nil {
-		s.err = err
-		return false
-	}
-	s.cur = cs
-	return true
-}
-
-func (s *streamSet) At() storage.ChunkSeries           { return s.cur }
-func (s *streamSet) Err() error                        { return s.err }
-func (s *streamSet) Warnings() annotations.Annotations { return nil }
-
-// toChunkSeries turns a streamed series into a chunk series over its
-// decoded chunks; the chunk bytes are the message's own.
-func toChunkSeries(in *ingesterpb.StreamingSeries) (storage.ChunkSeries, error) {
-	b := labels.NewScratchBuilder(len(in.Labels))
-	for _, l := range in.Labels {
-		b.Add(l.Name, l.Value)
-	}
-	metas := make([]chunks.Meta, 0, len(in.Chunks))
-	for _, c := range in.Chunks {
-		chk, err := chunkenc.FromData(chunkenc.Encoding(c.Encoding), c.Data)
-		if err != nil {
-			return nil, fmt.Errorf("chunk of series %s: %w", b.Labels(), err)
-		}
-		metas = append(metas, chunks.Meta{MinTime: c.MinTimeMs, MaxTime: c.MaxTimeMs, Chunk: chk})
-	}
-	return &storage.ChunkSeriesEntry{
-		Lset:            b.Labels(),
-		ChunkIteratorFn: func(chunks.Iterator) chunks.Iterator { return storage.NewListChunkSeriesIterator(metas...) },
-	}, nil
 }

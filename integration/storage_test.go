@@ -1,0 +1,211 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"testing"
+	"time"
+
+	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/common/promslog"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/prompb"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/tsdb"
+	"github.com/stretchr/testify/require"
+	"github.com/thanos-io/objstore/providers/filesystem"
+
+	"github.com/vigil-metrics/vigil/pkg/storage/bucket"
+	vtsdb "github.com/vigil-metrics/vigil/pkg/storage/tsdb"
+)
+
+// storeFlags make a monolith read samples older than an hour from object
+// storage only, and notice new blocks within a second.
+var storeFlags = []string{
+	"-querier.query-ingesters-within=1h", "-querier.query-store-after=0",
+	"-querier.bucket-index-update-period=1s", "-compactor.cleanup-interval=1s",
+}
+
+// sampleSet is the data of the long-term storage tests: old samples (two to
+// three hours ago, in blocks once flushed) and recent ones (in the heads).
+type sampleSet struct {
+	now      time.Time
+	old, new []prompb.TimeSeries
+}
+
+func newSampleSet(now time.Time) sampleSet {
+	s := sampleSet{now: now}
+	for i := 0; i < 5; i++ {
+		lbls := []prompb.Label{{Name: "__name__", Value: "lts_requests_total"}, {Name: "instance", Value: fmt.Sprintf("i%d", i)}, {Name: "job", Value: "lts"}}
+		var old, recent []prompb.Sample
+		for ts := now.Add(-3 * time.Hour); ts.Before(now.Add(-2 * time.Hour)); ts = ts.Add(30 * time.Second) {
+			old = append(old, prompb.Sample{Timestamp: ts.UnixMilli(), Value: float64(ts.Unix()%100000) * float64(i+1)})
+		}
+		for ts := now.Add(-40 * time.Minute); ts.Before(now); ts = ts.Add(30 * time.Second) {
+			recent = append(recent, prompb.Sample{Timestamp: ts.UnixMilli(), Value: float64(ts.Unix()%100000) * float64(i+1)})
+		}
+		s.old = append(s.old, prompb.TimeSeries{Labels: lbls, Samples: old})
+		s.new = append(s.new, prompb.TimeSeries{Labels: lbls, Samples: recent})
+	}
+	return s
+}
+
+// reference is a Prometheus TSDB and PromQL engine holding the same samples.
+func (s sampleSet) reference(t *testing.T) (*tsdb.DB, *promql.Engine) {
+	t.Helper()
+	db, err := tsdb.Open(t.TempDir(), promslog.NewNopLogger(), nil, tsdb.DefaultOptions(), nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = db.Close() })
+	app := db.Appender(context.Background())
+	for _, set := range [][]prompb.TimeSeries{s.old, s.new} {
+		for _, ts := range set {
+			b := labels.NewScratchBuilder(len(ts.Labels))
+			for _, l := range ts.Labels {
+				b.Add(l.Name, l.Value)
+			}
+			ls := b.Labels()
+			for _, smp := range ts.Samples {
+				_, err := app.Append(0, ls, smp.Timestamp, smp.Value)
+				require.NoError(t, err)
+			}
+		}
+	}
+	require.NoError(t, app.Commit())
+	return db, promql.NewEngine(promql.EngineOpts{MaxSamples: 10_000_000, Timeout: time.Minute, LookbackDelta: 5 * time.Minute})
+}
+
+var storageQueries = []string{
+	`lts_requests_total`,
+	`sum by (job) (rate(lts_requests_total[5m]))`,
+	`max_over_time(lts_requests_total{instance=~"i[0-2]"}[10m])`,
+	`count(lts_requests_total)`,
+}
+
+type rangeResult map[string][]model.SamplePair
+
+func fromAPI(t *testing.T, v model.Value) rangeResult {
+	t.Helper()
+	m, ok := v.(model.Matrix)
+	require.True(t, ok, "want a matrix, got %T", v)
+	out := rangeResult{}
+	for _, s := range m {
+		out[s.Metric.String()] = s.Values
+	}
+	return out
+}
+
+func fromEngine(t *testing.T, db *tsdb.DB, eng *promql.Engine, q string, start, end time.Time, step time.Duration) rangeResult {
+	t.Helper()
+	qry, err := eng.NewRangeQuery(context.Background(), db, nil, q, start, end, step)
+	require.NoError(t, err)
+	defer qry.Close()
+	res := qry.Exec(context.Background())
+	require.NoError(t, res.Err)
+	m, err := res.Matrix()
+	require.NoError(t, err)
+	out := rangeResult{}
+	for _, s := range m {
+		metric := model.Metric{}
+		s.Metric.Range(func(l labels.Label) { metric[model.LabelName(l.Name)] = model.LabelValue(l.Value) })
+		var pairs []model.SamplePair
+		for _, p := range s.Floats {
+			pairs = append(pairs, model.SamplePair{Timestamp: model.Time(p.T), Value: model.SampleValue(p.F)})
+		}
+		out[metric.String()] = pairs
+	}
+	return out
+}
+
+func queryRange(t *testing.T, api promv1.API, q string, start, end time.Time, step time.Duration) rangeResult {
+	t.Helper()
+	v, _, _, err := api.QueryRange(context.Background(), q, promv1.Range{Start: start, End: end, Step: step})
+	require.NoError(t, err, q)
+	return fromAPI(t, v)
+}
+
+// waitForBlocks waits until the workspace's bucket index lists n blocks.
+func waitForBlocks(t *testing.T, bucketDir, ws string, n int) *vtsdb.Index {
+	t.Helper()
+	bkt, err := filesystem.NewBucket(bucketDir)
+	require.NoError(t, err)
+	var idx *vtsdb.Index
+	require.Eventually(t, func() bool {
+		idx, err = vtsdb.ReadIndex(context.Background(), bucket.ForWorkspace(bkt, ws))
+		return err == nil && len(idx.Blocks) >= n
+	}, 30*time.Second, 100*time.Millisecond, "the bucket index never listed %d blocks", n)
+	return idx
+}
+
+func flush(t *testing.T, adminAddr string) {
+	t.Helper()
+	resp, err := http.Post("http://"+adminAddr+"/ingester/flush", "", nil)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusNoContent, resp.StatusCode)
+}
+
+// TestQueriesSpanIngestersAndStore: samples older than an hour are read
+// from the blocks the ingester uploaded (through the store-gateway), recent
+// ones from the ingester; the answers equal a Prometheus holding the same
+// data. Then, with the ingester stopped and every local file but the bucket
+// gone, a store-gateway alone answers the old range the same.
+func TestQueriesSpanIngestersAndStore(t *testing.T) {
+	dir := t.TempDir()
+	v := startMonolith(t, dir, storeFlags...)
+	ws := createWorkspace(t, v.BaseURL(), "lts")
+	rw := remoteWriter(t, workspaceURL(v.BaseURL(), ws)+"/api/v1/remote_write")
+	data := newSampleSet(time.Now().Truncate(time.Second))
+
+	_, err := rw.Store(context.Background(), encode(t, &prompb.WriteRequest{Timeseries: data.old}), 0)
+	require.NoError(t, err)
+	flush(t, v.AdminAddr())
+	_, err = rw.Store(context.Background(), encode(t, &prompb.WriteRequest{Timeseries: data.new}), 0)
+	require.NoError(t, err)
+	waitForBlocks(t, filepath.Join(dir, "bucket"), ws, 1)
+	time.Sleep(1100 * time.Millisecond) // the querier's index is at most a second old
+
+	db, eng := data.reference(t)
+	api := promClient(t, workspaceURL(v.BaseURL(), ws))
+	start, end, step := data.now.Add(-3*time.Hour), data.now, time.Minute
+	oldEnd := data.now.Add(-2 * time.Hour)
+	for _, q := range storageQueries {
+		want := fromEngine(t, db, eng, q, start, end, step)
+		require.NotEmpty(t, want, q)
+		require.Equal(t, want, queryRange(t, api, q, start, end, step), "ingester and store time: %s", q)
+	}
+	before := map[string]rangeResult{}
+	for _, q := range storageQueries {
+		before[q] = queryRange(t, api, q, start, oldEnd, step)
+		require.Equal(t, fromEngine(t, db, eng, q, start, oldEnd, step), before[q], q)
+	}
+
+	// Stop it, keep only the bucket, and serve from a store-gateway alone.
+	require.NoError(t, v.Stop())
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	var removed []string
+	for _, e := range entries {
+		if e.Name() != "bucket" {
+			require.NoError(t, os.RemoveAll(filepath.Join(dir, e.Name())))
+			removed = append(removed, e.Name())
+		}
+	}
+	sort.Strings(removed)
+	require.Contains(t, removed, "ingester")
+	sg := startMonolith(t, dir, append([]string{"-target=querier,store-gateway"}, storeFlags...)...)
+	api = promClient(t, workspaceURL(sg.BaseURL(), ws))
+	for _, q := range storageQueries {
+		require.Equal(t, before[q], queryRange(t, api, q, start, oldEnd, step), "from the store-gateway alone: %s", q)
+	}
+	names, _, _, err := api.LabelNames(context.Background(), nil, start, oldEnd)
+	require.NoError(t, err)
+	require.Equal(t, model.LabelNames{"__name__", "instance", "job"}, names)
+	values, _, _, err := api.LabelValues(context.Background(), "instance", nil, start, oldEnd)
+	require.NoError(t, err)
+	require.Len(t, values, 5)
+}

@@ -1,0 +1,249 @@
+package querier
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/grafana/dskit/ring"
+	"github.com/oklog/ulid/v2"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/thanos-io/objstore"
+
+	"github.com/vigil-metrics/vigil/pkg/apierror"
+	"github.com/vigil-metrics/vigil/pkg/pb/ingesterpb"
+	"github.com/vigil-metrics/vigil/pkg/pb/storegatewaypb"
+	sgclient "github.com/vigil-metrics/vigil/pkg/storegateway/client"
+	"github.com/vigil-metrics/vigil/pkg/tenant"
+)
+
+// StoreGateways resolves a store-gateway ring instance to a client.
+type StoreGateways func(inst ring.InstanceDesc) (sgclient.StoreGateway, error)
+
+// Store reads the blocks of object storage through the store-gateways.
+type Store struct {
+	ring    ring.ReadRing
+	clients StoreGateways
+	indexes *bucketIndexes
+}
+
+// NewStore returns a Store over the store-gateways of r, which reads each
+// workspace's bucket index from bkt, again once older than cfg's update
+// period.
+func NewStore(cfg Config, r ring.ReadRing, clients StoreGateways, bkt objstore.Bucket) *Store {
+	return &Store{ring: r, clients: clients, indexes: newBucketIndexes(bkt, cfg.BucketIndexUpdate, cfg.BucketIndexMaxStale)}
+}
+
+// blocksFor returns the blocks of the workspace holding samples in [mint,
+// maxt], leaving out those marked for deletion (compacted into another
+// block, or past retention).
+func (s *Store) blocksFor(ctx context.Context, workspace string, mint, maxt int64) ([]ulid.ULID, error) {
+	idx, err := s.indexes.get(ctx, workspace)
+	if err != nil || idx == nil {
+		return nil, err
+	}
+	var out []ulid.ULID
+	for _, b := range idx.Blocks {
+		if _, marked := idx.DeletionMark(b.ID); !marked && b.Overlaps(mint, maxt) {
+			out = append(out, b.ID)
+		}
+	}
+	return out, nil
+}
+
+// seriesFunc is the SelectHints.Func of a select that wants labels only
+// (the series API): store-gateways then send no chunks.
+const seriesFunc = "series"
+
+var storeReadOp = ring.NewOp([]ring.InstanceState{ring.ACTIVE}, nil)
+
+// maxStoreAttempts bounds how many replicas are asked for one block.
+const maxStoreAttempts = 3
+
+// queryBlocks calls call on store-gateways until every block was served by
+// one: each store-gateway is asked for the blocks whose first untried
+// replica it is, and a block it did not serve (or whose call failed) goes
+// to its next replica. A block no replica served fails the read: a missing
+// block is an error, never a smaller answer.
+func queryBlocks[T any](ctx context.Context, s *Store, workspace string, blocks []ulid.ULID,
+	call func(ctx context.Context, c sgclient.StoreGateway, ids []string) (served []string, res T, err error)) ([]T, error) {
+	remaining := map[ulid.ULID]bool{}
+	for _, b := range blocks {
+		remaining[b] = true
+	}
+	tried := map[ulid.ULID]map[string]bool{}
+	var out []T
+	var lastErr error
+	for attempt := 0; attempt < maxStoreAttempts && len(remaining) > 0; attempt++ {
+		type target struct {
+			inst ring.InstanceDesc
+			ids  []string
+		}
+		targets := map[string]*target{}
+		for b := range remaining {
+			rs, err := s.ring.Get(sgclient.BlockKey(workspace, b), storeReadOp, nil, nil, nil)
+			if err != nil {
+				return nil, fmt.Errorf("find the store-gateways of block %s: %w", b, err)
+			}
+			for _, inst := range rs.Instances {
+				if tried[b][inst.Id] {
+					continue
+				}
+				if tried[b] == nil {
+					tried[b] = map[string]bool{}
+				}
+				tried[b][inst.Id] = true
+				t := targets[inst.Id]
+				if t == nil {
+					t = &target{inst: inst}
+					targets[inst.Id] = t
+				}
+				t.ids = append(t.ids, b.String())
+				break
+			}
+		}
+		if len(targets) == 0 {
+			break
+		}
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for _, t := range targets {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c, err := s.clients(t.inst)
+				var served []string
+				var res T
+				if err == nil {
+					served, res, err = call(ctx, c, t.ids)
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					lastErr = fmt.Errorf("store-gateway %s: %w", t.inst.Addr, err)
+					return
+				}
+				out = append(out, res)
+				for _, id := range served {
+					if b, err := ulid.Parse(id); err == nil && slices.Contains(t.ids, id) {
+						delete(remaining, b)
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+	}
+	if len(remaining) > 0 {
+		missing := make([]string, 0, len(remaining))
+		for b := range remaining {
+			missing = append(missing, b.String())
+		}
+		slices.Sort(missing)
+		msg := fmt.Sprintf("consistency check failed: no store-gateway served blocks %v", missing)
+		if lastErr != nil {
+			msg += fmt.Sprintf(" (last error: %v)", lastErr)
+		}
+		return nil, apierror.New(apierror.Unavailable, apierror.IDStoreConsistency, "%s", msg)
+	}
+	return out, nil
+}
+
+// storeBlocks returns the workspace of ctx, its blocks of [mint, maxt] and
+// ctx carrying the workspace to store-gateways.
+func (q *querier) storeBlocks(ctx context.Context, mint, maxt int64) (string, []ulid.ULID, context.Context, error) {
+	ws, err := tenant.ID(ctx)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	blocks, err := q.q.store.blocksFor(ctx, ws, mint, maxt)
+	if err != nil || len(blocks) == 0 {
+		return ws, nil, nil, err
+	}
+	outCtx, err := tenant.OutgoingContext(ctx)
+	return ws, blocks, outCtx, err
+}
+
+// selectStore returns one series set per store-gateway asked, over the
+// blocks of [mint, maxt]. The streams live as long as ctx.
+func (q *querier) selectStore(ctx context.Context, mint, maxt int64, hints *storage.SelectHints, limiter *queryLimiter, ms []*labels.Matcher) ([]storage.SeriesSet, error) {
+	ws, blocks, outCtx, err := q.storeBlocks(ctx, mint, maxt)
+	if err != nil || len(blocks) == 0 {
+		return nil, err
+	}
+	start, end := mint, maxt
+	skip := false
+	if hints != nil {
+		start, end = max(start, hints.Start), min(end, hints.End)
+		skip = hints.Func == seriesFunc
+	}
+	streamCtx, cancel := context.WithCancel(outCtx)
+	if !q.track(cancel) {
+		return nil, fmt.Errorf("the query is over")
+	}
+	sets, err := queryBlocks(streamCtx, q.q.store, ws, blocks, func(ctx context.Context, c sgclient.StoreGateway, ids []string) ([]string, *fetchSet, error) {
+		served, set, err := sgclient.OpenSeries(ctx, c, &storegatewaypb.SeriesRequest{
+			StartTimestampMs: start, EndTimestampMs: end, Matchers: ingesterpb.ToProtoMatchers(ms), SkipChunks: skip, BlockIds: ids,
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		return served, newFetchSet(set, limiter), nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]storage.SeriesSet, len(sets))
+	for i, s := range sets {
+		out[i] = s
+	}
+	return out, nil
+}
+
+// storeLabels returns the label names (name == "") or values of the blocks
+// of [mint, maxt].
+func (q *querier) storeLabels(ctx context.Context, mint, maxt int64, name string, ms []*labels.Matcher) ([][]string, error) {
+	ws, blocks, outCtx, err := q.storeBlocks(ctx, mint, maxt)
+	if err != nil || len(blocks) == 0 {
+		return nil, err
+	}
+	pm := ingesterpb.ToProtoMatchers(ms)
+	return queryBlocks(outCtx, q.q.store, ws, blocks, func(ctx context.Context, c sgclient.StoreGateway, ids []string) ([]string, []string, error) {
+		if name == "" {
+			resp, err := c.LabelNames(ctx, &storegatewaypb.LabelNamesRequest{StartTimestampMs: mint, EndTimestampMs: maxt, Matchers: pm, BlockIds: ids})
+			if err != nil {
+				return nil, nil, err
+			}
+			return resp.QueriedBlocks, resp.LabelNames, nil
+		}
+		resp, err := c.LabelValues(ctx, &storegatewaypb.LabelValuesRequest{LabelName: name, StartTimestampMs: mint, EndTimestampMs: maxt, Matchers: pm, BlockIds: ids})
+		if err != nil {
+			return nil, nil, err
+		}
+		return resp.QueriedBlocks, resp.LabelValues, nil
+	})
+}
+
+// ranges splits [mint, maxt] between the ingesters (the recent part, within
+// -querier.query-ingesters-within) and the store (the part older than
+// -querier.query-store-after). The two overlap by design: a block reaches
+// the store-gateways some time after it leaves the ingesters' heads.
+func (q *Queryable) ranges(mint, maxt int64) (ingMint int64, useIngesters bool, storeMaxt int64, useStore bool) {
+	if q.store == nil {
+		return mint, true, 0, false
+	}
+	now := q.now()
+	ingMint = mint
+	if q.cfg.QueryIngestersWithin > 0 {
+		ingMint = max(mint, now.Add(-q.cfg.QueryIngestersWithin).UnixMilli())
+	}
+	storeMaxt = maxt
+	if q.cfg.QueryStoreAfter > 0 {
+		storeMaxt = min(maxt, now.Add(-q.cfg.QueryStoreAfter).UnixMilli())
+	}
+	return ingMint, ingMint <= maxt, storeMaxt, mint <= storeMaxt
+}

@@ -1,0 +1,211 @@
+package storegateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/oklog/ulid/v2"
+	"github.com/prometheus/prometheus/tsdb"
+	"github.com/thanos-io/objstore"
+
+	"github.com/vigil-metrics/vigil/pkg/logging"
+	"github.com/vigil-metrics/vigil/pkg/storage/bucket"
+	vtsdb "github.com/vigil-metrics/vigil/pkg/storage/tsdb"
+)
+
+// block is one block of one workspace as this store-gateway holds it: its
+// meta.json and index on local disk, opened while queries use it.
+type block struct {
+	workspace string
+	id        ulid.ULID
+	dir       string
+
+	mu       sync.Mutex
+	local    bool        // meta.json and index are on disk
+	open     *tsdb.Block // nil while closed
+	inUse    int
+	lastUsed time.Time
+}
+
+// blocks holds the blocks of every workspace this store-gateway served or
+// synced.
+type blocks struct {
+	dir    string
+	bkt    objstore.Bucket
+	logger log.Logger
+	now    func() time.Time
+
+	mu    sync.Mutex
+	byKey map[string]*block // workspace/block
+}
+
+func key(workspace string, id ulid.ULID) string { return workspace + "/" + id.String() }
+
+func (bs *blocks) get(workspace string, id ulid.ULID) *block {
+	bs.mu.Lock()
+	defer bs.mu.Unlock()
+	k := key(workspace, id)
+	b := bs.byKey[k]
+	if b == nil {
+		b = &block{workspace: workspace, id: id, dir: filepath.Join(bs.dir, workspace, id.String())}
+		bs.byKey[k] = b
+	}
+	return b
+}
+
+// download fetches the block's meta.json and index, unless they are on
+// disk. The caller holds b.mu.
+func (bs *blocks) download(ctx context.Context, b *block) error {
+	if b.local {
+		return nil
+	}
+	if _, err := os.Stat(filepath.Join(b.dir, vtsdb.MetaFilename)); err == nil {
+		b.local = true // synced before a restart
+		return nil
+	}
+	tmp := b.dir + ".tmp"
+	if err := os.RemoveAll(tmp); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Join(tmp, vtsdb.ChunksDirname), 0o755); err != nil {
+		return err
+	}
+	bkt := bucket.ForWorkspace(bs.bkt, b.workspace)
+	id := b.id.String()
+	// meta.json last, as on upload: a directory with it is complete.
+	for _, name := range []string{vtsdb.IndexFilename, vtsdb.MetaFilename} {
+		if err := objstore.DownloadFile(ctx, bs.logger, bkt, path.Join(id, name), filepath.Join(tmp, name)); err != nil {
+			_ = os.RemoveAll(tmp)
+			return fmt.Errorf("download %s of block %s: %w", name, id, err)
+		}
+	}
+	if err := os.RemoveAll(b.dir); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, b.dir); err != nil {
+		return err
+	}
+	b.local = true
+	return nil
+}
+
+// acquire returns the block opened, downloading its index first if needed;
+// release must be called once the block is no longer read.
+func (bs *blocks) acquire(ctx context.Context, workspace string, id ulid.ULID) (*tsdb.Block, func(), error) {
+	b := bs.get(workspace, id)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.open == nil {
+		if err := bs.download(ctx, b); err != nil {
+			return nil, nil, err
+		}
+		opened, err := tsdb.OpenBlock(logging.Slog(bs.logger), b.dir, nil, nil)
+		if err != nil {
+			return nil, nil, fmt.Errorf("open block %s: %w", id, err)
+		}
+		b.open = opened
+	}
+	b.inUse++
+	b.lastUsed = bs.now()
+	return b.open, func() {
+		b.mu.Lock()
+		b.inUse--
+		b.lastUsed = bs.now()
+		b.mu.Unlock()
+	}, nil
+}
+
+// closeIdle closes the indexes no query used since cutoff.
+func (bs *blocks) closeIdle(cutoff time.Time) {
+	for _, b := range bs.all() {
+		b.mu.Lock()
+		if b.open != nil && b.inUse == 0 && b.lastUsed.Before(cutoff) {
+			if err := b.open.Close(); err != nil {
+				level.Warn(bs.logger).Log("msg", "closing idle block failed", "workspace", b.workspace, "block", b.id, "err", err)
+			}
+			b.open = nil
+		}
+		b.mu.Unlock()
+	}
+}
+
+// drop forgets a block and removes its local copy, unless a query uses it.
+func (bs *blocks) drop(b *block) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.inUse > 0 {
+		return false
+	}
+	if b.open != nil {
+		_ = b.open.Close()
+		b.open = nil
+	}
+	if err := os.RemoveAll(b.dir); err != nil {
+		level.Warn(bs.logger).Log("msg", "cannot remove local block", "dir", b.dir, "err", err)
+	}
+	b.local = false
+	bs.mu.Lock()
+	if bs.byKey[key(b.workspace, b.id)] == b {
+		delete(bs.byKey, key(b.workspace, b.id))
+	}
+	bs.mu.Unlock()
+	return true
+}
+
+func (bs *blocks) all() []*block {
+	bs.mu.Lock()
+	defer bs.mu.Unlock()
+	out := make([]*block, 0, len(bs.byKey))
+	for _, b := range bs.byKey {
+		out = append(out, b)
+	}
+	return out
+}
+
+// onDisk returns the blocks with a local directory, also those synced
+// before a restart.
+func (bs *blocks) onDisk() []*block {
+	var out []*block
+	workspaces, _ := os.ReadDir(bs.dir)
+	for _, ws := range workspaces {
+		entries, _ := os.ReadDir(filepath.Join(bs.dir, ws.Name()))
+		for _, e := range entries {
+			if id, err := ulid.Parse(e.Name()); err == nil && e.IsDir() {
+				out = append(out, bs.get(ws.Name(), id))
+			}
+		}
+	}
+	return out
+}
+
+// closeAll closes every open block, at shutdown.
+func (bs *blocks) closeAll() error {
+	var errs []error
+	for _, b := range bs.all() {
+		b.mu.Lock()
+		if b.open != nil {
+			errs = append(errs, b.open.Close())
+			b.open = nil
+		}
+		b.mu.Unlock()
+	}
+	return errors.Join(errs...)
+}
+
+// remoteBlock reads a block's index and tombstones from its local copy and
+// its chunks from object storage.
+type remoteBlock struct {
+	*tsdb.Block
+	chunks *remoteChunks
+}
+
+// Chunks implements tsdb.BlockReader.
+func (r remoteBlock) Chunks() (tsdb.ChunkReader, error) { return r.chunks, nil }

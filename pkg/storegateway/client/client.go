@@ -1,0 +1,86 @@
+// Package client reaches store-gateways over gRPC.
+package client
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/grafana/dskit/grpcclient"
+	"github.com/grafana/dskit/ring"
+	ringclient "github.com/grafana/dskit/ring/client"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/vigil-metrics/vigil/pkg/pb/storegatewaypb"
+)
+
+// Config configures the gRPC clients to store-gateways.
+type Config struct {
+	GRPC              grpcclient.Config `yaml:"grpc_client_config"`
+	HealthCheckPeriod time.Duration     `yaml:"health_check_period"`
+}
+
+// RegisterFlags registers the client flags under -store-gateway.client.
+func (c *Config) RegisterFlags(f *flag.FlagSet) {
+	c.GRPC.RegisterFlagsWithPrefix("store-gateway.client", f)
+	f.DurationVar(&c.HealthCheckPeriod, "store-gateway.client.health-check-period", 15*time.Second, "How often pooled store-gateway connections are health-checked; unhealthy ones are dropped.")
+}
+
+// StoreGateway is a store-gateway's gRPC client. The workspace travels in
+// the outgoing context's metadata.
+type StoreGateway interface {
+	storegatewaypb.StoreGatewayClient
+}
+
+type grpcClient struct {
+	storegatewaypb.StoreGatewayClient
+	grpc_health_v1.HealthClient
+	io.Closer
+}
+
+// NewPool returns a pool of store-gateway clients for the instances of r.
+func NewPool(cfg Config, r ring.ReadRing, reg prometheus.Registerer, logger log.Logger) *ringclient.Pool {
+	clients := promauto.With(reg).NewGauge(prometheus.GaugeOpts{
+		Name: "vigil_storegateway_clients",
+		Help: "Number of pooled store-gateway clients.",
+	})
+	factory := ringclient.PoolInstFunc(func(inst ring.InstanceDesc) (ringclient.PoolClient, error) {
+		opts, err := cfg.GRPC.DialOption(nil, nil, nil)
+		if err != nil {
+			return nil, err
+		}
+		conn, err := grpc.NewClient(inst.Addr, opts...)
+		if err != nil {
+			return nil, fmt.Errorf("dial store-gateway %s: %w", inst.Addr, err)
+		}
+		return &grpcClient{
+			StoreGatewayClient: storegatewaypb.NewStoreGatewayClient(conn),
+			HealthClient:       grpc_health_v1.NewHealthClient(conn),
+			Closer:             conn,
+		}, nil
+	})
+	poolCfg := ringclient.PoolConfig{
+		CheckInterval:      cfg.HealthCheckPeriod,
+		HealthCheckEnabled: true,
+		HealthCheckTimeout: time.Second,
+	}
+	return ringclient.NewPool("store-gateway", poolCfg, ringclient.NewRingServiceDiscovery(r), factory, clients, logger)
+}
+
+// Get returns the client of a ring instance from pool.
+func Get(pool *ringclient.Pool, inst ring.InstanceDesc) (StoreGateway, error) {
+	c, err := pool.GetClientForInstance(inst)
+	if err != nil {
+		return nil, err
+	}
+	sg, ok := c.(StoreGateway)
+	if !ok {
+		return nil, fmt.Errorf("pooled client for %s is %T, not a store-gateway client", inst.Addr, c)
+	}
+	return sg, nil
+}
