@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/stretchr/testify/require"
+	"github.com/thanos-io/objstore"
 	"github.com/thanos-io/objstore/providers/filesystem"
 
 	"github.com/vigil-metrics/vigil/pkg/storage/bucket"
@@ -208,4 +209,68 @@ func TestQueriesSpanIngestersAndStore(t *testing.T) {
 	values, _, _, err := api.LabelValues(context.Background(), "instance", nil, start, oldEnd)
 	require.NoError(t, err)
 	require.Len(t, values, 5)
+}
+
+// TestDeletedWorkspaceDataIsGone: once a workspace is deleted its data is
+// not queryable at once; after the grace period its blocks are gone from
+// the bucket and its TSDB and WAL from the ingester's disk, while another
+// workspace keeps everything.
+func TestDeletedWorkspaceDataIsGone(t *testing.T) {
+	dir := t.TempDir()
+	v := startMonolith(t, dir, append([]string{
+		"-compactor.workspace-deletion-delay=2s", "-ingester.tsdb.deleted-workspaces-check-interval=1s",
+	}, storeFlags...)...)
+	data := newSampleSet(time.Now().Truncate(time.Second))
+	var gone, kept string
+	for i, alias := range []string{"gone", "kept"} {
+		ws := createWorkspace(t, v.BaseURL(), alias)
+		rw := remoteWriter(t, workspaceURL(v.BaseURL(), ws)+"/api/v1/remote_write")
+		_, err := rw.Store(context.Background(), encode(t, &prompb.WriteRequest{Timeseries: data.old}), 0)
+		require.NoError(t, err)
+		flush(t, v.AdminAddr())
+		_, err = rw.Store(context.Background(), encode(t, &prompb.WriteRequest{Timeseries: data.new}), 0)
+		require.NoError(t, err)
+		waitForBlocks(t, filepath.Join(dir, "bucket"), ws, 1)
+		if i == 0 {
+			gone = ws
+		} else {
+			kept = ws
+		}
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, v.BaseURL()+"/workspaces/"+gone, nil)
+	require.NoError(t, err)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusAccepted, resp.StatusCode)
+	_, _, _, err = promClient(t, workspaceURL(v.BaseURL(), gone)).Query(context.Background(), "lts_requests_total", data.now)
+	require.ErrorContains(t, err, "404", "not queryable from the moment it is deleted")
+
+	bkt, err := filesystem.NewBucket(filepath.Join(dir, "bucket"))
+	require.NoError(t, err)
+	objects := func(ws string) []string {
+		var out []string
+		require.NoError(t, bucket.ForWorkspace(bkt, ws).Iter(context.Background(), "", func(name string) error {
+			out = append(out, name)
+			return nil
+		}, objstore.WithRecursiveIter()))
+		return out
+	}
+	require.Eventually(t, func() bool {
+		_, err := os.Stat(filepath.Join(dir, "ingester", "tsdb", gone))
+		return os.IsNotExist(err)
+	}, 30*time.Second, 100*time.Millisecond, "the ingester removes the deleted workspace's TSDB and WAL")
+	require.Eventually(t, func() bool {
+		o := objects(gone)
+		return len(o) == 1 && o[0] == vtsdb.WorkspaceDeletionMarkName
+	}, 30*time.Second, 100*time.Millisecond, "only the deletion mark is left in the bucket")
+
+	require.DirExists(t, filepath.Join(dir, "ingester", "tsdb", kept))
+	require.Greater(t, len(objects(kept)), 3)
+	time.Sleep(1100 * time.Millisecond)
+	db, eng := data.reference(t)
+	start, end := data.now.Add(-3*time.Hour), data.now
+	q := storageQueries[1]
+	require.Equal(t, fromEngine(t, db, eng, q, start, end, time.Minute), queryRange(t, promClient(t, workspaceURL(v.BaseURL(), kept)), q, start, end, time.Minute))
 }
