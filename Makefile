@@ -11,7 +11,7 @@ PROM_DIR = $(shell $(GO) list -m -f '{{.Dir}}' github.com/prometheus/prometheus)
 RUN_FLAGS := -server.http-listen-address=127.0.0.1 -server.grpc-listen-address=127.0.0.1 \
 	-memberlist.bind-addr=127.0.0.1 -ingester.ring.instance-addr=127.0.0.1 -controlplane.ring.instance-addr=127.0.0.1 -store-gateway.ring.instance-addr=127.0.0.1 -compactor.ring.instance-addr=127.0.0.1
 
-.PHONY: help build run test e2e bench lint image proto reference-help install-prometheus clean compose-up compose-down helm-test
+.PHONY: help build run test e2e bench lint image proto reference-help install-prometheus install-minio clean compose-up compose-down helm-test
 
 help: ## List the targets.
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
@@ -27,8 +27,8 @@ test: ## Unit tests and in-process integration tests (what CI requires).
 	@test -z "$$(gofmt -l cmd pkg integration tools internal)" || { echo "gofmt needed:"; gofmt -l cmd pkg integration tools internal; exit 1; }
 	$(GO) test -race -count=1 -timeout 15m ./...
 
-e2e: install-prometheus ## Multi-process cluster tests (kill and rolling restarts), the bounded series call over a day of 100k series, and a real Prometheus agent remote-writing to Vigil.
-	$(GO) test -count=1 -timeout 30m -tags e2e -run 'TestCluster|TestPrometheusAgent|TestSeriesCallOverADay' -v ./integration/ 2>&1 | grep -v '^        level='; exit $${PIPESTATUS[0]}
+e2e: install-prometheus install-minio ## Multi-process cluster tests (kill and rolling restarts), the bounded series call over a day of 100k series, a real Prometheus agent remote-writing to Vigil, and the long-term storage suite on a real MinIO.
+	$(GO) test -count=1 -timeout 30m -tags e2e -run 'TestCluster|TestPrometheusAgent|TestSeriesCallOverADay|TestStorageOnMinIO' -v ./integration/ 2>&1 | grep -v '^        level='; exit $${PIPESTATUS[0]}
 
 bench: ## Go benchmarks of the push path, then loadgen against bin/vigil with -ingester.tsdb.wal-sync=none and =always; prints samples per CPU-second (samples/cpu-s).
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./pkg/distributor/ ./pkg/ingester/
@@ -64,6 +64,11 @@ proto: ## Regenerate pkg/pb from proto/ (installs protoc and protoc-gen-gogofast
 
 reference-help: build ## Regenerate cmd/vigil/help.txt, the flag reference TestHelp checks.
 	./$(BIN) -help > cmd/vigil/help.txt
+
+MINIO := $(shell $(GO) env GOPATH)/bin/minio
+
+install-minio: ## Install MinIO (a real S3 server, used by make e2e) with go install if missing.
+	@test -x $(MINIO) || GOFLAGS= $(GO) install github.com/minio/minio@v0.0.0-20260212201848-7aac2a2c5b7c
 
 install-prometheus: ## Install Debian's prometheus package (used by make e2e) if missing.
 	@command -v prometheus >/dev/null || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus; }

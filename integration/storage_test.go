@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sort"
 	"testing"
 	"time"
 
@@ -129,12 +128,35 @@ func queryRange(t *testing.T, api promv1.API, q string, start, end time.Time, st
 	return fromAPI(t, v)
 }
 
-// waitForBlocks waits until the workspace's bucket index lists n blocks.
-func waitForBlocks(t *testing.T, bucketDir, ws string, n int) *vtsdb.Index {
+// storageBackend is the object storage of a test: Vigil's flags for it and
+// a client to look into it.
+type storageBackend struct {
+	flags []string
+	bkt   objstore.Bucket
+}
+
+// filesystemBackend is a bucket in a directory of its own.
+func filesystemBackend(t *testing.T) storageBackend {
 	t.Helper()
-	bkt, err := filesystem.NewBucket(bucketDir)
+	dir := t.TempDir()
+	bkt, err := filesystem.NewBucket(dir)
 	require.NoError(t, err)
+	return storageBackend{flags: []string{"-storage.filesystem.dir=" + dir}, bkt: bkt}
+}
+
+func TestQueriesSpanIngestersAndStore(t *testing.T) {
+	testQueriesSpanIngestersAndStore(t, filesystemBackend(t))
+}
+
+func TestDeletedWorkspaceDataIsGone(t *testing.T) {
+	testDeletedWorkspaceDataIsGone(t, filesystemBackend(t))
+}
+
+// waitForBlocks waits until the workspace's bucket index lists n blocks.
+func waitForBlocks(t *testing.T, bkt objstore.Bucket, ws string, n int) *vtsdb.Index {
+	t.Helper()
 	var idx *vtsdb.Index
+	var err error
 	require.Eventually(t, func() bool {
 		idx, err = vtsdb.ReadIndex(context.Background(), bucket.ForWorkspace(bkt, ws))
 		return err == nil && len(idx.Blocks) >= n
@@ -150,14 +172,15 @@ func flush(t *testing.T, adminAddr string) {
 	require.Equal(t, http.StatusNoContent, resp.StatusCode)
 }
 
-// TestQueriesSpanIngestersAndStore: samples older than an hour are read
+// testQueriesSpanIngestersAndStore: samples older than an hour are read
 // from the blocks the ingester uploaded (through the store-gateway), recent
 // ones from the ingester; the answers equal a Prometheus holding the same
-// data. Then, with the ingester stopped and every local file but the bucket
-// gone, a store-gateway alone answers the old range the same.
-func TestQueriesSpanIngestersAndStore(t *testing.T) {
+// data. Then, with the ingester stopped and every local file gone, a
+// store-gateway alone answers the old range the same.
+func testQueriesSpanIngestersAndStore(t *testing.T, store storageBackend) {
 	dir := t.TempDir()
-	v := startMonolith(t, dir, storeFlags...)
+	flags := append(append([]string{}, store.flags...), storeFlags...)
+	v := startMonolith(t, dir, flags...)
 	ws := createWorkspace(t, v.BaseURL(), "lts")
 	rw := remoteWriter(t, workspaceURL(v.BaseURL(), ws)+"/api/v1/remote_write")
 	data := newSampleSet(time.Now().Truncate(time.Second))
@@ -167,7 +190,7 @@ func TestQueriesSpanIngestersAndStore(t *testing.T) {
 	flush(t, v.AdminAddr())
 	_, err = rw.Store(context.Background(), encode(t, &prompb.WriteRequest{Timeseries: data.new}), 0)
 	require.NoError(t, err)
-	waitForBlocks(t, filepath.Join(dir, "bucket"), ws, 1)
+	waitForBlocks(t, store.bkt, ws, 1)
 	time.Sleep(1100 * time.Millisecond) // the querier's index is at most a second old
 
 	db, eng := data.reference(t)
@@ -185,20 +208,11 @@ func TestQueriesSpanIngestersAndStore(t *testing.T) {
 		require.Equal(t, fromEngine(t, db, eng, q, start, oldEnd, step), before[q], q)
 	}
 
-	// Stop it, keep only the bucket, and serve from a store-gateway alone.
+	// Stop it, delete every local file, and serve from a store-gateway alone.
 	require.NoError(t, v.Stop())
-	entries, err := os.ReadDir(dir)
-	require.NoError(t, err)
-	var removed []string
-	for _, e := range entries {
-		if e.Name() != "bucket" {
-			require.NoError(t, os.RemoveAll(filepath.Join(dir, e.Name())))
-			removed = append(removed, e.Name())
-		}
-	}
-	sort.Strings(removed)
-	require.Contains(t, removed, "ingester")
-	sg := startMonolith(t, dir, append([]string{"-target=querier,store-gateway"}, storeFlags...)...)
+	require.DirExists(t, filepath.Join(dir, "ingester", "tsdb", ws))
+	require.NoError(t, os.RemoveAll(dir))
+	sg := startMonolith(t, dir, append([]string{"-target=querier,store-gateway"}, flags...)...)
 	api = promClient(t, workspaceURL(sg.BaseURL(), ws))
 	for _, q := range storageQueries {
 		require.Equal(t, before[q], queryRange(t, api, q, start, oldEnd, step), "from the store-gateway alone: %s", q)
@@ -211,15 +225,15 @@ func TestQueriesSpanIngestersAndStore(t *testing.T) {
 	require.Len(t, values, 5)
 }
 
-// TestDeletedWorkspaceDataIsGone: once a workspace is deleted its data is
+// testDeletedWorkspaceDataIsGone: once a workspace is deleted its data is
 // not queryable at once; after the grace period its blocks are gone from
 // the bucket and its TSDB and WAL from the ingester's disk, while another
 // workspace keeps everything.
-func TestDeletedWorkspaceDataIsGone(t *testing.T) {
+func testDeletedWorkspaceDataIsGone(t *testing.T, store storageBackend) {
 	dir := t.TempDir()
-	v := startMonolith(t, dir, append([]string{
+	v := startMonolith(t, dir, append(append([]string{
 		"-compactor.workspace-deletion-delay=2s", "-ingester.tsdb.deleted-workspaces-check-interval=1s",
-	}, storeFlags...)...)
+	}, store.flags...), storeFlags...)...)
 	data := newSampleSet(time.Now().Truncate(time.Second))
 	var gone, kept string
 	for i, alias := range []string{"gone", "kept"} {
@@ -230,7 +244,7 @@ func TestDeletedWorkspaceDataIsGone(t *testing.T) {
 		flush(t, v.AdminAddr())
 		_, err = rw.Store(context.Background(), encode(t, &prompb.WriteRequest{Timeseries: data.new}), 0)
 		require.NoError(t, err)
-		waitForBlocks(t, filepath.Join(dir, "bucket"), ws, 1)
+		waitForBlocks(t, store.bkt, ws, 1)
 		if i == 0 {
 			gone = ws
 		} else {
@@ -247,11 +261,9 @@ func TestDeletedWorkspaceDataIsGone(t *testing.T) {
 	_, _, _, err = promClient(t, workspaceURL(v.BaseURL(), gone)).Query(context.Background(), "lts_requests_total", data.now)
 	require.ErrorContains(t, err, "404", "not queryable from the moment it is deleted")
 
-	bkt, err := filesystem.NewBucket(filepath.Join(dir, "bucket"))
-	require.NoError(t, err)
 	objects := func(ws string) []string {
 		var out []string
-		require.NoError(t, bucket.ForWorkspace(bkt, ws).Iter(context.Background(), "", func(name string) error {
+		require.NoError(t, bucket.ForWorkspace(store.bkt, ws).Iter(context.Background(), "", func(name string) error {
 			out = append(out, name)
 			return nil
 		}, objstore.WithRecursiveIter()))
