@@ -9,15 +9,18 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/go-kit/log"
 	"github.com/minio/minio-go/v7"
+	"github.com/prometheus/prometheus/prompb"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 	"github.com/stretchr/testify/require"
 
 	"github.com/vigil-metrics/vigil/pkg/storage/bucket"
+	vtsdb "github.com/vigil-metrics/vigil/pkg/storage/tsdb"
 )
 
 const (
@@ -28,8 +31,9 @@ const (
 // minioServer is a real MinIO server on loopback, installed by
 // `make install-minio`.
 type minioServer struct {
-	endpoint string
-	cmd      *exec.Cmd
+	bin, dir, console string
+	endpoint          string
+	cmd               *exec.Cmd
 }
 
 func startMinIO(t *testing.T) *minioServer {
@@ -42,13 +46,22 @@ func startMinIO(t *testing.T) *minioServer {
 		bin = p
 	}
 	require.FileExists(t, bin, "run `make install-minio`")
-	port, console := freePort(t), freePort(t)
-	s := &minioServer{endpoint: fmt.Sprintf("127.0.0.1:%d", port)}
-	s.cmd = exec.Command(bin, "server", t.TempDir(), "--address", s.endpoint, "--console-address", fmt.Sprintf("127.0.0.1:%d", console), "--quiet")
+	s := &minioServer{
+		bin: bin, dir: t.TempDir(),
+		endpoint: fmt.Sprintf("127.0.0.1:%d", freePort(t)), console: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+	}
+	t.Cleanup(s.stop)
+	s.start(t)
+	return s
+}
+
+// start starts the server on its address and directory.
+func (s *minioServer) start(t *testing.T) {
+	t.Helper()
+	s.cmd = exec.Command(s.bin, "server", s.dir, "--address", s.endpoint, "--console-address", s.console, "--quiet")
 	s.cmd.Env = append(os.Environ(), "MINIO_ROOT_USER="+minioUser, "MINIO_ROOT_PASSWORD="+minioSecret, "MINIO_BROWSER=off")
 	s.cmd.Stdout, s.cmd.Stderr = os.Stderr, os.Stderr
 	require.NoError(t, s.cmd.Start())
-	t.Cleanup(s.stop)
 	require.Eventually(t, func() bool {
 		resp, err := http.Get("http://" + s.endpoint + "/minio/health/ready")
 		if err != nil {
@@ -57,13 +70,13 @@ func startMinIO(t *testing.T) *minioServer {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	}, time.Minute, 100*time.Millisecond, "minio never became ready")
-	return s
 }
 
 func (s *minioServer) stop() {
-	if s.cmd.Process != nil {
+	if s.cmd != nil && s.cmd.Process != nil {
 		_ = s.cmd.Process.Kill()
 		_ = s.cmd.Wait()
+		s.cmd = nil
 	}
 }
 
@@ -97,4 +110,54 @@ func TestStorageOnMinIO(t *testing.T) {
 	t.Run("DeletedWorkspaceDataIsGone", func(t *testing.T) {
 		testDeletedWorkspaceDataIsGone(t, s.backend(t, "vigil-delete"))
 	})
+	t.Run("ObjectStorageOutage", func(t *testing.T) {
+		testObjectStorageOutage(t, s)
+	})
+}
+
+// testObjectStorageOutage: while object storage is down, writes are
+// accepted and recent data is queried; once it is back every block is
+// uploaded, once: the samples in the bucket are exactly those written.
+func testObjectStorageOutage(t *testing.T, s *minioServer) {
+	store := s.backend(t, "vigil-outage")
+	v := startMonolith(t, t.TempDir(), append([]string{"-ingester.tsdb.ship-interval=1s"}, store.flags...)...)
+	ws := createWorkspace(t, v.BaseURL(), "outage")
+	rw := remoteWriter(t, workspaceURL(v.BaseURL(), ws)+"/api/v1/remote_write")
+	data := newSampleSet(time.Now().Truncate(time.Second))
+
+	_, err := rw.Store(context.Background(), encode(t, &prompb.WriteRequest{Timeseries: data.old}), 0)
+	require.NoError(t, err)
+	s.stop()
+	resp, err := http.Post("http://"+v.AdminAddr()+"/ingester/flush", "", nil)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusInternalServerError, resp.StatusCode, "the block cannot be uploaded")
+	_, err = rw.Store(context.Background(), encode(t, &prompb.WriteRequest{Timeseries: data.new}), 0)
+	require.NoError(t, err, "writes are accepted while object storage is down")
+	time.Sleep(3 * time.Second) // a few failed ships
+	res, _, _, err := promClient(t, workspaceURL(v.BaseURL(), ws)).Query(context.Background(), "count(lts_requests_total)", data.now)
+	require.NoError(t, err, "recent data is queried while object storage is down")
+	require.Equal(t, "{} => 5", strings.Split(res.String(), " @")[0])
+
+	s.start(t)
+	flush(t, v.AdminAddr())
+	var samples uint64
+	require.Eventually(t, func() bool {
+		scan, err := vtsdb.ScanBucket(context.Background(), bucket.ForWorkspace(store.bkt, ws), nil, time.Now())
+		if err != nil || len(scan.Partial) > 0 {
+			return false
+		}
+		samples = 0
+		for _, b := range scan.Index.Blocks {
+			samples += b.Samples
+		}
+		return len(scan.Index.Blocks) == 2
+	}, time.Minute, 200*time.Millisecond, "both blocks are uploaded once object storage is back")
+	var written uint64
+	for _, set := range [][]prompb.TimeSeries{data.old, data.new} {
+		for _, ts := range set {
+			written += uint64(len(ts.Samples))
+		}
+	}
+	require.Equal(t, written, samples, "every sample once: no block lost or duplicated")
 }
