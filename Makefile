@@ -11,7 +11,7 @@ PROM_DIR = $(shell $(GO) list -m -f '{{.Dir}}' github.com/prometheus/prometheus)
 RUN_FLAGS := -server.http-listen-address=127.0.0.1 -server.grpc-listen-address=127.0.0.1 \
 	-memberlist.bind-addr=127.0.0.1 -ingester.ring.instance-addr=127.0.0.1 -controlplane.ring.instance-addr=127.0.0.1 -store-gateway.ring.instance-addr=127.0.0.1 -compactor.ring.instance-addr=127.0.0.1
 
-.PHONY: help build run test e2e bench lint image proto reference-help install-prometheus install-minio clean compose-up compose-down helm-test
+.PHONY: help build run test e2e bench lint image proto reference-help install-prometheus install-minio image-minio clean compose-up compose-down helm-test
 
 help: ## List the targets.
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
@@ -30,10 +30,11 @@ test: ## Unit tests and in-process integration tests (what CI requires).
 e2e: install-prometheus install-minio ## Multi-process cluster tests (kill and rolling restarts), the bounded series call over a day of 100k series, a real Prometheus agent remote-writing to Vigil, and the long-term storage suite on a real MinIO.
 	$(GO) test -count=1 -timeout 30m -tags e2e -run 'TestCluster|TestPrometheusAgent|TestSeriesCallOverADay|TestStorageOnMinIO' -v ./integration/ 2>&1 | grep -v '^        level='; exit $${PIPESTATUS[0]}
 
-bench: ## Go benchmarks of the push path, then loadgen against bin/vigil with -ingester.tsdb.wal-sync=none and =always; prints samples per CPU-second (samples/cpu-s).
+bench: ## Go benchmarks of the push path, the query mix served by ingesters and by the store-gateway, bytes per sample after compaction, then loadgen against bin/vigil with -ingester.tsdb.wal-sync=none and =always; prints samples per CPU-second (samples/cpu-s).
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./pkg/distributor/ ./pkg/ingester/
 	$(GO) test -run '^$$' -bench MonolithRemoteWrite -benchtime 500x -count=1 ./integration/
 	$(GO) test -run '^$$' -bench MonolithQuery -benchtime 20x -count=1 ./integration/
+	$(GO) test -run '^$$' -bench CompactedBytesPerSample -benchtime 1x -count=1 ./pkg/compactor/
 	$(GO) build -o bin/loadgen ./tools/loadgen
 	$(MAKE) build
 	@echo "== -ingester.tsdb.wal-sync=none"
@@ -74,9 +75,14 @@ install-prometheus: ## Install Debian's prometheus package (used by make e2e) if
 	@command -v prometheus >/dev/null || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus; }
 
 clean: ## Remove build output (not ./data).
-	rm -rf bin deployments/docker/vigil deployments/docker/ca-certificates.crt
+	rm -rf bin deployments/docker/vigil deployments/docker/ca-certificates.crt deployments/minio/minio deployments/minio/mkbucket
 
-compose-up: image ## Start the three-zone cluster of docker-compose.yml (distributor on 127.0.0.1:9009, querier on :9010).
+image-minio: ## Build the FROM scratch image vigil-minio:dev (MinIO and the bucket-creating step) for docker-compose.yml.
+	@test -x deployments/minio/minio || CGO_ENABLED=0 GOFLAGS= GOBIN=$(abspath deployments/minio) $(GO) install github.com/minio/minio@v0.0.0-20260212201848-7aac2a2c5b7c
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o deployments/minio/mkbucket ./tools/mkbucket
+	docker build -t vigil-minio:dev deployments/minio
+
+compose-up: image image-minio ## Start the three-zone cluster of docker-compose.yml on MinIO (distributor on 127.0.0.1:9009, querier on :9010).
 	docker-compose up -d
 
 compose-down: ## Stop the docker-compose cluster and delete its volumes.
@@ -91,4 +97,6 @@ helm-test: ## Lint and render helm/vigil in both modes (installs helm 3.22 with 
 	$(HELM) lint --strict helm/vigil $(HELM_S3)
 	$(HELM) template t helm/vigil | grep -q 'kind: StatefulSet'
 	$(HELM) template t helm/vigil $(HELM_S3) | grep -c 'ingester.ring.instance-zone=zone-' | grep -qx 3
+	$(HELM) template t helm/vigil $(HELM_S3) | grep -c 'store-gateway.ring.instance-zone=zone-' | grep -qx 3
+	$(HELM) template t helm/vigil $(HELM_S3) | grep -q -- '-target=compactor'
 	@! $(HELM) template t helm/vigil --set mode=microservices >/dev/null 2>&1 || { echo "microservices without s3 must be refused"; exit 1; }

@@ -15,8 +15,8 @@ import (
 
 	"github.com/go-kit/log"
 	"github.com/minio/minio-go/v7"
-	"github.com/prometheus/prometheus/prompb"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+	"github.com/prometheus/prometheus/prompb"
 	"github.com/stretchr/testify/require"
 
 	"github.com/vigil-metrics/vigil/pkg/storage/bucket"

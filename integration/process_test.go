@@ -4,6 +4,7 @@ package integration
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -45,12 +46,22 @@ func vigilBinary(t *testing.T) string {
 	return binPath
 }
 
+// freePort returns a free loopback port below Linux's ephemeral range
+// (32768 and up): a port the kernel handed out for listening there may be
+// taken by an outgoing connection before the process binds it.
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	for i := 0; i < 1000; i++ {
+		port := 20000 + rand.IntN(12000)
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return port
+	}
+	t.Fatal("no free port between 20000 and 32000")
+	return 0
 }
 
 // process is one vigil process started from the built binary.

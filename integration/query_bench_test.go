@@ -3,26 +3,40 @@ package integration
 import (
 	"context"
 	"net/http"
+	"path/filepath"
 	"testing"
 	"time"
 
 	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/prometheus/prompb"
+	"github.com/thanos-io/objstore/providers/filesystem"
 
 	"github.com/vigil-metrics/vigil/internal/bench"
 )
 
 // BenchmarkMonolithQuery runs a dashboard-like mix of queries over 10k
-// series of 30 minutes (15 s interval) in a monolithic Vigil, through the
-// Prometheus HTTP API, and reports the CPU each mix takes (client and
-// server share the process; the client's share is small).
+// series of 30 minutes (15 s interval), three hours old, in a monolithic
+// Vigil, through the Prometheus HTTP API, and reports the CPU each mix takes
+// (client and server share the process; the client's share is small). The
+// same data is served by the ingester, then, flushed to object storage, by
+// the store-gateway alone.
 func BenchmarkMonolithQuery(b *testing.B) {
+	b.Run("ingesters", func(b *testing.B) { benchQueryMix(b, false) })
+	b.Run("store-gateway", func(b *testing.B) { benchQueryMix(b, true) })
+}
+
+func benchQueryMix(b *testing.B, fromStore bool) {
 	const seriesTotal, batch, samples = 10_000, 2000, 120
-	v := startMonolith(&testing.T{}, b.TempDir())
+	dir := b.TempDir()
+	var flags []string
+	if fromStore {
+		flags = storeFlags
+	}
+	v := startMonolith(&testing.T{}, dir, flags...)
 	defer func() { _ = v.Stop() }()
 	ws := createWorkspace(&testing.T{}, v.BaseURL(), "query-bench")
 	writeURL := workspaceURL(v.BaseURL(), ws) + "/api/v1/remote_write"
-	end := time.Now().Truncate(time.Minute)
+	end := time.Now().Add(-3 * time.Hour).Truncate(time.Minute)
 	start := end.Add(-time.Duration(samples) * 15 * time.Second)
 	rw := map[string]string{"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy"}
 	for s := 0; s < samples; s++ {
@@ -38,6 +52,19 @@ func BenchmarkMonolithQuery(b *testing.B) {
 				b.Fatalf("HTTP %d: %s", code, msg)
 			}
 		}
+	}
+	if fromStore {
+		resp, err := http.Post("http://"+v.AdminAddr()+"/ingester/flush", "", nil)
+		if err != nil || resp.StatusCode != http.StatusNoContent {
+			b.Fatalf("flush: %v %v", err, resp)
+		}
+		resp.Body.Close()
+		bkt, err := filesystem.NewBucket(filepath.Join(dir, "bucket"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		waitForBlocks(b, bkt, ws, 1)
+		time.Sleep(1100 * time.Millisecond) // the querier's index is at most a second old
 	}
 	api := promClient(&testing.T{}, workspaceURL(v.BaseURL(), ws))
 	r := promv1.Range{Start: start, End: end, Step: 15 * time.Second}

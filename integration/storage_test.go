@@ -153,7 +153,7 @@ func TestDeletedWorkspaceDataIsGone(t *testing.T) {
 }
 
 // waitForBlocks waits until the workspace's bucket index lists n blocks.
-func waitForBlocks(t *testing.T, bkt objstore.Bucket, ws string, n int) *vtsdb.Index {
+func waitForBlocks(t testing.TB, bkt objstore.Bucket, ws string, n int) *vtsdb.Index {
 	t.Helper()
 	var idx *vtsdb.Index
 	var err error

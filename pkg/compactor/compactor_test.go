@@ -52,7 +52,7 @@ func (c *testClock) set(t time.Time)     { c.ns.Store(t.UnixNano()) }
 func (c *testClock) add(d time.Duration) { c.ns.Add(int64(d)) }
 
 // testCompactor starts a compactor on bkt after applying opts to it.
-func testCompactor(t *testing.T, bkt objstore.Bucket, lim Limits, ws Workspaces, opts ...func(*Compactor)) *Compactor {
+func testCompactor(t testing.TB, bkt objstore.Bucket, lim Limits, ws Workspaces, opts ...func(*Compactor)) *Compactor {
 	t.Helper()
 	var cfg Config
 	cfg.RegisterFlags(flag.NewFlagSet("test", flag.PanicOnError))

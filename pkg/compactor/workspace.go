@@ -30,8 +30,15 @@ func (c *Compactor) cleanWorkspace(ctx context.Context, id string) (bool, error)
 		return false, err
 	}
 	if mark != nil {
-		if mark.Finished || now.Sub(time.Unix(mark.DeletionTime, 0)) < c.cfg.WorkspaceDeletionDelay {
+		if now.Sub(time.Unix(mark.DeletionTime, 0)) < c.cfg.WorkspaceDeletionDelay {
 			return false, nil
+		}
+		if mark.Finished {
+			// Only objects written since the deletion (an ingester that was
+			// down then) are left to delete.
+			if clean, err := onlyMark(ctx, bkt); err != nil || clean {
+				return false, err
+			}
 		}
 		if err := vtsdb.DeleteWorkspaceData(ctx, bkt, mark); err != nil {
 			return false, fmt.Errorf("delete data of deleted workspace: %w", err)
@@ -101,6 +108,27 @@ func (c *Compactor) cleanWorkspace(ctx context.Context, id string) (bool, error)
 		}
 	}
 	return true, vtsdb.WriteIndex(ctx, bkt, idx)
+}
+
+// onlyMark reports whether the deletion mark is the workspace's only object.
+func onlyMark(ctx context.Context, bkt objstore.Bucket) (bool, error) {
+	only := true
+	err := bkt.Iter(ctx, "", func(name string) error {
+		if name != vtsdb.MarkersDir+"/" {
+			only = false
+		}
+		return nil
+	})
+	if err != nil || !only {
+		return false, err
+	}
+	err = bkt.Iter(ctx, vtsdb.MarkersDir+"/", func(name string) error {
+		if name != vtsdb.WorkspaceDeletionMarkName {
+			only = false
+		}
+		return nil
+	})
+	return only, err
 }
 
 // deletionMark returns the workspace's deletion mark, writing one first for

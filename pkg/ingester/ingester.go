@@ -138,7 +138,9 @@ func (i *Ingester) running(ctx context.Context) error {
 	defer ship.Stop()
 	deleted := time.NewTicker(i.cfg.DeletionCheck)
 	defer deleted.Stop()
-	// Blocks cut before a crash or restart and not uploaded yet go first.
+	// Blocks cut before a crash or restart and not uploaded yet go first,
+	// once the data of workspaces deleted meanwhile is gone.
+	i.removeDeleted(ctx)
 	i.shipAll(ctx)
 	for {
 		select {

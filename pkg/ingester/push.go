@@ -93,6 +93,8 @@ func (i *Ingester) Push(ctx context.Context, req *prompb.WriteRequest) error {
 		return err
 	}
 	defer u.release()
+	u.appendMu.RLock()
+	defer u.appendMu.RUnlock()
 
 	app := u.db.Appender(ctx)
 	b := i.builders.Get().(*labels.ScratchBuilder)

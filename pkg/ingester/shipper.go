@@ -114,10 +114,33 @@ func (i *Ingester) ship(ctx context.Context, id string, u *userDB) (int, error) 
 	present := map[ulid.ULID]struct{}{}
 	n := 0
 	var shipErr error
+	checkedDeleted := false
 	for _, b := range u.db.Blocks() {
 		meta := b.Meta()
 		present[meta.ULID] = struct{}{}
 		if _, ok := u.shipper.uploaded[meta.ULID]; ok || shipErr != nil {
+			continue
+		}
+		if !checkedDeleted {
+			// A deleted workspace's data never goes (back) up.
+			mark, err := vtsdb.ReadWorkspaceDeletionMark(ctx, bkt)
+			if err != nil {
+				return n, err
+			}
+			if mark != nil {
+				return n, errWorkspaceDeleted(id)
+			}
+			checkedDeleted = true
+		}
+		// A block compacted away meanwhile (an upload resumed after the
+		// compactor merged the first copy) is not uploaded again.
+		if marked, err := bkt.Exists(ctx, vtsdb.DeletionMarkName(meta.ULID)); err != nil {
+			i.metrics.shipFailures.Inc()
+			shipErr = err
+			continue
+		} else if marked {
+			u.shipper.uploaded[meta.ULID] = struct{}{}
+			n++
 			continue
 		}
 		start := time.Now()
@@ -177,10 +200,13 @@ func (i *Ingester) shipAll(ctx context.Context) {
 // it with every block not uploaded yet. Samples older than the head's new
 // start are refused afterwards, as after any head compaction.
 func (i *Ingester) flushDB(ctx context.Context, id string, u *userDB) error {
-	if err := compactHead(u.db); err != nil {
+	u.appendMu.Lock()
+	err := compactHead(u.db)
+	u.appendMu.Unlock()
+	if err != nil {
 		return fmt.Errorf("cut head of workspace %s: %w", id, err)
 	}
-	_, err := i.ship(ctx, id, u)
+	_, err = i.ship(ctx, id, u)
 	return err
 }
 

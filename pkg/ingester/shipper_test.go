@@ -2,6 +2,7 @@ package ingester
 
 import (
 	"context"
+	crand "crypto/rand"
 	"errors"
 	"io"
 	"os"
@@ -132,7 +133,7 @@ func TestUploadResumesAfterCrash(t *testing.T) {
 	require.NoError(t, os.Remove(shipped))
 	// A second, partial copy as an upload cut short would leave.
 	bkt := bucket.ForWorkspace(testBucket(t, dir), "ws-1")
-	partial := ulid.MustNew(ulid.Now(), nil)
+	partial := ulid.MustNew(ulid.Now(), crand.Reader)
 	require.NoError(t, bkt.Upload(context.Background(), partial.String()+"/index", strings.NewReader("x")))
 
 	ing = startIngester(t, testConfig(), dir, store.Client)

@@ -30,6 +30,10 @@ type userDB struct {
 	failedAt time.Time // when opening failed
 	refs     *refCache
 	shipper  *shipper
+	// appendMu is held shared by pushes while they append and commit, and
+	// exclusively while the head is cut by a flush: a sample committed
+	// during the cut could land in head memory the cut then truncates.
+	appendMu sync.RWMutex
 	series   *seriesCounter
 	wal      *walSyncer // nil unless -ingester.tsdb.wal-sync=always
 

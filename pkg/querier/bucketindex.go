@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/thanos-io/objstore"
 
+	"github.com/vigil-metrics/vigil/pkg/apierror"
 	"github.com/vigil-metrics/vigil/pkg/storage/bucket"
 	vtsdb "github.com/vigil-metrics/vigil/pkg/storage/tsdb"
 )
@@ -30,7 +32,7 @@ type indexEntry struct {
 	mu       sync.Mutex
 	idx      *vtsdb.Index // nil: the workspace has no index yet
 	loadedAt time.Time
-	usedAt   time.Time
+	usedAt   atomic.Int64 // unix nanoseconds
 }
 
 func newBucketIndexes(bkt objstore.Bucket, update, maxStale time.Duration) *bucketIndexes {
@@ -48,7 +50,7 @@ func (b *bucketIndexes) get(ctx context.Context, workspace string) (*vtsdb.Index
 		b.entries[workspace] = e
 	}
 	for id, other := range b.entries {
-		if other != e && now.Sub(other.usedAt) > b.idleAfter && other.mu.TryLock() {
+		if other != e && now.UnixNano()-other.usedAt.Load() > int64(b.idleAfter) && other.mu.TryLock() {
 			delete(b.entries, id)
 			other.mu.Unlock()
 		}
@@ -57,7 +59,7 @@ func (b *bucketIndexes) get(ctx context.Context, workspace string) (*vtsdb.Index
 
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.usedAt = now
+	e.usedAt.Store(now.UnixNano())
 	if !e.loadedAt.IsZero() && now.Sub(e.loadedAt) < b.update {
 		return e.idx, nil
 	}
@@ -71,6 +73,14 @@ func (b *bucketIndexes) get(ctx context.Context, workspace string) (*vtsdb.Index
 		// Object storage hiccup: the index read a little while ago serves.
 	default:
 		return nil, fmt.Errorf("read bucket index of workspace %s: %w", workspace, err)
+	}
+	// Ingesters drop blocks a while after uploading them, whether or not an
+	// index lists them: an index the compactor stopped updating would hide
+	// them.
+	if e.idx != nil && now.Sub(time.Unix(e.idx.UpdatedAt, 0)) > b.maxStale {
+		return nil, apierror.New(apierror.Unavailable, apierror.IDStoreConsistency,
+			"the bucket index of workspace %s was last updated %s ago, more than -querier.bucket-index-max-stale-period (%s): is the compactor running?",
+			workspace, now.Sub(time.Unix(e.idx.UpdatedAt, 0)).Truncate(time.Second), b.maxStale)
 	}
 	return e.idx, nil
 }

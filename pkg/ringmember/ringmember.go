@@ -134,7 +134,20 @@ func (c *Config) ToRingConfig(kvStore Store) ring.Config {
 // It is a service (it watches the store) and an http.Handler serving the
 // ring's status page with its forget action.
 func NewRing(c Config, name, key string, kvStore Store, reg prometheus.Registerer, logger log.Logger) (*ring.Ring, error) {
-	r, err := ring.New(c.ToRingConfig(kvStore), name, key, logger, prometheus.WrapRegistererWithPrefix("vigil_", reg))
+	return NewRingWithStrategy(c, name, key, kvStore, ring.NewDefaultReplicationStrategy(), reg, logger)
+}
+
+// NewRingWithStrategy is NewRing with another replication strategy: for
+// example one that returns every healthy replica of a key, for readers that
+// need only one of them (store-gateways).
+func NewRingWithStrategy(c Config, name, key string, kvStore Store, strategy ring.ReplicationStrategy, reg prometheus.Registerer, logger log.Logger) (*ring.Ring, error) {
+	rc := c.ToRingConfig(kvStore)
+	reg = prometheus.WrapRegistererWithPrefix("vigil_", reg)
+	store, err := kv.NewClient(rc.KVStore, ring.GetCodec(), kv.RegistererWithKVName(reg, name+"-ring"), logger)
+	if err != nil {
+		return nil, fmt.Errorf("create %s ring client: %w", name, err)
+	}
+	r, err := ring.NewWithStoreClientAndStrategy(rc, name, key, store, strategy, reg, logger)
 	if err != nil {
 		return nil, fmt.Errorf("create %s ring client: %w", name, err)
 	}

@@ -29,6 +29,7 @@ type block struct {
 	dir       string
 
 	mu       sync.Mutex
+	dropped  bool        // forgotten by drop: get makes a new entry
 	local    bool        // meta.json and index are on disk
 	open     *tsdb.Block // nil while closed
 	inUse    int
@@ -100,27 +101,44 @@ func (bs *blocks) download(ctx context.Context, b *block) error {
 // acquire returns the block opened, downloading its index first if needed;
 // release must be called once the block is no longer read.
 func (bs *blocks) acquire(ctx context.Context, workspace string, id ulid.ULID) (*tsdb.Block, func(), error) {
-	b := bs.get(workspace, id)
+	for {
+		b := bs.get(workspace, id)
+		opened, ok, err := bs.open(ctx, b)
+		if !ok {
+			continue // dropped between get and its lock: take the new entry
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		return opened, func() {
+			b.mu.Lock()
+			b.inUse--
+			b.lastUsed = bs.now()
+			b.mu.Unlock()
+		}, nil
+	}
+}
+
+// open opens b and counts a reader in; ok is false when b was dropped.
+func (bs *blocks) open(ctx context.Context, b *block) (_ *tsdb.Block, ok bool, _ error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.dropped {
+		return nil, false, nil
+	}
 	if b.open == nil {
 		if err := bs.download(ctx, b); err != nil {
-			return nil, nil, err
+			return nil, true, err
 		}
 		opened, err := tsdb.OpenBlock(logging.Slog(bs.logger), b.dir, nil, nil)
 		if err != nil {
-			return nil, nil, fmt.Errorf("open block %s: %w", id, err)
+			return nil, true, fmt.Errorf("open block %s: %w", b.id, err)
 		}
 		b.open = opened
 	}
 	b.inUse++
 	b.lastUsed = bs.now()
-	return b.open, func() {
-		b.mu.Lock()
-		b.inUse--
-		b.lastUsed = bs.now()
-		b.mu.Unlock()
-	}, nil
+	return b.open, true, nil
 }
 
 // closeIdle closes the indexes no query used since cutoff.
@@ -152,6 +170,7 @@ func (bs *blocks) drop(b *block) bool {
 		level.Warn(bs.logger).Log("msg", "cannot remove local block", "dir", b.dir, "err", err)
 	}
 	b.local = false
+	b.dropped = true
 	bs.mu.Lock()
 	if bs.byKey[key(b.workspace, b.id)] == b {
 		delete(bs.byKey, key(b.workspace, b.id))

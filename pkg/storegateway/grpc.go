@@ -2,6 +2,7 @@ package storegateway
 
 import (
 	"context"
+	"errors"
 	"slices"
 
 	"github.com/go-kit/log/level"
@@ -10,6 +11,7 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/util/annotations"
 
 	"github.com/vigil-metrics/vigil/pkg/apierror"
 	"github.com/vigil-metrics/vigil/pkg/pb/ingesterpb"
@@ -48,8 +50,14 @@ func (o *opened) Close() {
 // reach) is left out of served: the querier asks another replica for it.
 func (g *StoreGateway) open(ctx context.Context, ids []string, mint, maxt int64) (context.Context, *opened, error) {
 	ws, ctx, err := tenant.FromIncomingContext(ctx)
+	if err == nil {
+		err = tenant.ValidID(ws)
+	}
 	if err != nil {
 		return nil, nil, apierror.ToGRPC(apierror.New(apierror.BadData, apierror.IDMissingTenant, "%v", err))
+	}
+	if len(ids) > maxBlocksPerRequest {
+		return nil, nil, apierror.ToGRPC(apierror.New(apierror.BadData, apierror.IDInvalidQuery, "%d blocks requested, at most %d per request", len(ids), maxBlocksPerRequest))
 	}
 	o := &opened{}
 	var queriers []storage.ChunkQuerier
@@ -77,10 +85,24 @@ func (g *StoreGateway) open(ctx context.Context, ids []string, mint, maxt int64)
 	if len(queriers) > 0 {
 		// A series in several blocks gets every block's chunks; the querier
 		// merges overlapping samples.
-		o.querier = storage.NewMergeChunkQuerier(nil, queriers, storage.NewConcatenatingChunkSeriesMerger())
+		// Every block is a primary: a block that fails its read fails the
+		// call, never becomes a warning beside a smaller answer.
+		o.querier = storage.NewMergeChunkQuerier(queriers, nil, storage.NewConcatenatingChunkSeriesMerger())
 	}
 	return ctx, o, nil
 }
+
+// warningsErr turns the warnings of a read into its error: a store-gateway
+// answers completely or fails.
+func warningsErr(w annotations.Annotations) error {
+	if len(w) == 0 {
+		return nil
+	}
+	return errors.Join(w.AsErrors()...)
+}
+
+// maxBlocksPerRequest bounds the blocks one request may name.
+const maxBlocksPerRequest = 10_000
 
 // Series implements storegatewaypb.StoreGatewayServer.
 func (g *StoreGateway) Series(req *storegatewaypb.SeriesRequest, stream storegatewaypb.StoreGateway_SeriesServer) error {
@@ -107,6 +129,9 @@ func (g *StoreGateway) Series(req *storegatewaypb.SeriesRequest, stream storegat
 	err = ingesterpb.SendChunkSeries(ss, req.SkipChunks, g.cfg.SeriesBatch, maxStreamMessageBytes, func(batch []ingesterpb.StreamingSeries) error {
 		return stream.Send(&storegatewaypb.SeriesResponse{Series: batch})
 	})
+	if err == nil {
+		err = warningsErr(ss.Warnings())
+	}
 	if err != nil {
 		return apierror.ToGRPC(err)
 	}
@@ -117,7 +142,10 @@ func (g *StoreGateway) Series(req *storegatewaypb.SeriesRequest, stream storegat
 func (g *StoreGateway) LabelNames(ctx context.Context, req *storegatewaypb.LabelNamesRequest) (*storegatewaypb.LabelNamesResponse, error) {
 	names, served, err := g.labels(ctx, req.BlockIds, req.StartTimestampMs, req.EndTimestampMs, req.Matchers,
 		func(ctx context.Context, q storage.ChunkQuerier, ms []*labels.Matcher) ([]string, error) {
-			names, _, err := q.LabelNames(ctx, nil, ms...)
+			names, warnings, err := q.LabelNames(ctx, nil, ms...)
+			if err == nil {
+				err = warningsErr(warnings)
+			}
 			return names, err
 		})
 	if err != nil {
@@ -130,7 +158,10 @@ func (g *StoreGateway) LabelNames(ctx context.Context, req *storegatewaypb.Label
 func (g *StoreGateway) LabelValues(ctx context.Context, req *storegatewaypb.LabelValuesRequest) (*storegatewaypb.LabelValuesResponse, error) {
 	values, served, err := g.labels(ctx, req.BlockIds, req.StartTimestampMs, req.EndTimestampMs, req.Matchers,
 		func(ctx context.Context, q storage.ChunkQuerier, ms []*labels.Matcher) ([]string, error) {
-			values, _, err := q.LabelValues(ctx, req.LabelName, nil, ms...)
+			values, warnings, err := q.LabelValues(ctx, req.LabelName, nil, ms...)
+			if err == nil {
+				err = warningsErr(warnings)
+			}
 			return values, err
 		})
 	if err != nil {

@@ -170,7 +170,9 @@ func (g *StoreGateway) Sync(ctx context.Context) error {
 			wanted[key(ws, b.ID)] = true
 			blk := g.blocks.get(ws, b.ID)
 			blk.mu.Lock()
-			err = g.blocks.download(ctx, blk)
+			if !blk.dropped {
+				err = g.blocks.download(ctx, blk)
+			}
 			blk.mu.Unlock()
 			if err != nil {
 				errs = append(errs, err)

@@ -296,7 +296,9 @@ func (t *Vigil) initQuerier() (services.Service, error) {
 }
 
 func (t *Vigil) initStoreGatewayRing() (services.Service, error) {
-	r, err := ringmember.NewRing(t.Cfg.StoreGateway.Ring, storegateway.RingName, storegateway.RingKey, t.ringStore(), t.Registerer, t.Logger)
+	// A query needs one healthy replica of each block, not a quorum.
+	r, err := ringmember.NewRingWithStrategy(t.Cfg.StoreGateway.Ring, storegateway.RingName, storegateway.RingKey, t.ringStore(),
+		ring.NewIgnoreUnhealthyInstancesReplicationStrategy(), t.Registerer, t.Logger)
 	if err != nil {
 		return nil, err
 	}

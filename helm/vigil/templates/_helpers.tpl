@@ -20,6 +20,8 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if eq .Values.mode "microservices" }}
 - -ingester.ring.replication-factor=3
 - -ingester.ring.zone-awareness-enabled=true
+- -store-gateway.ring.replication-factor=3
+- -store-gateway.ring.zone-awareness-enabled=true
 {{- end }}
 {{- if eq .Values.storage.backend "s3" }}
 - -storage.backend=s3

@@ -41,6 +41,7 @@ type S3Config struct {
 	AccessKeyID     string         `yaml:"access_key_id"`
 	SecretAccessKey flagext.Secret `yaml:"secret_access_key"`
 	Insecure        bool           `yaml:"insecure"`
+	PathStyle       bool           `yaml:"path_style"`
 }
 
 // RegisterFlags registers the storage flags.
@@ -50,9 +51,10 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.StringVar(&c.S3.Endpoint, "storage.s3.endpoint", "", "S3 endpoint (host:port), for example a MinIO server.")
 	f.StringVar(&c.S3.BucketName, "storage.s3.bucket-name", "", "S3 bucket name.")
 	f.StringVar(&c.S3.Region, "storage.s3.region", "", "S3 region.")
-	f.StringVar(&c.S3.AccessKeyID, "storage.s3.access-key-id", "", "S3 access key ID.")
-	f.Var(&c.S3.SecretAccessKey, "storage.s3.secret-access-key", "S3 secret access key.")
+	f.StringVar(&c.S3.AccessKeyID, "storage.s3.access-key-id", "", "S3 access key ID. Empty: credentials come from the environment (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY), then the AWS credentials file, then the host's IAM role.")
+	f.Var(&c.S3.SecretAccessKey, "storage.s3.secret-access-key", "S3 secret access key (with -storage.s3.access-key-id).")
 	f.BoolVar(&c.S3.Insecure, "storage.s3.insecure", false, "Use plain HTTP to reach the S3 endpoint.")
+	f.BoolVar(&c.S3.PathStyle, "storage.s3.path-style", false, "Address the bucket in the path (endpoint/bucket/object) rather than in the host name. Default: path style for every endpoint but AWS's own.")
 }
 
 // Validate checks the configuration.
@@ -88,6 +90,9 @@ func NewClient(c Config, dataDir string, logger log.Logger) (objstore.Bucket, er
 		sc.AccessKey = c.S3.AccessKeyID
 		sc.SecretKey = c.S3.SecretAccessKey.String()
 		sc.Insecure = c.S3.Insecure
+		if c.S3.PathStyle {
+			sc.BucketLookupType = s3.PathLookup
+		}
 		return s3.NewBucketWithConfig(logger, sc, "vigil", nil)
 	default:
 		return nil, fmt.Errorf("unsupported storage.backend %q", c.Backend)

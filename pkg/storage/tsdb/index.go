@@ -123,8 +123,15 @@ func ScanBucket(ctx context.Context, bkt objstore.Bucket, old *Index, now time.T
 			known[b.ID] = b
 		}
 	}
+	// Marks first: a mark written after this listing (its replacement
+	// block may be missing from the listing) is left for the next scan,
+	// never applied without the block that replaces the marked one.
+	marks, err := readDeletionMarks(ctx, bkt)
+	if err != nil {
+		return nil, fmt.Errorf("list deletion marks: %w", err)
+	}
 	var ids []ulid.ULID
-	err := bkt.Iter(ctx, "", func(name string) error {
+	err = bkt.Iter(ctx, "", func(name string) error {
 		if id, err := ulid.Parse(strings.TrimSuffix(name, "/")); err == nil && strings.HasSuffix(name, "/") {
 			ids = append(ids, id)
 		}
@@ -158,10 +165,6 @@ func ScanBucket(ctx context.Context, bkt objstore.Bucket, old *Index, now time.T
 		})
 	}
 	slices.SortFunc(scan.Index.Blocks, func(a, b Block) int { return a.ID.Compare(b.ID) })
-	marks, err := readDeletionMarks(ctx, bkt)
-	if err != nil {
-		return nil, fmt.Errorf("list deletion marks: %w", err)
-	}
 	for _, b := range scan.Index.Blocks {
 		if m, ok := marks[b.ID]; ok {
 			scan.Index.DeletionMarks = append(scan.Index.DeletionMarks, m)

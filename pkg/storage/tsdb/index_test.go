@@ -2,6 +2,7 @@ package tsdb
 
 import (
 	"context"
+	crand "crypto/rand"
 	"strings"
 	"testing"
 	"time"
@@ -18,7 +19,7 @@ import (
 func putBlock(t *testing.T, bkt objstore.Bucket, mint, maxt int64, origin Origin) ulid.ULID {
 	t.Helper()
 	dir := t.TempDir()
-	id := ulid.MustNew(ulid.Now(), nil)
+	id := ulid.MustNew(ulid.Now(), entropy)
 	meta := &Meta{BlockMeta: tsdb.BlockMeta{ULID: id, MinTime: mint, MaxTime: maxt, Version: 1}, Vigil: origin}
 	meta.Compaction.Level = 1
 	meta.Stats.NumSamples = 10
@@ -33,7 +34,7 @@ func TestScanBucketFindsBlocksPartialsAndMarks(t *testing.T) {
 	origin := Origin{Workspace: "ws-1", Source: SourceIngester, Ingester: "ing-a", Zone: "a"}
 	b1 := putBlock(t, bkt, 0, 7200_000, origin)
 	b2 := putBlock(t, bkt, 7200_000, 14400_000, origin)
-	partial := ulid.MustNew(ulid.Now(), nil)
+	partial := ulid.MustNew(ulid.Now(), entropy)
 	require.NoError(t, bkt.Upload(ctx, partial.String()+"/index", strings.NewReader("x")))
 	now := time.Unix(1000, 0)
 	require.NoError(t, MarkForDeletion(ctx, bkt, b1, now))
@@ -71,3 +72,6 @@ func TestScanBucketFindsBlocksPartialsAndMarks(t *testing.T) {
 	_, err = ReadIndex(ctx, objstore.NewInMemBucket())
 	require.ErrorIs(t, err, ErrIndexNotFound)
 }
+
+// entropy makes the IDs of one test increase, also within a millisecond.
+var entropy = ulid.Monotonic(crand.Reader, 0)

@@ -1,0 +1,124 @@
+package querier
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/grafana/dskit/ring"
+	"github.com/oklog/ulid/v2"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+
+	"github.com/vigil-metrics/vigil/pkg/apierror"
+	"github.com/vigil-metrics/vigil/pkg/pb/storegatewaypb"
+	sgclient "github.com/vigil-metrics/vigil/pkg/storegateway/client"
+)
+
+// blockRing places every block on the same replicas, in order.
+type blockRing struct {
+	ring.ReadRing
+	replicas []ring.InstanceDesc
+}
+
+func (r blockRing) Get(uint32, ring.Operation, []ring.InstanceDesc, []string, []string) (ring.ReplicationSet, error) {
+	return ring.ReplicationSet{Instances: r.replicas}, nil
+}
+
+// fakeGateway serves LabelNames for the blocks it holds, or fails.
+type fakeGateway struct {
+	storegatewaypb.StoreGatewayClient
+	holds []string
+	err   error
+
+	mu    sync.Mutex
+	asked [][]string
+}
+
+func (g *fakeGateway) LabelNames(_ context.Context, req *storegatewaypb.LabelNamesRequest, _ ...grpc.CallOption) (*storegatewaypb.LabelNamesResponse, error) {
+	g.mu.Lock()
+	g.asked = append(g.asked, req.BlockIds)
+	g.mu.Unlock()
+	if g.err != nil {
+		return nil, g.err
+	}
+	resp := &storegatewaypb.LabelNamesResponse{}
+	for _, id := range req.BlockIds {
+		if slices.Contains(g.holds, id) {
+			resp.QueriedBlocks = append(resp.QueriedBlocks, id)
+			resp.LabelNames = append(resp.LabelNames, "from_"+id[:4])
+		}
+	}
+	return resp, nil
+}
+
+func labelNamesOf(t *testing.T, gateways ...*fakeGateway) ([][]string, error) {
+	t.Helper()
+	var replicas []ring.InstanceDesc
+	byID := map[string]*fakeGateway{}
+	for i, g := range gateways {
+		id := string(rune('a' + i))
+		replicas = append(replicas, ring.InstanceDesc{Id: id, Addr: id})
+		byID[id] = g
+	}
+	s := &Store{ring: blockRing{replicas: replicas}, clients: func(inst ring.InstanceDesc) (sgclient.StoreGateway, error) {
+		return byID[inst.Id], nil
+	}}
+	return queryBlocks(context.Background(), s, "ws-1", testBlocks, func(ctx context.Context, c sgclient.StoreGateway, ids []string) ([]string, []string, error) {
+		resp, err := c.LabelNames(ctx, &storegatewaypb.LabelNamesRequest{BlockIds: ids})
+		if err != nil {
+			return nil, nil, err
+		}
+		return resp.QueriedBlocks, resp.LabelNames, nil
+	})
+}
+
+var testBlocks = []ulid.ULID{ulid.MustParse("01JAAAAAAAAAAAAAAAAAAAAAAA"), ulid.MustParse("01JBBBBBBBBBBBBBBBBBBBBBBB")}
+
+func TestStoreReadAsksTheNextReplicaForBlocksNotServed(t *testing.T) {
+	a, b := testBlocks[0].String(), testBlocks[1].String()
+	for _, tc := range []struct {
+		name     string
+		gateways []*fakeGateway
+		want     [][]string // label names per answering gateway, sorted
+	}{
+		{"first replica serves all", []*fakeGateway{{holds: []string{a, b}}, {holds: []string{a, b}}}, [][]string{{"from_01JA", "from_01JB"}}},
+		{"first replica lacks one", []*fakeGateway{{holds: []string{a}}, {holds: []string{a, b}}}, [][]string{{"from_01JA"}, {"from_01JB"}}},
+		{"first replica fails", []*fakeGateway{{err: errors.New("connection refused")}, {holds: []string{a, b}}}, [][]string{{"from_01JA", "from_01JB"}}},
+		{"third replica", []*fakeGateway{{}, {err: errors.New("down")}, {holds: []string{a, b}}}, [][]string{{"from_01JA", "from_01JB"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := labelNamesOf(t, tc.gateways...)
+			require.NoError(t, err)
+			var nonEmpty [][]string
+			for _, g := range got {
+				if len(g) > 0 {
+					slices.Sort(g)
+					nonEmpty = append(nonEmpty, g)
+				}
+			}
+			slices.SortFunc(nonEmpty, func(x, y []string) int { return len(y) - len(x) })
+			require.ElementsMatch(t, tc.want, nonEmpty)
+		})
+	}
+}
+
+// TestStoreReadFailsWhenNoReplicaServesABlock: a block no replica served
+// fails the read; it is never a smaller answer.
+func TestStoreReadFailsWhenNoReplicaServesABlock(t *testing.T) {
+	a := testBlocks[0].String()
+	gateways := []*fakeGateway{{holds: []string{a}}, {holds: []string{a}}, {err: errors.New("down")}}
+	_, err := labelNamesOf(t, gateways...)
+	require.Error(t, err)
+	require.Equal(t, http.StatusServiceUnavailable, apierror.StatusOf(err))
+	require.ErrorContains(t, err, "consistency check failed: no store-gateway served blocks ["+testBlocks[1].String()+"]")
+	require.ErrorContains(t, err, "(err-vigil-store-consistency-check-failed)")
+	for _, g := range gateways {
+		require.Len(t, g.asked, 1, "each replica is asked once")
+	}
+	require.Len(t, gateways[0].asked[0], 2, "the first replica is asked for both blocks")
+	require.Equal(t, []string{testBlocks[1].String()}, gateways[1].asked[0], "the next only for the missing one")
+}

@@ -1,0 +1,184 @@
+package storegateway
+
+import (
+	"context"
+	crand "crypto/rand"
+	"flag"
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/grafana/dskit/kv/consul"
+	"github.com/grafana/dskit/ring"
+	"github.com/grafana/dskit/services"
+	"github.com/oklog/ulid/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/promslog"
+	"github.com/prometheus/prometheus/model/histogram"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/prometheus/prometheus/tsdb/chunks"
+	"github.com/stretchr/testify/require"
+	"github.com/thanos-io/objstore"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/vigil-metrics/vigil/pkg/pb/ingesterpb"
+	"github.com/vigil-metrics/vigil/pkg/pb/storegatewaypb"
+	"github.com/vigil-metrics/vigil/pkg/ringmember"
+	"github.com/vigil-metrics/vigil/pkg/storage/bucket"
+	vtsdb "github.com/vigil-metrics/vigil/pkg/storage/tsdb"
+	"github.com/vigil-metrics/vigil/pkg/storegateway/client"
+	"github.com/vigil-metrics/vigil/pkg/tenant"
+)
+
+// uploadBlock writes series job=<job> with samples every 15 s over
+// [from, to) into a block of workspace ws.
+func uploadBlock(t *testing.T, bkt objstore.Bucket, ws string, from, to int64, jobs ...string) ulid.ULID {
+	t.Helper()
+	var series []storage.Series
+	for _, job := range jobs {
+		var samples []chunks.Sample
+		for ts := from; ts < to; ts += 15_000 {
+			samples = append(samples, sample{ts, float64(ts / 1000)})
+		}
+		series = append(series, storage.NewListSeries(labels.FromStrings("__name__", "up", "job", job), samples))
+	}
+	dir, err := tsdb.CreateBlock(series, t.TempDir(), 4*int64(time.Hour/time.Millisecond), promslog.NewNopLogger())
+	require.NoError(t, err)
+	meta, err := vtsdb.ReadLocalMeta(dir)
+	require.NoError(t, err)
+	meta.Vigil = vtsdb.Origin{Workspace: ws, Source: vtsdb.SourceIngester}
+	require.NoError(t, vtsdb.Upload(context.Background(), log.NewNopLogger(), bucket.ForWorkspace(bkt, ws), dir, meta))
+	return meta.ULID
+}
+
+type sample struct {
+	t int64
+	f float64
+}
+
+func (s sample) T() int64                      { return s.t }
+func (s sample) F() float64                    { return s.f }
+func (s sample) H() *histogram.Histogram       { return nil }
+func (s sample) FH() *histogram.FloatHistogram { return nil }
+func (s sample) ST() int64                     { return 0 }
+func (s sample) Type() chunkenc.ValueType      { return chunkenc.ValFloat }
+func (s sample) Copy() chunks.Sample           { return s }
+
+// startGateway serves a store-gateway over bkt on a loopback gRPC port.
+func startGateway(t *testing.T, bkt objstore.Bucket, readAhead int) storegatewaypb.StoreGatewayClient {
+	t.Helper()
+	var cfg Config
+	cfg.RegisterFlags(flag.NewFlagSet("test", flag.PanicOnError))
+	cfg.Ring.InstanceID, cfg.Ring.InstanceAddr = "sg-1", "127.0.0.1"
+	cfg.ChunkReadAhead = readAhead
+	kv, closer := consul.NewInMemoryClient(ring.GetCodec(), log.NewNopLogger(), nil)
+	t.Cleanup(func() { _ = closer.Close() })
+	store := ringmember.Store{Client: kv}
+	reg := prometheus.NewRegistry()
+	r, err := ringmember.NewRing(cfg.Ring, RingName, RingKey, store, reg, log.NewNopLogger())
+	require.NoError(t, err)
+	require.NoError(t, services.StartAndAwaitRunning(context.Background(), r))
+	t.Cleanup(func() { _ = services.StopAndAwaitTerminated(context.Background(), r) })
+	g, err := New(cfg, t.TempDir(), 9095, bkt, r, store, reg, log.NewNopLogger())
+	require.NoError(t, err)
+	require.NoError(t, services.StartAndAwaitRunning(context.Background(), g))
+	t.Cleanup(func() { _ = services.StopAndAwaitTerminated(context.Background(), g) })
+
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	srv := grpc.NewServer()
+	storegatewaypb.RegisterStoreGatewayServer(srv, g)
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(srv.Stop)
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = conn.Close() })
+	return storegatewaypb.NewStoreGatewayClient(conn)
+}
+
+func wsContext(t *testing.T, ws string) context.Context {
+	t.Helper()
+	ctx, err := tenant.OutgoingContext(tenant.WithID(context.Background(), ws))
+	require.NoError(t, err)
+	return ctx
+}
+
+// readAll returns the samples of each job in the series of the stream.
+func readAll(t *testing.T, ss storage.ChunkSeriesSet) map[string][]int64 {
+	t.Helper()
+	out := map[string][]int64{}
+	for ss.Next() {
+		job := ss.At().Labels().Get("job")
+		it := ss.At().Iterator(nil)
+		for it.Next() {
+			ci := it.At().Chunk.Iterator(nil)
+			for ci.Next() == chunkenc.ValFloat {
+				ts, _ := ci.At()
+				out[job] = append(out[job], ts)
+			}
+		}
+		require.NoError(t, it.Err())
+	}
+	require.NoError(t, ss.Err())
+	return out
+}
+
+func TestSeriesFromBlocksInObjectStorage(t *testing.T) {
+	bkt := objstore.NewInMemBucket()
+	hour := int64(time.Hour / time.Millisecond)
+	var jobs []string
+	for i := 0; i < 200; i++ {
+		jobs = append(jobs, fmt.Sprintf("job-%03d", i))
+	}
+	b1 := uploadBlock(t, bkt, "ws-1", 0, 2*hour, jobs...)
+	b2 := uploadBlock(t, bkt, "ws-1", 2*hour, 4*hour, "job-000", "only-in-b2")
+	other := uploadBlock(t, bkt, "ws-2", 0, 2*hour, "secret")
+	missing := ulid.MustNew(ulid.Now(), crand.Reader)
+
+	// Read-ahead of a few bytes (a range read per chunk, windows ending
+	// inside chunks) and of the default size give the same answer.
+	for _, readAhead := range []int{1, 200, 512 << 10} {
+		t.Run(fmt.Sprintf("read-ahead=%d", readAhead), func(t *testing.T) {
+			c := startGateway(t, bkt, readAhead)
+			served, ss, err := client.OpenSeries(wsContext(t, "ws-1"), c, &storegatewaypb.SeriesRequest{
+				StartTimestampMs: 0, EndTimestampMs: 4 * hour,
+				Matchers: ingesterpb.ToProtoMatchers([]*labels.Matcher{labels.MustNewMatcher(labels.MatchRegexp, "job", "job-00.|only-in-b2")}),
+				BlockIds: []string{b1.String(), b2.String(), missing.String(), other.String()},
+			})
+			require.NoError(t, err)
+			require.ElementsMatch(t, []string{b1.String(), b2.String()}, served, "a missing block, or another workspace's, is not served")
+			got := readAll(t, ss)
+			require.Len(t, got, 11)
+			require.Len(t, got["job-000"], 2*480, "both blocks' chunks")
+			require.Len(t, got["job-005"], 480)
+			require.Len(t, got["only-in-b2"], 480)
+			require.Equal(t, int64(0), got["job-005"][0])
+			require.Equal(t, 2*hour-15_000, got["job-005"][479])
+		})
+	}
+
+	c := startGateway(t, bkt, 1024)
+	names, err := c.LabelNames(wsContext(t, "ws-1"), &storegatewaypb.LabelNamesRequest{EndTimestampMs: 4 * hour, BlockIds: []string{b2.String()}})
+	require.NoError(t, err)
+	require.Equal(t, []string{"__name__", "job"}, names.LabelNames)
+	values, err := c.LabelValues(wsContext(t, "ws-1"), &storegatewaypb.LabelValuesRequest{LabelName: "job", EndTimestampMs: 4 * hour, BlockIds: []string{b2.String(), missing.String()}})
+	require.NoError(t, err)
+	require.Equal(t, []string{"job-000", "only-in-b2"}, values.LabelValues)
+	require.Equal(t, []string{b2.String()}, values.QueriedBlocks)
+
+	// Hostile requests: a workspace ID that is a path, too many blocks.
+	_, _, err = client.OpenSeries(wsContext(t, "../ws-2"), c, &storegatewaypb.SeriesRequest{BlockIds: []string{other.String()}})
+	require.ErrorContains(t, err, "err-vigil-missing-tenant")
+	many := make([]string, maxBlocksPerRequest+1)
+	for i := range many {
+		many[i] = b1.String()
+	}
+	_, _, err = client.OpenSeries(wsContext(t, "ws-1"), c, &storegatewaypb.SeriesRequest{BlockIds: many})
+	require.ErrorContains(t, err, "at most 10000 per request")
+}
