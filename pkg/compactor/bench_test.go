@@ -20,12 +20,12 @@ import (
 )
 
 // BenchmarkCompactedBytesPerSample compacts the three zones' copies of 2 h
-// of node-exporter-like data (100 hosts, 10,000 series, 480 scrapes each)
+// of node-exporter-like data (20 hosts, 11,440 series, 480 scrapes each)
 // into one block and reports the bytes per sample it takes in object
 // storage (chunks, index and meta.json), next to the bytes per sample of one
 // ingester's copy.
 func BenchmarkCompactedBytesPerSample(b *testing.B) {
-	data := bench.NodeExporterData(100, 480, time.Unix(1_700_000_000, 0), 1)
+	data := bench.NodeExporterData(20, 480, time.Unix(1_700_000_000, 0), 1)
 	var series []storage.Series
 	samples := 0
 	for _, ts := range data {
@@ -44,7 +44,7 @@ func BenchmarkCompactedBytesPerSample(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		bkt := objstore.NewInMemBucket()
 		for _, zone := range []string{"a", "b", "c"} {
-			dir, err := tsdb.CreateBlock(series, b.TempDir(), 0, promslog.NewNopLogger())
+			dir, err := tsdb.CreateBlock(series, b.TempDir(), 4*hour, promslog.NewNopLogger())
 			require.NoError(b, err)
 			meta, err := vtsdb.ReadLocalMeta(dir)
 			require.NoError(b, err)

@@ -121,7 +121,9 @@ func (g *StoreGateway) Series(req *storegatewaypb.SeriesRequest, stream storegat
 	if o.querier == nil {
 		return nil
 	}
-	hints := &storage.SelectHints{Start: req.StartTimestampMs, End: req.EndTimestampMs}
+	// The blocks' own chunks go out as they are (the querier reads only the
+	// samples of its range): trimming would re-encode every edge chunk.
+	hints := &storage.SelectHints{Start: req.StartTimestampMs, End: req.EndTimestampMs, DisableTrimming: true}
 	if req.SkipChunks {
 		hints.Func = seriesFunc
 	}

@@ -121,6 +121,9 @@ func (g *StoreGateway) running(ctx context.Context) error {
 	}
 }
 
+// InstanceID is this store-gateway's ID in the ring.
+func (g *StoreGateway) InstanceID() string { return g.lifecycler.GetInstanceID() }
+
 var syncOp = ring.NewOp([]ring.InstanceState{ring.JOINING, ring.ACTIVE, ring.LEAVING}, nil)
 
 // owns reports whether this store-gateway is one of the block's replicas.

@@ -72,6 +72,11 @@ func (s sample) Copy() chunks.Sample           { return s }
 
 // startGateway serves a store-gateway over bkt on a loopback gRPC port.
 func startGateway(t *testing.T, bkt objstore.Bucket, readAhead int) storegatewaypb.StoreGatewayClient {
+	_, c := startGatewayAndClient(t, bkt, readAhead)
+	return c
+}
+
+func startGatewayAndClient(t *testing.T, bkt objstore.Bucket, readAhead int) (*StoreGateway, storegatewaypb.StoreGatewayClient) {
 	t.Helper()
 	var cfg Config
 	cfg.RegisterFlags(flag.NewFlagSet("test", flag.PanicOnError))
@@ -99,7 +104,7 @@ func startGateway(t *testing.T, bkt objstore.Bucket, readAhead int) storegateway
 	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = conn.Close() })
-	return storegatewaypb.NewStoreGatewayClient(conn)
+	return g, storegatewaypb.NewStoreGatewayClient(conn)
 }
 
 func wsContext(t *testing.T, ws string) context.Context {
@@ -181,4 +186,35 @@ func TestSeriesFromBlocksInObjectStorage(t *testing.T) {
 	}
 	_, _, err = client.OpenSeries(wsContext(t, "ws-1"), c, &storegatewaypb.SeriesRequest{BlockIds: many})
 	require.ErrorContains(t, err, "at most 10000 per request")
+}
+
+// TestLocalClientAnswersAsGRPC: the in-process client of the monolith gives
+// the answers (and errors) of the gRPC one.
+func TestLocalClientAnswersAsGRPC(t *testing.T) {
+	bkt := objstore.NewInMemBucket()
+	hour := int64(time.Hour / time.Millisecond)
+	b1 := uploadBlock(t, bkt, "ws-1", 0, 2*hour, "a", "b", "c")
+	b2 := uploadBlock(t, bkt, "ws-1", 2*hour, 4*hour, "a", "d")
+	g, remote := startGatewayAndClient(t, bkt, 64)
+	local := LocalClient(g)
+	req := &storegatewaypb.SeriesRequest{EndTimestampMs: 4 * hour, BlockIds: []string{b1.String(), b2.String()},
+		Matchers: ingesterpb.ToProtoMatchers([]*labels.Matcher{labels.MustNewMatcher(labels.MatchNotEqual, "job", "c")})}
+	want := map[string][]int64{}
+	for i, c := range []storegatewaypb.StoreGatewayClient{remote, local} {
+		served, ss, err := client.OpenSeries(wsContext(t, "ws-1"), c, req)
+		require.NoError(t, err)
+		require.ElementsMatch(t, []string{b1.String(), b2.String()}, served)
+		got := readAll(t, ss)
+		if i == 0 {
+			want = got
+			require.Len(t, want, 3)
+			continue
+		}
+		require.Equal(t, want, got)
+	}
+	values, err := local.LabelValues(wsContext(t, "ws-1"), &storegatewaypb.LabelValuesRequest{LabelName: "job", EndTimestampMs: 4 * hour, BlockIds: []string{b1.String()}})
+	require.NoError(t, err)
+	require.Equal(t, []string{"a", "b", "c"}, values.LabelValues)
+	_, _, err = client.OpenSeries(wsContext(t, "../ws-1"), local, req)
+	require.ErrorContains(t, err, "err-vigil-missing-tenant")
 }

@@ -287,6 +287,11 @@ func (t *Vigil) initQuerier() (services.Service, error) {
 	pool := t.ingesterPool("querier")
 	sgPool := sgclient.NewPool(t.Cfg.StoreGatewayClient, t.StoreGatewayRing, t.Registerer, t.Logger)
 	store := querier.NewStore(t.Cfg.Querier, t.StoreGatewayRing, func(inst ring.InstanceDesc) (sgclient.StoreGateway, error) {
+		// The store-gateway of this process, if it runs one, is called
+		// directly.
+		if g := t.StoreGateway; g != nil && inst.Id == g.InstanceID() {
+			return storegateway.LocalClient(g), nil
+		}
 		return sgclient.Get(sgPool, inst)
 	}, t.Bucket)
 	queryable := querier.NewQueryable(t.Cfg.Querier, t.IngesterRing, poolGetter(pool), store, t.Overrides)
@@ -314,6 +319,7 @@ func (t *Vigil) initStoreGateway() (services.Service, error) {
 		return nil, err
 	}
 	storegatewaypb.RegisterStoreGatewayServer(t.Server.GRPC, g)
+	t.StoreGateway = g
 	return g, nil
 }
 

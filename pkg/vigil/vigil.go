@@ -26,6 +26,7 @@ import (
 	"github.com/vigil-metrics/vigil/pkg/distributor"
 	"github.com/vigil-metrics/vigil/pkg/ingester"
 	"github.com/vigil-metrics/vigil/pkg/limits"
+	"github.com/vigil-metrics/vigil/pkg/storegateway"
 )
 
 // ErrStopped is returned by Start when a signal stopped the process while
@@ -60,6 +61,7 @@ type Vigil struct {
 	Ingester         *ingester.Ingester
 	Distributor      *distributor.Distributor
 	Compactor        *compactor.Compactor
+	StoreGateway     *storegateway.StoreGateway
 
 	Overrides *limits.Overrides
 }
