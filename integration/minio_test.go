@@ -115,8 +115,11 @@ func TestStorageOnMinIO(t *testing.T) {
 	})
 }
 
-// testObjectStorageOutage: while object storage is down, writes are
-// accepted and recent data is queried; once it is back every block is
+// outage is how long object storage is down in testObjectStorageOutage.
+const outage = 2 * time.Minute
+
+// testObjectStorageOutage: while object storage is down for minutes, writes
+// are accepted and recent data is queried; once it is back every block is
 // uploaded, once: the samples in the bucket are exactly those written.
 func testObjectStorageOutage(t *testing.T, s *minioServer) {
 	store := s.backend(t, "vigil-outage")
@@ -134,10 +137,22 @@ func testObjectStorageOutage(t *testing.T, s *minioServer) {
 	require.Equal(t, http.StatusInternalServerError, resp.StatusCode, "the block cannot be uploaded")
 	_, err = rw.Store(context.Background(), encode(t, &prompb.WriteRequest{Timeseries: data.new}), 0)
 	require.NoError(t, err, "writes are accepted while object storage is down")
-	time.Sleep(3 * time.Second) // a few failed ships
-	res, _, _, err := promClient(t, workspaceURL(v.BaseURL(), ws)).Query(context.Background(), "count(lts_requests_total)", data.now)
-	require.NoError(t, err, "recent data is queried while object storage is down")
-	require.Equal(t, "{} => 5", strings.Split(res.String(), " @")[0])
+	// Writes and queries go on for minutes, while every ship fails.
+	api := promClient(t, workspaceURL(v.BaseURL(), ws))
+	var during []prompb.TimeSeries
+	for end := time.Now().Add(outage); time.Now().Before(end); time.Sleep(5 * time.Second) {
+		now := time.Now()
+		batch := make([]prompb.TimeSeries, len(data.new))
+		for i, ts := range data.new {
+			batch[i] = prompb.TimeSeries{Labels: ts.Labels, Samples: []prompb.Sample{{Timestamp: now.UnixMilli(), Value: float64(now.Unix())}}}
+		}
+		_, err = rw.Store(context.Background(), encode(t, &prompb.WriteRequest{Timeseries: batch}), 0)
+		require.NoError(t, err, "writes are accepted while object storage is down")
+		during = append(during, batch...)
+		res, _, _, err := api.Query(context.Background(), "count(lts_requests_total)", now)
+		require.NoError(t, err, "recent data is queried while object storage is down")
+		require.Equal(t, "{} => 5", strings.Split(res.String(), " @")[0])
+	}
 
 	s.start(t)
 	flush(t, v.AdminAddr())
@@ -154,7 +169,7 @@ func testObjectStorageOutage(t *testing.T, s *minioServer) {
 		return len(scan.Index.Blocks) == 2
 	}, time.Minute, 200*time.Millisecond, "both blocks are uploaded once object storage is back")
 	var written uint64
-	for _, set := range [][]prompb.TimeSeries{data.old, data.new} {
+	for _, set := range [][]prompb.TimeSeries{data.old, data.new, during} {
 		for _, ts := range set {
 			written += uint64(len(ts.Samples))
 		}
