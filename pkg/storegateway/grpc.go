@@ -127,8 +127,13 @@ func (g *StoreGateway) Series(req *storegatewaypb.SeriesRequest, stream storegat
 	if req.SkipChunks {
 		hints.Func = seriesFunc
 	}
-	ss := o.querier.Select(ctx, true, hints, matchers...)
+	ws, _ := tenant.ID(ctx)
+	lim := newRequestLimits(g.limits, ws, req.StartTimestampMs, req.EndTimestampMs)
+	ss := &limitedSet{ChunkSeriesSet: o.querier.Select(ctx, true, hints, matchers...), limits: lim}
 	err = ingesterpb.SendChunkSeries(ss, req.SkipChunks, g.cfg.SeriesBatch, maxStreamMessageBytes, func(batch []ingesterpb.StreamingSeries) error {
+		if err := lim.addChunks(batch); err != nil {
+			return err
+		}
 		return stream.Send(&storegatewaypb.SeriesResponse{Series: batch})
 	})
 	if err == nil {

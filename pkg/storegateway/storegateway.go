@@ -25,6 +25,13 @@ import (
 	"github.com/vigil-metrics/vigil/pkg/tenant"
 )
 
+// Limits are the per-workspace limits a store-gateway applies to each
+// request, whatever the querier counts: a request over them fails.
+type Limits interface {
+	MaxFetchedSeriesPerQuery(workspace string) int
+	MaxFetchedChunkBytesPerQuery(workspace string) int64
+}
+
 // StoreGateway serves the blocks it owns in the store-gateway ring, and any
 // other block a querier asks it for.
 type StoreGateway struct {
@@ -32,6 +39,7 @@ type StoreGateway struct {
 
 	cfg    Config
 	bkt    objstore.Bucket
+	limits Limits
 	blocks *blocks
 	logger log.Logger
 	now    func() time.Time
@@ -48,9 +56,9 @@ type StoreGateway struct {
 // New returns a store-gateway keeping its local copies under
 // dataDir/store-gateway and joining the store-gateway ring r (kept in
 // kvStore), which the caller runs.
-func New(cfg Config, dataDir string, grpcPort int, bkt objstore.Bucket, r *ring.Ring, kvStore ringmember.Store, reg prometheus.Registerer, logger log.Logger) (*StoreGateway, error) {
+func New(cfg Config, dataDir string, grpcPort int, bkt objstore.Bucket, r *ring.Ring, lim Limits, kvStore ringmember.Store, reg prometheus.Registerer, logger log.Logger) (*StoreGateway, error) {
 	logger = log.With(logger, "component", "store-gateway")
-	g := &StoreGateway{cfg: cfg, bkt: bkt, logger: logger, now: time.Now, ring: r}
+	g := &StoreGateway{cfg: cfg, bkt: bkt, limits: lim, logger: logger, now: time.Now, ring: r}
 	g.blocks = &blocks{dir: filepath.Join(dataDir, "store-gateway"), bkt: bkt, logger: logger, now: g.now, byKey: map[string]*block{}}
 	var err error
 	if g.lifecycler, err = ringmember.NewLifecycler(cfg.Ring, RingName, RingKey, kvStore, ringmember.Member{GRPCPort: grpcPort}, reg, logger); err != nil {

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/http"
 	"testing"
 	"time"
 
@@ -27,6 +28,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/vigil-metrics/vigil/pkg/apierror"
 	"github.com/vigil-metrics/vigil/pkg/pb/ingesterpb"
 	"github.com/vigil-metrics/vigil/pkg/pb/storegatewaypb"
 	"github.com/vigil-metrics/vigil/pkg/ringmember"
@@ -71,12 +73,20 @@ func (s sample) Type() chunkenc.ValueType      { return chunkenc.ValFloat }
 func (s sample) Copy() chunks.Sample           { return s }
 
 // startGateway serves a store-gateway over bkt on a loopback gRPC port.
+type testLimits struct {
+	series int
+	bytes  int64
+}
+
+func (l testLimits) MaxFetchedSeriesPerQuery(string) int       { return l.series }
+func (l testLimits) MaxFetchedChunkBytesPerQuery(string) int64 { return l.bytes }
+
 func startGateway(t *testing.T, bkt objstore.Bucket, readAhead int) storegatewaypb.StoreGatewayClient {
-	_, c := startGatewayAndClient(t, bkt, readAhead)
+	_, c := startGatewayAndClient(t, bkt, readAhead, testLimits{})
 	return c
 }
 
-func startGatewayAndClient(t *testing.T, bkt objstore.Bucket, readAhead int) (*StoreGateway, storegatewaypb.StoreGatewayClient) {
+func startGatewayAndClient(t *testing.T, bkt objstore.Bucket, readAhead int, lim Limits) (*StoreGateway, storegatewaypb.StoreGatewayClient) {
 	t.Helper()
 	var cfg Config
 	cfg.RegisterFlags(flag.NewFlagSet("test", flag.PanicOnError))
@@ -90,7 +100,7 @@ func startGatewayAndClient(t *testing.T, bkt objstore.Bucket, readAhead int) (*S
 	require.NoError(t, err)
 	require.NoError(t, services.StartAndAwaitRunning(context.Background(), r))
 	t.Cleanup(func() { _ = services.StopAndAwaitTerminated(context.Background(), r) })
-	g, err := New(cfg, t.TempDir(), 9095, bkt, r, store, reg, log.NewNopLogger())
+	g, err := New(cfg, t.TempDir(), 9095, bkt, r, lim, store, reg, log.NewNopLogger())
 	require.NoError(t, err)
 	require.NoError(t, services.StartAndAwaitRunning(context.Background(), g))
 	t.Cleanup(func() { _ = services.StopAndAwaitTerminated(context.Background(), g) })
@@ -195,7 +205,7 @@ func TestLocalClientAnswersAsGRPC(t *testing.T) {
 	hour := int64(time.Hour / time.Millisecond)
 	b1 := uploadBlock(t, bkt, "ws-1", 0, 2*hour, "a", "b", "c")
 	b2 := uploadBlock(t, bkt, "ws-1", 2*hour, 4*hour, "a", "d")
-	g, remote := startGatewayAndClient(t, bkt, 64)
+	g, remote := startGatewayAndClient(t, bkt, 64, testLimits{})
 	local := LocalClient(g)
 	req := &storegatewaypb.SeriesRequest{EndTimestampMs: 4 * hour, BlockIds: []string{b1.String(), b2.String()},
 		Matchers: ingesterpb.ToProtoMatchers([]*labels.Matcher{labels.MustNewMatcher(labels.MatchNotEqual, "job", "c")})}
@@ -217,4 +227,37 @@ func TestLocalClientAnswersAsGRPC(t *testing.T) {
 	require.Equal(t, []string{"a", "b", "c"}, values.LabelValues)
 	_, _, err = client.OpenSeries(wsContext(t, "../ws-1"), local, req)
 	require.ErrorContains(t, err, "err-vigil-missing-tenant")
+}
+
+// TestRequestsOverTheWorkspaceLimitsFail: a store-gateway stops a request
+// over the workspace's series or chunk-bytes limit with the limit's error.
+func TestRequestsOverTheWorkspaceLimitsFail(t *testing.T) {
+	bkt := objstore.NewInMemBucket()
+	hour := int64(time.Hour / time.Millisecond)
+	b1 := uploadBlock(t, bkt, "ws-1", 0, 2*hour, "a", "b", "c", "d")
+	req := &storegatewaypb.SeriesRequest{EndTimestampMs: 2 * hour, BlockIds: []string{b1.String()},
+		Matchers: ingesterpb.ToProtoMatchers([]*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "__name__", "up")})}
+	for _, tc := range []struct {
+		limits testLimits
+		err    string
+	}{
+		{testLimits{series: 4}, ""},
+		{testLimits{series: 3}, "the query hit the max number of series limit (limit: 3 series, -querier.max-fetched-series-per-query) (err-vigil-max-series-per-query)"},
+		{testLimits{bytes: 100}, "the query hit the aggregated chunks size limit (limit: 100 bytes, -querier.max-fetched-chunk-bytes-per-query) (err-vigil-max-chunk-bytes-per-query)"},
+	} {
+		_, c := startGatewayAndClient(t, bkt, 1024, tc.limits)
+		_, ss, err := client.OpenSeries(wsContext(t, "ws-1"), c, req)
+		require.NoError(t, err)
+		n := 0
+		for ss.Next() {
+			n++
+		}
+		if tc.err == "" {
+			require.NoError(t, ss.Err())
+			require.Equal(t, 4, n)
+			continue
+		}
+		require.ErrorContains(t, ss.Err(), tc.err, "%+v", tc.limits)
+		require.Equal(t, http.StatusUnprocessableEntity, apierror.StatusOf(apierror.From(ss.Err())))
+	}
 }

@@ -73,7 +73,7 @@ var deps = map[string][]string{
 	MemberlistKV:     {Server},
 	Overrides:        nil,
 	Querier:          {Router, IngesterRing, StoreGatewayRing, Storage, Overrides},
-	StoreGateway:     {Server, MemberlistKV, Storage, StoreGatewayRing},
+	StoreGateway:     {Server, MemberlistKV, Storage, StoreGatewayRing, Overrides},
 	StoreGatewayRing: {MemberlistKV},
 	Router:           {Server, Workspaces},
 	Server:           nil,
@@ -314,7 +314,7 @@ func (t *Vigil) initStoreGatewayRing() (services.Service, error) {
 
 func (t *Vigil) initStoreGateway() (services.Service, error) {
 	port := t.Server.GRPCListenAddr().(*net.TCPAddr).Port
-	g, err := storegateway.New(t.Cfg.StoreGateway, t.Cfg.DataDir, port, t.Bucket, t.StoreGatewayRing, t.ringStore(), t.Registerer, t.Logger)
+	g, err := storegateway.New(t.Cfg.StoreGateway, t.Cfg.DataDir, port, t.Bucket, t.StoreGatewayRing, t.Overrides, t.ringStore(), t.Registerer, t.Logger)
 	if err != nil {
 		return nil, err
 	}
