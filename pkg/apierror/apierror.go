@@ -77,6 +77,7 @@ const (
 	IDClientTokenReused              = "client-token-reused"
 	IDControlPlaneUnavailable        = "controlplane-unavailable"
 	IDStoreConsistency               = "store-consistency-check-failed"
+	IDStorageUnavailable             = "object-storage-unavailable"
 )
 
 // Error is an error with a cause and a stable ID.

@@ -238,6 +238,9 @@ func (s *Store) set(id string, e cacheEntry) {
 
 // CheckActive returns nil when the workspace exists and is ACTIVE, and a
 // NotFound error otherwise. It is on the hot path of every write and query.
+// While object storage cannot be read, the status last read stands: writes
+// and queries of known workspaces go on through an outage; an unknown
+// workspace gets 503, which senders retry.
 func (s *Store) CheckActive(ctx context.Context, id string) error {
 	s.mu.RLock()
 	e, ok := s.cache[id]
@@ -248,9 +251,14 @@ func (s *Store) CheckActive(ctx context.Context, id string) error {
 	}
 	ws := e.ws
 	if !ok || s.now().Sub(e.fetched) > ttl {
-		var err error
-		if ws, err = s.Get(ctx, id); err != nil {
+		fresh, err := s.Get(ctx, id)
+		switch {
+		case err == nil:
+			ws = fresh
+		case apierror.CauseOf(err) == apierror.NotFound:
 			return err
+		case !ok:
+			return apierror.New(apierror.Unavailable, apierror.IDStorageUnavailable, "cannot read the status of workspace %s from object storage: %v", id, err)
 		}
 	}
 	if ws == nil {

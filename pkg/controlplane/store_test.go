@@ -2,7 +2,10 @@ package controlplane
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"testing"
 	"time"
 
@@ -80,4 +83,44 @@ func TestUnknownIDsDoNotGrowTheCacheWithoutBound(t *testing.T) {
 		_ = s.CheckActive(context.Background(), fmt.Sprintf("ws-unknown-%d", i))
 	}
 	require.LessOrEqual(t, len(s.cache), maxMissing)
+}
+
+// unreadable fails every read while down is set: object storage out of reach.
+type unreadable struct {
+	objstore.Bucket
+	down bool
+}
+
+func (b *unreadable) Get(ctx context.Context, name string) (io.ReadCloser, error) {
+	if b.down {
+		return nil, errors.New("connection refused")
+	}
+	return b.Bucket.Get(ctx, name)
+}
+
+// TestCheckActiveRidesOutAnObjectStorageOutage: a known workspace stays
+// ACTIVE while object storage cannot be read (before the fix, every write
+// got 500 once the status cache expired); an unknown one gets 503.
+func TestCheckActiveRidesOutAnObjectStorageOutage(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	bkt := &unreadable{Bucket: objstore.NewInMemBucket()}
+	s := testStore(bkt, &now)
+	ctx := context.Background()
+	a, err := s.Create(ctx, "111111111111", CreateInput{})
+	require.NoError(t, err)
+	b, err := s.Create(ctx, "111111111111", CreateInput{})
+	require.NoError(t, err)
+	other := testStore(bkt, &now) // a replica that never read b
+	require.NoError(t, other.CheckActive(ctx, a.ID))
+
+	bkt.down = true
+	now = now.Add(time.Hour)
+	require.NoError(t, s.CheckActive(ctx, a.ID))
+	require.NoError(t, other.CheckActive(ctx, a.ID))
+	err = other.CheckActive(ctx, b.ID)
+	require.Equal(t, http.StatusServiceUnavailable, apierror.StatusOf(err))
+	require.ErrorContains(t, err, "(err-vigil-object-storage-unavailable)")
+
+	bkt.down = false
+	require.NoError(t, other.CheckActive(ctx, b.ID))
 }
