@@ -13,10 +13,8 @@ import (
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 	"github.com/oklog/ulid/v2"
-	"github.com/prometheus/prometheus/tsdb"
 	"github.com/thanos-io/objstore"
 
-	"github.com/vigil-metrics/vigil/pkg/logging"
 	"github.com/vigil-metrics/vigil/pkg/storage/bucket"
 	vtsdb "github.com/vigil-metrics/vigil/pkg/storage/tsdb"
 )
@@ -29,9 +27,9 @@ type block struct {
 	dir       string
 
 	mu       sync.Mutex
-	dropped  bool        // forgotten by drop: get makes a new entry
-	local    bool        // meta.json and index are on disk
-	open     *tsdb.Block // nil while closed
+	dropped  bool       // forgotten by drop: get makes a new entry
+	local    bool       // meta.json and index are on disk
+	open     *lazyBlock // nil while closed
 	inUse    int
 	lastUsed time.Time
 }
@@ -62,8 +60,8 @@ func (bs *blocks) get(workspace string, id ulid.ULID) *block {
 	return b
 }
 
-// download fetches the block's meta.json and index, unless they are on
-// disk. The caller holds b.mu.
+// download fetches the block's meta.json and its index header (see
+// lazyIndex) to local disk, unless they are there. The caller holds b.mu.
 func (bs *blocks) download(ctx context.Context, b *block) error {
 	if b.local {
 		return nil
@@ -72,35 +70,56 @@ func (bs *blocks) download(ctx context.Context, b *block) error {
 		b.local = true // synced before a restart
 		return nil
 	}
-	tmp := b.dir + ".tmp"
-	if err := os.RemoveAll(tmp); err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Join(tmp, vtsdb.ChunksDirname), 0o755); err != nil {
+	if err := os.MkdirAll(b.dir, 0o755); err != nil {
 		return err
 	}
 	bkt := bucket.ForWorkspace(bs.bkt, b.workspace)
 	id := b.id.String()
-	// meta.json last, as on upload: a directory with it is complete.
-	for _, name := range []string{vtsdb.IndexFilename, vtsdb.MetaFilename} {
-		if err := objstore.DownloadFile(ctx, bs.logger, bkt, path.Join(id, name), filepath.Join(tmp, name)); err != nil {
-			_ = os.RemoveAll(tmp)
-			return fmt.Errorf("download %s of block %s: %w", name, id, err)
-		}
-	}
-	if err := os.RemoveAll(b.dir); err != nil {
+	// The header first, meta.json last: a directory with meta.json holds a
+	// complete header.
+	lb, err := bs.openBlock(ctx, b, bkt)
+	if err != nil {
 		return err
 	}
-	if err := os.Rename(tmp, b.dir); err != nil {
+	if err := lb.Close(); err != nil {
 		return err
+	}
+	if err := objstore.DownloadFile(ctx, bs.logger, bkt, path.Join(id, vtsdb.MetaFilename), filepath.Join(b.dir, vtsdb.MetaFilename)); err != nil {
+		return fmt.Errorf("download %s of block %s: %w", vtsdb.MetaFilename, id, err)
 	}
 	b.local = true
 	return nil
 }
 
+// openBlock opens the block over its local index pages, fetching what the
+// index header needs. The caller holds b.mu.
+func (bs *blocks) openBlock(ctx context.Context, b *block, bkt objstore.Bucket) (*lazyBlock, error) {
+	id := b.id.String()
+	meta, err := vtsdb.ReadLocalMeta(b.dir)
+	if err != nil {
+		if meta, err = vtsdb.ReadMeta(ctx, bkt, b.id); err != nil {
+			return nil, fmt.Errorf("read meta of block %s: %w", id, err)
+		}
+	}
+	attrs, err := bkt.Attributes(ctx, path.Join(id, vtsdb.IndexFilename))
+	if err != nil {
+		return nil, fmt.Errorf("index of block %s: %w", id, err)
+	}
+	li, err := openLazyIndex(bkt, path.Join(id, vtsdb.IndexFilename), b.dir, int(attrs.Size))
+	if err != nil {
+		return nil, err
+	}
+	lb, err := openLazyBlock(meta.BlockMeta, li)
+	if err != nil {
+		_ = li.Close()
+		return nil, fmt.Errorf("open index of block %s: %w", id, err)
+	}
+	return lb, nil
+}
+
 // acquire returns the block opened, downloading its index first if needed;
 // release must be called once the block is no longer read.
-func (bs *blocks) acquire(ctx context.Context, workspace string, id ulid.ULID) (*tsdb.Block, func(), error) {
+func (bs *blocks) acquire(ctx context.Context, workspace string, id ulid.ULID) (*lazyBlock, func(), error) {
 	for {
 		b := bs.get(workspace, id)
 		opened, ok, err := bs.open(ctx, b)
@@ -120,7 +139,7 @@ func (bs *blocks) acquire(ctx context.Context, workspace string, id ulid.ULID) (
 }
 
 // open opens b and counts a reader in; ok is false when b was dropped.
-func (bs *blocks) open(ctx context.Context, b *block) (_ *tsdb.Block, ok bool, _ error) {
+func (bs *blocks) open(ctx context.Context, b *block) (_ *lazyBlock, ok bool, _ error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.dropped {
@@ -130,9 +149,9 @@ func (bs *blocks) open(ctx context.Context, b *block) (_ *tsdb.Block, ok bool, _
 		if err := bs.download(ctx, b); err != nil {
 			return nil, true, err
 		}
-		opened, err := tsdb.OpenBlock(logging.Slog(bs.logger), b.dir, nil, nil)
+		opened, err := bs.openBlock(ctx, b, bucket.ForWorkspace(bs.bkt, b.workspace))
 		if err != nil {
-			return nil, true, fmt.Errorf("open block %s: %w", b.id, err)
+			return nil, true, err
 		}
 		b.open = opened
 	}
@@ -218,13 +237,3 @@ func (bs *blocks) closeAll() error {
 	}
 	return errors.Join(errs...)
 }
-
-// remoteBlock reads a block's index and tombstones from its local copy and
-// its chunks from object storage.
-type remoteBlock struct {
-	*tsdb.Block
-	chunks *remoteChunks
-}
-
-// Chunks implements tsdb.BlockReader.
-func (r remoteBlock) Chunks() (tsdb.ChunkReader, error) { return r.chunks, nil }

@@ -74,7 +74,7 @@ func (g *StoreGateway) open(ctx context.Context, ids []string, mint, maxt int64)
 		}
 		o.release = append(o.release, release)
 		chunks := &remoteChunks{ctx: ctx, bkt: bucket.ForWorkspace(g.bkt, ws), block: s, readAhead: g.cfg.ChunkReadAhead, stats: &g.stats, windows: map[int]window{}}
-		q, err := tsdb.NewBlockChunkQuerier(remoteBlock{Block: b, chunks: chunks}, mint, maxt)
+		q, err := tsdb.NewBlockChunkQuerier(reader{b: b, chunks: chunks}, mint, maxt)
 		if err != nil {
 			level.Warn(g.logger).Log("msg", "cannot query block", "workspace", ws, "block", id, "err", err)
 			continue
@@ -105,7 +105,8 @@ func warningsErr(w annotations.Annotations) error {
 const maxBlocksPerRequest = 10_000
 
 // Series implements storegatewaypb.StoreGatewayServer.
-func (g *StoreGateway) Series(req *storegatewaypb.SeriesRequest, stream storegatewaypb.StoreGateway_SeriesServer) error {
+func (g *StoreGateway) Series(req *storegatewaypb.SeriesRequest, stream storegatewaypb.StoreGateway_SeriesServer) (err error) {
+	defer recoverFetch(&err)
 	matchers, err := ingesterpb.FromProtoMatchers(req.Matchers)
 	if err != nil {
 		return apierror.ToGRPC(apierror.New(apierror.BadData, apierror.IDInvalidQuery, "invalid matchers: %v", err))
@@ -178,7 +179,8 @@ func (g *StoreGateway) LabelValues(ctx context.Context, req *storegatewaypb.Labe
 }
 
 func (g *StoreGateway) labels(ctx context.Context, ids []string, mint, maxt int64, pm []prompb.LabelMatcher,
-	f func(context.Context, storage.ChunkQuerier, []*labels.Matcher) ([]string, error)) ([]string, []string, error) {
+	f func(context.Context, storage.ChunkQuerier, []*labels.Matcher) ([]string, error)) (_ []string, _ []string, err error) {
+	defer recoverFetch(&err)
 	matchers, err := ingesterpb.FromProtoMatchers(pm)
 	if err != nil {
 		return nil, nil, apierror.ToGRPC(apierror.New(apierror.BadData, apierror.IDInvalidQuery, "invalid matchers: %v", err))

@@ -3,10 +3,14 @@ package storegateway
 import (
 	"context"
 	crand "crypto/rand"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -42,13 +46,24 @@ import (
 // [from, to) into a block of workspace ws.
 func uploadBlock(t *testing.T, bkt objstore.Bucket, ws string, from, to int64, jobs ...string) ulid.ULID {
 	t.Helper()
-	var series []storage.Series
+	var sets []labels.Labels
 	for _, job := range jobs {
+		sets = append(sets, labels.FromStrings("__name__", "up", "job", job))
+	}
+	return uploadSeries(t, bkt, ws, from, to, sets)
+}
+
+// uploadSeries writes the series with samples every 15 s over [from, to)
+// into a block of workspace ws.
+func uploadSeries(t *testing.T, bkt objstore.Bucket, ws string, from, to int64, sets []labels.Labels) ulid.ULID {
+	t.Helper()
+	var series []storage.Series
+	for _, ls := range sets {
 		var samples []chunks.Sample
 		for ts := from; ts < to; ts += 15_000 {
 			samples = append(samples, sample{ts, float64(ts / 1000)})
 		}
-		series = append(series, storage.NewListSeries(labels.FromStrings("__name__", "up", "job", job), samples))
+		series = append(series, storage.NewListSeries(ls, samples))
 	}
 	dir, err := tsdb.CreateBlock(series, t.TempDir(), 4*int64(time.Hour/time.Millisecond), promslog.NewNopLogger())
 	require.NoError(t, err)
@@ -260,4 +275,87 @@ func TestRequestsOverTheWorkspaceLimitsFail(t *testing.T) {
 		require.ErrorContains(t, ss.Err(), tc.err, "%+v", tc.limits)
 		require.Equal(t, http.StatusUnprocessableEntity, apierror.StatusOf(apierror.From(ss.Err())))
 	}
+}
+
+// countingBucket counts the bytes of index range reads, and fails them
+// while fail is set.
+type countingBucket struct {
+	objstore.Bucket
+	indexBytes atomic.Int64
+	fail       atomic.Bool
+}
+
+func (b *countingBucket) GetRange(ctx context.Context, name string, off, length int64) (io.ReadCloser, error) {
+	if strings.HasSuffix(name, "/index") {
+		if b.fail.Load() {
+			return nil, errors.New("connection refused")
+		}
+		b.indexBytes.Add(length)
+	}
+	return b.Bucket.GetRange(ctx, name, off, length)
+}
+
+// TestIndexIsReadLazily: a sync fetches only a block's index header; a
+// query fetches the postings and series it needs; a block reopened reads
+// its header from local disk; an index read that fails fails the query.
+func TestIndexIsReadLazily(t *testing.T) {
+	inmem := objstore.NewInMemBucket()
+	hour := int64(time.Hour / time.Millisecond)
+	// Many series over few label values: the index header (symbols,
+	// postings offset table) is a small part of the index.
+	var sets []labels.Labels
+	for i := 0; i < 20000; i += 1 {
+		sets = append(sets, labels.FromStrings("__name__", "up", "instance", fmt.Sprintf("i-%03d", i%200), "job", fmt.Sprintf("job-%02d", i/200)))
+	}
+	b1 := uploadSeries(t, inmem, "ws-1", 0, 2*hour, sets)
+	ws := bucket.ForWorkspace(inmem, "ws-1")
+	attrs, err := ws.Attributes(context.Background(), b1.String()+"/index")
+	require.NoError(t, err)
+	scan, err := vtsdb.ScanBucket(context.Background(), ws, nil, time.Now())
+	require.NoError(t, err)
+	require.NoError(t, vtsdb.WriteIndex(context.Background(), ws, scan.Index))
+	bkt := &countingBucket{Bucket: inmem}
+
+	g, c := startGatewayAndClient(t, bkt, 1024, testLimits{})
+	header := bkt.indexBytes.Load()
+	require.Positive(t, header, "the sync fetched the header")
+	require.Less(t, header, attrs.Size/2, "and only the header: %d of %d bytes", header, attrs.Size)
+
+	query := func() (map[string][]int64, error) {
+		_, ss, err := client.OpenSeries(wsContext(t, "ws-1"), c, &storegatewaypb.SeriesRequest{EndTimestampMs: 2 * hour, BlockIds: []string{b1.String()},
+			Matchers: ingesterpb.ToProtoMatchers([]*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "job", "job-12"), labels.MustNewMatcher(labels.MatchEqual, "instance", "i-034")})})
+		if err != nil {
+			return nil, err
+		}
+		got := map[string][]int64{}
+		for ss.Next() {
+			got[ss.At().Labels().String()] = nil
+		}
+		return got, ss.Err()
+	}
+	got, err := query()
+	require.NoError(t, err)
+	require.Equal(t, map[string][]int64{`{__name__="up", instance="i-034", job="job-12"}`: nil}, got)
+	require.Greater(t, bkt.indexBytes.Load(), header, "the query fetched its postings and series")
+
+	// Closed as idle, then opened again: the header and the pages read
+	// before come from local disk.
+	g.blocks.closeIdle(time.Now().Add(time.Hour))
+	before := bkt.indexBytes.Load()
+	got, err = query()
+	require.NoError(t, err)
+	require.Len(t, got, 1)
+	require.Equal(t, before, bkt.indexBytes.Load(), "nothing fetched again")
+
+	// Another series, with object storage failing: an error, not an
+	// empty answer.
+	bkt.fail.Store(true)
+	_, ss, err := client.OpenSeries(wsContext(t, "ws-1"), c, &storegatewaypb.SeriesRequest{EndTimestampMs: 2 * hour, BlockIds: []string{b1.String()},
+		Matchers: ingesterpb.ToProtoMatchers([]*labels.Matcher{labels.MustNewMatcher(labels.MatchRegexp, "job", "job-9.*")})})
+	if err == nil {
+		for ss.Next() {
+		}
+		err = ss.Err()
+	}
+	require.ErrorContains(t, err, "could not read a block's index from object storage")
 }
