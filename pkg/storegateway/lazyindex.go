@@ -47,6 +47,7 @@ type lazyIndex struct {
 	// whole file (Range(0, Len)) and reads within the symbol table only:
 	// such a request needs the table's pages, not the whole index.
 	symStart, symEnd int
+	symReady         atomic.Bool // every page of the symbol table is here
 
 	f       *os.File
 	mm      *fileutil.MmapFile
@@ -138,6 +139,10 @@ func (l *lazyIndex) Range(start, end int) []byte {
 		panic(fetchError{fmt.Errorf("index %s: range [%d, %d) outside its %d bytes", l.name, start, end, l.size)})
 	}
 	if start == 0 && end == l.size && l.symEnd > 0 {
+		// A symbol lookup: hot, and its pages stay once fetched.
+		if l.symReady.Load() {
+			return l.mm.Bytes()
+		}
 		start, end = l.symStart, l.symEnd
 	}
 	first, last := start/indexPageSize, (max(end, start+1)-1)/indexPageSize
@@ -150,6 +155,7 @@ func (l *lazyIndex) Range(start, end int) []byte {
 		}
 	}
 	if start == l.symStart && end == l.symEnd && l.symEnd > 0 {
+		l.symReady.Store(true)
 		return l.mm.Bytes()
 	}
 	return l.mm.Bytes()[start:end]
