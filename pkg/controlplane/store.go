@@ -71,9 +71,22 @@ func (c *Config) Validate() error {
 // requests for unknown IDs do not each cost an object-storage read.
 const negativeCacheTTL = time.Second
 
+// While object storage cannot be read, a known workspace keeps the status
+// last read for at most maxStaleStatus (a workspace deleted through another
+// replica meanwhile accepts requests here that long), and its status is read
+// again at most every staleRetry, each read bounded by statusReadTimeout.
+const (
+	maxStaleStatus    = 15 * time.Minute
+	staleRetry        = 5 * time.Second
+	statusReadTimeout = 5 * time.Second
+)
+
 type cacheEntry struct {
 	ws      *Workspace // nil: does not exist
 	fetched time.Time
+	// retryAt: object storage could not be read; the entry serves until
+	// then without another read.
+	retryAt time.Time
 	// written is the write sequence number of a write this replica made;
 	// a read that began before it must not overwrite the entry.
 	written uint64
@@ -250,16 +263,30 @@ func (s *Store) CheckActive(ctx context.Context, id string) error {
 		ttl = negativeCacheTTL
 	}
 	ws := e.ws
-	if !ok || s.now().Sub(e.fetched) > ttl {
-		fresh, err := s.Get(ctx, id)
+	now := s.now()
+	if !ok || (now.Sub(e.fetched) > ttl && !now.Before(e.retryAt)) {
+		readCtx, cancel := context.WithTimeout(ctx, statusReadTimeout)
+		fresh, err := s.Get(readCtx, id)
+		cancel()
 		switch {
 		case err == nil:
 			ws = fresh
 		case apierror.CauseOf(err) == apierror.NotFound:
 			return err
-		case !ok:
+		case !ok || e.ws == nil || now.Sub(e.fetched) > maxStaleStatus:
+			// Unknown, known missing (it may have been created since), or
+			// known too long ago: the sender retries.
 			return apierror.New(apierror.Unavailable, apierror.IDStorageUnavailable, "cannot read the status of workspace %s from object storage: %v", id, err)
+		default:
+			s.mu.Lock()
+			if cur, ok := s.cache[id]; ok && cur.fetched.Equal(e.fetched) {
+				cur.retryAt = now.Add(staleRetry)
+				s.cache[id] = cur
+			}
+			s.mu.Unlock()
 		}
+	} else if ok && now.Sub(e.fetched) > ttl && e.ws != nil && now.Sub(e.fetched) > maxStaleStatus {
+		return apierror.New(apierror.Unavailable, apierror.IDStorageUnavailable, "cannot read the status of workspace %s from object storage", id)
 	}
 	if ws == nil {
 		return notFound(id)

@@ -114,13 +114,18 @@ func TestCheckActiveRidesOutAnObjectStorageOutage(t *testing.T) {
 	require.NoError(t, other.CheckActive(ctx, a.ID))
 
 	bkt.down = true
-	now = now.Add(time.Hour)
+	now = now.Add(10 * time.Minute)
 	require.NoError(t, s.CheckActive(ctx, a.ID))
 	require.NoError(t, other.CheckActive(ctx, a.ID))
 	err = other.CheckActive(ctx, b.ID)
 	require.Equal(t, http.StatusServiceUnavailable, apierror.StatusOf(err))
 	require.ErrorContains(t, err, "(err-vigil-object-storage-unavailable)")
 
+	// Not forever: past maxStaleStatus the sender is told to retry.
+	now = now.Add(maxStaleStatus)
+	require.Equal(t, http.StatusServiceUnavailable, apierror.StatusOf(s.CheckActive(ctx, a.ID)))
+
 	bkt.down = false
 	require.NoError(t, other.CheckActive(ctx, b.ID))
+	require.NoError(t, s.CheckActive(ctx, a.ID))
 }

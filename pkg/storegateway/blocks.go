@@ -42,8 +42,9 @@ type blocks struct {
 	logger log.Logger
 	now    func() time.Time
 
-	mu    sync.Mutex
-	byKey map[string]*block // workspace/block
+	mu       sync.Mutex
+	byKey    map[string]*block // workspace/block
+	stopping bool              // no block opens any more
 }
 
 func key(workspace string, id ulid.ULID) string { return workspace + "/" + id.String() }
@@ -145,6 +146,12 @@ func (bs *blocks) open(ctx context.Context, b *block) (_ *lazyBlock, ok bool, _ 
 	if b.dropped {
 		return nil, false, nil
 	}
+	bs.mu.Lock()
+	stopping := bs.stopping
+	bs.mu.Unlock()
+	if stopping {
+		return nil, true, errors.New("store-gateway is stopping")
+	}
 	if b.open == nil {
 		if err := bs.download(ctx, b); err != nil {
 			return nil, true, err
@@ -224,12 +231,30 @@ func (bs *blocks) onDisk() []*block {
 	return out
 }
 
-// closeAll closes every open block, at shutdown.
+// closeAll closes every open block at shutdown, once no query reads it (at
+// most closeWait): an index is unmapped on close, and a reader of an
+// unmapped index would crash the process. A block still read then is left
+// open for the process's exit.
 func (bs *blocks) closeAll() error {
+	bs.mu.Lock()
+	bs.stopping = true
+	bs.mu.Unlock()
+	deadline := time.Now().Add(closeWait)
 	var errs []error
 	for _, b := range bs.all() {
-		b.mu.Lock()
-		if b.open != nil {
+		for {
+			b.mu.Lock()
+			if b.open == nil || b.inUse == 0 {
+				break
+			}
+			b.mu.Unlock()
+			if time.Now().After(deadline) {
+				b.mu.Lock()
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if b.open != nil && b.inUse == 0 {
 			errs = append(errs, b.open.Close())
 			b.open = nil
 		}
@@ -237,3 +262,6 @@ func (bs *blocks) closeAll() error {
 	}
 	return errors.Join(errs...)
 }
+
+// closeWait bounds how long shutdown waits for the queries reading blocks.
+const closeWait = 30 * time.Second

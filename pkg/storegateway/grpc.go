@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 
 	"github.com/go-kit/log/level"
 	"github.com/oklog/ulid/v2"
@@ -116,11 +117,8 @@ func (g *StoreGateway) Series(req *storegatewaypb.SeriesRequest, stream storegat
 		return err
 	}
 	defer o.Close()
-	if err := stream.Send(&storegatewaypb.SeriesResponse{QueriedBlocks: o.served}); err != nil {
-		return err
-	}
 	if o.querier == nil {
-		return nil
+		return stream.Send(&storegatewaypb.SeriesResponse{QueriedBlocks: o.served})
 	}
 	// The blocks' own chunks go out as they are (the querier reads only the
 	// samples of its range): trimming would re-encode every edge chunk.
@@ -130,7 +128,13 @@ func (g *StoreGateway) Series(req *storegatewaypb.SeriesRequest, stream storegat
 	}
 	ws, _ := tenant.ID(ctx)
 	lim := newRequestLimits(g.limits, ws, req.StartTimestampMs, req.EndTimestampMs)
+	// Select reads the postings: a block whose index cannot be read fails
+	// the call before it claims any block, so the querier asks another
+	// replica rather than failing the query.
 	ss := &limitedSet{ChunkSeriesSet: o.querier.Select(ctx, true, hints, matchers...), limits: lim}
+	if err := stream.Send(&storegatewaypb.SeriesResponse{QueriedBlocks: o.served}); err != nil {
+		return err
+	}
 	err = ingesterpb.SendChunkSeries(ss, req.SkipChunks, g.cfg.SeriesBatch, maxStreamMessageBytes, func(batch []ingesterpb.StreamingSeries) error {
 		if err := lim.addChunks(batch); err != nil {
 			return err
@@ -198,5 +202,11 @@ func (g *StoreGateway) labels(ctx context.Context, ids []string, mint, maxt int6
 		return nil, nil, apierror.ToGRPC(err)
 	}
 	slices.Sort(out)
-	return slices.Compact(out), o.served, nil
+	// The strings point into the blocks' index, which may be unmapped once
+	// the blocks are released: copy them first.
+	out = slices.Compact(out)
+	for i, v := range out {
+		out[i] = strings.Clone(v)
+	}
+	return out, o.served, nil
 }

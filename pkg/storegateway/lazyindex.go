@@ -75,7 +75,11 @@ func openLazyIndex(bkt objstore.BucketReader, name, dir string, size int) (*lazy
 	pages := (size + indexPageSize - 1) / indexPageSize
 	l := &lazyIndex{bkt: bkt, name: name, size: size, dir: dir, present: make([]atomic.Uint64, (pages+63)/64)}
 	path := filepath.Join(dir, sparseIndexFile)
-	kept := l.loadPages()
+	// The page list is trusted only beside the file holding those pages.
+	kept := false
+	if fi, err := os.Stat(path); err == nil && fi.Size() == int64(size) {
+		kept = l.loadPages()
+	}
 	flags := os.O_CREATE | os.O_RDWR
 	if !kept {
 		flags |= os.O_TRUNC
@@ -138,12 +142,16 @@ func (l *lazyIndex) Range(start, end int) []byte {
 	if start < 0 || end > l.size || start > end {
 		panic(fetchError{fmt.Errorf("index %s: range [%d, %d) outside its %d bytes", l.name, start, end, l.size)})
 	}
+	if start == end {
+		return nil
+	}
+	symbols := false
 	if start == 0 && end == l.size && l.symEnd > 0 {
 		// A symbol lookup: hot, and its pages stay once fetched.
 		if l.symReady.Load() {
 			return l.mm.Bytes()
 		}
-		start, end = l.symStart, l.symEnd
+		start, end, symbols = l.symStart, l.symEnd, true
 	}
 	first, last := start/indexPageSize, (max(end, start+1)-1)/indexPageSize
 	for p := first; p <= last; p++ {
@@ -154,7 +162,7 @@ func (l *lazyIndex) Range(start, end int) []byte {
 			break
 		}
 	}
-	if start == l.symStart && end == l.symEnd && l.symEnd > 0 {
+	if symbols {
 		l.symReady.Store(true)
 		return l.mm.Bytes()
 	}

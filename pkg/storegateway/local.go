@@ -53,7 +53,7 @@ func (c localClient) Series(ctx context.Context, req *storegatewaypb.SeriesReque
 		s.err = c.g.Series(req, s)
 		close(s.done)
 	}()
-	return &localSeriesClient{stream: s, cancel: cancel}, nil
+	return &localSeriesClient{stream: s, ctx: ctx, cancel: cancel}, nil
 }
 
 // localStream is the server's side of a local Series call.
@@ -81,6 +81,7 @@ func (s *localStream) Send(m *storegatewaypb.SeriesResponse) error {
 type localSeriesClient struct {
 	grpc.ClientStream
 	stream *localStream
+	ctx    context.Context
 	cancel context.CancelFunc
 }
 
@@ -88,6 +89,9 @@ func (c *localSeriesClient) Recv() (*storegatewaypb.SeriesResponse, error) {
 	select {
 	case m := <-c.stream.msgs:
 		return m, nil
+	case <-c.ctx.Done():
+		c.cancel()
+		return nil, c.ctx.Err()
 	case <-c.stream.done:
 		// The server may have sent its last message just before ending.
 		select {
