@@ -36,6 +36,9 @@ const (
 	// LimitExceeded is a query that would read more than a per-query limit
 	// allows; the same query fails again until the limit is raised.
 	LimitExceeded
+	// Forbidden is a request whose signature or identity cannot be
+	// verified, or that the caller's policies do not allow.
+	Forbidden
 )
 
 // Stable error IDs. Each has a runbook entry in docs/errors.md.
@@ -78,6 +81,10 @@ const (
 	IDControlPlaneUnavailable        = "controlplane-unavailable"
 	IDStoreConsistency               = "store-consistency-check-failed"
 	IDStorageUnavailable             = "object-storage-unavailable"
+	IDIncompleteSignature            = "incomplete-signature"
+	IDUnknownAccessKey               = "unknown-access-key"
+	IDSignatureMismatch              = "signature-mismatch"
+	IDSignatureExpired               = "signature-expired"
 )
 
 // Error is an error with a cause and a stable ID.
@@ -124,6 +131,8 @@ func HTTPStatus(c Cause) int {
 		return http.StatusPaymentRequired // as AMP's ServiceQuotaExceededException
 	case LimitExceeded:
 		return http.StatusUnprocessableEntity // as Prometheus answers a query it cannot execute
+	case Forbidden:
+		return http.StatusForbidden
 	default:
 		return http.StatusInternalServerError
 	}
@@ -142,6 +151,8 @@ func GRPCCode(c Cause) codes.Code {
 		return codes.ResourceExhausted
 	case Unavailable:
 		return codes.Unavailable
+	case Forbidden:
+		return codes.PermissionDenied
 	default:
 		return codes.Internal
 	}
@@ -161,6 +172,8 @@ func AWSType(c Cause) string {
 		return "ThrottlingException"
 	case QuotaExceeded:
 		return "ServiceQuotaExceededException"
+	case Forbidden:
+		return "AccessDeniedException"
 	default:
 		return "InternalServerException"
 	}

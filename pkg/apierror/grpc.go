@@ -96,6 +96,8 @@ func causeOfCode(c codes.Code) Cause {
 		return NotFound
 	case codes.AlreadyExists, codes.Aborted:
 		return Conflict
+	case codes.PermissionDenied, codes.Unauthenticated:
+		return Forbidden
 	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled, codes.ResourceExhausted:
 		return Unavailable
 	default:

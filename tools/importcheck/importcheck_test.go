@@ -19,6 +19,7 @@ var allowed = map[string][]string{
 	"pkg/vigil":               {"*"},
 	"pkg/api":                 {"pkg/auth"},
 	"pkg/apierror":            nil,
+	"pkg/auth":                nil,
 	"pkg/tenant":              nil,
 	"pkg/logging":             nil,
 	"pkg/limits":              nil,

@@ -1,0 +1,383 @@
+// Package auth verifies who a caller is: AWS Signature Version 4 over the
+// request, checked against the keys of the configured identities.
+package auth
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/smithy-go/encoding/httpbinding"
+
+	"github.com/vigil-metrics/vigil/pkg/apierror"
+)
+
+const (
+	algorithm      = "AWS4-HMAC-SHA256"
+	amzDateFormat  = "20060102T150405Z"
+	scopeDate      = "20060102"
+	scopeTerminal  = "aws4_request"
+	unsignedBody   = "UNSIGNED-PAYLOAD"
+	contentSHA256  = "X-Amz-Content-Sha256"
+	maxPresignLife = 7 * 24 * time.Hour // AWS's bound on X-Amz-Expires
+)
+
+// DefaultClockSkew is how far a request's X-Amz-Date may be from the
+// server's clock, as AWS allows.
+const DefaultClockSkew = 5 * time.Minute
+
+// Identity is the caller a request is signed by.
+type Identity struct {
+	Account     string
+	User        string
+	AccessKeyID string
+}
+
+// Keys finds the secret of an access key and the identity it belongs to.
+type Keys interface {
+	Lookup(accessKeyID string) (secret string, id Identity, ok bool)
+}
+
+// Verifier checks SigV4 signatures of requests to one service in one region.
+type Verifier struct {
+	Service string
+	Region  string
+	Keys    Keys
+	Skew    time.Duration
+	Now     func() time.Time
+
+	mu          sync.Mutex
+	signingKeys map[signingKeyID][]byte // derived keys, by key, day (and secret)
+}
+
+type signingKeyID struct {
+	secret, date string
+}
+
+// NewVerifier returns a verifier for service in region over keys.
+func NewVerifier(service, region string, keys Keys) *Verifier {
+	return &Verifier{Service: service, Region: region, Keys: keys, Skew: DefaultClockSkew, Now: time.Now, signingKeys: map[signingKeyID][]byte{}}
+}
+
+func denied(id, format string, args ...any) error {
+	return apierror.New(apierror.Forbidden, id, format, args...)
+}
+
+// signature is what a request claims: from its Authorization header or,
+// presigned, from its query.
+type signature struct {
+	accessKey, date, region, service string
+	signedHeaders                    []string
+	signature                        string
+	amzDate                          time.Time
+	presigned                        bool
+	expires                          time.Duration
+}
+
+// ParseAuthorization parses an Authorization header of SigV4:
+// "AWS4-HMAC-SHA256 Credential=<key>/<date>/<region>/<service>/aws4_request,
+// SignedHeaders=<h1;h2>, Signature=<hex>".
+func ParseAuthorization(h string) (sig signature, err error) {
+	rest, ok := strings.CutPrefix(h, algorithm+" ")
+	if !ok {
+		return sig, denied(apierror.IDIncompleteSignature, "Authorization header requires the %s algorithm", algorithm)
+	}
+	var cred, signed string
+	seen := map[string]bool{}
+	for _, part := range strings.Split(rest, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok || seen[k] {
+			return sig, denied(apierror.IDIncompleteSignature, "Authorization header is malformed: %q", truncate(part))
+		}
+		seen[k] = true
+		switch k {
+		case "Credential":
+			cred = v
+		case "SignedHeaders":
+			signed = v
+		case "Signature":
+			sig.signature = v
+		default:
+			return sig, denied(apierror.IDIncompleteSignature, "Authorization header has an unknown element %q", truncate(k))
+		}
+	}
+	if cred == "" || signed == "" || sig.signature == "" {
+		return sig, denied(apierror.IDIncompleteSignature, "Authorization header requires Credential, SignedHeaders and Signature")
+	}
+	if err := sig.setCredential(cred); err != nil {
+		return sig, err
+	}
+	sig.signedHeaders = strings.Split(signed, ";")
+	return sig, sig.check()
+}
+
+func (s *signature) setCredential(cred string) error {
+	parts := strings.Split(cred, "/")
+	if len(parts) != 5 || parts[4] != scopeTerminal || parts[0] == "" {
+		return denied(apierror.IDIncompleteSignature, "Credential must be <access key>/<date>/<region>/<service>/%s", scopeTerminal)
+	}
+	s.accessKey, s.date, s.region, s.service = parts[0], parts[1], parts[2], parts[3]
+	return nil
+}
+
+// check validates the parsed parts' shapes.
+func (s *signature) check() error {
+	if len(s.signature) != 64 {
+		return denied(apierror.IDIncompleteSignature, "Signature must be 64 hexadecimal characters")
+	}
+	if _, err := hex.DecodeString(s.signature); err != nil {
+		return denied(apierror.IDIncompleteSignature, "Signature must be 64 hexadecimal characters")
+	}
+	if !sort.StringsAreSorted(s.signedHeaders) {
+		return denied(apierror.IDIncompleteSignature, "SignedHeaders must be sorted")
+	}
+	hasHost := false
+	for _, h := range s.signedHeaders {
+		if h == "" || h != strings.ToLower(h) {
+			return denied(apierror.IDIncompleteSignature, "SignedHeaders must be lower-case header names")
+		}
+		hasHost = hasHost || h == "host"
+	}
+	if !hasHost {
+		return denied(apierror.IDIncompleteSignature, "SignedHeaders must include host")
+	}
+	return nil
+}
+
+// Verify checks the request's signature over body (the request's whole
+// body, already read) and returns the caller.
+func (v *Verifier) Verify(r *http.Request, body []byte) (Identity, error) {
+	var sig signature
+	var err error
+	query := r.URL.Query()
+	if query.Get("X-Amz-Algorithm") != "" {
+		sig, err = parsePresigned(query)
+	} else if h := r.Header.Get("Authorization"); h != "" {
+		sig, err = ParseAuthorization(h)
+		if err == nil {
+			err = sig.setDate(r.Header.Get("X-Amz-Date"))
+		}
+	} else {
+		err = denied(apierror.IDIncompleteSignature, "Missing Authentication Token: sign the request with AWS Signature Version 4")
+	}
+	if err != nil {
+		return Identity{}, err
+	}
+	if sig.date != sig.amzDate.Format(scopeDate) {
+		return Identity{}, denied(apierror.IDSignatureMismatch, "Credential date %s does not match X-Amz-Date %s", sig.date, sig.amzDate.Format(amzDateFormat))
+	}
+	if sig.service != v.Service {
+		return Identity{}, denied(apierror.IDSignatureMismatch, "Credential should be scoped to correct service: '%s'", v.Service)
+	}
+	if sig.region != v.Region {
+		return Identity{}, denied(apierror.IDSignatureMismatch, "Credential should be scoped to a valid region, not '%s'", truncate(sig.region))
+	}
+	now := v.Now()
+	if sig.presigned {
+		if now.Before(sig.amzDate.Add(-v.Skew)) || now.After(sig.amzDate.Add(sig.expires)) {
+			return Identity{}, denied(apierror.IDSignatureExpired, "Signature expired: the presigned URL was valid from %s for %s", sig.amzDate.Format(amzDateFormat), sig.expires)
+		}
+	} else if d := now.Sub(sig.amzDate); d > v.Skew || d < -v.Skew {
+		return Identity{}, denied(apierror.IDSignatureExpired, "Signature expired: %s is now earlier than %s (%s - %s.)",
+			sig.amzDate.Format(amzDateFormat), now.Add(-v.Skew).Format(amzDateFormat), now.Format(amzDateFormat), v.Skew)
+	}
+	secret, id, ok := v.Keys.Lookup(sig.accessKey)
+	if !ok {
+		return Identity{}, denied(apierror.IDUnknownAccessKey, "The security token included in the request is invalid.")
+	}
+	payload, err := payloadHash(r, query, sig, body)
+	if err != nil {
+		return Identity{}, err
+	}
+	canonical, err := canonicalRequest(r, query, sig, payload)
+	if err != nil {
+		return Identity{}, err
+	}
+	scope := strings.Join([]string{sig.date, sig.region, sig.service, scopeTerminal}, "/")
+	h := sha256.Sum256([]byte(canonical))
+	toSign := algorithm + "\n" + sig.amzDate.Format(amzDateFormat) + "\n" + scope + "\n" + hex.EncodeToString(h[:])
+	want := hex.EncodeToString(hmacSHA256(v.signingKey(secret, sig.date, sig.region, sig.service), toSign))
+	if !hmac.Equal([]byte(want), []byte(sig.signature)) {
+		return Identity{}, denied(apierror.IDSignatureMismatch, "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method.")
+	}
+	return id, nil
+}
+
+func (s *signature) setDate(amzDate string) error {
+	if amzDate == "" {
+		return denied(apierror.IDIncompleteSignature, "X-Amz-Date is required")
+	}
+	t, err := time.Parse(amzDateFormat, amzDate)
+	if err != nil {
+		return denied(apierror.IDIncompleteSignature, "X-Amz-Date must be in the form %s", amzDateFormat)
+	}
+	s.amzDate = t
+	return nil
+}
+
+// parsePresigned reads the signature of a presigned URL from its query.
+func parsePresigned(q url.Values) (signature, error) {
+	sig := signature{presigned: true, signature: q.Get("X-Amz-Signature")}
+	if q.Get("X-Amz-Algorithm") != algorithm {
+		return sig, denied(apierror.IDIncompleteSignature, "X-Amz-Algorithm must be %s", algorithm)
+	}
+	if err := sig.setCredential(q.Get("X-Amz-Credential")); err != nil {
+		return sig, err
+	}
+	if err := sig.setDate(q.Get("X-Amz-Date")); err != nil {
+		return sig, err
+	}
+	secs, err := strconv.Atoi(q.Get("X-Amz-Expires"))
+	if err != nil || secs <= 0 || time.Duration(secs)*time.Second > maxPresignLife {
+		return sig, denied(apierror.IDIncompleteSignature, "X-Amz-Expires must be between 1 and %d seconds", int(maxPresignLife.Seconds()))
+	}
+	sig.expires = time.Duration(secs) * time.Second
+	sig.signedHeaders = strings.Split(q.Get("X-Amz-SignedHeaders"), ";")
+	return sig, sig.check()
+}
+
+// payloadHash is the hash the signature covers: the body's, or
+// UNSIGNED-PAYLOAD where the client declared it (a presigned URL, or the
+// X-Amz-Content-Sha256 header, which must then be signed). A declared hash
+// must be the body's.
+func payloadHash(r *http.Request, q url.Values, sig signature, body []byte) (string, error) {
+	declared := r.Header.Get(contentSHA256)
+	if sig.presigned {
+		declared = q.Get(contentSHA256)
+		if declared == "" {
+			return unsignedBody, nil
+		}
+	} else if declared != "" && !contains(sig.signedHeaders, strings.ToLower(contentSHA256)) {
+		return "", denied(apierror.IDIncompleteSignature, "%s must be a signed header", contentSHA256)
+	}
+	if declared == unsignedBody {
+		return unsignedBody, nil
+	}
+	sum := sha256.Sum256(body)
+	actual := hex.EncodeToString(sum[:])
+	if declared != "" && declared != actual {
+		return "", denied(apierror.IDSignatureMismatch, "The provided %s header does not match what was computed.", contentSHA256)
+	}
+	return actual, nil
+}
+
+// canonicalRequest builds SigV4's canonical request as the AWS SDKs do for
+// services other than S3 (the path escaped once more).
+func canonicalRequest(r *http.Request, q url.Values, sig signature, payload string) (string, error) {
+	var b strings.Builder
+	b.WriteString(r.Method)
+	b.WriteByte('\n')
+	b.WriteString(httpbinding.EscapePath(r.URL.EscapedPath(), false))
+	b.WriteByte('\n')
+	b.WriteString(canonicalQuery(r.URL.RawQuery, sig.presigned))
+	b.WriteByte('\n')
+	for _, h := range sig.signedHeaders {
+		var value string
+		switch h {
+		case "host":
+			value = r.Host
+		case "content-length":
+			value = strconv.FormatInt(r.ContentLength, 10)
+		default:
+			values, ok := r.Header[http.CanonicalHeaderKey(h)]
+			if !ok {
+				return "", denied(apierror.IDIncompleteSignature, "signed header %s is missing from the request", truncate(h))
+			}
+			cleaned := make([]string, len(values))
+			for i, v := range values {
+				cleaned[i] = strings.Join(strings.Fields(v), " ")
+			}
+			value = strings.Join(cleaned, ",")
+		}
+		b.WriteString(h)
+		b.WriteByte(':')
+		b.WriteString(value)
+		b.WriteByte('\n')
+	}
+	b.WriteByte('\n')
+	b.WriteString(strings.Join(sig.signedHeaders, ";"))
+	b.WriteByte('\n')
+	b.WriteString(payload)
+	return b.String(), nil
+}
+
+// canonicalQuery sorts and escapes the query as the SDKs encode it, without
+// the signature of a presigned URL.
+func canonicalQuery(raw string, presigned bool) string {
+	type pair struct{ k, v string }
+	var pairs []pair
+	for _, part := range strings.Split(raw, "&") {
+		if part == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(part, "=")
+		ku, err1 := url.QueryUnescape(k)
+		vu, err2 := url.QueryUnescape(v)
+		if err1 != nil || err2 != nil {
+			ku, vu = k, v
+		}
+		if presigned && ku == "X-Amz-Signature" {
+			continue
+		}
+		pairs = append(pairs, pair{escape(ku), escape(vu)})
+	}
+	sort.SliceStable(pairs, func(i, j int) bool { return pairs[i].k < pairs[j].k })
+	out := make([]string, len(pairs))
+	for i, p := range pairs {
+		out[i] = p.k + "=" + p.v
+	}
+	return strings.Join(out, "&")
+}
+
+func escape(s string) string { return strings.ReplaceAll(url.QueryEscape(s), "+", "%20") }
+
+// signingKey derives (and caches, per secret and day) the key that signs
+// requests of one day.
+func (v *Verifier) signingKey(secret, date, region, service string) []byte {
+	id := signingKeyID{secret: secret + "\x00" + region + "\x00" + service, date: date}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if k, ok := v.signingKeys[id]; ok {
+		return k
+	}
+	if len(v.signingKeys) > 10_000 {
+		clear(v.signingKeys)
+	}
+	k := hmacSHA256([]byte("AWS4"+secret), date)
+	k = hmacSHA256(k, region)
+	k = hmacSHA256(k, service)
+	k = hmacSHA256(k, scopeTerminal)
+	v.signingKeys[id] = k
+	return k
+}
+
+func hmacSHA256(key []byte, data string) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(data))
+	return m.Sum(nil)
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// truncate bounds what a hostile value adds to an error message.
+func truncate(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "..."
+	}
+	return s
+}
+
