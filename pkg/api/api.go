@@ -5,15 +5,18 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 
 	"github.com/go-kit/log"
 
 	"github.com/vigil-metrics/vigil/pkg/apierror"
+	"github.com/vigil-metrics/vigil/pkg/auth"
 	"github.com/vigil-metrics/vigil/pkg/tenant"
 )
 
@@ -22,7 +25,15 @@ const (
 	// AuthNone trusts every caller as the one configured account, and takes
 	// the tenant of the Mimir-compatible paths from X-Scope-OrgID.
 	AuthNone = "none"
+	// AuthSigV4 verifies AWS Signature Version 4 on every request; the
+	// caller's account is the signing key's, and X-Scope-OrgID names a
+	// workspace only of that account.
+	AuthSigV4 = "sigv4"
 )
+
+// maxSignedBody bounds the body read to verify a signature over it; the
+// components bound their bodies more tightly after.
+const maxSignedBody = 16 << 20
 
 // orgIDHeader carries the tenant on the Mimir-compatible paths.
 const orgIDHeader = "X-Scope-OrgID"
@@ -31,18 +42,29 @@ const orgIDHeader = "X-Scope-OrgID"
 type Config struct {
 	AuthMode         string `yaml:"mode"`
 	AnonymousAccount string `yaml:"anonymous_account_id"`
+	CredentialsFile  string `yaml:"credentials_file"`
+	// Region is the AMP region requests are signed for; set from the
+	// control plane's.
+	Region string `yaml:"-"`
 }
 
 // RegisterFlags registers the auth flags.
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
-	f.StringVar(&c.AuthMode, "auth.mode", AuthNone, "How callers are authenticated. Supported: none (every caller is the anonymous account; development and trusted networks only).")
+	f.StringVar(&c.AuthMode, "auth.mode", AuthNone, "How callers are authenticated. none: every caller is the anonymous account (development and trusted networks only). sigv4: every request must be signed with AWS Signature Version 4 for service aps in -controlplane.region by a key of -auth.credentials-file; a caller reaches only its own account's workspaces.")
+	f.StringVar(&c.CredentialsFile, "auth.credentials-file", "", "YAML file of the accounts, users and access keys of -auth.mode=sigv4 (accounts: [{id, users: [{name, access_keys: [{id, secret}], managed_policies: [AmazonPrometheusFullAccess]}]}]). Read again when it changes.")
 	f.StringVar(&c.AnonymousAccount, "auth.anonymous-account-id", "000000000000", "Account ID that owns the resources of unauthenticated callers when -auth.mode=none.")
 }
 
 // Validate checks the configuration.
 func (c *Config) Validate() error {
-	if c.AuthMode != AuthNone {
-		return fmt.Errorf("unsupported auth.mode %q (supported: %s)", c.AuthMode, AuthNone)
+	switch c.AuthMode {
+	case AuthNone:
+	case AuthSigV4:
+		if c.CredentialsFile == "" {
+			return fmt.Errorf("-auth.mode=sigv4 needs -auth.credentials-file")
+		}
+	default:
+		return fmt.Errorf("unsupported auth.mode %q (supported: %s, %s)", c.AuthMode, AuthNone, AuthSigV4)
 	}
 	if c.AnonymousAccount == "" {
 		return fmt.Errorf("auth.anonymous-account-id must not be empty")
@@ -67,22 +89,57 @@ type ControlPlane interface {
 
 // API is the public router.
 type API struct {
-	cfg     Config
-	mux     *http.ServeMux
-	checker WorkspaceChecker
-	logger  log.Logger
+	cfg      Config
+	mux      *http.ServeMux
+	checker  WorkspaceChecker
+	verifier *auth.Verifier // nil with -auth.mode=none
+	logger   log.Logger
 }
 
-// New returns an API with no routes; components register theirs.
-func New(cfg Config, checker WorkspaceChecker, logger log.Logger) *API {
-	return &API{cfg: cfg, mux: http.NewServeMux(), checker: checker, logger: logger}
+// New returns an API with no routes; components register theirs. keys are
+// the identities of -auth.mode=sigv4 (nil otherwise).
+func New(cfg Config, checker WorkspaceChecker, keys auth.Keys, logger log.Logger) *API {
+	a := &API{cfg: cfg, mux: http.NewServeMux(), checker: checker, logger: logger}
+	if cfg.AuthMode == AuthSigV4 {
+		a.verifier = auth.NewVerifier("aps", cfg.Region, keys)
+	}
+	return a
 }
 
 // ServeHTTP authenticates the caller and dispatches to the registered routes.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	// Only AuthNone exists so far: every caller is the anonymous account.
-	r = r.WithContext(tenant.WithAccount(r.Context(), a.cfg.AnonymousAccount))
+	if a.verifier == nil {
+		r = r.WithContext(tenant.WithAccount(r.Context(), a.cfg.AnonymousAccount))
+		a.mux.ServeHTTP(w, r)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxSignedBody))
+	if err != nil {
+		writeError(w, r, apierror.New(apierror.TooLarge, apierror.IDRequestTooLarge, "request body over %d bytes", maxSignedBody))
+		return
+	}
+	id, err := a.verifier.Verify(r, body)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r = r.WithContext(tenant.WithAccount(r.Context(), id.Account))
 	a.mux.ServeHTTP(w, r)
+}
+
+// writeError answers an authentication failure in the form of the API the
+// path belongs to.
+func writeError(w http.ResponseWriter, r *http.Request, err error) {
+	p := r.URL.Path
+	switch {
+	case strings.HasSuffix(p, "/remote_write") || p == "/api/v1/push":
+		apierror.WriteText(w, err)
+	case strings.Contains(p, "/api/v1/"):
+		apierror.WritePrometheus(w, err)
+	default:
+		apierror.WriteAWS(w, err)
+	}
 }
 
 // RegisterControlPlane mounts the workspace operations.

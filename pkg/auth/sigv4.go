@@ -380,4 +380,3 @@ func truncate(s string) string {
 	}
 	return s
 }
-

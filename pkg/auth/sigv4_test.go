@@ -106,9 +106,15 @@ func TestBadSignaturesAreRefused(t *testing.T) {
 			r.Header.Set("Authorization", strings.Replace(r.Header.Get("Authorization"), "AKIAEXAMPLEWRITER", "AKIAUNKNOWN", 1))
 			return r
 		}, body, apierror.IDUnknownAccessKey},
-		{"expired date", func() *http.Request { return signed(t, "POST", write, body, "writer-secret", "aps", "us-east-1", signedAt.Add(-10*time.Minute)) }, body, apierror.IDSignatureExpired},
-		{"future date", func() *http.Request { return signed(t, "POST", write, body, "writer-secret", "aps", "us-east-1", signedAt.Add(10*time.Minute)) }, body, apierror.IDSignatureExpired},
-		{"tampered body", func() *http.Request { return signed(t, "POST", write, body, "writer-secret", "aps", "us-east-1", signedAt) }, []byte("another body"), apierror.IDSignatureMismatch},
+		{"expired date", func() *http.Request {
+			return signed(t, "POST", write, body, "writer-secret", "aps", "us-east-1", signedAt.Add(-10*time.Minute))
+		}, body, apierror.IDSignatureExpired},
+		{"future date", func() *http.Request {
+			return signed(t, "POST", write, body, "writer-secret", "aps", "us-east-1", signedAt.Add(10*time.Minute))
+		}, body, apierror.IDSignatureExpired},
+		{"tampered body", func() *http.Request {
+			return signed(t, "POST", write, body, "writer-secret", "aps", "us-east-1", signedAt)
+		}, []byte("another body"), apierror.IDSignatureMismatch},
 		{"tampered query", func() *http.Request {
 			r := signed(t, "GET", target, nil, "writer-secret", "aps", "us-east-1", signedAt)
 			r.URL.RawQuery = strings.Replace(r.URL.RawQuery, "up", "secret_metric", 1)
@@ -119,8 +125,12 @@ func TestBadSignaturesAreRefused(t *testing.T) {
 			r.URL.Path = strings.Replace(r.URL.Path, "ws-1", "ws-2", 1)
 			return r
 		}, nil, apierror.IDSignatureMismatch},
-		{"wrong service", func() *http.Request { return signed(t, "POST", write, body, "writer-secret", "s3", "us-east-1", signedAt) }, body, apierror.IDSignatureMismatch},
-		{"wrong region", func() *http.Request { return signed(t, "POST", write, body, "writer-secret", "aps", "eu-west-1", signedAt) }, body, apierror.IDSignatureMismatch},
+		{"wrong service", func() *http.Request {
+			return signed(t, "POST", write, body, "writer-secret", "s3", "us-east-1", signedAt)
+		}, body, apierror.IDSignatureMismatch},
+		{"wrong region", func() *http.Request {
+			return signed(t, "POST", write, body, "writer-secret", "aps", "eu-west-1", signedAt)
+		}, body, apierror.IDSignatureMismatch},
 		{"host not signed", func() *http.Request {
 			r := signed(t, "POST", write, body, "writer-secret", "aps", "us-east-1", signedAt)
 			r.Header.Set("Authorization", strings.Replace(r.Header.Get("Authorization"), "SignedHeaders=", "SignedHeaders=content-encoding;", 1))

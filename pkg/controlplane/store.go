@@ -291,6 +291,10 @@ func (s *Store) CheckActive(ctx context.Context, id string) error {
 	if ws == nil {
 		return notFound(id)
 	}
+	// Another account's workspace is indistinguishable from a missing one.
+	if acct, ok := tenant.Account(ctx); ok && ws.Account != acct {
+		return notFound(id)
+	}
 	if ws.Status != StatusActive {
 		return apierror.New(apierror.NotFound, apierror.IDWorkspaceNotActive, "Workspace %s is not ACTIVE (status %s)", id, ws.Status)
 	}

@@ -24,6 +24,7 @@ import (
 
 	"github.com/vigil-metrics/vigil/pkg/api"
 	"github.com/vigil-metrics/vigil/pkg/apierror"
+	"github.com/vigil-metrics/vigil/pkg/auth"
 	"github.com/vigil-metrics/vigil/pkg/compactor"
 	"github.com/vigil-metrics/vigil/pkg/controlplane"
 	"github.com/vigil-metrics/vigil/pkg/distributor"
@@ -187,11 +188,27 @@ func (t *Vigil) initWorkspaces() (services.Service, error) {
 }
 
 func (t *Vigil) initRouter() (services.Service, error) {
-	t.API = api.New(t.Cfg.Auth, t.Workspaces, t.Logger)
+	t.Cfg.Auth.Region = t.Cfg.ControlPlane.Region
+	var keys auth.Keys
+	var svc services.Service
+	if t.Cfg.Auth.AuthMode == api.AuthSigV4 {
+		fk, err := auth.LoadKeys(t.Cfg.Auth.CredentialsFile, t.Logger)
+		if err != nil {
+			return nil, err
+		}
+		keys = fk
+		// The file is read again when it changes: keys are added and
+		// revoked without a restart.
+		svc = services.NewBasicService(nil, func(ctx context.Context) error {
+			fk.Watch(ctx, 10*time.Second)
+			return nil
+		}, nil)
+	}
+	t.API = api.New(t.Cfg.Auth, t.Workspaces, keys, t.Logger)
 	// Every path not taken by the server's own endpoints (registered by any
 	// module, in any order) belongs to the API.
 	t.Server.HTTP.NotFoundHandler = t.API
-	return nil, nil
+	return svc, nil
 }
 
 func (t *Vigil) initControlPlaneRing() (services.Service, error) {
