@@ -113,12 +113,18 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		a.mux.ServeHTTP(w, r)
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxSignedBody))
-	if err != nil {
+	if r.ContentLength > maxSignedBody {
 		writeError(w, r, apierror.New(apierror.TooLarge, apierror.IDRequestTooLarge, "request body over %d bytes", maxSignedBody))
 		return
 	}
-	id, err := a.verifier.Verify(r, body)
+	var body []byte
+	id, err := a.verifier.VerifyReading(r, func() ([]byte, error) {
+		var err error
+		if body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, maxSignedBody)); err != nil {
+			return nil, apierror.New(apierror.TooLarge, apierror.IDRequestTooLarge, "request body over %d bytes", maxSignedBody)
+		}
+		return body, nil
+	})
 	if err != nil {
 		writeError(w, r, err)
 		return

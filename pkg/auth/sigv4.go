@@ -154,6 +154,13 @@ func (s *signature) check() error {
 // Verify checks the request's signature over body (the request's whole
 // body, already read) and returns the caller.
 func (v *Verifier) Verify(r *http.Request, body []byte) (Identity, error) {
+	return v.VerifyReading(r, func() ([]byte, error) { return body, nil })
+}
+
+// VerifyReading is Verify for a body not read yet: read is called only once
+// everything but the signature itself checked out (a known key, a fresh
+// date, the right scope), so that no anonymous request gets its body read.
+func (v *Verifier) VerifyReading(r *http.Request, read func() ([]byte, error)) (Identity, error) {
 	var sig signature
 	var err error
 	query := r.URL.Query()
@@ -191,6 +198,10 @@ func (v *Verifier) Verify(r *http.Request, body []byte) (Identity, error) {
 	secret, id, ok := v.Keys.Lookup(sig.accessKey)
 	if !ok {
 		return Identity{}, denied(apierror.IDUnknownAccessKey, "The security token included in the request is invalid.")
+	}
+	body, err := read()
+	if err != nil {
+		return Identity{}, err
 	}
 	payload, err := payloadHash(r, query, sig, body)
 	if err != nil {

@@ -175,3 +175,26 @@ func FuzzParseAuthorization(f *testing.F) {
 		require.NotEmpty(t, sig.accessKey)
 	})
 }
+
+// TestBodyIsReadOnlyForAKnownFreshSignature: an anonymous or stale request
+// never gets its body read.
+func TestBodyIsReadOnlyForAKnownFreshSignature(t *testing.T) {
+	body := []byte("a remote-write body")
+	write := "http://h/workspaces/ws-1/api/v1/remote_write"
+	unknown := signed(t, "POST", write, body, "writer-secret", "aps", "us-east-1", signedAt)
+	unknown.Header.Set("Authorization", strings.Replace(unknown.Header.Get("Authorization"), "AKIAEXAMPLEWRITER", "AKIAUNKNOWN", 1))
+	for _, r := range []*http.Request{
+		httptest.NewRequest("POST", write, bytes.NewReader(body)),
+		unknown,
+		signed(t, "POST", write, body, "writer-secret", "aps", "us-east-1", signedAt.Add(-time.Hour)),
+	} {
+		read := false
+		_, err := verifier().VerifyReading(r, func() ([]byte, error) { read = true; return body, nil })
+		require.Error(t, err)
+		require.False(t, read)
+	}
+	read := false
+	_, err := verifier().VerifyReading(signed(t, "POST", write, body, "writer-secret", "aps", "us-east-1", signedAt), func() ([]byte, error) { read = true; return body, nil })
+	require.NoError(t, err)
+	require.True(t, read)
+}
