@@ -25,6 +25,9 @@ import (
 	"github.com/golang/snappy"
 	"github.com/prometheus/prometheus/prompb"
 
+	"github.com/prometheus/common/config"
+	"github.com/prometheus/sigv4"
+
 	"github.com/vigil-metrics/vigil/internal/bench"
 )
 
@@ -37,19 +40,31 @@ func main() {
 		rounds      = flag.Int("rounds", 20, "times every series gets a sample in the measured phase")
 		concurrency = flag.Int("concurrency", 4, "requests in flight")
 		orgID       = flag.String("org-id", "", "X-Scope-OrgID header, for the Mimir-compatible path")
+		sigv4Key    = flag.String("sigv4-access-key", "", "sign every request with AWS SigV4 (service aps) with this access key, as Prometheus's sigv4 block does")
+		sigv4Secret = flag.String("sigv4-secret-key", "", "secret of -sigv4-access-key")
+		sigv4Region = flag.String("sigv4-region", "us-east-1", "region of the SigV4 signature")
 	)
 	flag.Parse()
 	if *url == "" {
 		fmt.Fprintln(os.Stderr, "loadgen: -url is required")
 		os.Exit(2)
 	}
-	if err := run(*url, *pid, *seriesTotal, *batch, *rounds, *concurrency, *orgID); err != nil {
+	var transport http.RoundTripper = &http.Transport{MaxIdleConnsPerHost: *concurrency}
+	if *sigv4Key != "" {
+		rt, err := sigv4.NewSigV4RoundTripper(&sigv4.SigV4Config{Region: *sigv4Region, AccessKey: *sigv4Key, SecretKey: config.Secret(*sigv4Secret)}, transport)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen:", err)
+			os.Exit(2)
+		}
+		transport = rt
+	}
+	if err := run(*url, *pid, *seriesTotal, *batch, *rounds, *concurrency, *orgID, transport); err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		os.Exit(1)
 	}
 }
 
-func run(url string, pid, seriesTotal, batch, rounds, concurrency int, orgID string) error {
+func run(url string, pid, seriesTotal, batch, rounds, concurrency int, orgID string, transport http.RoundTripper) error {
 	perRound := seriesTotal / batch
 	start := time.Now().Add(-time.Hour).UnixMilli()
 	encodeRound := func(r int) [][]byte {
@@ -67,7 +82,7 @@ func run(url string, pid, seriesTotal, batch, rounds, concurrency int, orgID str
 		}
 		return out
 	}
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: concurrency}}
+	client := &http.Client{Transport: transport}
 	var failures atomic.Int64
 	send := func(body []byte) {
 		req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
