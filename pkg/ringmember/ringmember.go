@@ -21,6 +21,7 @@ import (
 	"github.com/grafana/dskit/kv/memberlist"
 	"github.com/grafana/dskit/netutil"
 	"github.com/grafana/dskit/ring"
+	ringclient "github.com/grafana/dskit/ring/client"
 	"github.com/grafana/dskit/services"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -275,4 +276,27 @@ func (m *ActiveMember) starting(ctx context.Context) error {
 
 func (m *ActiveMember) stopping(error) error {
 	return services.StopAndAwaitTerminated(context.Background(), m.lifecycler)
+}
+
+// NewClientPool returns a dskit client pool for the instances of r, each
+// client made by factory and health-checked every period; the gauge counts
+// the pooled clients. component names the pool in logs and metrics.
+func NewClientPool(component string, period time.Duration, r ring.ReadRing, factory ringclient.PoolInstFunc, clients prometheus.Gauge, logger log.Logger) *ringclient.Pool {
+	cfg := ringclient.PoolConfig{CheckInterval: period, HealthCheckEnabled: true, HealthCheckTimeout: time.Second}
+	return ringclient.NewPool(component, cfg, ringclient.NewRingServiceDiscovery(r), factory, clients, logger)
+}
+
+// PooledClient returns the client of a ring instance from pool, as the type
+// its component expects.
+func PooledClient[T any](pool *ringclient.Pool, inst ring.InstanceDesc, component string) (T, error) {
+	var zero T
+	c, err := pool.GetClientForInstance(inst)
+	if err != nil {
+		return zero, err
+	}
+	t, ok := c.(T)
+	if !ok {
+		return zero, fmt.Errorf("pooled client for %s is %T, not a %s client", inst.Addr, c, component)
+	}
+	return t, nil
 }

@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/vigil-metrics/vigil/pkg/pb/ingesterpb"
+	"github.com/vigil-metrics/vigil/pkg/ringmember"
 	"github.com/vigil-metrics/vigil/pkg/tenant"
 )
 
@@ -69,25 +70,12 @@ func NewPool(cfg Config, r ring.ReadRing, local func(ring.InstanceDesc) Ingester
 		}
 		return dial(cfg, inst.Addr)
 	})
-	poolCfg := ringclient.PoolConfig{
-		CheckInterval:      cfg.HealthCheckPeriod,
-		HealthCheckEnabled: true,
-		HealthCheckTimeout: time.Second,
-	}
-	return ringclient.NewPool("ingester", poolCfg, ringclient.NewRingServiceDiscovery(r), factory, clients, logger)
+	return ringmember.NewClientPool("ingester", cfg.HealthCheckPeriod, r, factory, clients, logger)
 }
 
 // Get returns the client of a ring instance from pool.
 func Get(pool *ringclient.Pool, inst ring.InstanceDesc) (Ingester, error) {
-	c, err := pool.GetClientForInstance(inst)
-	if err != nil {
-		return nil, err
-	}
-	ic, ok := c.(Ingester)
-	if !ok {
-		return nil, fmt.Errorf("pooled client for %s is %T, not an ingester client", inst.Addr, c)
-	}
-	return ic, nil
+	return ringmember.PooledClient[Ingester](pool, inst, "ingester")
 }
 
 type grpcClient struct {

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/vigil-metrics/vigil/pkg/pb/storegatewaypb"
+	"github.com/vigil-metrics/vigil/pkg/ringmember"
 )
 
 // Config configures the gRPC clients to store-gateways.
@@ -64,23 +65,10 @@ func NewPool(cfg Config, r ring.ReadRing, reg prometheus.Registerer, logger log.
 			Closer:             conn,
 		}, nil
 	})
-	poolCfg := ringclient.PoolConfig{
-		CheckInterval:      cfg.HealthCheckPeriod,
-		HealthCheckEnabled: true,
-		HealthCheckTimeout: time.Second,
-	}
-	return ringclient.NewPool("store-gateway", poolCfg, ringclient.NewRingServiceDiscovery(r), factory, clients, logger)
+	return ringmember.NewClientPool("store-gateway", cfg.HealthCheckPeriod, r, factory, clients, logger)
 }
 
 // Get returns the client of a ring instance from pool.
 func Get(pool *ringclient.Pool, inst ring.InstanceDesc) (StoreGateway, error) {
-	c, err := pool.GetClientForInstance(inst)
-	if err != nil {
-		return nil, err
-	}
-	sg, ok := c.(StoreGateway)
-	if !ok {
-		return nil, fmt.Errorf("pooled client for %s is %T, not a store-gateway client", inst.Addr, c)
-	}
-	return sg, nil
+	return ringmember.PooledClient[StoreGateway](pool, inst, "store-gateway")
 }
