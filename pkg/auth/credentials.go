@@ -3,6 +3,7 @@ package auth
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"regexp"
@@ -13,10 +14,6 @@ import (
 	"github.com/go-kit/log/level"
 	"gopkg.in/yaml.v3"
 )
-
-// FullAccess is the AWS managed policy allowing every aps action: the only
-// one this version enforces (as: everything of the identity's own account).
-const FullAccess = "AmazonPrometheusFullAccess"
 
 // CredentialsFile is the YAML shape of -auth.credentials-file.
 type CredentialsFile struct {
@@ -70,19 +67,9 @@ func parseCredentials(b []byte) (map[string]keyEntry, error) {
 			if u.Name == "" {
 				return nil, fmt.Errorf("account %s: a user has no name", a.ID)
 			}
-			// Until IAM policy evaluation lands, an identity can only be
-			// given everything of its own account: refusing other
-			// policies beats ignoring them.
-			if len(u.Policies) > 0 {
-				return nil, fmt.Errorf("account %s, user %s: inline policies are not supported yet", a.ID, u.Name)
-			}
-			for _, p := range u.ManagedPolicies {
-				if p != FullAccess {
-					return nil, fmt.Errorf("account %s, user %s: managed policy %q is not supported yet (only %s)", a.ID, u.Name, p, FullAccess)
-				}
-			}
-			if len(u.ManagedPolicies) == 0 {
-				return nil, fmt.Errorf("account %s, user %s: no policy; give it %s", a.ID, u.Name, FullAccess)
+			policies, err := userPolicies(u)
+			if err != nil {
+				return nil, fmt.Errorf("account %s, user %s: %w", a.ID, u.Name, err)
 			}
 			for _, k := range u.AccessKeys {
 				if !accessKeyRe.MatchString(k.ID) || k.Secret == "" {
@@ -91,11 +78,47 @@ func parseCredentials(b []byte) (map[string]keyEntry, error) {
 				if _, dup := keys[k.ID]; dup {
 					return nil, fmt.Errorf("access key %s is listed twice", k.ID)
 				}
-				keys[k.ID] = keyEntry{secret: k.Secret, id: Identity{Account: a.ID, User: u.Name, AccessKeyID: k.ID}}
+				keys[k.ID] = keyEntry{secret: k.Secret, id: Identity{Account: a.ID, User: u.Name, AccessKeyID: k.ID, Policies: policies}}
 			}
 		}
 	}
 	return keys, nil
+}
+
+// userPolicies compiles a user's managed and inline policies. An inline
+// policy is written in YAML or JSON in the file, or as a string holding the
+// JSON document, in IAM's shape either way.
+func userPolicies(u UserEntry) ([]*Policy, error) {
+	var out []*Policy
+	for _, name := range u.ManagedPolicies {
+		p, err := ManagedPolicy(name)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	for i, node := range u.Policies {
+		var doc []byte
+		if node.Kind == yaml.ScalarNode {
+			doc = []byte(node.Value)
+		} else {
+			var v any
+			if err := node.Decode(&v); err != nil {
+				return nil, fmt.Errorf("inline policy %d: %w", i, err)
+			}
+			b, err := json.Marshal(v)
+			if err != nil {
+				return nil, fmt.Errorf("inline policy %d: %w", i, err)
+			}
+			doc = b
+		}
+		p, err := ParsePolicy(doc, false)
+		if err != nil {
+			return nil, fmt.Errorf("inline policy %d: %w", i, err)
+		}
+		out = append(out, p)
+	}
+	return out, nil
 }
 
 // FileKeys are the identities of a credentials file, read again when it

@@ -18,9 +18,14 @@ func TestCredentialsFileIsValidated(t *testing.T) {
 		{"ok", `accounts: [{id: "111122223333", users: [{name: a, access_keys: [{id: AKIAEXAMPLEAAAAAA, secret: s}], managed_policies: [AmazonPrometheusFullAccess]}]}]`, ""},
 		{"bad account", `accounts: [{id: "1234", users: []}]`, "not 12 digits"},
 		{"unknown field", `accounts: [{id: "111122223333", secrets: []}]`, "field secrets not found"},
-		{"policy not enforced yet", `accounts: [{id: "111122223333", users: [{name: a, access_keys: [{id: AKIAEXAMPLEAAAAAA, secret: s}], managed_policies: [AmazonPrometheusRemoteWriteAccess]}]}]`, "is not supported yet"},
-		{"inline policy", `accounts: [{id: "111122223333", users: [{name: a, access_keys: [{id: AKIAEXAMPLEAAAAAA, secret: s}], managed_policies: [AmazonPrometheusFullAccess], policies: [{Version: "2012-10-17"}]}]}]`, "inline policies are not supported yet"},
-		{"no policy", `accounts: [{id: "111122223333", users: [{name: a, access_keys: [{id: AKIAEXAMPLEAAAAAA, secret: s}]}]}]`, "no policy"},
+		{"remote write only", `accounts: [{id: "111122223333", users: [{name: a, access_keys: [{id: AKIAEXAMPLEAAAAAA, secret: s}], managed_policies: [AmazonPrometheusRemoteWriteAccess]}]}]`, ""},
+		{"inline YAML policy", `accounts: [{id: "111122223333", users: [{name: a, access_keys: [{id: AKIAEXAMPLEAAAAAA, secret: s}], policies: [{Version: "2012-10-17", Statement: [{Effect: Allow, Action: "aps:QueryMetrics", Resource: "*"}]}]}]}]`, ""},
+		{"inline JSON policy", `accounts: [{id: "111122223333", users: [{name: a, access_keys: [{id: AKIAEXAMPLEAAAAAA, secret: s}], policies: ['{"Statement": {"Effect": "Deny", "Action": "aps:*", "Resource": "*"}}']}]}]`, ""},
+		{"no policy", `accounts: [{id: "111122223333", users: [{name: a, access_keys: [{id: AKIAEXAMPLEAAAAAA, secret: s}]}]}]`, ""},
+		{"unknown managed policy", `accounts: [{id: "111122223333", users: [{name: a, access_keys: [{id: AKIAEXAMPLEAAAAAA, secret: s}], managed_policies: [AdministratorAccess]}]}]`, "unknown managed policy"},
+		{"bad inline policy", `accounts: [{id: "111122223333", users: [{name: a, access_keys: [{id: AKIAEXAMPLEAAAAAA, secret: s}], policies: [{Statement: [{Effect: Maybe, Action: "*", Resource: "*"}]}]}]}]`, "Effect must be Allow or Deny"},
+		{"principal in identity policy", `accounts: [{id: "111122223333", users: [{name: a, access_keys: [{id: AKIAEXAMPLEAAAAAA, secret: s}], policies: [{Statement: [{Effect: Allow, Principal: "*", Action: "*", Resource: "*"}]}]}]}]`, "cannot have a Principal"},
+		{"unsupported operator", `accounts: [{id: "111122223333", users: [{name: a, access_keys: [{id: AKIAEXAMPLEAAAAAA, secret: s}], policies: [{Statement: [{Effect: Allow, Action: "*", Resource: "*", Condition: {DateGreaterThan: {"aws:CurrentTime": "2020-01-01"}}}]}]}]}]`, "not supported"},
 		{"duplicate key", `accounts: [{id: "111122223333", users: [{name: a, access_keys: [{id: AKIAEXAMPLEAAAAAA, secret: s}, {id: AKIAEXAMPLEAAAAAA, secret: t}], managed_policies: [AmazonPrometheusFullAccess]}]}]`, "listed twice"},
 		{"empty secret", `accounts: [{id: "111122223333", users: [{name: a, access_keys: [{id: AKIAEXAMPLEAAAAAA}], managed_policies: [AmazonPrometheusFullAccess]}]}]`, "and a secret"},
 	} {
@@ -28,7 +33,10 @@ func TestCredentialsFileIsValidated(t *testing.T) {
 			keys, err := parseCredentials([]byte(tc.yaml))
 			if tc.err == "" {
 				require.NoError(t, err)
-				require.Equal(t, Identity{Account: "111122223333", User: "a", AccessKeyID: "AKIAEXAMPLEAAAAAA"}, keys["AKIAEXAMPLEAAAAAA"].id)
+				id := keys["AKIAEXAMPLEAAAAAA"].id
+				require.Equal(t, "111122223333", id.Account)
+				require.Equal(t, "a", id.User)
+				require.Equal(t, "AKIAEXAMPLEAAAAAA", id.AccessKeyID)
 				return
 			}
 			require.ErrorContains(t, err, tc.err)

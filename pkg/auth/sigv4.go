@@ -38,6 +38,8 @@ type Identity struct {
 	Account     string
 	User        string
 	AccessKeyID string
+	// Policies are the identity's compiled policies, managed and inline.
+	Policies []*Policy
 }
 
 // Keys finds the secret of an access key and the identity it belongs to.
