@@ -76,7 +76,8 @@ func createWith(base string, body map[string]any) (int, map[string]any) {
 // the quota holds and a retried clientToken returns the same workspace
 // whichever replica it reaches.
 func TestControlPlaneReplicasHaveOneWriterPerAccount(t *testing.T) {
-	replicas := startAPIReplicas(t, 2, "-controlplane.max-workspaces-per-account=2")
+	// Twenty creates at once: more than the default rate of one account.
+	replicas := startAPIReplicas(t, 2, "-controlplane.max-workspaces-per-account=2", "-auth.control-plane-rate-limit=1000")
 	var mu sync.Mutex
 	codes := map[int]int{}
 	var wg sync.WaitGroup

@@ -24,19 +24,6 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-const credentialsYAML = `
-accounts:
-  - id: "111122223333"
-    users:
-      - name: admin
-        access_keys: [{id: AKIAEXAMPLEADMINAAA, secret: admin-secret}]
-        managed_policies: [AmazonPrometheusFullAccess]
-  - id: "444455556666"
-    users:
-      - name: other
-        access_keys: [{id: AKIAEXAMPLEOTHERBBB, secret: other-secret}]
-        managed_policies: [AmazonPrometheusFullAccess]
-`
 
 func signedAMP(base, key, secret string) *amp.Client {
 	return amp.New(amp.Options{
@@ -80,7 +67,7 @@ func signedQuerier(t *testing.T, endpoint, key, secret string) promv1.API {
 func TestSigV4AccountsAreIsolated(t *testing.T) {
 	dir := t.TempDir()
 	creds := filepath.Join(dir, "credentials.yaml")
-	require.NoError(t, os.WriteFile(creds, []byte(credentialsYAML), 0o600))
+	require.NoError(t, os.WriteFile(creds, []byte(iamYAML), 0o600))
 	v := startMonolith(t, filepath.Join(dir, "data"), "-auth.mode=sigv4", "-auth.credentials-file="+creds)
 	ctx := context.Background()
 

@@ -1,7 +1,9 @@
 // Package api routes Vigil's public HTTP port: the AMP control plane, the
 // per-workspace Prometheus-compatible data plane and the Mimir-compatible
-// paths. It authenticates callers and resolves the workspace (tenant) before
-// handing a request to the component that serves it.
+// paths. Every route is a row of one table (routes.go) naming its operation
+// and resource: the router authenticates the caller, throttles
+// control-plane calls, authorises the operation's action on its resource,
+// audits, and only then hands the request to the component that serves it.
 package api
 
 import (
@@ -10,10 +12,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
+	"net"
 	"net/http"
-	"strings"
+	"sync"
 
 	"github.com/go-kit/log"
+	"golang.org/x/time/rate"
 
 	"github.com/vigil-metrics/vigil/pkg/apierror"
 	"github.com/vigil-metrics/vigil/pkg/auth"
@@ -35,6 +40,9 @@ const (
 // components bound their bodies more tightly after.
 const maxSignedBody = 16 << 20
 
+// maxControlBody bounds a control-plane body read for its request tags.
+const maxControlBody = 1 << 20
+
 // orgIDHeader carries the tenant on the Mimir-compatible paths.
 const orgIDHeader = "X-Scope-OrgID"
 
@@ -43,6 +51,9 @@ type Config struct {
 	AuthMode         string `yaml:"mode"`
 	AnonymousAccount string `yaml:"anonymous_account_id"`
 	CredentialsFile  string `yaml:"credentials_file"`
+	// ControlPlaneRate is how many control-plane operations per second one
+	// account may call on one replica.
+	ControlPlaneRate float64 `yaml:"control_plane_rate"`
 	// Region is the AMP region requests are signed for; set from the
 	// control plane's.
 	Region string `yaml:"-"`
@@ -50,9 +61,10 @@ type Config struct {
 
 // RegisterFlags registers the auth flags.
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
-	f.StringVar(&c.AuthMode, "auth.mode", AuthNone, "How callers are authenticated. none: every caller is the anonymous account (development and trusted networks only). sigv4: every request must be signed with AWS Signature Version 4 for service aps in -controlplane.region by a key of -auth.credentials-file; a caller reaches only its own account's workspaces.")
-	f.StringVar(&c.CredentialsFile, "auth.credentials-file", "", "YAML file of the accounts, users and access keys of -auth.mode=sigv4 (accounts: [{id, users: [{name, access_keys: [{id, secret}], managed_policies: [AmazonPrometheusFullAccess]}]}]). Read again when it changes.")
+	f.StringVar(&c.AuthMode, "auth.mode", AuthNone, "How callers are authenticated. none: every caller is the anonymous account with full access (development and trusted networks only). sigv4: every request must be signed with AWS Signature Version 4 for service aps in -controlplane.region by a key of -auth.credentials-file, and is authorised by the key's user's IAM policies and the workspace's resource policy.")
+	f.StringVar(&c.CredentialsFile, "auth.credentials-file", "", "YAML file of the accounts, users, access keys and policies of -auth.mode=sigv4 (accounts: [{id, users: [{name, access_keys: [{id, secret}], managed_policies: [AmazonPrometheusRemoteWriteAccess], policies: [<IAM policy document>]}]}]). Read again when it changes.")
 	f.StringVar(&c.AnonymousAccount, "auth.anonymous-account-id", "000000000000", "Account ID that owns the resources of unauthenticated callers when -auth.mode=none.")
+	f.Float64Var(&c.ControlPlaneRate, "auth.control-plane-rate-limit", 10, "Control-plane operations per second one account may call, per replica (a token bucket holding as many); more get ThrottlingException. AMP quota: 10 control-plane API operations per second.")
 }
 
 // Validate checks the configuration.
@@ -66,55 +78,78 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("unsupported auth.mode %q (supported: %s, %s)", c.AuthMode, AuthNone, AuthSigV4)
 	}
-	if c.AnonymousAccount == "" {
-		return fmt.Errorf("auth.anonymous-account-id must not be empty")
+	if !auth.ValidAccountID(c.AnonymousAccount) {
+		return fmt.Errorf("auth.anonymous-account-id must be 12 digits, got %q", c.AnonymousAccount)
+	}
+	if c.ControlPlaneRate <= 0 {
+		return fmt.Errorf("auth.control-plane-rate-limit must be positive")
 	}
 	return nil
 }
 
-// WorkspaceChecker tells whether a workspace may receive writes and queries.
-type WorkspaceChecker interface {
-	// CheckActive returns nil for an ACTIVE workspace and an apierror with
-	// cause NotFound for a missing or inactive one.
-	CheckActive(ctx context.Context, id string) error
-}
-
-// ControlPlane serves the AMP workspace operations.
-type ControlPlane interface {
-	Create(http.ResponseWriter, *http.Request)
-	List(http.ResponseWriter, *http.Request)
-	Describe(http.ResponseWriter, *http.Request)
-	Delete(http.ResponseWriter, *http.Request)
+// Workspaces finds a workspace for authorisation.
+type Workspaces interface {
+	// Lookup returns the workspace whatever its account and status, an
+	// apierror with cause NotFound for a missing one, or another error when
+	// it cannot be read.
+	Lookup(ctx context.Context, id string) (*auth.Resource, error)
 }
 
 // API is the public router.
 type API struct {
-	cfg      Config
-	mux      *http.ServeMux
-	checker  WorkspaceChecker
-	verifier *auth.Verifier // nil with -auth.mode=none
-	logger   log.Logger
+	cfg        Config
+	mux        *http.ServeMux // public routes, each wrapped by serveRoute
+	operations *http.ServeMux // control-plane routes, bare (forwarded calls)
+	routes     map[string]*Route
+	workspaces Workspaces
+	verifier   *auth.Verifier // nil with -auth.mode=none
+	anonymous  auth.Identity
+	audit      *auditor
+	throttle   *throttle
+	logger     log.Logger
 }
 
-// New returns an API with no routes; components register theirs. keys are
-// the identities of -auth.mode=sigv4 (nil otherwise).
-func New(cfg Config, checker WorkspaceChecker, keys auth.Keys, logger log.Logger) *API {
-	a := &API{cfg: cfg, mux: http.NewServeMux(), checker: checker, logger: logger}
+// New returns an API with no handlers bound; components bind theirs. keys
+// are the identities of -auth.mode=sigv4 (nil otherwise); audit receives
+// one JSON line per audited call (nil: none).
+func New(cfg Config, workspaces Workspaces, keys auth.Keys, audit io.Writer, logger log.Logger) (*API, error) {
+	full, err := auth.ManagedPolicy(auth.FullAccess)
+	if err != nil {
+		return nil, err
+	}
+	a := &API{
+		cfg: cfg, mux: http.NewServeMux(), operations: http.NewServeMux(), routes: map[string]*Route{},
+		workspaces: workspaces, logger: logger,
+		anonymous: auth.Identity{Account: cfg.AnonymousAccount, User: "anonymous", Policies: []*auth.Policy{full}},
+		audit:     newAuditor(audit, cfg.Region, logger),
+		throttle:  newThrottle(cfg.ControlPlaneRate),
+	}
 	if cfg.AuthMode == AuthSigV4 {
 		a.verifier = auth.NewVerifier("aps", cfg.Region, keys)
 	}
-	return a
+	return a, nil
 }
 
-// ServeHTTP authenticates the caller and dispatches to the registered routes.
+type identityKey struct{}
+
+// caller returns the authenticated identity of a request.
+func caller(ctx context.Context) (auth.Identity, bool) {
+	id, ok := ctx.Value(identityKey{}).(auth.Identity)
+	return id, ok
+}
+
+type bodyKey struct{}
+
+// ServeHTTP authenticates the caller and dispatches to the routes.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if a.verifier == nil {
-		r = r.WithContext(tenant.WithAccount(r.Context(), a.cfg.AnonymousAccount))
-		a.mux.ServeHTTP(w, r)
+		ctx := context.WithValue(tenant.WithAccount(r.Context(), a.anonymous.Account), identityKey{}, a.anonymous)
+		a.mux.ServeHTTP(w, r.WithContext(ctx))
 		return
 	}
+	rt := a.routeOf(r)
 	if r.ContentLength > maxSignedBody {
-		writeError(w, r, apierror.New(apierror.TooLarge, apierror.IDRequestTooLarge, "request body over %d bytes", maxSignedBody))
+		a.reject(w, r, rt, nil, apierror.New(apierror.TooLarge, apierror.IDRequestTooLarge, "request body over %d bytes", maxSignedBody))
 		return
 	}
 	var body []byte
@@ -126,89 +161,155 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return body, nil
 	})
 	if err != nil {
-		writeError(w, r, err)
+		a.reject(w, r, rt, nil, err)
 		return
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
-	r = r.WithContext(tenant.WithAccount(r.Context(), id.Account))
-	a.mux.ServeHTTP(w, r)
+	ctx := context.WithValue(tenant.WithAccount(r.Context(), id.Account), identityKey{}, id)
+	ctx = context.WithValue(ctx, bodyKey{}, body)
+	a.mux.ServeHTTP(w, r.WithContext(ctx))
 }
 
-// writeError answers an authentication failure in the form of the API the
-// path belongs to.
-func writeError(w http.ResponseWriter, r *http.Request, err error) {
-	p := r.URL.Path
-	switch {
-	case strings.HasSuffix(p, "/remote_write") || p == "/api/v1/push":
-		apierror.WriteText(w, err)
-	case strings.Contains(p, "/api/v1/"):
-		apierror.WritePrometheus(w, err)
-	default:
-		apierror.WriteAWS(w, err)
+// routeOf finds the route a request is for (nil: none).
+func (a *API) routeOf(r *http.Request) *Route {
+	_, pattern := a.mux.Handler(r)
+	return a.routes[pattern]
+}
+
+// reject answers a request refused before its handler, and audits it.
+func (a *API) reject(w http.ResponseWriter, r *http.Request, rt *Route, id *auth.Identity, err error) {
+	format := formatAWS
+	if rt != nil {
+		format = rt.format
+	}
+	rec := a.audit.begin(w, r, rt, id, true)
+	rec.err = err
+	format.write(rec, err)
+	rec.finish()
+}
+
+// Bind mounts handler at every route of operation.
+func (a *API) Bind(operation string, handler http.Handler) {
+	found := false
+	for _, rt := range routeTable {
+		if rt.Operation != operation {
+			continue
+		}
+		found = true
+		a.routes[rt.Pattern] = rt
+		a.mux.Handle(rt.Pattern, a.serveRoute(rt, handler))
+		if rt.control {
+			a.operations.Handle(rt.Pattern, handler)
+		}
+	}
+	if !found {
+		panic("api: no route for operation " + operation)
 	}
 }
 
-// RegisterControlPlane mounts the workspace operations.
-func (a *API) RegisterControlPlane(cp ControlPlane) {
-	a.mux.HandleFunc("POST /workspaces", cp.Create)
-	a.mux.HandleFunc("GET /workspaces", cp.List)
-	a.mux.HandleFunc("GET /workspaces/{workspaceId}", cp.Describe)
-	a.mux.HandleFunc("DELETE /workspaces/{workspaceId}", cp.Delete)
+// RegisterControlPlane binds the control-plane operations.
+func (a *API) RegisterControlPlane(ops map[string]http.HandlerFunc) {
+	for op, h := range ops {
+		a.Bind(op, h)
+	}
 }
 
-// RegisterPush mounts a remote-write handler, which finds the workspace in
-// the request context, at the workspace's remote_write path and at Mimir's
-// /api/v1/push.
-func (a *API) RegisterPush(push http.Handler) {
-	a.mux.Handle("POST /workspaces/{workspaceId}/api/v1/remote_write", a.workspaceFromPath(push, apierror.WriteText))
-	a.mux.Handle("POST /api/v1/push", a.workspaceFromOrgID(push, apierror.WriteText))
-}
+// RegisterPush binds the remote-write handler, which finds the workspace in
+// the request context.
+func (a *API) RegisterPush(push http.Handler) { a.Bind("RemoteWrite", push) }
 
-// RegisterQuery mounts a Prometheus HTTP API handler that serves paths under
-// /api/v1/ for the workspace in the request context, below each workspace's
-// endpoint and below Mimir's /prometheus prefix.
+// RegisterQuery binds a Prometheus HTTP API handler serving paths under
+// /api/v1/ for the workspace in the request context.
 func (a *API) RegisterQuery(query http.Handler) {
-	a.mux.Handle("/workspaces/{workspaceId}/api/v1/", a.workspaceFromPath(stripPrefix(query, func(r *http.Request) string {
-		return "/workspaces/" + r.PathValue("workspaceId")
-	}), apierror.WritePrometheus))
-	a.mux.Handle("/prometheus/api/v1/", a.workspaceFromOrgID(stripPrefix(query, func(*http.Request) string {
-		return "/prometheus"
-	}), apierror.WritePrometheus))
+	for _, op := range []string{"QueryMetrics", "GetLabels", "GetSeries"} {
+		a.Bind(op, query)
+	}
 }
 
-func stripPrefix(next http.Handler, prefix func(*http.Request) string) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p := prefix(r)
-		r2 := r.Clone(r.Context())
-		r2.URL.Path = strings.TrimPrefix(r.URL.Path, p)
-		r2.URL.RawPath = ""
-		next.ServeHTTP(w, r2)
-	})
-}
+// Operations serves control-plane requests another replica authenticated,
+// authorised and forwarded, with the caller's account in the context.
+func (a *API) Operations() http.Handler { return a.operations }
 
-type errorWriter func(http.ResponseWriter, error)
-
-func (a *API) workspaceFromPath(next http.Handler, writeErr errorWriter) http.Handler {
+// serveRoute wraps a route's handler: throttle, authorise, audit.
+func (a *API) serveRoute(rt *Route, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		a.serveWorkspace(w, r, r.PathValue("workspaceId"), next, writeErr)
-	})
-}
-
-func (a *API) workspaceFromOrgID(next http.Handler, writeErr errorWriter) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := r.Header.Get(orgIDHeader)
-		if id == "" {
-			writeErr(w, apierror.New(apierror.BadData, apierror.IDMissingTenant, "no workspace: set the %s header to a workspace ID", orgIDHeader))
+		id, ok := caller(r.Context())
+		if !ok {
+			rt.format.write(w, apierror.New(apierror.Internal, apierror.IDMissingTenant, "no caller identity on the request"))
 			return
 		}
-		a.serveWorkspace(w, r, id, next, writeErr)
+		if rt.control && !a.throttle.allow(id.Account) {
+			a.reject(w, r, rt, &id, apierror.New(apierror.TooManyRequests, apierror.IDControlPlaneThrottled,
+				"Rate exceeded: at most %g control-plane operations per second per account.", a.cfg.ControlPlaneRate))
+			return
+		}
+		if rt.control {
+			// The body is read once here for request tags and the audit
+			// record, and handed on.
+			b, err := a.body(w, r)
+			if err != nil {
+				a.reject(w, r, rt, &id, err)
+				return
+			}
+			r = r.WithContext(context.WithValue(r.Context(), bodyKey{}, b))
+		}
+		r, workspace, err := a.authorize(w, r, rt, id)
+		if err != nil {
+			if apierror.CauseOf(err) == apierror.Forbidden {
+				a.reject(w, r, rt, &id, err)
+			} else {
+				rt.format.write(w, err)
+			}
+			return
+		}
+		if workspace != "" {
+			r = r.WithContext(tenant.WithID(r.Context(), workspace))
+		}
+		r = stripPath(r, rt)
+		if !rt.control {
+			next.ServeHTTP(w, r)
+			return
+		}
+		rec := a.audit.begin(w, r, rt, &id, false)
+		next.ServeHTTP(rec, r)
+		rec.finish()
 	})
 }
 
-func (a *API) serveWorkspace(w http.ResponseWriter, r *http.Request, id string, next http.Handler, writeErr errorWriter) {
-	if err := a.checker.CheckActive(r.Context(), id); err != nil {
-		writeErr(w, err)
-		return
+// sourceIP is the address of the peer; X-Forwarded-For is not trusted.
+func sourceIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
 	}
-	next.ServeHTTP(w, r.WithContext(tenant.WithID(r.Context(), id)))
+	return host
+}
+
+// throttle is a token bucket per account, holding a second's worth.
+type throttle struct {
+	rate    float64
+	mu      sync.Mutex
+	buckets map[string]*rate.Limiter
+}
+
+func newThrottle(r float64) *throttle {
+	return &throttle{rate: r, buckets: map[string]*rate.Limiter{}}
+}
+
+// maxBuckets bounds the remembered accounts; only authenticated accounts
+// get a bucket.
+const maxBuckets = 100_000
+
+func (t *throttle) allow(account string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	b, ok := t.buckets[account]
+	if !ok {
+		if len(t.buckets) >= maxBuckets {
+			clear(t.buckets)
+		}
+		b = rate.NewLimiter(rate.Limit(t.rate), int(math.Ceil(t.rate)))
+		t.buckets[account] = b
+	}
+	return b.Allow()
 }

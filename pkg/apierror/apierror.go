@@ -85,6 +85,10 @@ const (
 	IDUnknownAccessKey               = "unknown-access-key"
 	IDSignatureMismatch              = "signature-mismatch"
 	IDSignatureExpired               = "signature-expired"
+	IDAccessDenied                   = "access-denied"
+	IDPolicyNotFound                 = "resource-policy-not-found"
+	IDRevisionMismatch               = "revision-id-mismatch"
+	IDControlPlaneThrottled          = "control-plane-throttled"
 )
 
 // Error is an error with a cause and a stable ID.
@@ -92,6 +96,9 @@ type Error struct {
 	Cause Cause
 	ID    string
 	Msg   string
+	// Field names the request field a BadData error is about (AMP's
+	// ValidationException fieldList).
+	Field string
 }
 
 // Error returns the message followed by the ID users can look up.
@@ -100,6 +107,11 @@ func (e *Error) Error() string {
 		return e.Msg
 	}
 	return fmt.Sprintf("%s (err-vigil-%s)", e.Msg, e.ID)
+}
+
+// Invalid returns a BadData error about one request field.
+func Invalid(field, format string, args ...any) *Error {
+	return &Error{Cause: BadData, ID: IDValidation, Msg: fmt.Sprintf(format, args...), Field: field}
 }
 
 // New returns an Error with a formatted message.

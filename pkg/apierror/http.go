@@ -9,11 +9,24 @@ import (
 // the x-amzn-ErrorType header and {"message": ...} in the body, so that the
 // AWS SDKs and CLI decode it into the matching exception type.
 func WriteAWS(w http.ResponseWriter, err error) {
-	cause := From(err).Cause
+	e := From(err)
+	typ := AWSType(e.Cause)
 	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("x-amzn-ErrorType", AWSType(cause))
-	w.WriteHeader(HTTPStatus(cause))
-	_ = json.NewEncoder(w).Encode(map[string]string{"message": err.Error()})
+	w.Header().Set("x-amzn-ErrorType", typ)
+	body := map[string]any{"message": err.Error()}
+	switch typ {
+	case "ValidationException":
+		body["reason"] = "OTHER"
+		if e.Field != "" {
+			body["reason"] = "FIELD_VALIDATION_FAILED"
+			body["fieldList"] = []map[string]string{{"name": e.Field, "message": e.Msg}}
+		}
+	case "ThrottlingException":
+		body["serviceCode"] = "aps"
+		w.Header().Set("Retry-After", "1")
+	}
+	w.WriteHeader(HTTPStatus(e.Cause))
+	_ = json.NewEncoder(w).Encode(body)
 }
 
 // prometheusErrorType is the errorType of Prometheus's JSON envelope for a cause.

@@ -93,6 +93,15 @@ func allowedResourceAction(pattern string) bool {
 	return false
 }
 
+// Resource is a workspace as authorisation sees it.
+type Resource struct {
+	Account string
+	ARN     string
+	Active  bool
+	Tags    map[string]string
+	Policy  *Policy // the resource policy; nil: none
+}
+
 // Decision is the outcome of authorising one request, with the reason a
 // denial gives in its message.
 type Decision struct {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -129,19 +130,22 @@ func account(r *http.Request) (string, error) {
 	return a, nil
 }
 
+// tagRe is AMP's TagKey and TagValue pattern.
+var tagRe = regexp.MustCompile(`^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$`)
+
 func validateTags(tags map[string]string) error {
 	if len(tags) > 50 { // AMP quota: 50 tags per resource.
-		return validation("A resource can have at most 50 tags, got %d.", len(tags))
+		return apierror.Invalid("tags", "A resource can have at most 50 tags, got %d.", len(tags))
 	}
 	for k, v := range tags {
-		if n := utf8.RuneCountInString(k); n < 1 || n > 128 {
-			return validation("Tag key %q must be 1 to 128 characters long.", k)
+		if n := utf8.RuneCountInString(k); n < 1 || n > 128 || !tagRe.MatchString(k) {
+			return apierror.Invalid("tags", "Tag key %q must be 1 to 128 letters, digits, spaces and _.:/=+-@.", k)
 		}
 		if strings.HasPrefix(strings.ToLower(k), "aws:") {
-			return validation("Tag key %q uses the reserved prefix aws:.", k)
+			return apierror.Invalid("tags", "Tag key %q uses the reserved prefix aws:.", k)
 		}
-		if utf8.RuneCountInString(v) > 256 {
-			return validation("Tag value of %q must be at most 256 characters long.", k)
+		if utf8.RuneCountInString(v) > 256 || !tagRe.MatchString(v) {
+			return apierror.Invalid("tags", "Tag value of %q must be at most 256 letters, digits, spaces and _.:/=+-@.", k)
 		}
 	}
 	return nil
@@ -174,14 +178,14 @@ func (h *Handler) Create(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if n := len(in.ClientToken); n > 64 {
-		apierror.WriteAWS(w, validation("clientToken must be 1 to 64 characters long."))
+	if err := checkClientToken(in.ClientToken); err != nil {
+		apierror.WriteAWS(w, err)
 		return
 	}
 	ci := CreateInput{Tags: in.Tags, KMSKeyARN: in.KMSKeyARN, ClientToken: in.ClientToken}
 	if in.Alias != nil {
 		if n := utf8.RuneCountInString(*in.Alias); n < 1 || n > 100 {
-			apierror.WriteAWS(w, validation("alias must be 1 to 100 characters long."))
+			apierror.WriteAWS(w, apierror.Invalid("alias", "alias must be 1 to 100 characters long."))
 			return
 		}
 		ci.Alias = *in.Alias
@@ -248,7 +252,7 @@ func (h *Handler) List(w http.ResponseWriter, r *http.Request) {
 	if s := q.Get("maxResults"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > 1000 {
-			apierror.WriteAWS(w, validation("maxResults must be an integer from 1 to 1000."))
+			apierror.WriteAWS(w, apierror.Invalid("maxResults", "maxResults must be an integer from 1 to 1000."))
 			return
 		}
 		maxResults = n
@@ -258,7 +262,7 @@ func (h *Handler) List(w http.ResponseWriter, r *http.Request) {
 		raw, err := base64.RawURLEncoding.DecodeString(tok)
 		n, convErr := strconv.Atoi(string(raw))
 		if err != nil || convErr != nil || n < 0 {
-			apierror.WriteAWS(w, validation("nextToken is not valid."))
+			apierror.WriteAWS(w, apierror.Invalid("nextToken", "nextToken is not valid."))
 			return
 		}
 		start = n

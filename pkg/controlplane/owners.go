@@ -162,15 +162,13 @@ func (f *forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 const InternalPrefix = "/internal/controlplane"
 
 // Internal returns the handler of the requests other replicas forward to
-// this one, to be mounted at InternalPrefix. It serves only requests that
-// arrived on the internal gRPC port (dskit's httpgrpc service), where the
-// forwarding replica names the caller's account; on the public port the
-// path does not exist.
-func (h *Handler) Internal() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST /workspaces", h.Create)
-	mux.HandleFunc("DELETE /workspaces/{workspaceId}", h.Delete)
-	inner := http.StripPrefix(InternalPrefix, mux)
+// this one, to be mounted at InternalPrefix; operations dispatches them
+// (without authenticating again: the replica that forwarded did). It serves
+// only requests that arrived on the internal gRPC port (dskit's httpgrpc
+// service), where the forwarding replica names the caller's account; on the
+// public port the path does not exist.
+func (h *Handler) Internal(operations http.Handler) http.Handler {
+	inner := http.StripPrefix(InternalPrefix, operations)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !httpgrpcserver.IsHandledByHttpgrpcServer(r.Context()) {
 			http.NotFound(w, r)

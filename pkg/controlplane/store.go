@@ -14,6 +14,7 @@ import (
 	"github.com/thanos-io/objstore"
 
 	"github.com/vigil-metrics/vigil/pkg/apierror"
+	"github.com/vigil-metrics/vigil/pkg/auth"
 	"github.com/vigil-metrics/vigil/pkg/ringmember"
 	"github.com/vigil-metrics/vigil/pkg/tenant"
 )
@@ -26,6 +27,9 @@ type Config struct {
 	MaxWorkspacesPerAccount int           `yaml:"max_workspaces_per_account"`
 	StatusCacheTTL          time.Duration `yaml:"status_cache_ttl"`
 	PublicURL               string        `yaml:"public_url"`
+	// DefaultRetentionDays is the retention DescribeWorkspaceConfiguration
+	// shows for a workspace that set none: the compactor's.
+	DefaultRetentionDays int `yaml:"-"`
 
 	// Ring is the ring of the replicas serving the control plane: each
 	// account's writes go to the one replica its name hashes to.
@@ -164,7 +168,7 @@ func (s *Store) read(ctx context.Context, id string) (*Workspace, error) {
 	if !found {
 		return nil, notFound(id)
 	}
-	return &ws, nil
+	return ws.build(), nil
 }
 
 // readJSON decodes the JSON document name into v; found is false when there
@@ -195,6 +199,7 @@ func (s *Store) readJSON(ctx context.Context, name string, v any) (found bool, e
 const maxDocumentSize = 4 << 20
 
 func (s *Store) put(ctx context.Context, ws *Workspace) error {
+	ws.build()
 	body, err := json.Marshal(ws)
 	if err != nil {
 		return err
@@ -249,12 +254,12 @@ func (s *Store) set(id string, e cacheEntry) {
 	s.cache[id] = e
 }
 
-// CheckActive returns nil when the workspace exists and is ACTIVE, and a
-// NotFound error otherwise. It is on the hot path of every write and query.
-// While object storage cannot be read, the status last read stands: writes
-// and queries of known workspaces go on through an outage; an unknown
-// workspace gets 503, which senders retry.
-func (s *Store) CheckActive(ctx context.Context, id string) error {
+// cached returns the workspace document from the status cache, read again
+// after StatusCacheTTL. It is on the hot path of every write and query.
+// While object storage cannot be read, the document last read stands:
+// writes and queries of known workspaces go on through an outage; an
+// unknown workspace gets 503, which senders retry.
+func (s *Store) cached(ctx context.Context, id string) (*Workspace, error) {
 	s.mu.RLock()
 	e, ok := s.cache[id]
 	s.mu.RUnlock()
@@ -272,11 +277,11 @@ func (s *Store) CheckActive(ctx context.Context, id string) error {
 		case err == nil:
 			ws = fresh
 		case apierror.CauseOf(err) == apierror.NotFound:
-			return err
+			return nil, err
 		case !ok || e.ws == nil || now.Sub(e.fetched) > maxStaleStatus:
 			// Unknown, known missing (it may have been created since), or
 			// known too long ago: the sender retries.
-			return apierror.New(apierror.Unavailable, apierror.IDStorageUnavailable, "cannot read the status of workspace %s from object storage: %v", id, err)
+			return nil, apierror.New(apierror.Unavailable, apierror.IDStorageUnavailable, "cannot read the status of workspace %s from object storage: %v", id, err)
 		default:
 			s.mu.Lock()
 			if cur, ok := s.cache[id]; ok && cur.fetched.Equal(e.fetched) {
@@ -286,12 +291,42 @@ func (s *Store) CheckActive(ctx context.Context, id string) error {
 			s.mu.Unlock()
 		}
 	} else if ok && now.Sub(e.fetched) > ttl && e.ws != nil && now.Sub(e.fetched) > maxStaleStatus {
-		return apierror.New(apierror.Unavailable, apierror.IDStorageUnavailable, "cannot read the status of workspace %s from object storage", id)
+		return nil, apierror.New(apierror.Unavailable, apierror.IDStorageUnavailable, "cannot read the status of workspace %s from object storage", id)
 	}
 	if ws == nil {
-		return notFound(id)
+		return nil, notFound(id)
 	}
-	// Another account's workspace is indistinguishable from a missing one.
+	return ws, nil
+}
+
+// Lookup returns the workspace as authorisation sees it, whatever its
+// account and status; a missing workspace is a NotFound error.
+func (s *Store) Lookup(ctx context.Context, id string) (*auth.Resource, error) {
+	ws, err := s.cached(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return ws.resource, nil
+}
+
+// Configuration returns a workspace's configuration (nil: the defaults),
+// from the status cache.
+func (s *Store) Configuration(ctx context.Context, id string) (*Configuration, error) {
+	ws, err := s.cached(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return ws.Configuration, nil
+}
+
+// CheckActive returns nil when the workspace exists and is ACTIVE, and a
+// NotFound error otherwise. A workspace of another account than the one in
+// ctx (if any) is indistinguishable from a missing one.
+func (s *Store) CheckActive(ctx context.Context, id string) error {
+	ws, err := s.cached(ctx, id)
+	if err != nil {
+		return err
+	}
 	if acct, ok := tenant.Account(ctx); ok && ws.Account != acct {
 		return notFound(id)
 	}

@@ -6,6 +6,8 @@ import (
 	"crypto/rand"
 	"fmt"
 	"time"
+
+	"github.com/vigil-metrics/vigil/pkg/auth"
 )
 
 // Workspace statuses, as AMP names them.
@@ -27,6 +29,52 @@ type Workspace struct {
 	CreatedAt time.Time         `json:"createdAt"`
 	Tags      map[string]string `json:"tags,omitempty"`
 	KMSKeyARN string            `json:"kmsKeyArn,omitempty"`
+
+	// Configuration is what UpdateWorkspaceConfiguration set; nil: the
+	// defaults.
+	Configuration *Configuration `json:"configuration,omitempty"`
+	// Policy is the workspace's resource policy; nil: none.
+	Policy *ResourcePolicy `json:"policy,omitempty"`
+
+	// resource is the document as authorisation sees it, built when the
+	// document is read or written.
+	resource *auth.Resource
+}
+
+// Configuration is a workspace's configuration (AMP's
+// WorkspaceConfigurationDescription).
+type Configuration struct {
+	// RetentionPeriodInDays overrides the compactor's retention; 0: the
+	// default.
+	RetentionPeriodInDays int             `json:"retentionPeriodInDays,omitempty"`
+	LimitsPerLabelSet     []LabelSetLimit `json:"limitsPerLabelSet,omitempty"`
+}
+
+// LabelSetLimit is an active-series limit for the series carrying a label
+// set; an empty label set is the default bucket of the series matching no
+// other entry.
+type LabelSetLimit struct {
+	LabelSet map[string]string `json:"labelSet"`
+	Limits   struct {
+		MaxSeries int64 `json:"maxSeries"`
+	} `json:"limits"`
+}
+
+// ResourcePolicy is a workspace's resource-based policy.
+type ResourcePolicy struct {
+	Document   string `json:"document"`
+	RevisionID string `json:"revisionId"`
+}
+
+// build derives the authorisation view of the document. A stored policy
+// that no longer compiles grants nothing.
+func (ws *Workspace) build() *Workspace {
+	r := &auth.Resource{Account: ws.Account, ARN: ws.ARN, Active: ws.Status == StatusActive, Tags: ws.Tags}
+	if ws.Policy != nil {
+		r.Policy, _ = auth.ValidateResourcePolicy([]byte(ws.Policy.Document), ws.ARN)
+	}
+	ws.resource = r
+	return ws
 }
 
 // newWorkspaceID returns "ws-" followed by a random (version 4) UUID, the
@@ -42,6 +90,4 @@ func newWorkspaceID() (string, error) {
 }
 
 // workspaceARN returns the ARN AMP gives a workspace.
-func workspaceARN(region, account, id string) string {
-	return fmt.Sprintf("arn:aws:aps:%s:%s:workspace/%s", region, account, id)
-}
+func workspaceARN(region, account, id string) string { return auth.WorkspaceARN(region, account, id) }

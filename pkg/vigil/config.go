@@ -16,6 +16,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/vigil-metrics/vigil/pkg/api"
+	"github.com/vigil-metrics/vigil/pkg/audit"
 	"github.com/vigil-metrics/vigil/pkg/compactor"
 	"github.com/vigil-metrics/vigil/pkg/controlplane"
 	"github.com/vigil-metrics/vigil/pkg/distributor"
@@ -35,6 +36,7 @@ type Config struct {
 	DataDir string                 `yaml:"data_dir"`
 
 	Auth               api.Config             `yaml:"auth"`
+	Audit              audit.Config           `yaml:"audit"`
 	Server             server.Config          `yaml:"server"`
 	Admin              AdminConfig            `yaml:"admin"`
 	Memberlist         memberlist.KVConfig    `yaml:"memberlist"`
@@ -59,6 +61,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.StringVar(&c.DataDir, "data-dir", "./data", "Root directory of all local state: ingester TSDBs and WALs, ring tokens, and the filesystem object-storage backend.")
 
 	c.Auth.RegisterFlags(f)
+	c.Audit.RegisterFlags(f)
 	c.Server.RegisterFlags(f)
 	c.Admin.RegisterFlags(f)
 	c.Memberlist.RegisterFlags(f)
@@ -106,7 +109,7 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("-server.http-write-timeout (%s) must exceed -querier.timeout (%s) by more than 30s", c.Server.HTTPServerWriteTimeout, c.Querier.Timeout)
 	}
 	for _, v := range []interface{ Validate() error }{
-		&c.Auth, &c.Storage, &c.ControlPlane, &c.Distributor, &c.Ingester, &c.Querier, &c.Compactor, &c.StoreGateway, &c.Limits,
+		&c.Auth, &c.Audit, &c.Storage, &c.ControlPlane, &c.Distributor, &c.Ingester, &c.Querier, &c.Compactor, &c.StoreGateway, &c.Limits,
 	} {
 		if err := v.Validate(); err != nil {
 			return err

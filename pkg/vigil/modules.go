@@ -3,6 +3,7 @@ package vigil
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/vigil-metrics/vigil/pkg/api"
 	"github.com/vigil-metrics/vigil/pkg/apierror"
+	"github.com/vigil-metrics/vigil/pkg/audit"
 	"github.com/vigil-metrics/vigil/pkg/auth"
 	"github.com/vigil-metrics/vigil/pkg/compactor"
 	"github.com/vigil-metrics/vigil/pkg/controlplane"
@@ -190,25 +192,46 @@ func (t *Vigil) initWorkspaces() (services.Service, error) {
 func (t *Vigil) initRouter() (services.Service, error) {
 	t.Cfg.Auth.Region = t.Cfg.ControlPlane.Region
 	var keys auth.Keys
-	var svc services.Service
+	var watch func(ctx context.Context)
 	if t.Cfg.Auth.AuthMode == api.AuthSigV4 {
 		fk, err := auth.LoadKeys(t.Cfg.Auth.CredentialsFile, t.Logger)
 		if err != nil {
 			return nil, err
 		}
 		keys = fk
-		// The file is read again when it changes: keys are added and
-		// revoked without a restart.
-		svc = services.NewBasicService(nil, func(ctx context.Context) error {
-			fk.Watch(ctx, 10*time.Second)
-			return nil
-		}, nil)
+		// The file is read again when it changes: keys and policies are
+		// added and revoked without a restart.
+		watch = func(ctx context.Context) { fk.Watch(ctx, 10*time.Second) }
 	}
-	t.API = api.New(t.Cfg.Auth, t.Workspaces, keys, t.Logger)
+	trail, err := audit.Open(t.Cfg.Audit, t.Cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	var sink io.Writer
+	if trail != nil {
+		sink = trail
+	}
+	a, err := api.New(t.Cfg.Auth, t.Workspaces, keys, sink, t.Logger)
+	if err != nil {
+		return nil, err
+	}
+	t.API = a
 	// Every path not taken by the server's own endpoints (registered by any
 	// module, in any order) belongs to the API.
 	t.Server.HTTP.NotFoundHandler = t.API
-	return svc, nil
+	return services.NewBasicService(nil, func(ctx context.Context) error {
+		if watch != nil {
+			watch(ctx)
+		} else {
+			<-ctx.Done()
+		}
+		return nil
+	}, func(error) error {
+		if trail != nil {
+			return trail.Close()
+		}
+		return nil
+	}), nil
 }
 
 func (t *Vigil) initControlPlaneRing() (services.Service, error) {
@@ -239,11 +262,12 @@ func (t *Vigil) initAPI() (services.Service, error) {
 	owners := controlplane.NewRingOwners(t.ControlPlaneRing, member.InstanceID(), func(addr string) (*grpc.ClientConn, error) {
 		return grpc.NewClient(addr, dialOpts...)
 	}, t.Registerer)
+	t.Cfg.ControlPlane.DefaultRetentionDays = int(time.Duration(t.Cfg.Limits.Compactor.RetentionPeriod) / (24 * time.Hour))
 	h := controlplane.NewHandler(t.Cfg.ControlPlane, t.Workspaces, owners)
-	t.API.RegisterControlPlane(h)
+	t.API.RegisterControlPlane(h.Operations())
 	// dskit serves its router on the gRPC port too (httpgrpc); the handler
 	// answers only requests that came that way.
-	t.Server.HTTP.PathPrefix(controlplane.InternalPrefix + "/").Handler(h.Internal())
+	t.Server.HTTP.PathPrefix(controlplane.InternalPrefix + "/").Handler(h.Internal(t.API.Operations()))
 	member.AddListener(services.NewListener(nil, nil, nil, func(services.State) { _ = owners.Close() }, func(services.State, error) { _ = owners.Close() }))
 	return member, nil
 }
@@ -342,7 +366,7 @@ func (t *Vigil) initStoreGateway() (services.Service, error) {
 
 func (t *Vigil) initCompactor() (services.Service, error) {
 	port := t.Server.GRPCListenAddr().(*net.TCPAddr).Port
-	c, err := compactor.New(t.Cfg.Compactor, t.Cfg.DataDir, port, t.Bucket, t.Overrides, workspaceExists{t.Workspaces}, t.ringStore(), t.Registerer, t.Logger)
+	c, err := compactor.New(t.Cfg.Compactor, t.Cfg.DataDir, port, t.Bucket, workspaceRetention{t.Overrides, t.Workspaces}, workspaceExists{t.Workspaces}, t.ringStore(), t.Registerer, t.Logger)
 	if err != nil {
 		return nil, err
 	}
@@ -361,6 +385,30 @@ func (w workspaceExists) Exists(ctx context.Context, id string) (bool, error) {
 		return false, nil
 	}
 	return err == nil, err
+}
+
+// workspaceRetention is a workspace's retention: the retentionPeriodInDays
+// of its configuration (UpdateWorkspaceConfiguration) when set, otherwise
+// the limits'.
+type workspaceRetention struct {
+	limits *limits.Overrides
+	store  *controlplane.Store
+}
+
+func (w workspaceRetention) RetentionPeriod(id string) time.Duration {
+	cfg, err := w.store.Configuration(context.Background(), id)
+	switch {
+	case apierror.CauseOf(err) == apierror.NotFound:
+		// A deleted workspace's data goes with the workspace deletion mark.
+	case err != nil:
+		// The configuration cannot be read: a shorter default must not
+		// delete what a longer configured retention keeps. Nothing is
+		// marked this round.
+		return 0
+	case cfg != nil && cfg.RetentionPeriodInDays > 0:
+		return time.Duration(cfg.RetentionPeriodInDays) * 24 * time.Hour
+	}
+	return w.limits.RetentionPeriod(id)
 }
 
 // otherServices are the services the server must outlive: it stops last so

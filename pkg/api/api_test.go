@@ -1,0 +1,116 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/go-kit/log"
+	"github.com/stretchr/testify/require"
+
+	"github.com/vigil-metrics/vigil/pkg/apierror"
+	"github.com/vigil-metrics/vigil/pkg/auth"
+	"github.com/vigil-metrics/vigil/pkg/tenant"
+)
+
+func TestRouteTable(t *testing.T) {
+	patterns := map[string]bool{}
+	for _, rt := range Routes() {
+		require.NotEmpty(t, rt.Operation)
+		require.False(t, patterns[rt.Pattern], "pattern %s listed twice", rt.Pattern)
+		patterns[rt.Pattern] = true
+		require.Equal(t, rt.control, rt.format == formatAWS, "%s: control-plane routes answer AWS errors, data-plane ones Prometheus's", rt.Pattern)
+		if rt.scope == scopeAccount {
+			require.NotEmpty(t, rt.accountResource, rt.Operation)
+		}
+	}
+	// Every route mounts on one mux without a conflict.
+	a, err := New(Config{AuthMode: AuthNone, AnonymousAccount: "000000000000", Region: "us-east-1", ControlPlaneRate: 10}, nil, nil, nil, log.NewNopLogger())
+	require.NoError(t, err)
+	seen := map[string]bool{}
+	for _, rt := range Routes() {
+		if !seen[rt.Operation] {
+			a.Bind(rt.Operation, http.NotFoundHandler())
+			seen[rt.Operation] = true
+		}
+	}
+}
+
+type fakeWorkspaces map[string]*auth.Resource
+
+func (f fakeWorkspaces) Lookup(_ context.Context, id string) (*auth.Resource, error) {
+	if r, ok := f[id]; ok {
+		return r, nil
+	}
+	return nil, apierror.New(apierror.NotFound, apierror.IDWorkspaceNotFound, "Workspace not found: %s", id)
+}
+
+func TestAuditTrail(t *testing.T) {
+	var trail bytes.Buffer
+	ws := fakeWorkspaces{"ws-1": {Account: "000000000000", ARN: "arn:aws:aps:us-east-1:000000000000:workspace/ws-1", Active: true}}
+	a, err := New(Config{AuthMode: AuthNone, AnonymousAccount: "000000000000", Region: "us-east-1", ControlPlaneRate: 10}, ws, nil, &trail, log.NewNopLogger())
+	require.NoError(t, err)
+	var served []string
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, _ := tenant.ID(r.Context())
+		served = append(served, r.URL.Path+" "+id)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusAccepted)
+		_, _ = w.Write([]byte(`{"workspaceId":"ws-2"}`))
+	})
+	a.Bind("CreateWorkspace", ok)
+	a.Bind("QueryMetrics", ok)
+
+	do := func(method, target, body string) *httptest.ResponseRecorder {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest(method, target, strings.NewReader(body))
+		req.Header.Set("User-Agent", "aws-cli/1.45")
+		a.ServeHTTP(rec, req)
+		return rec
+	}
+	rec := do("POST", "/workspaces?X-Amz-Signature=abc&X-Amz-Credential=AKIA", `{"alias":"a","tags":{"k":"v"}}`)
+	require.Equal(t, http.StatusAccepted, rec.Code)
+	require.NotEmpty(t, rec.Header().Get("x-amzn-RequestId"))
+	rec = do("GET", "/workspaces/ws-1/api/v1/query?query=up", "")
+	require.Equal(t, http.StatusAccepted, rec.Code)
+	require.Equal(t, []string{"/workspaces ", "/api/v1/query ws-1"}, served, "the query handler sees the path below the workspace")
+	rec = do("GET", "/workspaces/ws-missing/api/v1/query?query=up", "")
+	require.Equal(t, http.StatusNotFound, rec.Code)
+
+	lines := strings.Split(strings.TrimSpace(trail.String()), "\n")
+	require.Len(t, lines, 1, "one control-plane call; allowed and not-found data-plane calls are not audited")
+	var ev Event
+	require.NoError(t, json.Unmarshal([]byte(lines[0]), &ev))
+	require.Equal(t, "CreateWorkspace", ev.EventName)
+	require.Equal(t, "aps.amazonaws.com", ev.EventSource)
+	require.Equal(t, "aws-cli/1.45", ev.UserAgent)
+	require.Equal(t, "000000000000", ev.UserIdentity.AccountID)
+	require.Equal(t, "a", ev.RequestParameters["alias"])
+	require.NotContains(t, lines[0], "X-Amz-Signature")
+	require.NotContains(t, lines[0], "abc")
+	require.Equal(t, map[string]any{"workspaceId": "ws-2"}, ev.ResponseElements)
+}
+
+func TestDeniedDataPlaneCallsAreAudited(t *testing.T) {
+	var trail bytes.Buffer
+	ws := fakeWorkspaces{"ws-1": {Account: "000000000000", ARN: "arn:aws:aps:us-east-1:000000000000:workspace/ws-1", Active: true}}
+	a, err := New(Config{AuthMode: AuthNone, AnonymousAccount: "000000000000", Region: "us-east-1", ControlPlaneRate: 10}, ws, nil, &trail, log.NewNopLogger())
+	require.NoError(t, err)
+	deny, err := auth.ParsePolicy([]byte(`{"Statement":{"Effect":"Deny","Action":"aps:QueryMetrics","Resource":"*"}}`), false)
+	require.NoError(t, err)
+	a.anonymous.Policies = append(a.anonymous.Policies, deny)
+	a.Bind("QueryMetrics", http.NotFoundHandler())
+	rec := httptest.NewRecorder()
+	a.ServeHTTP(rec, httptest.NewRequest("GET", "/workspaces/ws-1/api/v1/query?query=up", nil))
+	require.Equal(t, http.StatusForbidden, rec.Code)
+	var ev Event
+	require.NoError(t, json.Unmarshal(trail.Bytes(), &ev))
+	require.Equal(t, "QueryMetrics", ev.EventName)
+	require.Equal(t, "AccessDeniedException", ev.ErrorCode)
+	require.Contains(t, ev.ErrorMessage, "with an explicit deny")
+	require.Equal(t, "ws-1", ev.RequestParameters["workspaceId"])
+}

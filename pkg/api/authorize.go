@@ -1,0 +1,154 @@
+package api
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"net/netip"
+
+	"github.com/vigil-metrics/vigil/pkg/apierror"
+	"github.com/vigil-metrics/vigil/pkg/auth"
+	"github.com/vigil-metrics/vigil/pkg/tenant"
+)
+
+// authorize decides whether the caller may perform the route's action on
+// its resource, as IAM does (auth.Authorize). It returns the request (its
+// body restored if it was read), and for a data-plane route the workspace
+// to serve. A workspace of another account that granted the caller nothing
+// is treated exactly as a missing one: same checks, same answers.
+func (a *API) authorize(w http.ResponseWriter, r *http.Request, rt *Route, id auth.Identity) (*http.Request, string, error) {
+	req := auth.Request{Action: rt.Action(), Principal: id, Secure: r.TLS != nil}
+	if ip, err := netip.ParseAddr(sourceIP(r)); err == nil {
+		req.SourceIP = ip.Unmap()
+	}
+	if rt.requestTags != nil {
+		body, err := a.body(w, r)
+		if err != nil {
+			return r, "", err
+		}
+		req.RequestTags, req.TagKeys = rt.requestTags(r, body)
+	}
+	if rt.scope == scopeAccount {
+		req.Resource = "arn:aws:aps:" + a.cfg.Region + ":" + id.Account + ":" + rt.accountResource
+		return r, "", a.decide(&req, id.Policies, nil, id.Account)
+	}
+
+	wsID, arn, err := a.workspaceOf(r, rt)
+	if err != nil {
+		return r, "", err
+	}
+	var res *auth.Resource
+	if tenant.ValidID(wsID) == nil {
+		res, err = a.workspaces.Lookup(r.Context(), wsID)
+		if err != nil && apierror.CauseOf(err) != apierror.NotFound {
+			return r, "", err
+		}
+		// A tag operation's ARN must name the workspace exactly: region
+		// and account included.
+		if res != nil && arn != "" && arn != res.ARN {
+			res = nil
+		}
+	}
+	if res != nil && res.Account != id.Account {
+		if !rt.control {
+			// Another account's workspace: its resource policy and the
+			// caller's identity policies must both allow.
+			req.Resource, req.ResourceTags = res.ARN, res.Tags
+			d := auth.Authorize(id.Policies, res.Policy, res.Account, &req)
+			switch {
+			case d.Allowed && res.Active:
+				return r, wsID, nil
+			case d.Allowed:
+				return r, "", notActive(wsID)
+			case res.Policy.Principals(id.Account):
+				// The account was granted something here: it knows the
+				// workspace exists, and learns what it may not do.
+				return r, "", forbidden(&req, d)
+			}
+		}
+		res = nil
+	}
+	if res == nil {
+		// Missing, or not the caller's: authorise as for a workspace of
+		// the caller's own account that has no tags, then answer "not
+		// found" (the control-plane handler does, looking it up itself).
+		req.Resource = auth.WorkspaceARN(a.cfg.Region, id.Account, truncate(wsID))
+		if err := a.decide(&req, id.Policies, nil, id.Account); err != nil {
+			return r, "", err
+		}
+		if rt.control {
+			return r, "", nil
+		}
+		return r, "", apierror.New(apierror.NotFound, apierror.IDWorkspaceNotFound, "Workspace not found: %s", truncate(wsID))
+	}
+	req.Resource, req.ResourceTags = res.ARN, res.Tags
+	if err := a.decide(&req, id.Policies, res.Policy, id.Account); err != nil {
+		return r, "", err
+	}
+	if rt.control {
+		return r, "", nil
+	}
+	if !res.Active {
+		return r, "", notActive(wsID)
+	}
+	return r, wsID, nil
+}
+
+func (a *API) decide(req *auth.Request, identity []*auth.Policy, resource *auth.Policy, resourceAccount string) error {
+	if d := auth.Authorize(identity, resource, resourceAccount, req); !d.Allowed {
+		return forbidden(req, d)
+	}
+	return nil
+}
+
+func forbidden(req *auth.Request, d auth.Decision) error {
+	return apierror.New(apierror.Forbidden, apierror.IDAccessDenied, "%s", auth.DeniedMessage(req, d))
+}
+
+func notActive(id string) error {
+	return apierror.New(apierror.NotFound, apierror.IDWorkspaceNotActive, "Workspace %s is not ACTIVE", id)
+}
+
+// workspaceOf returns the workspace ID a route names and, for a route
+// scoped by ARN, the ARN.
+func (a *API) workspaceOf(r *http.Request, rt *Route) (id, arn string, err error) {
+	switch rt.scope {
+	case scopeHeader:
+		id = r.Header.Get(orgIDHeader)
+		if id == "" {
+			return "", "", apierror.New(apierror.BadData, apierror.IDMissingTenant, "no workspace: set the %s header to a workspace ID", orgIDHeader)
+		}
+		return id, "", nil
+	case scopeARN:
+		raw := r.PathValue("resourceArn")
+		parsed, err := auth.ParseARN(raw)
+		if err != nil {
+			return "", "", apierror.Invalid("resourceArn", "%v", err)
+		}
+		return parsed.ID, raw, nil
+	default:
+		return r.PathValue("workspaceId"), "", nil
+	}
+}
+
+// body returns the request body, reading (and restoring) it when the
+// signature check did not already.
+func (a *API) body(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	if b, ok := r.Context().Value(bodyKey{}).([]byte); ok {
+		return b, nil
+	}
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxControlBody))
+	if err != nil {
+		return nil, apierror.New(apierror.TooLarge, apierror.IDRequestTooLarge, "The request body is larger than %d bytes.", maxControlBody)
+	}
+	r.Body = io.NopCloser(bytes.NewReader(b))
+	return b, nil
+}
+
+// truncate bounds a caller-chosen ID echoed in messages.
+func truncate(s string) string {
+	if len(s) > 128 {
+		return s[:128] + "..."
+	}
+	return s
+}

@@ -1,0 +1,156 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+
+	"github.com/vigil-metrics/vigil/pkg/apierror"
+)
+
+// scope says what resource a route's action applies to and where its
+// workspace comes from.
+type scope int
+
+const (
+	// scopeAccount: the caller's account (create, list).
+	scopeAccount scope = iota
+	// scopePath: the workspace named by {workspaceId} in the path.
+	scopePath
+	// scopeHeader: the workspace named by X-Scope-OrgID (Mimir's paths).
+	scopeHeader
+	// scopeARN: the resource named by the {resourceArn} in the path.
+	scopeARN
+)
+
+// errorFormat is how a route answers errors.
+type errorFormat int
+
+const (
+	formatAWS        errorFormat = iota // AMP's REST-JSON exceptions
+	formatPrometheus                    // Prometheus's JSON envelope
+	formatText                          // remote write's plain text
+)
+
+func (f errorFormat) write(w http.ResponseWriter, err error) {
+	switch f {
+	case formatPrometheus:
+		apierror.WritePrometheus(w, err)
+	case formatText:
+		apierror.WriteText(w, err)
+	default:
+		apierror.WriteAWS(w, err)
+	}
+}
+
+// Route is one row of the route table: an operation at a path, with the
+// IAM action it needs and the resource that action applies to. Authorising,
+// auditing, throttling and accounting all read it from here.
+type Route struct {
+	// Operation is AMP's operation name; the IAM action is "aps:" + it.
+	Operation string
+	// Pattern is the http.ServeMux pattern ("POST /workspaces").
+	Pattern string
+	scope   scope
+	// control marks control-plane operations: throttled per account, and
+	// every call audited (data-plane calls are audited when denied).
+	control bool
+	// readOnly marks operations that change nothing (CloudTrail's readOnly).
+	readOnly bool
+	// accountResource is the ARN suffix of a scopeAccount route's resource
+	// ("workspace/*": arn:aws:aps:<region>:<account>:workspace/*).
+	accountResource string
+	// strip is the path prefix removed before the handler sees the request
+	// ("/workspaces/{workspaceId}" or "/prometheus"); "" keeps the path.
+	strip  string
+	format errorFormat
+	// requestTags returns the tags the request sets (aws:RequestTag/*) and
+	// the tag keys it names (aws:TagKeys), from its body or query.
+	requestTags func(r *http.Request, body []byte) (map[string]string, []string)
+}
+
+// Action is the IAM action the route needs.
+func (rt *Route) Action() string { return "aps:" + rt.Operation }
+
+// bodyTags reads the "tags" member of a JSON body.
+func bodyTags(_ *http.Request, body []byte) (map[string]string, []string) {
+	var in struct {
+		Tags map[string]string `json:"tags"`
+	}
+	if json.Unmarshal(body, &in) != nil || in.Tags == nil {
+		return nil, nil
+	}
+	keys := make([]string, 0, len(in.Tags))
+	for k := range in.Tags {
+		keys = append(keys, k)
+	}
+	return in.Tags, keys
+}
+
+// queryTagKeys reads the tagKeys of UntagResource's query.
+func queryTagKeys(r *http.Request, _ []byte) (map[string]string, []string) {
+	return nil, r.URL.Query()["tagKeys"]
+}
+
+// routeTable is every route of the public port. Adding a resource is a row
+// here and a handler bound to its operation.
+var routeTable = func() []*Route {
+	control := func(op, pattern string, sc scope, readOnly bool) *Route {
+		return &Route{Operation: op, Pattern: pattern, scope: sc, control: true, readOnly: readOnly, format: formatAWS}
+	}
+	rs := []*Route{
+		{Operation: "CreateWorkspace", Pattern: "POST /workspaces", scope: scopeAccount, control: true, accountResource: "workspace/*", requestTags: bodyTags},
+		{Operation: "ListWorkspaces", Pattern: "GET /workspaces", scope: scopeAccount, control: true, readOnly: true, accountResource: "*"},
+		control("DescribeWorkspace", "GET /workspaces/{workspaceId}", scopePath, true),
+		control("DeleteWorkspace", "DELETE /workspaces/{workspaceId}", scopePath, false),
+		control("UpdateWorkspaceAlias", "POST /workspaces/{workspaceId}/alias", scopePath, false),
+		control("DescribeWorkspaceConfiguration", "GET /workspaces/{workspaceId}/configuration", scopePath, true),
+		control("UpdateWorkspaceConfiguration", "PATCH /workspaces/{workspaceId}/configuration", scopePath, false),
+		control("PutResourcePolicy", "PUT /workspaces/{workspaceId}/policy", scopePath, false),
+		control("DescribeResourcePolicy", "GET /workspaces/{workspaceId}/policy", scopePath, true),
+		control("DeleteResourcePolicy", "DELETE /workspaces/{workspaceId}/policy", scopePath, false),
+		{Operation: "TagResource", Pattern: "POST /tags/{resourceArn...}", scope: scopeARN, control: true, requestTags: bodyTags},
+		{Operation: "UntagResource", Pattern: "DELETE /tags/{resourceArn...}", scope: scopeARN, control: true, requestTags: queryTagKeys},
+		control("ListTagsForResource", "GET /tags/{resourceArn...}", scopeARN, true),
+		{Operation: "RemoteWrite", Pattern: "POST /workspaces/{workspaceId}/api/v1/remote_write", scope: scopePath, format: formatText},
+		{Operation: "RemoteWrite", Pattern: "POST /api/v1/push", scope: scopeHeader, format: formatText},
+	}
+	// The Prometheus query API, below each workspace's endpoint and below
+	// Mimir's /prometheus prefix. Prometheus's router answers methods it
+	// does not serve.
+	for _, q := range []struct{ op, path string }{
+		{"QueryMetrics", "/api/v1/query"},
+		{"QueryMetrics", "/api/v1/query_range"},
+		{"QueryMetrics", "/api/v1/format_query"},
+		{"QueryMetrics", "/api/v1/parse_query"},
+		{"GetLabels", "/api/v1/labels"},
+		{"GetLabels", "/api/v1/label/{name}/values"},
+		{"GetSeries", "/api/v1/series"},
+	} {
+		rs = append(rs,
+			&Route{Operation: q.op, Pattern: "/workspaces/{workspaceId}" + q.path, scope: scopePath, readOnly: true, strip: "/workspaces/{workspaceId}", format: formatPrometheus},
+			&Route{Operation: q.op, Pattern: "/prometheus" + q.path, scope: scopeHeader, readOnly: true, strip: "/prometheus", format: formatPrometheus})
+	}
+	return rs
+}()
+
+// Routes returns the route table.
+func Routes() []Route {
+	out := make([]Route, len(routeTable))
+	for i, r := range routeTable {
+		out[i] = *r
+	}
+	return out
+}
+
+// stripPath removes a route's prefix, with its {workspaceId} filled in.
+func stripPath(r *http.Request, rt *Route) *http.Request {
+	if rt.strip == "" {
+		return r
+	}
+	prefix := strings.Replace(rt.strip, "{workspaceId}", r.PathValue("workspaceId"), 1)
+	r2 := r.Clone(r.Context())
+	r2.URL.Path = strings.TrimPrefix(r.URL.Path, prefix)
+	r2.URL.RawPath = ""
+	return r2
+}

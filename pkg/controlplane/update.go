@@ -1,0 +1,165 @@
+package controlplane
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"maps"
+
+	"github.com/vigil-metrics/vigil/pkg/apierror"
+	"github.com/vigil-metrics/vigil/pkg/auth"
+)
+
+// update changes a workspace owned by account under the account's lock:
+// read, change, write. change returns an error to write nothing.
+func (s *Store) update(ctx context.Context, account, id string, change func(ws *Workspace) error) (*Workspace, error) {
+	defer s.lock(account)()
+	if _, err := s.Describe(ctx, account, id); err != nil {
+		return nil, err
+	}
+	ws, err := s.read(ctx, id) // a fresh copy: cached documents are shared
+	if err != nil {
+		return nil, err
+	}
+	if ws.Status != StatusActive {
+		return nil, apierror.New(apierror.Conflict, apierror.IDWorkspaceNotActive, "Workspace %s is not ACTIVE (status %s).", id, ws.Status)
+	}
+	if err := change(ws); err != nil {
+		return nil, err
+	}
+	return ws, s.put(ctx, ws)
+}
+
+// UpdateAlias sets a workspace's alias ("" removes it).
+func (s *Store) UpdateAlias(ctx context.Context, account, id, alias string) error {
+	_, err := s.update(ctx, account, id, func(ws *Workspace) error {
+		ws.Alias = alias
+		return nil
+	})
+	return err
+}
+
+// ConfigurationUpdate is an UpdateWorkspaceConfiguration: nil fields stay.
+type ConfigurationUpdate struct {
+	RetentionPeriodInDays *int
+	LimitsPerLabelSet     *[]LabelSetLimit
+}
+
+// UpdateConfiguration changes a workspace's configuration.
+func (s *Store) UpdateConfiguration(ctx context.Context, account, id string, in ConfigurationUpdate) error {
+	_, err := s.update(ctx, account, id, func(ws *Workspace) error {
+		cfg := Configuration{}
+		if ws.Configuration != nil {
+			cfg = *ws.Configuration
+		}
+		if in.RetentionPeriodInDays != nil {
+			cfg.RetentionPeriodInDays = *in.RetentionPeriodInDays
+		}
+		if in.LimitsPerLabelSet != nil {
+			cfg.LimitsPerLabelSet = *in.LimitsPerLabelSet
+		}
+		ws.Configuration = &cfg
+		return nil
+	})
+	return err
+}
+
+func policyNotFound(id string) error {
+	return apierror.New(apierror.NotFound, apierror.IDPolicyNotFound, "No resource policy found for workspace %s.", id)
+}
+
+func revisionConflict(id string) error {
+	return apierror.New(apierror.Conflict, apierror.IDRevisionMismatch,
+		"The revisionId does not match the current revision of the resource policy of workspace %s.", id)
+}
+
+// PutPolicy sets a workspace's resource policy and returns its new
+// revision. A non-empty revisionID must be the current one (optimistic
+// concurrency, as AMP's revisionId).
+func (s *Store) PutPolicy(ctx context.Context, account, id, document, revisionID string) (string, error) {
+	rev, err := newRevision()
+	if err != nil {
+		return "", err
+	}
+	_, err = s.update(ctx, account, id, func(ws *Workspace) error {
+		if revisionID != "" && (ws.Policy == nil || ws.Policy.RevisionID != revisionID) {
+			return revisionConflict(id)
+		}
+		if _, err := auth.ValidateResourcePolicy([]byte(document), ws.ARN); err != nil {
+			return apierror.New(apierror.BadData, apierror.IDValidation, "The policy document is not valid: %v", err)
+		}
+		ws.Policy = &ResourcePolicy{Document: document, RevisionID: rev}
+		return nil
+	})
+	return rev, err
+}
+
+// DeletePolicy removes a workspace's resource policy.
+func (s *Store) DeletePolicy(ctx context.Context, account, id, revisionID string) error {
+	_, err := s.update(ctx, account, id, func(ws *Workspace) error {
+		if ws.Policy == nil {
+			return policyNotFound(id)
+		}
+		if revisionID != "" && ws.Policy.RevisionID != revisionID {
+			return revisionConflict(id)
+		}
+		ws.Policy = nil
+		return nil
+	})
+	return err
+}
+
+// Policy returns a workspace's resource policy.
+func (s *Store) Policy(ctx context.Context, account, id string) (*ResourcePolicy, error) {
+	ws, err := s.Describe(ctx, account, id)
+	if err != nil {
+		return nil, err
+	}
+	if ws.Policy == nil {
+		return nil, policyNotFound(id)
+	}
+	return ws.Policy, nil
+}
+
+// Tag adds or replaces tags of a workspace, up to the 50 a resource may
+// carry.
+func (s *Store) Tag(ctx context.Context, account, id string, tags map[string]string) error {
+	_, err := s.update(ctx, account, id, func(ws *Workspace) error {
+		merged := maps.Clone(ws.Tags)
+		if merged == nil {
+			merged = map[string]string{}
+		}
+		maps.Copy(merged, tags)
+		if err := validateTags(merged); err != nil {
+			return err
+		}
+		ws.Tags = merged
+		return nil
+	})
+	return err
+}
+
+// Untag removes tags of a workspace; keys it does not carry are ignored.
+func (s *Store) Untag(ctx context.Context, account, id string, keys []string) error {
+	_, err := s.update(ctx, account, id, func(ws *Workspace) error {
+		tags := maps.Clone(ws.Tags)
+		for _, k := range keys {
+			delete(tags, k)
+		}
+		if len(tags) == 0 {
+			tags = nil
+		}
+		ws.Tags = tags
+		return nil
+	})
+	return err
+}
+
+// newRevision returns a random revision ID.
+func newRevision() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16]), nil
+}
