@@ -11,7 +11,7 @@ PROM_DIR = $(shell $(GO) list -m -f '{{.Dir}}' github.com/prometheus/prometheus)
 RUN_FLAGS := -server.http-listen-address=127.0.0.1 -server.grpc-listen-address=127.0.0.1 \
 	-memberlist.bind-addr=127.0.0.1 -ingester.ring.instance-addr=127.0.0.1 -controlplane.ring.instance-addr=127.0.0.1 -store-gateway.ring.instance-addr=127.0.0.1 -compactor.ring.instance-addr=127.0.0.1
 
-.PHONY: help build run test e2e bench lint image proto reference-help install-prometheus install-minio image-minio clean compose-up compose-down helm-test
+.PHONY: help build run test e2e bench lint image proto reference-help install-prometheus install-prometheus3 install-minio image-minio clean compose-up compose-down helm-test
 
 help: ## List the targets.
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
@@ -27,8 +27,8 @@ test: ## Unit tests and in-process integration tests (what CI requires).
 	@test -z "$$(gofmt -l cmd pkg integration tools internal)" || { echo "gofmt needed:"; gofmt -l cmd pkg integration tools internal; exit 1; }
 	$(GO) test -race -count=1 -timeout 15m ./...
 
-e2e: install-prometheus install-minio ## Multi-process cluster tests (kill and rolling restarts), the bounded series call over a day of 100k series, a real Prometheus agent remote-writing to Vigil, and the long-term storage suite on a real MinIO.
-	$(GO) test -count=1 -timeout 30m -tags e2e -run 'TestCluster|TestPrometheusAgent|TestSeriesCallOverADay|TestStorageOnMinIO' -v ./integration/ 2>&1 | grep -v '^        level='; exit $${PIPESTATUS[0]}
+e2e: install-prometheus install-prometheus3 install-minio ## Multi-process cluster tests (kill and rolling restarts), the bounded series call over a day of 100k series, a real Prometheus agent remote-writing to Vigil, Prometheus 3.16 remote-writing with SigV4, the aws CLI's amp commands, and the long-term storage suite on a real MinIO.
+	$(GO) test -count=1 -timeout 30m -tags e2e -run 'TestCluster|TestPrometheusAgent|TestSeriesCallOverADay|TestStorageOnMinIO|TestAWSCLI|TestPrometheus3SigV4' -v ./integration/ 2>&1 | grep -v '^        level='; exit $${PIPESTATUS[0]}
 
 bench: ## Go benchmarks of the push path, the query mix served by ingesters and by the store-gateway, bytes per sample after compaction, then loadgen against bin/vigil with -ingester.tsdb.wal-sync=none and =always; prints samples per CPU-second (samples/cpu-s).
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./pkg/distributor/ ./pkg/ingester/
@@ -71,6 +71,11 @@ MINIO := $(shell $(GO) env GOPATH)/bin/minio
 install-minio: ## Install MinIO (a real S3 server, used by make e2e) with go install if missing.
 	@test -x $(MINIO) || GOFLAGS= $(GO) install github.com/minio/minio@v0.0.0-20260212201848-7aac2a2c5b7c
 
+PROMETHEUS3 := $(shell $(GO) env GOPATH)/bin/prometheus-v0.316.0/prometheus
+
+install-prometheus3: ## Install Prometheus 3.16 (the sender of make e2e's SigV4 test) with go install if missing.
+	@test -x $(PROMETHEUS3) || GOFLAGS= GOBIN=$(dir $(PROMETHEUS3)) $(GO) install github.com/prometheus/prometheus/cmd/prometheus@v0.316.0
+
 install-prometheus: ## Install Debian's prometheus package (used by make e2e) if missing.
 	@command -v prometheus >/dev/null || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus; }
 
@@ -96,6 +101,8 @@ helm-test: ## Lint and render helm/vigil in both modes (installs helm 3.22 with 
 	$(HELM) lint --strict helm/vigil
 	$(HELM) lint --strict helm/vigil $(HELM_S3)
 	$(HELM) template t helm/vigil | grep -q 'kind: StatefulSet'
+	$(HELM) lint --strict helm/vigil --set auth.mode=sigv4 --set auth.credentialsSecret=vigil-auth
+	$(HELM) template t helm/vigil $(HELM_S3) --set auth.mode=sigv4 --set auth.credentialsSecret=vigil-auth | grep -c 'auth.credentials-file=/etc/vigil/auth/credentials.yaml' | grep -qx 7
 	$(HELM) template t helm/vigil $(HELM_S3) | grep -c 'ingester.ring.instance-zone=zone-' | grep -qx 3
 	$(HELM) template t helm/vigil $(HELM_S3) | grep -c 'store-gateway.ring.instance-zone=zone-' | grep -qx 3
 	$(HELM) template t helm/vigil $(HELM_S3) | grep -q -- '-target=compactor'

@@ -54,6 +54,8 @@ type Config struct {
 	// ControlPlaneRate is how many control-plane operations per second one
 	// account may call on one replica.
 	ControlPlaneRate float64 `yaml:"control_plane_rate"`
+	// NoneOnNetwork lets -auth.mode=none listen beyond loopback.
+	NoneOnNetwork bool `yaml:"none_allow_non_loopback"`
 	// Region is the AMP region requests are signed for; set from the
 	// control plane's.
 	Region string `yaml:"-"`
@@ -64,6 +66,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.StringVar(&c.AuthMode, "auth.mode", AuthNone, "How callers are authenticated. none: every caller is the anonymous account with full access (development and trusted networks only). sigv4: every request must be signed with AWS Signature Version 4 for service aps in -controlplane.region by a key of -auth.credentials-file, and is authorised by the key's user's IAM policies and the workspace's resource policy.")
 	f.StringVar(&c.CredentialsFile, "auth.credentials-file", "", "YAML file of the accounts, users, access keys and policies of -auth.mode=sigv4 (accounts: [{id, users: [{name, access_keys: [{id, secret}], managed_policies: [AmazonPrometheusRemoteWriteAccess], policies: [<IAM policy document>]}]}]). Read again when it changes.")
 	f.StringVar(&c.AnonymousAccount, "auth.anonymous-account-id", "000000000000", "Account ID that owns the resources of unauthenticated callers when -auth.mode=none.")
+	f.BoolVar(&c.NoneOnNetwork, "auth.none-allow-non-loopback", false, "Let -auth.mode=none serve a -server.http-listen-address that is not loopback: every caller who reaches the port gets full access to the anonymous account. For trusted networks and trials only (docker-compose.yml and the Helm chart's default set it).")
 	f.Float64Var(&c.ControlPlaneRate, "auth.control-plane-rate-limit", 10, "Control-plane operations per second one account may call, per replica (a token bucket holding as many); more get ThrottlingException. AMP quota: 10 control-plane API operations per second.")
 }
 

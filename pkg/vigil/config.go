@@ -3,6 +3,7 @@
 package vigil
 
 import (
+	"net/netip"
 	"flag"
 	"fmt"
 	"io"
@@ -63,6 +64,10 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Auth.RegisterFlags(f)
 	c.Audit.RegisterFlags(f)
 	c.Server.RegisterFlags(f)
+	// The public port listens on loopback unless told otherwise: with the
+	// default -auth.mode=none, whoever reaches it has full access.
+	c.Server.HTTPListenAddress = "127.0.0.1"
+	f.Lookup("server.http-listen-address").DefValue = c.Server.HTTPListenAddress
 	c.Admin.RegisterFlags(f)
 	c.Memberlist.RegisterFlags(f)
 	c.Storage.RegisterFlags(f)
@@ -107,6 +112,9 @@ func (c *Config) Validate() error {
 	// A query may wait up to 30 s for a slot, then run up to -querier.timeout.
 	if c.Server.HTTPServerWriteTimeout > 0 && c.Server.HTTPServerWriteTimeout <= c.Querier.Timeout+30*time.Second {
 		return fmt.Errorf("-server.http-write-timeout (%s) must exceed -querier.timeout (%s) by more than 30s", c.Server.HTTPServerWriteTimeout, c.Querier.Timeout)
+	}
+	if c.Auth.AuthMode == api.AuthNone && !c.Auth.NoneOnNetwork && !loopback(c.Server.HTTPListenAddress) {
+		return fmt.Errorf("-auth.mode=none gives every caller full access to account %s, so it listens on loopback only: -server.http-listen-address=%q is not. Use -auth.mode=sigv4, or set -auth.none-allow-non-loopback on a trusted network", c.Auth.AnonymousAccount, c.Server.HTTPListenAddress)
 	}
 	for _, v := range []interface{ Validate() error }{
 		&c.Auth, &c.Audit, &c.Storage, &c.ControlPlane, &c.Distributor, &c.Ingester, &c.Querier, &c.Compactor, &c.StoreGateway, &c.Limits,
@@ -179,4 +187,13 @@ func scanConfigFlags(args []string, file string, expand bool) (string, bool) {
 		}
 	}
 	return file, expand
+}
+
+// loopback tells whether a listen address reaches this host only.
+func loopback(addr string) bool {
+	if addr == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(addr)
+	return err == nil && a.IsLoopback()
 }

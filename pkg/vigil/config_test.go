@@ -77,3 +77,28 @@ func TestConfigEndpointMasksSecrets(t *testing.T) {
 	require.Contains(t, rec.Body.String(), "secret_access_key: '********'")
 	require.Contains(t, rec.Body.String(), "access_key_id: AKID")
 }
+
+func TestAuthNoneStaysOnLoopback(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		err  string
+	}{
+		{nil, ""}, // the default listens on 127.0.0.1
+		{[]string{"-server.http-listen-address=::1"}, ""},
+		{[]string{"-server.http-listen-address=localhost"}, ""},
+		{[]string{"-server.http-listen-address="}, "listens on loopback only"},
+		{[]string{"-server.http-listen-address=0.0.0.0"}, "listens on loopback only"},
+		{[]string{"-server.http-listen-address=10.1.2.3"}, "listens on loopback only"},
+		{[]string{"-server.http-listen-address=0.0.0.0", "-auth.none-allow-non-loopback"}, ""},
+		{[]string{"-server.http-listen-address=0.0.0.0", "-auth.mode=sigv4", "-auth.credentials-file=/etc/creds.yaml"}, ""},
+	} {
+		cfg, err := LoadConfig(tc.args, &bytes.Buffer{})
+		require.NoError(t, err)
+		err = cfg.Validate()
+		if tc.err == "" {
+			require.NoError(t, err, tc.args)
+		} else {
+			require.ErrorContains(t, err, tc.err, tc.args)
+		}
+	}
+}

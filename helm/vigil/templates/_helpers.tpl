@@ -16,6 +16,13 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{/* Flags every Vigil container gets. */}}
 {{- define "vigil.commonArgs" -}}
 - -data-dir=/data
+- -server.http-listen-address=0.0.0.0
+- -auth.mode={{ .Values.auth.mode }}
+{{- if eq .Values.auth.mode "none" }}
+- -auth.none-allow-non-loopback=true
+{{- else }}
+- -auth.credentials-file=/etc/vigil/auth/credentials.yaml
+{{- end }}
 - -memberlist.join=dns+{{ include "vigil.fullname" . }}-gossip.{{ .Release.Namespace }}.svc.cluster.local:7946
 {{- if eq .Values.mode "microservices" }}
 - -ingester.ring.replication-factor=3
@@ -56,4 +63,18 @@ ports:
 readinessProbe:
   httpGet: {path: /ready, port: http}
   periodSeconds: 5
+{{- end -}}
+
+{{/* The credentials file of -auth.mode=sigv4, from a Secret. */}}
+{{- define "vigil.authMount" -}}
+{{- if eq .Values.auth.mode "sigv4" }}
+- {name: auth, mountPath: /etc/vigil/auth, readOnly: true}
+{{- end }}
+{{- end -}}
+
+{{- define "vigil.authVolume" -}}
+{{- if eq .Values.auth.mode "sigv4" }}
+- name: auth
+  secret: {secretName: {{ .Values.auth.credentialsSecret }}}
+{{- end }}
 {{- end -}}
