@@ -24,7 +24,6 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-
 func signedAMP(base, key, secret string) *amp.Client {
 	return amp.New(amp.Options{
 		BaseEndpoint: aws.String(base),

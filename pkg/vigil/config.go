@@ -3,10 +3,10 @@
 package vigil
 
 import (
-	"net/netip"
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
