@@ -8,10 +8,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/amp"
 	"github.com/aws/aws-sdk-go-v2/service/amp/types"
+	"github.com/prometheus/prometheus/prompb"
 	"github.com/stretchr/testify/require"
 
 	"github.com/vigil-metrics/vigil/pkg/vigil"
@@ -275,4 +277,27 @@ func TestControlPlaneThrottling(t *testing.T) {
 	require.GreaterOrEqual(t, throttled, 10, "30 calls at once against a bucket of 10")
 	_, err := keyOther.amp(v.BaseURL()).ListWorkspaces(ctx, &amp.ListWorkspacesInput{}, noRetry)
 	require.NoError(t, err, "the rate is per account")
+}
+
+// TestConfigurationFeedsIngesters: a workspace's limitsPerLabelSet caps
+// its series in the ingesters from the next push.
+func TestConfigurationFeedsIngesters(t *testing.T) {
+	v := startMonolith(t, t.TempDir())
+	c := ampClient(v.BaseURL())
+	ctx := context.Background()
+	out, err := c.CreateWorkspace(ctx, &amp.CreateWorkspaceInput{})
+	require.NoError(t, err)
+	_, err = c.UpdateWorkspaceConfiguration(ctx, &amp.UpdateWorkspaceConfigurationInput{WorkspaceId: out.WorkspaceId,
+		LimitsPerLabelSet: []types.LimitsPerLabelSet{{LabelSet: map[string]string{"job": "api"}, Limits: &types.LimitsPerLabelSetEntry{MaxSeries: aws.Int64(1)}}}})
+	require.NoError(t, err)
+	now := time.Now().UnixMilli()
+	w := remoteWriter(t, workspaceURL(v.BaseURL(), *out.WorkspaceId)+"/api/v1/remote_write")
+	req := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
+		series("a", map[string]string{"job": "api"}, prompb.Sample{Timestamp: now, Value: 1}),
+		series("b", map[string]string{"job": "api"}, prompb.Sample{Timestamp: now, Value: 1}),
+		series("c", map[string]string{"job": "db"}, prompb.Sample{Timestamp: now, Value: 1}),
+	}}
+	_, err = w.Store(ctx, encode(t, req), 0)
+	require.ErrorContains(t, err, `per-labelset series limit of 1 exceeded for label set {job="api"}`)
+	require.ErrorContains(t, err, "1 sample(s) rejected")
 }

@@ -86,6 +86,7 @@ const (
 	IDSignatureMismatch              = "signature-mismatch"
 	IDSignatureExpired               = "signature-expired"
 	IDAccessDenied                   = "access-denied"
+	IDLabelSetSeriesLimit            = "per-labelset-series-limit"
 	IDPolicyNotFound                 = "resource-policy-not-found"
 	IDRevisionMismatch               = "revision-id-mismatch"
 	IDControlPlaneThrottled          = "control-plane-throttled"

@@ -39,6 +39,8 @@ type Ingester struct {
 	openTSDB func(dir string, logger log.Logger, opts *tsdb.Options) (*tsdb.DB, error)
 	// bucket is the object storage blocks are uploaded to.
 	bucket objstore.Bucket
+	// labelSets gives the workspaces' label-set series limits; nil: none.
+	labelSets LabelSetLimits
 
 	lifecycler *ring.BasicLifecycler
 	subs       *services.Manager
@@ -138,6 +140,8 @@ func (i *Ingester) running(ctx context.Context) error {
 	defer ship.Stop()
 	deleted := time.NewTicker(i.cfg.DeletionCheck)
 	defer deleted.Stop()
+	labelSets := time.NewTicker(labelSetRefresh)
+	defer labelSets.Stop()
 	// Blocks cut before a crash or restart and not uploaded yet go first,
 	// once the data of workspaces deleted meanwhile is gone.
 	i.removeDeleted(ctx)
@@ -155,6 +159,8 @@ func (i *Ingester) running(ctx context.Context) error {
 			i.shipAll(ctx)
 		case <-deleted.C:
 			i.removeDeleted(ctx)
+		case <-labelSets.C:
+			i.refreshLabelSets(ctx)
 		}
 	}
 }

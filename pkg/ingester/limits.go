@@ -34,23 +34,39 @@ type seriesCounter struct {
 	max       int
 	replaying atomic.Bool
 	own       atomic.Int64 // series of this TSDB
+	// labelSets enforces the workspace's label-set limits; nil: none.
+	labelSets atomic.Pointer[labelSetLimiter]
 }
 
-func (c *seriesCounter) PreCreation(labels.Labels) error {
-	if c.max > 0 && !c.replaying.Load() && c.total.Load() >= int64(c.max) {
+func (c *seriesCounter) PreCreation(lset labels.Labels) error {
+	if c.replaying.Load() {
+		return nil
+	}
+	if c.max > 0 && c.total.Load() >= int64(c.max) {
 		return errMaxSeries
+	}
+	if l := c.labelSets.Load(); l != nil {
+		return l.check(lset)
 	}
 	return nil
 }
 
-func (c *seriesCounter) PostCreation(labels.Labels) {
+func (c *seriesCounter) PostCreation(lset labels.Labels) {
 	c.own.Add(1)
 	c.total.Add(1)
+	if l := c.labelSets.Load(); l != nil {
+		l.add(lset, 1)
+	}
 }
 
 func (c *seriesCounter) PostDeletion(deleted map[chunks.HeadSeriesRef]labels.Labels) {
 	c.own.Add(-int64(len(deleted)))
 	c.total.Add(-int64(len(deleted)))
+	if l := c.labelSets.Load(); l != nil {
+		for _, lset := range deleted {
+			l.add(lset, -1)
+		}
+	}
 }
 
 // closed takes the TSDB's series out of the total: a closed TSDB frees them

@@ -104,8 +104,12 @@ func (i *Ingester) open(id string, u *userDB) {
 		i.metrics.openFailures.WithLabelValues(id).Inc()
 		level.Error(i.logger).Log("msg", "cannot open workspace tsdb; the workspace answers 500 on this ingester until it opens", "workspace", id, "err", u.openErr)
 		u.openErr = apierror.New(apierror.Internal, apierror.IDTSDBUnavailable, "the TSDB of workspace %s cannot be opened on this ingester: %v", id, u.openErr)
-	} else if i.cfg.WALSync == WALSyncAlways {
-		u.wal = newWALSyncer(filepath.Join(dir, "wal"), i.metrics)
+	} else {
+		if i.cfg.WALSync == WALSyncAlways {
+			u.wal = newWALSyncer(filepath.Join(dir, "wal"), i.metrics)
+		}
+		// The workspace's limits hold from its first push.
+		i.applyLabelSets(context.Background(), id, u)
 	}
 	u.lastUsed.Store(lastUsed.UnixNano())
 	close(u.opened)

@@ -21,6 +21,7 @@ const (
 	reasonDuplicate    = "new-value-for-timestamp"
 	reasonOutOfBounds  = "greater_than_max_sample_age"
 	reasonBadHistogram = "invalid_native_histogram"
+	reasonLabelSet     = "per_labelset_series_limit"
 )
 
 // rejection remembers the first sample of a push the TSDB refused, so the
@@ -49,6 +50,8 @@ func (r *rejection) toError() error {
 		id, what = apierror.IDSampleOutOfOrder, "the sample is older than the latest sample of its series (out of order)"
 	case errors.Is(r.err, storage.ErrDuplicateSampleForTimestamp):
 		id, what = apierror.IDSampleDuplicate, "the series already has a different value at this timestamp (duplicate sample for timestamp)"
+	case errors.As(r.err, new(*errLabelSetLimit)):
+		id, what = apierror.IDLabelSetSeriesLimit, fmt.Sprintf("%v (limitsPerLabelSet of the workspace configuration)", r.err)
 	case errors.Is(r.err, errInvalidHistogram):
 		id, what = apierror.IDInvalidHistogram, fmt.Sprintf("the native histogram is invalid (%v)", errors.Unwrap(r.err))
 	}
@@ -60,7 +63,10 @@ func (r *rejection) toError() error {
 var errInvalidHistogram = errors.New("invalid native histogram")
 
 func discardReason(err error) (string, bool) {
+	var ls *errLabelSetLimit
 	switch {
+	case errors.As(err, &ls):
+		return reasonLabelSet, true
 	case errors.Is(err, errInvalidHistogram):
 		return reasonBadHistogram, true
 	case errors.Is(err, storage.ErrOutOfOrderSample):

@@ -71,7 +71,7 @@ var deps = map[string][]string{
 	API:              {Router, ControlPlaneRing},
 	ControlPlaneRing: {MemberlistKV},
 	Distributor:      {Router, IngesterRing, Overrides},
-	Ingester:         {Server, MemberlistKV, Storage},
+	Ingester:         {Server, MemberlistKV, Storage, Workspaces},
 	IngesterRing:     {MemberlistKV},
 	MemberlistKV:     {Server},
 	Overrides:        nil,
@@ -318,6 +318,7 @@ func (t *Vigil) initIngester() (services.Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	ing.SetLabelSetLimits(workspaceLabelSets{t.Workspaces})
 	t.Ingester = ing
 	t.admin.Handle("/ingester/flush", http.HandlerFunc(ing.FlushHandler))
 	ingesterpb.RegisterIngesterServer(t.Server.GRPC, ingester.NewGRPCServer(ing))
@@ -409,6 +410,25 @@ func (w workspaceRetention) RetentionPeriod(id string) time.Duration {
 		return time.Duration(cfg.RetentionPeriodInDays) * 24 * time.Hour
 	}
 	return w.limits.RetentionPeriod(id)
+}
+
+// workspaceLabelSets gives ingesters the limitsPerLabelSet of each
+// workspace's configuration.
+type workspaceLabelSets struct{ store *controlplane.Store }
+
+func (w workspaceLabelSets) LabelSetLimits(ctx context.Context, id string) ([]ingester.LabelSetLimit, error) {
+	cfg, err := w.store.Configuration(ctx, id)
+	if err != nil || cfg == nil {
+		if apierror.CauseOf(err) == apierror.NotFound {
+			err = nil
+		}
+		return nil, err
+	}
+	out := make([]ingester.LabelSetLimit, 0, len(cfg.LimitsPerLabelSet))
+	for _, l := range cfg.LimitsPerLabelSet {
+		out = append(out, ingester.LabelSetLimit{Labels: l.LabelSet, MaxSeries: l.Limits.MaxSeries})
+	}
+	return out, nil
 }
 
 // otherServices are the services the server must outlive: it stops last so
