@@ -15,6 +15,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 
 	"github.com/go-kit/log"
@@ -155,10 +156,9 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		a.reject(w, r, rt, nil, apierror.New(apierror.TooLarge, apierror.IDRequestTooLarge, "request body over %d bytes", maxSignedBody))
 		return
 	}
-	var body []byte
-	id, err := a.verifier.VerifyReading(r, func() ([]byte, error) {
-		var err error
-		if body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, maxSignedBody)); err != nil {
+	id, body, err := a.verifier.VerifyReading(r, func() ([]byte, error) {
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxSignedBody))
+		if err != nil {
 			return nil, apierror.New(apierror.TooLarge, apierror.IDRequestTooLarge, "request body over %d bytes", maxSignedBody)
 		}
 		return body, nil
@@ -168,6 +168,21 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.ContentLength = int64(len(body))
+	if r.Header.Get("X-Amz-Decoded-Content-Length") != "" {
+		// aws-chunked: the handler sees the decoded data.
+		r.Header.Del("X-Amz-Decoded-Content-Length")
+		var kept []string
+		for _, enc := range strings.Split(r.Header.Get("Content-Encoding"), ",") {
+			if enc = strings.TrimSpace(enc); enc != "" && enc != "aws-chunked" {
+				kept = append(kept, enc)
+			}
+		}
+		r.Header.Del("Content-Encoding")
+		if len(kept) > 0 {
+			r.Header.Set("Content-Encoding", strings.Join(kept, ","))
+		}
+	}
 	ctx := context.WithValue(tenant.WithAccount(r.Context(), id.Account), identityKey{}, id)
 	ctx = context.WithValue(ctx, bodyKey{}, body)
 	a.mux.ServeHTTP(w, r.WithContext(ctx))

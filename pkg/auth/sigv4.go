@@ -154,15 +154,16 @@ func (s *signature) check() error {
 }
 
 // Verify checks the request's signature over body (the request's whole
-// body, already read) and returns the caller.
-func (v *Verifier) Verify(r *http.Request, body []byte) (Identity, error) {
+// body, already read) and returns the caller and the body's data (an
+// aws-chunked body decoded).
+func (v *Verifier) Verify(r *http.Request, body []byte) (Identity, []byte, error) {
 	return v.VerifyReading(r, func() ([]byte, error) { return body, nil })
 }
 
 // VerifyReading is Verify for a body not read yet: read is called only once
 // everything but the signature itself checked out (a known key, a fresh
 // date, the right scope), so that no anonymous request gets its body read.
-func (v *Verifier) VerifyReading(r *http.Request, read func() ([]byte, error)) (Identity, error) {
+func (v *Verifier) VerifyReading(r *http.Request, read func() ([]byte, error)) (Identity, []byte, error) {
 	var sig signature
 	var err error
 	query := r.URL.Query()
@@ -177,50 +178,59 @@ func (v *Verifier) VerifyReading(r *http.Request, read func() ([]byte, error)) (
 		err = denied(apierror.IDIncompleteSignature, "Missing Authentication Token: sign the request with AWS Signature Version 4")
 	}
 	if err != nil {
-		return Identity{}, err
+		return Identity{}, nil, err
 	}
 	if sig.date != sig.amzDate.Format(scopeDate) {
-		return Identity{}, denied(apierror.IDSignatureMismatch, "Credential date %s does not match X-Amz-Date %s", sig.date, sig.amzDate.Format(amzDateFormat))
+		return Identity{}, nil, denied(apierror.IDSignatureMismatch, "Credential date %s does not match X-Amz-Date %s", sig.date, sig.amzDate.Format(amzDateFormat))
 	}
 	if sig.service != v.Service {
-		return Identity{}, denied(apierror.IDSignatureMismatch, "Credential should be scoped to correct service: '%s'", v.Service)
+		return Identity{}, nil, denied(apierror.IDSignatureMismatch, "Credential should be scoped to correct service: '%s'", v.Service)
 	}
 	if sig.region != v.Region {
-		return Identity{}, denied(apierror.IDSignatureMismatch, "Credential should be scoped to a valid region, not '%s'", truncate(sig.region))
+		return Identity{}, nil, denied(apierror.IDSignatureMismatch, "Credential should be scoped to a valid region, not '%s'", truncate(sig.region))
 	}
 	now := v.Now()
 	if sig.presigned {
 		if now.Before(sig.amzDate.Add(-v.Skew)) || now.After(sig.amzDate.Add(sig.expires)) {
-			return Identity{}, denied(apierror.IDSignatureExpired, "Signature expired: the presigned URL was valid from %s for %s", sig.amzDate.Format(amzDateFormat), sig.expires)
+			return Identity{}, nil, denied(apierror.IDSignatureExpired, "Signature expired: the presigned URL was valid from %s for %s", sig.amzDate.Format(amzDateFormat), sig.expires)
 		}
 	} else if d := now.Sub(sig.amzDate); d > v.Skew || d < -v.Skew {
-		return Identity{}, denied(apierror.IDSignatureExpired, "Signature expired: %s is now earlier than %s (%s - %s.)",
+		return Identity{}, nil, denied(apierror.IDSignatureExpired, "Signature expired: %s is now earlier than %s (%s - %s.)",
 			sig.amzDate.Format(amzDateFormat), now.Add(-v.Skew).Format(amzDateFormat), now.Format(amzDateFormat), v.Skew)
 	}
 	secret, id, ok := v.Keys.Lookup(sig.accessKey)
 	if !ok {
-		return Identity{}, denied(apierror.IDUnknownAccessKey, "The security token included in the request is invalid.")
+		return Identity{}, nil, denied(apierror.IDUnknownAccessKey, "The security token included in the request is invalid.")
 	}
 	body, err := read()
 	if err != nil {
-		return Identity{}, err
+		return Identity{}, nil, err
 	}
 	payload, err := payloadHash(r, query, sig, body)
 	if err != nil {
-		return Identity{}, err
+		return Identity{}, nil, err
 	}
 	canonical, err := canonicalRequest(r, query, sig, payload)
 	if err != nil {
-		return Identity{}, err
+		return Identity{}, nil, err
 	}
 	scope := strings.Join([]string{sig.date, sig.region, sig.service, scopeTerminal}, "/")
 	h := sha256.Sum256([]byte(canonical))
 	toSign := algorithm + "\n" + sig.amzDate.Format(amzDateFormat) + "\n" + scope + "\n" + hex.EncodeToString(h[:])
-	want := hex.EncodeToString(hmacSHA256(v.signingKey(secret, sig.date, sig.region, sig.service), toSign))
+	key := v.signingKey(secret, sig.date, sig.region, sig.service)
+	want := hex.EncodeToString(hmacSHA256(key, toSign))
 	if !hmac.Equal([]byte(want), []byte(sig.signature)) {
-		return Identity{}, denied(apierror.IDSignatureMismatch, "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method.")
+		return Identity{}, nil, denied(apierror.IDSignatureMismatch, "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method.")
 	}
-	return id, nil
+	if payload == streamingPayload {
+		if body, err = decodeChunked(body, key, sig.amzDate, scope, want); err != nil {
+			return Identity{}, nil, err
+		}
+		if n := r.Header.Get("X-Amz-Decoded-Content-Length"); n != "" && n != strconv.Itoa(len(body)) {
+			return Identity{}, nil, chunkError("X-Amz-Decoded-Content-Length %s is not the data's length %d", truncate(n), len(body))
+		}
+	}
+	return id, body, nil
 }
 
 func (s *signature) setDate(amzDate string) error {
@@ -272,6 +282,9 @@ func payloadHash(r *http.Request, q url.Values, sig signature, body []byte) (str
 	}
 	if declared == unsignedBody {
 		return unsignedBody, nil
+	}
+	if declared == streamingPayload && !sig.presigned {
+		return streamingPayload, nil // each chunk is checked after the seed signature
 	}
 	sum := sha256.Sum256(body)
 	actual := hex.EncodeToString(sum[:])

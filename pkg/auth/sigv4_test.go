@@ -85,7 +85,7 @@ func TestSignedRequestsPass(t *testing.T) {
 				b = nil
 			}
 		}
-		id, err := verifier().Verify(r, b)
+		id, _, err := verifier().Verify(r, b)
 		require.NoError(t, err, r.URL.String())
 		require.Equal(t, "111122223333", id.Account)
 	}
@@ -151,7 +151,7 @@ func TestBadSignaturesAreRefused(t *testing.T) {
 		}, nil, apierror.IDSignatureMismatch},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := verifier().Verify(tc.req(), tc.body)
+			_, _, err := verifier().Verify(tc.req(), tc.body)
 			require.Error(t, err)
 			require.Equal(t, http.StatusForbidden, apierror.StatusOf(err))
 			require.Equal(t, tc.id, apierror.From(err).ID, err.Error())
@@ -189,12 +189,12 @@ func TestBodyIsReadOnlyForAKnownFreshSignature(t *testing.T) {
 		signed(t, "POST", write, body, "writer-secret", "aps", "us-east-1", signedAt.Add(-time.Hour)),
 	} {
 		read := false
-		_, err := verifier().VerifyReading(r, func() ([]byte, error) { read = true; return body, nil })
+		_, _, err := verifier().VerifyReading(r, func() ([]byte, error) { read = true; return body, nil })
 		require.Error(t, err)
 		require.False(t, read)
 	}
 	read := false
-	_, err := verifier().VerifyReading(signed(t, "POST", write, body, "writer-secret", "aps", "us-east-1", signedAt), func() ([]byte, error) { read = true; return body, nil })
+	_, _, err := verifier().VerifyReading(signed(t, "POST", write, body, "writer-secret", "aps", "us-east-1", signedAt), func() ([]byte, error) { read = true; return body, nil })
 	require.NoError(t, err)
 	require.True(t, read)
 }
