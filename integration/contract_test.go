@@ -80,7 +80,12 @@ var (
 // startSigV4 starts a monolith with -auth.mode=sigv4 over iamYAML.
 func startSigV4(t *testing.T, extra ...string) (*vigil.Vigil, string) {
 	t.Helper()
-	dir := t.TempDir()
+	return startSigV4In(t, t.TempDir(), extra...)
+}
+
+// startSigV4In is startSigV4 with its state under dir.
+func startSigV4In(t *testing.T, dir string, extra ...string) (*vigil.Vigil, string) {
+	t.Helper()
 	creds := filepath.Join(dir, "credentials.yaml")
 	require.NoError(t, os.WriteFile(creds, []byte(iamYAML), 0o600))
 	args := append([]string{"-auth.mode=sigv4", "-auth.credentials-file=" + creds, "-auth.control-plane-rate-limit=1000"}, extra...)

@@ -41,6 +41,12 @@ const (
 // components bound their bodies more tightly after.
 const maxSignedBody = 16 << 20
 
+// bodyBuffers hold the bodies of signed requests while they are served;
+// buffers over maxPooledBody are left to the garbage collector.
+var bodyBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+const maxPooledBody = 4 << 20
+
 // maxControlBody bounds a control-plane body read for its request tags.
 const maxControlBody = 1 << 20
 
@@ -156,12 +162,23 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		a.reject(w, r, rt, nil, apierror.New(apierror.TooLarge, apierror.IDRequestTooLarge, "request body over %d bytes", maxSignedBody))
 		return
 	}
+	// The body is read into a pooled buffer: no handler keeps it past the
+	// request (the distributor decodes into buffers of its own).
+	buf := bodyBuffers.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer func() {
+		if buf.Cap() <= maxPooledBody {
+			bodyBuffers.Put(buf)
+		}
+	}()
 	id, body, err := a.verifier.VerifyReading(r, func() ([]byte, error) {
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxSignedBody))
-		if err != nil {
+		if r.ContentLength > 0 {
+			buf.Grow(int(r.ContentLength))
+		}
+		if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, maxSignedBody)); err != nil {
 			return nil, apierror.New(apierror.TooLarge, apierror.IDRequestTooLarge, "request body over %d bytes", maxSignedBody)
 		}
-		return body, nil
+		return buf.Bytes(), nil
 	})
 	if err != nil {
 		a.reject(w, r, rt, nil, err)

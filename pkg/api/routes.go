@@ -49,6 +49,7 @@ func (f errorFormat) write(w http.ResponseWriter, err error) {
 type Route struct {
 	// Operation is AMP's operation name; the IAM action is "aps:" + it.
 	Operation string
+	action    string
 	// Pattern is the http.ServeMux pattern ("POST /workspaces").
 	Pattern string
 	scope   scope
@@ -70,7 +71,12 @@ type Route struct {
 }
 
 // Action is the IAM action the route needs.
-func (rt *Route) Action() string { return "aps:" + rt.Operation }
+func (rt *Route) Action() string {
+	if rt.action == "" {
+		return "aps:" + rt.Operation
+	}
+	return rt.action
+}
 
 // bodyTags reads the "tags" member of a JSON body.
 func bodyTags(_ *http.Request, body []byte) (map[string]string, []string) {
@@ -130,6 +136,9 @@ var routeTable = func() []*Route {
 		rs = append(rs,
 			&Route{Operation: q.op, Pattern: "/workspaces/{workspaceId}" + q.path, scope: scopePath, readOnly: true, strip: "/workspaces/{workspaceId}", format: formatPrometheus},
 			&Route{Operation: q.op, Pattern: "/prometheus" + q.path, scope: scopeHeader, readOnly: true, strip: "/prometheus", format: formatPrometheus})
+	}
+	for _, r := range rs {
+		r.action = "aps:" + r.Operation
 	}
 	return rs
 }()

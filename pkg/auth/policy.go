@@ -314,10 +314,17 @@ func principalMatch(principals []string, id Identity) bool {
 }
 
 // Wildcard matches s against an IAM pattern, where * matches any run of
-// characters and ? any one; fold compares case-insensitively (actions).
+// characters and ? any one; fold compares ASCII letters case-insensitively
+// (actions).
 func Wildcard(pattern, s string, fold bool) bool {
-	if fold {
-		pattern, s = strings.ToLower(pattern), strings.ToLower(s)
+	eq := func(a, b byte) bool {
+		if a == b {
+			return true
+		}
+		if !fold {
+			return false
+		}
+		return lowerASCII(a) == lowerASCII(b)
 	}
 	// Iterative matching with one backtrack point: linear in practice,
 	// never exponential.
@@ -325,7 +332,7 @@ func Wildcard(pattern, s string, fold bool) bool {
 	star, mark := -1, 0
 	for i < len(s) {
 		switch {
-		case p < len(pattern) && (pattern[p] == '?' || pattern[p] == s[i]):
+		case p < len(pattern) && (pattern[p] == '?' || (pattern[p] != '*' && eq(pattern[p], s[i]))):
 			p++
 			i++
 		case p < len(pattern) && pattern[p] == '*':
@@ -343,4 +350,11 @@ func Wildcard(pattern, s string, fold bool) bool {
 		p++
 	}
 	return p == len(pattern)
+}
+
+func lowerASCII(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
 }
