@@ -245,7 +245,7 @@ func (h *Handler) PutPolicy(w http.ResponseWriter, r *http.Request) {
 		apierror.WriteAWS(w, err)
 		return
 	}
-	rev, err := h.store.PutPolicy(r.Context(), acct, r.PathValue("workspaceId"), *in.PolicyDocument, in.RevisionID)
+	rev, err := h.store.PutPolicy(r.Context(), acct, r.PathValue("workspaceId"), *in.PolicyDocument, in.RevisionID, in.ClientToken)
 	if err != nil {
 		apierror.WriteAWS(w, err)
 		return
@@ -279,7 +279,7 @@ func (h *Handler) DeletePolicy(w http.ResponseWriter, r *http.Request) {
 		apierror.WriteAWS(w, err)
 		return
 	}
-	if err := h.store.DeletePolicy(r.Context(), acct, r.PathValue("workspaceId"), q.Get("revisionId")); err != nil {
+	if err := h.store.DeletePolicy(r.Context(), acct, r.PathValue("workspaceId"), q.Get("revisionId"), q.Get("clientToken")); err != nil {
 		apierror.WriteAWS(w, err)
 		return
 	}

@@ -3,6 +3,7 @@ package controlplane
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"maps"
 
@@ -24,11 +25,16 @@ func (s *Store) update(ctx context.Context, account, id string, change func(ws *
 	if ws.Status != StatusActive {
 		return nil, apierror.New(apierror.Conflict, apierror.IDWorkspaceNotActive, "Workspace %s is not ACTIVE (status %s).", id, ws.Status)
 	}
-	if err := change(ws); err != nil {
+	if err := change(ws); errors.Is(err, errUnchanged) {
+		return ws, nil
+	} else if err != nil {
 		return nil, err
 	}
 	return ws, s.put(ctx, ws)
 }
+
+// errUnchanged tells update that nothing is to be written.
+var errUnchanged = errors.New("unchanged")
 
 // UpdateAlias sets a workspace's alias ("" removes it).
 func (s *Store) UpdateAlias(ctx context.Context, account, id, alias string) error {
@@ -76,34 +82,44 @@ func revisionConflict(id string) error {
 // PutPolicy sets a workspace's resource policy and returns its new
 // revision. A non-empty revisionID must be the current one (optimistic
 // concurrency, as AMP's revisionId).
-func (s *Store) PutPolicy(ctx context.Context, account, id, document, revisionID string) (string, error) {
+func (s *Store) PutPolicy(ctx context.Context, account, id, document, revisionID, clientToken string) (string, error) {
 	rev, err := newRevision()
 	if err != nil {
 		return "", err
 	}
 	_, err = s.update(ctx, account, id, func(ws *Workspace) error {
+		if p := ws.Policy; p != nil && clientToken != "" && p.ClientToken == clientToken {
+			if p.Document != document {
+				return apierror.New(apierror.Conflict, apierror.IDClientTokenReused, "The clientToken %q was used before with another policy document.", clientToken)
+			}
+			rev = p.RevisionID // a retry: the first call's revision
+			return errUnchanged
+		}
 		if revisionID != "" && (ws.Policy == nil || ws.Policy.RevisionID != revisionID) {
 			return revisionConflict(id)
 		}
 		if _, err := auth.ValidateResourcePolicy([]byte(document), ws.ARN); err != nil {
 			return apierror.New(apierror.BadData, apierror.IDValidation, "The policy document is not valid: %v", err)
 		}
-		ws.Policy = &ResourcePolicy{Document: document, RevisionID: rev}
+		ws.Policy = &ResourcePolicy{Document: document, RevisionID: rev, ClientToken: clientToken}
 		return nil
 	})
 	return rev, err
 }
 
 // DeletePolicy removes a workspace's resource policy.
-func (s *Store) DeletePolicy(ctx context.Context, account, id, revisionID string) error {
+func (s *Store) DeletePolicy(ctx context.Context, account, id, revisionID, clientToken string) error {
 	_, err := s.update(ctx, account, id, func(ws *Workspace) error {
+		if clientToken != "" && ws.PolicyDeletedBy == clientToken {
+			return errUnchanged // a retry of a delete that already ran
+		}
 		if ws.Policy == nil {
 			return policyNotFound(id)
 		}
 		if revisionID != "" && ws.Policy.RevisionID != revisionID {
 			return revisionConflict(id)
 		}
-		ws.Policy = nil
+		ws.Policy, ws.PolicyDeletedBy = nil, clientToken
 		return nil
 	})
 	return err

@@ -35,6 +35,9 @@ type Workspace struct {
 	Configuration *Configuration `json:"configuration,omitempty"`
 	// Policy is the workspace's resource policy; nil: none.
 	Policy *ResourcePolicy `json:"policy,omitempty"`
+	// PolicyDeletedBy is the clientToken of the DeleteResourcePolicy that
+	// removed the last policy: its retry succeeds again.
+	PolicyDeletedBy string `json:"policyDeletedBy,omitempty"`
 
 	// resource is the document as authorisation sees it, built when the
 	// document is read or written.
@@ -64,6 +67,9 @@ type LabelSetLimit struct {
 type ResourcePolicy struct {
 	Document   string `json:"document"`
 	RevisionID string `json:"revisionId"`
+	// ClientToken is the clientToken of the PutResourcePolicy that set it:
+	// a retry with the same token and document gets the same revision.
+	ClientToken string `json:"clientToken,omitempty"`
 }
 
 // build derives the authorisation view of the document. A stored policy
