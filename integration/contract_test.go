@@ -115,6 +115,10 @@ func TestAMPContract(t *testing.T) {
 	_, err = c.CreateWorkspace(ctx, &amp.CreateWorkspaceInput{Alias: aws.String("other"), ClientToken: aws.String("token-1")})
 	var conflict *types.ConflictException
 	require.ErrorAs(t, err, &conflict)
+	_, err = c.CreateWorkspace(ctx, &amp.CreateWorkspaceInput{KmsKeyArn: aws.String("arn:aws:kms:us-east-1:111122223333:alias/" + strings.Repeat("x", 100))})
+	var badKey *types.ValidationException
+	require.ErrorAs(t, err, &badKey)
+	require.Equal(t, "kmsKeyArn", *badKey.FieldList[0].Name)
 
 	// DescribeWorkspace.
 	desc, err := c.DescribeWorkspace(ctx, &amp.DescribeWorkspaceInput{WorkspaceId: aws.String(ws)})
@@ -185,8 +189,11 @@ func TestAMPContract(t *testing.T) {
 	_, err = c.DescribeResourcePolicy(ctx, &amp.DescribeResourcePolicyInput{WorkspaceId: aws.String(ws)})
 	var missing *types.ResourceNotFoundException
 	require.ErrorAs(t, err, &missing)
-	put, err := c.PutResourcePolicy(ctx, &amp.PutResourcePolicyInput{WorkspaceId: aws.String(ws), PolicyDocument: aws.String(doc)})
-	require.NoError(t, err)
+	require.Equal(t, ws, *missing.ResourceId)
+	put, err := c.PutResourcePolicy(ctx, &amp.PutResourcePolicyInput{WorkspaceId: aws.String(ws), PolicyDocument: aws.String(doc), RevisionId: aws.String("NO_POLICY")})
+	require.NoError(t, err, "NO_POLICY: the first policy")
+	_, err = c.PutResourcePolicy(ctx, &amp.PutResourcePolicyInput{WorkspaceId: aws.String(ws), PolicyDocument: aws.String(doc), RevisionId: aws.String("NO_POLICY")})
+	require.ErrorAs(t, err, &conflict, "NO_POLICY when there is one")
 	require.Equal(t, types.WorkspacePolicyStatusCodeActive, put.PolicyStatus)
 	_, err = c.PutResourcePolicy(ctx, &amp.PutResourcePolicyInput{WorkspaceId: aws.String(ws), PolicyDocument: aws.String(doc), RevisionId: aws.String("stale")})
 	require.ErrorAs(t, err, &conflict)

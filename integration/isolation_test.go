@@ -176,6 +176,19 @@ func TestIsolationAttacks(t *testing.T) {
 	require.Equal(t, 200, code, body)
 	code, body = signedDo(t, keyRed, "POST", base+"/workspaces", nil, []byte(`{"tags":{"team":"red","env":"dev"}}`))
 	require.Equal(t, 202, code, body)
+	// The Mimir-compatible paths serve the caller's own workspace named in
+	// X-Scope-OrgID: their refusals above are not a missing route.
+	code, body = signedDo(t, keyAdmin, "GET", base+"/prometheus/api/v1/query?query=iso_up", orgID(wsRed), nil)
+	require.Equal(t, 200, code, body)
+	require.Contains(t, body, "iso_up")
+	code, body = signedDo(t, keyAdmin, "POST", base+"/api/v1/push", rwOrg(wsRed), write)
+	require.Equal(t, 204, code, body)
+
+	// With SigV4 the public port serves no metrics, whose workspace labels
+	// would list every account's workspaces.
+	code, body = signedDo(t, keyOther, "GET", base+"/metrics", nil, nil)
+	require.NotEqual(t, 200, code)
+	require.NotContains(t, body, wsRed)
 }
 
 // TestCrossAccountResourcePolicy: a resource policy lets another account

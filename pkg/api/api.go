@@ -233,7 +233,8 @@ func (a *API) Bind(operation string, handler http.Handler) {
 		found = true
 		a.routes[rt.Pattern] = rt
 		a.mux.Handle(rt.Pattern, a.serveRoute(rt, handler))
-		if rt.control {
+		if rt.control && !rt.readOnly {
+			// Only writes are handed to an account's owner replica.
 			a.operations.Handle(rt.Pattern, handler)
 		}
 	}
@@ -261,8 +262,9 @@ func (a *API) RegisterQuery(query http.Handler) {
 	}
 }
 
-// Operations serves control-plane requests another replica authenticated,
-// authorised and forwarded, with the caller's account in the context.
+// Operations serves the control-plane writes another replica
+// authenticated, authorised, audited and forwarded, with the caller's
+// account in the context; reads are never forwarded.
 func (a *API) Operations() http.Handler { return a.operations }
 
 // serveRoute wraps a route's handler: throttle, authorise, audit.
@@ -290,11 +292,9 @@ func (a *API) serveRoute(rt *Route, next http.Handler) http.Handler {
 		}
 		r, workspace, err := a.authorize(w, r, rt, id)
 		if err != nil {
-			if apierror.CauseOf(err) == apierror.Forbidden {
-				a.reject(w, r, rt, &id, err)
-			} else {
-				rt.format.write(w, err)
-			}
+			// Every refusal is audited: a probe of another account's
+			// workspace (answered "not found") as much as a denial.
+			a.reject(w, r, rt, &id, err)
 			return
 		}
 		if workspace != "" {

@@ -72,7 +72,7 @@ func TestAuditTrail(t *testing.T) {
 		a.ServeHTTP(rec, req)
 		return rec
 	}
-	rec := do("POST", "/workspaces?X-Amz-Signature=SECRETSIG&X-Amz-Credential=AKIA", `{"alias":"a","tags":{"k":"v"}}`)
+	rec := do("POST", "/workspaces?X-Amz-Signature=SECRETSIG&X-Amz-Credential=AKIA&long="+strings.Repeat("x", 10000), `{"alias":"a","tags":{"k":"v"}}`)
 	require.Equal(t, http.StatusAccepted, rec.Code)
 	require.NotEmpty(t, rec.Header().Get("x-amzn-RequestId"))
 	rec = do("GET", "/workspaces/ws-1/api/v1/query?query=up", "")
@@ -82,7 +82,8 @@ func TestAuditTrail(t *testing.T) {
 	require.Equal(t, http.StatusNotFound, rec.Code)
 
 	lines := strings.Split(strings.TrimSpace(trail.String()), "\n")
-	require.Len(t, lines, 1, "one control-plane call; allowed and not-found data-plane calls are not audited")
+	require.Len(t, lines, 2, "the control-plane call and the refused data-plane call; allowed data-plane calls are not audited")
+	require.Contains(t, lines[1], `"errorCode":"ResourceNotFoundException"`)
 	var ev Event
 	require.NoError(t, json.Unmarshal([]byte(lines[0]), &ev))
 	require.Equal(t, "CreateWorkspace", ev.EventName)
@@ -92,6 +93,7 @@ func TestAuditTrail(t *testing.T) {
 	require.Equal(t, "a", ev.RequestParameters["alias"])
 	require.NotContains(t, lines[0], "X-Amz-Signature")
 	require.NotContains(t, lines[0], "SECRETSIG")
+	require.Less(t, len(lines[0]), 2000, "query values are truncated")
 	require.Equal(t, map[string]any{"workspaceId": "ws-2"}, ev.ResponseElements)
 }
 

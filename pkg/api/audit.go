@@ -9,10 +9,12 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
+	"golang.org/x/time/rate"
 
 	"github.com/vigil-metrics/vigil/pkg/apierror"
 	"github.com/vigil-metrics/vigil/pkg/auth"
@@ -59,10 +61,18 @@ type auditor struct {
 	out    io.Writer // nil: auditing is off
 	region string
 	logger log.Logger
+	// anonymous bounds the records of unauthenticated calls, which anyone
+	// can send: they must not rotate the trail away.
+	anonymous *rate.Limiter
+	dropped   atomic.Int64
+	lastWarn  atomic.Int64
 }
 
+// Records of unauthenticated calls kept per second (and in a burst).
+const anonymousAuditRate = 50
+
 func newAuditor(out io.Writer, region string, logger log.Logger) *auditor {
-	return &auditor{out: out, region: region, logger: logger}
+	return &auditor{out: out, region: region, logger: logger, anonymous: rate.NewLimiter(anonymousAuditRate, 2*anonymousAuditRate)}
 }
 
 // recorder captures a response for its audit record.
@@ -97,10 +107,32 @@ func (a *auditor) begin(w http.ResponseWriter, r *http.Request, rt *Route, id *a
 		ev.UserIdentity = &UserIdentity{Type: "IAMUser", ARN: id.ARN(), AccountID: id.Account, AccessKeyID: id.AccessKeyID, UserName: id.User}
 		ev.RecipientAccountID = id.Account
 	}
+	if id == nil && !a.anonymous.Allow() {
+		a.dropped.Add(1)
+		if now := time.Now().Unix(); now-a.lastWarn.Load() >= 60 {
+			a.lastWarn.Store(now)
+			level.Warn(a.logger).Log("msg", "audit records of unauthenticated calls dropped over the rate", "dropped_total", a.dropped.Load(), "rate_per_second", anonymousAuditRate)
+		}
+		return rec
+	}
 	if denied || (rt != nil && rt.control) {
 		rec.ev = ev
 	}
 	return rec
+}
+
+// Bounds of what a record keeps of a request's query.
+const (
+	maxAuditedParams = 20
+	maxAuditedValues = 10
+	maxAuditedValue  = 256
+)
+
+func truncateValue(s string) string {
+	if len(s) > maxAuditedValue {
+		return s[:maxAuditedValue] + "..."
+	}
+	return s
 }
 
 // requestParameters are the call's path parameters, query (without any
@@ -112,11 +144,19 @@ func requestParameters(r *http.Request, rt *Route) map[string]any {
 			p[name] = truncate(v)
 		}
 	}
-	for k, v := range r.URL.Query() {
+	n := 0
+	for k, vs := range r.URL.Query() {
 		if strings.HasPrefix(strings.ToLower(k), "x-amz-") {
 			continue // presigned credentials and signature
 		}
-		p[k] = v
+		if n++; n > maxAuditedParams {
+			break
+		}
+		kept := make([]string, 0, min(len(vs), maxAuditedValues))
+		for _, v := range vs[:min(len(vs), maxAuditedValues)] {
+			kept = append(kept, truncateValue(v))
+		}
+		p[truncateValue(k)] = kept
 	}
 	if v := r.Header.Get(orgIDHeader); v != "" {
 		p["workspaceId"] = truncate(v)

@@ -82,11 +82,13 @@ func (a *API) authorize(w http.ResponseWriter, r *http.Request, rt *Route, id au
 		return r, "", apierror.New(apierror.NotFound, apierror.IDWorkspaceNotFound, "Workspace not found: %s", truncate(wsID))
 	}
 	req.Resource, req.ResourceTags = res.ARN, res.Tags
+	if rt.control {
+		// A resource policy grants data-plane actions only: control-plane
+		// operations are decided by identity policies alone.
+		return r, "", a.decide(&req, id.Policies, nil, id.Account)
+	}
 	if err := a.decide(&req, id.Policies, res.Policy, id.Account); err != nil {
 		return r, "", err
-	}
-	if rt.control {
-		return r, "", nil
 	}
 	if !res.Active {
 		return r, "", notActive(wsID)

@@ -100,6 +100,15 @@ type Error struct {
 	// Field names the request field a BadData error is about (AMP's
 	// ValidationException fieldList).
 	Field string
+	// ResourceID and ResourceType name the resource a NotFound or
+	// Conflict error is about, as AMP's exceptions do.
+	ResourceID, ResourceType string
+}
+
+// About returns e naming the resource it is about.
+func (e *Error) About(resourceType, id string) *Error {
+	e.ResourceType, e.ResourceID = resourceType, id
+	return e
 }
 
 // Error returns the message followed by the ID users can look up.

@@ -24,6 +24,11 @@ func WriteAWS(w http.ResponseWriter, err error) {
 	case "ThrottlingException":
 		body["serviceCode"] = "aps"
 		w.Header().Set("Retry-After", "1")
+	case "ServiceQuotaExceededException":
+		body["serviceCode"], body["quotaCode"] = "aps", e.ID
+	}
+	if e.ResourceID != "" {
+		body["resourceId"], body["resourceType"] = e.ResourceID, e.ResourceType
 	}
 	w.WriteHeader(HTTPStatus(e.Cause))
 	_ = json.NewEncoder(w).Encode(body)
@@ -38,6 +43,8 @@ func prometheusErrorType(c Cause) string {
 		return "not_found"
 	case TooManyRequests:
 		return "too_many_requests"
+	case Forbidden:
+		return "forbidden"
 	case Unavailable:
 		return "unavailable"
 	case LimitExceeded:

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -74,23 +75,42 @@ func ValidateResourcePolicy(doc []byte, workspaceARN string) (*Policy, error) {
 	return p, nil
 }
 
+// Actions are every action of the aps service: the operations of AMP's API
+// and its data plane.
+var Actions = []string{
+	"aps:CreateAlertManagerAlerts", "aps:CreateAlertManagerDefinition", "aps:CreateAnomalyDetector", "aps:CreateLoggingConfiguration",
+	"aps:CreateQueryLoggingConfiguration", "aps:CreateRuleGroupsNamespace", "aps:CreateScraper", "aps:CreateWorkspace",
+	"aps:DeleteAlertManagerDefinition", "aps:DeleteAlertManagerSilence", "aps:DeleteAnomalyDetector", "aps:DeleteLoggingConfiguration",
+	"aps:DeleteQueryLoggingConfiguration", "aps:DeleteResourcePolicy", "aps:DeleteRuleGroupsNamespace", "aps:DeleteScraper",
+	"aps:DeleteScraperLoggingConfiguration", "aps:DeleteWorkspace", "aps:DescribeAlertManagerDefinition", "aps:DescribeAnomalyDetector",
+	"aps:DescribeLoggingConfiguration", "aps:DescribeQueryLoggingConfiguration", "aps:DescribeResourcePolicy", "aps:DescribeRuleGroupsNamespace",
+	"aps:DescribeScraper", "aps:DescribeScraperLoggingConfiguration", "aps:DescribeWorkspace", "aps:DescribeWorkspaceConfiguration",
+	"aps:GetAlertManagerSilence", "aps:GetAlertManagerStatus", "aps:GetDefaultScraperConfiguration", "aps:GetLabels",
+	"aps:GetMetricMetadata", "aps:GetSeries", "aps:ListAlertManagerAlertGroups", "aps:ListAlertManagerAlerts",
+	"aps:ListAlertManagerReceivers", "aps:ListAlertManagerSilences", "aps:ListAlerts", "aps:ListAnomalyDetectors",
+	"aps:ListRuleGroupsNamespaces", "aps:ListRules", "aps:ListScrapers", "aps:ListTagsForResource", "aps:ListWorkspaces",
+	"aps:PutAlertManagerDefinition", "aps:PutAlertManagerSilences", "aps:PutAnomalyDetector", "aps:PutResourcePolicy",
+	"aps:PutRuleGroupsNamespace", "aps:QueryMetrics", "aps:RemoteWrite", "aps:TagResource", "aps:UntagResource",
+	"aps:UpdateLoggingConfiguration", "aps:UpdateQueryLoggingConfiguration", "aps:UpdateScraper", "aps:UpdateScraperLoggingConfiguration",
+	"aps:UpdateWorkspaceAlias", "aps:UpdateWorkspaceConfiguration",
+}
+
 // allowedResourceAction tells whether an action pattern matches only
-// actions a resource policy may grant ("aps:Get*" matches GetLabels,
-// GetSeries and GetMetricMetadata only, so it may stay).
+// actions a resource policy may grant: it is tried against every action of
+// the service ("aps:Query*" may stay; "aps:Get*" also matches
+// GetDefaultScraperConfiguration, and goes).
 func allowedResourceAction(pattern string) bool {
-	for _, a := range []string{"aps:CreateWorkspace", "aps:DeleteWorkspace", "aps:PutResourcePolicy", "aps:TagResource",
-		"aps:UpdateWorkspaceConfiguration", "aps:DescribeWorkspace", "aps:ListWorkspaces", "aps:DescribeResourcePolicy",
-		"aps:GetDefaultScraperConfiguration", "aps:ListRules"} {
-		if Wildcard(pattern, a, true) {
+	matched := false
+	for _, a := range Actions {
+		if !Wildcard(pattern, a, true) {
+			continue
+		}
+		if !slices.Contains(ResourcePolicyActions, a) {
 			return false
 		}
+		matched = true
 	}
-	for _, a := range ResourcePolicyActions {
-		if Wildcard(pattern, a, true) {
-			return true
-		}
-	}
-	return false
+	return matched
 }
 
 // Resource is a workspace as authorisation sees it.
@@ -123,11 +143,12 @@ func Authorize(identity []*Policy, resource *Policy, resourceAccount string, req
 			idEffect = Allowed
 		}
 	}
-	resEffect := resource.Evaluate(req)
+	sameAccount := req.Principal.Account == resourceAccount
+	resEffect := resource.evaluate(req, sameAccount)
 	if resEffect == Denied {
 		return Decision{Reason: "with an explicit deny in a resource-based policy"}
 	}
-	if req.Principal.Account == resourceAccount {
+	if sameAccount {
 		if idEffect == Allowed || resEffect == Allowed {
 			return Decision{Allowed: true}
 		}

@@ -109,14 +109,19 @@ func contextValues(req *Request, key string) (vals []string, ok bool) {
 }
 
 // tagValue finds a tag by key, case-insensitively as IAM matches condition
-// keys.
+// keys. Where keys differing only in case are both present (env and ENV),
+// the smallest key wins, so that the answer never depends on map order.
 func tagValue(tags map[string]string, lowerKey string) ([]string, bool) {
-	for k, v := range tags {
-		if strings.ToLower(k) == lowerKey {
-			return []string{v}, true
+	best, found := "", false
+	for k := range tags {
+		if strings.ToLower(k) == lowerKey && (!found || k < best) {
+			best, found = k, true
 		}
 	}
-	return nil, false
+	if !found {
+		return nil, false
+	}
+	return []string{tags[best]}, true
 }
 
 // holds evaluates the condition against the request.

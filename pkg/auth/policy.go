@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -243,7 +244,13 @@ func (id Identity) ARN() string { return "arn:aws:iam::" + id.Account + ":user/"
 
 // Evaluate returns Denied when a Deny statement applies to req, Allowed
 // when an Allow does and no Deny, and NoMatch otherwise.
-func (p *Policy) Evaluate(req *Request) Effect {
+func (p *Policy) Evaluate(req *Request) Effect { return p.evaluate(req, false) }
+
+// evaluate is Evaluate; userOnly counts a resource policy's Allow only
+// where it names the caller's user ARN, not its account: within an
+// account, IAM takes an account-root principal as a delegation to the
+// account's identity policies, not as a grant to every user.
+func (p *Policy) evaluate(req *Request, userOnly bool) Effect {
 	if p == nil {
 		return NoMatch
 	}
@@ -251,6 +258,9 @@ func (p *Policy) Evaluate(req *Request) Effect {
 	for i := range p.statements {
 		st := &p.statements[i]
 		if !st.applies(req, p.resource) {
+			continue
+		}
+		if userOnly && !st.deny && !slices.Contains(st.principals, req.Principal.ARN()) {
 			continue
 		}
 		if st.deny {

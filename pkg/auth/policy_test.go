@@ -155,8 +155,20 @@ func TestAuthorizeAcrossAccounts(t *testing.T) {
 			}
 		})
 	}
+	// Within the account, a resource policy naming the account delegates to
+	// the users' identity policies; naming the user grants.
+	ownGrant := mustPolicy(t, `{"Statement":{"Effect":"Allow","Principal":{"AWS":"111122223333"},"Action":"aps:QueryMetrics","Resource":"`+wsA+`"}}`, true)
+	d := Authorize([]*Policy{writeOnly}, ownGrant, acct, &Request{Action: "aps:QueryMetrics", Resource: wsA, Principal: alice})
+	require.False(t, d.Allowed, "an account principal is no grant to each of its users")
+	userGrant := mustPolicy(t, `{"Statement":{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:user/alice"},"Action":"aps:QueryMetrics","Resource":"`+wsA+`"}}`, true)
+	d = Authorize([]*Policy{writeOnly}, userGrant, acct, &Request{Action: "aps:QueryMetrics", Resource: wsA, Principal: alice})
+	require.True(t, d.Allowed, d.Reason)
+	ownDeny := mustPolicy(t, `{"Statement":{"Effect":"Deny","Principal":{"AWS":"111122223333"},"Action":"aps:RemoteWrite","Resource":"`+wsA+`"}}`, true)
+	d = Authorize([]*Policy{writeOnly}, ownDeny, acct, &Request{Action: "aps:RemoteWrite", Resource: wsA, Principal: alice})
+	require.False(t, d.Allowed, "a Deny naming the account applies to its users")
+
 	deny := mustPolicy(t, `{"Statement":{"Effect":"Deny","Action":"aps:*","Resource":"*"}}`, false)
-	d := Authorize([]*Policy{full, deny}, nil, acct, &Request{Action: "aps:QueryMetrics", Resource: wsA, Principal: alice})
+	d = Authorize([]*Policy{full, deny}, nil, acct, &Request{Action: "aps:QueryMetrics", Resource: wsA, Principal: alice})
 	require.False(t, d.Allowed)
 	require.Contains(t, d.Reason, "explicit deny")
 }
@@ -167,6 +179,9 @@ func TestResourcePolicyValidation(t *testing.T) {
 	}{
 		{"ok", `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":["111122223333"]},"Action":["aps:RemoteWrite","aps:QueryMetrics"],"Resource":"` + wsB + `"}]}`, ""},
 		{"Get wildcard reaches a control-plane action", `{"Statement":{"Effect":"Allow","Principal":{"AWS":"111122223333"},"Action":"aps:Get*","Resource":"` + wsB + `"}}`, "cannot be granted"},
+		{"wildcard reaching DeleteResourcePolicy", `{"Statement":{"Effect":"Allow","Principal":{"AWS":"111122223333"},"Action":"aps:*et*es*","Resource":"` + wsB + `"}}`, "cannot be granted"},
+		{"wildcard reaching DescribeWorkspaceConfiguration", `{"Statement":{"Effect":"Allow","Principal":{"AWS":"111122223333"},"Action":"aps:*ri*t*","Resource":"` + wsB + `"}}`, "cannot be granted"},
+		{"action of another service", `{"Statement":{"Effect":"Allow","Principal":{"AWS":"111122223333"},"Action":"s3:GetObject","Resource":"` + wsB + `"}}`, "cannot be granted"},
 		{"Query wildcard", `{"Statement":{"Effect":"Allow","Principal":{"AWS":"111122223333"},"Action":"aps:Query*","Resource":"` + wsB + `"}}`, ""},
 		{"everything", `{"Statement":{"Effect":"Allow","Principal":{"AWS":"111122223333"},"Action":"aps:*","Resource":"` + wsB + `"}}`, "cannot be granted"},
 		{"control plane", `{"Statement":{"Effect":"Allow","Principal":{"AWS":"111122223333"},"Action":"aps:DeleteWorkspace","Resource":"` + wsB + `"}}`, "cannot be granted"},

@@ -130,6 +130,9 @@ func account(r *http.Request) (string, error) {
 	return a, nil
 }
 
+// kmsKeyARNRe is AMP's KmsKeyArn pattern, with its 20 to 2048 length.
+var kmsKeyARNRe = regexp.MustCompile(`^arn:aws[-a-z]*:kms:[-a-z0-9]+:[0-9]{12}:key/[-a-f0-9]+$`)
+
 // tagRe is AMP's TagKey and TagValue pattern.
 var tagRe = regexp.MustCompile(`^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$`)
 
@@ -180,6 +183,10 @@ func (h *Handler) Create(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := checkClientToken(in.ClientToken); err != nil {
 		apierror.WriteAWS(w, err)
+		return
+	}
+	if in.KMSKeyARN != "" && !kmsKeyARNRe.MatchString(in.KMSKeyARN) {
+		apierror.WriteAWS(w, apierror.Invalid("kmsKeyArn", "kmsKeyArn must be a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>), at most 2048 characters."))
 		return
 	}
 	ci := CreateInput{Tags: in.Tags, KMSKeyARN: in.KMSKeyARN, ClientToken: in.ClientToken}

@@ -136,7 +136,10 @@ func NewStore(cfg Config, bkt objstore.Bucket) *Store {
 func objectName(id string) string { return workspacesPrefix + id + ".json" }
 
 func notFound(id string) error {
-	return apierror.New(apierror.NotFound, apierror.IDWorkspaceNotFound, "Workspace not found: %s", id)
+	if len(id) > 128 {
+		id = id[:128] + "..."
+	}
+	return apierror.New(apierror.NotFound, apierror.IDWorkspaceNotFound, "Workspace not found: %s", id).About("Workspace", id)
 }
 
 // Get reads a workspace document. A missing workspace is a NotFound error.

@@ -70,13 +70,16 @@ func (s *Store) UpdateConfiguration(ctx context.Context, account, id string, in 
 	return err
 }
 
+// noPolicy is the revisionId that asserts there is no policy yet.
+const noPolicy = "NO_POLICY"
+
 func policyNotFound(id string) error {
-	return apierror.New(apierror.NotFound, apierror.IDPolicyNotFound, "No resource policy found for workspace %s.", id)
+	return apierror.New(apierror.NotFound, apierror.IDPolicyNotFound, "No resource policy found for workspace %s.", id).About("ResourcePolicy", id)
 }
 
 func revisionConflict(id string) error {
 	return apierror.New(apierror.Conflict, apierror.IDRevisionMismatch,
-		"The revisionId does not match the current revision of the resource policy of workspace %s.", id)
+		"The revisionId does not match the current revision of the resource policy of workspace %s.", id).About("ResourcePolicy", id)
 }
 
 // PutPolicy sets a workspace's resource policy and returns its new
@@ -95,7 +98,13 @@ func (s *Store) PutPolicy(ctx context.Context, account, id, document, revisionID
 			rev = p.RevisionID // a retry: the first call's revision
 			return errUnchanged
 		}
-		if revisionID != "" && (ws.Policy == nil || ws.Policy.RevisionID != revisionID) {
+		switch {
+		case revisionID == noPolicy:
+			// AMP: NO_POLICY asserts the workspace has no policy yet.
+			if ws.Policy != nil {
+				return revisionConflict(id)
+			}
+		case revisionID != "" && (ws.Policy == nil || ws.Policy.RevisionID != revisionID):
 			return revisionConflict(id)
 		}
 		if _, err := auth.ValidateResourcePolicy([]byte(document), ws.ARN); err != nil {

@@ -3,6 +3,7 @@ package ingester
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -73,6 +74,9 @@ func limitsKey(limits []LabelSetLimit) string {
 func newLabelSetLimiter(limits []LabelSetLimit) *labelSetLimiter {
 	l := &labelSetLimiter{key: limitsKey(limits)}
 	for _, lim := range limits {
+		if lim.MaxSeries <= 0 {
+			continue // AMP: 0 (or no maxSeries) enforces no limit
+		}
 		e := &labelSetEntry{match: labels.FromMap(lim.Labels), max: lim.MaxSeries}
 		if e.match.IsEmpty() {
 			l.dflt = e
@@ -173,6 +177,7 @@ func (i *Ingester) applyLabelSets(ctx context.Context, id string, u *userDB) {
 		return
 	}
 	cur := u.series.labelSets.Load()
+	limits = slices.DeleteFunc(slices.Clone(limits), func(l LabelSetLimit) bool { return l.MaxSeries <= 0 })
 	if len(limits) == 0 {
 		if cur != nil {
 			u.series.labelSets.Store(nil)

@@ -71,6 +71,11 @@ func TestLabelSetLimits(t *testing.T) {
 	require.ErrorContains(t, push(t, ing, "ws-1", ts("e", "api", sample(2))), "limit of 3 exceeded")
 	require.NoError(t, push(t, ing, "ws-1", ts("d3", "db", sample(2))), "no default bucket any more")
 
+	// maxSeries 0 (or none) is no limit, as in AMP.
+	src.set("ws-1", []LabelSetLimit{{Labels: map[string]string{"job": "api"}, MaxSeries: 0}, {Labels: map[string]string{}}})
+	ing.refreshLabelSets(context.Background())
+	require.NoError(t, push(t, ing, "ws-1", ts("f", "api", sample(3)), ts("g", "web", sample(3))))
+
 	// Removed: no limit.
 	src.set("ws-1", nil)
 	ing.refreshLabelSets(context.Background())

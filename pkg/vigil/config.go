@@ -68,6 +68,10 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	// default -auth.mode=none, whoever reaches it has full access.
 	c.Server.HTTPListenAddress = "127.0.0.1"
 	f.Lookup("server.http-listen-address").DefValue = c.Server.HTTPListenAddress
+	// So does the internal gRPC port, which trusts every caller in every
+	// auth mode: a cluster binds it to its private network on purpose.
+	c.Server.GRPCListenAddress = "127.0.0.1"
+	f.Lookup("server.grpc-listen-address").DefValue = c.Server.GRPCListenAddress
 	c.Admin.RegisterFlags(f)
 	c.Memberlist.RegisterFlags(f)
 	c.Storage.RegisterFlags(f)
@@ -113,8 +117,12 @@ func (c *Config) Validate() error {
 	if c.Server.HTTPServerWriteTimeout > 0 && c.Server.HTTPServerWriteTimeout <= c.Querier.Timeout+30*time.Second {
 		return fmt.Errorf("-server.http-write-timeout (%s) must exceed -querier.timeout (%s) by more than 30s", c.Server.HTTPServerWriteTimeout, c.Querier.Timeout)
 	}
-	if c.Auth.AuthMode == api.AuthNone && !c.Auth.NoneOnNetwork && !loopback(c.Server.HTTPListenAddress) {
-		return fmt.Errorf("-auth.mode=none gives every caller full access to account %s, so it listens on loopback only: -server.http-listen-address=%q is not. Use -auth.mode=sigv4, or set -auth.none-allow-non-loopback on a trusted network", c.Auth.AnonymousAccount, c.Server.HTTPListenAddress)
+	if c.Auth.AuthMode == api.AuthNone && !c.Auth.NoneOnNetwork {
+		for flag, addr := range map[string]string{"server.http-listen-address": c.Server.HTTPListenAddress, "server.grpc-listen-address": c.Server.GRPCListenAddress} {
+			if !loopback(addr) {
+				return fmt.Errorf("-auth.mode=none gives every caller full access to account %s, so it listens on loopback only: -%s=%q is not. Use -auth.mode=sigv4, or set -auth.none-allow-non-loopback on a trusted network", c.Auth.AnonymousAccount, flag, addr)
+			}
+		}
 	}
 	for _, v := range []interface{ Validate() error }{
 		&c.Auth, &c.Audit, &c.Storage, &c.ControlPlane, &c.Distributor, &c.Ingester, &c.Querier, &c.Compactor, &c.StoreGateway, &c.Limits,

@@ -134,7 +134,12 @@ func (t *Vigil) initServer() (services.Service, error) {
 	grpc_health_v1.RegisterHealthServer(srv.GRPC, health.NewServer())
 	ready := http.HandlerFunc(t.readyHandler)
 	srv.HTTP.Path("/ready").Handler(ready)
-	srv.HTTP.Path("/metrics").Handler(promhttp.HandlerFor(t.Gatherer, promhttp.HandlerOpts{EnableOpenMetrics: true}))
+	if t.Cfg.Auth.AuthMode == api.AuthNone {
+		// With SigV4 the public port serves no metrics: their workspace
+		// labels would tell any caller which workspaces exist. The admin
+		// listener serves them in every mode.
+		srv.HTTP.Path("/metrics").Handler(promhttp.HandlerFor(t.Gatherer, promhttp.HandlerOpts{EnableOpenMetrics: true}))
+	}
 	admin.Handle("/ready", ready)
 	admin.Handle("/config", http.HandlerFunc(t.configHandler))
 	admin.Handle("/services", http.HandlerFunc(t.servicesHandler))
