@@ -120,6 +120,7 @@ func TestIsolationAttacks(t *testing.T) {
 		{name: "tag condition: create without the team tag", key: keyRed, method: "POST", url: base + "/workspaces", body: []byte(`{"alias":"sneaky"}`), want: 403},
 		{name: "tag condition: create with an extra tag key", key: keyRed, method: "POST", url: base + "/workspaces", body: []byte(`{"tags":{"team":"red","owner":"me"}}`), want: 403},
 		{name: "tag condition: another account's workspace looks missing", key: keyRed, method: "GET", url: query(wsB), want: 403, sameAs: query(missing)},
+		{name: "tag key differing only in case, to dodge a tag condition", key: keyAdmin, method: "POST", url: tagsURL(arnRed), body: []byte(`{"tags":{"TEAM":"blue"}}`), want: 400},
 		{name: "explicit deny beats the tag allow", key: keyRed, method: "DELETE", url: base + "/workspaces/" + wsRed, want: 403},
 		{name: "remote-write-only user queries", key: keyWriter, method: "GET", url: query(wsRed), want: 403},
 		{name: "query-only user writes", key: keyReader, method: "POST", url: pushURL(wsRed), headers: rw, body: write, want: 403},

@@ -64,15 +64,43 @@ type auditor struct {
 	// anonymous bounds the records of unauthenticated calls, which anyone
 	// can send: they must not rotate the trail away.
 	anonymous *rate.Limiter
-	dropped   atomic.Int64
-	lastWarn  atomic.Int64
+	// refusals bounds, per account, the records of refused calls (denied,
+	// throttled, not found), which a caller can repeat at will.
+	refusalsMu sync.Mutex
+	refusals   map[string]*rate.Limiter
+	dropped    atomic.Int64
+	lastWarn   atomic.Int64
 }
 
-// Records of unauthenticated calls kept per second (and in a burst).
-const anonymousAuditRate = 50
+// Records of refused calls kept per second (and twice that in a burst):
+// of all unauthenticated callers together, and of each account.
+const (
+	anonymousAuditRate = 50
+	accountRefusalRate = 20
+	maxRefusalAccounts = 10_000
+)
 
 func newAuditor(out io.Writer, region string, logger log.Logger) *auditor {
-	return &auditor{out: out, region: region, logger: logger, anonymous: rate.NewLimiter(anonymousAuditRate, 2*anonymousAuditRate)}
+	return &auditor{out: out, region: region, logger: logger,
+		anonymous: rate.NewLimiter(anonymousAuditRate, 2*anonymousAuditRate), refusals: map[string]*rate.Limiter{}}
+}
+
+// keep tells whether a refusal's record fits its caller's budget.
+func (a *auditor) keep(id *auth.Identity) bool {
+	if id == nil {
+		return a.anonymous.Allow()
+	}
+	a.refusalsMu.Lock()
+	defer a.refusalsMu.Unlock()
+	l, ok := a.refusals[id.Account]
+	if !ok {
+		if len(a.refusals) >= maxRefusalAccounts {
+			clear(a.refusals)
+		}
+		l = rate.NewLimiter(accountRefusalRate, 2*accountRefusalRate)
+		a.refusals[id.Account] = l
+	}
+	return l.Allow()
 }
 
 // recorder captures a response for its audit record.
@@ -107,11 +135,12 @@ func (a *auditor) begin(w http.ResponseWriter, r *http.Request, rt *Route, id *a
 		ev.UserIdentity = &UserIdentity{Type: "IAMUser", ARN: id.ARN(), AccountID: id.Account, AccessKeyID: id.AccessKeyID, UserName: id.User}
 		ev.RecipientAccountID = id.Account
 	}
-	if id == nil && !a.anonymous.Allow() {
+	if denied && !a.keep(id) {
 		a.dropped.Add(1)
 		if now := time.Now().Unix(); now-a.lastWarn.Load() >= 60 {
 			a.lastWarn.Store(now)
-			level.Warn(a.logger).Log("msg", "audit records of unauthenticated calls dropped over the rate", "dropped_total", a.dropped.Load(), "rate_per_second", anonymousAuditRate)
+			level.Warn(a.logger).Log("msg", "audit records of refused calls dropped over their caller's rate", "dropped_total", a.dropped.Load(),
+				"unauthenticated_per_second", anonymousAuditRate, "per_account_per_second", accountRefusalRate)
 		}
 		return rec
 	}

@@ -231,7 +231,7 @@ func (s *Store) Create(ctx context.Context, account string, in CreateInput) (*Wo
 	if rec, ok := idx.ClientTokens[in.ClientToken]; ok && in.ClientToken != "" && s.now().Sub(rec.At) <= clientTokenTTL {
 		if rec.Request != in.hash() {
 			return nil, apierror.New(apierror.Conflict, apierror.IDClientTokenReused,
-				"The clientToken %q was used before with different parameters.", in.ClientToken)
+				"The clientToken %q was used before with different parameters.", in.ClientToken).About("Workspace", rec.Workspace)
 		}
 		ws, err := s.read(ctx, rec.Workspace)
 		if err == nil {
@@ -252,7 +252,7 @@ func (s *Store) Create(ctx context.Context, account string, in CreateInput) (*Wo
 		s.prune(ctx, idx)
 	}
 	if len(idx.Workspaces) >= s.cfg.MaxWorkspacesPerAccount {
-		return nil, apierror.New(apierror.QuotaExceeded, apierror.IDWorkspaceQuota, "Limit exceeded. Maximum workspaces per account.")
+		return nil, apierror.New(apierror.QuotaExceeded, apierror.IDWorkspaceQuota, "Limit exceeded. Maximum workspaces per account.").About("Workspace", account)
 	}
 	id, err := newWorkspaceID()
 	if err != nil {

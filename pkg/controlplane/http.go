@@ -140,7 +140,14 @@ func validateTags(tags map[string]string) error {
 	if len(tags) > 50 { // AMP quota: 50 tags per resource.
 		return apierror.Invalid("tags", "A resource can have at most 50 tags, got %d.", len(tags))
 	}
+	folded := make(map[string]string, len(tags))
 	for k, v := range tags {
+		// Condition keys match tag keys case-insensitively (as IAM's do):
+		// keys differing only in case would make aws:ResourceTag ambiguous.
+		if other, dup := folded[strings.ToLower(k)]; dup {
+			return apierror.Invalid("tags", "Tag keys %q and %q differ only in case.", other, k)
+		}
+		folded[strings.ToLower(k)] = k
 		if n := utf8.RuneCountInString(k); n < 1 || n > 128 || !tagRe.MatchString(k) {
 			return apierror.Invalid("tags", "Tag key %q must be 1 to 128 letters, digits, spaces and _.:/=+-@.", k)
 		}
@@ -185,7 +192,7 @@ func (h *Handler) Create(w http.ResponseWriter, r *http.Request) {
 		apierror.WriteAWS(w, err)
 		return
 	}
-	if in.KMSKeyARN != "" && !kmsKeyARNRe.MatchString(in.KMSKeyARN) {
+	if in.KMSKeyARN != "" && (len(in.KMSKeyARN) < 20 || len(in.KMSKeyARN) > 2048 || !kmsKeyARNRe.MatchString(in.KMSKeyARN)) {
 		apierror.WriteAWS(w, apierror.Invalid("kmsKeyArn", "kmsKeyArn must be a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>), at most 2048 characters."))
 		return
 	}

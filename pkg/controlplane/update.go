@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"time"
 
 	"github.com/vigil-metrics/vigil/pkg/apierror"
 	"github.com/vigil-metrics/vigil/pkg/auth"
@@ -23,7 +24,7 @@ func (s *Store) update(ctx context.Context, account, id string, change func(ws *
 		return nil, err
 	}
 	if ws.Status != StatusActive {
-		return nil, apierror.New(apierror.Conflict, apierror.IDWorkspaceNotActive, "Workspace %s is not ACTIVE (status %s).", id, ws.Status)
+		return nil, apierror.New(apierror.Conflict, apierror.IDWorkspaceNotActive, "Workspace %s is not ACTIVE (status %s).", id, ws.Status).About("Workspace", id)
 	}
 	if err := change(ws); errors.Is(err, errUnchanged) {
 		return ws, nil
@@ -93,10 +94,15 @@ func (s *Store) PutPolicy(ctx context.Context, account, id, document, revisionID
 	_, err = s.update(ctx, account, id, func(ws *Workspace) error {
 		if p := ws.Policy; p != nil && clientToken != "" && p.ClientToken == clientToken {
 			if p.Document != document {
-				return apierror.New(apierror.Conflict, apierror.IDClientTokenReused, "The clientToken %q was used before with another policy document.", clientToken)
+				return tokenReused(id, clientToken)
 			}
 			rev = p.RevisionID // a retry: the first call's revision
 			return errUnchanged
+		}
+		if s.usedToken(ws, clientToken) {
+			// A retry arriving after the policy changed again: applying
+			// it would undo the later change.
+			return tokenReused(id, clientToken)
 		}
 		switch {
 		case revisionID == noPolicy:
@@ -111,6 +117,7 @@ func (s *Store) PutPolicy(ctx context.Context, account, id, document, revisionID
 			return apierror.New(apierror.BadData, apierror.IDValidation, "The policy document is not valid: %v", err)
 		}
 		ws.Policy = &ResourcePolicy{Document: document, RevisionID: rev, ClientToken: clientToken}
+		s.recordToken(ws, clientToken, "put")
 		return nil
 	})
 	return rev, err
@@ -119,8 +126,11 @@ func (s *Store) PutPolicy(ctx context.Context, account, id, document, revisionID
 // DeletePolicy removes a workspace's resource policy.
 func (s *Store) DeletePolicy(ctx context.Context, account, id, revisionID, clientToken string) error {
 	_, err := s.update(ctx, account, id, func(ws *Workspace) error {
-		if clientToken != "" && ws.PolicyDeletedBy == clientToken {
-			return errUnchanged // a retry of a delete that already ran
+		if s.usedToken(ws, clientToken) {
+			if ws.Policy == nil && ws.PolicyTokens[len(ws.PolicyTokens)-1].Token == clientToken {
+				return errUnchanged // a retry of the delete that removed it
+			}
+			return tokenReused(id, clientToken)
 		}
 		if ws.Policy == nil {
 			return policyNotFound(id)
@@ -128,7 +138,8 @@ func (s *Store) DeletePolicy(ctx context.Context, account, id, revisionID, clien
 		if revisionID != "" && ws.Policy.RevisionID != revisionID {
 			return revisionConflict(id)
 		}
-		ws.Policy, ws.PolicyDeletedBy = nil, clientToken
+		ws.Policy = nil
+		s.recordToken(ws, clientToken, "delete")
 		return nil
 	})
 	return err
@@ -178,6 +189,49 @@ func (s *Store) Untag(ctx context.Context, account, id string, keys []string) er
 		return nil
 	})
 	return err
+}
+
+// Policy clientTokens are remembered this long, and this many per workspace.
+const (
+	policyTokenTTL = 24 * time.Hour
+	maxPolicyToken = 50
+)
+
+func tokenReused(id, token string) error {
+	return apierror.New(apierror.Conflict, apierror.IDClientTokenReused,
+		"The clientToken %q was used before by another operation on the resource policy of workspace %s.", token, id).About("ResourcePolicy", id)
+}
+
+// usedToken tells whether a policy operation of the last day used token.
+func (s *Store) usedToken(ws *Workspace, token string) bool {
+	if token == "" {
+		return false
+	}
+	for _, t := range ws.PolicyTokens {
+		if t.Token == token && s.now().Sub(t.At) <= policyTokenTTL {
+			return true
+		}
+	}
+	return false
+}
+
+// recordToken remembers the token of a policy operation, forgetting
+// expired ones and, over maxPolicyToken, the oldest.
+func (s *Store) recordToken(ws *Workspace, token, op string) {
+	if token == "" {
+		return
+	}
+	kept := ws.PolicyTokens[:0:0]
+	for _, t := range ws.PolicyTokens {
+		if s.now().Sub(t.At) <= policyTokenTTL {
+			kept = append(kept, t)
+		}
+	}
+	kept = append(kept, policyToken{Token: token, Op: op, At: s.now().UTC()})
+	if over := len(kept) - maxPolicyToken; over > 0 {
+		kept = kept[over:]
+	}
+	ws.PolicyTokens = kept
 }
 
 // newRevision returns a random revision ID.

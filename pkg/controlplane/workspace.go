@@ -35,9 +35,8 @@ type Workspace struct {
 	Configuration *Configuration `json:"configuration,omitempty"`
 	// Policy is the workspace's resource policy; nil: none.
 	Policy *ResourcePolicy `json:"policy,omitempty"`
-	// PolicyDeletedBy is the clientToken of the DeleteResourcePolicy that
-	// removed the last policy: its retry succeeds again.
-	PolicyDeletedBy string `json:"policyDeletedBy,omitempty"`
+	// PolicyTokens are the clientTokens of the last policy operations.
+	PolicyTokens []policyToken `json:"policyTokens,omitempty"`
 
 	// resource is the document as authorisation sees it, built when the
 	// document is read or written.
@@ -72,12 +71,22 @@ type ResourcePolicy struct {
 	ClientToken string `json:"clientToken,omitempty"`
 }
 
+// policyToken records a clientToken a policy operation used, so that a
+// late retry is answered, never applied again.
+type policyToken struct {
+	Token string    `json:"token"`
+	Op    string    `json:"op"` // "put" or "delete"
+	At    time.Time `json:"at"`
+}
+
 // build derives the authorisation view of the document. A stored policy
-// that no longer compiles grants nothing.
+// is compiled, not validated again: it was validated when it was put, and
+// one that rules since made stricter would otherwise lose its Deny
+// statements too (resource policies only ever decide data-plane actions).
 func (ws *Workspace) build() *Workspace {
 	r := &auth.Resource{Account: ws.Account, ARN: ws.ARN, Active: ws.Status == StatusActive, Tags: ws.Tags}
 	if ws.Policy != nil {
-		r.Policy, _ = auth.ValidateResourcePolicy([]byte(ws.Policy.Document), ws.ARN)
+		r.Policy, _ = auth.ParsePolicy([]byte(ws.Policy.Document), true)
 	}
 	ws.resource = r
 	return ws

@@ -74,14 +74,14 @@ func limitsKey(limits []LabelSetLimit) string {
 func newLabelSetLimiter(limits []LabelSetLimit) *labelSetLimiter {
 	l := &labelSetLimiter{key: limitsKey(limits)}
 	for _, lim := range limits {
-		if lim.MaxSeries <= 0 {
-			continue // AMP: 0 (or no maxSeries) enforces no limit
-		}
+		// AMP: maxSeries 0 (or none) enforces no limit. Such an entry still
+		// claims its series, which then do not count in the default bucket.
 		e := &labelSetEntry{match: labels.FromMap(lim.Labels), max: lim.MaxSeries}
-		if e.match.IsEmpty() {
-			l.dflt = e
-		} else {
+		switch {
+		case !e.match.IsEmpty():
 			l.entries = append(l.entries, e)
+		case e.max > 0:
+			l.dflt = e
 		}
 	}
 	return l
@@ -119,7 +119,7 @@ func (l *labelSetLimiter) check(lset labels.Labels) error {
 	defer l.mu.Unlock()
 	var err error
 	l.visit(lset, func(e *labelSetEntry) bool {
-		if e.n >= e.max {
+		if e.max > 0 && e.n >= e.max {
 			err = &errLabelSetLimit{set: e.match.String(), limit: e.max}
 			return false
 		}
@@ -177,8 +177,7 @@ func (i *Ingester) applyLabelSets(ctx context.Context, id string, u *userDB) {
 		return
 	}
 	cur := u.series.labelSets.Load()
-	limits = slices.DeleteFunc(slices.Clone(limits), func(l LabelSetLimit) bool { return l.MaxSeries <= 0 })
-	if len(limits) == 0 {
+	if !slices.ContainsFunc(limits, func(l LabelSetLimit) bool { return l.MaxSeries > 0 }) {
 		if cur != nil {
 			u.series.labelSets.Store(nil)
 		}

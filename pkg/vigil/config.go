@@ -74,6 +74,10 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.Lookup("server.grpc-listen-address").DefValue = c.Server.GRPCListenAddress
 	c.Admin.RegisterFlags(f)
 	c.Memberlist.RegisterFlags(f)
+	// Gossip too: a peer that joins the ring can take writes and queries.
+	// (A list flag appends to its default, so LoadConfig fills it in when
+	// nothing set it.)
+	f.Lookup("memberlist.bind-addr").Usage = "IP address to listen on for gossip messages. Multiple addresses may be specified. Defaults to 127.0.0.1: a cluster sets its private address (or 0.0.0.0)."
 	c.Storage.RegisterFlags(f)
 	c.ControlPlane.RegisterFlags(f)
 	c.Distributor.RegisterFlags(f)
@@ -118,9 +122,19 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("-server.http-write-timeout (%s) must exceed -querier.timeout (%s) by more than 30s", c.Server.HTTPServerWriteTimeout, c.Querier.Timeout)
 	}
 	if c.Auth.AuthMode == api.AuthNone && !c.Auth.NoneOnNetwork {
-		for flag, addr := range map[string]string{"server.http-listen-address": c.Server.HTTPListenAddress, "server.grpc-listen-address": c.Server.GRPCListenAddress} {
-			if !loopback(addr) {
-				return fmt.Errorf("-auth.mode=none gives every caller full access to account %s, so it listens on loopback only: -%s=%q is not. Use -auth.mode=sigv4, or set -auth.none-allow-non-loopback on a trusted network", c.Auth.AnonymousAccount, flag, addr)
+		addrs := []struct{ flag, addr string }{
+			{"server.http-listen-address", c.Server.HTTPListenAddress},
+			{"server.grpc-listen-address", c.Server.GRPCListenAddress},
+		}
+		for _, a := range c.Memberlist.TCPTransport.BindAddrs {
+			addrs = append(addrs, struct{ flag, addr string }{"memberlist.bind-addr", a})
+		}
+		if len(c.Memberlist.TCPTransport.BindAddrs) == 0 { // dskit: every interface
+			addrs = append(addrs, struct{ flag, addr string }{"memberlist.bind-addr", ""})
+		}
+		for _, a := range addrs {
+			if !loopback(a.addr) {
+				return fmt.Errorf("-auth.mode=none gives every caller full access to account %s, so it listens on loopback only: -%s=%q is not. Use -auth.mode=sigv4, or set -auth.none-allow-non-loopback on a trusted network", c.Auth.AnonymousAccount, a.flag, a.addr)
 			}
 		}
 	}
@@ -170,8 +184,14 @@ func LoadConfig(args []string, usage io.Writer) (*Config, error) {
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
+	if len(cfg.Memberlist.TCPTransport.BindAddrs) == 0 {
+		cfg.Memberlist.TCPTransport.BindAddrs = flagext.StringSlice{defaultBindAddr}
+	}
 	return &cfg, nil
 }
+
+// defaultBindAddr is where the gossip port listens unless told otherwise.
+const defaultBindAddr = "127.0.0.1"
 
 // scanConfigFlags finds -config.file and -config.expand-env in args without
 // parsing the rest.
@@ -202,6 +222,6 @@ func loopback(addr string) bool {
 	if addr == "localhost" {
 		return true
 	}
-	a, err := netip.ParseAddr(addr)
+	a, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(addr, "["), "]"))
 	return err == nil && a.IsLoopback()
 }

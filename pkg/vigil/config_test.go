@@ -90,7 +90,9 @@ func TestAuthNoneStaysOnLoopback(t *testing.T) {
 		{[]string{"-server.http-listen-address=0.0.0.0"}, "listens on loopback only"},
 		{[]string{"-server.http-listen-address=10.1.2.3"}, "listens on loopback only"},
 		{[]string{"-server.grpc-listen-address=0.0.0.0"}, "-server.grpc-listen-address"},
-		{[]string{"-server.http-listen-address=0.0.0.0", "-server.grpc-listen-address=0.0.0.0", "-auth.none-allow-non-loopback"}, ""},
+		{[]string{"-memberlist.bind-addr=0.0.0.0"}, "-memberlist.bind-addr"},
+		{[]string{"-server.http-listen-address=[::1]"}, ""},
+		{[]string{"-server.http-listen-address=0.0.0.0", "-server.grpc-listen-address=0.0.0.0", "-memberlist.bind-addr=0.0.0.0", "-auth.none-allow-non-loopback"}, ""},
 		{[]string{"-server.http-listen-address=0.0.0.0", "-auth.mode=sigv4", "-auth.credentials-file=/etc/creds.yaml"}, ""},
 	} {
 		cfg, err := LoadConfig(tc.args, &bytes.Buffer{})

@@ -18,6 +18,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - -data-dir=/data
 - -server.http-listen-address=0.0.0.0
 - -server.grpc-listen-address=0.0.0.0
+- -memberlist.bind-addr=0.0.0.0
 - -auth.mode={{ .Values.auth.mode }}
 {{- if eq .Values.auth.mode "none" }}
 - -auth.none-allow-non-loopback=true
