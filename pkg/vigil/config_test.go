@@ -7,9 +7,11 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/go-kit/log"
 	"github.com/stretchr/testify/require"
 )
 
@@ -103,5 +105,24 @@ func TestAuthNoneStaysOnLoopback(t *testing.T) {
 		} else {
 			require.ErrorContains(t, err, tc.err, tc.args)
 		}
+	}
+}
+
+func TestLoopbackClusterWarning(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		warn bool
+	}{
+		{nil, false}, // the monolith
+		{[]string{"-target=ingester"}, true},
+		{[]string{"-target=ingester", "-ingester.ring.instance-addr=127.0.0.1"}, false},
+		{[]string{"-target=ingester", "-server.grpc-listen-address=0.0.0.0", "-memberlist.bind-addr=0.0.0.0", "-auth.none-allow-non-loopback"}, false},
+	} {
+		cfg, err := LoadConfig(tc.args, &bytes.Buffer{})
+		require.NoError(t, err)
+		var out bytes.Buffer
+		v := &Vigil{Cfg: *cfg, Logger: log.NewLogfmtLogger(&out)}
+		v.warnLoopbackCluster()
+		require.Equal(t, tc.warn, strings.Contains(out.String(), "listens on loopback only"), "%v: %s", tc.args, out.String())
 	}
 }

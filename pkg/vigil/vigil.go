@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 
 	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
 	"github.com/grafana/dskit/kv/memberlist"
 	"github.com/grafana/dskit/ring"
 	"github.com/grafana/dskit/server"
@@ -73,6 +74,7 @@ func New(cfg Config, reg *prometheus.Registry, logger log.Logger) (*Vigil, error
 		return nil, fmt.Errorf("invalid configuration: %w", err)
 	}
 	t := &Vigil{Cfg: cfg, Registerer: reg, Gatherer: reg, Logger: logger}
+	t.warnLoopbackCluster()
 	mm, err := t.setupModules()
 	if err != nil {
 		return nil, err
@@ -199,5 +201,27 @@ func (t *Vigil) servicesHandler(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	for _, n := range names {
 		fmt.Fprintf(w, "%s\t%s\n", n, t.ServiceMap[n].State())
+	}
+}
+
+// warnLoopbackCluster warns when a process that is part of a cluster (not
+// the monolith) keeps its gRPC or gossip port on loopback, the default,
+// while a ring advertises an address other processes would dial: they
+// could not reach it.
+func (t *Vigil) warnLoopbackCluster() {
+	if t.IsMonolithic() {
+		return
+	}
+	advertised := []string{t.Cfg.Ingester.Ring.InstanceAddr, t.Cfg.ControlPlane.Ring.InstanceAddr,
+		t.Cfg.StoreGateway.Ring.InstanceAddr, t.Cfg.Compactor.Ring.InstanceAddr}
+	for _, a := range advertised {
+		if a != "" && loopback(a) {
+			return // a cluster on one host's loopback, as the tests run
+		}
+	}
+	for flag, addr := range map[string]string{"server.grpc-listen-address": t.Cfg.Server.GRPCListenAddress, "memberlist.bind-addr": strings.Join(t.Cfg.Memberlist.TCPTransport.BindAddrs, ",")} {
+		if loopback(addr) {
+			level.Warn(t.Logger).Log("msg", "this process of a cluster listens on loopback only; other processes cannot reach it. Set -"+flag+" to the cluster's private address (or 0.0.0.0)", "flag", flag, "address", addr)
+		}
 	}
 }
