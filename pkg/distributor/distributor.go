@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 
 	"github.com/vigil-metrics/vigil/pkg/apierror"
+	"github.com/vigil-metrics/vigil/pkg/ingester/client"
 	"github.com/vigil-metrics/vigil/pkg/tenant"
 )
 
@@ -20,6 +21,12 @@ import (
 type Pusher interface {
 	// Push stores a batch of samples.
 	Push(ctx context.Context, req *prompb.WriteRequest) error
+}
+
+// SharedPusher is a Pusher that can send a request shared by several
+// ingesters, encoded once for all of them.
+type SharedPusher interface {
+	PushShared(ctx context.Context, req *client.SharedRequest) error
 }
 
 // Ingesters resolves a ring instance to a client.
@@ -171,10 +178,15 @@ func (d *Distributor) Push(ctx context.Context, req *prompb.WriteRequest, cleanu
 	for i := range valid {
 		keys = append(keys, shardToken(id, valid[i].Labels))
 	}
+	// Ingesters that get every series get the same request, encoded once.
+	shared := client.NewSharedRequest(req)
 	err = ring.DoBatchWithOptions(pushCtx, ring.WriteNoExtend, d.ring, keys, func(inst ring.InstanceDesc, idxs []int) error {
 		c, err := d.ingesters(inst)
 		if err != nil {
 			return err
+		}
+		if sp, ok := c.(SharedPusher); ok && len(idxs) == len(valid) {
+			return sp.PushShared(pushCtx, shared)
 		}
 		sub := req
 		if len(idxs) != len(valid) {

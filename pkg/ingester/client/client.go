@@ -82,6 +82,7 @@ type grpcClient struct {
 	ingesterpb.IngesterClient
 	grpc_health_v1.HealthClient
 	io.Closer
+	conn invoker
 }
 
 func dial(cfg Config, addr string) (*grpcClient, error) {
@@ -97,6 +98,7 @@ func dial(cfg Config, addr string) (*grpcClient, error) {
 		IngesterClient: ingesterpb.NewIngesterClient(conn),
 		HealthClient:   grpc_health_v1.NewHealthClient(conn),
 		Closer:         conn,
+		conn:           conn,
 	}, nil
 }
 
