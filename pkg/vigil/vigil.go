@@ -74,7 +74,6 @@ func New(cfg Config, reg *prometheus.Registry, logger log.Logger) (*Vigil, error
 		return nil, fmt.Errorf("invalid configuration: %w", err)
 	}
 	t := &Vigil{Cfg: cfg, Registerer: reg, Gatherer: reg, Logger: logger}
-	t.warnLoopbackCluster()
 	mm, err := t.setupModules()
 	if err != nil {
 		return nil, err
@@ -84,6 +83,7 @@ func New(cfg Config, reg *prometheus.Registry, logger log.Logger) (*Vigil, error
 			return nil, fmt.Errorf("unknown target %q; valid targets: %s", target, strings.Join(mm.UserVisibleModuleNames(), ", "))
 		}
 	}
+	t.warnLoopbackCluster()
 	t.ServiceMap, err = mm.InitModuleServices(cfg.Target...)
 	if err != nil {
 		return nil, err
@@ -209,7 +209,7 @@ func (t *Vigil) servicesHandler(w http.ResponseWriter, _ *http.Request) {
 // while a ring advertises an address other processes would dial: they
 // could not reach it.
 func (t *Vigil) warnLoopbackCluster() {
-	if t.IsMonolithic() {
+	if t.IsMonolithic() || t.Logger == nil {
 		return
 	}
 	advertised := []string{t.Cfg.Ingester.Ring.InstanceAddr, t.Cfg.ControlPlane.Ring.InstanceAddr,
