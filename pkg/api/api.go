@@ -19,6 +19,8 @@ import (
 	"sync"
 
 	"github.com/go-kit/log"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	"golang.org/x/time/rate"
 
 	"github.com/vigil-metrics/vigil/pkg/apierror"
@@ -117,12 +119,16 @@ type API struct {
 	audit      *auditor
 	throttle   *throttle
 	logger     log.Logger
+
+	// Usage, by the route table's operation names.
+	requests *prometheus.CounterVec
+	refused  *prometheus.CounterVec
 }
 
 // New returns an API with no handlers bound; components bind theirs. keys
 // are the identities of -auth.mode=sigv4 (nil otherwise); audit receives
 // one JSON line per audited call (nil: none).
-func New(cfg Config, workspaces Workspaces, keys auth.Keys, audit io.Writer, logger log.Logger) (*API, error) {
+func New(cfg Config, workspaces Workspaces, keys auth.Keys, audit io.Writer, reg prometheus.Registerer, logger log.Logger) (*API, error) {
 	full, err := auth.ManagedPolicy(auth.FullAccess)
 	if err != nil {
 		return nil, err
@@ -133,6 +139,14 @@ func New(cfg Config, workspaces Workspaces, keys auth.Keys, audit io.Writer, log
 		anonymous: auth.Identity{Account: cfg.AnonymousAccount, User: "anonymous", Policies: []*auth.Policy{full}},
 		audit:     newAuditor(audit, cfg.Region, logger),
 		throttle:  newThrottle(cfg.ControlPlaneRate),
+		requests: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
+			Name: "vigil_api_requests_total",
+			Help: "Requests of the public port that reached their handler, by AMP operation.",
+		}, []string{"operation"}),
+		refused: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
+			Name: "vigil_api_refused_requests_total",
+			Help: "Requests of the public port refused before their handler (authentication, authorization, throttling, missing workspace), by AMP operation (Unknown for a path no route serves) and AMP error type.",
+		}, []string{"operation", "error_type"}),
 	}
 	if cfg.AuthMode == AuthSigV4 {
 		a.verifier = auth.NewVerifier("aps", cfg.Region, keys)
@@ -213,10 +227,11 @@ func (a *API) routeOf(r *http.Request) *Route {
 
 // reject answers a request refused before its handler, and audits it.
 func (a *API) reject(w http.ResponseWriter, r *http.Request, rt *Route, id *auth.Identity, err error) {
-	format := formatAWS
+	format, op := formatAWS, "Unknown"
 	if rt != nil {
-		format = rt.format
+		format, op = rt.format, rt.Operation
 	}
+	a.refused.WithLabelValues(op, apierror.AWSType(apierror.CauseOf(err))).Inc()
 	rec := a.audit.begin(w, r, rt, id, true)
 	rec.err = err
 	format.write(rec, err)
@@ -269,6 +284,7 @@ func (a *API) Operations() http.Handler { return a.operations }
 
 // serveRoute wraps a route's handler: throttle, authorise, audit.
 func (a *API) serveRoute(rt *Route, next http.Handler) http.Handler {
+	requests := a.requests.WithLabelValues(rt.Operation)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, ok := caller(r.Context())
 		if !ok {
@@ -301,6 +317,7 @@ func (a *API) serveRoute(rt *Route, next http.Handler) http.Handler {
 			r = r.WithContext(tenant.WithID(r.Context(), workspace))
 		}
 		r = stripPath(r, rt)
+		requests.Inc()
 		if !rt.control {
 			next.ServeHTTP(w, r)
 			return

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/go-kit/log"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 
 	"github.com/vigil-metrics/vigil/pkg/apierror"
@@ -29,7 +31,7 @@ func TestRouteTable(t *testing.T) {
 		}
 	}
 	// Every route mounts on one mux without a conflict.
-	a, err := New(Config{AuthMode: AuthNone, AnonymousAccount: "000000000000", Region: "us-east-1", ControlPlaneRate: 10}, nil, nil, nil, log.NewNopLogger())
+	a, err := New(Config{AuthMode: AuthNone, AnonymousAccount: "000000000000", Region: "us-east-1", ControlPlaneRate: 10}, nil, nil, nil, prometheus.NewRegistry(), log.NewNopLogger())
 	require.NoError(t, err)
 	seen := map[string]bool{}
 	for _, rt := range Routes() {
@@ -52,7 +54,7 @@ func (f fakeWorkspaces) Lookup(_ context.Context, id string) (*auth.Resource, er
 func TestAuditTrail(t *testing.T) {
 	var trail bytes.Buffer
 	ws := fakeWorkspaces{"ws-1": {Account: "000000000000", ARN: "arn:aws:aps:us-east-1:000000000000:workspace/ws-1", Active: true}}
-	a, err := New(Config{AuthMode: AuthNone, AnonymousAccount: "000000000000", Region: "us-east-1", ControlPlaneRate: 10}, ws, nil, &trail, log.NewNopLogger())
+	a, err := New(Config{AuthMode: AuthNone, AnonymousAccount: "000000000000", Region: "us-east-1", ControlPlaneRate: 10}, ws, nil, &trail, prometheus.NewRegistry(), log.NewNopLogger())
 	require.NoError(t, err)
 	var served []string
 	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -81,6 +83,11 @@ func TestAuditTrail(t *testing.T) {
 	rec = do("GET", "/workspaces/ws-missing/api/v1/query?query=up", "")
 	require.Equal(t, http.StatusNotFound, rec.Code)
 
+	// Usage by operation, from the route table.
+	require.Equal(t, 1.0, testutil.ToFloat64(a.requests.WithLabelValues("CreateWorkspace")))
+	require.Equal(t, 1.0, testutil.ToFloat64(a.requests.WithLabelValues("QueryMetrics")))
+	require.Equal(t, 1.0, testutil.ToFloat64(a.refused.WithLabelValues("QueryMetrics", "ResourceNotFoundException")))
+
 	lines := strings.Split(strings.TrimSpace(trail.String()), "\n")
 	require.Len(t, lines, 2, "the control-plane call and the refused data-plane call; allowed data-plane calls are not audited")
 	require.Contains(t, lines[1], `"errorCode":"ResourceNotFoundException"`)
@@ -100,7 +107,7 @@ func TestAuditTrail(t *testing.T) {
 func TestDeniedDataPlaneCallsAreAudited(t *testing.T) {
 	var trail bytes.Buffer
 	ws := fakeWorkspaces{"ws-1": {Account: "000000000000", ARN: "arn:aws:aps:us-east-1:000000000000:workspace/ws-1", Active: true}}
-	a, err := New(Config{AuthMode: AuthNone, AnonymousAccount: "000000000000", Region: "us-east-1", ControlPlaneRate: 10}, ws, nil, &trail, log.NewNopLogger())
+	a, err := New(Config{AuthMode: AuthNone, AnonymousAccount: "000000000000", Region: "us-east-1", ControlPlaneRate: 10}, ws, nil, &trail, prometheus.NewRegistry(), log.NewNopLogger())
 	require.NoError(t, err)
 	deny, err := auth.ParsePolicy([]byte(`{"Statement":{"Effect":"Deny","Action":"aps:QueryMetrics","Resource":"*"}}`), false)
 	require.NoError(t, err)

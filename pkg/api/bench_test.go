@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/go-kit/log"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vigil-metrics/vigil/pkg/auth"
 )
@@ -45,7 +46,7 @@ func BenchmarkRemoteWriteAuth(b *testing.B) {
 	for _, mode := range []string{AuthNone, AuthSigV4} {
 		b.Run("auth="+mode, func(b *testing.B) {
 			cfg := Config{AuthMode: mode, AnonymousAccount: "111122223333", Region: "us-east-1", ControlPlaneRate: 10}
-			a, err := New(cfg, ws, keys, nil, log.NewNopLogger())
+			a, err := New(cfg, ws, keys, nil, prometheus.NewRegistry(), log.NewNopLogger())
 			if err != nil {
 				b.Fatal(err)
 			}

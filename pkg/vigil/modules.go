@@ -216,7 +216,7 @@ func (t *Vigil) initRouter() (services.Service, error) {
 	if trail != nil {
 		sink = trail
 	}
-	a, err := api.New(t.Cfg.Auth, t.Workspaces, keys, sink, t.Logger)
+	a, err := api.New(t.Cfg.Auth, t.Workspaces, keys, sink, t.Registerer, t.Logger)
 	if err != nil {
 		return nil, err
 	}
