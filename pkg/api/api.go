@@ -171,9 +171,10 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		a.mux.ServeHTTP(w, r.WithContext(ctx))
 		return
 	}
-	rt := a.routeOf(r)
+	// The route is looked up only to answer a refusal in its format: the
+	// mux finds it again for a request that passes.
 	if r.ContentLength > maxSignedBody {
-		a.reject(w, r, rt, nil, apierror.New(apierror.TooLarge, apierror.IDRequestTooLarge, "request body over %d bytes", maxSignedBody))
+		a.reject(w, r, a.routeOf(r), nil, apierror.New(apierror.TooLarge, apierror.IDRequestTooLarge, "request body over %d bytes", maxSignedBody))
 		return
 	}
 	// The body is read into a pooled buffer: no handler keeps it past the
@@ -195,7 +196,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return buf.Bytes(), nil
 	})
 	if err != nil {
-		a.reject(w, r, rt, nil, err)
+		a.reject(w, r, a.routeOf(r), nil, err)
 		return
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
