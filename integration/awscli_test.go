@@ -120,9 +120,8 @@ func TestPrometheus3SigV4(t *testing.T) {
 	require.NoError(t, err, stderr)
 	ws := out["workspaceId"].(string)
 
-	dir := t.TempDir()
-	promPort := freePort(t)
-	cfg := fmt.Sprintf(`global:
+	startPrometheusAgent(t, promBin, "--agent", func(port int) string {
+		return fmt.Sprintf(`global:
   scrape_interval: 1s
 scrape_configs:
   - job_name: prometheus
@@ -136,24 +135,7 @@ remote_write:
       secret_key: %s
     queue_config:
       batch_send_deadline: 1s
-`, promPort, workspaceURL(v.BaseURL(), ws), keyWriter.id, keyWriter.secret)
-	cfgPath := filepath.Join(dir, "prometheus.yml")
-	require.NoError(t, os.WriteFile(cfgPath, []byte(cfg), 0o600))
-	logPath := filepath.Join(dir, "prometheus.log")
-	logFile, err := os.Create(logPath)
-	require.NoError(t, err)
-	defer logFile.Close()
-	cmd := exec.Command(promBin, "--agent", "--config.file="+cfgPath, "--storage.agent.path="+filepath.Join(dir, "agent"),
-		fmt.Sprintf("--web.listen-address=127.0.0.1:%d", promPort))
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			b, _ := os.ReadFile(logPath)
-			t.Logf("prometheus log:\n%s", b)
-		}
+`, port, workspaceURL(v.BaseURL(), ws), keyWriter.id, keyWriter.secret)
 	})
 
 	admin := signedQuerier(t, workspaceURL(v.BaseURL(), ws), keyAdmin.id, keyAdmin.secret)

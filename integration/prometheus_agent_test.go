@@ -27,9 +27,8 @@ func TestPrometheusAgentRemoteWrite(t *testing.T) {
 	v := startMonolith(t, t.TempDir())
 	ws := createWorkspace(t, v.BaseURL(), "prometheus-agent")
 
-	dir := t.TempDir()
-	promPort := freePort(t)
-	cfg := fmt.Sprintf(`global:
+	promPort := startPrometheusAgent(t, promBin, "--enable-feature=agent", func(port int) string {
+		return fmt.Sprintf(`global:
   scrape_interval: 1s
 scrape_configs:
   - job_name: prometheus
@@ -39,29 +38,7 @@ remote_write:
   - url: %s/api/v1/remote_write
     queue_config:
       batch_send_deadline: 1s
-`, promPort, workspaceURL(v.BaseURL(), ws))
-	cfgPath := filepath.Join(dir, "prometheus.yml")
-	require.NoError(t, os.WriteFile(cfgPath, []byte(cfg), 0o644))
-
-	logPath := filepath.Join(dir, "prometheus.log")
-	logFile, err := os.Create(logPath)
-	require.NoError(t, err)
-	defer logFile.Close()
-	cmd := exec.Command(promBin,
-		"--enable-feature=agent",
-		"--config.file="+cfgPath,
-		"--storage.agent.path="+filepath.Join(dir, "agent"),
-		fmt.Sprintf("--web.listen-address=127.0.0.1:%d", promPort),
-	)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			b, _ := os.ReadFile(logPath)
-			t.Logf("prometheus log:\n%s", b)
-		}
+`, port, workspaceURL(v.BaseURL(), ws))
 	})
 
 	api := promClient(t, workspaceURL(v.BaseURL(), ws))
@@ -83,4 +60,33 @@ remote_write:
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	require.Contains(t, string(body), "unavailable with Prometheus Agent")
+}
+
+// startPrometheusAgent runs a Prometheus binary in agent mode (agentFlag:
+// --enable-feature=agent for 2.x, --agent for 3.x) with the configuration
+// config returns for its own listen port, which it returns. The process is
+// killed at the end of the test, and its log shown if the test failed.
+func startPrometheusAgent(t *testing.T, bin, agentFlag string, config func(port int) string) int {
+	t.Helper()
+	dir := t.TempDir()
+	port := freePort(t)
+	cfgPath := filepath.Join(dir, "prometheus.yml")
+	require.NoError(t, os.WriteFile(cfgPath, []byte(config(port)), 0o600))
+	logPath := filepath.Join(dir, "prometheus.log")
+	logFile, err := os.Create(logPath)
+	require.NoError(t, err)
+	cmd := exec.Command(bin, agentFlag, "--config.file="+cfgPath, "--storage.agent.path="+filepath.Join(dir, "agent"),
+		fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port))
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		_ = logFile.Close()
+		if t.Failed() {
+			b, _ := os.ReadFile(logPath)
+			t.Logf("prometheus log:\n%s", b)
+		}
+	})
+	return port
 }
