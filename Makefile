@@ -30,17 +30,14 @@ test: ## Unit tests and in-process integration tests (what CI requires).
 e2e: install-prometheus install-prometheus3 install-minio ## Multi-process cluster tests (kill and rolling restarts), the bounded series call over a day of 100k series, a real Prometheus agent remote-writing to Vigil, Prometheus 3.16 remote-writing with SigV4, the aws CLI's amp commands, and the long-term storage suite on a real MinIO.
 	$(GO) test -count=1 -timeout 30m -tags e2e -run 'TestCluster|TestPrometheusAgent|TestSeriesCallOverADay|TestStorageOnMinIO|TestAWSCLI|TestPrometheus3SigV4' -v ./integration/ 2>&1 | grep -v '^        level='; exit $${PIPESTATUS[0]}
 
-bench: ## Go benchmarks of the push path, the query mix served by ingesters and by the store-gateway, bytes per sample after compaction, then loadgen against bin/vigil with -ingester.tsdb.wal-sync=none and =always; prints samples per CPU-second (samples/cpu-s).
-	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./pkg/distributor/ ./pkg/ingester/
+bench: install-prometheus3 ## Go benchmarks of the push path, the query mix served by ingesters and by the store-gateway, bytes per sample after compaction, then one side-by-side table of the write path (tools/writebench): the monolith, the monolith with -ingester.tsdb.wal-sync=always, the three-zone RF 3 cluster of separate processes and Prometheus 3.16's receiver, in samples per CPU-second and RSS per series. VIGIL_BEFORE=<binary> adds that build's rows.
+	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./pkg/distributor/ ./pkg/ingester/ ./pkg/ingester/client/
 	$(GO) test -run '^$$' -bench MonolithRemoteWrite -benchtime 500x -count=1 ./integration/
 	$(GO) test -run '^$$' -bench MonolithQuery -benchtime 20x -count=1 ./integration/
 	$(GO) test -run '^$$' -bench CompactedBytesPerSample -benchtime 1x -count=1 ./pkg/compactor/
-	$(GO) build -o bin/loadgen ./tools/loadgen
+	$(GO) build -o bin/writebench ./tools/writebench
 	$(MAKE) build
-	@echo "== -ingester.tsdb.wal-sync=none"
-	tools/loadgen/run.sh -series 100000 -batch 2000 -rounds 100
-	@echo "== -ingester.tsdb.wal-sync=always"
-	VIGIL_FLAGS=-ingester.tsdb.wal-sync=always tools/loadgen/run.sh -series 100000 -batch 2000 -rounds 100
+	bin/writebench -vigil $(BIN) -prometheus $(PROMETHEUS3) -systems monolith,monolith-wal-sync,cluster,prometheus $(if $(VIGIL_BEFORE),-vigil-before $(VIGIL_BEFORE))
 
 lint: ## go vet, gofmt and the import boundaries of ARCHITECTURE.md.
 	$(GO) vet ./...

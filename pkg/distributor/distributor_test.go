@@ -167,3 +167,17 @@ func pushHTTP(t *testing.T, d *Distributor, req *prompb.WriteRequest) *httptest.
 }
 
 func tenantCtx() context.Context { return tenant.WithID(context.Background(), "ws-1") }
+
+// TestPushCompactionKeepsSlicesDistinct guards the pooled request: after
+// invalid series are dropped, no two series may share label storage, or the
+// next request decoded into the same buffers would corrupt itself.
+func TestPushCompactionKeepsSlicesDistinct(t *testing.T) {
+	d := newTestDistributor(t, &fakeIngester{})
+	req := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
+		{Labels: lbls("job", "no-name")},
+		{Labels: lbls("__name__", "ok"), Samples: []prompb.Sample{{Timestamp: 1}}},
+	}}
+	_ = d.Push(tenantCtx(), req, nil)
+	all := req.Timeseries[:cap(req.Timeseries)]
+	require.NotSame(t, &all[0].Labels[0], &all[1].Labels[0])
+}

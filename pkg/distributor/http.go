@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 
 	"github.com/vigil-metrics/vigil/pkg/apierror"
+	"github.com/vigil-metrics/vigil/pkg/pb/remotewrite"
 )
 
 // Remote-write 1.0 wire details.
@@ -37,11 +38,7 @@ const maxPooledBuffers = 32 << 20
 
 // memory is what the buffers hold on to.
 func (b *pushBuffers) memory() int {
-	m := b.body.Cap() + cap(b.decoded) + seriesMem*cap(b.req.Timeseries) + metadataMem*cap(b.req.Metadata)
-	for _, ts := range b.req.Timeseries[:cap(b.req.Timeseries)] {
-		m += labelMem*cap(ts.Labels) + sampleMem*cap(ts.Samples) + exemplarMem*cap(ts.Exemplars) + histogramMem*cap(ts.Histograms)
-	}
-	return m
+	return b.body.Cap() + cap(b.decoded) + remotewrite.Retained(&b.req)
 }
 
 // release returns the buffers to the pool, unless they grew too large. The
@@ -170,7 +167,7 @@ func (d *Distributor) decode(r *http.Request, bufs *pushBuffers, t *ticket) erro
 	if err != nil {
 		return apierror.New(apierror.BadData, apierror.IDInvalidRequestBody, "request body is not valid snappy-compressed data: %v", err)
 	}
-	if err := decodeWriteRequest(decoded, &bufs.req, t.reserve); err != nil {
+	if err := remotewrite.Decode(decoded, &bufs.req, t.reserve); err != nil {
 		if apierror.StatusOf(err) == http.StatusServiceUnavailable {
 			return err
 		}

@@ -33,7 +33,6 @@ import (
 	"github.com/vigil-metrics/vigil/pkg/ingester"
 	"github.com/vigil-metrics/vigil/pkg/ingester/client"
 	"github.com/vigil-metrics/vigil/pkg/limits"
-	"github.com/vigil-metrics/vigil/pkg/pb/ingesterpb"
 	"github.com/vigil-metrics/vigil/pkg/pb/storegatewaypb"
 	"github.com/vigil-metrics/vigil/pkg/querier"
 	"github.com/vigil-metrics/vigil/pkg/ringmember"
@@ -326,7 +325,7 @@ func (t *Vigil) initIngester() (services.Service, error) {
 	ing.SetLabelSetLimits(workspaceLabelSets{t.Workspaces})
 	t.Ingester = ing
 	t.admin.Handle("/ingester/flush", http.HandlerFunc(ing.FlushHandler))
-	ingesterpb.RegisterIngesterServer(t.Server.GRPC, ingester.NewGRPCServer(ing))
+	ingester.NewGRPCServer(ing).Register(t.Server.GRPC)
 	return ing, nil
 }
 

@@ -39,6 +39,7 @@ var allowed = map[string][]string{
 	"pkg/pb/storegatewaypb":   {"pkg/pb/ingesterpb"},
 	"integration":             {"*"},
 	"tools/loadgen":           {"internal/bench"},
+	"tools/writebench":        {"internal/bench"},
 	"tools/mkbucket":          nil,
 	"tools/importcheck":       nil,
 	"internal/bench":          nil,

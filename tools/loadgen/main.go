@@ -10,20 +10,11 @@
 package main
 
 import (
-	"bytes"
 	"flag"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
-	"strconv"
-	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
-
-	"github.com/golang/snappy"
-	"github.com/prometheus/prometheus/prompb"
 
 	"github.com/prometheus/common/config"
 	"github.com/prometheus/sigv4"
@@ -65,96 +56,36 @@ func main() {
 }
 
 func run(url string, pid, seriesTotal, batch, rounds, concurrency int, orgID string, transport http.RoundTripper) error {
-	perRound := seriesTotal / batch
-	start := time.Now().Add(-time.Hour).UnixMilli()
-	encodeRound := func(r int) [][]byte {
-		out := make([][]byte, 0, perRound)
-		for i := 0; i < perRound; i++ {
-			req := &prompb.WriteRequest{}
-			for j := 0; j < batch; j++ {
-				req.Timeseries = append(req.Timeseries, prompb.TimeSeries{
-					Labels:  bench.NodeSeriesLabels(i*batch + j),
-					Samples: []prompb.Sample{{Timestamp: start + int64(r)*15_000, Value: float64(r)}},
-				})
-			}
-			raw, _ := req.Marshal()
-			out = append(out, snappy.Encode(nil, raw))
-		}
-		return out
+	l := &bench.Load{
+		URL: url, Series: seriesTotal, Batch: batch, Concurrency: concurrency,
+		Start: time.Now().Add(-time.Hour).UnixMilli(), Step: 15_000,
+		Client: &http.Client{Transport: transport}, Header: http.Header{},
 	}
-	client := &http.Client{Transport: transport}
-	var failures atomic.Int64
-	send := func(body []byte) {
-		req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
-		req.Header.Set("Content-Type", "application/x-protobuf")
-		req.Header.Set("Content-Encoding", "snappy")
-		req.Header.Set("X-Prometheus-Remote-Write-Version", "0.1.0")
-		if orgID != "" {
-			req.Header.Set("X-Scope-OrgID", orgID)
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			failures.Add(1)
-			return
-		}
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		resp.Body.Close()
-		if resp.StatusCode/100 != 2 {
-			if failures.Add(1) == 1 {
-				fmt.Fprintf(os.Stderr, "loadgen: first failure: HTTP %d: %s", resp.StatusCode, msg)
-			}
-		}
+	if orgID != "" {
+		l.Header.Set("X-Scope-OrgID", orgID)
 	}
-	// Each worker sends the same batches of series round after round, as a
-	// Prometheus remote-write shard does, so that the samples of a series
-	// arrive in order.
-	sendAll := func(bodies [][]byte) {
-		work := make([]chan []byte, concurrency)
-		var wg sync.WaitGroup
-		for i := range work {
-			work[i] = make(chan []byte, 1)
-			wg.Add(1)
-			go func(ch <-chan []byte) {
-				defer wg.Done()
-				for b := range ch {
-					send(b)
-				}
-			}(work[i])
+	var rss0 int64
+	if pid > 0 {
+		var err error
+		if rss0, err = bench.ProcRSS(pid); err != nil {
+			return err
 		}
-		for k, b := range bodies {
-			work[(k%perRound)%concurrency] <- b
-		}
-		for _, ch := range work {
-			close(ch)
-		}
-		wg.Wait()
-	}
-
-	rss0, err := procRSS(pid)
-	if err != nil {
-		return err
 	}
 	// Warm-up: create every series.
-	sendAll(encodeRound(0))
-	var bodies [][]byte
-	for r := 1; r <= rounds; r++ {
-		bodies = append(bodies, encodeRound(r)...)
-	}
-	cpu0, err := procCPU(pid)
-	if err != nil {
-		return err
-	}
+	l.Send(l.Encode(0, 1))
+	bodies := l.Encode(1, rounds+1)
+	cpu0, _ := procCPU(pid)
 	t0 := time.Now()
-	sendAll(bodies)
+	l.Send(bodies)
 	elapsed := time.Since(t0)
 	cpu1, err := procCPU(pid)
 	if err != nil {
 		return err
 	}
-	samples := float64(len(bodies) * batch)
-	fmt.Printf("requests %d, samples %.0f, failures %d, wall %.2fs, %.0f samples/s\n", len(bodies), samples, failures.Load(), elapsed.Seconds(), samples/elapsed.Seconds())
+	samples := float64(rounds * seriesTotal)
+	fmt.Printf("requests %d, samples %.0f, wall %.2fs, %.0f samples/s\n", len(bodies), samples, elapsed.Seconds(), samples/elapsed.Seconds())
 	if pid > 0 {
-		rss, err := procRSS(pid)
+		rss, err := bench.ProcRSS(pid)
 		if err != nil {
 			return err
 		}
@@ -162,44 +93,12 @@ func run(url string, pid, seriesTotal, batch, rounds, concurrency int, orgID str
 		fmt.Printf("server rss %.0f MiB (%.0f MiB before the load): %.0f bytes per active series, %.0f above the idle process\n",
 			float64(rss)/(1<<20), float64(rss0)/(1<<20), float64(rss)/float64(seriesTotal), float64(rss-rss0)/float64(seriesTotal))
 	}
-	if failures.Load() > 0 {
-		return fmt.Errorf("%d requests failed", failures.Load())
-	}
-	return nil
+	return l.Err()
 }
 
-// procCPU returns the user plus system CPU time of a process.
 func procCPU(pid int) (time.Duration, error) {
 	if pid <= 0 {
 		return 0, nil
 	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// Fields after the parenthesised command name; utime and stime are the
-	// 14th and 15th fields of the whole line.
-	fields := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
-	utime, _ := strconv.ParseInt(fields[11], 10, 64)
-	stime, _ := strconv.ParseInt(fields[12], 10, 64)
-	const ticksPerSecond = 100 // USER_HZ on Linux
-	return time.Duration(utime+stime) * time.Second / ticksPerSecond, nil
-}
-
-// procRSS returns the resident memory of a process in bytes.
-func procRSS(pid int) (int64, error) {
-	if pid <= 0 {
-		return 0, nil
-	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "VmRSS:") {
-			kb, err := strconv.ParseInt(strings.Fields(line)[1], 10, 64)
-			return kb << 10, err
-		}
-	}
-	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
+	return bench.ProcCPU(pid)
 }

@@ -1,4 +1,4 @@
-package distributor
+package remotewrite
 
 import (
 	"testing"
@@ -6,6 +6,14 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/stretchr/testify/require"
 )
+
+func lbls(kv ...string) []prompb.Label {
+	var out []prompb.Label
+	for i := 0; i < len(kv); i += 2 {
+		out = append(out, prompb.Label{Name: kv[i], Value: kv[i+1]})
+	}
+	return out
+}
 
 func sampleRequest(seed int) *prompb.WriteRequest {
 	req := &prompb.WriteRequest{}
@@ -57,7 +65,7 @@ func TestDecodeMatchesGeneratedCode(t *testing.T) {
 		require.NoError(t, want.Unmarshal(raw))
 
 		reused.Timeseries, reused.Metadata = reused.Timeseries[:0], reused.Metadata[:0]
-		require.NoError(t, decodeWriteRequest(raw, &reused, nil))
+		require.NoError(t, Decode(raw, &reused, nil))
 		require.Equal(t, normalise(&want), normalise(&reused), "seed %d", seed)
 	}
 }
@@ -67,26 +75,12 @@ func TestDecodeRejectsTruncated(t *testing.T) {
 	require.NoError(t, err)
 	for cut := 1; cut < len(raw); cut++ {
 		var req prompb.WriteRequest
-		if err := decodeWriteRequest(raw[:cut], &req, nil); err == nil {
+		if err := Decode(raw[:cut], &req, nil); err == nil {
 			// A cut on a field boundary is a valid, shorter message.
 			var want prompb.WriteRequest
 			require.NoError(t, want.Unmarshal(raw[:cut]), "cut %d", cut)
 		}
 	}
-}
-
-// TestPushCompactionKeepsSlicesDistinct guards the pooled request: after
-// invalid series are dropped, no two series may share label storage, or the
-// next request decoded into the same buffers would corrupt itself.
-func TestPushCompactionKeepsSlicesDistinct(t *testing.T) {
-	d := newTestDistributor(t, &fakeIngester{})
-	req := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
-		{Labels: lbls("job", "no-name")},
-		{Labels: lbls("__name__", "ok"), Samples: []prompb.Sample{{Timestamp: 1}}},
-	}}
-	_ = d.Push(tenantCtx(), req, nil)
-	all := req.Timeseries[:cap(req.Timeseries)]
-	require.NotSame(t, &all[0].Labels[0], &all[1].Labels[0])
 }
 
 func FuzzDecodeWriteRequest(f *testing.F) {
@@ -96,7 +90,7 @@ func FuzzDecodeWriteRequest(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		var got, want prompb.WriteRequest
-		errGot := decodeWriteRequest(raw, &got, nil) // must not panic
+		errGot := Decode(raw, &got, nil) // must not panic
 		if errGot != nil || want.Unmarshal(raw) != nil {
 			return
 		}

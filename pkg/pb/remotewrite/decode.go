@@ -1,4 +1,7 @@
-package distributor
+// Package remotewrite decodes Prometheus remote-write 1.0 WriteRequests
+// without allocating per label: the distributor's HTTP handler and the
+// ingester's gRPC Push both read requests with it.
+package remotewrite
 
 import (
 	"encoding/binary"
@@ -16,10 +19,9 @@ import (
 // slices of every series keep their capacity from one request to the next.
 //
 // Aliasing is safe because nothing keeps a label string past the request's
-// cleanup: ingesters copy labels into their own memory before storing them
-// (see the ingester's labels.ScratchBuilder), errors are formatted with
-// copies, and the buffers return to the pool only in the cleanup that runs
-// after every replica finished with the request.
+// cleanup: ingesters copy labels into their own memory before storing them,
+// errors are formatted with copies, and the buffers return to their pool
+// only once every user of the request is done with it.
 
 var errTruncated = errors.New("unexpected end of message")
 
@@ -92,12 +94,13 @@ func field(buf []byte) (num int, typ int, payload []byte, val uint64, n int, err
 // ordinary series take 2-4x. A hostile request of 8M empty series, 16 MB
 // decoded, would take 1 GB.
 const (
-	seriesMem    = int(unsafe.Sizeof(prompb.TimeSeries{}))
+	seriesMem = int(unsafe.Sizeof(prompb.TimeSeries{}))
+	// MetadataMem is the in-memory size of one metadata element.
+	MetadataMem  = int(unsafe.Sizeof(prompb.MetricMetadata{}))
 	labelMem     = int(unsafe.Sizeof(prompb.Label{}))
 	sampleMem    = int(unsafe.Sizeof(prompb.Sample{}))
 	exemplarMem  = int(unsafe.Sizeof(prompb.Exemplar{}))
 	histogramMem = int(unsafe.Sizeof(prompb.Histogram{}))
-	metadataMem  = int(unsafe.Sizeof(prompb.MetricMetadata{}))
 	spanMem      = int(unsafe.Sizeof(prompb.BucketSpan{}))
 
 	maxDecodeAmplification = 12
@@ -240,14 +243,14 @@ const smallSeries = 512
 // series.
 const reserveStep = 1 << 20
 
-// decodeWriteRequest decodes buf into req, reusing req's series and their
+// Decode decodes buf into req, reusing req's series and their
 // label and sample slices. The series are counted first, and every series
 // larger than smallSeries before it is decoded: its slices get exactly the
 // room it needs (nothing grows by doubling). The request is refused with
 // errTooDense, before the memory is allocated, once its elements would take
 // more than maxDecodeAmplification times its size; reserve, when set, is
 // asked for that memory as decoding goes.
-func decodeWriteRequest(buf []byte, req *prompb.WriteRequest, reserve func(int) error) error {
+func Decode(buf []byte, req *prompb.WriteRequest, reserve func(int) error) error {
 	size := len(buf)
 	budget := maxDecodeAmplification*size + decodeSlack
 	// The series first: a request of millions of empty series is refused
@@ -328,7 +331,7 @@ func decodeWriteRequest(buf []byte, req *prompb.WriteRequest, reserve func(int) 
 			}
 			n++
 		case num == 3 && typ == 2:
-			if used += metadataMem + 2*len(payload); used > budget {
+			if used += MetadataMem + 2*len(payload); used > budget {
 				return tooDense()
 			}
 			if err := take(); err != nil {
@@ -464,4 +467,14 @@ func decodeSample(buf []byte) (prompb.Sample, error) {
 		}
 	}
 	return s, nil
+}
+
+// Retained is the memory req's slices hold on to, up to their capacity:
+// what a pool keeping req for the next request keeps.
+func Retained(req *prompb.WriteRequest) int {
+	m := seriesMem*cap(req.Timeseries) + MetadataMem*cap(req.Metadata)
+	for _, ts := range req.Timeseries[:cap(req.Timeseries)] {
+		m += labelMem*cap(ts.Labels) + sampleMem*cap(ts.Samples) + exemplarMem*cap(ts.Exemplars) + histogramMem*cap(ts.Histograms)
+	}
+	return m
 }

@@ -1,0 +1,74 @@
+package ingester
+
+import (
+	"context"
+	"sync"
+
+	"github.com/prometheus/prometheus/prompb"
+	"google.golang.org/grpc"
+
+	"github.com/vigil-metrics/vigil/pkg/pb/ingesterpb"
+	"github.com/vigil-metrics/vigil/pkg/pb/remotewrite"
+)
+
+// pushRequest is a Push request as the gRPC server decodes it: with the
+// HTTP decoder's discipline (remotewrite.Decode), into buffers reused from
+// one request to the next. Label strings alias buf, which holds a copy of
+// the message (gRPC recycles its own receive buffer once decoding returns),
+// and the request goes back to the pool once Push returned: the ingester
+// copies every label it keeps.
+type pushRequest struct {
+	buf []byte
+	req prompb.WriteRequest
+}
+
+var pushRequests = sync.Pool{New: func() any { return new(pushRequest) }}
+
+// maxPooledPush bounds the memory a pooled request keeps, so that one large
+// request does not pin its buffers.
+const maxPooledPush = 32 << 20
+
+// Unmarshal is what gRPC's codec calls to decode the message.
+func (p *pushRequest) Unmarshal(b []byte) error {
+	p.buf = append(p.buf[:0], b...)
+	p.req.Timeseries, p.req.Metadata = p.req.Timeseries[:0], p.req.Metadata[:0]
+	return remotewrite.Decode(p.buf, &p.req, nil)
+}
+
+// Reset, String and ProtoMessage make pushRequest a (legacy) protobuf
+// message to gRPC's codec. Reset keeps the buffers: Unmarshal overwrites
+// what it reuses.
+func (p *pushRequest) Reset()         {}
+func (p *pushRequest) String() string { return "PushRequest" }
+func (p *pushRequest) ProtoMessage()  {}
+
+func (p *pushRequest) release() {
+	if cap(p.buf)+remotewrite.Retained(&p.req) > maxPooledPush {
+		return
+	}
+	p.req.Timeseries, p.req.Metadata = p.req.Timeseries[:0], p.req.Metadata[:0]
+	pushRequests.Put(p)
+}
+
+// Register serves s on srv, Push with the pooled decoder.
+func (s *GRPCServer) Register(srv grpc.ServiceRegistrar) {
+	srv.RegisterService(ingesterpb.ServiceDescWithPush(pushHandler), s)
+}
+
+// pushHandler is the gRPC handler of Push: it decodes into a pooled
+// pushRequest and returns it to the pool when the call is done.
+func pushHandler(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
+	in := pushRequests.Get().(*pushRequest)
+	defer in.release()
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	push := srv.(ingesterpb.IngesterServer).Push
+	if interceptor == nil {
+		return push(ctx, &in.req)
+	}
+	info := &grpc.UnaryServerInfo{Server: srv, FullMethod: "/vigil.ingester.v1.Ingester/Push"}
+	return interceptor(ctx, in, info, func(ctx context.Context, req any) (any, error) {
+		return push(ctx, &req.(*pushRequest).req)
+	})
+}
