@@ -2,15 +2,21 @@ package distributor
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
 
+	"github.com/go-kit/log"
 	"github.com/golang/snappy"
+	"github.com/grafana/dskit/ring"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/prompb"
 
 	"github.com/vigil-metrics/vigil/internal/bench"
+	"github.com/vigil-metrics/vigil/pkg/ingester/client"
 	"github.com/vigil-metrics/vigil/pkg/tenant"
 )
 
@@ -18,11 +24,27 @@ import (
 // request: snappy decode, protobuf unmarshal, validation and the hand-off to
 // ingesters that store nothing. Batches of 2000 series with 1 sample each
 // cycle over 100k series with 10 labels. With one ingester (monolithic mode)
-// nothing is sharded; with three (RF=3) every series is hashed and the batch
-// replicated through dskit's DoBatch.
+// nothing is sharded; with three (RF=3) every ingester gets the whole batch,
+// encoded once; with six, every series is hashed and each ingester gets
+// its share through dskit's DoBatch, encoded for it. The ingesters encode
+// what they are sent, as gRPC does, and store nothing.
 func BenchmarkPushHandler(b *testing.B) {
 	b.Run("ingesters=1", func(b *testing.B) { benchmarkPushHandler(b, 1) })
 	b.Run("ingesters=3,rf=3", func(b *testing.B) { benchmarkPushHandler(b, 3) })
+	b.Run("ingesters=6,rf=3", func(b *testing.B) { benchmarkPushHandler(b, 6) })
+}
+
+// encodeOnly is an ingester that encodes its requests and drops them.
+type encodeOnly struct{}
+
+func (encodeOnly) Push(_ context.Context, req *prompb.WriteRequest) error {
+	_, err := req.Marshal()
+	return err
+}
+
+func (encodeOnly) PushEncoded(_ context.Context, req *client.EncodedRequest) error {
+	_, err := req.Marshal()
+	return err
 }
 
 func benchmarkPushHandler(b *testing.B, ingesters int) {
@@ -43,11 +65,25 @@ func benchmarkPushHandler(b *testing.B, ingesters int) {
 		}
 		bodies[i] = snappy.Encode(nil, raw)
 	}
-	var fakes []*fakeIngester
-	for i := 0; i < ingesters; i++ {
-		fakes = append(fakes, &fakeIngester{})
+	var d *Distributor
+	switch ingesters {
+	case 1:
+		d = newTestDistributor(b, &fakeIngester{})
+	case 3:
+		d = newTestDistributorWith(b, encodeOnly{}, encodeOnly{}, encodeOnly{})
+	default:
+		r := &spreadRing{rf: 3}
+		for i := 0; i < ingesters; i++ {
+			r.instances = append(r.instances, ring.InstanceDesc{Addr: fmt.Sprint(i), Id: fmt.Sprint(i), State: ring.ACTIVE})
+		}
+		var cfg Config
+		cfg.MaxRequestSizeBytes, cfg.MaxDecompressedSizeBytes, cfg.RemoteTimeout = 1<<20, 16<<20, 5e9
+		var err error
+		d, err = New(cfg, r, func(ring.InstanceDesc) (Pusher, error) { return encodeOnly{}, nil }, defaultTestLimits, prometheus.NewRegistry(), log.NewNopLogger())
+		if err != nil {
+			b.Fatal(err)
+		}
 	}
-	d := newTestDistributor(b, fakes...)
 	d.limits = staticLimits{maxLabels: 70, maxSize: 7 << 10, maxName: 1024, maxValue: 2048, grace: 10 * time.Minute}
 	h := d.PushHandler()
 	ctx := tenant.WithID(b.Context(), "ws-bench")

@@ -23,10 +23,10 @@ type Pusher interface {
 	Push(ctx context.Context, req *prompb.WriteRequest) error
 }
 
-// SharedPusher is a Pusher that can send a request shared by several
-// ingesters, encoded once for all of them.
-type SharedPusher interface {
-	PushShared(ctx context.Context, req *client.SharedRequest) error
+// EncodedPusher is a Pusher that can send a request encoded once for
+// several ingesters, with the series' bytes as they were decoded.
+type EncodedPusher interface {
+	PushEncoded(ctx context.Context, req *client.EncodedRequest) error
 }
 
 // Ingesters resolves a ring instance to a client.
@@ -91,6 +91,13 @@ func New(cfg Config, r ring.DoBatchRing, ingesters Ingesters, limits Limits, reg
 // A request with invalid series stores its valid ones and returns a BadData
 // error naming the first invalid one, as Prometheus's and Mimir's receivers do.
 func (d *Distributor) Push(ctx context.Context, req *prompb.WriteRequest, cleanup func()) error {
+	return d.push(ctx, req, nil, cleanup)
+}
+
+// push is Push for a request whose series' encoded bytes are known: raw[i]
+// encodes req.Timeseries[i] (raw may be nil). A series sent on unchanged is
+// sent as those bytes, with no encoding.
+func (d *Distributor) push(ctx context.Context, req *prompb.WriteRequest, raw [][]byte, cleanup func()) error {
 	if cleanup == nil {
 		cleanup = func() {}
 	}
@@ -116,7 +123,8 @@ func (d *Distributor) Push(ctx context.Context, req *prompb.WriteRequest, cleanu
 	lim := resolveLimits(d.limits, id, d.now())
 	for i := range req.Timeseries {
 		ts := &req.Timeseries[i]
-		if v := validateSeries(lim, ts); v.reason != "" {
+		v, changed := validateSeries(lim, ts)
+		if v.reason != "" {
 			discard(v.reason, len(ts.Samples)+len(ts.Histograms))
 			if firstInvalid == nil {
 				firstInvalid = v.err(lim, ts.Labels)
@@ -131,11 +139,18 @@ func (d *Distributor) Push(ctx context.Context, req *prompb.WriteRequest, cleanu
 			if len(ts.Samples)+len(ts.Histograms)+len(ts.Exemplars) == 0 {
 				continue
 			}
+			changed = true
 		}
 		samples += len(ts.Samples) + len(ts.Histograms)
 		// Swap rather than copy: every element keeps slices of its own, which
 		// the pooled decoder reuses for the next request.
 		req.Timeseries[n], req.Timeseries[i] = req.Timeseries[i], req.Timeseries[n]
+		if raw != nil {
+			raw[n] = raw[i]
+			if changed {
+				raw[n] = nil // its bytes say something else now
+			}
+		}
 		n++
 	}
 	for reason, count := range discarded {
@@ -173,42 +188,57 @@ func (d *Distributor) Push(ctx context.Context, req *prompb.WriteRequest, cleanu
 		return firstInvalid
 	}
 
-	keysPtr := d.keys.Get().(*[]uint32)
-	keys := (*keysPtr)[:0]
-	for i := range valid {
-		keys = append(keys, shardToken(id, valid[i].Labels))
+	if raw != nil {
+		raw = raw[:n]
 	}
-	// Ingesters that get every series get the same request, encoded once.
-	shared := client.NewSharedRequest(req)
-	err = ring.DoBatchWithOptions(pushCtx, ring.WriteNoExtend, d.ring, keys, func(inst ring.InstanceDesc, idxs []int) error {
-		c, err := d.ingesters(inst)
-		if err != nil {
-			return err
+	opts := ring.DoBatchOptions{IsClientError: apierror.IsClientError}
+	if d.ring.InstancesCount() <= d.ring.ReplicationFactor() {
+		// Every ingester holds a replica of every series (three ingesters,
+		// replication factor 3): each key has the same replication set, so
+		// one key stands for all the series, which go out encoded once.
+		enc := client.NewEncodedRequest(req, raw, nil)
+		opts.Cleanup = func() {
+			cancel()
+			enc.Release()
+			cleanup()
 		}
-		if sp, ok := c.(SharedPusher); ok && len(idxs) == len(valid) {
-			return sp.PushShared(pushCtx, shared)
+		err = ring.DoBatchWithOptions(pushCtx, ring.WriteNoExtend, d.ring, []uint32{0}, func(inst ring.InstanceDesc, _ []int) error {
+			return d.pushTo(pushCtx, inst, enc)
+		}, opts)
+	} else {
+		keysPtr := d.keys.Get().(*[]uint32)
+		keys := (*keysPtr)[:0]
+		for i := range valid {
+			keys = append(keys, shardToken(id, valid[i].Labels))
 		}
-		sub := req
-		if len(idxs) != len(valid) {
-			sub = &prompb.WriteRequest{Timeseries: make([]prompb.TimeSeries, len(idxs))}
-			for j, idx := range idxs {
-				sub.Timeseries[j] = valid[idx]
-			}
-		}
-		return c.Push(pushCtx, sub)
-	}, ring.DoBatchOptions{
-		Cleanup: func() {
+		opts.Cleanup = func() {
 			cancel()
 			*keysPtr = keys[:0]
 			d.keys.Put(keysPtr)
 			cleanup()
-		},
-		IsClientError: apierror.IsClientError,
-	})
+		}
+		err = ring.DoBatchWithOptions(pushCtx, ring.WriteNoExtend, d.ring, keys, func(inst ring.InstanceDesc, idxs []int) error {
+			enc := client.NewEncodedRequest(req, raw, idxs)
+			defer enc.Release() // sent once: the call has encoded it
+			return d.pushTo(pushCtx, inst, enc)
+		}, opts)
+	}
 	if err != nil {
 		return quorumError(err)
 	}
 	return firstInvalid
+}
+
+// pushTo sends an ingester its share of a request.
+func (d *Distributor) pushTo(ctx context.Context, inst ring.InstanceDesc, enc *client.EncodedRequest) error {
+	c, err := d.ingesters(inst)
+	if err != nil {
+		return err
+	}
+	if ep, ok := c.(EncodedPusher); ok {
+		return ep.PushEncoded(ctx, enc)
+	}
+	return c.Push(ctx, enc.Request())
 }
 
 // inactiveWorkspaceTimeout is how long a workspace may go without pushing

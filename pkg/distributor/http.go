@@ -29,6 +29,7 @@ type pushBuffers struct {
 	body    bytes.Buffer
 	decoded []byte
 	req     prompb.WriteRequest
+	raw     [][]byte // the encoded bytes of every series of req, in decoded
 }
 
 // maxPooledBuffers bounds the buffers kept for reuse: those of a request
@@ -38,7 +39,7 @@ const maxPooledBuffers = 32 << 20
 
 // memory is what the buffers hold on to.
 func (b *pushBuffers) memory() int {
-	return b.body.Cap() + cap(b.decoded) + remotewrite.Retained(&b.req)
+	return b.body.Cap() + cap(b.decoded) + remotewrite.Retained(&b.req) + 24*cap(b.raw)
 }
 
 // release returns the buffers to the pool, unless they grew too large. The
@@ -51,6 +52,8 @@ func (b *pushBuffers) release() {
 	}
 	b.req.Timeseries = b.req.Timeseries[:0]
 	b.req.Metadata = b.req.Metadata[:0]
+	clear(b.raw) // no stale reference into the decoded buffer
+	b.raw = b.raw[:0]
 	b.body.Reset()
 	b.pool.Put(b)
 }
@@ -76,7 +79,7 @@ func (d *Distributor) PushHandler() http.Handler {
 			d.refuse(w, err, rejectReason(err))
 			return
 		}
-		if err := d.Push(r.Context(), &bufs.req, cleanup); err != nil {
+		if err := d.push(r.Context(), &bufs.req, bufs.raw, cleanup); err != nil {
 			if !apierror.IsClientError(err) {
 				level.Warn(d.logger).Log("msg", "push failed", "err", err)
 			}
@@ -167,7 +170,7 @@ func (d *Distributor) decode(r *http.Request, bufs *pushBuffers, t *ticket) erro
 	if err != nil {
 		return apierror.New(apierror.BadData, apierror.IDInvalidRequestBody, "request body is not valid snappy-compressed data: %v", err)
 	}
-	if err := remotewrite.Decode(decoded, &bufs.req, t.reserve); err != nil {
+	if err := remotewrite.DecodeWithRaw(decoded, &bufs.req, &bufs.raw, t.reserve); err != nil {
 		if apierror.StatusOf(err) == http.StatusServiceUnavailable {
 			return err
 		}

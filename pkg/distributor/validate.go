@@ -112,8 +112,9 @@ func seriesString(ls []prompb.Label) string {
 
 // validateSeries checks one series' labels against the workspace's limits,
 // drops labels with empty values and sorts the rest by name, as ingesters
-// expect them. It returns the zero violation for a valid series.
-func validateSeries(lim seriesLimits, ts *prompb.TimeSeries) violation {
+// expect them. It returns the zero violation for a valid series, and
+// whether it changed the labels.
+func validateSeries(lim seriesLimits, ts *prompb.TimeSeries) (v violation, changed bool) {
 	// One pass finds what needs fixing up first: labels with an empty value
 	// (the same as no label in Prometheus: dropped, not stored), labels out of
 	// order (Prometheus sends them sorted), and the metric name.
@@ -138,35 +139,36 @@ func validateSeries(lim seriesLimits, ts *prompb.TimeSeries) violation {
 	if !sorted {
 		slices.SortFunc(ls, compareLabelNames)
 	}
+	changed = empty || !sorted
 	if name == "" {
-		return violation{reason: reasonMissingMetricName}
+		return violation{reason: reasonMissingMetricName}, changed
 	}
 	if !isLegacyMetricName(name) {
-		return violation{reason: reasonInvalidMetricName}
+		return violation{reason: reasonInvalidMetricName}, changed
 	}
 	if len(ls) > lim.maxLabels {
-		return violation{reason: reasonTooManyLabels, actual: len(ls)}
+		return violation{reason: reasonTooManyLabels, actual: len(ls)}, changed
 	}
 	size := 0
 	for i, l := range ls {
 		switch {
 		case !isLegacyLabelName(l.Name):
-			return violation{reason: reasonInvalidLabel, label: l.Name}
+			return violation{reason: reasonInvalidLabel, label: l.Name}, changed
 		case i > 0 && ls[i-1].Name == l.Name:
-			return violation{reason: reasonDuplicateLabel, label: l.Name}
+			return violation{reason: reasonDuplicateLabel, label: l.Name}, changed
 		case len(l.Name) > lim.maxName:
-			return violation{reason: reasonLabelNameTooLong, label: l.Name, actual: len(l.Name)}
+			return violation{reason: reasonLabelNameTooLong, label: l.Name, actual: len(l.Name)}, changed
 		case len(l.Value) > lim.maxValue:
-			return violation{reason: reasonLabelValueTooLong, label: l.Name, actual: len(l.Value)}
+			return violation{reason: reasonLabelValueTooLong, label: l.Name, actual: len(l.Value)}, changed
 		case !utf8.ValidString(l.Value):
-			return violation{reason: reasonInvalidLabel, label: l.Name, actual: -1}
+			return violation{reason: reasonInvalidLabel, label: l.Name, actual: -1}, changed
 		}
 		size += len(l.Name) + len(l.Value)
 	}
 	if lim.maxSize > 0 && size > lim.maxSize {
-		return violation{reason: reasonLabelsTooLarge, actual: size}
+		return violation{reason: reasonLabelsTooLarge, actual: size}, changed
 	}
-	return violation{}
+	return violation{}, changed
 }
 
 // err formats the violation of the series whose labels are ls.

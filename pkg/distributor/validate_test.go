@@ -59,9 +59,12 @@ func TestValidateSeries(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ts := &prompb.TimeSeries{Labels: tc.labels}
 			lim := resolveLimits(defaultTestLimits, "ws-1", time.Now())
-			v := validateSeries(lim, ts)
+			v, changed := validateSeries(lim, ts)
 			if tc.reason == "" {
 				require.Empty(t, v.reason)
+				// A changed series is encoded again for the ingesters; an
+				// unchanged one goes as its bytes.
+				require.Equal(t, tc.name == "valid unsorted gets sorted" || strings.HasPrefix(tc.name, "empty"), changed)
 				for _, l := range ts.Labels {
 					require.NotEmpty(t, l.Value, "label %s", l.Name)
 				}

@@ -124,6 +124,7 @@ func (i *Ingester) Push(ctx context.Context, req *prompb.WriteRequest) error {
 		return true
 	}
 	now := i.now().Unix()
+	getRef, _ := app.(storage.GetRef)
 	var scratch labels.Labels // reused: holds the labels of one series at a time
 	for _, ts := range req.Timeseries {
 		// The wire labels alias the request buffer, which is reused after
@@ -141,7 +142,13 @@ func (i *Ingester) Push(ctx context.Context, req *prompb.WriteRequest) error {
 		)
 		if e, ok := u.refs.get(h, scratch, now); ok {
 			cached, lset, ref = e, e.lset, e.ref
-		} else {
+		} else if getRef != nil {
+			// Not cached: the head may still hold the series (after a
+			// restart, or once its entry was purged), then its labels
+			// are shared rather than copied again.
+			ref, lset = getRef.GetRef(scratch, h)
+		}
+		if ref == 0 {
 			lset = scratch.Copy()
 		}
 		firstRef := ref

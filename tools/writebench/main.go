@@ -38,6 +38,7 @@ type options struct {
 	headSamples, fillPerSeries     int
 	settle                         time.Duration
 	keep                           bool
+	profileDir                     string
 }
 
 func main() {
@@ -59,6 +60,7 @@ func main() {
 	flag.IntVar(&o.fillPerSeries, "fill-samples-per-series", 20, "samples of one series in each request while the head is filled (not measured for CPU)")
 	flag.DurationVar(&o.settle, "settle", 10*time.Second, "wait after the load before memory is read")
 	flag.BoolVar(&o.keep, "keep", false, "keep the data directories and logs")
+	flag.StringVar(&o.profileDir, "profile", "", "save CPU profiles of the first seconds of the measured phase and heap profiles where memory is read into this directory")
 	flag.Parse()
 	o.systems = strings.Split(systems, ",")
 	if rssSeries != "" {
@@ -184,8 +186,10 @@ func measure(o options, v variant) (*result, error) {
 		return nil, err
 	}
 	t0 := time.Now()
+	profiled := s.profile(o.profileDir, v.label, "profile", 5)
 	l.Send(bodies)
 	res.wall = time.Since(t0)
+	profiled()
 	cpu1, err := s.cpu()
 	if err != nil {
 		return nil, err
@@ -221,6 +225,7 @@ func measure(o options, v variant) (*result, error) {
 	if res.rss[1], err = s2.settledRSS(o.settle); err != nil {
 		return nil, err
 	}
+	s2.profile(o.profileDir, v.label, "heap", 0)()
 	if err := l2.Err(); err != nil {
 		return nil, err
 	}

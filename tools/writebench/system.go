@@ -19,10 +19,11 @@ import (
 
 // proc is one server process of a system.
 type proc struct {
-	name string
-	cmd  *exec.Cmd
-	log  string
-	done chan struct{}
+	name  string
+	admin string // base URL of the admin listener, with pprof; empty for Prometheus
+	cmd   *exec.Cmd
+	log   string
+	done  chan struct{}
 }
 
 func startProc(name, dir, bin string, args ...string) (*proc, error) {
@@ -160,6 +161,7 @@ func startMonolith(bin, dir string, extra ...string) (*system, error) {
 	if err != nil {
 		return nil, err
 	}
+	p.admin = fmt.Sprintf("http://127.0.0.1:%d", ports[2])
 	s := &system{procs: []*proc{p}}
 	base := fmt.Sprintf("http://127.0.0.1:%d", ports[0])
 	if err := waitOK(base+"/ready", p); err != nil {
@@ -193,6 +195,7 @@ func startCluster(bin, dir string) (*system, error) {
 			s.stop()
 			return nil, err
 		}
+		p.admin = fmt.Sprintf("http://127.0.0.1:%d", ports[4*i+2])
 		s.procs = append(s.procs, p)
 	}
 	p, err := startProc("distributor", dir, bin, append(append(vigilArgs(dir+"/distributor", ports[12:16], join), common...),
@@ -201,6 +204,7 @@ func startCluster(bin, dir string) (*system, error) {
 		s.stop()
 		return nil, err
 	}
+	p.admin = fmt.Sprintf("http://127.0.0.1:%d", ports[14])
 	s.procs = append([]*proc{p}, s.procs...)
 	for i, p := range s.procs {
 		port := ports[12]
@@ -295,4 +299,48 @@ func createWorkspace(base string) (string, error) {
 	}
 	// The workspace is ACTIVE at once; pushes find it from then on.
 	return base + "/workspaces/" + out.WorkspaceID + "/api/v1/remote_write", nil
+}
+
+// profile saves a pprof profile of every Vigil process of s into dir,
+// named after the variant, the process and what (heap, or profile for CPU).
+// A CPU profile covers the next seconds; it runs in the background and
+// the returned function waits for it.
+func (s *system) profile(dir, variant, what string, seconds int) func() {
+	if dir == "" {
+		return func() {}
+	}
+	done := make(chan struct{}, len(s.procs))
+	n := 0
+	for _, p := range s.procs {
+		if p.admin == "" {
+			continue
+		}
+		n++
+		go func(p *proc) {
+			defer func() { done <- struct{}{} }()
+			url := p.admin + "/debug/pprof/" + what
+			if what == "profile" {
+				url += fmt.Sprintf("?seconds=%d", seconds)
+			}
+			resp, err := http.Get(url)
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "writebench: profile %s: %v\n", p.name, err)
+				return
+			}
+			defer resp.Body.Close()
+			name := strings.NewReplacer(" ", "_", ",", "", "(", "", ")", "", "=", "-").Replace(variant + "-" + p.name + "." + what)
+			f, err := os.Create(filepath.Join(dir, name))
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "writebench: %v\n", err)
+				return
+			}
+			defer f.Close()
+			_, _ = io.Copy(f, resp.Body)
+		}(p)
+	}
+	return func() {
+		for i := 0; i < n; i++ {
+			<-done
+		}
+	}
 }

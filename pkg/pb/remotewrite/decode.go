@@ -251,6 +251,51 @@ const reserveStep = 1 << 20
 // more than maxDecodeAmplification times its size; reserve, when set, is
 // asked for that memory as decoding goes.
 func Decode(buf []byte, req *prompb.WriteRequest, reserve func(int) error) error {
+	return decode(buf, req, nil, reserve)
+}
+
+// DecodeWithRaw decodes as Decode does and also sets *raw to the encoded
+// bytes of every decoded series (aliasing buf), element i those of
+// req.Timeseries[i], so that a series can be sent on without being encoded
+// again (see AppendSeries). *raw keeps its room from one call to the next.
+func DecodeWithRaw(buf []byte, req *prompb.WriteRequest, raw *[][]byte, reserve func(int) error) error {
+	*raw = (*raw)[:0]
+	return decode(buf, req, raw, reserve)
+}
+
+// AppendSeries appends a series to an encoded WriteRequest: its bytes as
+// DecodeWithRaw gave them, or, when raw is nil, the series encoded.
+func AppendSeries(dst []byte, ts *prompb.TimeSeries, raw []byte) []byte {
+	if raw == nil {
+		n := ts.Size()
+		dst = binary.AppendUvarint(append(dst, 0x0a), uint64(n))
+		start := len(dst)
+		dst = append(dst, make([]byte, n)...)
+		_, _ = ts.MarshalToSizedBuffer(dst[start:])
+		return dst
+	}
+	return append(binary.AppendUvarint(append(dst, 0x0a), uint64(len(raw))), raw...)
+}
+
+// SeriesSize is how many bytes AppendSeries appends.
+func SeriesSize(ts *prompb.TimeSeries, raw []byte) int {
+	n := len(raw)
+	if raw == nil {
+		n = ts.Size()
+	}
+	return 1 + uvarintLen(uint64(n)) + n
+}
+
+func uvarintLen(v uint64) int {
+	n := 1
+	for v >= 0x80 {
+		v >>= 7
+		n++
+	}
+	return n
+}
+
+func decode(buf []byte, req *prompb.WriteRequest, raw *[][]byte, reserve func(int) error) error {
 	size := len(buf)
 	budget := maxDecodeAmplification*size + decodeSlack
 	// The series first: a request of millions of empty series is refused
@@ -328,6 +373,9 @@ func Decode(buf []byte, req *prompb.WriteRequest, reserve func(int) error) error
 			}
 			if err := take(); err != nil {
 				return err
+			}
+			if raw != nil {
+				*raw = append(*raw, payload)
 			}
 			n++
 		case num == 3 && typ == 2:

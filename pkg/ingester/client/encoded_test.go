@@ -74,22 +74,30 @@ func writeRequest(series int) *prompb.WriteRequest {
 	return req
 }
 
-// TestSharedRequestReachesEveryIngester: a request shared by three
+// TestEncodedRequestReachesEveryIngester: a request shared by three
 // ingesters arrives whole at each, under the workspace of the context, and
-// is encoded once.
-func TestSharedRequestReachesEveryIngester(t *testing.T) {
+// is encoded once. Series given with their bytes are sent as those bytes;
+// the others are encoded; metadata is not sent.
+func TestEncodedRequestReachesEveryIngester(t *testing.T) {
 	servers, clients := startServers(t, 3, true)
 	req := writeRequest(100)
 	want, err := req.Marshal()
 	require.NoError(t, err)
-	shared := NewSharedRequest(req)
+	req.Metadata = []prompb.MetricMetadata{{MetricFamilyName: "not_sent"}}
+	// The raw bytes of every second series, as the decoder keeps them.
+	raw := make([][]byte, len(req.Timeseries))
+	for i := 0; i < len(raw); i += 2 {
+		raw[i], err = req.Timeseries[i].Marshal()
+		require.NoError(t, err)
+	}
+	enc := NewEncodedRequest(req, raw, nil)
 	ctx := tenant.WithID(context.Background(), "ws-1")
 	var wg sync.WaitGroup
 	for _, c := range clients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			require.NoError(t, c.PushShared(ctx, shared))
+			require.NoError(t, c.PushEncoded(ctx, enc))
 		}()
 	}
 	wg.Wait()
@@ -98,35 +106,59 @@ func TestSharedRequestReachesEveryIngester(t *testing.T) {
 		got, err := s.got[0].Marshal()
 		require.NoError(t, err)
 		require.Equal(t, want, got)
+		require.Empty(t, s.got[0].Metadata)
 		require.Equal(t, []string{"ws-1"}, s.orgs)
 	}
-	first := shared.buf
-	_, _ = shared.Marshal()
-	require.Same(t, &first[0], &shared.buf[0], "encoded once")
-	require.Error(t, clients[0].PushShared(context.Background(), shared), "no workspace, no push")
+	first := *enc.buf
+	_, _ = enc.Marshal()
+	require.Same(t, &first[0], &(*enc.buf)[0], "encoded once")
+	require.Error(t, clients[0].PushEncoded(context.Background(), enc), "no workspace, no push")
+	enc.Release()
+}
+
+// TestEncodedSubset: an ingester's share of a request holds its series, in
+// order, whether they come as bytes or are encoded.
+func TestEncodedSubset(t *testing.T) {
+	req := writeRequest(10)
+	raw := make([][]byte, len(req.Timeseries))
+	for i := 1; i < len(raw); i += 3 {
+		raw[i], _ = req.Timeseries[i].Marshal()
+	}
+	idxs := []int{0, 1, 4, 7, 9}
+	enc := NewEncodedRequest(req, raw, idxs)
+	b, err := enc.Marshal()
+	require.NoError(t, err)
+	var got prompb.WriteRequest
+	require.NoError(t, got.Unmarshal(b))
+	require.Equal(t, enc.Request().Timeseries, got.Timeseries)
+	require.Len(t, got.Timeseries, len(idxs))
+	for j, i := range idxs {
+		require.Equal(t, req.Timeseries[i], got.Timeseries[j])
+	}
+	enc.Release()
 }
 
 // BenchmarkPushToThreeIngesters sends one request of 2000 series to three
 // ingesters over loopback gRPC, as a distributor does with replication
-// factor 3 and three ingesters: each call encoding it, or one shared
-// encoding.
+// factor 3 and three ingesters: each call encoding it, or one encoding
+// for all three.
 func BenchmarkPushToThreeIngesters(b *testing.B) {
 	req := writeRequest(2000)
 	ctx := tenant.WithID(context.Background(), "ws-1")
-	for _, mode := range []string{"per-call", "shared"} {
+	for _, mode := range []string{"per-call", "encoded"} {
 		b.Run(mode, func(b *testing.B) {
 			_, clients := startServers(b, 3, false)
 			b.ReportAllocs()
 			for i := 0; i < b.N; i++ {
-				shared := NewSharedRequest(req)
+				enc := NewEncodedRequest(req, nil, nil)
 				var wg sync.WaitGroup
 				for _, c := range clients {
 					wg.Add(1)
 					go func() {
 						defer wg.Done()
 						var err error
-						if mode == "shared" {
-							err = c.PushShared(ctx, shared)
+						if mode == "encoded" {
+							err = c.PushEncoded(ctx, enc)
 						} else {
 							err = c.Push(ctx, req)
 						}
@@ -136,6 +168,7 @@ func BenchmarkPushToThreeIngesters(b *testing.B) {
 					}()
 				}
 				wg.Wait()
+				enc.Release()
 			}
 		})
 	}

@@ -1,0 +1,162 @@
+package distributor
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/grafana/dskit/ring"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/prompb"
+	"github.com/stretchr/testify/require"
+
+	"github.com/vigil-metrics/vigil/pkg/ingester/client"
+)
+
+// encodingIngester encodes what it is sent, as gRPC would, and keeps the
+// decoded series by their first label value.
+type encodingIngester struct {
+	mu  sync.Mutex
+	got map[string]prompb.TimeSeries
+}
+
+func (e *encodingIngester) Push(_ context.Context, req *prompb.WriteRequest) error {
+	raw, err := req.Marshal()
+	if err != nil {
+		return err
+	}
+	return e.record(raw)
+}
+
+func (e *encodingIngester) PushEncoded(_ context.Context, req *client.EncodedRequest) error {
+	raw, err := req.Marshal()
+	if err != nil {
+		return err
+	}
+	return e.record(raw)
+}
+
+func (e *encodingIngester) record(raw []byte) error {
+	var req prompb.WriteRequest
+	if err := req.Unmarshal(raw); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.got == nil {
+		e.got = map[string]prompb.TimeSeries{}
+	}
+	for _, ts := range req.Timeseries {
+		e.got[ts.Labels[0].Value] = ts
+	}
+	return nil
+}
+
+// spreadRing has more instances than replicas: key k goes to the rf
+// instances from k modulo the instance count on.
+type spreadRing struct {
+	instances []ring.InstanceDesc
+	rf        int
+}
+
+func (r *spreadRing) Get(key uint32, _ ring.Operation, _ []ring.InstanceDesc, _, _ []string) (ring.ReplicationSet, error) {
+	var set []ring.InstanceDesc
+	for i := 0; i < r.rf; i++ {
+		set = append(set, r.instances[(int(key)+i)%len(r.instances)])
+	}
+	return ring.ReplicationSet{Instances: set, MaxErrors: r.rf / 2}, nil
+}
+func (r *spreadRing) ReplicationFactor() int { return r.rf }
+func (r *spreadRing) InstancesCount() int    { return len(r.instances) }
+
+// TestIngestersGetSeriesAsFixed sends, over HTTP, series the distributor
+// passes on unchanged (as their own bytes) and series it fixes (labels
+// sorted, empty labels dropped, future samples dropped): every replica of
+// every series must arrive as the distributor left it, never as it came,
+// whether every ingester gets every series or each gets its share.
+func TestIngestersGetSeriesAsFixed(t *testing.T) {
+	now := time.Now().UnixMilli()
+	future := now + time.Hour.Milliseconds()
+	req := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
+		{Labels: lbls("__name__", "pristine", "job", "a"), Samples: []prompb.Sample{{Timestamp: now, Value: 1}}},
+		{Labels: lbls("__name__", "unsorted", "z", "1", "a", "2"), Samples: []prompb.Sample{{Timestamp: now, Value: 2}}},
+		{Labels: lbls("__name__", "empty", "gone", "", "job", "b"), Samples: []prompb.Sample{{Timestamp: now, Value: 3}}},
+		{Labels: lbls("__name__", "future", "job", "c"), Samples: []prompb.Sample{{Timestamp: now, Value: 4}, {Timestamp: future, Value: 5}}},
+		{Labels: lbls("job", "invalid-no-name"), Samples: []prompb.Sample{{Timestamp: now, Value: 6}}},
+		{Labels: lbls("__name__", "histogram", "job", "d"), Histograms: []prompb.Histogram{{
+			Timestamp: now, Count: &prompb.Histogram_CountInt{CountInt: 1}, ZeroCount: &prompb.Histogram_ZeroCountInt{ZeroCountInt: 1},
+		}}, Exemplars: []prompb.Exemplar{{Labels: lbls("trace_id", "x"), Value: 1, Timestamp: now}}},
+	}}
+	for i := 0; i < 40; i++ { // enough series for every instance of the spread ring
+		req.Timeseries = append(req.Timeseries, prompb.TimeSeries{
+			Labels: lbls("__name__", fmt.Sprintf("bulk_%02d", i), "job", "e"), Samples: []prompb.Sample{{Timestamp: now, Value: float64(i)}}})
+	}
+	want := map[string]prompb.TimeSeries{}
+	for _, ts := range req.Timeseries {
+		c := prompb.TimeSeries{Samples: ts.Samples, Histograms: ts.Histograms, Exemplars: ts.Exemplars}
+		for _, l := range ts.Labels {
+			if l.Value != "" {
+				c.Labels = append(c.Labels, l)
+			}
+		}
+		switch c.Labels[0].Value {
+		case "unsorted":
+			c.Labels = lbls("__name__", "unsorted", "a", "2", "z", "1")
+		case "future":
+			c.Samples = c.Samples[:1]
+		case "invalid-no-name":
+			continue
+		}
+		want[c.Labels[0].Value] = c
+	}
+
+	for _, tc := range []struct {
+		name      string
+		instances int
+		rf        int
+	}{{"every ingester gets every series", 3, 3}, {"each ingester gets its share", 6, 3}} {
+		t.Run(tc.name, func(t *testing.T) {
+			ings := map[string]*encodingIngester{}
+			r := &spreadRing{rf: tc.rf}
+			for i := 0; i < tc.instances; i++ {
+				addr := fmt.Sprint(i)
+				r.instances = append(r.instances, ring.InstanceDesc{Addr: addr, Id: addr, State: ring.ACTIVE})
+				ings[addr] = &encodingIngester{}
+			}
+			var cfg Config
+			cfg.MaxRequestSizeBytes, cfg.MaxDecompressedSizeBytes, cfg.RemoteTimeout = 1<<20, 16<<20, 5e9
+			d, err := New(cfg, r, func(inst ring.InstanceDesc) (Pusher, error) { return ings[inst.Addr], nil },
+				defaultTestLimits, prometheus.NewRegistry(), log.NewNopLogger())
+			require.NoError(t, err)
+			rec := pushHTTP(t, d, req)
+			require.Equal(t, http.StatusBadRequest, rec.Code, "the invalid series is reported")
+
+			replicas := map[string]int{}
+			require.Eventually(t, func() bool {
+				total := 0
+				for _, ing := range ings {
+					ing.mu.Lock()
+					total += len(ing.got)
+					ing.mu.Unlock()
+				}
+				return total == tc.rf*len(want)
+			}, 5*time.Second, time.Millisecond)
+			for addr, ing := range ings {
+				for name, got := range ing.got {
+					replicas[name]++
+					require.Equal(t, want[name], got, "series %s on ingester %s", name, addr)
+				}
+				if tc.instances > tc.rf {
+					require.Less(t, len(ing.got), len(want), "ingester %s got only its share", addr)
+				}
+			}
+			for name := range want {
+				require.Equal(t, tc.rf, replicas[name], "replicas of %s", name)
+			}
+		})
+	}
+}

@@ -1,0 +1,129 @@
+package client
+
+import (
+	"context"
+	"sync"
+
+	"github.com/prometheus/prometheus/prompb"
+	"google.golang.org/grpc"
+
+	"github.com/vigil-metrics/vigil/pkg/pb/ingesterpb"
+	"github.com/vigil-metrics/vigil/pkg/pb/remotewrite"
+	"github.com/vigil-metrics/vigil/pkg/tenant"
+)
+
+// EncodedRequest is the share of a remote-write request that one or more
+// ingesters get, encoded once, on the first send: every gRPC call sends the
+// same bytes. Series arrive with the bytes they were decoded from, which
+// are copied as they are; only a series the distributor changed (labels
+// sorted, samples dropped) is encoded again. Metadata is not sent:
+// ingesters do not store it.
+type EncodedRequest struct {
+	req  *prompb.WriteRequest
+	raw  [][]byte // raw[i] encodes req.Timeseries[i]; nil (or a nil element): encode it
+	idxs []int    // the series to send; nil: every series
+
+	once sync.Once
+	buf  *[]byte
+}
+
+// NewEncodedRequest returns the request for the series idxs of req (nil:
+// all of them). raw, when not nil, holds the encoding of every series of
+// req, or nil for a series to encode. Neither may change while it is sent.
+func NewEncodedRequest(req *prompb.WriteRequest, raw [][]byte, idxs []int) *EncodedRequest {
+	return &EncodedRequest{req: req, raw: raw, idxs: idxs}
+}
+
+func (e *EncodedRequest) series(i int) (*prompb.TimeSeries, []byte) {
+	if e.raw == nil {
+		return &e.req.Timeseries[i], nil
+	}
+	return &e.req.Timeseries[i], e.raw[i]
+}
+
+// Request is the request as a WriteRequest, for an in-process ingester.
+func (e *EncodedRequest) Request() *prompb.WriteRequest {
+	if e.idxs == nil {
+		return &prompb.WriteRequest{Timeseries: e.req.Timeseries}
+	}
+	sub := &prompb.WriteRequest{Timeseries: make([]prompb.TimeSeries, len(e.idxs))}
+	for j, i := range e.idxs {
+		sub.Timeseries[j] = e.req.Timeseries[i]
+	}
+	return sub
+}
+
+// encodeBuffers holds the buffers of encoded requests for reuse.
+var encodeBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooledEncoding bounds the buffers kept for reuse.
+const maxPooledEncoding = 16 << 20
+
+// Marshal encodes the request once; gRPC's codec copies the bytes into its
+// own buffer for each call, so they are read only while a call encodes.
+func (e *EncodedRequest) Marshal() ([]byte, error) {
+	e.once.Do(func() {
+		n := 0
+		each := func(f func(i int)) {
+			if e.idxs == nil {
+				for i := range e.req.Timeseries {
+					f(i)
+				}
+				return
+			}
+			for _, i := range e.idxs {
+				f(i)
+			}
+		}
+		each(func(i int) { n += remotewrite.SeriesSize(e.series(i)) })
+		e.buf = encodeBuffers.Get().(*[]byte)
+		b := (*e.buf)[:0]
+		if cap(b) < n {
+			b = make([]byte, 0, n)
+		}
+		each(func(i int) {
+			ts, raw := e.series(i)
+			b = remotewrite.AppendSeries(b, ts, raw)
+		})
+		*e.buf = b
+	})
+	return *e.buf, nil
+}
+
+// Release returns the encoding's buffer for reuse; call it once no call
+// sends the request any more.
+func (e *EncodedRequest) Release() {
+	if e.buf != nil && cap(*e.buf) <= maxPooledEncoding {
+		encodeBuffers.Put(e.buf)
+	}
+	e.buf = nil
+}
+
+// Reset, String and ProtoMessage make EncodedRequest a (legacy) protobuf
+// message to gRPC's codec, which encodes it with Marshal. It is never
+// decoded.
+func (e *EncodedRequest) Reset()         {}
+func (e *EncodedRequest) String() string { return "EncodedRequest" }
+func (e *EncodedRequest) ProtoMessage()  {}
+
+// pushMethod is the full gRPC method of Ingester.Push.
+const pushMethod = "/vigil.ingester.v1.Ingester/Push"
+
+// PushEncoded sends an encoded request.
+func (c *grpcClient) PushEncoded(ctx context.Context, e *EncodedRequest) error {
+	ctx, err := tenant.OutgoingContext(ctx)
+	if err != nil {
+		return err
+	}
+	return c.conn.Invoke(ctx, pushMethod, e, new(ingesterpb.PushResponse))
+}
+
+// PushEncoded serves an encoded request in process: nothing to encode.
+func (c localClient) PushEncoded(ctx context.Context, e *EncodedRequest) error {
+	return c.Push(ctx, e.Request())
+}
+
+// invoker is the part of a gRPC connection PushEncoded uses.
+type invoker interface {
+	Invoke(ctx context.Context, method string, args, reply any, opts ...grpc.CallOption) error
+}
