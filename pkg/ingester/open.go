@@ -36,6 +36,7 @@ func (i *Ingester) tsdbOptions(series *seriesCounter, s *shipper) *tsdb.Options 
 	// Blocks are cut from the head only: they never overlap, except one
 	// cut by a flush and the next, which object storage merges.
 	o.EnableOverlappingCompaction = false
+	o.IsolationDisabled = !i.cfg.Isolation
 	if i.cfg.WALCompression {
 		o.WALCompression = compression.Snappy
 	}

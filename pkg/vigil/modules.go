@@ -323,6 +323,8 @@ func (t *Vigil) initIngester() (services.Service, error) {
 		return nil, err
 	}
 	ing.SetLabelSetLimits(workspaceLabelSets{t.Workspaces})
+	gc, limit := t.Cfg.Ingester.ApplyRuntime()
+	level.Info(t.Logger).Log("msg", "garbage collector of the ingester process", "gc_percent", gc, "memory_limit_bytes", limit, "note", "-1: set by the environment or none")
 	t.Ingester = ing
 	t.admin.Handle("/ingester/flush", http.HandlerFunc(ing.FlushHandler))
 	ingester.NewGRPCServer(ing).Register(t.Server.GRPC)
