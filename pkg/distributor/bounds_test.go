@@ -9,7 +9,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +17,7 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/stretchr/testify/require"
 
+	"github.com/vigil-metrics/vigil/pkg/pb/remotewrite"
 	"github.com/vigil-metrics/vigil/pkg/tenant"
 )
 
@@ -108,10 +108,15 @@ func TestOnlyTheFirstInvalidSeriesIsFormatted(t *testing.T) {
 // TestOversizedBuffersAreNotPooled: the buffers of a large request go to
 // the garbage collector, not back to the pool.
 func TestOversizedBuffersAreNotPooled(t *testing.T) {
-	pool := &sync.Pool{}
+	made := 0
+	pool := remotewrite.NewFreeList(1, func() *pushBuffers { made++; return &pushBuffers{} })
 	b := &pushBuffers{pool: pool, decoded: make([]byte, maxPooledBuffers+1)}
 	b.release()
-	require.Nil(t, pool.Get())
+	require.NotSame(t, b, pool.Get())
+	require.Equal(t, 1, made, "the pool was empty")
+	small := &pushBuffers{pool: pool}
+	small.release()
+	require.Same(t, small, pool.Get(), "small buffers are kept")
 }
 
 // blockingIngester holds every push until release is closed.

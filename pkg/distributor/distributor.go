@@ -13,6 +13,7 @@ import (
 
 	"github.com/vigil-metrics/vigil/pkg/apierror"
 	"github.com/vigil-metrics/vigil/pkg/ingester/client"
+	"github.com/vigil-metrics/vigil/pkg/pb/remotewrite"
 	"github.com/vigil-metrics/vigil/pkg/tenant"
 )
 
@@ -48,7 +49,7 @@ type Distributor struct {
 	now       func() time.Time
 
 	inflight *inflight
-	buffers  sync.Pool // *pushBuffers: the buffers of one remote-write request
+	buffers  *remotewrite.FreeList[*pushBuffers] // the buffers of remote-write requests
 
 	// lastPush is when each workspace last pushed, to drop the metric
 	// series of workspaces that stopped.
@@ -78,7 +79,7 @@ func New(cfg Config, r ring.DoBatchRing, ingesters Ingesters, limits Limits, reg
 		d.dropInactive()
 		return nil
 	}, nil)
-	d.buffers.New = func() any { return &pushBuffers{pool: &d.buffers} }
+	d.buffers = remotewrite.NewFreeList(pooledRequests, func() *pushBuffers { return &pushBuffers{pool: d.buffers} })
 	d.keys.New = func() any { s := make([]uint32, 0, 1024); return &s }
 	return d, nil
 }

@@ -6,7 +6,6 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"sync"
 
 	"github.com/go-kit/log/level"
 	"github.com/golang/snappy"
@@ -25,12 +24,16 @@ const (
 
 // pushBuffers are the reusable buffers of one remote-write request.
 type pushBuffers struct {
-	pool    *sync.Pool
+	pool    *remotewrite.FreeList[*pushBuffers]
 	body    bytes.Buffer
 	decoded []byte
 	req     prompb.WriteRequest
 	raw     [][]byte // the encoded bytes of every series of req, in decoded
 }
+
+// pooledRequests is how many requests' buffers are kept for reuse, about
+// the requests a distributor decodes at once.
+const pooledRequests = 32
 
 // maxPooledBuffers bounds the buffers kept for reuse: those of a request
 // larger than this go to the garbage collector, so that one large request
@@ -67,7 +70,7 @@ func (d *Distributor) PushHandler() http.Handler {
 			d.refuse(w, err, "max_inflight_push_requests")
 			return
 		}
-		bufs := d.buffers.Get().(*pushBuffers)
+		bufs := d.buffers.Get()
 		// The buffers and the request's share of the in-flight totals are
 		// held until every replica is done with the request.
 		cleanup := func() {

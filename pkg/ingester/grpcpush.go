@@ -2,7 +2,6 @@ package ingester
 
 import (
 	"context"
-	"sync"
 
 	"github.com/prometheus/prometheus/prompb"
 	"google.golang.org/grpc"
@@ -22,7 +21,9 @@ type pushRequest struct {
 	req prompb.WriteRequest
 }
 
-var pushRequests = sync.Pool{New: func() any { return new(pushRequest) }}
+// pushRequests keeps the buffers of the requests being decoded for reuse,
+// about as many as are pushed at once.
+var pushRequests = remotewrite.NewFreeList(32, func() *pushRequest { return new(pushRequest) })
 
 // maxPooledPush bounds the memory a pooled request keeps, so that one large
 // request does not pin its buffers.
@@ -58,7 +59,7 @@ func (s *GRPCServer) Register(srv grpc.ServiceRegistrar) {
 // pushHandler is the gRPC handler of Push: it decodes into a pooled
 // pushRequest and returns it to the pool when the call is done.
 func pushHandler(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
-	in := pushRequests.Get().(*pushRequest)
+	in := pushRequests.Get()
 	defer in.release()
 	if err := dec(in); err != nil {
 		return nil, err

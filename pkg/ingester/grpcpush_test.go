@@ -104,7 +104,7 @@ func TestPushDecoderMatchesGeneratedCode(t *testing.T) {
 		var want prompb.WriteRequest
 		require.NoError(t, want.Unmarshal(raw))
 
-		p := pushRequests.Get().(*pushRequest)
+		p := pushRequests.Get()
 		require.NoError(t, p.Unmarshal(raw))
 		for i := range raw {
 			raw[i] = 0xff
@@ -207,7 +207,7 @@ func FuzzPushDecoder(f *testing.F) {
 		f.Add(raw)
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		p := pushRequests.Get().(*pushRequest)
+		p := pushRequests.Get()
 		defer p.release()
 		errGot := p.Unmarshal(raw) // must not panic
 		var want prompb.WriteRequest

@@ -54,7 +54,7 @@ func (e *EncodedRequest) Request() *prompb.WriteRequest {
 }
 
 // encodeBuffers holds the buffers of encoded requests for reuse.
-var encodeBuffers = sync.Pool{New: func() any { return new([]byte) }}
+var encodeBuffers = remotewrite.NewFreeList(32, func() *[]byte { return new([]byte) })
 
 // maxPooledEncoding bounds the buffers kept for reuse.
 const maxPooledEncoding = 16 << 20
@@ -76,7 +76,7 @@ func (e *EncodedRequest) Marshal() ([]byte, error) {
 			}
 		}
 		each(func(i int) { n += remotewrite.SeriesSize(e.series(i)) })
-		e.buf = encodeBuffers.Get().(*[]byte)
+		e.buf = encodeBuffers.Get()
 		b := (*e.buf)[:0]
 		if cap(b) < n {
 			b = make([]byte, 0, n)
