@@ -39,6 +39,7 @@ type options struct {
 	settle                         time.Duration
 	keep                           bool
 	profileDir                     string
+	vigilFlags                     []string
 }
 
 func main() {
@@ -60,9 +61,11 @@ func main() {
 	flag.IntVar(&o.fillPerSeries, "fill-samples-per-series", 20, "samples of one series in each request while the head is filled (not measured for CPU)")
 	flag.DurationVar(&o.settle, "settle", 10*time.Second, "wait after the load before memory is read")
 	flag.BoolVar(&o.keep, "keep", false, "keep the data directories and logs")
+	vigilFlags := flag.String("vigil-flags", "", "flags added to every Vigil process, space-separated (-ingester.client.grpc-compression=snappy, say)")
 	flag.StringVar(&o.profileDir, "profile", "", "save CPU profiles of the first seconds of the measured phase and heap profiles where memory is read into this directory")
 	flag.Parse()
 	o.systems = strings.Split(systems, ",")
+	o.vigilFlags = strings.Fields(*vigilFlags)
 	if rssSeries != "" {
 		parts := strings.Split(rssSeries, ",")
 		if len(parts) != 2 {
@@ -117,15 +120,15 @@ func variants(o options, name string) []variant {
 		switch name {
 		case "monolith":
 			out = append(out, variant{label: "vigil monolith RF1" + b.suffix, memory: true, baseline: b.suffix == "",
-				start: func(dir string) (*system, error) { return startMonolith(b.bin, dir) }})
+				start: func(dir string) (*system, error) { return startMonolith(b.bin, dir, o.vigilFlags...) }})
 		case "monolith-wal-sync":
 			out = append(out, variant{label: "vigil monolith RF1, wal-sync=always" + b.suffix,
 				start: func(dir string) (*system, error) {
-					return startMonolith(b.bin, dir, "-ingester.tsdb.wal-sync=always")
+					return startMonolith(b.bin, dir, append([]string{"-ingester.tsdb.wal-sync=always"}, o.vigilFlags...)...)
 				}})
 		case "cluster":
 			out = append(out, variant{label: "vigil cluster RF3, 3 zones" + b.suffix,
-				start: func(dir string) (*system, error) { return startCluster(b.bin, dir) }})
+				start: func(dir string) (*system, error) { return startCluster(b.bin, dir, o.vigilFlags...) }})
 		case "prometheus":
 			if b.suffix == "" && o.prometheus != "" {
 				out = append(out, variant{label: "prometheus 3.16 receiver", memory: true, ref: true,

@@ -175,7 +175,7 @@ func startMonolith(bin, dir string, extra ...string) (*system, error) {
 
 // startCluster starts three ingesters in zones a, b and c and a distributor
 // (with the API), RF 3 with zone awareness, on a filesystem bucket.
-func startCluster(bin, dir string) (*system, error) {
+func startCluster(bin, dir string, extra ...string) (*system, error) {
 	ports, err := freePorts(16)
 	if err != nil {
 		return nil, err
@@ -186,6 +186,7 @@ func startCluster(bin, dir string) (*system, error) {
 		"-ingester.ring.replication-factor=3", "-ingester.ring.zone-awareness-enabled=true",
 		"-ingester.ring.heartbeat-period=1s",
 	}
+	common = append(common, extra...)
 	s := &system{}
 	for i, zone := range []string{"a", "b", "c"} {
 		name := "ingester-" + zone
