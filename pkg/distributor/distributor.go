@@ -132,6 +132,7 @@ func (d *Distributor) push(ctx context.Context, req *prompb.WriteRequest, raw []
 			}
 			continue
 		}
+		exemplars := len(ts.Exemplars)
 		if dropped, first := dropFutureSamples(lim, ts); dropped > 0 {
 			discard(reasonTooFarInFuture, dropped)
 			if firstInvalid == nil {
@@ -141,6 +142,9 @@ func (d *Distributor) push(ctx context.Context, req *prompb.WriteRequest, raw []
 				continue
 			}
 			changed = true
+		}
+		if len(ts.Exemplars) != exemplars {
+			changed = true // future exemplars are dropped without a word
 		}
 		samples += len(ts.Samples) + len(ts.Histograms)
 		// Swap rather than copy: every element keeps slices of its own, which
@@ -193,7 +197,7 @@ func (d *Distributor) push(ctx context.Context, req *prompb.WriteRequest, raw []
 		raw = raw[:n]
 	}
 	opts := ring.DoBatchOptions{IsClientError: apierror.IsClientError}
-	if d.ring.InstancesCount() <= d.ring.ReplicationFactor() {
+	if d.everyInstanceHoldsEverySeries() {
 		// Every ingester holds a replica of every series (three ingesters,
 		// replication factor 3): each key has the same replication set, so
 		// one key stands for all the series, which go out encoded once.
@@ -228,6 +232,24 @@ func (d *Distributor) push(ctx context.Context, req *prompb.WriteRequest, raw []
 		return quorumError(err)
 	}
 	return firstInvalid
+}
+
+// everyInstanceHoldsEverySeries tells whether every key's replication set
+// is every instance of the ring: no more instances than replicas, and the
+// set of one key holds them all (with zone awareness, one instance per
+// zone; two in one zone would split its keys). While an instance is
+// unhealthy the sets are smaller and the series are sharded one by one.
+func (d *Distributor) everyInstanceHoldsEverySeries() bool {
+	n := d.ring.InstancesCount()
+	if n > d.ring.ReplicationFactor() {
+		return false
+	}
+	var (
+		descs        [ring.GetBufferSize]ring.InstanceDesc
+		hosts, zones [ring.GetBufferSize]string
+	)
+	rs, err := d.ring.Get(0, ring.WriteNoExtend, descs[:0], hosts[:0], zones[:0])
+	return err == nil && len(rs.Instances) == n
 }
 
 // pushTo sends an ingester its share of a request.

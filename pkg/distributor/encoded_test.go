@@ -73,6 +73,48 @@ func (r *spreadRing) Get(key uint32, _ ring.Operation, _ []ring.InstanceDesc, _,
 func (r *spreadRing) ReplicationFactor() int { return r.rf }
 func (r *spreadRing) InstancesCount() int    { return len(r.instances) }
 
+// zoneRing is zone-aware with two instances in zone a and one in zone b,
+// replication factor 3: a key gets one instance of each zone, which of the
+// two in zone a depending on the key.
+type zoneRing struct{ instances []ring.InstanceDesc }
+
+func (r *zoneRing) Get(key uint32, _ ring.Operation, _ []ring.InstanceDesc, _, _ []string) (ring.ReplicationSet, error) {
+	return ring.ReplicationSet{Instances: []ring.InstanceDesc{r.instances[key%2], r.instances[2]}, MaxUnavailableZones: 1}, nil
+}
+func (r *zoneRing) ReplicationFactor() int { return 3 }
+func (r *zoneRing) InstancesCount() int    { return len(r.instances) }
+
+// TestTwoInstancesInOneZoneShareItsSeries: no more instances than replicas
+// does not mean every instance holds every series: with two ingesters in one
+// zone, each gets the series of its keys, and none is left without any.
+func TestTwoInstancesInOneZoneShareItsSeries(t *testing.T) {
+	r := &zoneRing{}
+	ings := map[string]*encodingIngester{}
+	for _, addr := range []string{"a1", "a2", "b"} {
+		r.instances = append(r.instances, ring.InstanceDesc{Addr: addr, Id: addr, Zone: addr[:1], State: ring.ACTIVE})
+		ings[addr] = &encodingIngester{}
+	}
+	var cfg Config
+	cfg.MaxRequestSizeBytes, cfg.MaxDecompressedSizeBytes, cfg.RemoteTimeout = 1<<20, 16<<20, 5e9
+	d, err := New(cfg, r, func(inst ring.InstanceDesc) (Pusher, error) { return ings[inst.Addr], nil },
+		defaultTestLimits, prometheus.NewRegistry(), log.NewNopLogger())
+	require.NoError(t, err)
+	req := &prompb.WriteRequest{}
+	for i := 0; i < 50; i++ {
+		req.Timeseries = append(req.Timeseries, prompb.TimeSeries{
+			Labels: lbls("__name__", fmt.Sprintf("s%02d", i)), Samples: []prompb.Sample{{Timestamp: time.Now().UnixMilli(), Value: 1}}})
+	}
+	require.Equal(t, http.StatusNoContent, pushHTTP(t, d, req).Code)
+	count := func(addr string) int {
+		ings[addr].mu.Lock()
+		defer ings[addr].mu.Unlock()
+		return len(ings[addr].got)
+	}
+	require.Eventually(t, func() bool { return count("a1")+count("a2") == 50 && count("b") == 50 }, 5*time.Second, time.Millisecond)
+	require.NotZero(t, count("a1"))
+	require.NotZero(t, count("a2"))
+}
+
 // TestIngestersGetSeriesAsFixed sends, over HTTP, series the distributor
 // passes on unchanged (as their own bytes) and series it fixes (labels
 // sorted, empty labels dropped, future samples dropped): every replica of
@@ -86,6 +128,8 @@ func TestIngestersGetSeriesAsFixed(t *testing.T) {
 		{Labels: lbls("__name__", "unsorted", "z", "1", "a", "2"), Samples: []prompb.Sample{{Timestamp: now, Value: 2}}},
 		{Labels: lbls("__name__", "empty", "gone", "", "job", "b"), Samples: []prompb.Sample{{Timestamp: now, Value: 3}}},
 		{Labels: lbls("__name__", "future", "job", "c"), Samples: []prompb.Sample{{Timestamp: now, Value: 4}, {Timestamp: future, Value: 5}}},
+		{Labels: lbls("__name__", "future_exemplar", "job", "c"), Samples: []prompb.Sample{{Timestamp: now, Value: 4}},
+			Exemplars: []prompb.Exemplar{{Labels: lbls("trace_id", "now"), Value: 1, Timestamp: now}, {Labels: lbls("trace_id", "later"), Value: 1, Timestamp: future}}},
 		{Labels: lbls("job", "invalid-no-name"), Samples: []prompb.Sample{{Timestamp: now, Value: 6}}},
 		{Labels: lbls("__name__", "histogram", "job", "d"), Histograms: []prompb.Histogram{{
 			Timestamp: now, Count: &prompb.Histogram_CountInt{CountInt: 1}, ZeroCount: &prompb.Histogram_ZeroCountInt{ZeroCountInt: 1},
@@ -108,6 +152,8 @@ func TestIngestersGetSeriesAsFixed(t *testing.T) {
 			c.Labels = lbls("__name__", "unsorted", "a", "2", "z", "1")
 		case "future":
 			c.Samples = c.Samples[:1]
+		case "future_exemplar":
+			c.Exemplars = c.Exemplars[:1]
 		case "invalid-no-name":
 			continue
 		}

@@ -33,12 +33,12 @@ type pushBuffers struct {
 
 // pooledRequests is how many requests' buffers are kept for reuse, about
 // the requests a distributor decodes at once.
-const pooledRequests = 32
+const pooledRequests = 16
 
 // maxPooledBuffers bounds the buffers kept for reuse: those of a request
 // larger than this go to the garbage collector, so that one large request
 // does not pin its memory in the pool.
-const maxPooledBuffers = 32 << 20
+const maxPooledBuffers = 8 << 20
 
 // memory is what the buffers hold on to.
 func (b *pushBuffers) memory() int {

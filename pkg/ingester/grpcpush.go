@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 	"google.golang.org/grpc"
 
+	"github.com/vigil-metrics/vigil/pkg/apierror"
 	"github.com/vigil-metrics/vigil/pkg/pb/ingesterpb"
 	"github.com/vigil-metrics/vigil/pkg/pb/remotewrite"
 )
@@ -19,21 +20,26 @@ import (
 type pushRequest struct {
 	buf []byte
 	req prompb.WriteRequest
+	err error // why the message could not be decoded
 }
 
 // pushRequests keeps the buffers of the requests being decoded for reuse,
 // about as many as are pushed at once.
-var pushRequests = remotewrite.NewFreeList(32, func() *pushRequest { return new(pushRequest) })
+var pushRequests = remotewrite.NewFreeList(16, func() *pushRequest { return new(pushRequest) })
 
 // maxPooledPush bounds the memory a pooled request keeps, so that one large
 // request does not pin its buffers.
-const maxPooledPush = 32 << 20
+const maxPooledPush = 8 << 20
 
-// Unmarshal is what gRPC's codec calls to decode the message.
+// Unmarshal is what gRPC's codec calls to decode the message. A message it
+// cannot decode is kept as p.err, for the handler to refuse as the sender's
+// fault (gRPC would make any decoding error an internal one, which
+// distributors retry).
 func (p *pushRequest) Unmarshal(b []byte) error {
 	p.buf = append(p.buf[:0], b...)
 	p.req.Timeseries, p.req.Metadata = p.req.Timeseries[:0], p.req.Metadata[:0]
-	return remotewrite.Decode(p.buf, &p.req, nil)
+	p.err = remotewrite.Decode(p.buf, &p.req, nil)
+	return nil
 }
 
 // Reset, String and ProtoMessage make pushRequest a (legacy) protobuf
@@ -63,6 +69,10 @@ func pushHandler(srv any, ctx context.Context, dec func(any) error, interceptor 
 	defer in.release()
 	if err := dec(in); err != nil {
 		return nil, err
+	}
+	if in.err != nil {
+		return nil, apierror.ToGRPC(apierror.New(apierror.BadData, apierror.IDInvalidRequestBody,
+			"request is not a valid remote-write message: %v", in.err))
 	}
 	push := srv.(ingesterpb.IngesterServer).Push
 	if interceptor == nil {

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 
+	"github.com/vigil-metrics/vigil/pkg/apierror"
 	"github.com/vigil-metrics/vigil/pkg/pb/ingesterpb"
 )
 
@@ -106,6 +107,7 @@ func TestPushDecoderMatchesGeneratedCode(t *testing.T) {
 
 		p := pushRequests.Get()
 		require.NoError(t, p.Unmarshal(raw))
+		require.NoError(t, p.err)
 		for i := range raw {
 			raw[i] = 0xff
 		}
@@ -121,7 +123,8 @@ func TestPushDecoderRefusesTruncated(t *testing.T) {
 	require.NoError(t, err)
 	for cut := 1; cut < len(raw); cut++ {
 		var p pushRequest
-		if err := p.Unmarshal(raw[:cut]); err == nil {
+		require.NoError(t, p.Unmarshal(raw[:cut]))
+		if p.err == nil {
 			var want prompb.WriteRequest
 			require.NoError(t, want.Unmarshal(raw[:cut]), "cut %d", cut)
 			sameRequest(t, &want, &p.req, fmt.Sprintf("cut %d", cut))
@@ -183,13 +186,16 @@ func TestPushOverGRPC(t *testing.T) {
 		}
 	}
 
-	// A message the decoder refuses fails the call and stores nothing.
+	// A message the decoder refuses fails the call as the sender's fault
+	// (not an internal error the distributor would retry) and stores nothing.
 	raw, err := (&prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{
 		Labels: []prompb.Label{{Name: "__name__", Value: "never"}}, Samples: []prompb.Sample{{Timestamp: now, Value: 1}},
 	}}}).Marshal()
 	require.NoError(t, err)
 	err = conn.Invoke(ctx, "/vigil.ingester.v1.Ingester/Push", &rawMessage{raw[:len(raw)-1]}, new(ingesterpb.PushResponse))
 	require.Error(t, err)
+	require.True(t, apierror.IsClientError(err), "%v", err)
+	require.Equal(t, apierror.IDInvalidRequestBody, apierror.From(err).ID)
 	require.Len(t, read(t, ing, "ws-grpc"), writers*perPush)
 }
 
@@ -209,9 +215,9 @@ func FuzzPushDecoder(f *testing.F) {
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		p := pushRequests.Get()
 		defer p.release()
-		errGot := p.Unmarshal(raw) // must not panic
+		require.NoError(t, p.Unmarshal(raw)) // must not panic
 		var want prompb.WriteRequest
-		if errGot != nil || want.Unmarshal(raw) != nil {
+		if p.err != nil || want.Unmarshal(raw) != nil {
 			return
 		}
 		// Where both decoders accept the input, they agree.

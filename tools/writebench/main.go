@@ -52,11 +52,11 @@ func main() {
 	flag.StringVar(&o.vigilBefore, "vigil-before", "", "another Vigil binary whose rows are added (before a change)")
 	flag.StringVar(&o.prometheus, "prometheus", "", "Prometheus 3.16's binary, the reference receiver (empty: no reference row)")
 	flag.StringVar(&systems, "systems", "monolith,cluster,prometheus", "systems to measure: monolith, monolith-wal-sync, cluster, prometheus")
-	flag.IntVar(&o.series, "series", 50_000, "active series of the CPU phase (also the first series count of the memory phase)")
+	flag.IntVar(&o.series, "series", 50_000, "active series of the CPU phase")
 	flag.IntVar(&o.rounds, "rounds", 40, "samples per series in the measured CPU phase")
 	flag.IntVar(&o.batch, "batch", 2000, "samples per request")
 	flag.IntVar(&o.writers, "concurrency", 4, "requests in flight")
-	flag.StringVar(&rssSeries, "rss-series", "50000,150000", "the two series counts of the memory phase (the first must equal -series); empty: no memory phase")
+	flag.StringVar(&rssSeries, "rss-series", "50000,150000", "the two series counts of the memory phase, each measured in a fresh system; empty: no memory phase")
 	flag.IntVar(&o.headSamples, "head-samples", 480, "samples per series in the head when memory is read (480: two hours of 15 s scrapes)")
 	flag.IntVar(&o.fillPerSeries, "fill-samples-per-series", 20, "samples of one series in each request while the head is filled (not measured for CPU)")
 	flag.DurationVar(&o.settle, "settle", 10*time.Second, "wait after the load before memory is read")
@@ -78,8 +78,8 @@ func main() {
 			}
 			o.rssSeries[i] = n
 		}
-		if o.rssSeries[0] != o.series || o.rssSeries[1] <= o.rssSeries[0] {
-			fatalf("-rss-series: the first count must be -series and the second larger")
+		if o.rssSeries[1] <= o.rssSeries[0] {
+			fatalf("-rss-series: the second count must be larger than the first")
 		}
 	}
 	var results []*result
@@ -175,8 +175,8 @@ func measure(o options, v variant) (*result, error) {
 			Client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: o.writers}}}
 	}
 
-	// The CPU phase, then (for the memory phase) the rest of the head.
-	s, err := v.start(dir + "/a")
+	// The CPU phase.
+	s, err := v.start(dir + "/cpu")
 	if err != nil {
 		return nil, err
 	}
@@ -205,32 +205,31 @@ func measure(o options, v variant) (*result, error) {
 		res.cpu = append(res.cpu, cpu1[i]-cpu0[i])
 		res.procs = append(res.procs, s.procs[i].name)
 	}
+	s.stop()
 	if !v.memory || o.rssSeries[0] == 0 {
-		s.stop()
 		return res, nil
 	}
-	l.Fill(1+o.rounds, o.headSamples, o.fillPerSeries)
-	if res.rss[0], err = s.settledRSS(o.settle); err != nil {
-		return nil, err
-	}
-	if err := l.Err(); err != nil {
-		return nil, err
-	}
-	s.stop()
-
-	s2, err := v.start(dir + "/b")
-	if err != nil {
-		return nil, err
-	}
-	defer s2.stop()
-	l2 := newLoad(s2, o.rssSeries[1])
-	l2.Fill(0, o.headSamples, o.fillPerSeries)
-	if res.rss[1], err = s2.settledRSS(o.settle); err != nil {
-		return nil, err
-	}
-	s2.profile(o.profileDir, v.label, "heap", 0)()
-	if err := l2.Err(); err != nil {
-		return nil, err
+	// Memory: a fresh system for each series count, every series filled to
+	// the head's samples the same way, so that the two differ only in the
+	// number of series.
+	for k, series := range o.rssSeries {
+		sk, err := v.start(fmt.Sprintf("%s/mem%d", dir, k))
+		if err != nil {
+			return nil, err
+		}
+		lk := newLoad(sk, series)
+		lk.Fill(0, o.headSamples, o.fillPerSeries)
+		res.rss[k], err = sk.settledRSS(o.settle)
+		if err == nil {
+			err = lk.Err()
+		}
+		if err == nil && k == 1 {
+			sk.profile(o.profileDir, v.label, "heap", 0)()
+		}
+		sk.stop()
+		if err != nil {
+			return nil, err
+		}
 	}
 	res.rssMeasured = true
 	return res, nil

@@ -24,7 +24,8 @@ type EncodedRequest struct {
 	idxs []int    // the series to send; nil: every series
 
 	once sync.Once
-	buf  *[]byte
+	out  []byte
+	buf  *[]byte // out's pooled buffer, if it has one
 }
 
 // NewEncodedRequest returns the request for the series idxs of req (nil:
@@ -54,13 +55,14 @@ func (e *EncodedRequest) Request() *prompb.WriteRequest {
 }
 
 // encodeBuffers holds the buffers of encoded requests for reuse.
-var encodeBuffers = remotewrite.NewFreeList(32, func() *[]byte { return new([]byte) })
+var encodeBuffers = remotewrite.NewFreeList(16, func() *[]byte { return new([]byte) })
 
 // maxPooledEncoding bounds the buffers kept for reuse.
-const maxPooledEncoding = 16 << 20
+const maxPooledEncoding = 8 << 20
 
-// Marshal encodes the request once; gRPC's codec copies the bytes into its
-// own buffer for each call, so they are read only while a call encodes.
+// Marshal encodes the request once. gRPC's codec copies an encoding larger
+// than smallEncoding into its own buffer for each call, so a pooled buffer is
+// read only while a call encodes.
 func (e *EncodedRequest) Marshal() ([]byte, error) {
 	e.once.Do(func() {
 		n := 0
@@ -76,8 +78,11 @@ func (e *EncodedRequest) Marshal() ([]byte, error) {
 			}
 		}
 		each(func(i int) { n += remotewrite.SeriesSize(e.series(i)) })
-		e.buf = encodeBuffers.Get()
-		b := (*e.buf)[:0]
+		var b []byte
+		if n > smallEncoding {
+			e.buf = encodeBuffers.Get()
+			b = (*e.buf)[:0]
+		}
 		if cap(b) < n {
 			b = make([]byte, 0, n)
 		}
@@ -85,10 +90,19 @@ func (e *EncodedRequest) Marshal() ([]byte, error) {
 			ts, raw := e.series(i)
 			b = remotewrite.AppendSeries(b, ts, raw)
 		})
-		*e.buf = b
+		e.out = b
+		if e.buf != nil {
+			*e.buf = b
+		}
 	})
-	return *e.buf, nil
+	return e.out, nil
 }
+
+// smallEncoding is the size up to which gRPC's codec sends the bytes
+// Marshal returns as they are, rather than a copy in its own buffer (grpc's
+// buffer-pooling threshold), and may still be writing them after the call
+// returned at its deadline: such encodings are never pooled.
+const smallEncoding = 1 << 10
 
 // Release returns the encoding's buffer for reuse; call it once no call
 // sends the request any more.
@@ -96,7 +110,7 @@ func (e *EncodedRequest) Release() {
 	if e.buf != nil && cap(*e.buf) <= maxPooledEncoding {
 		encodeBuffers.Put(e.buf)
 	}
-	e.buf = nil
+	e.buf, e.out = nil, nil
 }
 
 // Reset, String and ProtoMessage make EncodedRequest a (legacy) protobuf

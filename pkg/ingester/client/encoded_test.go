@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"unsafe"
 
 	"github.com/grafana/dskit/user"
 	"github.com/prometheus/prometheus/prompb"
@@ -109,9 +110,10 @@ func TestEncodedRequestReachesEveryIngester(t *testing.T) {
 		require.Empty(t, s.got[0].Metadata)
 		require.Equal(t, []string{"ws-1"}, s.orgs)
 	}
-	first := *enc.buf
-	_, _ = enc.Marshal()
-	require.Same(t, &first[0], &(*enc.buf)[0], "encoded once")
+	first, _ := enc.Marshal()
+	again, _ := enc.Marshal()
+	require.Same(t, &first[0], &again[0], "encoded once")
+	require.NotNil(t, enc.buf, "a large encoding is pooled")
 	require.Error(t, clients[0].PushEncoded(context.Background(), enc), "no workspace, no push")
 	enc.Release()
 }
@@ -136,6 +138,25 @@ func TestEncodedSubset(t *testing.T) {
 		require.Equal(t, req.Timeseries[i], got.Timeseries[j])
 	}
 	enc.Release()
+}
+
+// TestSmallEncodingsAreNotPooled: gRPC sends an encoding of at most 1 KiB
+// as the very bytes Marshal returned, possibly after the call gave up at its
+// deadline; the buffer must not be reused for another request then.
+func TestSmallEncodingsAreNotPooled(t *testing.T) {
+	for _, n := range []int{1, 2, 5} {
+		enc := NewEncodedRequest(writeRequest(n), nil, nil)
+		b, err := enc.Marshal()
+		require.NoError(t, err)
+		require.LessOrEqual(t, len(b), smallEncoding)
+		require.Nil(t, enc.buf, "%d series: not from the pool", n)
+		enc.Release()
+		next := NewEncodedRequest(writeRequest(200), nil, nil)
+		nb, err := next.Marshal()
+		require.NoError(t, err)
+		require.NotSame(t, unsafe.SliceData(b[:cap(b)]), unsafe.SliceData(nb[:cap(nb)]))
+		next.Release()
+	}
 }
 
 // BenchmarkPushToThreeIngesters sends one request of 2000 series to three

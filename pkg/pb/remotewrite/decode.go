@@ -338,6 +338,9 @@ func decode(buf []byte, req *prompb.WriteRequest, raw *[][]byte, reserve func(in
 		buf = buf[consumed:]
 		switch {
 		case num == 1 && typ == 2:
+			if n == series {
+				return fmt.Errorf("more series than counted") // cannot happen: countSeries counts what this loop decodes
+			}
 			req.Timeseries = req.Timeseries[:n+1]
 			ts := &req.Timeseries[n]
 			if len(payload) <= smallSeries {
@@ -409,9 +412,14 @@ func countSeries(buf []byte) (int, error) {
 			n++
 			continue
 		}
-		_, _, _, _, used, err := field(buf)
+		num, typ, _, _, used, err := field(buf)
 		if err != nil {
 			return 0, err
+		}
+		if num == 1 && typ == 2 {
+			// A series under a longer key than 0x0a (a varint with
+			// padding): valid protobuf, and decoded as a series.
+			n++
 		}
 		buf = buf[used:]
 	}

@@ -106,3 +106,25 @@ func FuzzDecodeWriteRequest(f *testing.F) {
 		}
 	})
 }
+
+// TestPaddedSeriesKeys: a series may come under a key longer than the one
+// byte 0x0a (a varint with padding, which protobuf decoders accept); it is
+// counted and decoded like any other, never past the room counted for.
+func TestPaddedSeriesKeys(t *testing.T) {
+	raw, err := sampleRequest(1).Marshal()
+	require.NoError(t, err)
+	one, err := (&prompb.TimeSeries{Labels: lbls("__name__", "padded"), Samples: []prompb.Sample{{Timestamp: 7, Value: 1}}}).Marshal()
+	require.NoError(t, err)
+	for i := 0; i < 3; i++ {
+		raw = append(raw, 0x8a, 0x00, 0x00)                 // an empty series under a padded key
+		raw = append(raw, 0x8a, 0x80, 0x00, byte(len(one))) // and a real one
+		raw = append(raw, one...)
+	}
+	var want prompb.WriteRequest
+	require.NoError(t, want.Unmarshal(raw))
+	var got prompb.WriteRequest
+	var series [][]byte
+	require.NoError(t, DecodeWithRaw(raw, &got, &series, nil))
+	require.Equal(t, normalise(&want), normalise(&got))
+	require.Len(t, series, len(want.Timeseries))
+}
