@@ -9,10 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-kit/log"
 	"github.com/golang/snappy"
 	"github.com/grafana/dskit/ring"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/prompb"
 
 	"github.com/vigil-metrics/vigil/internal/bench"
@@ -76,13 +74,7 @@ func benchmarkPushHandler(b *testing.B, ingesters int) {
 		for i := 0; i < ingesters; i++ {
 			r.instances = append(r.instances, ring.InstanceDesc{Addr: fmt.Sprint(i), Id: fmt.Sprint(i), State: ring.ACTIVE})
 		}
-		var cfg Config
-		cfg.MaxRequestSizeBytes, cfg.MaxDecompressedSizeBytes, cfg.RemoteTimeout = 1<<20, 16<<20, 5e9
-		var err error
-		d, err = New(cfg, r, func(ring.InstanceDesc) (Pusher, error) { return encodeOnly{}, nil }, defaultTestLimits, prometheus.NewRegistry(), log.NewNopLogger())
-		if err != nil {
-			b.Fatal(err)
-		}
+		d = newRingDistributor(b, r, func(ring.InstanceDesc) Pusher { return encodeOnly{} })
 	}
 	d.limits = staticLimits{maxLabels: 70, maxSize: 7 << 10, maxName: 1024, maxValue: 2048, grace: 10 * time.Minute}
 	h := d.PushHandler()

@@ -73,6 +73,17 @@ func (r *spreadRing) Get(key uint32, _ ring.Operation, _ []ring.InstanceDesc, _,
 func (r *spreadRing) ReplicationFactor() int { return r.rf }
 func (r *spreadRing) InstancesCount() int    { return len(r.instances) }
 
+// newRingDistributor returns a distributor on r, reaching its instances
+// with get.
+func newRingDistributor(t testing.TB, r ring.DoBatchRing, get func(ring.InstanceDesc) Pusher) *Distributor {
+	var cfg Config
+	cfg.MaxRequestSizeBytes, cfg.MaxDecompressedSizeBytes, cfg.RemoteTimeout = 1<<20, 16<<20, 5e9
+	d, err := New(cfg, r, func(inst ring.InstanceDesc) (Pusher, error) { return get(inst), nil },
+		defaultTestLimits, prometheus.NewRegistry(), log.NewNopLogger())
+	require.NoError(t, err)
+	return d
+}
+
 // zoneRing is zone-aware with two instances in zone a and one in zone b,
 // replication factor 3: a key gets one instance of each zone, which of the
 // two in zone a depending on the key.
@@ -94,11 +105,7 @@ func TestTwoInstancesInOneZoneShareItsSeries(t *testing.T) {
 		r.instances = append(r.instances, ring.InstanceDesc{Addr: addr, Id: addr, Zone: addr[:1], State: ring.ACTIVE})
 		ings[addr] = &encodingIngester{}
 	}
-	var cfg Config
-	cfg.MaxRequestSizeBytes, cfg.MaxDecompressedSizeBytes, cfg.RemoteTimeout = 1<<20, 16<<20, 5e9
-	d, err := New(cfg, r, func(inst ring.InstanceDesc) (Pusher, error) { return ings[inst.Addr], nil },
-		defaultTestLimits, prometheus.NewRegistry(), log.NewNopLogger())
-	require.NoError(t, err)
+	d := newRingDistributor(t, r, func(inst ring.InstanceDesc) Pusher { return ings[inst.Addr] })
 	req := &prompb.WriteRequest{}
 	for i := 0; i < 50; i++ {
 		req.Timeseries = append(req.Timeseries, prompb.TimeSeries{
@@ -173,11 +180,7 @@ func TestIngestersGetSeriesAsFixed(t *testing.T) {
 				r.instances = append(r.instances, ring.InstanceDesc{Addr: addr, Id: addr, State: ring.ACTIVE})
 				ings[addr] = &encodingIngester{}
 			}
-			var cfg Config
-			cfg.MaxRequestSizeBytes, cfg.MaxDecompressedSizeBytes, cfg.RemoteTimeout = 1<<20, 16<<20, 5e9
-			d, err := New(cfg, r, func(inst ring.InstanceDesc) (Pusher, error) { return ings[inst.Addr], nil },
-				defaultTestLimits, prometheus.NewRegistry(), log.NewNopLogger())
-			require.NoError(t, err)
+			d := newRingDistributor(t, r, func(inst ring.InstanceDesc) Pusher { return ings[inst.Addr] })
 			rec := pushHTTP(t, d, req)
 			require.Equal(t, http.StatusBadRequest, rec.Code, "the invalid series is reported")
 
