@@ -450,17 +450,27 @@ func decodeTimeSeries(buf []byte, ts *prompb.TimeSeries) error {
 		}
 		switch num {
 		case 1:
-			l, err := decodeLabel(payload)
-			if err != nil {
+			// Decoded in place: a label is 64 bytes, five of them pointers,
+			// too much to copy (with write barriers) per label.
+			k := len(ts.Labels)
+			if k < cap(ts.Labels) {
+				ts.Labels = ts.Labels[:k+1]
+			} else {
+				ts.Labels = append(ts.Labels, prompb.Label{})
+			}
+			if err := decodeLabel(payload, &ts.Labels[k]); err != nil {
 				return err
 			}
-			ts.Labels = append(ts.Labels, l)
 		case 2:
-			s, err := decodeSample(payload)
-			if err != nil {
+			k := len(ts.Samples)
+			if k < cap(ts.Samples) {
+				ts.Samples = ts.Samples[:k+1]
+			} else {
+				ts.Samples = append(ts.Samples, prompb.Sample{})
+			}
+			if err := decodeSample(payload, &ts.Samples[k]); err != nil {
 				return err
 			}
-			ts.Samples = append(ts.Samples, s)
 		case 3:
 			var e prompb.Exemplar
 			if err := e.Unmarshal(payload); err != nil {
@@ -478,12 +488,23 @@ func decodeTimeSeries(buf []byte, ts *prompb.TimeSeries) error {
 	return nil
 }
 
-func decodeLabel(buf []byte) (prompb.Label, error) {
-	var l prompb.Label
+// decodeLabel decodes a label into l, which may hold an earlier label.
+func decodeLabel(buf []byte, l *prompb.Label) error {
+	// Fast path: name then value, each shorter than 128 bytes.
+	if len(buf) >= 4 && buf[0] == 0x0a && buf[1] < 0x80 {
+		if n := 2 + int(buf[1]); n+2 <= len(buf) && buf[n] == 0x12 && buf[n+1] < 0x80 && n+2+int(buf[n+1]) == len(buf) {
+			l.Name, l.Value = yoloString(buf[2:n]), yoloString(buf[n+2:])
+			if l.XXX_unrecognized != nil || l.XXX_sizecache != 0 {
+				l.XXX_unrecognized, l.XXX_sizecache = nil, 0
+			}
+			return nil
+		}
+	}
+	*l = prompb.Label{}
 	for len(buf) > 0 {
 		num, typ, payload, _, used, err := field(buf)
 		if err != nil {
-			return l, err
+			return err
 		}
 		buf = buf[used:]
 		if typ != 2 {
@@ -496,23 +517,27 @@ func decodeLabel(buf []byte) (prompb.Label, error) {
 			l.Value = yoloString(payload)
 		}
 	}
-	return l, nil
+	return nil
 }
 
-func decodeSample(buf []byte) (prompb.Sample, error) {
-	var s prompb.Sample
+// decodeSample decodes a sample into s, which may hold an earlier sample.
+func decodeSample(buf []byte, s *prompb.Sample) error {
+	if s.XXX_unrecognized != nil || s.XXX_sizecache != 0 {
+		s.XXX_unrecognized, s.XXX_sizecache = nil, 0
+	}
 	// Fast path: value (fixed64, field 1) then timestamp (varint, field 2).
 	if len(buf) >= 10 && buf[0] == 0x09 && buf[9] == 0x10 {
 		if ts, n := binary.Uvarint(buf[10:]); n > 0 && 10+n == len(buf) {
 			s.Value = math.Float64frombits(binary.LittleEndian.Uint64(buf[1:9]))
 			s.Timestamp = int64(ts)
-			return s, nil
+			return nil
 		}
 	}
+	s.Value, s.Timestamp = 0, 0
 	for len(buf) > 0 {
 		num, typ, _, val, used, err := field(buf)
 		if err != nil {
-			return s, err
+			return err
 		}
 		buf = buf[used:]
 		switch {
@@ -522,7 +547,7 @@ func decodeSample(buf []byte) (prompb.Sample, error) {
 			s.Timestamp = int64(val)
 		}
 	}
-	return s, nil
+	return nil
 }
 
 // Retained is the memory req's slices hold on to, up to their capacity:

@@ -1,6 +1,7 @@
 package remotewrite
 
 import (
+	"math"
 	"testing"
 
 	"github.com/prometheus/prometheus/prompb"
@@ -103,6 +104,10 @@ func FuzzDecodeWriteRequest(f *testing.F) {
 				require.Equal(t, l.Value, got.Timeseries[i].Labels[j].Value)
 			}
 			require.Equal(t, len(want.Timeseries[i].Samples), len(got.Timeseries[i].Samples))
+			for j, smp := range want.Timeseries[i].Samples {
+				require.Equal(t, smp.Timestamp, got.Timeseries[i].Samples[j].Timestamp)
+				require.Equal(t, math.Float64bits(smp.Value), math.Float64bits(got.Timeseries[i].Samples[j].Value))
+			}
 		}
 	})
 }
