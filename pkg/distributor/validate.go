@@ -67,30 +67,73 @@ type violation struct {
 
 func compareLabelNames(a, b prompb.Label) int { return strings.Compare(a.Name, b.Name) }
 
+// validSorted tells in one pass whether labels are valid, sorted and
+// without empty values, as Prometheus sends them: nearly every series. Any
+// other series takes validateSeries's full path, which fixes it up and names
+// what is wrong.
+func validSorted(lim seriesLimits, ls []prompb.Label) bool {
+	if len(ls) > lim.maxLabels {
+		return false
+	}
+	size := 0
+	name := ""
+	for i := range ls {
+		l := &ls[i]
+		if l.Value == "" || (i > 0 && l.Name <= ls[i-1].Name) || len(l.Name) > lim.maxName || len(l.Value) > lim.maxValue ||
+			!isLegacyLabelName(l.Name) || !utf8.ValidString(l.Value) {
+			return false
+		}
+		if l.Name == labels.MetricName {
+			name = l.Value
+		}
+		size += len(l.Name) + len(l.Value)
+	}
+	return name != "" && isLegacyMetricName(name) && (lim.maxSize <= 0 || size <= lim.maxSize)
+}
+
+// nameChars classifies the bytes of legacy names: firstChar may start a
+// label name, nextChar may follow, and metricChar may be anywhere in a
+// metric name (which also takes colons).
+var nameChars = func() (t [256]uint8) {
+	for c := 0; c < 256; c++ {
+		switch {
+		case c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'):
+			t[c] = firstChar | nextChar | metricChar
+		case c >= '0' && c <= '9':
+			t[c] = nextChar
+		case c == ':':
+			t[c] = metricChar
+		}
+	}
+	return t
+}()
+
+const (
+	firstChar = 1 << iota
+	nextChar
+	metricChar
+)
+
 func isLegacyMetricName(s string) bool {
 	if s == "" {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c == '_' || c == ':' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (i > 0 && c >= '0' && c <= '9') {
-			continue
+		if c := nameChars[s[i]]; c&metricChar == 0 && (i == 0 || c&nextChar == 0) {
+			return false
 		}
-		return false
 	}
 	return true
 }
 
 func isLegacyLabelName(s string) bool {
-	if s == "" {
+	if s == "" || nameChars[s[0]]&firstChar == 0 {
 		return false
 	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (i > 0 && c >= '0' && c <= '9') {
-			continue
+	for i := 1; i < len(s); i++ {
+		if nameChars[s[i]]&nextChar == 0 {
+			return false
 		}
-		return false
 	}
 	return true
 }
@@ -115,6 +158,15 @@ func seriesString(ls []prompb.Label) string {
 // expect them. It returns the zero violation for a valid series, and
 // whether it changed the labels.
 func validateSeries(lim seriesLimits, ts *prompb.TimeSeries) (v violation, changed bool) {
+	if validSorted(lim, ts.Labels) {
+		return violation{}, false
+	}
+	return validateFull(lim, ts)
+}
+
+// validateFull is validateSeries for a series that is not valid and sorted
+// as it came.
+func validateFull(lim seriesLimits, ts *prompb.TimeSeries) (v violation, changed bool) {
 	// One pass finds what needs fixing up first: labels with an empty value
 	// (the same as no label in Prometheus: dropped, not stored), labels out of
 	// order (Prometheus sends them sorted), and the metric name.

@@ -1,6 +1,8 @@
 package distributor
 
 import (
+	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -85,4 +87,37 @@ func TestShardTokenSpreadsAndSeparatesWorkspaces(t *testing.T) {
 	require.NotEqual(t, a, shardToken("ws-b", lbls("__name__", "up", "job", "x")))
 	// The separators keep {ab="c"} and {a="bc"} apart.
 	require.NotEqual(t, shardToken("w", lbls("ab", "c")), shardToken("w", lbls("a", "bc")))
+}
+
+// TestFastPathAgreesWithFullValidation: on label sets drawn from a small
+// alphabet of names and values (valid, invalid, empty, repeated, long, out of
+// order), the one-pass check accepts exactly the sets the full validation
+// accepts without changing them.
+func TestFastPathAgreesWithFullValidation(t *testing.T) {
+	names := []string{"__name__", "a", "b", "job", "0bad", "a-b", strings.Repeat("n", 21), "_x", "Z9"}
+	values := []string{"up", "", "x", "1up", "\xff", strings.Repeat("v", 31), "job:sum", "ünï"}
+	lim := resolveLimits(defaultTestLimits, "ws-1", time.Now())
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < 20000; i++ {
+		var ls []prompb.Label
+		for j := rng.IntN(7); j > 0; j-- {
+			ls = append(ls, prompb.Label{Name: names[rng.IntN(len(names))], Value: values[rng.IntN(len(values))]})
+		}
+		if rng.IntN(2) == 0 {
+			slices.SortStableFunc(ls, compareLabelNames)
+		}
+		fast := validSorted(lim, ls)
+		full := &prompb.TimeSeries{Labels: slices.Clone(ls)}
+		v, changed := validateFull(lim, full)
+		slow := v.reason == "" && !changed
+		if fast {
+			require.True(t, slow, "fast path accepted %v", ls)
+		}
+		if !fast && slow {
+			// Only a series the full path accepts untouched may be refused
+			// by the fast path, and then it cannot be: its labels are
+			// sorted, distinct and valid.
+			t.Fatalf("fast path refused a valid series %v", ls)
+		}
+	}
 }
