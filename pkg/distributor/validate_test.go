@@ -94,7 +94,7 @@ func TestShardTokenSpreadsAndSeparatesWorkspaces(t *testing.T) {
 // order), the one-pass check accepts exactly the sets the full validation
 // accepts without changing them.
 func TestFastPathAgreesWithFullValidation(t *testing.T) {
-	names := []string{"__name__", "a", "b", "job", "0bad", "a-b", strings.Repeat("n", 21), "_x", "Z9"}
+	names := []string{"__name__", "a", "b", "job", "0bad", "a-b", "a:b", strings.Repeat("n", 21), "_x", "Z9"}
 	values := []string{"up", "", "x", "1up", "\xff", strings.Repeat("v", 31), "job:sum", "ünï"}
 	lim := resolveLimits(defaultTestLimits, "ws-1", time.Now())
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -118,6 +118,26 @@ func TestFastPathAgreesWithFullValidation(t *testing.T) {
 			// by the fast path, and then it cannot be: its labels are
 			// sorted, distinct and valid.
 			t.Fatalf("fast path refused a valid series %v", ls)
+		}
+	}
+}
+
+// TestNameTablesMatchTheRules checks the byte tables of name validation
+// against the rules as written (Prometheus's legacy names) for every byte at
+// the first and at a later position.
+func TestNameTablesMatchTheRules(t *testing.T) {
+	letter := func(c byte) bool { return c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') }
+	digit := func(c byte) bool { return c >= '0' && c <= '9' }
+	require.False(t, isLegacyLabelName(""))
+	require.False(t, isLegacyMetricName(""))
+	for a := 0; a < 256; a++ {
+		first := string([]byte{byte(a)})
+		require.Equal(t, letter(byte(a)), isLegacyLabelName(first), "label name %q", first)
+		require.Equal(t, letter(byte(a)) || a == ':', isLegacyMetricName(first), "metric name %q", first)
+		for b := 0; b < 256; b++ {
+			s := string([]byte{'a', byte(b)})
+			require.Equal(t, letter(byte(b)) || digit(byte(b)), isLegacyLabelName(s), "label name %q", s)
+			require.Equal(t, letter(byte(b)) || digit(byte(b)) || b == ':', isLegacyMetricName(s), "metric name %q", s)
 		}
 	}
 }

@@ -65,19 +65,7 @@ const maxPooledEncoding = 8 << 20
 // read only while a call encodes.
 func (e *EncodedRequest) Marshal() ([]byte, error) {
 	e.once.Do(func() {
-		n := 0
-		each := func(f func(i int)) {
-			if e.idxs == nil {
-				for i := range e.req.Timeseries {
-					f(i)
-				}
-				return
-			}
-			for _, i := range e.idxs {
-				f(i)
-			}
-		}
-		each(func(i int) { n += remotewrite.SeriesSize(e.series(i)) })
+		n := e.size()
 		var b []byte
 		if n > smallEncoding {
 			e.buf = encodeBuffers.Get()
@@ -86,7 +74,7 @@ func (e *EncodedRequest) Marshal() ([]byte, error) {
 		if cap(b) < n {
 			b = make([]byte, 0, n)
 		}
-		each(func(i int) {
+		e.each(func(i int) {
 			ts, raw := e.series(i)
 			b = remotewrite.AppendSeries(b, ts, raw)
 		})
@@ -96,6 +84,26 @@ func (e *EncodedRequest) Marshal() ([]byte, error) {
 		}
 	})
 	return e.out, nil
+}
+
+// each calls f with the index of every series to send.
+func (e *EncodedRequest) each(f func(i int)) {
+	if e.idxs == nil {
+		for i := range e.req.Timeseries {
+			f(i)
+		}
+		return
+	}
+	for _, i := range e.idxs {
+		f(i)
+	}
+}
+
+// size is the length of the encoding.
+func (e *EncodedRequest) size() int {
+	n := 0
+	e.each(func(i int) { n += remotewrite.SeriesSize(e.series(i)) })
+	return n
 }
 
 // smallEncoding is the size up to which gRPC's codec sends the bytes

@@ -1,6 +1,8 @@
 package remotewrite
 
 import (
+	"bytes"
+	"encoding/binary"
 	"math"
 	"testing"
 
@@ -132,4 +134,51 @@ func TestPaddedSeriesKeys(t *testing.T) {
 	require.NoError(t, DecodeWithRaw(raw, &got, &series, nil))
 	require.Equal(t, normalise(&want), normalise(&got))
 	require.Len(t, series, len(want.Timeseries))
+}
+
+// TestReusedSlotsKeepNothing decodes into one request, reused as the pools
+// reuse it: after full labels and samples, labels and samples with fields
+// left out, repeated or in reverse order must decode as the generated code
+// decodes them, with nothing left from the earlier request.
+func TestReusedSlotsKeepNothing(t *testing.T) {
+	label := func(fields ...[]byte) []byte { return bytes.Join(fields, nil) }
+	str := func(num byte, s string) []byte { return append([]byte{num<<3 | 2, byte(len(s))}, s...) }
+	sample := func(fields ...[]byte) []byte { return bytes.Join(fields, nil) }
+	value := func(v float64) []byte {
+		return binary.LittleEndian.AppendUint64([]byte{0x09}, math.Float64bits(v))
+	}
+	stamp := func(ts uint64) []byte { return binary.AppendUvarint([]byte{0x10}, ts) }
+	series := func(labelsAndSamples ...[]byte) []byte {
+		var b []byte
+		for i, f := range labelsAndSamples {
+			num := byte(1)
+			if i%2 == 1 {
+				num = 2
+			}
+			b = append(append(b, num<<3|2, byte(len(f))), f...)
+		}
+		return append(binary.AppendUvarint([]byte{0x0a}, uint64(len(b))), b...)
+	}
+	full := series(label(str(1, "name"), str(2, "value")), sample(value(1.5), stamp(9)))
+	for _, next := range []struct {
+		name string
+		raw  []byte
+	}{
+		{"value only, timestamp only", series(label(str(2, "v")), sample(stamp(3)))},
+		{"name only, value only", series(label(str(1, "n")), sample(value(2.5)))},
+		{"empty label, empty sample", series(label(), sample())},
+		{"reverse order", series(label(str(2, "v"), str(1, "n")), sample(stamp(4), value(3.5)))},
+		{"repeated fields: the last wins", series(label(str(1, "a"), str(2, "b"), str(1, "c")), sample(value(1), stamp(5), value(6)))},
+	} {
+		t.Run(next.name, func(t *testing.T) {
+			var got prompb.WriteRequest
+			require.NoError(t, Decode(full, &got, nil))
+			require.Equal(t, "value", got.Timeseries[0].Labels[0].Value)
+			got.Timeseries = got.Timeseries[:0]
+			require.NoError(t, Decode(next.raw, &got, nil))
+			var want prompb.WriteRequest
+			require.NoError(t, want.Unmarshal(next.raw))
+			require.Equal(t, normalise(&want), normalise(&got))
+		})
+	}
 }
