@@ -452,23 +452,11 @@ func decodeTimeSeries(buf []byte, ts *prompb.TimeSeries) error {
 		case 1:
 			// Decoded in place: a label is 64 bytes, five of them pointers,
 			// too much to copy (with write barriers) per label.
-			k := len(ts.Labels)
-			if k < cap(ts.Labels) {
-				ts.Labels = ts.Labels[:k+1]
-			} else {
-				ts.Labels = append(ts.Labels, prompb.Label{})
-			}
-			if err := decodeLabel(payload, &ts.Labels[k]); err != nil {
+			if err := decodeLabel(payload, nextSlot(&ts.Labels)); err != nil {
 				return err
 			}
 		case 2:
-			k := len(ts.Samples)
-			if k < cap(ts.Samples) {
-				ts.Samples = ts.Samples[:k+1]
-			} else {
-				ts.Samples = append(ts.Samples, prompb.Sample{})
-			}
-			if err := decodeSample(payload, &ts.Samples[k]); err != nil {
+			if err := decodeSample(payload, nextSlot(&ts.Samples)); err != nil {
 				return err
 			}
 		case 3:
@@ -486,6 +474,19 @@ func decodeTimeSeries(buf []byte, ts *prompb.TimeSeries) error {
 		}
 	}
 	return nil
+}
+
+// nextSlot lengthens *s by one element and returns it, reusing the room *s
+// has; the element may hold what an earlier request left there.
+func nextSlot[T any](s *[]T) *T {
+	k := len(*s)
+	if k < cap(*s) {
+		*s = (*s)[:k+1]
+	} else {
+		var zero T
+		*s = append(*s, zero)
+	}
+	return &(*s)[k]
 }
 
 // decodeLabel decodes a label into l, which may hold an earlier label.
