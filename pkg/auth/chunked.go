@@ -28,9 +28,11 @@ func chunkError(format string, args ...any) error {
 }
 
 // decodeChunked verifies the chunk signatures of an aws-chunked body and
-// returns its data. seed is the request's signature.
+// returns its data, decoded in place: body's bytes are overwritten (the data
+// of each chunk moves towards the start, never past what is still to read).
+// seed is the request's signature.
 func decodeChunked(body []byte, key []byte, amzDate time.Time, scope, seed string) ([]byte, error) {
-	out := make([]byte, 0, len(body))
+	out := body[:0]
 	prev := seed
 	for n := 0; ; n++ {
 		if n >= maxChunks {

@@ -160,9 +160,12 @@ func (v *Verifier) Verify(r *http.Request, body []byte) (Identity, []byte, error
 	return v.VerifyReading(r, func() ([]byte, error) { return body, nil })
 }
 
-// VerifyReading is Verify for a body not read yet: read is called only once
-// everything but the signature itself checked out (a known key, a fresh
-// date, the right scope), so that no anonymous request gets its body read.
+// VerifyReading is Verify for a body not read yet. read is called only once
+// everything but the signature checked out (a known key, a fresh date, the
+// right scope), so that no anonymous request gets its body read; and when
+// the request declares its payload's hash (X-Amz-Content-Sha256, or an
+// unsigned or aws-chunked payload), only once the signature itself
+// verified, so that only the key's holder can make the body be read.
 func (v *Verifier) VerifyReading(r *http.Request, read func() ([]byte, error)) (Identity, []byte, error) {
 	var sig signature
 	var err error
@@ -202,35 +205,68 @@ func (v *Verifier) VerifyReading(r *http.Request, read func() ([]byte, error)) (
 	if !ok {
 		return Identity{}, nil, denied(apierror.IDUnknownAccessKey, "The security token included in the request is invalid.")
 	}
-	body, err := read()
+	declared, err := declaredPayload(r, query, sig)
 	if err != nil {
 		return Identity{}, nil, err
 	}
-	payload, err := payloadHash(r, query, sig, body)
-	if err != nil {
-		return Identity{}, nil, err
-	}
-	canonical, err := canonicalRequest(r, query, sig, payload)
-	if err != nil {
-		return Identity{}, nil, err
-	}
-	scope := strings.Join([]string{sig.date, sig.region, sig.service, scopeTerminal}, "/")
-	h := sha256.Sum256([]byte(canonical))
-	toSign := algorithm + "\n" + sig.amzDate.Format(amzDateFormat) + "\n" + scope + "\n" + hex.EncodeToString(h[:])
 	key := v.signingKey(secret, sig.date, sig.region, sig.service)
-	want := hex.EncodeToString(hmacSHA256(key, toSign))
-	if !hmac.Equal([]byte(want), []byte(sig.signature)) {
-		return Identity{}, nil, denied(apierror.IDSignatureMismatch, "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method.")
+	scope := strings.Join([]string{sig.date, sig.region, sig.service, scopeTerminal}, "/")
+	var body []byte
+	payload := declared
+	if payload == "" {
+		// The signature covers the body's hash: read it first.
+		if body, err = read(); err != nil {
+			return Identity{}, nil, err
+		}
+		sum := sha256.Sum256(body)
+		payload = hex.EncodeToString(sum[:])
 	}
-	if payload == streamingPayload {
-		if body, err = decodeChunked(body, key, sig.amzDate, scope, want); err != nil {
+	seed, err := v.check(r, sig, key, scope, payload)
+	if err != nil {
+		return Identity{}, nil, err
+	}
+	if declared == "" {
+		return id, body, nil
+	}
+	if body, err = read(); err != nil {
+		return Identity{}, nil, err
+	}
+	switch declared {
+	case unsignedBody:
+	case streamingPayload:
+		if body, err = decodeChunked(body, key, sig.amzDate, scope, seed); err != nil {
 			return Identity{}, nil, err
 		}
 		if n := r.Header.Get("X-Amz-Decoded-Content-Length"); n != "" && n != strconv.Itoa(len(body)) {
 			return Identity{}, nil, chunkError("X-Amz-Decoded-Content-Length %s is not the data's length %d", truncate(n), len(body))
 		}
+	default:
+		if sum := sha256.Sum256(body); hex.EncodeToString(sum[:]) != declared {
+			return Identity{}, nil, denied(apierror.IDSignatureMismatch, "The provided %s header does not match what was computed.", contentSHA256)
+		}
 	}
 	return id, body, nil
+}
+
+// check compares the request's signature with the one key makes over the
+// request and payload, and returns it (the seed of an aws-chunked body).
+// Every canonical query string a specification-following signer may have
+// signed is tried (see canonicalQueries).
+func (v *Verifier) check(r *http.Request, sig signature, key []byte, scope, payload string) (string, error) {
+	headers, err := canonicalHeaders(r, sig)
+	if err != nil {
+		return "", err
+	}
+	for _, query := range canonicalQueries(r.URL.RawQuery, sig.presigned) {
+		canonical := r.Method + "\n" + httpbinding.EscapePath(r.URL.EscapedPath(), false) + "\n" + query + "\n" + headers + "\n" + payload
+		h := sha256.Sum256([]byte(canonical))
+		toSign := algorithm + "\n" + sig.amzDate.Format(amzDateFormat) + "\n" + scope + "\n" + hex.EncodeToString(h[:])
+		want := hex.EncodeToString(hmacSHA256(key, toSign))
+		if hmac.Equal([]byte(want), []byte(sig.signature)) {
+			return want, nil
+		}
+	}
+	return "", denied(apierror.IDSignatureMismatch, "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method.")
 }
 
 func (s *signature) setDate(amzDate string) error {
@@ -266,44 +302,43 @@ func parsePresigned(q url.Values) (signature, error) {
 	return sig, sig.check()
 }
 
-// payloadHash is the hash the signature covers: the body's, or
-// UNSIGNED-PAYLOAD where the client declared it (a presigned URL, or the
-// X-Amz-Content-Sha256 header, which must then be signed). A declared hash
-// must be the body's.
-func payloadHash(r *http.Request, q url.Values, sig signature, body []byte) (string, error) {
+// declaredPayload is the payload hash the client declared and signed: the
+// X-Amz-Content-Sha256 header (which must then be a signed header) or, in a
+// presigned URL, its query parameter, which may be UNSIGNED-PAYLOAD or, for
+// a signed request, STREAMING-AWS4-HMAC-SHA256-PAYLOAD. A presigned URL
+// without one covers no payload; "" means the body's hash must be computed.
+func declaredPayload(r *http.Request, q url.Values, sig signature) (string, error) {
 	declared := r.Header.Get(contentSHA256)
 	if sig.presigned {
 		declared = q.Get(contentSHA256)
-		if declared == "" {
+		switch declared {
+		case "":
 			return unsignedBody, nil
+		case streamingPayload:
+			return "", denied(apierror.IDIncompleteSignature, "a presigned URL cannot carry an aws-chunked payload")
 		}
 	} else if declared != "" && !contains(sig.signedHeaders, strings.ToLower(contentSHA256)) {
 		return "", denied(apierror.IDIncompleteSignature, "%s must be a signed header", contentSHA256)
 	}
-	if declared == unsignedBody {
-		return unsignedBody, nil
+	switch {
+	case declared == "", declared == unsignedBody, declared == streamingPayload:
+		return declared, nil
+	case len(declared) == 64 && strings.ToLower(declared) == declared && isHex(declared):
+		return declared, nil
+	default:
+		return "", denied(apierror.IDIncompleteSignature, "%s must be the payload's hex SHA-256, %s or %s", contentSHA256, unsignedBody, streamingPayload)
 	}
-	if declared == streamingPayload && !sig.presigned {
-		return streamingPayload, nil // each chunk is checked after the seed signature
-	}
-	sum := sha256.Sum256(body)
-	actual := hex.EncodeToString(sum[:])
-	if declared != "" && declared != actual {
-		return "", denied(apierror.IDSignatureMismatch, "The provided %s header does not match what was computed.", contentSHA256)
-	}
-	return actual, nil
 }
 
-// canonicalRequest builds SigV4's canonical request as the AWS SDKs do for
-// services other than S3 (the path escaped once more).
-func canonicalRequest(r *http.Request, q url.Values, sig signature, payload string) (string, error) {
+func isHex(s string) bool {
+	_, err := hex.DecodeString(s)
+	return err == nil
+}
+
+// canonicalHeaders is the canonical headers part of SigV4's canonical
+// request, with the signed headers' list after it.
+func canonicalHeaders(r *http.Request, sig signature) (string, error) {
 	var b strings.Builder
-	b.WriteString(r.Method)
-	b.WriteByte('\n')
-	b.WriteString(httpbinding.EscapePath(r.URL.EscapedPath(), false))
-	b.WriteByte('\n')
-	b.WriteString(canonicalQuery(r.URL.RawQuery, sig.presigned))
-	b.WriteByte('\n')
 	for _, h := range sig.signedHeaders {
 		var value string
 		switch h {
@@ -329,16 +364,28 @@ func canonicalRequest(r *http.Request, q url.Values, sig signature, payload stri
 	}
 	b.WriteByte('\n')
 	b.WriteString(strings.Join(sig.signedHeaders, ";"))
-	b.WriteByte('\n')
-	b.WriteString(payload)
 	return b.String(), nil
 }
 
-// canonicalQuery sorts and escapes the query as the SDKs encode it, without
-// the signature of a presigned URL.
-func canonicalQuery(raw string, presigned bool) string {
+// canonicalQueries returns the canonical query strings a signer following
+// the specification may have signed for the query as received, without the
+// signature of a presigned URL:
+//
+//   - AWS's: every name and value decoded (a "+" is a space, as every
+//     server decodes it; a pair that does not decode is left out, as the
+//     Prometheus API's parser leaves it out), then encoded with only RFC
+//     3986's unreserved characters left as they are, sorted by encoded name
+//     and then value. The AWS SDKs sign this whatever the client sends, and
+//     so does botocore for parameters it encodes itself.
+//   - The query as sent, its pairs sorted the same way: botocore signs a
+//     query that came in the URL as it finds it ("?match[]=up" literally),
+//     assuming it is already encoded.
+//
+// Both describe exactly the bytes the server parses, so accepting either
+// lets no one change what a signature covers.
+func canonicalQueries(raw string, presigned bool) []string {
 	type pair struct{ k, v string }
-	var pairs []pair
+	var decoded, asSent []pair
 	for _, part := range strings.Split(raw, "&") {
 		if part == "" {
 			continue
@@ -346,23 +393,57 @@ func canonicalQuery(raw string, presigned bool) string {
 		k, v, _ := strings.Cut(part, "=")
 		ku, err1 := url.QueryUnescape(k)
 		vu, err2 := url.QueryUnescape(v)
-		if err1 != nil || err2 != nil {
-			ku, vu = k, v
-		}
 		if presigned && ku == "X-Amz-Signature" {
 			continue
 		}
-		pairs = append(pairs, pair{escape(ku), escape(vu)})
+		asSent = append(asSent, pair{k, v})
+		if err1 == nil && err2 == nil {
+			decoded = append(decoded, pair{uriEncode(ku), uriEncode(vu)})
+		}
 	}
-	sort.SliceStable(pairs, func(i, j int) bool { return pairs[i].k < pairs[j].k })
-	out := make([]string, len(pairs))
-	for i, p := range pairs {
-		out[i] = p.k + "=" + p.v
+	join := func(pairs []pair) string {
+		sort.Slice(pairs, func(i, j int) bool {
+			if pairs[i].k != pairs[j].k {
+				return pairs[i].k < pairs[j].k
+			}
+			return pairs[i].v < pairs[j].v
+		})
+		var b strings.Builder
+		for i, p := range pairs {
+			if i > 0 {
+				b.WriteByte('&')
+			}
+			b.WriteString(p.k)
+			b.WriteByte('=')
+			b.WriteString(p.v)
+		}
+		return b.String()
 	}
-	return strings.Join(out, "&")
+	spec, sent := join(decoded), join(asSent)
+	if sent == spec {
+		return []string{spec}
+	}
+	return []string{spec, sent}
 }
 
-func escape(s string) string { return strings.ReplaceAll(url.QueryEscape(s), "+", "%20") }
+// uriEncode percent-encodes every byte of s but RFC 3986's unreserved
+// characters (A-Z a-z 0-9 - . _ ~), with upper-case hexadecimal digits.
+func uriEncode(s string) string {
+	const hexDigits = "0123456789ABCDEF"
+	var b strings.Builder
+	b.Grow(len(s))
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~' {
+			b.WriteByte(c)
+			continue
+		}
+		b.WriteByte('%')
+		b.WriteByte(hexDigits[c>>4])
+		b.WriteByte(hexDigits[c&15])
+	}
+	return b.String()
+}
 
 // signingKey derives (and caches, per secret and day) the key that signs
 // requests of one day.
