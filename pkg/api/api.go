@@ -25,6 +25,7 @@ import (
 
 	"github.com/vigil-metrics/vigil/pkg/apierror"
 	"github.com/vigil-metrics/vigil/pkg/auth"
+	"github.com/vigil-metrics/vigil/pkg/inflight"
 	"github.com/vigil-metrics/vigil/pkg/tenant"
 )
 
@@ -38,19 +39,6 @@ const (
 	// workspace only of that account.
 	AuthSigV4 = "sigv4"
 )
-
-// maxSignedBody bounds the body read to verify a signature over it; the
-// components bound their bodies more tightly after.
-const maxSignedBody = 16 << 20
-
-// bodyBuffers hold the bodies of signed requests while they are served;
-// buffers over maxPooledBody are left to the garbage collector.
-var bodyBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-
-const maxPooledBody = 4 << 20
-
-// maxControlBody bounds a control-plane body read for its request tags.
-const maxControlBody = 1 << 20
 
 // orgIDHeader carries the tenant on the Mimir-compatible paths.
 const orgIDHeader = "X-Scope-OrgID"
@@ -118,7 +106,10 @@ type API struct {
 	anonymous  auth.Identity
 	audit      *auditor
 	throttle   *throttle
-	logger     log.Logger
+	bodies     *bodyReader
+	// pushLimit is the remote-write routes' body limit (0: the default).
+	pushLimit int
+	logger    log.Logger
 
 	// Usage, by the route table's operation names.
 	requests *prometheus.CounterVec
@@ -127,8 +118,10 @@ type API struct {
 
 // New returns an API with no handlers bound; components bind theirs. keys
 // are the identities of -auth.mode=sigv4 (nil otherwise); audit receives
-// one JSON line per audited call (nil: none).
-func New(cfg Config, workspaces Workspaces, keys auth.Keys, audit io.Writer, reg prometheus.Registerer, logger log.Logger) (*API, error) {
+// one JSON line per audited call (nil: none). The bodies it reads before
+// their handlers take their memory from budget, the process's budget of
+// request memory.
+func New(cfg Config, workspaces Workspaces, keys auth.Keys, audit io.Writer, budget *inflight.Budget, reg prometheus.Registerer, logger log.Logger) (*API, error) {
 	full, err := auth.ManagedPolicy(auth.FullAccess)
 	if err != nil {
 		return nil, err
@@ -139,6 +132,7 @@ func New(cfg Config, workspaces Workspaces, keys auth.Keys, audit io.Writer, reg
 		anonymous: auth.Identity{Account: cfg.AnonymousAccount, User: "anonymous", Policies: []*auth.Policy{full}},
 		audit:     newAuditor(audit, cfg.Region, logger),
 		throttle:  newThrottle(cfg.ControlPlaneRate),
+		bodies:    newBodyReader(budget),
 		requests: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
 			Name: "vigil_api_requests_total",
 			Help: "Requests of the public port that reached their handler, by AMP operation.",
@@ -148,6 +142,10 @@ func New(cfg Config, workspaces Workspaces, keys auth.Keys, audit io.Writer, reg
 			Help: "Requests of the public port refused before their handler (authentication, authorization, throttling, missing workspace), by AMP operation (Unknown for a path no route serves) and AMP error type.",
 		}, []string{"operation", "error_type"}),
 	}
+	promauto.With(reg).NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "vigil_api_inflight_request_body_bytes",
+		Help: "Memory held by the request bodies the front door read before their handlers (signed requests, control-plane calls); with the distributor's vigil_distributor_inflight_push_requests_bytes, what -distributor.instance-limits.max-inflight-push-requests-bytes bounds.",
+	}, func() float64 { return float64(a.bodies.held.Load()) })
 	if cfg.AuthMode == AuthSigV4 {
 		a.verifier = auth.NewVerifier("aps", cfg.Region, keys)
 	}
@@ -171,36 +169,32 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		a.mux.ServeHTTP(w, r.WithContext(ctx))
 		return
 	}
-	// The route is looked up only to answer a refusal in its format: the
-	// mux finds it again for a request that passes.
-	if r.ContentLength > maxSignedBody {
-		a.reject(w, r, a.routeOf(r), nil, apierror.New(apierror.TooLarge, apierror.IDRequestTooLarge, "request body over %d bytes", maxSignedBody))
-		return
-	}
-	// The body is read into a pooled buffer: no handler keeps it past the
-	// request (the distributor decodes into buffers of its own).
-	buf := bodyBuffers.Get().(*bytes.Buffer)
-	buf.Reset()
+	// The body is read at most to the route's own limit, and only once the
+	// caller's key is known (and, when the payload hash is declared, only
+	// once the signature verified).
+	rt := a.routeOf(r)
+	var held *body
 	defer func() {
-		if buf.Cap() <= maxPooledBody {
-			bodyBuffers.Put(buf)
+		if held != nil {
+			a.bodies.release(held)
 		}
 	}()
-	id, body, err := a.verifier.VerifyReading(r, func() ([]byte, error) {
-		if r.ContentLength > 0 {
-			buf.Grow(int(r.ContentLength))
+	id, data, err := a.verifier.VerifyReading(r, func() ([]byte, error) {
+		b, err := a.bodies.read(w, r, a.bodyLimit(rt))
+		if err != nil {
+			return nil, err
 		}
-		if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, maxSignedBody)); err != nil {
-			return nil, apierror.New(apierror.TooLarge, apierror.IDRequestTooLarge, "request body over %d bytes", maxSignedBody)
-		}
-		return buf.Bytes(), nil
+		held = b
+		return b.buf, nil
 	})
 	if err != nil {
-		a.reject(w, r, a.routeOf(r), nil, err)
+		a.reject(w, r, rt, nil, err)
 		return
 	}
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	r.ContentLength = int64(len(body))
+	// No handler keeps the body past the request (the distributor decodes
+	// into buffers of its own).
+	r.Body = io.NopCloser(bytes.NewReader(data))
+	r.ContentLength = int64(len(data))
 	if r.Header.Get("X-Amz-Decoded-Content-Length") != "" {
 		// aws-chunked: the handler sees the decoded data.
 		r.Header.Del("X-Amz-Decoded-Content-Length")
@@ -216,8 +210,18 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	ctx := context.WithValue(tenant.WithAccount(r.Context(), id.Account), identityKey{}, id)
-	ctx = context.WithValue(ctx, bodyKey{}, body)
+	ctx = context.WithValue(ctx, bodyKey{}, data)
 	a.mux.ServeHTTP(w, r.WithContext(ctx))
+}
+
+// bodyLimit is the most a route's body may hold: remote write's the
+// distributor's request size, every other route AMP's 1 MB. A path no route
+// serves gets the same, to answer its 404 after verifying.
+func (a *API) bodyLimit(rt *Route) int {
+	if rt != nil && rt.Operation == opRemoteWrite && a.pushLimit > 0 {
+		return a.pushLimit
+	}
+	return defaultBodyLimit
 }
 
 // routeOf finds the route a request is for (nil: none).
@@ -266,9 +270,16 @@ func (a *API) RegisterControlPlane(ops map[string]http.HandlerFunc) {
 	}
 }
 
+// opRemoteWrite is the operation of the remote-write routes.
+const opRemoteWrite = "RemoteWrite"
+
 // RegisterPush binds the remote-write handler, which finds the workspace in
-// the request context.
-func (a *API) RegisterPush(push http.Handler) { a.Bind("RemoteWrite", push) }
+// the request context. maxBody is the largest body it takes as sent: the
+// front door reads no more of a signed request's body.
+func (a *API) RegisterPush(push http.Handler, maxBody int) {
+	a.pushLimit = maxBody
+	a.Bind(opRemoteWrite, push)
+}
 
 // RegisterQuery binds a Prometheus HTTP API handler serving paths under
 // /api/v1/ for the workspace in the request context.
@@ -300,11 +311,12 @@ func (a *API) serveRoute(rt *Route, next http.Handler) http.Handler {
 		if rt.control {
 			// The body is read once here for request tags and the audit
 			// record, and handed on.
-			b, err := a.body(w, r)
+			b, release, err := a.body(w, r)
 			if err != nil {
 				a.reject(w, r, rt, &id, err)
 				return
 			}
+			defer release()
 			r = r.WithContext(context.WithValue(r.Context(), bodyKey{}, b))
 		}
 		r, workspace, err := a.authorize(w, r, rt, id)

@@ -22,10 +22,9 @@ func (a *API) authorize(w http.ResponseWriter, r *http.Request, rt *Route, id au
 		req.SourceIP = ip.Unmap()
 	}
 	if rt.requestTags != nil {
-		body, err := a.body(w, r)
-		if err != nil {
-			return r, "", err
-		}
+		// Routes with request tags are control-plane routes, whose body
+		// serveRoute read.
+		body, _ := r.Context().Value(bodyKey{}).([]byte)
 		req.RequestTags, req.TagKeys = rt.requestTags(r, body)
 	}
 	if rt.scope == scopeAccount {
@@ -135,16 +134,16 @@ func (a *API) workspaceOf(r *http.Request, rt *Route) (id, arn string, err error
 
 // body returns the request body, reading (and restoring) it when the
 // signature check did not already.
-func (a *API) body(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+func (a *API) body(w http.ResponseWriter, r *http.Request) ([]byte, func(), error) {
 	if b, ok := r.Context().Value(bodyKey{}).([]byte); ok {
-		return b, nil
+		return b, func() {}, nil
 	}
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxControlBody))
+	b, err := a.bodies.read(w, r, defaultBodyLimit)
 	if err != nil {
-		return nil, apierror.New(apierror.TooLarge, apierror.IDRequestTooLarge, "The request body is larger than %d bytes.", maxControlBody)
+		return nil, nil, err
 	}
-	r.Body = io.NopCloser(bytes.NewReader(b))
-	return b, nil
+	r.Body = io.NopCloser(bytes.NewReader(b.buf))
+	return b.buf, func() { a.bodies.release(b) }, nil
 }
 
 // truncate bounds a caller-chosen ID echoed in messages.

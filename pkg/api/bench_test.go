@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vigil-metrics/vigil/pkg/auth"
+	"github.com/vigil-metrics/vigil/pkg/inflight"
 )
 
 type benchKeys struct{ id auth.Identity }
@@ -46,11 +47,11 @@ func BenchmarkRemoteWriteAuth(b *testing.B) {
 	for _, mode := range []string{AuthNone, AuthSigV4} {
 		b.Run("auth="+mode, func(b *testing.B) {
 			cfg := Config{AuthMode: mode, AnonymousAccount: "111122223333", Region: "us-east-1", ControlPlaneRate: 10}
-			a, err := New(cfg, ws, keys, nil, prometheus.NewRegistry(), log.NewNopLogger())
+			a, err := New(cfg, ws, keys, nil, inflight.NewBudget(1<<30), prometheus.NewRegistry(), log.NewNopLogger())
 			if err != nil {
 				b.Fatal(err)
 			}
-			a.Bind("RemoteWrite", drain)
+			a.RegisterPush(drain, 1<<20)
 			req := httptest.NewRequest(http.MethodPost, "http://h/workspaces/ws-1/api/v1/remote_write", bytes.NewReader(body))
 			req.Header.Set("Content-Type", "application/x-protobuf")
 			req.Header.Set("Content-Encoding", "snappy")

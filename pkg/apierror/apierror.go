@@ -90,6 +90,7 @@ const (
 	IDPolicyNotFound                 = "resource-policy-not-found"
 	IDRevisionMismatch               = "revision-id-mismatch"
 	IDControlPlaneThrottled          = "control-plane-throttled"
+	IDInternal                       = "internal"
 )
 
 // Error is an error with a cause and a stable ID.

@@ -9,14 +9,18 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/golang/snappy"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/stretchr/testify/require"
 
+	"github.com/vigil-metrics/vigil/pkg/inflight"
 	"github.com/vigil-metrics/vigil/pkg/pb/remotewrite"
 	"github.com/vigil-metrics/vigil/pkg/tenant"
 )
@@ -150,7 +154,7 @@ func TestInstanceLimits(t *testing.T) {
 	})
 	t.Run("inflight bytes", func(t *testing.T) {
 		d := newTestDistributor(t, &fakeIngester{})
-		d.inflight.limits.MaxInflightPushRequestsBytes = 100
+		d.inflight.budget = inflight.NewBudget(100)
 		rec := pushHTTP(t, d, testRequest(5))
 		require.Equal(t, http.StatusServiceUnavailable, rec.Code)
 		require.Contains(t, rec.Body.String(), "exceeded the allowed size of inflight push requests (limit: 100 bytes")
@@ -211,5 +215,47 @@ func TestRealHistogramsAndExemplarsAreNotTooDense(t *testing.T) {
 	}
 	d := newTestDistributor(t, &fakeIngester{})
 	rec := pushHTTP(t, d, req)
+	require.Equal(t, http.StatusNoContent, rec.Code, rec.Body.String())
+}
+
+// panickingIngester panics on every push while armed.
+type panickingIngester struct {
+	fakeIngester
+	armed atomic.Bool
+}
+
+func (p *panickingIngester) Push(ctx context.Context, req *prompb.WriteRequest) error {
+	if p.armed.Load() {
+		panic("ingester bug")
+	}
+	return p.fakeIngester.Push(ctx, req)
+}
+
+// TestPanicFreesTheTicket: a push whose handling panics is answered 500 and
+// counted, and frees its in-flight ticket: more panics than the in-flight
+// limit leave the distributor taking pushes.
+func TestPanicFreesTheTicket(t *testing.T) {
+	ing := &panickingIngester{}
+	ing.armed.Store(true)
+	d := newTestDistributorWith(t, ing)
+	d.inflight.limits.MaxInflightPushRequests = 10
+	reg := prometheus.NewRegistry()
+	d.metrics = newMetrics(reg, d.inflight)
+	for range 25 {
+		rec := pushHTTP(t, d, testRequest(2))
+		require.Equal(t, http.StatusInternalServerError, rec.Code)
+		require.Contains(t, rec.Body.String(), "(err-vigil-internal)")
+	}
+	require.Zero(t, d.inflight.requests.Load(), "every ticket is freed")
+	require.Zero(t, d.inflight.bytes.Load())
+	require.Zero(t, d.inflight.budget.Used())
+	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP vigil_distributor_push_panics_total Remote-write requests whose handling panicked, answered 500 (the log has the stack).
+# TYPE vigil_distributor_push_panics_total counter
+vigil_distributor_push_panics_total 25
+`), "vigil_distributor_push_panics_total"))
+
+	ing.armed.Store(false)
+	rec := pushHTTP(t, d, testRequest(2))
 	require.Equal(t, http.StatusNoContent, rec.Code, rec.Body.String())
 }

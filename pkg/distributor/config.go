@@ -31,7 +31,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&c.MaxDecompressedSizeBytes, "distributor.max-decompressed-request-size-bytes", 16<<20, "Largest remote-write request accepted after snappy decompression.")
 	f.DurationVar(&c.RemoteTimeout, "distributor.remote-timeout", 5*time.Second, "Timeout of one push to one ingester.")
 	f.IntVar(&c.InstanceLimits.MaxInflightPushRequests, "distributor.instance-limits.max-inflight-push-requests", 2000, "Most remote-write requests this distributor handles at once, until every replica answered; more are refused with 503 (senders retry). 0: no limit.")
-	f.IntVar(&c.InstanceLimits.MaxInflightPushRequestsBytes, "distributor.instance-limits.max-inflight-push-requests-bytes", 1<<30, "Most memory the remote-write requests in flight may take: bodies as sent, decompressed and decoded. A request that would go over is refused with 503 before its memory is allocated (senders retry). 0: no limit.")
+	f.IntVar(&c.InstanceLimits.MaxInflightPushRequestsBytes, "distributor.instance-limits.max-inflight-push-requests-bytes", 1<<30, "Most memory the requests in flight in this process may take: remote-write bodies as sent, decompressed and decoded, and the bodies of signed requests (-auth.mode=sigv4) and control-plane calls, which the front door reads before their handlers. One budget for the whole process, whatever its targets. A request that would go over is refused with 503 before its memory is allocated (senders retry). 0: no limit.")
 }
 
 // Validate checks the configuration.

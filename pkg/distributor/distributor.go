@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 
 	"github.com/vigil-metrics/vigil/pkg/apierror"
+	"github.com/vigil-metrics/vigil/pkg/inflight"
 	"github.com/vigil-metrics/vigil/pkg/ingester/client"
 	"github.com/vigil-metrics/vigil/pkg/pb/remotewrite"
 	"github.com/vigil-metrics/vigil/pkg/tenant"
@@ -48,7 +49,7 @@ type Distributor struct {
 	logger    log.Logger
 	now       func() time.Time
 
-	inflight *inflight
+	inflight *inflightPushes
 	buffers  *remotewrite.FreeList[*pushBuffers] // the buffers of remote-write requests
 
 	// lastPush is when each workspace last pushed, to drop the metric
@@ -58,12 +59,15 @@ type Distributor struct {
 	keys       sync.Pool // *[]uint32: the shard keys of one request
 }
 
-// New returns a distributor writing to the ingesters of r.
-func New(cfg Config, r ring.DoBatchRing, ingesters Ingesters, limits Limits, reg prometheus.Registerer, logger log.Logger) (*Distributor, error) {
+// New returns a distributor writing to the ingesters of r. The memory of
+// the requests it decodes comes out of budget, the process's budget of
+// request memory (which -distributor.instance-limits.max-inflight-push-requests-bytes
+// sizes).
+func New(cfg Config, r ring.DoBatchRing, ingesters Ingesters, limits Limits, budget *inflight.Budget, reg prometheus.Registerer, logger log.Logger) (*Distributor, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	in := &inflight{limits: cfg.InstanceLimits}
+	in := &inflightPushes{limits: cfg.InstanceLimits, budget: budget}
 	d := &Distributor{
 		cfg:       cfg,
 		ring:      r,

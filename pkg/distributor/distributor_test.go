@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/vigil-metrics/vigil/pkg/apierror"
+	"github.com/vigil-metrics/vigil/pkg/inflight"
 	"github.com/vigil-metrics/vigil/pkg/tenant"
 )
 
@@ -69,7 +70,7 @@ func newTestDistributorWith(t testing.TB, ings ...Pusher) *Distributor {
 	var cfg Config
 	cfg.MaxRequestSizeBytes, cfg.MaxDecompressedSizeBytes, cfg.RemoteTimeout = 1<<20, 16<<20, 5e9
 	d, err := New(cfg, r, func(inst ring.InstanceDesc) (Pusher, error) { return byAddr[inst.Addr], nil },
-		defaultTestLimits, prometheus.NewRegistry(), log.NewNopLogger())
+		defaultTestLimits, inflight.NewBudget(1<<30), prometheus.NewRegistry(), log.NewNopLogger())
 	require.NoError(t, err)
 	return d
 }

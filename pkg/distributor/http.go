@@ -3,9 +3,12 @@ package distributor
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
+	"runtime/debug"
+	"sync"
 
 	"github.com/go-kit/log/level"
 	"github.com/golang/snappy"
@@ -13,6 +16,7 @@ import (
 
 	"github.com/vigil-metrics/vigil/pkg/apierror"
 	"github.com/vigil-metrics/vigil/pkg/pb/remotewrite"
+	"github.com/vigil-metrics/vigil/pkg/tenant"
 )
 
 // Remote-write 1.0 wire details.
@@ -73,10 +77,14 @@ func (d *Distributor) PushHandler() http.Handler {
 		bufs := d.buffers.Get()
 		// The buffers and the request's share of the in-flight totals are
 		// held until every replica is done with the request.
+		var once sync.Once
 		cleanup := func() {
-			bufs.release()
-			t.done()
+			once.Do(func() {
+				bufs.release()
+				t.done()
+			})
 		}
+		defer d.recoverPush(w, r, t)
 		if err := d.decode(r, bufs, t); err != nil {
 			cleanup()
 			d.refuse(w, err, rejectReason(err))
@@ -91,6 +99,27 @@ func (d *Distributor) PushHandler() http.Handler {
 		}
 		w.WriteHeader(http.StatusNoContent)
 	})
+}
+
+// recoverPush turns a panic while handling a push into a 500, logged with
+// the workspace and counted. The request's in-flight ticket is freed: a
+// few thousand panics would otherwise wedge the distributor at 503. Its
+// buffers are not reused (replicas may still hold them); the garbage
+// collector takes them.
+func (d *Distributor) recoverPush(w http.ResponseWriter, r *http.Request, t *ticket) {
+	p := recover()
+	if p == nil {
+		return
+	}
+	if p == http.ErrAbortHandler {
+		t.done()
+		panic(p) // the server's own way to abort a response
+	}
+	t.done()
+	d.metrics.panics.Inc()
+	ws, _ := tenant.ID(r.Context())
+	level.Error(d.logger).Log("msg", "panic while handling a push", "workspace", ws, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+	apierror.WriteText(w, apierror.New(apierror.Internal, apierror.IDInternal, "internal error while handling the write request; retry it"))
 }
 
 func (d *Distributor) refuse(w http.ResponseWriter, err error, reason string) {

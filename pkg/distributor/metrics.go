@@ -10,9 +10,10 @@ type metrics struct {
 	receivedRequests prometheus.Counter
 	discardedSamples *prometheus.CounterVec
 	rejectedRequests *prometheus.CounterVec
+	panics           prometheus.Counter
 }
 
-func newMetrics(reg prometheus.Registerer, in *inflight) *metrics {
+func newMetrics(reg prometheus.Registerer, in *inflightPushes) *metrics {
 	f := promauto.With(reg)
 	f.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "vigil_distributor_inflight_push_requests",
@@ -39,6 +40,10 @@ func newMetrics(reg prometheus.Registerer, in *inflight) *metrics {
 			Name: "vigil_distributor_rejected_requests_total",
 			Help: "Remote-write requests rejected before reaching ingesters, by reason.",
 		}, []string{"reason"}),
+		panics: f.NewCounter(prometheus.CounterOpts{
+			Name: "vigil_distributor_push_panics_total",
+			Help: "Remote-write requests whose handling panicked, answered 500 (the log has the stack).",
+		}),
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/stretchr/testify/require"
 
+	"github.com/vigil-metrics/vigil/pkg/inflight"
 	"github.com/vigil-metrics/vigil/pkg/tenant"
 )
 
@@ -24,7 +25,7 @@ func TestWorkspaceMetricsFollowTheWorkspaces(t *testing.T) {
 	var cfg Config
 	cfg.MaxRequestSizeBytes, cfg.MaxDecompressedSizeBytes, cfg.RemoteTimeout = 1<<20, 16<<20, 5*time.Second
 	r := &fakeRing{instances: []ring.InstanceDesc{{Addr: "a", Id: "a", State: ring.ACTIVE}}}
-	d, err := New(cfg, r, func(ring.InstanceDesc) (Pusher, error) { return ing, nil }, defaultTestLimits, reg, log.NewNopLogger())
+	d, err := New(cfg, r, func(ring.InstanceDesc) (Pusher, error) { return ing, nil }, defaultTestLimits, inflight.NewBudget(1<<30), reg, log.NewNopLogger())
 	require.NoError(t, err)
 	now := time.Unix(1_700_000_000, 0)
 	d.now = func() time.Time { return now }

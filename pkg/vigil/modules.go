@@ -30,6 +30,7 @@ import (
 	"github.com/vigil-metrics/vigil/pkg/compactor"
 	"github.com/vigil-metrics/vigil/pkg/controlplane"
 	"github.com/vigil-metrics/vigil/pkg/distributor"
+	"github.com/vigil-metrics/vigil/pkg/inflight"
 	"github.com/vigil-metrics/vigil/pkg/ingester"
 	"github.com/vigil-metrics/vigil/pkg/ingester/client"
 	"github.com/vigil-metrics/vigil/pkg/limits"
@@ -215,7 +216,10 @@ func (t *Vigil) initRouter() (services.Service, error) {
 	if trail != nil {
 		sink = trail
 	}
-	a, err := api.New(t.Cfg.Auth, t.Workspaces, keys, sink, t.Registerer, t.Logger)
+	// One budget bounds the request memory of the whole process: the
+	// bodies the front door reads and the pushes the distributor decodes.
+	t.InflightBytes = inflight.NewBudget(int64(t.Cfg.Distributor.InstanceLimits.MaxInflightPushRequestsBytes))
+	a, err := api.New(t.Cfg.Auth, t.Workspaces, keys, sink, t.InflightBytes, t.Registerer, t.Logger)
 	if err != nil {
 		return nil, err
 	}
@@ -304,12 +308,12 @@ func (t *Vigil) initOverrides() (services.Service, error) {
 func (t *Vigil) initDistributor() (services.Service, error) {
 	pool := t.ingesterPool("distributor")
 	pushers := func(inst ring.InstanceDesc) (distributor.Pusher, error) { return client.Get(pool, inst) }
-	d, err := distributor.New(t.Cfg.Distributor, t.IngesterRing, pushers, t.Overrides, t.Registerer, t.Logger)
+	d, err := distributor.New(t.Cfg.Distributor, t.IngesterRing, pushers, t.Overrides, t.InflightBytes, t.Registerer, t.Logger)
 	if err != nil {
 		return nil, err
 	}
 	t.Distributor = d
-	t.API.RegisterPush(d.PushHandler())
+	t.API.RegisterPush(d.PushHandler(), t.Cfg.Distributor.MaxRequestSizeBytes)
 	// A workspace deleted through this process loses its metric series at
 	// once; other processes drop them once it stops pushing.
 	t.Workspaces.OnDeleted(d.ForgetWorkspace)

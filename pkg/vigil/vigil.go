@@ -25,6 +25,7 @@ import (
 	"github.com/vigil-metrics/vigil/pkg/compactor"
 	"github.com/vigil-metrics/vigil/pkg/controlplane"
 	"github.com/vigil-metrics/vigil/pkg/distributor"
+	"github.com/vigil-metrics/vigil/pkg/inflight"
 	"github.com/vigil-metrics/vigil/pkg/ingester"
 	"github.com/vigil-metrics/vigil/pkg/limits"
 	"github.com/vigil-metrics/vigil/pkg/storegateway"
@@ -65,6 +66,9 @@ type Vigil struct {
 	StoreGateway     *storegateway.StoreGateway
 
 	Overrides *limits.Overrides
+	// InflightBytes is the process's budget of request memory, shared by
+	// the front door and the distributor.
+	InflightBytes *inflight.Budget
 }
 
 // New validates cfg and initialises the modules of its targets. Nothing runs

@@ -17,7 +17,8 @@ var leaves = []string{"pkg/apierror", "pkg/tenant", "pkg/logging", "internal/ben
 var allowed = map[string][]string{
 	"cmd/vigil":               {"pkg/vigil"},
 	"pkg/vigil":               {"*"},
-	"pkg/api":                 {"pkg/auth"},
+	"pkg/api":                 {"pkg/auth", "pkg/inflight"},
+	"pkg/inflight":            nil,
 	"pkg/apierror":            nil,
 	"pkg/auth":                nil,
 	"pkg/audit":               nil,
@@ -26,7 +27,7 @@ var allowed = map[string][]string{
 	"pkg/limits":              nil,
 	"pkg/compactor":           {"pkg/storage/", "pkg/limits", "pkg/ringmember"},
 	"pkg/controlplane":        {"pkg/storage/bucket", "pkg/limits", "pkg/ringmember", "pkg/auth"},
-	"pkg/distributor":         {"pkg/ingester/client", "pkg/limits", "pkg/pb/"},
+	"pkg/distributor":         {"pkg/ingester/client", "pkg/limits", "pkg/pb/", "pkg/inflight"},
 	"pkg/ingester":            {"pkg/storage/", "pkg/limits", "pkg/pb/", "pkg/ingester/client", "pkg/ringmember"},
 	"pkg/ingester/client":     {"pkg/pb/", "pkg/ringmember"},
 	"pkg/querier":             {"pkg/ingester/client", "pkg/storegateway/client", "pkg/storage/", "pkg/limits", "pkg/pb/"},

@@ -1,0 +1,161 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/go-kit/log"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
+
+	"github.com/vigil-metrics/vigil/pkg/apierror"
+	"github.com/vigil-metrics/vigil/pkg/auth"
+	"github.com/vigil-metrics/vigil/pkg/inflight"
+)
+
+// signedAPI is a SigV4 front door whose remote-write route drains the body,
+// with a push limit of 64 KB.
+func signedAPI(t *testing.T, budget *inflight.Budget) *API {
+	t.Helper()
+	ws := fakeWorkspaces{"ws-1": {Account: "111122223333", ARN: "arn:aws:aps:us-east-1:111122223333:workspace/ws-1", Active: true}}
+	full, err := auth.ManagedPolicy(auth.FullAccess)
+	require.NoError(t, err)
+	keys := benchKeys{auth.Identity{Account: "111122223333", User: "writer", AccessKeyID: "AKIAEXAMPLEWRITER", Policies: []*auth.Policy{full}}}
+	cfg := Config{AuthMode: AuthSigV4, AnonymousAccount: "111122223333", Region: "us-east-1", ControlPlaneRate: 10}
+	a, err := New(cfg, ws, keys, nil, budget, prometheus.NewRegistry(), log.NewNopLogger())
+	require.NoError(t, err)
+	a.RegisterPush(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusNoContent)
+	}), 64<<10)
+	a.Bind("QueryMetrics", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) }))
+	return a
+}
+
+// signedPush returns a remote-write request signed over body; declare puts
+// the payload's hash in X-Amz-Content-Sha256.
+func signedPush(t *testing.T, body []byte, secret string, declare bool) *http.Request {
+	t.Helper()
+	r := httptest.NewRequest(http.MethodPost, "http://h/workspaces/ws-1/api/v1/remote_write", bytes.NewReader(body))
+	sum := sha256.Sum256(body)
+	if declare {
+		r.Header.Set("X-Amz-Content-Sha256", hex.EncodeToString(sum[:]))
+	}
+	creds := aws.Credentials{AccessKeyID: "AKIAEXAMPLEWRITER", SecretAccessKey: secret}
+	require.NoError(t, v4.NewSigner().SignHTTP(context.Background(), creds, r, hex.EncodeToString(sum[:]), "aps", "us-east-1", time.Now()))
+	return r
+}
+
+// stalledBody is a body that does not arrive (a client that sends headers
+// only) until the test ends, and remembers being read.
+type stalledBody struct{ read, end chan struct{} }
+
+func stalled(t *testing.T) *stalledBody {
+	s := &stalledBody{read: make(chan struct{}, 1), end: make(chan struct{})}
+	t.Cleanup(func() { close(s.end) })
+	return s
+}
+
+func (s *stalledBody) Read([]byte) (int, error) {
+	select {
+	case s.read <- struct{}{}:
+	default:
+	}
+	<-s.end
+	return 0, io.ErrUnexpectedEOF
+}
+func (*stalledBody) Close() error { return nil }
+
+func TestSignedBodies(t *testing.T) {
+	t.Run("a body over the route's limit is refused before it is read", func(t *testing.T) {
+		budget := inflight.NewBudget(1 << 30)
+		a := signedAPI(t, budget)
+		r := signedPush(t, make([]byte, 100), "writer-secret", false)
+		slow := stalled(t)
+		r.Body, r.ContentLength = slow, 16<<20
+		rec := httptest.NewRecorder()
+		a.ServeHTTP(rec, r)
+		require.Equal(t, http.StatusRequestEntityTooLarge, rec.Code)
+		require.Contains(t, rec.Body.String(), "(err-vigil-request-too-large)")
+		require.Len(t, slow.read, 0, "nothing was read")
+		require.Zero(t, budget.Used())
+	})
+	t.Run("the limit holds without a Content-Length", func(t *testing.T) {
+		budget := inflight.NewBudget(1 << 30)
+		a := signedAPI(t, budget)
+		r := signedPush(t, make([]byte, 200<<10), "writer-secret", false)
+		r.ContentLength = -1
+		rec := httptest.NewRecorder()
+		a.ServeHTTP(rec, r)
+		require.Equal(t, http.StatusRequestEntityTooLarge, rec.Code)
+		require.Zero(t, budget.Used())
+	})
+	t.Run("other routes read at most AMP's 1 MB", func(t *testing.T) {
+		a := signedAPI(t, inflight.NewBudget(1<<30))
+		r := httptest.NewRequest(http.MethodPost, "http://h/workspaces/ws-1/api/v1/query", strings.NewReader("query=up"))
+		r.ContentLength = 2 << 20
+		rec := httptest.NewRecorder()
+		a.ServeHTTP(rec, r)
+		// Unsigned: refused before any read, whatever its length.
+		require.Equal(t, http.StatusForbidden, rec.Code)
+		require.Equal(t, defaultBodyLimit, a.bodyLimit(a.routeOf(r)))
+		require.Equal(t, 64<<10, a.bodyLimit(a.routeOf(signedPush(t, nil, "writer-secret", false))))
+	})
+	t.Run("a wrong signature over a declared hash is refused before the body is read", func(t *testing.T) {
+		budget := inflight.NewBudget(1 << 30)
+		a := signedAPI(t, budget)
+		r := signedPush(t, make([]byte, 1000), "not-the-secret", true)
+		slow := stalled(t)
+		r.Body = slow
+		done := make(chan int)
+		go func() {
+			rec := httptest.NewRecorder()
+			a.ServeHTTP(rec, r)
+			done <- rec.Code
+		}()
+		select {
+		case code := <-done:
+			require.Equal(t, http.StatusForbidden, code)
+		case <-time.After(10 * time.Second):
+			t.Fatal("the front door waited for the body of a request whose signature is wrong")
+		}
+		require.Len(t, slow.read, 0)
+	})
+	t.Run("a full budget answers 503, and a request finished gives its memory back", func(t *testing.T) {
+		budget := inflight.NewBudget(20 << 10)
+		a := signedAPI(t, budget)
+		rec := httptest.NewRecorder()
+		a.ServeHTTP(rec, signedPush(t, make([]byte, 10<<10), "writer-secret", false))
+		require.Equal(t, http.StatusNoContent, rec.Code, rec.Body.String())
+		require.Zero(t, budget.Used(), "the body's memory is given back")
+
+		require.True(t, budget.Take(10<<10)) // other requests in flight
+		rec = httptest.NewRecorder()
+		a.ServeHTTP(rec, signedPush(t, make([]byte, 30<<10), "writer-secret", false))
+		require.Equal(t, http.StatusServiceUnavailable, rec.Code)
+		require.Contains(t, rec.Body.String(), "exceeded the allowed size of request bodies held in memory (limit: 20480 bytes, -distributor.instance-limits.max-inflight-push-requests-bytes)")
+		require.Contains(t, rec.Body.String(), "(err-vigil-"+apierror.IDDistributorMaxInflightBytes+")")
+		require.Equal(t, int64(10<<10), budget.Used(), "the refused request holds nothing")
+	})
+	t.Run("a stalled body holds only its first buffer", func(t *testing.T) {
+		budget := inflight.NewBudget(1 << 30)
+		a := signedAPI(t, budget)
+		r := signedPush(t, make([]byte, 100), "writer-secret", false)
+		slow := stalled(t)
+		r.Body, r.ContentLength = slow, 60<<10
+		go a.ServeHTTP(httptest.NewRecorder(), r)
+		<-slow.read
+		require.Equal(t, int64(firstRead), budget.Used(), "not the declared length")
+		require.Equal(t, int64(firstRead), a.bodies.held.Load())
+	})
+}
