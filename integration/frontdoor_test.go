@@ -69,6 +69,23 @@ func headerOnlyPush(t *testing.T, addr, ws, key string, length int, declareHash 
 	return conn
 }
 
+// signedWorkspace creates a workspace with the admin's key and returns a
+// function pushing one sample of the series (metric, labels) to it with
+// the writer's key, through Prometheus's sigv4 remote-write client.
+func signedWorkspace(t *testing.T, v *vigil.Vigil, metric string, labels map[string]string) (string, func() error) {
+	t.Helper()
+	ctx := context.Background()
+	created, err := keyAdmin.amp(v.BaseURL()).CreateWorkspace(ctx, &amp.CreateWorkspaceInput{Alias: aws.String(metric)})
+	require.NoError(t, err)
+	ws := *created.WorkspaceId
+	writer := signedWriter(t, workspaceURL(v.BaseURL(), ws)+"/api/v1/remote_write", keyWriter.id, keyWriter.secret)
+	return ws, func() error {
+		req := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{series(metric, labels, prompb.Sample{Timestamp: time.Now().UnixMilli(), Value: 1})}}
+		_, err := writer.Store(ctx, encode(t, req), 0)
+		return err
+	}
+}
+
 // TestHeaderOnlyConnectionsHoldNoMemory: with SigV4, a few hundred
 // connections that send a remote write's headers (a known key, a fresh date,
 // a made-up signature, a declared body of 1 MB) and no body keep the
@@ -77,16 +94,7 @@ func headerOnlyPush(t *testing.T, addr, ws, key string, length int, declareHash 
 // connection allocated its declared length at once: 300 MB here.
 func TestHeaderOnlyConnectionsHoldNoMemory(t *testing.T) {
 	v, _ := startSigV4(t)
-	ctx := context.Background()
-	created, err := keyAdmin.amp(v.BaseURL()).CreateWorkspace(ctx, &amp.CreateWorkspaceInput{Alias: aws.String("front-door")})
-	require.NoError(t, err)
-	ws := *created.WorkspaceId
-	writer := signedWriter(t, workspaceURL(v.BaseURL(), ws)+"/api/v1/remote_write", keyWriter.id, keyWriter.secret)
-	push := func() error {
-		req := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{series("front_door_up", nil, prompb.Sample{Timestamp: time.Now().UnixMilli(), Value: 1})}}
-		_, err := writer.Store(ctx, encode(t, req), 0)
-		return err
-	}
+	ws, push := signedWorkspace(t, v, "front_door_up", nil)
 	require.NoError(t, push())
 
 	const conns, bound = 300, 40 << 20
@@ -132,14 +140,8 @@ func TestHeaderOnlyConnectionsHoldNoMemory(t *testing.T) {
 // verifies; so does the percent-encoded form.
 func TestQueriesSignedByBotocoreWithLiteralBrackets(t *testing.T) {
 	v, _ := startSigV4(t)
-	ctx := context.Background()
-	created, err := keyAdmin.amp(v.BaseURL()).CreateWorkspace(ctx, &amp.CreateWorkspaceInput{Alias: aws.String("brackets")})
-	require.NoError(t, err)
-	ws := *created.WorkspaceId
-	writer := signedWriter(t, workspaceURL(v.BaseURL(), ws)+"/api/v1/remote_write", keyWriter.id, keyWriter.secret)
-	req := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{series("bracket_up", map[string]string{"job": "a b"}, prompb.Sample{Timestamp: time.Now().UnixMilli(), Value: 1})}}
-	_, err = writer.Store(ctx, encode(t, req), 0)
-	require.NoError(t, err)
+	ws, push := signedWorkspace(t, v, "bracket_up", map[string]string{"job": "a b"})
+	require.NoError(t, push())
 
 	series := workspaceURL(v.BaseURL(), ws) + "/api/v1/series"
 	urls := []string{
