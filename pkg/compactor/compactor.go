@@ -21,6 +21,7 @@ import (
 
 	"github.com/vigil-metrics/vigil/pkg/ringmember"
 	"github.com/vigil-metrics/vigil/pkg/storage/bucket"
+	"github.com/vigil-metrics/vigil/pkg/subservices"
 	"github.com/vigil-metrics/vigil/pkg/tenant"
 )
 
@@ -52,7 +53,7 @@ type Compactor struct {
 	ring       *ring.Ring
 	lifecycler *ring.BasicLifecycler
 	member     *ringmember.ActiveMember
-	subs       *services.Manager
+	subs       *subservices.Group
 	// runMu serialises passes: a pass owns the working directory.
 	runMu sync.Mutex
 
@@ -78,6 +79,7 @@ func New(cfg Config, dataDir string, grpcPort int, bkt objstore.Bucket, lim Limi
 		return nil, err
 	}
 	c.member = ringmember.NewActiveMember(c.lifecycler, c.ring)
+	c.subs = subservices.NewGroup(c.ring, c.member)
 	f := promauto.With(reg)
 	c.runs = f.NewCounterVec(prometheus.CounterOpts{
 		Name: "vigil_compactor_runs_total",
@@ -99,7 +101,7 @@ func New(cfg Config, dataDir string, grpcPort int, bkt objstore.Bucket, lim Limi
 		Name: "vigil_compactor_last_successful_run_timestamp_seconds",
 		Help: "When the last compaction pass over every owned workspace succeeded.",
 	})
-	c.Service = services.NewBasicService(c.starting, c.running, c.stopping)
+	c.Service = services.NewBasicService(subservices.UndoFailedStart(c.starting, c.stopping), c.running, c.stopping)
 	return c, nil
 }
 
@@ -110,18 +112,11 @@ func (c *Compactor) starting(ctx context.Context) error {
 	if err := os.MkdirAll(c.dir, 0o755); err != nil {
 		return err
 	}
-	var err error
-	if c.subs, err = services.NewManager(c.ring, c.member); err != nil {
-		return err
-	}
-	return services.StartManagerAndAwaitHealthy(ctx, c.subs)
+	return c.subs.Start(ctx)
 }
 
 func (c *Compactor) stopping(error) error {
-	if c.subs == nil {
-		return nil
-	}
-	return services.StopManagerAndAwaitStopped(context.Background(), c.subs)
+	return c.subs.Stop()
 }
 
 func (c *Compactor) running(ctx context.Context) error {
@@ -134,6 +129,8 @@ func (c *Compactor) running(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case err := <-c.subs.Failed():
+			return err
 		case <-cleanup.C:
 			c.RunCleanup(ctx)
 		case <-compaction.C:

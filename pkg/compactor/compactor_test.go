@@ -23,8 +23,10 @@ import (
 	"github.com/prometheus/prometheus/tsdb/chunks"
 	"github.com/stretchr/testify/require"
 	"github.com/thanos-io/objstore"
+	"go.uber.org/goleak"
 
 	"github.com/vigil-metrics/vigil/pkg/ringmember"
+	"github.com/vigil-metrics/vigil/pkg/ringmember/ringtest"
 	"github.com/vigil-metrics/vigil/pkg/storage/bucket"
 	vtsdb "github.com/vigil-metrics/vigil/pkg/storage/tsdb"
 )
@@ -301,4 +303,24 @@ func objectsOf(t *testing.T, bkt objstore.Bucket, ws string) []string {
 		return nil
 	}, objstore.WithRecursiveIter()))
 	return out
+}
+
+// TestFailedStartLeavesNothingRunning: a compactor whose ring client cannot
+// start (its store cannot be read) fails to start, and leaves the ring and
+// no goroutine behind: its lifecycler, which joined meanwhile, is stopped
+// with it.
+func TestFailedStartLeavesNothingRunning(t *testing.T) {
+	t.Cleanup(func() { goleak.VerifyNone(t, goleak.IgnoreCurrent()) })
+	var cfg Config
+	cfg.RegisterFlags(flag.NewFlagSet("test", flag.PanicOnError))
+	cfg.Ring.InstanceID, cfg.Ring.InstanceAddr = "compactor-1", "127.0.0.1"
+	kv := ringtest.NewKV(t)
+	c, err := New(cfg, t.TempDir(), 9095, objstore.NewInMemBucket(), fixedRetention{}, nil, ringmember.Store{Client: ringtest.Unreadable(kv)}, prometheus.NewRegistry(), log.NewNopLogger())
+	require.NoError(t, err)
+	require.NoError(t, c.StartAsync(context.Background()))
+	require.ErrorContains(t, c.AwaitTerminated(context.Background()), "cannot be read")
+	require.Equal(t, services.Failed, c.State())
+	// When the start has failed, not some time later:
+	require.Equal(t, services.Terminated, c.lifecycler.State(), "the lifecycler is stopped")
+	require.NotContains(t, ringtest.Instances(t, kv, RingKey), "compactor-1", "the compactor left the ring")
 }

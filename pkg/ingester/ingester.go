@@ -21,6 +21,7 @@ import (
 
 	"github.com/vigil-metrics/vigil/pkg/apierror"
 	"github.com/vigil-metrics/vigil/pkg/ringmember"
+	"github.com/vigil-metrics/vigil/pkg/subservices"
 )
 
 // errStopping is returned to requests that arrive while the ingester shuts down.
@@ -43,8 +44,7 @@ type Ingester struct {
 	labelSets LabelSetLimits
 
 	lifecycler *ring.BasicLifecycler
-	subs       *services.Manager
-	watcher    *services.FailureWatcher
+	subs       *subservices.Group
 
 	builders sync.Pool // *labels.ScratchBuilder
 
@@ -86,7 +86,8 @@ func New(cfg Config, dataDir string, grpcPort int, bkt objstore.Bucket, kvStore 
 	if err != nil {
 		return nil, err
 	}
-	i.Service = services.NewBasicService(i.starting, i.running, i.stopping)
+	i.subs = subservices.NewGroup(i.lifecycler)
+	i.Service = services.NewBasicService(subservices.UndoFailedStart(i.starting, i.stopping), i.running, i.stopping)
 	return i, nil
 }
 
@@ -101,29 +102,16 @@ func (i *Ingester) CheckReady(context.Context) error {
 	return nil
 }
 
-func (i *Ingester) starting(ctx context.Context) (err error) {
+func (i *Ingester) starting(ctx context.Context) error {
 	if err := os.MkdirAll(i.dir, 0o755); err != nil {
 		return fmt.Errorf("create tsdb directory %s: %w", i.dir, err)
 	}
-	// dskit does not call stopping after starting fails: undo what started.
-	defer func() {
-		if err != nil {
-			if stopErr := i.stopping(err); stopErr != nil {
-				level.Warn(i.logger).Log("msg", "cleanup after failed start", "err", stopErr)
-			}
-		}
-	}()
 	// Replay every WAL before joining the ring, so that this instance never
 	// answers a query without the data it acknowledged before a restart.
 	if err := i.openExisting(ctx); err != nil {
 		return err
 	}
-	if i.subs, err = services.NewManager(i.lifecycler); err != nil {
-		return err
-	}
-	i.watcher = services.NewFailureWatcher()
-	i.watcher.WatchManager(i.subs)
-	if err := services.StartManagerAndAwaitHealthy(ctx, i.subs); err != nil {
+	if err := i.subs.Start(ctx); err != nil {
 		return fmt.Errorf("start ingester lifecycler: %w", err)
 	}
 	if err := i.lifecycler.ChangeState(ctx, ring.ACTIVE); err != nil {
@@ -150,7 +138,7 @@ func (i *Ingester) running(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case err := <-i.watcher.Chan():
+		case err := <-i.subs.Failed():
 			return fmt.Errorf("ingester subservice failed: %w", err)
 		case <-t.C:
 			i.closeIdle(ctx)
@@ -172,10 +160,7 @@ func (i *Ingester) stopping(_ error) error {
 	// Turn LEAVING in the ring first (and leave it, when configured to) so
 	// that distributors stop sending here, then close every TSDB, which
 	// syncs its WAL.
-	var errs []error
-	if i.subs != nil {
-		errs = append(errs, services.StopManagerAndAwaitStopped(context.Background(), i.subs))
-	}
+	errs := []error{i.subs.Stop()}
 	i.mu.Lock()
 	dbs := i.dbs
 	i.dbs = map[string]*userDB{}

@@ -24,6 +24,8 @@ import (
 	ringclient "github.com/grafana/dskit/ring/client"
 	"github.com/grafana/dskit/services"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vigil-metrics/vigil/pkg/subservices"
 )
 
 // Store is the key-value store of a process's rings: the memberlist KV every
@@ -238,17 +240,20 @@ func (d joiningDelegate) OnRingInstanceRegister(l *ring.BasicLifecycler, desc ri
 
 // ActiveMember runs a lifecycler whose instance serves as soon as it joins:
 // it switches the instance to ACTIVE once registered, and is running once
-// r, a client of the same ring, sees it ACTIVE.
+// r, a client of the same ring, sees it ACTIVE. A start that fails on the
+// way stops the lifecycler: the instance leaves the ring (or turns LEAVING,
+// as its configuration says) and heartbeats no more.
 type ActiveMember struct {
 	services.Service
 	lifecycler *ring.BasicLifecycler
 	ring       ring.ReadRing
+	subs       *subservices.Group
 }
 
 // NewActiveMember returns the service of lifecycler l, read back through r.
 func NewActiveMember(l *ring.BasicLifecycler, r ring.ReadRing) *ActiveMember {
-	m := &ActiveMember{lifecycler: l, ring: r}
-	m.Service = services.NewIdleService(m.starting, m.stopping)
+	m := &ActiveMember{lifecycler: l, ring: r, subs: subservices.NewGroup(l)}
+	m.Service = services.NewIdleService(subservices.UndoFailedStart(m.starting, m.stopping), m.stopping)
 	return m
 }
 
@@ -256,7 +261,7 @@ func NewActiveMember(l *ring.BasicLifecycler, r ring.ReadRing) *ActiveMember {
 func (m *ActiveMember) InstanceID() string { return m.lifecycler.GetInstanceID() }
 
 func (m *ActiveMember) starting(ctx context.Context) error {
-	if err := services.StartAndAwaitRunning(ctx, m.lifecycler); err != nil {
+	if err := m.subs.Start(ctx); err != nil {
 		return err
 	}
 	if err := m.lifecycler.ChangeState(ctx, ring.ACTIVE); err != nil {
@@ -268,14 +273,14 @@ func (m *ActiveMember) starting(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return fmt.Errorf("%s never saw this instance ACTIVE in the ring: %w", m.InstanceID(), ctx.Err())
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
 }
 
 func (m *ActiveMember) stopping(error) error {
-	return services.StopAndAwaitTerminated(context.Background(), m.lifecycler)
+	return m.subs.Stop()
 }
 
 // NewClientPool returns a dskit client pool for the instances of r, each

@@ -22,6 +22,7 @@ import (
 	"github.com/vigil-metrics/vigil/pkg/storage/bucket"
 	vtsdb "github.com/vigil-metrics/vigil/pkg/storage/tsdb"
 	"github.com/vigil-metrics/vigil/pkg/storegateway/client"
+	"github.com/vigil-metrics/vigil/pkg/subservices"
 	"github.com/vigil-metrics/vigil/pkg/tenant"
 )
 
@@ -48,7 +49,7 @@ type StoreGateway struct {
 	ring       *ring.Ring
 	lifecycler *ring.BasicLifecycler
 	member     *ringmember.ActiveMember
-	subs       *services.Manager
+	subs       *subservices.Group
 
 	syncs *prometheus.CounterVec
 }
@@ -65,6 +66,7 @@ func New(cfg Config, dataDir string, grpcPort int, bkt objstore.Bucket, r *ring.
 		return nil, err
 	}
 	g.member = ringmember.NewActiveMember(g.lifecycler, g.ring)
+	g.subs = subservices.NewGroup(g.member)
 	f := promauto.With(reg)
 	g.syncs = f.NewCounterVec(prometheus.CounterOpts{
 		Name: "vigil_storegateway_syncs_total",
@@ -82,7 +84,7 @@ func New(cfg Config, dataDir string, grpcPort int, bkt objstore.Bucket, r *ring.
 		Name: "vigil_storegateway_blocks",
 		Help: "Blocks this store-gateway holds a local index of.",
 	}, func() float64 { return float64(len(g.blocks.all())) })
-	g.Service = services.NewBasicService(g.starting, g.running, g.stopping)
+	g.Service = services.NewBasicService(subservices.UndoFailedStart(g.starting, g.stopping), g.running, g.stopping)
 	return g, nil
 }
 
@@ -90,11 +92,7 @@ func (g *StoreGateway) starting(ctx context.Context) error {
 	if err := os.MkdirAll(g.blocks.dir, 0o755); err != nil {
 		return err
 	}
-	var err error
-	if g.subs, err = services.NewManager(g.member); err != nil {
-		return err
-	}
-	if err := services.StartManagerAndAwaitHealthy(ctx, g.subs); err != nil {
+	if err := g.subs.Start(ctx); err != nil {
 		return err
 	}
 	// Fetch the indexes of the owned blocks before serving: queries do not
@@ -104,12 +102,7 @@ func (g *StoreGateway) starting(ctx context.Context) error {
 }
 
 func (g *StoreGateway) stopping(error) error {
-	var errs []error
-	if g.subs != nil {
-		errs = append(errs, services.StopManagerAndAwaitStopped(context.Background(), g.subs))
-	}
-	errs = append(errs, g.blocks.closeAll())
-	return errors.Join(errs...)
+	return errors.Join(g.subs.Stop(), g.blocks.closeAll())
 }
 
 func (g *StoreGateway) running(ctx context.Context) error {
@@ -121,6 +114,8 @@ func (g *StoreGateway) running(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case err := <-g.subs.Failed():
+			return err
 		case <-sync.C:
 			_ = g.Sync(ctx)
 		case <-idle.C:

@@ -29,6 +29,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb/chunks"
 	"github.com/stretchr/testify/require"
 	"github.com/thanos-io/objstore"
+	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -36,6 +37,7 @@ import (
 	"github.com/vigil-metrics/vigil/pkg/pb/ingesterpb"
 	"github.com/vigil-metrics/vigil/pkg/pb/storegatewaypb"
 	"github.com/vigil-metrics/vigil/pkg/ringmember"
+	"github.com/vigil-metrics/vigil/pkg/ringmember/ringtest"
 	"github.com/vigil-metrics/vigil/pkg/storage/bucket"
 	vtsdb "github.com/vigil-metrics/vigil/pkg/storage/tsdb"
 	"github.com/vigil-metrics/vigil/pkg/storegateway/client"
@@ -358,4 +360,29 @@ func TestIndexIsReadLazily(t *testing.T) {
 		err = ss.Err()
 	}
 	require.ErrorContains(t, err, "could not read a block's index from object storage")
+}
+
+// TestFailedStartLeavesNothingRunning: a store-gateway whose ring never
+// shows it ACTIVE fails to start, and leaves the ring and no goroutine
+// behind.
+func TestFailedStartLeavesNothingRunning(t *testing.T) {
+	t.Cleanup(func() { goleak.VerifyNone(t, goleak.IgnoreCurrent()) })
+	var cfg Config
+	cfg.RegisterFlags(flag.NewFlagSet("test", flag.PanicOnError))
+	cfg.Ring.InstanceID, cfg.Ring.InstanceAddr = "sg-1", "127.0.0.1"
+	kv := ringtest.NewKV(t)
+	reg := prometheus.NewRegistry()
+	r, err := ringmember.NewRing(cfg.Ring, RingName, RingKey, ringmember.Store{Client: ringtest.Blind(kv)}, reg, log.NewNopLogger())
+	require.NoError(t, err)
+	require.NoError(t, services.StartAndAwaitRunning(context.Background(), r))
+	defer func() { require.NoError(t, services.StopAndAwaitTerminated(context.Background(), r)) }()
+	g, err := New(cfg, t.TempDir(), 9095, objstore.NewInMemBucket(), r, testLimits{}, ringmember.Store{Client: kv}, reg, log.NewNopLogger())
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	require.NoError(t, g.StartAsync(ctx))
+	require.Error(t, g.AwaitTerminated(context.Background()))
+	// When the start has failed, not some time later:
+	require.Equal(t, services.Terminated, g.lifecycler.State(), "the lifecycler is stopped")
+	require.NotContains(t, ringtest.Instances(t, kv, RingKey), "sg-1", "the store-gateway left the ring")
 }

@@ -41,6 +41,7 @@ import (
 	vtsdb "github.com/vigil-metrics/vigil/pkg/storage/tsdb"
 	"github.com/vigil-metrics/vigil/pkg/storegateway"
 	sgclient "github.com/vigil-metrics/vigil/pkg/storegateway/client"
+	"github.com/vigil-metrics/vigil/pkg/subservices"
 )
 
 // Module names, sorted. The targetable ones are accepted by -target.
@@ -317,7 +318,7 @@ func (t *Vigil) initDistributor() (services.Service, error) {
 	// A workspace deleted through this process loses its metric series at
 	// once; other processes drop them once it stops pushing.
 	t.Workspaces.OnDeleted(d.ForgetWorkspace)
-	return newServiceGroup(d, pool), nil
+	return subservices.Service(d, pool), nil
 }
 
 func (t *Vigil) initIngester() (services.Service, error) {
@@ -349,7 +350,7 @@ func (t *Vigil) initQuerier() (services.Service, error) {
 	queryable := querier.NewQueryable(t.Cfg.Querier, t.IngesterRing, poolGetter(pool), store, t.Overrides)
 	engine := querier.NewEngine(t.Cfg.Querier, t.Registerer, t.Logger)
 	t.API.RegisterQuery(querier.NewHandler(t.Cfg.Querier, engine, queryable, t.Registerer, t.Logger))
-	return newServiceGroup(pool, sgPool), nil
+	return subservices.Service(pool, sgPool), nil
 }
 
 func (t *Vigil) initStoreGatewayRing() (services.Service, error) {
@@ -493,31 +494,6 @@ func newServerService(srv *server.Server, admin *adminServer, others func() []se
 		return nil
 	}
 	return services.NewBasicService(nil, running, stopping)
-}
-
-// newServiceGroup runs several services as one: started together, stopped
-// together, failed when any fails.
-func newServiceGroup(svcs ...services.Service) services.Service {
-	var m *services.Manager
-	var w *services.FailureWatcher
-	return services.NewBasicService(func(ctx context.Context) error {
-		var err error
-		if m, err = services.NewManager(svcs...); err != nil {
-			return err
-		}
-		w = services.NewFailureWatcher()
-		w.WatchManager(m)
-		return services.StartManagerAndAwaitHealthy(ctx, m)
-	}, func(ctx context.Context) error {
-		select {
-		case <-ctx.Done():
-			return nil
-		case err := <-w.Chan():
-			return err
-		}
-	}, func(error) error {
-		return services.StopManagerAndAwaitStopped(context.Background(), m)
-	})
 }
 
 func (t *Vigil) logStarted() {
