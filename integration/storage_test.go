@@ -286,3 +286,39 @@ func testDeletedWorkspaceDataIsGone(t *testing.T, store storageBackend) {
 	q := storageQueries[1]
 	require.Equal(t, fromEngine(t, db, eng, q, start, end, time.Minute), queryRange(t, promClient(t, workspaceURL(v.BaseURL(), kept)), q, start, end, time.Minute))
 }
+
+// TestWithoutCompactorOldDataIsFound: with no compactor (a new workspace's
+// first hours, or the compactor down) there is no bucket index; a query of
+// a range only object storage holds finds the ingester's uploaded blocks by
+// listing the bucket, and answers them, never an empty result. Labels too.
+func TestWithoutCompactorOldDataIsFound(t *testing.T) {
+	store := filesystemBackend(t)
+	flags := append(append([]string{"-target=distributor,api,ingester,querier,store-gateway"}, store.flags...), storeFlags...)
+	v := startMonolith(t, t.TempDir(), flags...)
+	ws := createWorkspace(t, v.BaseURL(), "no-compactor")
+	rw := remoteWriter(t, workspaceURL(v.BaseURL(), ws)+"/api/v1/remote_write")
+	data := newSampleSet(time.Now().Truncate(time.Second))
+	_, err := rw.Store(context.Background(), encode(t, &prompb.WriteRequest{Timeseries: data.old}), 0)
+	require.NoError(t, err)
+	flush(t, v.AdminAddr())
+	require.Eventually(t, func() bool {
+		idx, err := vtsdb.ListBlocks(context.Background(), bucket.ForWorkspace(store.bkt, ws), nil, time.Now(), 0)
+		return err == nil && len(idx.Blocks) > 0
+	}, 30*time.Second, 100*time.Millisecond, "the ingester never uploaded a block")
+	_, err = vtsdb.ReadIndex(context.Background(), bucket.ForWorkspace(store.bkt, ws))
+	require.ErrorIs(t, err, vtsdb.ErrIndexNotFound, "no compactor, no index")
+	time.Sleep(1100 * time.Millisecond) // a listing the querier cached is at most a second old
+
+	db, eng := data.reference(t)
+	api := promClient(t, workspaceURL(v.BaseURL(), ws))
+	// Older than -querier.query-ingesters-within (1h): object storage only.
+	start, end, step := data.now.Add(-3*time.Hour), data.now.Add(-2*time.Hour), time.Minute
+	for _, q := range storageQueries {
+		want := fromEngine(t, db, eng, q, start, end, step)
+		require.NotEmpty(t, want, q)
+		require.Equal(t, want, queryRange(t, api, q, start, end, step), q)
+	}
+	values, _, _, err := api.LabelValues(context.Background(), "instance", nil, start, end)
+	require.NoError(t, err)
+	require.Len(t, values, 5)
+}

@@ -1,6 +1,7 @@
 package querier
 
 import (
+	"errors"
 	"net/http"
 	"strings"
 	"time"
@@ -82,7 +83,7 @@ func NewHandler(cfg Config, engine promql.QueryEngine, queryable *Queryable, reg
 		false, false, false,
 		cfg.LookbackDelta,
 		false, false,
-		nil, nil,
+		statusOfCause, nil,
 		v1.OpenAPIOptions{},
 		nil,
 		false,
@@ -113,6 +114,27 @@ func NewHandler(cfg Config, engine promql.QueryEngine, queryable *Queryable, reg
 		}
 		router.ServeHTTP(w, r)
 	})
+}
+
+// statusOfCause gives a storage error that carries a Vigil cause the status
+// the one mapping from cause to HTTP status gives it (a store that cannot
+// serve a block: 503, where Prometheus answers 500 for any storage error).
+// Errors of the query itself keep Prometheus's status. Prometheus's API
+// names its error kinds with an unexported type: the type parameter takes
+// it.
+func statusOfCause[N comparable](kind N, err error) (int, bool) {
+	if any(kind) != any(v1.ErrorInternal) {
+		return 0, false
+	}
+	var es promql.ErrStorage // it has no Unwrap
+	if errors.As(err, &es) {
+		err = es.Err
+	}
+	var e *apierror.Error
+	if !errors.As(err, &e) || e.ID == "" {
+		return 0, false
+	}
+	return apierror.HTTPStatus(e.Cause), true
 }
 
 func served(path string) bool {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/grafana/dskit/ring"
 	"github.com/oklog/ulid/v2"
@@ -30,19 +31,20 @@ type Store struct {
 }
 
 // NewStore returns a Store over the store-gateways of r, which reads each
-// workspace's bucket index from bkt, again once older than cfg's update
-// period.
+// workspace's bucket index from bkt (or lists its blocks, while it has
+// none), again once older than cfg's update period.
 func NewStore(cfg Config, r ring.ReadRing, clients StoreGateways, bkt objstore.Bucket) *Store {
-	return &Store{ring: r, clients: clients, indexes: newBucketIndexes(bkt, cfg.BucketIndexUpdate, cfg.BucketIndexMaxStale)}
+	return &Store{ring: r, clients: clients, indexes: newBucketIndexes(bkt, cfg.BucketIndexUpdate, cfg.BucketIndexMaxStale, cfg.MaxBlocksWithoutIndex)}
 }
 
 // blocksFor returns the blocks of the workspace holding samples in [mint,
 // maxt], leaving out those marked for deletion (compacted into another
-// block, or past retention).
-func (s *Store) blocksFor(ctx context.Context, workspace string, mint, maxt int64) ([]ulid.ULID, error) {
+// block, or past retention), and when the index (or listing) they come
+// from described the bucket: a block uploaded since is not among them.
+func (s *Store) blocksFor(ctx context.Context, workspace string, mint, maxt int64) ([]ulid.ULID, time.Time, error) {
 	idx, err := s.indexes.get(ctx, workspace)
-	if err != nil || idx == nil {
-		return nil, err
+	if err != nil {
+		return nil, time.Time{}, err
 	}
 	var out []ulid.ULID
 	for _, b := range idx.Blocks {
@@ -50,7 +52,7 @@ func (s *Store) blocksFor(ctx context.Context, workspace string, mint, maxt int6
 			out = append(out, b.ID)
 		}
 	}
-	return out, nil
+	return out, time.Unix(idx.UpdatedAt, 0), nil
 }
 
 // seriesFunc is the SelectHints.Func of a select that wants labels only
@@ -153,25 +155,24 @@ func queryBlocks[T any](ctx context.Context, s *Store, workspace string, blocks 
 	return out, nil
 }
 
-// storeBlocks returns the workspace of ctx, its blocks of [mint, maxt] and
-// ctx carrying the workspace to store-gateways.
-func (q *querier) storeBlocks(ctx context.Context, mint, maxt int64) (string, []ulid.ULID, context.Context, error) {
+// storeBlocks returns the workspace of ctx, its blocks of the query's store
+// range and ctx carrying the workspace to store-gateways.
+func (q *querier) storeBlocks(ctx context.Context) (string, []ulid.ULID, context.Context, error) {
 	ws, err := tenant.ID(ctx)
 	if err != nil {
 		return "", nil, nil, err
 	}
-	blocks, err := q.q.store.blocksFor(ctx, ws, mint, maxt)
-	if err != nil || len(blocks) == 0 {
+	if err := q.plan(ctx); err != nil || len(q.blocks) == 0 {
 		return ws, nil, nil, err
 	}
 	outCtx, err := tenant.OutgoingContext(ctx)
-	return ws, blocks, outCtx, err
+	return ws, q.blocks, outCtx, err
 }
 
 // selectStore returns one series set per store-gateway asked, over the
 // blocks of [mint, maxt]. The streams live as long as ctx.
 func (q *querier) selectStore(ctx context.Context, mint, maxt int64, hints *storage.SelectHints, limiter *queryLimiter, ms []*labels.Matcher) ([]storage.SeriesSet, error) {
-	ws, blocks, outCtx, err := q.storeBlocks(ctx, mint, maxt)
+	ws, blocks, outCtx, err := q.storeBlocks(ctx)
 	if err != nil || len(blocks) == 0 {
 		return nil, err
 	}
@@ -207,7 +208,7 @@ func (q *querier) selectStore(ctx context.Context, mint, maxt int64, hints *stor
 // storeLabels returns the label names (name == "") or values of the blocks
 // of [mint, maxt].
 func (q *querier) storeLabels(ctx context.Context, mint, maxt int64, name string, ms []*labels.Matcher) ([][]string, error) {
-	ws, blocks, outCtx, err := q.storeBlocks(ctx, mint, maxt)
+	ws, blocks, outCtx, err := q.storeBlocks(ctx)
 	if err != nil || len(blocks) == 0 {
 		return nil, err
 	}
@@ -231,19 +232,64 @@ func (q *querier) storeLabels(ctx context.Context, mint, maxt int64, name string
 // ranges splits [mint, maxt] between the ingesters (the recent part, within
 // -querier.query-ingesters-within) and the store (the part older than
 // -querier.query-store-after). The two overlap by design: a block reaches
-// the store-gateways some time after it leaves the ingesters' heads.
+// the store-gateways some time after it leaves the ingesters' heads. Once
+// the workspace's bucket index is read, plan moves the ingesters' part
+// back by the index's age.
 func (q *Queryable) ranges(mint, maxt int64) (ingMint int64, useIngesters bool, storeMaxt int64, useStore bool) {
 	if q.store == nil {
 		return mint, true, 0, false
 	}
 	now := q.now()
-	ingMint = mint
-	if q.cfg.QueryIngestersWithin > 0 {
-		ingMint = max(mint, now.Add(-q.cfg.QueryIngestersWithin).UnixMilli())
-	}
+	ingMint = q.ingestersFrom(mint, now)
 	storeMaxt = maxt
 	if q.cfg.QueryStoreAfter > 0 {
 		storeMaxt = min(maxt, now.Add(-q.cfg.QueryStoreAfter).UnixMilli())
 	}
 	return ingMint, ingMint <= maxt, storeMaxt, mint <= storeMaxt
+}
+
+// ingestersFrom is where a query's read of the ingesters starts when the
+// store is known to hold every block uploaded before described.
+func (q *Queryable) ingestersFrom(mint int64, described time.Time) int64 {
+	if q.cfg.QueryIngestersWithin <= 0 {
+		return mint
+	}
+	return max(mint, described.Add(-q.cfg.QueryIngestersWithin).UnixMilli())
+}
+
+// plan reads, once per query, the blocks of the store's part of the query
+// and moves the ingesters' part back to cover what the index (or listing)
+// of those blocks does not describe yet. An index written at U lists every
+// block uploaded before U; a block it does not list was uploaded after U,
+// soon after an ingester cut it, so it holds samples newer than about U
+// minus a block range, and that ingester still has them (ingesters keep
+// blocks for -ingester.tsdb.retention-period, longer than
+// -querier.query-ingesters-within). Reading the ingesters from U minus the
+// window, rather than now minus the window, misses nothing the index lacks.
+func (q *querier) plan(ctx context.Context) error {
+	q.planMu.Lock()
+	defer q.planMu.Unlock()
+	if q.planned || !q.useStore {
+		return q.planErr
+	}
+	q.planned = true
+	ws, err := tenant.ID(ctx)
+	if err != nil {
+		q.planErr = err
+		return err
+	}
+	blocks, described, err := q.q.store.blocksFor(ctx, ws, q.mint, q.storeMaxt)
+	if err != nil {
+		q.planErr = err
+		return err
+	}
+	q.blocks = blocks
+	if now := q.q.now(); now.Before(described) {
+		described = now
+	}
+	if from := q.q.ingestersFrom(q.mint, described); from < q.ingMint {
+		q.ingMint = from
+		q.useIngesters = from <= q.maxt
+	}
+	return nil
 }

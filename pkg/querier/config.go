@@ -21,6 +21,9 @@ type Config struct {
 	QueryIngestersWithin time.Duration `yaml:"query_ingesters_within"`
 	BucketIndexUpdate    time.Duration `yaml:"bucket_index_update_period"`
 	BucketIndexMaxStale  time.Duration `yaml:"bucket_index_max_stale_period"`
+	// MaxBlocksWithoutIndex bounds the listing of a workspace without a
+	// bucket index.
+	MaxBlocksWithoutIndex int `yaml:"max_blocks_without_bucket_index"`
 }
 
 // RegisterFlags registers the querier flags.
@@ -34,6 +37,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.QueryIngestersWithin, "querier.query-ingesters-within", 13*time.Hour, "Only the part of a query within this of now is read from the ingesters. Keep it longer than -querier.query-store-after (the overlap covers blocks on their way to object storage) and shorter than -ingester.tsdb.retention-period. 0: always read the ingesters.")
 	f.DurationVar(&c.BucketIndexUpdate, "querier.bucket-index-update-period", time.Minute, "How often a queried workspace's bucket index is read again from object storage.")
 	f.DurationVar(&c.BucketIndexMaxStale, "querier.bucket-index-max-stale-period", time.Hour, "While object storage cannot be read, a bucket index read this recently still serves queries; an older one fails them.")
+	f.IntVar(&c.MaxBlocksWithoutIndex, "querier.max-blocks-without-bucket-index", 1000, "A workspace whose compactor has not written its bucket index yet (a new workspace, or the compactor is down) has its blocks found by listing the bucket, cached as an index is; with more blocks than this, its queries over the store's range fail with 503 (store-consistency-check-failed) rather than list them or answer without them. Ingesters of three zones upload 36 blocks a day.")
 }
 
 // Validate checks the configuration.
@@ -41,8 +45,8 @@ func (c *Config) Validate() error {
 	if c.Timeout <= 0 || c.MaxSamples <= 0 || c.LookbackDelta <= 0 || c.MaxConcurrent <= 0 || c.DefaultEvalInterval <= 0 {
 		return fmt.Errorf("querier timeout, max samples, lookback delta, max concurrency and default evaluation interval must all be positive")
 	}
-	if c.QueryStoreAfter < 0 || c.QueryIngestersWithin < 0 || c.BucketIndexUpdate <= 0 || c.BucketIndexMaxStale <= 0 {
-		return fmt.Errorf("querier store and ingester windows must not be negative, bucket index periods must be positive")
+	if c.QueryStoreAfter < 0 || c.QueryIngestersWithin < 0 || c.BucketIndexUpdate <= 0 || c.BucketIndexMaxStale <= 0 || c.MaxBlocksWithoutIndex <= 0 {
+		return fmt.Errorf("querier store and ingester windows must not be negative, bucket index periods and -querier.max-blocks-without-bucket-index must be positive")
 	}
 	if c.QueryIngestersWithin > 0 && c.QueryIngestersWithin < c.QueryStoreAfter {
 		return fmt.Errorf("-querier.query-ingesters-within (%s) must not be shorter than -querier.query-store-after (%s): data in between would be read from neither", c.QueryIngestersWithin, c.QueryStoreAfter)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/grafana/dskit/ring"
+	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/storage"
@@ -60,8 +61,14 @@ type querier struct {
 	q          *Queryable
 	mint, maxt int64
 	// The ingesters are read from ingMint on, the store up to storeMaxt.
+	// plan may move ingMint back, before the first read.
 	ingMint, storeMaxt     int64
 	useIngesters, useStore bool
+
+	planMu  sync.Mutex
+	planned bool
+	planErr error
+	blocks  []ulid.ULID // of the store's part, once planned
 
 	mu      sync.Mutex
 	closers []storage.ChunkQuerier
@@ -214,6 +221,9 @@ func (q *querier) Select(ctx context.Context, sortSeries bool, hints *storage.Se
 	if err != nil {
 		return storage.ErrSeriesSet(err)
 	}
+	if err := q.plan(ctx); err != nil {
+		return storage.ErrSeriesSet(storageErr(err))
+	}
 	var sets []storage.SeriesSet
 	if q.useStore {
 		s, err := q.selectStore(ctx, q.mint, q.storeMaxt, hints, limiter, ms)
@@ -312,6 +322,9 @@ func (q *querier) LabelValues(ctx context.Context, name string, hints *storage.L
 }
 
 func (q *querier) labels(ctx context.Context, name string, hints *storage.LabelHints, ms []*labels.Matcher, f func(context.Context, storage.ChunkQuerier) ([]string, error)) ([]string, annotations.Annotations, error) {
+	if err := q.plan(ctx); err != nil {
+		return nil, nil, storageErr(err)
+	}
 	var lists [][]string
 	if q.useIngesters {
 		res, err := forQuorum(ctx, q, f)

@@ -144,9 +144,13 @@ func (g *StoreGateway) owns(workspace string, id ulid.ULID) (bool, error) {
 }
 
 // Sync downloads the index of every block this store-gateway owns and
-// removes the local copies of the blocks it does not (anymore).
+// removes the local copies of the blocks it does not (anymore). Blocks of a
+// workspace that has no bucket index yet (queriers find them by listing)
+// are fetched when a query asks for them, and kept until an index tells
+// whether they are wanted.
 func (g *StoreGateway) Sync(ctx context.Context) error {
 	wanted := map[string]bool{}
+	unindexed := map[string]bool{}
 	var errs []error
 	err := g.bkt.Iter(ctx, bucket.WorkspacesPrefix, func(name string) error {
 		ws := strings.TrimSuffix(strings.TrimPrefix(name, bucket.WorkspacesPrefix), "/")
@@ -155,6 +159,7 @@ func (g *StoreGateway) Sync(ctx context.Context) error {
 		}
 		idx, err := vtsdb.ReadIndex(ctx, bucket.ForWorkspace(g.bkt, ws))
 		if errors.Is(err, vtsdb.ErrIndexNotFound) {
+			unindexed[ws] = true
 			return nil
 		}
 		if err != nil {
@@ -192,7 +197,7 @@ func (g *StoreGateway) Sync(ctx context.Context) error {
 	if len(errs) == 0 {
 		// Only a complete listing tells which local blocks are unwanted.
 		for _, b := range append(g.blocks.all(), g.blocks.onDisk()...) {
-			if !wanted[key(b.workspace, b.id)] {
+			if !wanted[key(b.workspace, b.id)] && !unindexed[b.workspace] {
 				g.blocks.drop(b)
 			}
 		}

@@ -362,6 +362,28 @@ func TestIndexIsReadLazily(t *testing.T) {
 	require.ErrorContains(t, err, "could not read a block's index from object storage")
 }
 
+// TestBlocksOfAWorkspaceWithoutIndexAreKept: a block of a workspace that
+// has no bucket index yet, fetched for a query, survives the syncs until an
+// index says whether it is wanted.
+func TestBlocksOfAWorkspaceWithoutIndexAreKept(t *testing.T) {
+	bkt := objstore.NewInMemBucket()
+	b1 := uploadBlock(t, bkt, "ws-1", 0, 7_200_000, "a")
+	g, c := startGatewayAndClient(t, bkt, 1024, testLimits{})
+	_, ss, err := client.OpenSeries(wsContext(t, "ws-1"), c, &storegatewaypb.SeriesRequest{EndTimestampMs: 7_200_000, BlockIds: []string{b1.String()},
+		Matchers: ingesterpb.ToProtoMatchers([]*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "job", "a")})})
+	require.NoError(t, err)
+	require.Len(t, readAll(t, ss), 1)
+	dir := g.blocks.get("ws-1", b1).dir
+	require.DirExists(t, dir)
+
+	require.NoError(t, g.Sync(context.Background()))
+	require.DirExists(t, dir, "no index yet: the block a query fetched stays")
+
+	require.NoError(t, vtsdb.WriteIndex(context.Background(), bucket.ForWorkspace(bkt, "ws-1"), &vtsdb.Index{Version: 1, UpdatedAt: time.Now().Unix()}))
+	require.NoError(t, g.Sync(context.Background()))
+	require.NoDirExists(t, dir, "the index does not list it: it goes")
+}
+
 // TestFailedStartLeavesNothingRunning: a store-gateway whose ring never
 // shows it ACTIVE fails to start, and leaves the ring and no goroutine
 // behind.

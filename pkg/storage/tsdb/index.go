@@ -117,6 +117,28 @@ type Scan struct {
 // index they make. Blocks of old are taken from it without reading their
 // meta.json again (a block never changes once complete).
 func ScanBucket(ctx context.Context, bkt objstore.Bucket, old *Index, now time.Time) (*Scan, error) {
+	return scanBucket(ctx, bkt, old, now, 0, true)
+}
+
+// ErrTooManyBlocks is returned by ListBlocks for a workspace with more
+// blocks than it may list.
+var ErrTooManyBlocks = errors.New("too many blocks to list")
+
+// ListBlocks is ScanBucket for readers of a workspace that has no bucket
+// index yet (its compactor has not run): the complete blocks and their
+// deletion marks, with no look at partial uploads, and at most maxBlocks
+// blocks listed (more: ErrTooManyBlocks, before any meta.json is read).
+func ListBlocks(ctx context.Context, bkt objstore.Bucket, old *Index, now time.Time, maxBlocks int) (*Index, error) {
+	scan, err := scanBucket(ctx, bkt, old, now, maxBlocks, false)
+	if err != nil {
+		return nil, err
+	}
+	return scan.Index, nil
+}
+
+// scanBucket lists at most maxBlocks blocks (0: any number); partials says
+// whether to find when each partial upload was last written.
+func scanBucket(ctx context.Context, bkt objstore.Bucket, old *Index, now time.Time, maxBlocks int, partials bool) (*Scan, error) {
 	known := map[ulid.ULID]Block{}
 	if old != nil {
 		for _, b := range old.Blocks {
@@ -134,9 +156,15 @@ func ScanBucket(ctx context.Context, bkt objstore.Bucket, old *Index, now time.T
 	err = bkt.Iter(ctx, "", func(name string) error {
 		if id, err := ulid.Parse(strings.TrimSuffix(name, "/")); err == nil && strings.HasSuffix(name, "/") {
 			ids = append(ids, id)
+			if maxBlocks > 0 && len(ids) > maxBlocks {
+				return ErrTooManyBlocks
+			}
 		}
 		return nil
 	})
+	if errors.Is(err, ErrTooManyBlocks) {
+		return nil, fmt.Errorf("%w: more than %d", ErrTooManyBlocks, maxBlocks)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("list blocks: %w", err)
 	}
@@ -148,9 +176,11 @@ func ScanBucket(ctx context.Context, bkt objstore.Bucket, old *Index, now time.T
 		}
 		meta, err := ReadMeta(ctx, bkt, id)
 		if errors.Is(err, ErrNoMeta) {
-			last, err := newestObject(ctx, bkt, id)
-			if err != nil {
-				return nil, err
+			var last time.Time
+			if partials {
+				if last, err = newestObject(ctx, bkt, id); err != nil {
+					return nil, err
+				}
 			}
 			scan.Partial[id] = last
 			continue

@@ -3,6 +3,7 @@ package tsdb
 import (
 	"context"
 	crand "crypto/rand"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -75,3 +76,46 @@ func TestScanBucketFindsBlocksPartialsAndMarks(t *testing.T) {
 
 // entropy makes the IDs of one test increase, also within a millisecond.
 var entropy = ulid.Monotonic(crand.Reader, 0)
+
+// countingBucket counts the objects read.
+type countingBucket struct {
+	objstore.Bucket
+	gets int
+}
+
+func (b *countingBucket) Get(ctx context.Context, name string) (io.ReadCloser, error) {
+	b.gets++
+	return b.Bucket.Get(ctx, name)
+}
+
+func TestListBlocksIsBounded(t *testing.T) {
+	ctx := context.Background()
+	bkt := &countingBucket{Bucket: objstore.NewInMemBucket()}
+	origin := Origin{Workspace: "ws-1", Source: SourceIngester}
+	b1 := putBlock(t, bkt, 0, 7200_000, origin)
+	putBlock(t, bkt, 7200_000, 14400_000, origin)
+	partial := ulid.MustNew(ulid.Now(), entropy)
+	require.NoError(t, bkt.Upload(ctx, partial.String()+"/index", strings.NewReader("x")))
+	now := time.Unix(1000, 0)
+	require.NoError(t, MarkForDeletion(ctx, bkt, b1, now))
+
+	bkt.gets = 0
+	idx, err := ListBlocks(ctx, bkt, nil, now, 3)
+	require.NoError(t, err)
+	require.Len(t, idx.Blocks, 2, "the partial upload is no block")
+	require.Equal(t, []DeletionMark{{ID: b1, DeletionTime: 1000, Version: 1}}, idx.DeletionMarks)
+	require.Equal(t, now.Unix(), idx.UpdatedAt)
+	reads := bkt.gets
+
+	bkt.gets = 0
+	again, err := ListBlocks(ctx, bkt, idx, now, 3)
+	require.NoError(t, err)
+	require.Equal(t, idx.Blocks, again.Blocks)
+	require.Less(t, bkt.gets, reads, "the blocks listed before are not read again")
+
+	bkt.gets = 0
+	_, err = ListBlocks(ctx, bkt, nil, now, 2)
+	require.ErrorIs(t, err, ErrTooManyBlocks)
+	require.ErrorContains(t, err, "more than 2")
+	require.Equal(t, 1, bkt.gets, "only the deletion marks were read: no meta.json past the bound")
+}
