@@ -94,37 +94,37 @@ type cluster struct {
 func startCluster(t *testing.T, extra ...string) *cluster {
 	root := t.TempDir()
 	bucketDir := filepath.Join(root, "bucket")
-	mlPorts := []int{freePort(t), freePort(t), freePort(t), freePort(t), freePort(t)}
-	join := ""
-	for i, p := range mlPorts {
-		if i > 0 {
-			join += ","
-		}
-		join += fmt.Sprintf("127.0.0.1:%d", p)
-	}
-	common := func(i int, dataDir string) []string {
+	common := func(dataDir string) []string {
 		return append([]string{
 			"-data-dir=" + filepath.Join(root, dataDir),
 			"-storage.filesystem.dir=" + bucketDir,
-			"-memberlist.bind-addr=127.0.0.1", fmt.Sprintf("-memberlist.bind-port=%d", mlPorts[i]),
-			"-memberlist.join=" + join,
 			"-ingester.ring.replication-factor=3", "-ingester.ring.zone-awareness-enabled=true",
 			"-ingester.ring.heartbeat-period=1s",
 		}, extra...)
 	}
 	c := &cluster{}
-	for i, zone := range []string{"a", "b", "c"} {
-		p := newProcess(t, "ingester-"+zone, append(common(i, "ingester-"+zone),
+	for _, zone := range []string{"a", "b", "c"} {
+		p := newProcess(t, "ingester-"+zone, append(common("ingester-"+zone),
 			"-target=ingester",
 			"-ingester.ring.instance-id=ingester-"+zone,
 			"-ingester.ring.instance-addr=127.0.0.1",
 			"-ingester.ring.instance-zone=zone-"+zone)...)
 		c.ingesters = append(c.ingesters, p)
 	}
-	c.dist = newProcess(t, "distributor", append(common(3, "distributor"), "-target=distributor,api")...)
-	c.quer = newProcess(t, "querier", append(common(4, "querier"), "-target=querier")...)
+	c.dist = newProcess(t, "distributor", append(common("distributor"), "-target=distributor,api")...)
+	c.quer = newProcess(t, "querier", append(common("querier"), "-target=querier")...)
+	// Every process joins the gossip of the others' current runs: the first
+	// starts alone, the rest join it, a restarted one joins whoever runs.
 	for _, p := range c.all() {
-		p.start()
+		p.join = func() string { return gossipOf(c.others(p)...) }
+	}
+	first := c.ingesters[0]
+	first.start()
+	for _, p := range c.others(first) {
+		p.startAsync()
+	}
+	for _, p := range c.others(first) {
+		p.waitStarted()
 	}
 	for _, p := range c.all() {
 		waitReady(t, p.base())
@@ -132,6 +132,17 @@ func startCluster(t *testing.T, extra ...string) *cluster {
 	waitRingActive(t, c.dist.admin(), 3)
 	waitRingActive(t, c.quer.admin(), 3)
 	return c
+}
+
+// others is every process of the cluster but p.
+func (c *cluster) others(p *process) []*process {
+	var out []*process
+	for _, o := range c.all() {
+		if o != p {
+			out = append(out, o)
+		}
+	}
+	return out
 }
 
 func (c *cluster) all() []*process {
@@ -194,7 +205,7 @@ func TestClusterKillIngester(t *testing.T) {
 			beforeKill = append(beforeKill, ts)
 		}
 	}
-	got := ingesterSamples(t, fmt.Sprintf("127.0.0.1:%d", victim.grpcPort), ws)
+	got := ingesterSamples(t, victim.grpcAddr(), ws)
 	for i := 0; i < clusterSeries; i++ {
 		have := map[int64]bool{}
 		for _, s := range got[fmt.Sprint(i)] {

@@ -34,6 +34,7 @@ type minioServer struct {
 	bin, dir, console string
 	endpoint          string
 	cmd               *exec.Cmd
+	exited            <-chan struct{}
 }
 
 func startMinIO(t *testing.T) *minioServer {
@@ -46,36 +47,55 @@ func startMinIO(t *testing.T) *minioServer {
 		bin = p
 	}
 	require.FileExists(t, bin, "run `make install-minio`")
-	s := &minioServer{
-		bin: bin, dir: t.TempDir(),
-		endpoint: fmt.Sprintf("127.0.0.1:%d", freePort(t)), console: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-	}
+	s := &minioServer{bin: bin, dir: t.TempDir()}
 	t.Cleanup(s.stop)
-	s.start(t)
+	// MinIO is told its ports: on a clash with another program (another
+	// test run) it exits, and starts again on others.
+	retryOnPortClash(t, "minio", func() (<-chan struct{}, func() bool) {
+		s.endpoint = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		s.console = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		return s.launch(t), s.ready
+	})
 	return s
 }
 
-// start starts the server on its address and directory.
+// start starts the server again on its address and directory (after
+// stop): the endpoint Vigil was told must not change.
 func (s *minioServer) start(t *testing.T) {
 	t.Helper()
-	s.cmd = exec.Command(s.bin, "server", s.dir, "--address", s.endpoint, "--console-address", s.console, "--quiet")
-	s.cmd.Env = append(os.Environ(), "MINIO_ROOT_USER="+minioUser, "MINIO_ROOT_PASSWORD="+minioSecret, "MINIO_BROWSER=off")
-	s.cmd.Stdout, s.cmd.Stderr = os.Stderr, os.Stderr
-	require.NoError(t, s.cmd.Start())
-	require.Eventually(t, func() bool {
-		resp, err := http.Get("http://" + s.endpoint + "/minio/health/ready")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}, time.Minute, 100*time.Millisecond, "minio never became ready")
+	require.True(t, waitReadyOrExit(t, "minio", s.launch(t), s.ready), "minio could not start again on %s", s.endpoint)
+}
+
+// launch starts the process; the channel closes when it exits.
+func (s *minioServer) launch(t *testing.T) <-chan struct{} {
+	t.Helper()
+	cmd := exec.Command(s.bin, "server", s.dir, "--address", s.endpoint, "--console-address", s.console, "--quiet")
+	cmd.Env = append(os.Environ(), "MINIO_ROOT_USER="+minioUser, "MINIO_ROOT_PASSWORD="+minioSecret, "MINIO_BROWSER=off")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	require.NoError(t, cmd.Start())
+	s.cmd = cmd
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	s.exited = exited
+	return exited
+}
+
+func (s *minioServer) ready() bool {
+	resp, err := http.Get("http://" + s.endpoint + "/minio/health/ready")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
 }
 
 func (s *minioServer) stop() {
 	if s.cmd != nil && s.cmd.Process != nil {
 		_ = s.cmd.Process.Kill()
-		_ = s.cmd.Wait()
+		<-s.exited
 		s.cmd = nil
 	}
 }

@@ -64,29 +64,48 @@ remote_write:
 
 // startPrometheusAgent runs a Prometheus binary in agent mode (agentFlag:
 // --enable-feature=agent for 2.x, --agent for 3.x) with the configuration
-// config returns for its own listen port, which it returns. The process is
-// killed at the end of the test, and its log shown if the test failed.
+// config returns for its own listen port, which it returns once the agent
+// is ready (on another port, should the first be taken meanwhile). The
+// process is killed at the end of the test, and its log shown if the test
+// failed.
 func startPrometheusAgent(t *testing.T, bin, agentFlag string, config func(port int) string) int {
 	t.Helper()
-	dir := t.TempDir()
-	port := freePort(t)
-	cfgPath := filepath.Join(dir, "prometheus.yml")
-	require.NoError(t, os.WriteFile(cfgPath, []byte(config(port)), 0o600))
-	logPath := filepath.Join(dir, "prometheus.log")
-	logFile, err := os.Create(logPath)
-	require.NoError(t, err)
-	cmd := exec.Command(bin, agentFlag, "--config.file="+cfgPath, "--storage.agent.path="+filepath.Join(dir, "agent"),
-		fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port))
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		_ = logFile.Close()
-		if t.Failed() {
-			b, _ := os.ReadFile(logPath)
-			t.Logf("prometheus log:\n%s", b)
+	var port int
+	retryOnPortClash(t, "prometheus", func() (<-chan struct{}, func() bool) {
+		port = freePort(t)
+		dir := t.TempDir()
+		cfgPath := filepath.Join(dir, "prometheus.yml")
+		require.NoError(t, os.WriteFile(cfgPath, []byte(config(port)), 0o600))
+		logPath := filepath.Join(dir, "prometheus.log")
+		logFile, err := os.Create(logPath)
+		require.NoError(t, err)
+		cmd := exec.Command(bin, agentFlag, "--config.file="+cfgPath, "--storage.agent.path="+filepath.Join(dir, "agent"),
+			fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port))
+		cmd.Stdout, cmd.Stderr = logFile, logFile
+		require.NoError(t, cmd.Start())
+		exited := make(chan struct{})
+		go func() {
+			_ = cmd.Wait()
+			_ = logFile.Close()
+			close(exited)
+		}()
+		t.Cleanup(func() {
+			_ = cmd.Process.Kill()
+			<-exited
+			if t.Failed() {
+				b, _ := os.ReadFile(logPath)
+				t.Logf("prometheus log:\n%s", b)
+			}
+		})
+		ready := func() bool {
+			resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/-/ready", port))
+			if err != nil {
+				return false
+			}
+			resp.Body.Close()
+			return resp.StatusCode == http.StatusOK
 		}
+		return exited, ready
 	})
 	return port
 }

@@ -35,18 +35,13 @@ func TestSeriesCallOverADayStaysBounded(t *testing.T) {
 		rounds      = 240
 	)
 	root := t.TempDir()
-	ml := []int{freePort(t), freePort(t)}
-	join := fmt.Sprintf("127.0.0.1:%d,127.0.0.1:%d", ml[0], ml[1])
-	common := func(i int, dir string) []string {
-		return []string{
-			"-data-dir=" + filepath.Join(root, dir), "-storage.filesystem.dir=" + filepath.Join(root, "bucket"),
-			"-memberlist.bind-addr=127.0.0.1", fmt.Sprintf("-memberlist.bind-port=%d", ml[i]), "-memberlist.join=" + join,
-			"-log.level=warn",
-		}
+	common := func(dir string) []string {
+		return []string{"-data-dir=" + filepath.Join(root, dir), "-storage.filesystem.dir=" + filepath.Join(root, "bucket")}
 	}
-	writer := newProcess(t, "writer", append(common(0, "writer"), "-target=distributor,api,ingester",
+	writer := newProcess(t, "writer", append(common("writer"), "-target=distributor,api,ingester",
 		"-ingester.ring.instance-id=ingester-1", "-ingester.ring.instance-addr=127.0.0.1")...)
-	quer := newProcess(t, "querier", append(common(1, "querier"), "-target=querier")...)
+	quer := newProcess(t, "querier", append(common("querier"), "-target=querier")...)
+	quer.join = func() string { return gossipOf(writer) }
 	writer.start()
 	quer.start()
 	waitReady(t, writer.base())

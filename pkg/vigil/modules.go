@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -497,5 +498,23 @@ func newServerService(srv *server.Server, admin *adminServer, others func() []se
 }
 
 func (t *Vigil) logStarted() {
-	level.Info(t.Logger).Log("msg", "vigil started", "targets", t.Cfg.Target.String(), "http", t.Server.HTTPListenAddr(), "grpc", t.Server.GRPCListenAddr(), "admin", t.AdminAddr())
+	keyvals := []any{"msg", "vigil started", "targets", t.Cfg.Target.String(), "http", t.Server.HTTPListenAddr(), "grpc", t.Server.GRPCListenAddr(), "admin", t.AdminAddr()}
+	if addr := t.GossipAddr(); addr != "" {
+		keyvals = append(keyvals, "gossip", addr)
+	}
+	level.Info(t.Logger).Log(keyvals...)
+}
+
+// GossipAddr is the address the memberlist gossip listens on once it runs
+// ("" before, or in a process without rings): with -memberlist.bind-port=0
+// the port the kernel chose.
+func (t *Vigil) GossipAddr() string {
+	if t.MemberlistKV == nil || len(t.Cfg.Memberlist.TCPTransport.BindAddrs) == 0 {
+		return ""
+	}
+	kv, err := t.MemberlistKV.GetMemberlistKV()
+	if err != nil || kv.State() != services.Running {
+		return ""
+	}
+	return net.JoinHostPort(t.Cfg.Memberlist.TCPTransport.BindAddrs[0], strconv.Itoa(kv.GetListeningPort()))
 }
