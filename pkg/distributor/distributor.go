@@ -51,6 +51,7 @@ type Distributor struct {
 
 	inflight *inflightPushes
 	buffers  *remotewrite.FreeList[*pushBuffers] // the buffers of remote-write requests
+	encoded  *client.EncodeBuffers               // the buffers of the requests sent on
 
 	// lastPush is when each workspace last pushed, to drop the metric
 	// series of workspaces that stopped.
@@ -77,6 +78,7 @@ func New(cfg Config, r ring.DoBatchRing, ingesters Ingesters, limits Limits, bud
 		logger:    logger,
 		now:       time.Now,
 		inflight:  in,
+		encoded:   client.NewEncodeBuffers(),
 		lastPush:  map[string]time.Time{},
 	}
 	d.Service = services.NewTimerService(time.Minute, nil, func(context.Context) error {
@@ -205,7 +207,7 @@ func (d *Distributor) push(ctx context.Context, req *prompb.WriteRequest, raw []
 		// Every ingester holds a replica of every series (three ingesters,
 		// replication factor 3): each key has the same replication set, so
 		// one key stands for all the series, which go out encoded once.
-		enc := client.NewEncodedRequest(req, raw, nil)
+		enc := client.NewEncodedRequest(req, raw, nil, d.encoded)
 		opts.Cleanup = func() {
 			cancel()
 			enc.Release()
@@ -227,7 +229,7 @@ func (d *Distributor) push(ctx context.Context, req *prompb.WriteRequest, raw []
 			cleanup()
 		}
 		err = ring.DoBatchWithOptions(pushCtx, ring.WriteNoExtend, d.ring, keys, func(inst ring.InstanceDesc, idxs []int) error {
-			enc := client.NewEncodedRequest(req, raw, idxs)
+			enc := client.NewEncodedRequest(req, raw, idxs, d.encoded)
 			defer enc.Release() // sent once: the call has encoded it
 			return d.pushTo(pushCtx, inst, enc)
 		}, opts)

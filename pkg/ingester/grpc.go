@@ -11,16 +11,20 @@ import (
 
 	"github.com/vigil-metrics/vigil/pkg/apierror"
 	"github.com/vigil-metrics/vigil/pkg/pb/ingesterpb"
+	"github.com/vigil-metrics/vigil/pkg/pb/remotewrite"
 	"github.com/vigil-metrics/vigil/pkg/tenant"
 )
 
 // GRPCServer serves an Ingester over gRPC.
 type GRPCServer struct {
-	ing *Ingester
+	ing    *Ingester
+	pushes *remotewrite.FreeList[*pushRequest] // the buffers of Push requests
 }
 
 // NewGRPCServer returns the gRPC face of ing.
-func NewGRPCServer(ing *Ingester) *GRPCServer { return &GRPCServer{ing: ing} }
+func NewGRPCServer(ing *Ingester) *GRPCServer {
+	return &GRPCServer{ing: ing, pushes: newPushRequests()}
+}
 
 var _ ingesterpb.IngesterServer = (*GRPCServer)(nil)
 

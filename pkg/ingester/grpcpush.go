@@ -18,14 +18,22 @@ import (
 // and the request goes back to the pool once Push returned: the ingester
 // copies every label it keeps.
 type pushRequest struct {
-	buf []byte
-	req prompb.WriteRequest
-	err error // why the message could not be decoded
+	buf  []byte
+	req  prompb.WriteRequest
+	err  error                               // why the message could not be decoded
+	pool *remotewrite.FreeList[*pushRequest] // where it goes back
 }
 
-// pushRequests keeps the buffers of the requests being decoded for reuse,
+// pooledPushes is how many requests' buffers a gRPC server keeps for reuse,
 // about as many as are pushed at once.
-var pushRequests = remotewrite.NewFreeList(16, func() *pushRequest { return new(pushRequest) })
+const pooledPushes = 16
+
+// newPushRequests returns the free list of one gRPC server's requests.
+func newPushRequests() *remotewrite.FreeList[*pushRequest] {
+	var pool *remotewrite.FreeList[*pushRequest]
+	pool = remotewrite.NewFreeList(pooledPushes, func() *pushRequest { return &pushRequest{pool: pool} })
+	return pool
+}
 
 // maxPooledPush bounds the memory a pooled request keeps, so that one large
 // request does not pin its buffers.
@@ -54,7 +62,7 @@ func (p *pushRequest) release() {
 		return
 	}
 	p.req.Timeseries, p.req.Metadata = p.req.Timeseries[:0], p.req.Metadata[:0]
-	pushRequests.Put(p)
+	p.pool.Put(p)
 }
 
 // Register serves s on srv, Push with the pooled decoder.
@@ -62,10 +70,10 @@ func (s *GRPCServer) Register(srv grpc.ServiceRegistrar) {
 	srv.RegisterService(ingesterpb.ServiceDescWithPush(pushHandler), s)
 }
 
-// pushHandler is the gRPC handler of Push: it decodes into a pooled
-// pushRequest and returns it to the pool when the call is done.
+// pushHandler is the gRPC handler of Push: it decodes into a pushRequest of
+// the server's pool and returns it there when the call is done.
 func pushHandler(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
-	in := pushRequests.Get()
+	in := srv.(*GRPCServer).pushes.Get()
 	defer in.release()
 	if err := dec(in); err != nil {
 		return nil, err

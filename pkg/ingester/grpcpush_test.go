@@ -111,13 +111,14 @@ func sameRequest(t *testing.T, want, got *prompb.WriteRequest, msg string) {
 // compares each with gogo's generated decoder. The input buffer is then
 // overwritten, as gRPC recycles it: the decoded request must not change.
 func TestPushDecoderMatchesGeneratedCode(t *testing.T) {
+	pushes := newPushRequests()
 	for seed := 0; seed < 60; seed++ {
 		raw, err := pushShapes(seed).Marshal()
 		require.NoError(t, err)
 		var want prompb.WriteRequest
 		require.NoError(t, want.Unmarshal(raw))
 
-		p := pushRequests.Get()
+		p := pushes.Get()
 		require.NoError(t, p.Unmarshal(raw))
 		require.NoError(t, p.err)
 		for i := range raw {
@@ -224,8 +225,9 @@ func FuzzPushDecoder(f *testing.F) {
 		raw, _ := pushShapes(seed).Marshal()
 		f.Add(raw)
 	}
+	pushes := newPushRequests()
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		p := pushRequests.Get()
+		p := pushes.Get()
 		defer p.release()
 		require.NoError(t, p.Unmarshal(raw)) // must not panic
 		var want prompb.WriteRequest

@@ -23,16 +23,32 @@ type EncodedRequest struct {
 	raw  [][]byte // raw[i] encodes req.Timeseries[i]; nil (or a nil element): encode it
 	idxs []int    // the series to send; nil: every series
 
+	bufs *EncodeBuffers
 	once sync.Once
 	out  []byte
 	buf  *[]byte // out's pooled buffer, if it has one
 }
 
+// EncodeBuffers are the buffers encoded requests take and give back, owned
+// by their sender (a distributor). A nil *EncodeBuffers pools nothing.
+type EncodeBuffers struct {
+	list *remotewrite.FreeList[*[]byte]
+}
+
+// pooledEncodings is how many encodings' buffers a sender keeps for reuse.
+const pooledEncodings = 16
+
+// NewEncodeBuffers returns a sender's buffers.
+func NewEncodeBuffers() *EncodeBuffers {
+	return &EncodeBuffers{list: remotewrite.NewFreeList(pooledEncodings, func() *[]byte { return new([]byte) })}
+}
+
 // NewEncodedRequest returns the request for the series idxs of req (nil:
-// all of them). raw, when not nil, holds the encoding of every series of
-// req, or nil for a series to encode. Neither may change while it is sent.
-func NewEncodedRequest(req *prompb.WriteRequest, raw [][]byte, idxs []int) *EncodedRequest {
-	return &EncodedRequest{req: req, raw: raw, idxs: idxs}
+// all of them), encoded into a buffer of bufs (nil: a new one). raw, when
+// not nil, holds the encoding of every series of req, or nil for a series
+// to encode. Neither may change while it is sent.
+func NewEncodedRequest(req *prompb.WriteRequest, raw [][]byte, idxs []int, bufs *EncodeBuffers) *EncodedRequest {
+	return &EncodedRequest{req: req, raw: raw, idxs: idxs, bufs: bufs}
 }
 
 func (e *EncodedRequest) series(i int) (*prompb.TimeSeries, []byte) {
@@ -54,9 +70,6 @@ func (e *EncodedRequest) Request() *prompb.WriteRequest {
 	return sub
 }
 
-// encodeBuffers holds the buffers of encoded requests for reuse.
-var encodeBuffers = remotewrite.NewFreeList(16, func() *[]byte { return new([]byte) })
-
 // maxPooledEncoding bounds the buffers kept for reuse.
 const maxPooledEncoding = 8 << 20
 
@@ -67,8 +80,8 @@ func (e *EncodedRequest) Marshal() ([]byte, error) {
 	e.once.Do(func() {
 		n := e.size()
 		var b []byte
-		if n > smallEncoding {
-			e.buf = encodeBuffers.Get()
+		if n > smallEncoding && e.bufs != nil {
+			e.buf = e.bufs.list.Get()
 			b = (*e.buf)[:0]
 		}
 		if cap(b) < n {
@@ -116,7 +129,7 @@ const smallEncoding = 1 << 10
 // sends the request any more.
 func (e *EncodedRequest) Release() {
 	if e.buf != nil && cap(*e.buf) <= maxPooledEncoding {
-		encodeBuffers.Put(e.buf)
+		e.bufs.list.Put(e.buf)
 	}
 	e.buf, e.out = nil, nil
 }

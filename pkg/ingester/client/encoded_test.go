@@ -91,7 +91,7 @@ func TestEncodedRequestReachesEveryIngester(t *testing.T) {
 		raw[i], err = req.Timeseries[i].Marshal()
 		require.NoError(t, err)
 	}
-	enc := NewEncodedRequest(req, raw, nil)
+	enc := NewEncodedRequest(req, raw, nil, NewEncodeBuffers())
 	ctx := tenant.WithID(context.Background(), "ws-1")
 	var wg sync.WaitGroup
 	for _, c := range clients {
@@ -127,7 +127,7 @@ func TestEncodedSubset(t *testing.T) {
 		raw[i], _ = req.Timeseries[i].Marshal()
 	}
 	idxs := []int{0, 1, 4, 7, 9}
-	enc := NewEncodedRequest(req, raw, idxs)
+	enc := NewEncodedRequest(req, raw, idxs, NewEncodeBuffers())
 	b, err := enc.Marshal()
 	require.NoError(t, err)
 	var got prompb.WriteRequest
@@ -147,8 +147,9 @@ func TestSmallEncodingsAreNotPooled(t *testing.T) {
 	// The threshold is gRPC's own.
 	require.True(t, mem.IsBelowBufferPoolingThreshold(smallEncoding))
 	require.False(t, mem.IsBelowBufferPoolingThreshold(smallEncoding+1))
+	bufs := NewEncodeBuffers()
 	for _, n := range []int{1, 2, 5} {
-		enc := NewEncodedRequest(writeRequest(n), nil, nil)
+		enc := NewEncodedRequest(writeRequest(n), nil, nil, bufs)
 		b, err := enc.Marshal()
 		require.NoError(t, err)
 		require.LessOrEqual(t, len(b), smallEncoding)
@@ -157,9 +158,9 @@ func TestSmallEncodingsAreNotPooled(t *testing.T) {
 	}
 	// A request just over the threshold is pooled.
 	n := 1
-	for ; NewEncodedRequest(writeRequest(n), nil, nil).size() <= smallEncoding; n++ {
+	for ; NewEncodedRequest(writeRequest(n), nil, nil, bufs).size() <= smallEncoding; n++ {
 	}
-	enc := NewEncodedRequest(writeRequest(n), nil, nil)
+	enc := NewEncodedRequest(writeRequest(n), nil, nil, bufs)
 	_, err := enc.Marshal()
 	require.NoError(t, err)
 	require.NotNil(t, enc.buf)
@@ -176,9 +177,10 @@ func BenchmarkPushToThreeIngesters(b *testing.B) {
 	for _, mode := range []string{"per-call", "encoded"} {
 		b.Run(mode, func(b *testing.B) {
 			_, clients := startServers(b, 3, false)
+			bufs := NewEncodeBuffers()
 			b.ReportAllocs()
 			for i := 0; i < b.N; i++ {
-				enc := NewEncodedRequest(req, nil, nil)
+				enc := NewEncodedRequest(req, nil, nil, bufs)
 				var wg sync.WaitGroup
 				for _, c := range clients {
 					wg.Add(1)
