@@ -53,9 +53,6 @@ type Config struct {
 	ControlPlaneRate float64 `yaml:"control_plane_rate"`
 	// NoneOnNetwork lets -auth.mode=none listen beyond loopback.
 	NoneOnNetwork bool `yaml:"none_allow_non_loopback"`
-	// Region is the AMP region requests are signed for; set from the
-	// control plane's.
-	Region string `yaml:"-"`
 }
 
 // RegisterFlags registers the auth flags.
@@ -98,6 +95,7 @@ type Workspaces interface {
 // API is the public router.
 type API struct {
 	cfg        Config
+	region     string
 	mux        *http.ServeMux // public routes, each wrapped by serveRoute
 	operations *http.ServeMux // control-plane routes, bare (forwarded calls)
 	routes     map[string]*Route
@@ -116,21 +114,22 @@ type API struct {
 	refused  *prometheus.CounterVec
 }
 
-// New returns an API with no handlers bound; components bind theirs. keys
-// are the identities of -auth.mode=sigv4 (nil otherwise); audit receives
-// one JSON line per audited call (nil: none). The bodies it reads before
-// their handlers take their memory from budget, the process's budget of
-// request memory.
-func New(cfg Config, workspaces Workspaces, keys auth.Keys, audit io.Writer, budget *inflight.Budget, reg prometheus.Registerer, logger log.Logger) (*API, error) {
+// New returns an API with no handlers bound; components bind theirs.
+// region is the AMP region of its resources' ARNs, which requests are
+// signed for (the control plane's); keys are the identities of
+// -auth.mode=sigv4 (nil otherwise); audit receives one JSON line per
+// audited call (nil: none). The bodies it reads before their handlers take
+// their memory from budget, the process's budget of request memory.
+func New(cfg Config, region string, workspaces Workspaces, keys auth.Keys, audit io.Writer, budget *inflight.Budget, reg prometheus.Registerer, logger log.Logger) (*API, error) {
 	full, err := auth.ManagedPolicy(auth.FullAccess)
 	if err != nil {
 		return nil, err
 	}
 	a := &API{
-		cfg: cfg, mux: http.NewServeMux(), operations: http.NewServeMux(), routes: map[string]*Route{},
+		cfg: cfg, region: region, mux: http.NewServeMux(), operations: http.NewServeMux(), routes: map[string]*Route{},
 		workspaces: workspaces, logger: logger,
 		anonymous: auth.Identity{Account: cfg.AnonymousAccount, User: "anonymous", Policies: []*auth.Policy{full}},
-		audit:     newAuditor(audit, cfg.Region, logger),
+		audit:     newAuditor(audit, region, logger),
 		throttle:  newThrottle(cfg.ControlPlaneRate),
 		bodies:    newBodyReader(budget),
 		requests: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
@@ -147,7 +146,7 @@ func New(cfg Config, workspaces Workspaces, keys auth.Keys, audit io.Writer, bud
 		Help: "Memory held by the request bodies the front door read before their handlers (signed requests, control-plane calls); with the distributor's vigil_distributor_inflight_push_requests_bytes, what -distributor.instance-limits.max-inflight-push-requests-bytes bounds.",
 	}, func() float64 { return float64(a.bodies.held.Load()) })
 	if cfg.AuthMode == AuthSigV4 {
-		a.verifier = auth.NewVerifier("aps", cfg.Region, keys)
+		a.verifier = auth.NewVerifier("aps", region, keys)
 	}
 	return a, nil
 }

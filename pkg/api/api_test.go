@@ -34,7 +34,7 @@ func TestRouteTable(t *testing.T) {
 		}
 	}
 	// Every route mounts on one mux without a conflict.
-	a, err := New(Config{AuthMode: AuthNone, AnonymousAccount: "000000000000", Region: "us-east-1", ControlPlaneRate: 10}, nil, nil, nil, nil, prometheus.NewRegistry(), log.NewNopLogger())
+	a, err := New(Config{AuthMode: AuthNone, AnonymousAccount: "000000000000", ControlPlaneRate: 10}, "us-east-1", nil, nil, nil, nil, prometheus.NewRegistry(), log.NewNopLogger())
 	require.NoError(t, err)
 	seen := map[string]bool{}
 	for _, rt := range Routes() {
@@ -57,7 +57,7 @@ func (f fakeWorkspaces) Lookup(_ context.Context, id string) (*auth.Resource, er
 func TestAuditTrail(t *testing.T) {
 	var trail bytes.Buffer
 	ws := fakeWorkspaces{"ws-1": {Account: "000000000000", ARN: "arn:aws:aps:us-east-1:000000000000:workspace/ws-1", Active: true}}
-	a, err := New(Config{AuthMode: AuthNone, AnonymousAccount: "000000000000", Region: "us-east-1", ControlPlaneRate: 10}, ws, nil, &trail, nil, prometheus.NewRegistry(), log.NewNopLogger())
+	a, err := New(Config{AuthMode: AuthNone, AnonymousAccount: "000000000000", ControlPlaneRate: 10}, "us-east-1", ws, nil, &trail, nil, prometheus.NewRegistry(), log.NewNopLogger())
 	require.NoError(t, err)
 	var served []string
 	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -110,7 +110,7 @@ func TestAuditTrail(t *testing.T) {
 func TestDeniedDataPlaneCallsAreAudited(t *testing.T) {
 	var trail bytes.Buffer
 	ws := fakeWorkspaces{"ws-1": {Account: "000000000000", ARN: "arn:aws:aps:us-east-1:000000000000:workspace/ws-1", Active: true}}
-	a, err := New(Config{AuthMode: AuthNone, AnonymousAccount: "000000000000", Region: "us-east-1", ControlPlaneRate: 10}, ws, nil, &trail, nil, prometheus.NewRegistry(), log.NewNopLogger())
+	a, err := New(Config{AuthMode: AuthNone, AnonymousAccount: "000000000000", ControlPlaneRate: 10}, "us-east-1", ws, nil, &trail, nil, prometheus.NewRegistry(), log.NewNopLogger())
 	require.NoError(t, err)
 	deny, err := auth.ParsePolicy([]byte(`{"Statement":{"Effect":"Deny","Action":"aps:QueryMetrics","Resource":"*"}}`), false)
 	require.NoError(t, err)

@@ -28,7 +28,7 @@ func (a *API) authorize(w http.ResponseWriter, r *http.Request, rt *Route, id au
 		req.RequestTags, req.TagKeys = rt.requestTags(r, body)
 	}
 	if rt.scope == scopeAccount {
-		req.Resource = "arn:aws:aps:" + a.cfg.Region + ":" + id.Account + ":" + rt.accountResource
+		req.Resource = "arn:aws:aps:" + a.region + ":" + id.Account + ":" + rt.accountResource
 		return r, "", a.decide(&req, id.Policies, nil, id.Account)
 	}
 
@@ -71,7 +71,7 @@ func (a *API) authorize(w http.ResponseWriter, r *http.Request, rt *Route, id au
 		// Missing, or not the caller's: authorise as for a workspace of
 		// the caller's own account that has no tags, then answer "not
 		// found" (the control-plane handler does, looking it up itself).
-		req.Resource = auth.WorkspaceARN(a.cfg.Region, id.Account, truncate(wsID))
+		req.Resource = auth.WorkspaceARN(a.region, id.Account, truncate(wsID))
 		if err := a.decide(&req, id.Policies, nil, id.Account); err != nil {
 			return r, "", err
 		}

@@ -46,8 +46,8 @@ func BenchmarkRemoteWriteAuth(b *testing.B) {
 	})
 	for _, mode := range []string{AuthNone, AuthSigV4} {
 		b.Run("auth="+mode, func(b *testing.B) {
-			cfg := Config{AuthMode: mode, AnonymousAccount: "111122223333", Region: "us-east-1", ControlPlaneRate: 10}
-			a, err := New(cfg, ws, keys, nil, inflight.NewBudget(1<<30), prometheus.NewRegistry(), log.NewNopLogger())
+			cfg := Config{AuthMode: mode, AnonymousAccount: "111122223333", ControlPlaneRate: 10}
+			a, err := New(cfg, "us-east-1", ws, keys, nil, inflight.NewBudget(1<<30), prometheus.NewRegistry(), log.NewNopLogger())
 			if err != nil {
 				b.Fatal(err)
 			}

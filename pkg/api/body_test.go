@@ -31,8 +31,8 @@ func signedAPI(t *testing.T, budget *inflight.Budget) *API {
 	full, err := auth.ManagedPolicy(auth.FullAccess)
 	require.NoError(t, err)
 	keys := benchKeys{auth.Identity{Account: "111122223333", User: "writer", AccessKeyID: "AKIAEXAMPLEWRITER", Policies: []*auth.Policy{full}}}
-	cfg := Config{AuthMode: AuthSigV4, AnonymousAccount: "111122223333", Region: "us-east-1", ControlPlaneRate: 10}
-	a, err := New(cfg, ws, keys, nil, budget, prometheus.NewRegistry(), log.NewNopLogger())
+	cfg := Config{AuthMode: AuthSigV4, AnonymousAccount: "111122223333", ControlPlaneRate: 10}
+	a, err := New(cfg, "us-east-1", ws, keys, nil, budget, prometheus.NewRegistry(), log.NewNopLogger())
 	require.NoError(t, err)
 	a.RegisterPush(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)

@@ -1,6 +1,7 @@
 package controlplane
 
 import (
+	"time"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -23,13 +24,18 @@ type Handler struct {
 	store  *Store
 	cfg    Config
 	owners Owners // nil: this replica writes every account
+	// defaultRetentionDays is the retention of a workspace that set none.
+	defaultRetentionDays int
 }
 
 // NewHandler returns the HTTP handlers over store. Writes to an account's
 // documents are handed to the account's owner among owners (nil: this
 // replica writes every account, as a single replica does).
-func NewHandler(cfg Config, store *Store, owners Owners) *Handler {
-	return &Handler{store: store, cfg: cfg, owners: owners}
+//
+// defaultRetention is the retention DescribeWorkspaceConfiguration shows
+// for a workspace that set none: the compactor's.
+func NewHandler(cfg Config, store *Store, owners Owners, defaultRetention time.Duration) *Handler {
+	return &Handler{store: store, cfg: cfg, owners: owners, defaultRetentionDays: int(defaultRetention / (24 * time.Hour))}
 }
 
 // bodyTooLarge is the error of a request body over maxControlBody.

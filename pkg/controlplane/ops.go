@@ -124,7 +124,7 @@ func (h *Handler) DescribeConfiguration(w http.ResponseWriter, r *http.Request) 
 		apierror.WriteAWS(w, err)
 		return
 	}
-	out := configurationJSON{Status: statusJSON{StatusCode: StatusActive}, RetentionPeriodInDays: h.cfg.DefaultRetentionDays}
+	out := configurationJSON{Status: statusJSON{StatusCode: StatusActive}, RetentionPeriodInDays: h.defaultRetentionDays}
 	if c := ws.Configuration; c != nil {
 		out.LimitsPerLabelSet = c.LimitsPerLabelSet
 		if c.RetentionPeriodInDays > 0 {

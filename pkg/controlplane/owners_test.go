@@ -63,7 +63,7 @@ func TestOneWriterPerAccountAcrossReplicas(t *testing.T) {
 				if tc.forward {
 					owners = &ownedBy{self: i, owner: 0}
 				}
-				peers = append(peers, NewHandler(cfg, NewStore(cfg, bkt), owners))
+				peers = append(peers, NewHandler(cfg, NewStore(cfg, bkt), owners, 0))
 			}
 			for _, h := range peers {
 				if o, ok := h.owners.(*ownedBy); ok {
@@ -104,8 +104,8 @@ func TestOneWriterPerAccountAcrossReplicas(t *testing.T) {
 // reading it whole.
 func TestBodiesAreBoundedBeforeForwarding(t *testing.T) {
 	cfg := Config{Region: "eu-west-1", MaxWorkspacesPerAccount: 2, StatusCacheTTL: time.Second}
-	owner := NewHandler(cfg, NewStore(cfg, objstore.NewInMemBucket()), nil)
-	forwarding := NewHandler(cfg, NewStore(cfg, objstore.NewInMemBucket()), &ownedBy{self: 1, owner: 0, peers: []*Handler{owner}})
+	owner := NewHandler(cfg, NewStore(cfg, objstore.NewInMemBucket()), nil, 0)
+	forwarding := NewHandler(cfg, NewStore(cfg, objstore.NewInMemBucket()), &ownedBy{self: 1, owner: 0, peers: []*Handler{owner}}, 0)
 	for name, h := range map[string]*Handler{"owner": owner, "forwarding replica": forwarding} {
 		t.Run(name, func(t *testing.T) {
 			big := bytes.NewReader(append([]byte(`{"alias":"`), bytes.Repeat([]byte("a"), maxControlBody+10)...))

@@ -11,7 +11,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/grafana/dskit/grpcclient"
 	"github.com/thanos-io/objstore"
+	"google.golang.org/grpc"
 
 	"github.com/vigil-metrics/vigil/pkg/apierror"
 	"github.com/vigil-metrics/vigil/pkg/auth"
@@ -27,9 +29,8 @@ type Config struct {
 	MaxWorkspacesPerAccount int           `yaml:"max_workspaces_per_account"`
 	StatusCacheTTL          time.Duration `yaml:"status_cache_ttl"`
 	PublicURL               string        `yaml:"public_url"`
-	// DefaultRetentionDays is the retention DescribeWorkspaceConfiguration
-	// shows for a workspace that set none: the compactor's.
-	DefaultRetentionDays int `yaml:"-"`
+	// Client dials the replica an account's writes are handed to.
+	Client grpcclient.Config `yaml:"grpc_client_config"`
 
 	// Ring is the ring of the replicas serving the control plane: each
 	// account's writes go to the one replica its name hashes to.
@@ -53,6 +54,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&c.MaxWorkspacesPerAccount, "controlplane.max-workspaces-per-account", 25, "Maximum workspaces one account may own. AMP quota: 25 workspaces per account per region.")
 	f.DurationVar(&c.StatusCacheTTL, "controlplane.status-cache-ttl", 10*time.Second, "How long the data plane trusts a cached workspace status before reading it again from object storage. A deleted workspace may accept requests for up to this long on other replicas.")
 	f.StringVar(&c.PublicURL, "controlplane.public-url", "", "Base URL shown in prometheusEndpoint. Empty: derived from the request's Host header.")
+	c.Client.RegisterFlagsWithPrefix("controlplane.client", f)
 	c.Ring.RegisterFlagsWithPrefix("controlplane.ring.", ringDefaults, f)
 }
 
@@ -67,7 +69,20 @@ func (c *Config) Validate() error {
 	if c.Ring.ReplicationFactor != 1 {
 		return fmt.Errorf("controlplane.ring.replication-factor must be 1: each account has one writer")
 	}
+	if err := c.Client.Validate(); err != nil {
+		return fmt.Errorf("controlplane.client: %w", err)
+	}
 	return c.Ring.Validate()
+}
+
+// Dialer returns how a replica dials the replica it hands an account's
+// writes to, with the -controlplane.client.* settings.
+func (c *Config) Dialer() (func(addr string) (*grpc.ClientConn, error), error) {
+	opts, err := c.Client.DialOption(nil, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	return func(addr string) (*grpc.ClientConn, error) { return grpc.NewClient(addr, opts...) }, nil
 }
 
 // negativeCacheTTL bounds how long a missing workspace is remembered, so that

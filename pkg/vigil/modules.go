@@ -6,8 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strconv"
-	"sync"
 	"time"
 
 	"github.com/go-kit/log/level"
@@ -20,12 +18,10 @@ import (
 	"github.com/grafana/dskit/services"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	"google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/vigil-metrics/vigil/pkg/api"
-	"github.com/vigil-metrics/vigil/pkg/apierror"
 	"github.com/vigil-metrics/vigil/pkg/audit"
 	"github.com/vigil-metrics/vigil/pkg/auth"
 	"github.com/vigil-metrics/vigil/pkg/compactor"
@@ -197,7 +193,6 @@ func (t *Vigil) initWorkspaces() (services.Service, error) {
 }
 
 func (t *Vigil) initRouter() (services.Service, error) {
-	t.Cfg.Auth.Region = t.Cfg.ControlPlane.Region
 	var keys auth.Keys
 	var watch func(ctx context.Context)
 	if t.Cfg.Auth.AuthMode == api.AuthSigV4 {
@@ -221,7 +216,7 @@ func (t *Vigil) initRouter() (services.Service, error) {
 	// One budget bounds the request memory of the whole process: the
 	// bodies the front door reads and the pushes the distributor decodes.
 	t.InflightBytes = inflight.NewBudget(int64(t.Cfg.Distributor.InstanceLimits.MaxInflightPushRequestsBytes))
-	a, err := api.New(t.Cfg.Auth, t.Workspaces, keys, sink, t.InflightBytes, t.Registerer, t.Logger)
+	a, err := api.New(t.Cfg.Auth, t.Cfg.ControlPlane.Region, t.Workspaces, keys, sink, t.InflightBytes, t.Registerer, t.Logger)
 	if err != nil {
 		return nil, err
 	}
@@ -265,15 +260,13 @@ func (t *Vigil) initAPI() (services.Service, error) {
 		return nil, err
 	}
 	member := ringmember.NewActiveMember(lc, t.ControlPlaneRing)
-	dialOpts, err := t.Cfg.IngesterClient.GRPC.DialOption(nil, nil, nil)
+	dial, err := t.Cfg.ControlPlane.Dialer()
 	if err != nil {
 		return nil, err
 	}
-	owners := controlplane.NewRingOwners(t.ControlPlaneRing, member.InstanceID(), func(addr string) (*grpc.ClientConn, error) {
-		return grpc.NewClient(addr, dialOpts...)
-	}, t.Registerer)
-	t.Cfg.ControlPlane.DefaultRetentionDays = int(time.Duration(t.Cfg.Limits.Compactor.RetentionPeriod) / (24 * time.Hour))
-	h := controlplane.NewHandler(t.Cfg.ControlPlane, t.Workspaces, owners)
+	owners := controlplane.NewRingOwners(t.ControlPlaneRing, member.InstanceID(), dial, t.Registerer)
+	// A workspace that set no retention has the compactor's.
+	h := controlplane.NewHandler(t.Cfg.ControlPlane, t.Workspaces, owners, time.Duration(t.Cfg.Limits.Compactor.RetentionPeriod))
 	t.API.RegisterControlPlane(h.Operations())
 	// dskit serves its router on the gRPC port too (httpgrpc); the handler
 	// answers only requests that came that way.
@@ -386,135 +379,4 @@ func (t *Vigil) initCompactor() (services.Service, error) {
 	t.Compactor = c
 	t.admin.Handle("/compactor/ring", c.Ring())
 	return c, nil
-}
-
-// workspaceExists tells the compactor which workspaces the control plane
-// still has.
-type workspaceExists struct{ store *controlplane.Store }
-
-func (w workspaceExists) Exists(ctx context.Context, id string) (bool, error) {
-	_, err := w.store.Get(ctx, id)
-	if apierror.CauseOf(err) == apierror.NotFound {
-		return false, nil
-	}
-	return err == nil, err
-}
-
-// workspaceRetention is a workspace's retention: the retentionPeriodInDays
-// of its configuration (UpdateWorkspaceConfiguration) when set, otherwise
-// the limits'.
-type workspaceRetention struct {
-	limits *limits.Overrides
-	store  *controlplane.Store
-}
-
-func (w workspaceRetention) RetentionPeriod(id string) time.Duration {
-	cfg, err := w.store.Configuration(context.Background(), id)
-	switch {
-	case apierror.CauseOf(err) == apierror.NotFound:
-		// A deleted workspace's data goes with the workspace deletion mark.
-	case err != nil:
-		// The configuration cannot be read: a shorter default must not
-		// delete what a longer configured retention keeps. Nothing is
-		// marked this round.
-		return 0
-	case cfg != nil && cfg.RetentionPeriodInDays > 0:
-		return time.Duration(cfg.RetentionPeriodInDays) * 24 * time.Hour
-	}
-	return w.limits.RetentionPeriod(id)
-}
-
-// workspaceLabelSets gives ingesters the limitsPerLabelSet of each
-// workspace's configuration.
-type workspaceLabelSets struct{ store *controlplane.Store }
-
-func (w workspaceLabelSets) LabelSetLimits(ctx context.Context, id string) ([]ingester.LabelSetLimit, error) {
-	cfg, err := w.store.Configuration(ctx, id)
-	if err != nil || cfg == nil {
-		if apierror.CauseOf(err) == apierror.NotFound {
-			err = nil
-		}
-		return nil, err
-	}
-	out := make([]ingester.LabelSetLimit, 0, len(cfg.LimitsPerLabelSet))
-	for _, l := range cfg.LimitsPerLabelSet {
-		out = append(out, ingester.LabelSetLimit{Labels: l.LabelSet, MaxSeries: l.Limits.MaxSeries})
-	}
-	return out, nil
-}
-
-// otherServices are the services the server must outlive: it stops last so
-// that the others can finish in-flight requests and leave the ring.
-func (t *Vigil) otherServices() []services.Service {
-	var out []services.Service
-	for name, s := range t.ServiceMap {
-		if name != Server {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-// noSignals is the dskit server's signal handler: it ignores signals, so that
-// the server's Run returns only when the server is shut down.
-type noSignals struct {
-	once sync.Once
-	done chan struct{}
-}
-
-func newNoSignals() *noSignals { return &noSignals{done: make(chan struct{})} }
-
-func (h *noSignals) Loop() { <-h.done }
-func (h *noSignals) Stop() { h.once.Do(func() { close(h.done) }) }
-
-// newServerService runs the dskit server and the admin listener as a
-// service. It shuts them down only after every other service has stopped, so
-// that those can finish in-flight requests and leave the ring first.
-func newServerService(srv *server.Server, admin *adminServer, others func() []services.Service) services.Service {
-	done := make(chan error, 2)
-	running := func(ctx context.Context) error {
-		go func() { done <- srv.Run() }()
-		go func() { done <- admin.serve() }()
-		select {
-		case <-ctx.Done():
-			return nil
-		case err := <-done:
-			if err == nil {
-				err = fmt.Errorf("server stopped unexpectedly")
-			}
-			return err
-		}
-	}
-	stopping := func(_ error) error {
-		for _, s := range others() {
-			_ = s.AwaitTerminated(context.Background())
-		}
-		admin.shutdown()
-		srv.Shutdown()
-		srv.Stop()
-		return nil
-	}
-	return services.NewBasicService(nil, running, stopping)
-}
-
-func (t *Vigil) logStarted() {
-	keyvals := []any{"msg", "vigil started", "targets", t.Cfg.Target.String(), "http", t.Server.HTTPListenAddr(), "grpc", t.Server.GRPCListenAddr(), "admin", t.AdminAddr()}
-	if addr := t.GossipAddr(); addr != "" {
-		keyvals = append(keyvals, "gossip", addr)
-	}
-	level.Info(t.Logger).Log(keyvals...)
-}
-
-// GossipAddr is the address the memberlist gossip listens on once it runs
-// ("" before, or in a process without rings): with -memberlist.bind-port=0
-// the port the kernel chose.
-func (t *Vigil) GossipAddr() string {
-	if t.MemberlistKV == nil || len(t.Cfg.Memberlist.TCPTransport.BindAddrs) == 0 {
-		return ""
-	}
-	kv, err := t.MemberlistKV.GetMemberlistKV()
-	if err != nil || kv.State() != services.Running {
-		return ""
-	}
-	return net.JoinHostPort(t.Cfg.Memberlist.TCPTransport.BindAddrs[0], strconv.Itoa(kv.GetListeningPort()))
 }

@@ -1,0 +1,69 @@
+package vigil
+
+// The adapters through which components read what the control plane keeps
+// about workspaces, each the narrow interface its consumer declares.
+
+import (
+	"context"
+	"time"
+
+	"github.com/vigil-metrics/vigil/pkg/apierror"
+	"github.com/vigil-metrics/vigil/pkg/controlplane"
+	"github.com/vigil-metrics/vigil/pkg/ingester"
+	"github.com/vigil-metrics/vigil/pkg/limits"
+)
+
+// workspaceExists tells the compactor which workspaces the control plane
+// still has.
+type workspaceExists struct{ store *controlplane.Store }
+
+func (w workspaceExists) Exists(ctx context.Context, id string) (bool, error) {
+	_, err := w.store.Get(ctx, id)
+	if apierror.CauseOf(err) == apierror.NotFound {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// workspaceRetention is a workspace's retention: the retentionPeriodInDays
+// of its configuration (UpdateWorkspaceConfiguration) when set, otherwise
+// the limits'.
+type workspaceRetention struct {
+	limits *limits.Overrides
+	store  *controlplane.Store
+}
+
+func (w workspaceRetention) RetentionPeriod(id string) time.Duration {
+	cfg, err := w.store.Configuration(context.Background(), id)
+	switch {
+	case apierror.CauseOf(err) == apierror.NotFound:
+		// A deleted workspace's data goes with the workspace deletion mark.
+	case err != nil:
+		// The configuration cannot be read: a shorter default must not
+		// delete what a longer configured retention keeps. Nothing is
+		// marked this round.
+		return 0
+	case cfg != nil && cfg.RetentionPeriodInDays > 0:
+		return time.Duration(cfg.RetentionPeriodInDays) * 24 * time.Hour
+	}
+	return w.limits.RetentionPeriod(id)
+}
+
+// workspaceLabelSets gives ingesters the limitsPerLabelSet of each
+// workspace's configuration.
+type workspaceLabelSets struct{ store *controlplane.Store }
+
+func (w workspaceLabelSets) LabelSetLimits(ctx context.Context, id string) ([]ingester.LabelSetLimit, error) {
+	cfg, err := w.store.Configuration(ctx, id)
+	if err != nil || cfg == nil {
+		if apierror.CauseOf(err) == apierror.NotFound {
+			err = nil
+		}
+		return nil, err
+	}
+	out := make([]ingester.LabelSetLimit, 0, len(cfg.LimitsPerLabelSet))
+	for _, l := range cfg.LimitsPerLabelSet {
+		out = append(out, ingester.LabelSetLimit{Labels: l.LabelSet, MaxSeries: l.Limits.MaxSeries})
+	}
+	return out, nil
+}
