@@ -1,7 +1,6 @@
 package controlplane
 
 import (
-	"time"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -10,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/vigil-metrics/vigil/pkg/apierror"
