@@ -5,13 +5,17 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"path"
 	"testing"
 	"time"
 
+	"github.com/go-kit/log"
 	"github.com/oklog/ulid/v2"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/tsdb"
 	v1 "github.com/prometheus/prometheus/web/api/v1"
@@ -144,4 +148,25 @@ func TestStorageErrorsAnswerTheirCausesStatus(t *testing.T) {
 	require.False(t, ok, "an error of the query itself keeps Prometheus's status")
 	_, ok = statusOfCause(v1.ErrorInternal, promql.ErrStorage{Err: errors.New("boom")})
 	require.False(t, ok, "an error without a Vigil cause keeps Prometheus's 500")
+}
+
+// TestStoreRangeWithoutIndexOrListingAnswers503: through the HTTP API, a
+// query of the store's range of a workspace with no bucket index and more
+// blocks than a query lists is answered 503 with the error's ID, not 200.
+func TestStoreRangeWithoutIndexOrListingAnswers503(t *testing.T) {
+	bkt := objstore.NewInMemBucket()
+	for i := int64(0); i < 3; i++ {
+		putMeta(t, bkt, "ws-1", i*7_200_000, (i+1)*7_200_000)
+	}
+	cfg := Config{Timeout: time.Minute, MaxSamples: 1000, LookbackDelta: 5 * time.Minute, MaxConcurrent: 1, DefaultEvalInterval: time.Minute,
+		QueryIngestersWithin: time.Hour, QueryStoreAfter: 0, BucketIndexUpdate: time.Minute, BucketIndexMaxStale: time.Hour, MaxBlocksWithoutIndex: 2}
+	q := NewQueryable(cfg, fakeRing{}, nil, NewStore(cfg, nil, nil, bkt), noLimits{})
+	h := NewHandler(cfg, NewEngine(cfg, prometheus.NewRegistry(), log.NewNopLogger()), q, prometheus.NewRegistry(), log.NewNopLogger())
+	end := time.Now().Add(-2 * time.Hour)
+	r := httptest.NewRequest(http.MethodGet, fmt.Sprintf("/api/v1/query_range?query=up&start=%d&end=%d&step=60", end.Add(-time.Hour).Unix(), end.Unix()), nil)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, r.WithContext(wsCtx()))
+	require.Equal(t, http.StatusServiceUnavailable, rec.Code, rec.Body.String())
+	require.Contains(t, rec.Body.String(), `"status":"error"`)
+	require.Contains(t, rec.Body.String(), "(err-vigil-store-consistency-check-failed)")
 }
