@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -18,31 +17,25 @@ import (
 	"github.com/vigil-metrics/vigil/pkg/vigil"
 )
 
-func loopbackPort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // startAPIReplicas starts n control-plane replicas (-target=api) in this
-// process, sharing one bucket and one memberlist cluster.
+// process, sharing one bucket and one memberlist cluster: each gossips on a
+// port the kernel chose and joins the replicas started before it.
 func startAPIReplicas(t *testing.T, n int, extra ...string) []*vigil.Vigil {
 	t.Helper()
 	root := t.TempDir()
-	var ports []string
-	for i := 0; i < n; i++ {
-		ports = append(ports, fmt.Sprintf("127.0.0.1:%d", loopbackPort(t)))
-	}
 	var out []*vigil.Vigil
+	var gossip []string
 	for i := 0; i < n; i++ {
-		_, port, _ := net.SplitHostPort(ports[i])
-		v := startMonolith(t, filepath.Join(root, fmt.Sprint(i)), append([]string{
+		args := []string{
 			"-target=api", "-storage.filesystem.dir=" + filepath.Join(root, "bucket"),
-			"-memberlist.bind-port=" + port, "-memberlist.join=" + strings.Join(ports, ","),
 			"-controlplane.ring.instance-id=api-" + fmt.Sprint(i), "-controlplane.ring.instance-addr=127.0.0.1",
-		}, extra...)...)
+		}
+		if len(gossip) > 0 {
+			args = append(args, "-memberlist.join="+strings.Join(gossip, ","))
+		}
+		v := startMonolith(t, filepath.Join(root, fmt.Sprint(i)), append(args, extra...)...)
+		require.NotEmpty(t, v.GossipAddr())
+		gossip = append(gossip, v.GossipAddr())
 		out = append(out, v)
 	}
 	for _, v := range out {

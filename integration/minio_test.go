@@ -5,6 +5,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
@@ -24,8 +25,7 @@ import (
 )
 
 const (
-	minioUser   = "vigil-test"
-	minioSecret = "vigil-test-secret"
+	minioUser = "vigil-test"
 )
 
 // minioServer is a real MinIO server on loopback, installed by
@@ -33,8 +33,11 @@ const (
 type minioServer struct {
 	bin, dir, console string
 	endpoint          string
-	cmd               *exec.Cmd
-	exited            <-chan struct{}
+	// secret is this server's own root password: a server of another test
+	// run that took its port does not accept it.
+	secret string
+	cmd    *exec.Cmd
+	exited <-chan struct{}
 }
 
 func startMinIO(t *testing.T) *minioServer {
@@ -47,7 +50,7 @@ func startMinIO(t *testing.T) *minioServer {
 		bin = p
 	}
 	require.FileExists(t, bin, "run `make install-minio`")
-	s := &minioServer{bin: bin, dir: t.TempDir()}
+	s := &minioServer{bin: bin, dir: t.TempDir(), secret: fmt.Sprintf("vigil-test-%016x", rand.Uint64())}
 	t.Cleanup(s.stop)
 	// MinIO is told its ports: on a clash with another program (another
 	// test run) it exits, and starts again on others.
@@ -70,7 +73,7 @@ func (s *minioServer) start(t *testing.T) {
 func (s *minioServer) launch(t *testing.T) <-chan struct{} {
 	t.Helper()
 	cmd := exec.Command(s.bin, "server", s.dir, "--address", s.endpoint, "--console-address", s.console, "--quiet")
-	cmd.Env = append(os.Environ(), "MINIO_ROOT_USER="+minioUser, "MINIO_ROOT_PASSWORD="+minioSecret, "MINIO_BROWSER=off")
+	cmd.Env = append(os.Environ(), "MINIO_ROOT_USER="+minioUser, "MINIO_ROOT_PASSWORD="+s.secret, "MINIO_BROWSER=off")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	require.NoError(t, cmd.Start())
 	s.cmd = cmd
@@ -83,13 +86,18 @@ func (s *minioServer) launch(t *testing.T) <-chan struct{} {
 	return exited
 }
 
+// ready tells whether this server answers on its endpoint: a request
+// signed with its own secret succeeds (another run's server on the same
+// port refuses it).
 func (s *minioServer) ready() bool {
-	resp, err := http.Get("http://" + s.endpoint + "/minio/health/ready")
+	mc, err := minio.New(s.endpoint, &minio.Options{Creds: credentials.NewStaticV4(minioUser, s.secret, ""), Secure: false})
 	if err != nil {
 		return false
 	}
-	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err = mc.ListBuckets(ctx)
+	return err == nil
 }
 
 func (s *minioServer) stop() {
@@ -103,17 +111,17 @@ func (s *minioServer) stop() {
 // backend creates a bucket and returns the storage backend over it.
 func (s *minioServer) backend(t *testing.T, name string) storageBackend {
 	t.Helper()
-	mc, err := minio.New(s.endpoint, &minio.Options{Creds: credentials.NewStaticV4(minioUser, minioSecret, ""), Secure: false})
+	mc, err := minio.New(s.endpoint, &minio.Options{Creds: credentials.NewStaticV4(minioUser, s.secret, ""), Secure: false})
 	require.NoError(t, err)
 	require.NoError(t, mc.MakeBucket(context.Background(), name, minio.MakeBucketOptions{}))
 	flags := []string{
 		"-storage.backend=s3", "-storage.s3.endpoint=" + s.endpoint, "-storage.s3.bucket-name=" + name,
-		"-storage.s3.access-key-id=" + minioUser, "-storage.s3.secret-access-key=" + minioSecret, "-storage.s3.insecure=true",
+		"-storage.s3.access-key-id=" + minioUser, "-storage.s3.secret-access-key=" + s.secret, "-storage.s3.insecure=true",
 	}
 	var cfg bucket.Config
 	cfg.Backend = bucket.S3
 	cfg.S3 = bucket.S3Config{Endpoint: s.endpoint, BucketName: name, AccessKeyID: minioUser, Insecure: true}
-	require.NoError(t, cfg.S3.SecretAccessKey.Set(minioSecret))
+	require.NoError(t, cfg.S3.SecretAccessKey.Set(s.secret))
 	bkt, err := bucket.NewClient(cfg, t.TempDir(), log.NewNopLogger())
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = bkt.Close() })

@@ -4,6 +4,7 @@ package integration
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -97,13 +98,19 @@ func startPrometheusAgent(t *testing.T, bin, agentFlag string, config func(port 
 				t.Logf("prometheus log:\n%s", b)
 			}
 		})
+		// Ready, and ours: the server on the port runs with this
+		// configuration file (another run's agent that took the port does
+		// not).
 		ready := func() bool {
-			resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/-/ready", port))
+			resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/api/v1/status/flags", port))
 			if err != nil {
 				return false
 			}
-			resp.Body.Close()
-			return resp.StatusCode == http.StatusOK
+			defer resp.Body.Close()
+			var flags struct {
+				Data map[string]string `json:"data"`
+			}
+			return resp.StatusCode == http.StatusOK && json.NewDecoder(resp.Body).Decode(&flags) == nil && flags.Data["config.file"] == cfgPath
 		}
 		return exited, ready
 	})

@@ -178,8 +178,12 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			a.bodies.release(held)
 		}
 	}()
-	id, data, err := a.verifier.VerifyReading(r, func() ([]byte, error) {
-		b, err := a.bodies.read(w, r, a.bodyLimit(rt))
+	id, data, err := a.verifier.VerifyReading(r, func(key string, verified bool) ([]byte, error) {
+		unverified := key
+		if verified {
+			unverified = ""
+		}
+		b, err := a.bodies.read(w, r, a.bodyLimit(rt), unverified)
 		if err != nil {
 			return nil, err
 		}
@@ -190,12 +194,15 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		a.reject(w, r, rt, nil, err)
 		return
 	}
+	if held != nil {
+		a.bodies.verified(held)
+	}
 	// No handler keeps the body past the request (the distributor decodes
 	// into buffers of its own).
 	r.Body = io.NopCloser(bytes.NewReader(data))
 	r.ContentLength = int64(len(data))
-	if r.Header.Get("X-Amz-Decoded-Content-Length") != "" {
-		// aws-chunked: the handler sees the decoded data.
+	if r.Header.Get("X-Amz-Content-Sha256") == auth.StreamingPayload {
+		// aws-chunked, verified and decoded: the handler sees the data.
 		r.Header.Del("X-Amz-Decoded-Content-Length")
 		var kept []string
 		for _, enc := range strings.Split(r.Header.Get("Content-Encoding"), ",") {

@@ -46,19 +46,28 @@ func signedAPI(t *testing.T, budget *inflight.Budget) *API {
 // the payload's hash in X-Amz-Content-Sha256.
 func signedPush(t *testing.T, body []byte, secret string, declare bool) *http.Request {
 	t.Helper()
+	return signedPushAs(t, "AKIAEXAMPLEWRITER", body, secret, declare)
+}
+
+// signedPushAs is signedPush with the access key keyID.
+func signedPushAs(t *testing.T, keyID string, body []byte, secret string, declare bool) *http.Request {
+	t.Helper()
 	r := httptest.NewRequest(http.MethodPost, "http://h/workspaces/ws-1/api/v1/remote_write", bytes.NewReader(body))
 	sum := sha256.Sum256(body)
 	if declare {
 		r.Header.Set("X-Amz-Content-Sha256", hex.EncodeToString(sum[:]))
 	}
-	creds := aws.Credentials{AccessKeyID: "AKIAEXAMPLEWRITER", SecretAccessKey: secret}
+	creds := aws.Credentials{AccessKeyID: keyID, SecretAccessKey: secret}
 	require.NoError(t, v4.NewSigner().SignHTTP(context.Background(), creds, r, hex.EncodeToString(sum[:]), "aps", "us-east-1", time.Now()))
 	return r
 }
 
 // stalledBody is a body that does not arrive (a client that sends headers
 // only) until the test ends, and remembers being read.
-type stalledBody struct{ read, end chan struct{} }
+type stalledBody struct {
+	read, end chan struct{}
+	first     int // bytes sent before the stall
+}
 
 func stalled(t *testing.T) *stalledBody {
 	s := &stalledBody{read: make(chan struct{}, 1), end: make(chan struct{})}
@@ -66,7 +75,12 @@ func stalled(t *testing.T) *stalledBody {
 	return s
 }
 
-func (s *stalledBody) Read([]byte) (int, error) {
+func (s *stalledBody) Read(p []byte) (int, error) {
+	if s.first > 0 {
+		n := min(len(p), s.first) // what arrives before the stall
+		s.first -= n
+		return n, nil
+	}
 	select {
 	case s.read <- struct{}{}:
 	default:
@@ -143,8 +157,8 @@ func TestSignedBodies(t *testing.T) {
 		rec = httptest.NewRecorder()
 		a.ServeHTTP(rec, signedPush(t, make([]byte, 30<<10), "writer-secret", false))
 		require.Equal(t, http.StatusServiceUnavailable, rec.Code)
-		require.Contains(t, rec.Body.String(), "exceeded the allowed size of request bodies held in memory (limit: 20480 bytes, -distributor.instance-limits.max-inflight-push-requests-bytes)")
-		require.Contains(t, rec.Body.String(), "(err-vigil-"+apierror.IDDistributorMaxInflightBytes+")")
+		require.Contains(t, rec.Body.String(), "exceeded the allowed size (limit: 20480 bytes, -distributor.instance-limits.max-inflight-push-requests-bytes)")
+		require.Contains(t, rec.Body.String(), "(err-vigil-"+apierror.IDInflightBodyBytes+")")
 		require.Equal(t, int64(10<<10), budget.Used(), "the refused request holds nothing")
 	})
 	t.Run("a stalled body holds only its first buffer", func(t *testing.T) {
@@ -157,5 +171,44 @@ func TestSignedBodies(t *testing.T) {
 		<-slow.read
 		require.Equal(t, int64(firstRead), budget.Used(), "not the declared length")
 		require.Equal(t, int64(firstRead), a.bodies.held.Load())
+	})
+	t.Run("a pooled buffer is taken as bytes arrive", func(t *testing.T) {
+		budget := inflight.NewBudget(1 << 30)
+		a := signedAPI(t, budget)
+		rec := httptest.NewRecorder()
+		a.ServeHTTP(rec, signedPush(t, make([]byte, 60<<10), "writer-secret", false))
+		require.Equal(t, http.StatusNoContent, rec.Code) // leaves a 64 KB buffer in the pool
+		r := signedPush(t, make([]byte, 100), "writer-secret", false)
+		slow := stalled(t)
+		r.Body, r.ContentLength = slow, 60<<10
+		go a.ServeHTTP(httptest.NewRecorder(), r)
+		<-slow.read
+		require.Equal(t, int64(firstRead), budget.Used(), "not the pooled buffer's capacity")
+	})
+	t.Run("one key's unverified bodies cannot take the budget from the others", func(t *testing.T) {
+		budget := inflight.NewBudget(1 << 20)
+		a := signedAPI(t, budget)
+		// Attackers who know a key ID but not its secret send 40 KB of each
+		// body, with a made-up signature, and stall.
+		for range 16 {
+			r := signedPushAs(t, "AKIAKNOWNTOATTACKER", make([]byte, 100), "not-the-secret", false)
+			slow := stalled(t)
+			slow.first = 40 << 10
+			r.Body, r.ContentLength = slow, 60<<10
+			go a.ServeHTTP(httptest.NewRecorder(), r)
+		}
+		require.Eventually(t, func() bool { return budget.Used() >= 128<<10 }, 10*time.Second, time.Millisecond)
+		time.Sleep(50 * time.Millisecond) // every attacker has read what it could
+		require.LessOrEqual(t, budget.Used(), int64(128<<10), "at most an eighth of the budget for the key")
+		// (The attacked key's own unsigned-payload pushes share what is left
+		// of its eighth with the attackers.)
+
+		rec := httptest.NewRecorder()
+		a.ServeHTTP(rec, signedPushAs(t, "AKIAHONESTWRITER", make([]byte, 60<<10), "writer-secret", false))
+		require.Equal(t, http.StatusNoContent, rec.Code, "another key's honest push: %s", rec.Body.String())
+
+		rec = httptest.NewRecorder()
+		a.ServeHTTP(rec, signedPushAs(t, "AKIAKNOWNTOATTACKER", make([]byte, 60<<10), "writer-secret", true))
+		require.Equal(t, http.StatusNoContent, rec.Code, "a push that declares its payload's hash is verified first: %s", rec.Body.String())
 	})
 }

@@ -91,6 +91,8 @@ const (
 	IDRevisionMismatch               = "revision-id-mismatch"
 	IDControlPlaneThrottled          = "control-plane-throttled"
 	IDInternal                       = "internal"
+	IDMalformedQueryString           = "malformed-query-string"
+	IDInflightBodyBytes              = "inflight-request-body-bytes"
 )
 
 // Error is an error with a cause and a stable ID.

@@ -157,16 +157,21 @@ func (s *signature) check() error {
 // body, already read) and returns the caller and the body's data (an
 // aws-chunked body decoded).
 func (v *Verifier) Verify(r *http.Request, body []byte) (Identity, []byte, error) {
-	return v.VerifyReading(r, func() ([]byte, error) { return body, nil })
+	return v.VerifyReading(r, func(string, bool) ([]byte, error) { return body, nil })
 }
 
-// VerifyReading is Verify for a body not read yet. read is called only once
-// everything but the signature checked out (a known key, a fresh date, the
-// right scope), so that no anonymous request gets its body read; and when
-// the request declares its payload's hash (X-Amz-Content-Sha256, or an
-// unsigned or aws-chunked payload), only once the signature itself
-// verified, so that only the key's holder can make the body be read.
-func (v *Verifier) VerifyReading(r *http.Request, read func() ([]byte, error)) (Identity, []byte, error) {
+// BodyReader reads a request's body for VerifyReading. accessKeyID is the
+// key the request claims to be signed with; verified tells whether the
+// signature already checked out (the request declared its payload's hash),
+// or whether the body is read to check it: a reader may hold such
+// unverified bodies to a smaller share of memory, per key.
+type BodyReader func(accessKeyID string, verified bool) ([]byte, error)
+
+// StreamingPayload is the X-Amz-Content-Sha256 of an aws-chunked body,
+// whose data VerifyReading returns decoded.
+const StreamingPayload = streamingPayload
+
+func (v *Verifier) VerifyReading(r *http.Request, read BodyReader) (Identity, []byte, error) {
 	var sig signature
 	var err error
 	query := r.URL.Query()
@@ -205,6 +210,10 @@ func (v *Verifier) VerifyReading(r *http.Request, read func() ([]byte, error)) (
 	if !ok {
 		return Identity{}, nil, denied(apierror.IDUnknownAccessKey, "The security token included in the request is invalid.")
 	}
+	queries, err := canonicalQueries(r.URL.RawQuery, sig.presigned)
+	if err != nil {
+		return Identity{}, nil, err
+	}
 	declared, err := declaredPayload(r, query, sig)
 	if err != nil {
 		return Identity{}, nil, err
@@ -215,20 +224,20 @@ func (v *Verifier) VerifyReading(r *http.Request, read func() ([]byte, error)) (
 	payload := declared
 	if payload == "" {
 		// The signature covers the body's hash: read it first.
-		if body, err = read(); err != nil {
+		if body, err = read(sig.accessKey, false); err != nil {
 			return Identity{}, nil, err
 		}
 		sum := sha256.Sum256(body)
 		payload = hex.EncodeToString(sum[:])
 	}
-	seed, err := v.check(r, sig, key, scope, payload)
+	seed, err := v.check(r, sig, queries, key, scope, payload)
 	if err != nil {
 		return Identity{}, nil, err
 	}
 	if declared == "" {
 		return id, body, nil
 	}
-	if body, err = read(); err != nil {
+	if body, err = read(sig.accessKey, true); err != nil {
 		return Identity{}, nil, err
 	}
 	switch declared {
@@ -251,13 +260,13 @@ func (v *Verifier) VerifyReading(r *http.Request, read func() ([]byte, error)) (
 // check compares the request's signature with the one key makes over the
 // request and payload, and returns it (the seed of an aws-chunked body).
 // Every canonical query string a specification-following signer may have
-// signed is tried (see canonicalQueries).
-func (v *Verifier) check(r *http.Request, sig signature, key []byte, scope, payload string) (string, error) {
+// signed (queries, see canonicalQueries) is tried.
+func (v *Verifier) check(r *http.Request, sig signature, queries []string, key []byte, scope, payload string) (string, error) {
 	headers, err := canonicalHeaders(r, sig)
 	if err != nil {
 		return "", err
 	}
-	for _, query := range canonicalQueries(r.URL.RawQuery, sig.presigned) {
+	for _, query := range queries {
 		canonical := r.Method + "\n" + httpbinding.EscapePath(r.URL.EscapedPath(), false) + "\n" + query + "\n" + headers + "\n" + payload
 		h := sha256.Sum256([]byte(canonical))
 		toSign := algorithm + "\n" + sig.amzDate.Format(amzDateFormat) + "\n" + scope + "\n" + hex.EncodeToString(h[:])
@@ -372,18 +381,19 @@ func canonicalHeaders(r *http.Request, sig signature) (string, error) {
 // signature of a presigned URL:
 //
 //   - AWS's: every name and value decoded (a "+" is a space, as every
-//     server decodes it; a pair that does not decode is left out, as the
-//     Prometheus API's parser leaves it out), then encoded with only RFC
-//     3986's unreserved characters left as they are, sorted by encoded name
-//     and then value. The AWS SDKs sign this whatever the client sends, and
-//     so does botocore for parameters it encodes itself.
+//     server decodes it), then encoded with only RFC 3986's unreserved
+//     characters left as they are, sorted by encoded name and then value.
+//     The AWS SDKs sign this whatever the client sends, and so does
+//     botocore for parameters it encodes itself.
 //   - The query as sent, its pairs sorted the same way: botocore signs a
 //     query that came in the URL as it finds it ("?match[]=up" literally),
 //     assuming it is already encoded.
 //
-// Both describe exactly the bytes the server parses, so accepting either
-// lets no one change what a signature covers.
-func canonicalQueries(raw string, presigned bool) []string {
+// Both hold every pair of the query as received, so no pair can be added to
+// a signed request. A pair that does not decode (a "%" not followed by two
+// hexadecimal digits) is refused: its meaning depends on the parser, so no
+// signature can be said to cover it.
+func canonicalQueries(raw string, presigned bool) ([]string, error) {
 	type pair struct{ k, v string }
 	var decoded, asSent []pair
 	for _, part := range strings.Split(raw, "&") {
@@ -393,13 +403,15 @@ func canonicalQueries(raw string, presigned bool) []string {
 		k, v, _ := strings.Cut(part, "=")
 		ku, err1 := url.QueryUnescape(k)
 		vu, err2 := url.QueryUnescape(v)
+		if err1 != nil || err2 != nil {
+			return nil, apierror.New(apierror.BadData, apierror.IDMalformedQueryString,
+				"the query string is malformed: %q does not decode (a %% must start a %%XX escape)", truncate(part))
+		}
 		if presigned && ku == "X-Amz-Signature" {
 			continue
 		}
 		asSent = append(asSent, pair{k, v})
-		if err1 == nil && err2 == nil {
-			decoded = append(decoded, pair{uriEncode(ku), uriEncode(vu)})
-		}
+		decoded = append(decoded, pair{uriEncode(ku), uriEncode(vu)})
 	}
 	join := func(pairs []pair) string {
 		sort.Slice(pairs, func(i, j int) bool {
@@ -421,9 +433,9 @@ func canonicalQueries(raw string, presigned bool) []string {
 	}
 	spec, sent := join(decoded), join(asSent)
 	if sent == spec {
-		return []string{spec}
+		return []string{spec}, nil
 	}
-	return []string{spec, sent}
+	return []string{spec, sent}, nil
 }
 
 // uriEncode percent-encodes every byte of s but RFC 3986's unreserved

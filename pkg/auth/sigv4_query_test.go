@@ -13,6 +13,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/stretchr/testify/require"
+
+	"github.com/vigil-metrics/vigil/pkg/apierror"
 )
 
 // queryPair is one query parameter, decoded.
@@ -27,7 +29,7 @@ var reservedQueries = map[string][]queryPair{
 	"space":       {{"query", "sum by (job) (up)"}},
 	"plus":        {{"query", "1+1"}},
 	"tilde":       {{"~name~", "~value~"}},
-	"percent":     {{"query", "100%"}, {"per%cent", "%41"}},
+	"percent":     {{"query", "100%"}, {"per%cent", "%41"}, {"pct", "%zz"}},
 	"equals":      {{"query", "a=b==c"}},
 	"non-ASCII":   {{"query", `up{city="Zürich"}`}, {"ラベル", "値"}},
 	"unsorted":    {{"match[]", "zzz"}, {"match[]", "aaa"}, {"limit", "10"}, {"a", ""}},
@@ -185,12 +187,42 @@ func TestCanonicalQueries(t *testing.T) {
 		{"q=a+b", false, []string{"q=a%20b", "q=a+b"}},
 		{"q=a%20b", false, []string{"q=a%20b"}},
 		{"q=%7e", false, []string{"q=~", "q=%7e"}},
-		{"q=100%", false, []string{"", "q=100%"}},
 		{"flag", false, []string{"flag="}},
 		{"X-Amz-Signature=abc&X-Amz-Date=1", true, []string{"X-Amz-Date=1"}},
 		{"X-Amz-Signature=abc&X-Amz-Date=1", false, []string{"X-Amz-Date=1&X-Amz-Signature=abc"}},
 	} {
-		require.Equal(t, tc.want, canonicalQueries(tc.raw, tc.presigned), tc.raw)
+		got, err := canonicalQueries(tc.raw, tc.presigned)
+		require.NoError(t, err, tc.raw)
+		require.Equal(t, tc.want, got, tc.raw)
+	}
+	// A pair that does not decode is refused: no parser can be trusted to
+	// read it as the signer meant, and leaving it out would let anyone add
+	// it to a signed request.
+	for _, raw := range []string{"q=100%", "limit=%zz", "%zz=1", "a=1&b=%4"} {
+		_, err := canonicalQueries(raw, false)
+		require.Equal(t, http.StatusBadRequest, apierror.StatusOf(err), raw)
+		require.Equal(t, apierror.IDMalformedQueryString, apierror.From(err).ID)
+	}
+}
+
+// TestNothingCanBeAddedToASignedQuery: whatever is appended to a signed
+// request's query, decodable or not, fails it.
+func TestNothingCanBeAddedToASignedQuery(t *testing.T) {
+	creds := aws.Credentials{AccessKeyID: "AKIAEXAMPLEWRITER", SecretAccessKey: "writer-secret"}
+	r, err := http.NewRequest(http.MethodGet, queryPath+"?match%5B%5D=up", nil)
+	require.NoError(t, err)
+	require.NoError(t, v4.NewSigner().SignHTTP(context.Background(), creds, r, hashOf(nil), "aps", "us-east-1", signedAt))
+	_, _, err = verifier().Verify(r, nil)
+	require.NoError(t, err)
+	for _, extra := range []string{"&limit=%zz", "&%zz=1", "&match%5B%5D=%", "&limit=1", "&", "&&"} {
+		tampered := r.Clone(context.Background())
+		tampered.URL.RawQuery += extra
+		_, _, err := verifier().Verify(tampered, nil)
+		if extra == "&" || extra == "&&" {
+			require.NoError(t, err, "empty pairs are no pairs: %q", extra)
+			continue
+		}
+		require.Error(t, err, "%q appended", extra)
 	}
 }
 
@@ -209,8 +241,12 @@ func TestDeclaredPayloadIsCheckedBeforeTheBodyIsRead(t *testing.T) {
 		return r
 	}
 	read := false
-	reader := func(b []byte) func() ([]byte, error) {
-		return func() ([]byte, error) { read = true; return b, nil }
+	reader := func(b []byte) BodyReader {
+		return func(_ string, verified bool) ([]byte, error) {
+			require.True(t, verified, "read once the signature verified")
+			read = true
+			return b, nil
+		}
 	}
 	_, _, err := verifier().VerifyReading(withHeader("not-the-secret"), reader(body))
 	require.Error(t, err)

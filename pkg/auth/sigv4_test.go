@@ -189,12 +189,17 @@ func TestBodyIsReadOnlyForAKnownFreshSignature(t *testing.T) {
 		signed(t, "POST", write, body, "writer-secret", "aps", "us-east-1", signedAt.Add(-time.Hour)),
 	} {
 		read := false
-		_, _, err := verifier().VerifyReading(r, func() ([]byte, error) { read = true; return body, nil })
+		_, _, err := verifier().VerifyReading(r, func(string, bool) ([]byte, error) { read = true; return body, nil })
 		require.Error(t, err)
 		require.False(t, read)
 	}
 	read := false
-	_, _, err := verifier().VerifyReading(signed(t, "POST", write, body, "writer-secret", "aps", "us-east-1", signedAt), func() ([]byte, error) { read = true; return body, nil })
+	_, _, err := verifier().VerifyReading(signed(t, "POST", write, body, "writer-secret", "aps", "us-east-1", signedAt), func(key string, verified bool) ([]byte, error) {
+		require.Equal(t, "AKIAEXAMPLEWRITER", key)
+		require.False(t, verified, "without a declared payload hash the body is read to check the signature")
+		read = true
+		return body, nil
+	})
 	require.NoError(t, err)
 	require.True(t, read)
 }

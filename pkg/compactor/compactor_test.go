@@ -310,7 +310,8 @@ func objectsOf(t *testing.T, bkt objstore.Bucket, ws string) []string {
 // no goroutine behind: its lifecycler, which joined meanwhile, is stopped
 // with it.
 func TestFailedStartLeavesNothingRunning(t *testing.T) {
-	t.Cleanup(func() { goleak.VerifyNone(t, goleak.IgnoreCurrent()) })
+	leaks := goleak.IgnoreCurrent() // what runs before the test
+	t.Cleanup(func() { goleak.VerifyNone(t, leaks) })
 	var cfg Config
 	cfg.RegisterFlags(flag.NewFlagSet("test", flag.PanicOnError))
 	cfg.Ring.InstanceID, cfg.Ring.InstanceAddr = "compactor-1", "127.0.0.1"

@@ -250,7 +250,7 @@ func TestPanicFreesTheTicket(t *testing.T) {
 	require.Zero(t, d.inflight.bytes.Load())
 	require.Zero(t, d.inflight.budget.Used())
 	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(`
-# HELP vigil_distributor_push_panics_total Remote-write requests whose handling panicked, answered 500 (the log has the stack).
+# HELP vigil_distributor_push_panics_total Panics recovered while handling a remote-write request (answered 500) or pushing it to one ingester (a failed replica); the log has the stack.
 # TYPE vigil_distributor_push_panics_total counter
 vigil_distributor_push_panics_total 25
 `), "vigil_distributor_push_panics_total"))
@@ -258,4 +258,33 @@ vigil_distributor_push_panics_total 25
 	ing.armed.Store(false)
 	rec := pushHTTP(t, d, testRequest(2))
 	require.Equal(t, http.StatusNoContent, rec.Code, rec.Body.String())
+}
+
+// TestReplicaPanicIsAFailedReplica: with three replicas, an ingester push
+// that panics (on DoBatch's goroutine, where it would end the process)
+// counts as one failed replica: the write succeeds on the other two; when
+// every replica panics the write is refused with 503, and no ticket leaks.
+func TestReplicaPanicIsAFailedReplica(t *testing.T) {
+	bad := &panickingIngester{}
+	bad.armed.Store(true)
+	good1, good2 := &fakeIngester{}, &fakeIngester{}
+	d := newTestDistributorWith(t, good1, bad, good2)
+	reg := prometheus.NewRegistry()
+	d.metrics = newMetrics(reg, d.inflight)
+	rec := pushHTTP(t, d, testRequest(3))
+	require.Equal(t, http.StatusNoContent, rec.Code, rec.Body.String())
+	require.Eventually(t, func() bool { return testutil.ToFloat64(d.metrics.panics) == 1 }, 5*time.Second, time.Millisecond)
+
+	all := []*panickingIngester{{}, {}, {}}
+	var pushers []Pusher
+	for _, p := range all {
+		p.armed.Store(true)
+		pushers = append(pushers, p)
+	}
+	d = newTestDistributorWith(t, pushers...)
+	rec = pushHTTP(t, d, testRequest(3))
+	require.Equal(t, http.StatusServiceUnavailable, rec.Code, rec.Body.String())
+	require.Contains(t, rec.Body.String(), "internal error while pushing to ingester")
+	require.Eventually(t, func() bool { return d.inflight.requests.Load() == 0 && d.inflight.budget.Used() == 0 }, 5*time.Second, time.Millisecond,
+		"every ticket is freed once the replicas are done")
 }

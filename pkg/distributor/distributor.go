@@ -2,10 +2,13 @@ package distributor
 
 import (
 	"context"
+	"fmt"
+	"runtime/debug"
 	"sync"
 	"time"
 
 	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
 	"github.com/grafana/dskit/ring"
 	"github.com/grafana/dskit/services"
 	"github.com/prometheus/client_golang/prometheus"
@@ -258,8 +261,18 @@ func (d *Distributor) everyInstanceHoldsEverySeries() bool {
 	return err == nil && len(rs.Instances) == n
 }
 
-// pushTo sends an ingester its share of a request.
-func (d *Distributor) pushTo(ctx context.Context, inst ring.InstanceDesc, enc *client.EncodedRequest) error {
+// pushTo sends an ingester its share of a request. It runs on a goroutine
+// of its own (DoBatch's), where a panic would end the process: a panic is
+// recovered, logged, counted and the push counts as a failed replica.
+func (d *Distributor) pushTo(ctx context.Context, inst ring.InstanceDesc, enc *client.EncodedRequest) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			d.metrics.panics.Inc()
+			ws, _ := tenant.ID(ctx)
+			level.Error(d.logger).Log("msg", "panic while pushing to an ingester", "workspace", ws, "ingester", inst.Id, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			err = apierror.New(apierror.Internal, apierror.IDInternal, "internal error while pushing to ingester %s", inst.Id)
+		}
+	}()
 	c, err := d.ingesters(inst)
 	if err != nil {
 		return err

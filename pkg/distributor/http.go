@@ -104,8 +104,11 @@ func (d *Distributor) PushHandler() http.Handler {
 // recoverPush turns a panic while handling a push into a 500, logged with
 // the workspace and counted. The request's in-flight ticket is freed: a
 // few thousand panics would otherwise wedge the distributor at 503. Its
-// buffers are not reused (replicas may still hold them); the garbage
-// collector takes them.
+// buffers go back to the pool only through the request's clean-up, which
+// runs once no replica uses them (on the single-ingester path, as the panic
+// unwinds push); if that never runs, the garbage collector takes them.
+// Panics of the replicas' pushes, on DoBatch's goroutines, are recovered
+// by pushTo.
 func (d *Distributor) recoverPush(w http.ResponseWriter, r *http.Request, t *ticket) {
 	p := recover()
 	if p == nil {

@@ -42,7 +42,7 @@ func newMetrics(reg prometheus.Registerer, in *inflightPushes) *metrics {
 		}, []string{"reason"}),
 		panics: f.NewCounter(prometheus.CounterOpts{
 			Name: "vigil_distributor_push_panics_total",
-			Help: "Remote-write requests whose handling panicked, answered 500 (the log has the stack).",
+			Help: "Panics recovered while handling a remote-write request (answered 500) or pushing it to one ingester (a failed replica); the log has the stack.",
 		}),
 	}
 }

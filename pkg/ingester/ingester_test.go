@@ -23,9 +23,11 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/thanos-io/objstore"
 	"github.com/thanos-io/objstore/providers/filesystem"
+	"go.uber.org/goleak"
 
 	"github.com/vigil-metrics/vigil/pkg/apierror"
 	"github.com/vigil-metrics/vigil/pkg/ringmember"
+	"github.com/vigil-metrics/vigil/pkg/ringmember/ringtest"
 	"github.com/vigil-metrics/vigil/pkg/tenant"
 )
 
@@ -360,4 +362,30 @@ func TestInstanceInflightLimit(t *testing.T) {
 	require.ErrorContains(t, err, "-ingester.instance-limits.max-inflight-push-requests")
 	ing.inflightPushes.Store(0)
 	require.NoError(t, push(t, ing, "ws-a", ts("up", "a", prompb.Sample{Timestamp: 1, Value: 1})))
+}
+
+// TestFailedStartLeavesNothingRunning: an ingester whose start fails after
+// its WAL replay and its joining the ring (it cannot turn ACTIVE) has, by
+// the time the start returned, stopped its lifecycler and closed its
+// TSDBs: no goroutine of it runs, and a new ingester opens the same data.
+func TestFailedStartLeavesNothingRunning(t *testing.T) {
+	leaks := goleak.IgnoreCurrent() // what runs before the test
+	t.Cleanup(func() { goleak.VerifyNone(t, leaks) })
+	dir, store := t.TempDir(), ringtest.NewKV(t)
+	ing := startIngester(t, testConfig(), dir, store)
+	now := time.Now().UnixMilli()
+	require.NoError(t, push(t, ing, "ws-1", ts("up", "a", prompb.Sample{Timestamp: now, Value: 1})))
+	require.NoError(t, services.StopAndAwaitTerminated(context.Background(), ing))
+
+	failing, err := New(testConfig(), dir, 9095, testBucket(t, dir), ringmember.Store{Client: ringtest.WritesFailAfter(store, 1)}, prometheus.NewRegistry(), log.NewNopLogger())
+	require.NoError(t, err)
+	require.NoError(t, failing.StartAsync(context.Background()))
+	require.ErrorContains(t, failing.AwaitTerminated(context.Background()), "refuses writes")
+	require.Contains(t, []services.State{services.Terminated, services.Failed}, failing.lifecycler.State(), "the lifecycler is stopped")
+	require.Empty(t, failing.openDBs(), "the TSDB it replayed is closed")
+
+	again := startIngester(t, testConfig(), dir, store)
+	require.NoError(t, push(t, again, "ws-1", ts("up", "a", prompb.Sample{Timestamp: now + 1000, Value: 2})), "the data is free for the next ingester")
+	require.Len(t, read(t, again, "ws-1"), 1)
+	require.NoError(t, services.StopAndAwaitTerminated(context.Background(), again))
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/go-kit/log"
+	"github.com/grafana/dskit/kv"
 	"github.com/grafana/dskit/ring"
 	"github.com/grafana/dskit/services"
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,36 +24,59 @@ func memberConfig(unregister bool) Config {
 	return c
 }
 
-// TestActiveMemberLeavesTheRingWhenItsStartFails: a member whose ring never
-// shows it ACTIVE fails to start once its context ends, and leaves nothing
-// behind: its lifecycler stopped, no goroutine of it running, and the
-// instance gone from the ring (or LEAVING, for a member that stays in the
-// ring on shutdown).
+// TestActiveMemberLeavesTheRingWhenItsStartFails: a member whose start
+// fails after its lifecycler joined (it cannot turn ACTIVE, or never sees
+// itself ACTIVE) has, by the time the start returned, stopped its
+// lifecycler: no goroutine of it runs, and the instance is gone from the
+// ring (or LEAVING, for a member that stays in the ring on shutdown).
 func TestActiveMemberLeavesTheRingWhenItsStartFails(t *testing.T) {
-	for _, unregister := range []bool{true, false} {
-		t.Run(map[bool]string{true: "unregisters", false: "stays as LEAVING"}[unregister], func(t *testing.T) {
-			t.Cleanup(func() { goleak.VerifyNone(t, goleak.IgnoreCurrent()) })
-			kv := ringtest.NewKV(t)
-			cfg := memberConfig(unregister)
-			lc, err := NewLifecycler(cfg, "test", "test-ring", Store{Client: kv}, Member{GRPCPort: 9095}, prometheus.NewRegistry(), log.NewNopLogger())
+	for _, tc := range []struct {
+		name       string
+		unregister bool
+		member     func(kv.Client) kv.Client // the lifecycler's view of the store
+		reader     func(kv.Client) kv.Client // the ring client's
+		timeout    time.Duration
+		failure    string
+	}{
+		{"cannot turn ACTIVE, unregisters", true, func(c kv.Client) kv.Client { return ringtest.WritesFailAfter(c, 1) }, nil, time.Minute, "refuses writes"},
+		{"never sees itself ACTIVE, unregisters", true, nil, ringtest.Blind, 500 * time.Millisecond, "never saw this instance ACTIVE"},
+		{"never sees itself ACTIVE, stays as LEAVING", false, nil, ringtest.Blind, 500 * time.Millisecond, "never saw this instance ACTIVE"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			leaks := goleak.IgnoreCurrent() // what runs before the test
+			t.Cleanup(func() { goleak.VerifyNone(t, leaks) })
+			store := ringtest.NewKV(t)
+			view := func(wrap func(kv.Client) kv.Client) kv.Client {
+				if wrap == nil {
+					return store
+				}
+				return wrap(store)
+			}
+			cfg := memberConfig(tc.unregister)
+			lc, err := NewLifecycler(cfg, "test", "test-ring", Store{Client: view(tc.member)}, Member{GRPCPort: 9095}, prometheus.NewRegistry(), log.NewNopLogger())
 			require.NoError(t, err)
-			// A ring client that never sees an update.
-			r, err := NewRing(cfg, "test", "test-ring", Store{Client: ringtest.Blind(kv)}, prometheus.NewRegistry(), log.NewNopLogger())
+			r, err := NewRing(cfg, "test", "test-ring", Store{Client: view(tc.reader)}, prometheus.NewRegistry(), log.NewNopLogger())
 			require.NoError(t, err)
 			require.NoError(t, services.StartAndAwaitRunning(context.Background(), r))
 			defer func() { require.NoError(t, services.StopAndAwaitTerminated(context.Background(), r)) }()
 
 			m := NewActiveMember(lc, r)
-			ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+			ctx, cancel := context.WithTimeout(context.Background(), tc.timeout)
 			defer cancel()
 			require.NoError(t, m.StartAsync(ctx))
-			require.ErrorContains(t, m.AwaitTerminated(context.Background()), "never saw this instance ACTIVE")
+			require.ErrorContains(t, m.AwaitTerminated(context.Background()), tc.failure)
+			// As the start returned, not some time later:
 			require.Equal(t, services.Failed, m.State())
-			require.Equal(t, services.Terminated, lc.State(), "the lifecycler is stopped")
-			instances := ringtest.Instances(t, kv, "test-ring")
-			if unregister {
+			require.Contains(t, []services.State{services.Terminated, services.Failed}, lc.State(), "the lifecycler is stopped")
+			instances := ringtest.Instances(t, store, "test-ring")
+			switch {
+			case tc.member != nil:
+				// The store refused the lifecycler's leaving write too: the
+				// instance is left as it registered, without heartbeats.
+				require.Equal(t, ring.JOINING, instances["member-1"])
+			case tc.unregister:
 				require.NotContains(t, instances, "member-1")
-			} else {
+			default:
 				require.Equal(t, ring.LEAVING, instances["member-1"])
 			}
 		})

@@ -388,7 +388,8 @@ func TestBlocksOfAWorkspaceWithoutIndexAreKept(t *testing.T) {
 // shows it ACTIVE fails to start, and leaves the ring and no goroutine
 // behind.
 func TestFailedStartLeavesNothingRunning(t *testing.T) {
-	t.Cleanup(func() { goleak.VerifyNone(t, goleak.IgnoreCurrent()) })
+	leaks := goleak.IgnoreCurrent() // what runs before the test
+	t.Cleanup(func() { goleak.VerifyNone(t, leaks) })
 	var cfg Config
 	cfg.RegisterFlags(flag.NewFlagSet("test", flag.PanicOnError))
 	cfg.Ring.InstanceID, cfg.Ring.InstanceAddr = "sg-1", "127.0.0.1"

@@ -28,7 +28,8 @@ func failing(err error) services.Service {
 }
 
 func TestGroupStartFailureStopsTheStarted(t *testing.T) {
-	t.Cleanup(func() { goleak.VerifyNone(t, goleak.IgnoreCurrent()) })
+	leaks := goleak.IgnoreCurrent() // what runs before the test
+	t.Cleanup(func() { goleak.VerifyNone(t, leaks) })
 	a, aStopped := worker()
 	b, bStopped := worker()
 	boom := errors.New("boom")
@@ -43,7 +44,8 @@ func TestGroupStartFailureStopsTheStarted(t *testing.T) {
 }
 
 func TestGroupStartCutShortByItsContext(t *testing.T) {
-	t.Cleanup(func() { goleak.VerifyNone(t, goleak.IgnoreCurrent()) })
+	leaks := goleak.IgnoreCurrent() // what runs before the test
+	t.Cleanup(func() { goleak.VerifyNone(t, leaks) })
 	a, _ := worker()
 	slow := services.NewBasicService(func(ctx context.Context) error {
 		<-ctx.Done()
@@ -56,7 +58,8 @@ func TestGroupStartCutShortByItsContext(t *testing.T) {
 }
 
 func TestGroupReportsAFailureWhileRunning(t *testing.T) {
-	t.Cleanup(func() { goleak.VerifyNone(t, goleak.IgnoreCurrent()) })
+	leaks := goleak.IgnoreCurrent() // what runs before the test
+	t.Cleanup(func() { goleak.VerifyNone(t, leaks) })
 	a, _ := worker()
 	crash, die := errors.New("crash"), make(chan struct{})
 	dies := services.NewBasicService(nil, func(context.Context) error { <-die; return crash }, nil)
@@ -75,7 +78,8 @@ func TestGroupReportsAFailureWhileRunning(t *testing.T) {
 }
 
 func TestServiceOfAGroup(t *testing.T) {
-	t.Cleanup(func() { goleak.VerifyNone(t, goleak.IgnoreCurrent()) })
+	leaks := goleak.IgnoreCurrent() // what runs before the test
+	t.Cleanup(func() { goleak.VerifyNone(t, leaks) })
 	a, aStopped := worker()
 	s := Service(a, failing(errors.New("boom")))
 	require.Error(t, services.StartAndAwaitRunning(context.Background(), s))

@@ -17,7 +17,7 @@ var leaves = []string{"pkg/apierror", "pkg/tenant", "pkg/logging", "pkg/subservi
 var allowed = map[string][]string{
 	"cmd/vigil":               {"pkg/vigil"},
 	"pkg/vigil":               {"*"},
-	"pkg/api":                 {"pkg/auth", "pkg/inflight"},
+	"pkg/api":                 {"pkg/auth", "pkg/inflight", "pkg/pb/remotewrite"},
 	"pkg/inflight":            nil,
 	"pkg/apierror":            nil,
 	"pkg/auth":                nil,

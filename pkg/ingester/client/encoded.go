@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"fmt"
 	"sync"
 
 	"github.com/prometheus/prometheus/prompb"
@@ -26,6 +27,7 @@ type EncodedRequest struct {
 	bufs *EncodeBuffers
 	once sync.Once
 	out  []byte
+	err  error   // why it could not be encoded
 	buf  *[]byte // out's pooled buffer, if it has one
 }
 
@@ -78,6 +80,13 @@ const maxPooledEncoding = 8 << 20
 // read only while a call encodes.
 func (e *EncodedRequest) Marshal() ([]byte, error) {
 	e.once.Do(func() {
+		// A panic here would leave the request marked encoded, and empty,
+		// for the other ingesters: remember it as the encoding's error.
+		defer func() {
+			if p := recover(); p != nil {
+				e.out, e.err = nil, fmt.Errorf("encode push request: panic: %v", p)
+			}
+		}()
 		n := e.size()
 		var b []byte
 		if n > smallEncoding && e.bufs != nil {
@@ -96,7 +105,7 @@ func (e *EncodedRequest) Marshal() ([]byte, error) {
 			*e.buf = b
 		}
 	})
-	return e.out, nil
+	return e.out, e.err
 }
 
 // each calls f with the index of every series to send.

@@ -203,3 +203,16 @@ func BenchmarkPushToThreeIngesters(b *testing.B) {
 		})
 	}
 }
+
+// TestEncodingPanicIsAnError: a request whose encoding panics is an error
+// for every ingester it is sent to, not an empty request once the first
+// call has given up.
+func TestEncodingPanicIsAnError(t *testing.T) {
+	req := writeRequest(3)
+	enc := NewEncodedRequest(req, make([][]byte, 1), nil, nil) // raw shorter than the series: out of range
+	for range 2 {
+		b, err := enc.Marshal()
+		require.ErrorContains(t, err, "encode push request: panic")
+		require.Nil(t, b)
+	}
+}

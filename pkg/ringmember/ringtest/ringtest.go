@@ -1,13 +1,16 @@
 // Package ringtest holds what tests of ring members need: an in-memory
 // key-value store, one whose readers never see a change (a member waiting
 // to see itself in the ring never does, and its start fails once its
-// context ends) and one whose reads fail (a ring client's start fails at
-// once, while the member's lifecycler, which only writes, joins).
+// context ends), one whose reads fail (a ring client's start fails at
+// once, while the member's lifecycler, which only writes, joins) and one
+// whose writes fail after a first few (a lifecycler joins, then cannot
+// turn ACTIVE).
 package ringtest
 
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -51,6 +54,26 @@ func (unreadable) Get(ctx context.Context, _ string) (any, error) {
 	case <-time.After(100 * time.Millisecond):
 	}
 	return nil, errors.New("the key-value store cannot be read")
+}
+
+// WritesFailAfter wraps a store so that every CAS after the first n fails:
+// a lifecycler registers, and its next write (turning ACTIVE) fails.
+func WritesFailAfter(c kv.Client, n int) kv.Client {
+	w := &failingWrites{Client: c}
+	w.left.Store(int64(n))
+	return w
+}
+
+type failingWrites struct {
+	kv.Client
+	left atomic.Int64
+}
+
+func (w *failingWrites) CAS(ctx context.Context, key string, f func(in any) (out any, retry bool, err error)) error {
+	if w.left.Add(-1) < 0 {
+		return errors.New("the key-value store refuses writes")
+	}
+	return w.Client.CAS(ctx, key, f)
 }
 
 // Instances returns the IDs of the instances the store's ring at key holds,
