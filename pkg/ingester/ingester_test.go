@@ -377,11 +377,12 @@ func TestFailedStartLeavesNothingRunning(t *testing.T) {
 	require.NoError(t, push(t, ing, "ws-1", ts("up", "a", prompb.Sample{Timestamp: now, Value: 1})))
 	require.NoError(t, services.StopAndAwaitTerminated(context.Background(), ing))
 
-	failing, err := New(testConfig(), dir, 9095, testBucket(t, dir), ringmember.Store{Client: ringtest.WritesFailAfter(store, 1)}, prometheus.NewRegistry(), log.NewNopLogger())
+	failing, err := New(testConfig(), dir, 9095, testBucket(t, dir), ringmember.Store{Client: ringtest.WriteFails(store, 2)}, prometheus.NewRegistry(), log.NewNopLogger())
 	require.NoError(t, err)
 	require.NoError(t, failing.StartAsync(context.Background()))
-	require.ErrorContains(t, failing.AwaitTerminated(context.Background()), "refuses writes")
-	require.Contains(t, []services.State{services.Terminated, services.Failed}, failing.lifecycler.State(), "the lifecycler is stopped")
+	require.ErrorContains(t, failing.AwaitTerminated(context.Background()), "refuses a write")
+	require.Equal(t, services.Terminated, failing.lifecycler.State(), "the lifecycler is stopped")
+	require.Equal(t, ring.LEAVING, ringtest.Instances(t, store, RingKey)["ingester-test"], "it left (an ingester stays in the ring as LEAVING)")
 	require.Empty(t, failing.openDBs(), "the TSDB it replayed is closed")
 
 	again := startIngester(t, testConfig(), dir, store)

@@ -384,9 +384,9 @@ func TestBlocksOfAWorkspaceWithoutIndexAreKept(t *testing.T) {
 	require.NoDirExists(t, dir, "the index does not list it: it goes")
 }
 
-// TestFailedStartLeavesNothingRunning: a store-gateway whose ring never
-// shows it ACTIVE fails to start, and leaves the ring and no goroutine
-// behind.
+// TestFailedStartLeavesNothingRunning: a store-gateway whose start fails
+// after its lifecycler joined the ring (it cannot turn ACTIVE) has, by the
+// time the start returned, left the ring, and no goroutine of it runs.
 func TestFailedStartLeavesNothingRunning(t *testing.T) {
 	leaks := goleak.IgnoreCurrent() // what runs before the test
 	t.Cleanup(func() { goleak.VerifyNone(t, leaks) })
@@ -395,17 +395,15 @@ func TestFailedStartLeavesNothingRunning(t *testing.T) {
 	cfg.Ring.InstanceID, cfg.Ring.InstanceAddr = "sg-1", "127.0.0.1"
 	kv := ringtest.NewKV(t)
 	reg := prometheus.NewRegistry()
-	r, err := ringmember.NewRing(cfg.Ring, RingName, RingKey, ringmember.Store{Client: ringtest.Blind(kv)}, reg, log.NewNopLogger())
+	r, err := ringmember.NewRing(cfg.Ring, RingName, RingKey, ringmember.Store{Client: kv}, reg, log.NewNopLogger())
 	require.NoError(t, err)
 	require.NoError(t, services.StartAndAwaitRunning(context.Background(), r))
 	defer func() { require.NoError(t, services.StopAndAwaitTerminated(context.Background(), r)) }()
-	g, err := New(cfg, t.TempDir(), 9095, objstore.NewInMemBucket(), r, testLimits{}, ringmember.Store{Client: kv}, reg, log.NewNopLogger())
+	g, err := New(cfg, t.TempDir(), 9095, objstore.NewInMemBucket(), r, testLimits{}, ringmember.Store{Client: ringtest.WriteFails(kv, 2)}, reg, log.NewNopLogger())
 	require.NoError(t, err)
-	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
-	defer cancel()
-	require.NoError(t, g.StartAsync(ctx))
-	require.Error(t, g.AwaitTerminated(context.Background()))
-	// When the start has failed, not some time later:
+	require.NoError(t, g.StartAsync(context.Background()))
+	require.ErrorContains(t, g.AwaitTerminated(context.Background()), "refuses a write")
+	// As the start returned, not some time later:
 	require.Equal(t, services.Terminated, g.lifecycler.State(), "the lifecycler is stopped")
 	require.NotContains(t, ringtest.Instances(t, kv, RingKey), "sg-1", "the store-gateway left the ring")
 }

@@ -3,8 +3,7 @@
 // to see itself in the ring never does, and its start fails once its
 // context ends), one whose reads fail (a ring client's start fails at
 // once, while the member's lifecycler, which only writes, joins) and one
-// whose writes fail after a first few (a lifecycler joins, then cannot
-// turn ACTIVE).
+// that refuses one write (a lifecycler joins, then cannot turn ACTIVE).
 package ringtest
 
 import (
@@ -56,22 +55,23 @@ func (unreadable) Get(ctx context.Context, _ string) (any, error) {
 	return nil, errors.New("the key-value store cannot be read")
 }
 
-// WritesFailAfter wraps a store so that every CAS after the first n fails:
-// a lifecycler registers, and its next write (turning ACTIVE) fails.
-func WritesFailAfter(c kv.Client, n int) kv.Client {
-	w := &failingWrites{Client: c}
-	w.left.Store(int64(n))
+// WriteFails wraps a store so that its nth CAS (from 1) fails, and only
+// that one: with n = 2 a lifecycler registers, cannot turn ACTIVE, and
+// leaves the ring when it is stopped.
+func WriteFails(c kv.Client, n int) kv.Client {
+	w := &failingWrite{Client: c, n: int64(n)}
 	return w
 }
 
-type failingWrites struct {
+type failingWrite struct {
 	kv.Client
-	left atomic.Int64
+	n      int64
+	writes atomic.Int64
 }
 
-func (w *failingWrites) CAS(ctx context.Context, key string, f func(in any) (out any, retry bool, err error)) error {
-	if w.left.Add(-1) < 0 {
-		return errors.New("the key-value store refuses writes")
+func (w *failingWrite) CAS(ctx context.Context, key string, f func(in any) (out any, retry bool, err error)) error {
+	if w.writes.Add(1) == w.n {
+		return errors.New("the key-value store refuses a write")
 	}
 	return w.Client.CAS(ctx, key, f)
 }
