@@ -178,16 +178,13 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			a.bodies.release(held)
 		}
 	}()
-	id, data, err := a.verifier.VerifyReading(r, func(key string, verified bool) ([]byte, error) {
-		unverified := key
-		if verified {
-			unverified = ""
-		}
-		b, err := a.bodies.read(w, r, a.bodyLimit(rt), unverified)
+	chunked := false
+	id, data, err := a.verifier.VerifyReading(r, func(br auth.BodyRead) ([]byte, error) {
+		b, err := a.bodies.read(w, r, a.bodyLimit(rt), br.AccessKeyID, br.Verified, br.Chunked)
 		if err != nil {
 			return nil, err
 		}
-		held = b
+		held, chunked = b, br.Chunked
 		return b.buf, nil
 	})
 	if err != nil {
@@ -195,13 +192,13 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if held != nil {
-		a.bodies.verified(held)
+		a.bodies.done(held)
 	}
 	// No handler keeps the body past the request (the distributor decodes
 	// into buffers of its own).
 	r.Body = io.NopCloser(bytes.NewReader(data))
 	r.ContentLength = int64(len(data))
-	if r.Header.Get("X-Amz-Content-Sha256") == auth.StreamingPayload {
+	if chunked {
 		// aws-chunked, verified and decoded: the handler sees the data.
 		r.Header.Del("X-Amz-Decoded-Content-Length")
 		var kept []string

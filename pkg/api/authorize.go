@@ -138,7 +138,7 @@ func (a *API) body(w http.ResponseWriter, r *http.Request) ([]byte, func(), erro
 	if b, ok := r.Context().Value(bodyKey{}).([]byte); ok {
 		return b, func() {}, nil
 	}
-	b, err := a.bodies.read(w, r, defaultBodyLimit, "")
+	b, err := a.bodies.read(w, r, defaultBodyLimit, "", true, false)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -8,7 +8,6 @@ import (
 	"sync/atomic"
 
 	"github.com/vigil-metrics/vigil/pkg/apierror"
-	"github.com/vigil-metrics/vigil/pkg/auth"
 	"github.com/vigil-metrics/vigil/pkg/inflight"
 	"github.com/vigil-metrics/vigil/pkg/pb/remotewrite"
 )
@@ -18,7 +17,7 @@ import (
 // runs, and unless the request declares its payload's hash (few clients
 // do), before its signature is known to be good: anyone who knows an access
 // key ID can make the process read a body. What callers can make the
-// process hold is bounded four ways:
+// process hold is bounded this way:
 //   - each route reads at most its own request-size limit (remote write's
 //     -distributor.max-request-size-bytes, 1 MB for the other routes), and a
 //     larger Content-Length is refused before anything is read;
@@ -28,10 +27,15 @@ import (
 //     (-distributor.instance-limits.max-inflight-push-requests-bytes),
 //     shared with the distributor: when it is spent, requests get 503 and
 //     senders retry;
-//   - the bodies read before their signature verified hold at most an
-//     eighth of that budget per access key (at least one body of the
-//     route's largest size): a caller who knows one key ID but not its
-//     secret cannot take the budget from the other keys.
+//   - while they are read, the bodies of one access key hold at most an
+//     eighth of that budget, those read before their signature verified
+//     and those read after apart (at least one body of the route's size
+//     each): a caller who knows a key ID but not its secret cannot take
+//     the budget from the other keys, nor from the key's own signed
+//     payloads;
+//   - the bodies read before their signature verified hold at most half of
+//     the budget together, whatever the keys: the rest stays for verified
+//     requests and the distributor's decoding.
 
 // defaultBodyLimit bounds the bodies of routes that set no limit of their
 // own. AMP quota: request size (ingest or query) 1 MB.
@@ -48,9 +52,13 @@ const (
 	maxPooledBody = 2 << 20
 )
 
-// unverifiedShare is the fraction of the budget one access key's unverified
-// bodies may hold.
-const unverifiedShare = 8
+// keyShare is the fraction of the budget the bodies of one access key may
+// hold while they are read (unverified and verified apart); unverifiedShare
+// the fraction all unverified bodies together may.
+const (
+	keyShare        = 8
+	unverifiedShare = 2
+)
 
 // chunkedAllowance is how much larger than its route's limit an
 // aws-chunked body may be on the wire: the chunk headers (about 90 bytes a
@@ -64,11 +72,22 @@ func errInflightBytes(limit int64) error {
 		"the request has been rejected because the request bodies in flight exceeded the allowed size (limit: %d bytes, -distributor.instance-limits.max-inflight-push-requests-bytes); retry later", limit)
 }
 
-// errUnverifiedBytes refuses a request whose body, not yet known to be
-// signed by the key it names, would take that key over its share.
-func errUnverifiedBytes(limit int64) error {
+// errKeyBytes refuses a request whose body would take its access key's
+// bodies being read over their share.
+func errKeyBytes(limit int64, verified bool) error {
+	if verified {
+		return apierror.New(apierror.Unavailable, apierror.IDInflightBodyBytes,
+			"the request has been rejected because the request bodies being read for this access key exceeded the allowed size (limit: %d bytes, an eighth of -distributor.instance-limits.max-inflight-push-requests-bytes); retry later", limit)
+	}
 	return apierror.New(apierror.Unavailable, apierror.IDInflightBodyBytes,
 		"the request has been rejected because the request bodies in flight for this access key, read before their signatures could be checked, exceeded the allowed size (limit: %d bytes, an eighth of -distributor.instance-limits.max-inflight-push-requests-bytes); retry later, or sign the payload's hash in X-Amz-Content-Sha256", limit)
+}
+
+// errUnverifiedBytes refuses a request whose body, not yet known to be
+// signed, would take all such bodies over their share.
+func errUnverifiedBytes(limit int64) error {
+	return apierror.New(apierror.Unavailable, apierror.IDInflightBodyBytes,
+		"the request has been rejected because the request bodies in flight read before their signatures could be checked exceeded the allowed size (limit: %d bytes, half of -distributor.instance-limits.max-inflight-push-requests-bytes); retry later, or sign the payload's hash in X-Amz-Content-Sha256", limit)
 }
 
 func errBodyTooLarge(limit int) error {
@@ -83,41 +102,51 @@ type bodyReader struct {
 	pool   *remotewrite.FreeList[*body]
 
 	mu         sync.Mutex
-	unverified map[string]int64 // bytes held by bodies not verified yet, by access key
+	reading    map[share]int64 // bytes held by the bodies being read, by key and kind
+	unverified int64           // of which read before their signature verified
+}
+
+// share is one access key's bodies of one kind.
+type share struct {
+	key      string
+	verified bool
 }
 
 // body is one request's body as read, and the memory it took.
 type body struct {
-	buf      []byte
-	taken    int    // bytes taken from the budget
-	key      string // the access key whose unverified share holds taken ("": none)
-	keyLimit int64  // the most that key's unverified bodies may hold
+	buf   []byte
+	taken int // bytes taken from the budget
+	// share holds taken while the body is read (key "": none), at most
+	// shareLimit.
+	share      share
+	shareLimit int64
 }
 
 func newBodyReader(budget *inflight.Budget) *bodyReader {
 	return &bodyReader{
-		budget:     budget,
-		pool:       remotewrite.NewFreeList(pooledBodies, func() *body { return new(body) }),
-		unverified: map[string]int64{},
+		budget:  budget,
+		pool:    remotewrite.NewFreeList(pooledBodies, func() *body { return new(body) }),
+		reading: map[share]int64{},
 	}
 }
 
 // read reads r's body, at most limit bytes (with an allowance for the
-// chunk headers of an aws-chunked body). unverifiedKey, when not empty, is
-// the access key the body counts against until verified is called. The
-// caller releases the body once nothing uses its bytes.
-func (br *bodyReader) read(w http.ResponseWriter, r *http.Request, limit int, unverifiedKey string) (*body, error) {
-	if r.Header.Get("X-Amz-Content-Sha256") == auth.StreamingPayload {
+// chunk headers of an aws-chunked body). With an access key, the body
+// counts against that key's share (and, not verified, against all
+// unverified bodies') until done is called. The caller releases the body
+// once nothing uses its bytes.
+func (br *bodyReader) read(w http.ResponseWriter, r *http.Request, limit int, key string, verified, chunked bool) (*body, error) {
+	if chunked {
 		limit += chunkedAllowance(limit)
 	}
 	if r.ContentLength > int64(limit) {
 		return nil, errBodyTooLarge(limit)
 	}
 	b := br.pool.Get()
-	b.buf, b.key = b.buf[:0], unverifiedKey
+	b.buf, b.share = b.buf[:0], share{key: key, verified: verified}
 	// A key's share holds at least one body of the route's largest size,
 	// whatever the budget.
-	b.keyLimit = max(br.budget.Limit()/unverifiedShare, int64(limit)+1)
+	b.shareLimit = max(br.budget.Limit()/keyShare, int64(limit)+1)
 	if err := br.fill(b, http.MaxBytesReader(w, r.Body, int64(limit)), limit); err != nil {
 		br.release(b)
 		return nil, err
@@ -143,7 +172,7 @@ func (br *bodyReader) fill(b *body, src io.Reader, limit int) error {
 		}
 		// A pooled buffer is filled a window at a time: its capacity is
 		// not this request's until bytes arrive for it.
-		end := min(cap(b.buf), len(b.buf)+max(len(b.buf), firstRead))
+		end := min(cap(b.buf), len(b.buf)+max(len(b.buf), firstRead), limit+1)
 		if err := br.take(b, end); err != nil {
 			return err
 		}
@@ -162,24 +191,20 @@ func (br *bodyReader) fill(b *body, src io.Reader, limit int) error {
 	}
 }
 
-// take makes b's share of the budget (and of its key's unverified share)
-// size bytes.
+// take makes b's share of the budget (and of its key's share, and of the
+// unverified bodies' share) size bytes.
 func (br *bodyReader) take(b *body, size int) error {
 	more := size - b.taken
 	if more <= 0 {
 		return nil
 	}
-	if b.key != "" {
-		br.mu.Lock()
-		if br.budget.Limit() > 0 && br.unverified[b.key]+int64(more) > b.keyLimit {
-			br.mu.Unlock()
-			return errUnverifiedBytes(b.keyLimit)
+	if b.share.key != "" {
+		if err := br.takeShare(b, int64(more)); err != nil {
+			return err
 		}
-		br.unverified[b.key] += int64(more)
-		br.mu.Unlock()
 	}
 	if !br.budget.Take(more) {
-		br.giveUnverified(b, more)
+		br.giveShare(b, int64(more))
 		return errInflightBytes(br.budget.Limit())
 	}
 	br.held.Add(int64(more))
@@ -187,34 +212,58 @@ func (br *bodyReader) take(b *body, size int) error {
 	return nil
 }
 
-// giveUnverified returns n bytes of b's key's unverified share.
-func (br *bodyReader) giveUnverified(b *body, n int) {
-	if b.key == "" || n <= 0 {
+func (br *bodyReader) takeShare(b *body, n int64) error {
+	br.mu.Lock()
+	defer br.mu.Unlock()
+	if br.budget.Limit() <= 0 {
+		br.reading[b.share] += n
+		return nil
+	}
+	if br.reading[b.share]+n > b.shareLimit {
+		return errKeyBytes(b.shareLimit, b.share.verified)
+	}
+	if !b.share.verified {
+		limit := max(br.budget.Limit()/unverifiedShare, b.shareLimit)
+		if br.unverified+n > limit {
+			return errUnverifiedBytes(limit)
+		}
+		br.unverified += n
+	}
+	br.reading[b.share] += n
+	return nil
+}
+
+// giveShare returns n bytes of b's shares.
+func (br *bodyReader) giveShare(b *body, n int64) {
+	if b.share.key == "" || n <= 0 {
 		return
 	}
 	br.mu.Lock()
 	defer br.mu.Unlock()
-	if left := br.unverified[b.key] - int64(n); left > 0 {
-		br.unverified[b.key] = left
+	if !b.share.verified {
+		br.unverified -= n
+	}
+	if left := br.reading[b.share] - n; left > 0 {
+		br.reading[b.share] = left
 	} else {
-		delete(br.unverified, b.key)
+		delete(br.reading, b.share)
 	}
 }
 
-// verified moves the body out of its key's unverified share: its signature
-// checked out. It stays in the budget until released.
-func (br *bodyReader) verified(b *body) {
-	br.giveUnverified(b, b.taken)
-	b.key = ""
+// done ends the body's read: its signature checked out, it leaves its
+// key's share and stays in the budget until released.
+func (br *bodyReader) done(b *body) {
+	br.giveShare(b, int64(b.taken))
+	b.share = share{}
 }
 
 // release gives the body's memory back and keeps its buffer for the next
 // request, unless it is large.
 func (br *bodyReader) release(b *body) {
-	br.giveUnverified(b, b.taken)
+	br.giveShare(b, int64(b.taken))
 	br.budget.Give(b.taken)
 	br.held.Add(-int64(b.taken))
-	b.taken, b.key = 0, ""
+	b.taken, b.share = 0, share{}
 	if cap(b.buf) > maxPooledBody {
 		b.buf = nil
 	}

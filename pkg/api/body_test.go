@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -67,6 +68,8 @@ func signedPushAs(t *testing.T, keyID string, body []byte, secret string, declar
 type stalledBody struct {
 	read, end chan struct{}
 	first     int // bytes sent before the stall
+	firstCap  int // the capacity of the first buffer read into
+	reads     int
 }
 
 func stalled(t *testing.T) *stalledBody {
@@ -76,6 +79,9 @@ func stalled(t *testing.T) *stalledBody {
 }
 
 func (s *stalledBody) Read(p []byte) (int, error) {
+	if s.reads++; s.reads == 1 {
+		s.firstCap = cap(p)
+	}
 	if s.first > 0 {
 		n := min(len(p), s.first) // what arrives before the stall
 		s.first -= n
@@ -183,32 +189,71 @@ func TestSignedBodies(t *testing.T) {
 		r.Body, r.ContentLength = slow, 60<<10
 		go a.ServeHTTP(httptest.NewRecorder(), r)
 		<-slow.read
-		require.Equal(t, int64(firstRead), budget.Used(), "not the pooled buffer's capacity")
+		require.Equal(t, 64<<10, slow.firstCap, "the pooled buffer is reused")
+		require.Equal(t, int64(firstRead), budget.Used(), "but counted as it fills, not at its capacity")
 	})
 	t.Run("one key's unverified bodies cannot take the budget from the others", func(t *testing.T) {
 		budget := inflight.NewBudget(1 << 20)
 		a := signedAPI(t, budget)
-		// Attackers who know a key ID but not its secret send 40 KB of each
-		// body, with a made-up signature, and stall.
-		for range 16 {
-			r := signedPushAs(t, "AKIAKNOWNTOATTACKER", make([]byte, 100), "not-the-secret", false)
-			slow := stalled(t)
-			slow.first = 40 << 10
-			r.Body, r.ContentLength = slow, 60<<10
-			go a.ServeHTTP(httptest.NewRecorder(), r)
+		// Attackers who know a key ID but not its secret send 40 KB of
+		// each body, with a made-up signature, and stall: each holds 64 KB,
+		// until the key's eighth (128 KB) is held.
+		for range 4 {
+			attack(t, a, "AKIAKNOWNTOATTACKER", 40<<10)
 		}
-		require.Eventually(t, func() bool { return budget.Used() >= 128<<10 }, 10*time.Second, time.Millisecond)
-		time.Sleep(50 * time.Millisecond) // every attacker has read what it could
-		require.LessOrEqual(t, budget.Used(), int64(128<<10), "at most an eighth of the budget for the key")
-		// (The attacked key's own unsigned-payload pushes share what is left
-		// of its eighth with the attackers.)
+		require.Equal(t, int64(128<<10), budget.Used(), "an eighth of the budget for the key")
 
 		rec := httptest.NewRecorder()
 		a.ServeHTTP(rec, signedPushAs(t, "AKIAHONESTWRITER", make([]byte, 60<<10), "writer-secret", false))
 		require.Equal(t, http.StatusNoContent, rec.Code, "another key's honest push: %s", rec.Body.String())
 
 		rec = httptest.NewRecorder()
+		a.ServeHTTP(rec, signedPushAs(t, "AKIAKNOWNTOATTACKER", make([]byte, 60<<10), "writer-secret", false))
+		require.Equal(t, http.StatusServiceUnavailable, rec.Code, "the key's own unsigned-payload pushes wait with the attackers")
+		require.Contains(t, rec.Body.String(), "for this access key, read before their signatures could be checked")
+
+		rec = httptest.NewRecorder()
 		a.ServeHTTP(rec, signedPushAs(t, "AKIAKNOWNTOATTACKER", make([]byte, 60<<10), "writer-secret", true))
 		require.Equal(t, http.StatusNoContent, rec.Code, "a push that declares its payload's hash is verified first: %s", rec.Body.String())
 	})
+	t.Run("many keys' unverified bodies hold at most half of the budget", func(t *testing.T) {
+		budget := inflight.NewBudget(1 << 20)
+		a := signedAPI(t, budget)
+		for k := range 8 {
+			for range 2 {
+				attack(t, a, fmt.Sprintf("AKIAKNOWNTOATTACK%d", k), 40<<10)
+			}
+		}
+		require.Equal(t, int64(512<<10), budget.Used(), "half of the budget for the unverified bodies of every key")
+
+		rec := httptest.NewRecorder()
+		a.ServeHTTP(rec, signedPushAs(t, "AKIAHONESTWRITER", make([]byte, 60<<10), "writer-secret", true))
+		require.Equal(t, http.StatusNoContent, rec.Code, "a push that declares its payload's hash: %s", rec.Body.String())
+		rec = httptest.NewRecorder()
+		a.ServeHTTP(rec, signedPushAs(t, "AKIAHONESTWRITER", make([]byte, 60<<10), "writer-secret", false))
+		require.Equal(t, http.StatusServiceUnavailable, rec.Code, "unsigned payloads wait for the unverified half")
+		require.Contains(t, rec.Body.String(), "half of -distributor.instance-limits.max-inflight-push-requests-bytes")
+	})
+}
+
+// attack sends a remote write signed with a made-up signature under keyID,
+// whose body stalls after sent bytes, and returns once the front door waits
+// for the rest or has answered.
+func attack(t *testing.T, a *API, keyID string, sent int) {
+	t.Helper()
+	r := signedPushAs(t, keyID, make([]byte, 100), "not-the-secret", false)
+	slow := stalled(t)
+	slow.first = sent
+	r.Body, r.ContentLength = slow, 60<<10
+	answered := make(chan struct{})
+	go func() {
+		a.ServeHTTP(httptest.NewRecorder(), r)
+		close(answered)
+	}()
+	select {
+	case <-slow.read:
+	case <-answered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the front door neither waited for the body nor answered")
+	}
 }

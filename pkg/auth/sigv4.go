@@ -157,19 +157,27 @@ func (s *signature) check() error {
 // body, already read) and returns the caller and the body's data (an
 // aws-chunked body decoded).
 func (v *Verifier) Verify(r *http.Request, body []byte) (Identity, []byte, error) {
-	return v.VerifyReading(r, func(string, bool) ([]byte, error) { return body, nil })
+	return v.VerifyReading(r, func(BodyRead) ([]byte, error) { return body, nil })
 }
 
-// BodyReader reads a request's body for VerifyReading. accessKeyID is the
-// key the request claims to be signed with; verified tells whether the
-// signature already checked out (the request declared its payload's hash),
-// or whether the body is read to check it: a reader may hold such
-// unverified bodies to a smaller share of memory, per key.
-type BodyReader func(accessKeyID string, verified bool) ([]byte, error)
+// BodyReader reads a request's body for VerifyReading.
+type BodyReader func(BodyRead) ([]byte, error)
 
-// StreamingPayload is the X-Amz-Content-Sha256 of an aws-chunked body,
-// whose data VerifyReading returns decoded.
-const StreamingPayload = streamingPayload
+// BodyRead says what VerifyReading knows of a body it asks to read.
+type BodyRead struct {
+	// AccessKeyID is the key the request claims to be signed with.
+	AccessKeyID string
+	// Verified tells whether the signature already checked out (the
+	// request declared its payload's hash), or whether the body is read to
+	// check it: a reader may hold such unverified bodies to a smaller share
+	// of memory, per key.
+	Verified bool
+	// Chunked tells that the body is aws-chunked, the signed payload
+	// STREAMING-AWS4-HMAC-SHA256-PAYLOAD: VerifyReading returns its data
+	// decoded, and the body on the wire is larger than the data by its
+	// chunk headers.
+	Chunked bool
+}
 
 func (v *Verifier) VerifyReading(r *http.Request, read BodyReader) (Identity, []byte, error) {
 	var sig signature
@@ -224,7 +232,7 @@ func (v *Verifier) VerifyReading(r *http.Request, read BodyReader) (Identity, []
 	payload := declared
 	if payload == "" {
 		// The signature covers the body's hash: read it first.
-		if body, err = read(sig.accessKey, false); err != nil {
+		if body, err = read(BodyRead{AccessKeyID: sig.accessKey}); err != nil {
 			return Identity{}, nil, err
 		}
 		sum := sha256.Sum256(body)
@@ -237,7 +245,7 @@ func (v *Verifier) VerifyReading(r *http.Request, read BodyReader) (Identity, []
 	if declared == "" {
 		return id, body, nil
 	}
-	if body, err = read(sig.accessKey, true); err != nil {
+	if body, err = read(BodyRead{AccessKeyID: sig.accessKey, Verified: true, Chunked: declared == streamingPayload}); err != nil {
 		return Identity{}, nil, err
 	}
 	switch declared {
@@ -396,6 +404,7 @@ func canonicalHeaders(r *http.Request, sig signature) (string, error) {
 func canonicalQueries(raw string, presigned bool) ([]string, error) {
 	type pair struct{ k, v string }
 	var decoded, asSent []pair
+	signatures := 0
 	for _, part := range strings.Split(raw, "&") {
 		if part == "" {
 			continue
@@ -408,6 +417,9 @@ func canonicalQueries(raw string, presigned bool) ([]string, error) {
 				"the query string is malformed: %q does not decode (a %% must start a %%XX escape)", truncate(part))
 		}
 		if presigned && ku == "X-Amz-Signature" {
+			if signatures++; signatures > 1 {
+				return nil, apierror.New(apierror.BadData, apierror.IDMalformedQueryString, "the query string is malformed: X-Amz-Signature is given more than once")
+			}
 			continue
 		}
 		asSent = append(asSent, pair{k, v})

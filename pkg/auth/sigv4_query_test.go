@@ -190,6 +190,7 @@ func TestCanonicalQueries(t *testing.T) {
 		{"flag", false, []string{"flag="}},
 		{"X-Amz-Signature=abc&X-Amz-Date=1", true, []string{"X-Amz-Date=1"}},
 		{"X-Amz-Signature=abc&X-Amz-Date=1", false, []string{"X-Amz-Date=1&X-Amz-Signature=abc"}},
+		{"X-Amz-Signature=abc&X-Amz-Signature=def", false, []string{"X-Amz-Signature=abc&X-Amz-Signature=def"}},
 	} {
 		got, err := canonicalQueries(tc.raw, tc.presigned)
 		require.NoError(t, err, tc.raw)
@@ -198,8 +199,8 @@ func TestCanonicalQueries(t *testing.T) {
 	// A pair that does not decode is refused: no parser can be trusted to
 	// read it as the signer meant, and leaving it out would let anyone add
 	// it to a signed request.
-	for _, raw := range []string{"q=100%", "limit=%zz", "%zz=1", "a=1&b=%4"} {
-		_, err := canonicalQueries(raw, false)
+	for _, raw := range []string{"q=100%", "limit=%zz", "%zz=1", "a=1&b=%4", "X-Amz-Signature=a&X-Amz-%53ignature=b"} {
+		_, err := canonicalQueries(raw, strings.Contains(raw, "Signature"))
 		require.Equal(t, http.StatusBadRequest, apierror.StatusOf(err), raw)
 		require.Equal(t, apierror.IDMalformedQueryString, apierror.From(err).ID)
 	}
@@ -241,11 +242,12 @@ func TestDeclaredPayloadIsCheckedBeforeTheBodyIsRead(t *testing.T) {
 		return r
 	}
 	read := false
-	reader := func(b []byte) BodyReader {
-		return func(_ string, verified bool) ([]byte, error) {
-			require.True(t, verified, "read once the signature verified")
+	reader := func(data []byte) BodyReader {
+		return func(b BodyRead) ([]byte, error) {
+			require.True(t, b.Verified, "read once the signature verified")
+			require.False(t, b.Chunked)
 			read = true
-			return b, nil
+			return data, nil
 		}
 	}
 	_, _, err := verifier().VerifyReading(withHeader("not-the-secret"), reader(body))

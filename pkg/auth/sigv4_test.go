@@ -189,14 +189,14 @@ func TestBodyIsReadOnlyForAKnownFreshSignature(t *testing.T) {
 		signed(t, "POST", write, body, "writer-secret", "aps", "us-east-1", signedAt.Add(-time.Hour)),
 	} {
 		read := false
-		_, _, err := verifier().VerifyReading(r, func(string, bool) ([]byte, error) { read = true; return body, nil })
+		_, _, err := verifier().VerifyReading(r, func(BodyRead) ([]byte, error) { read = true; return body, nil })
 		require.Error(t, err)
 		require.False(t, read)
 	}
 	read := false
-	_, _, err := verifier().VerifyReading(signed(t, "POST", write, body, "writer-secret", "aps", "us-east-1", signedAt), func(key string, verified bool) ([]byte, error) {
-		require.Equal(t, "AKIAEXAMPLEWRITER", key)
-		require.False(t, verified, "without a declared payload hash the body is read to check the signature")
+	_, _, err := verifier().VerifyReading(signed(t, "POST", write, body, "writer-secret", "aps", "us-east-1", signedAt), func(b BodyRead) ([]byte, error) {
+		require.Equal(t, "AKIAEXAMPLEWRITER", b.AccessKeyID)
+		require.False(t, b.Verified, "without a declared payload hash the body is read to check the signature")
 		read = true
 		return body, nil
 	})

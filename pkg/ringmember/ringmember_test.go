@@ -17,6 +17,19 @@ import (
 	"github.com/vigil-metrics/vigil/pkg/ringmember/ringtest"
 )
 
+func refuseActive(c kv.Client) kv.Client { return ringtest.RefuseActive(c, "member-1") }
+
+// awaitTerminated waits, at most a minute, for s to stop, and returns its
+// failure.
+func awaitTerminated(t *testing.T, s services.Service) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err := s.AwaitTerminated(ctx)
+	require.NoError(t, ctx.Err(), "still running after a minute")
+	return err
+}
+
 func memberConfig(unregister bool) Config {
 	var c Config
 	c.RegisterFlagsWithPrefix("test.", Defaults{Member: "test", ReplicationFactor: 1, NumTokens: 8, UnregisterOnShutdown: unregister}, flag.NewFlagSet("test", flag.PanicOnError))
@@ -38,8 +51,8 @@ func TestActiveMemberLeavesTheRingWhenItsStartFails(t *testing.T) {
 		timeout    time.Duration
 		failure    string
 	}{
-		{"cannot turn ACTIVE, unregisters", true, func(c kv.Client) kv.Client { return ringtest.WriteFails(c, 2) }, nil, time.Minute, "refuses a write"},
-		{"cannot turn ACTIVE, stays as LEAVING", false, func(c kv.Client) kv.Client { return ringtest.WriteFails(c, 2) }, nil, time.Minute, "refuses a write"},
+		{"cannot turn ACTIVE, unregisters", true, refuseActive, nil, time.Minute, "refuses to make member-1 ACTIVE"},
+		{"cannot turn ACTIVE, stays as LEAVING", false, refuseActive, nil, time.Minute, "refuses to make member-1 ACTIVE"},
 		{"never sees itself ACTIVE, unregisters", true, nil, ringtest.Blind, 500 * time.Millisecond, "never saw this instance ACTIVE"},
 		{"never sees itself ACTIVE, stays as LEAVING", false, nil, ringtest.Blind, 500 * time.Millisecond, "never saw this instance ACTIVE"},
 	} {
@@ -65,7 +78,7 @@ func TestActiveMemberLeavesTheRingWhenItsStartFails(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), tc.timeout)
 			defer cancel()
 			require.NoError(t, m.StartAsync(ctx))
-			require.ErrorContains(t, m.AwaitTerminated(context.Background()), tc.failure)
+			require.ErrorContains(t, awaitTerminated(t, m), tc.failure)
 			// As the start returned, not some time later:
 			require.Equal(t, services.Failed, m.State())
 			require.Equal(t, services.Terminated, lc.State(), "the lifecycler is stopped")

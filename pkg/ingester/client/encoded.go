@@ -81,10 +81,12 @@ const maxPooledEncoding = 8 << 20
 func (e *EncodedRequest) Marshal() ([]byte, error) {
 	e.once.Do(func() {
 		// A panic here would leave the request marked encoded, and empty,
-		// for the other ingesters: remember it as the encoding's error.
+		// for the other ingesters: it is remembered as the encoding's error
+		// before it goes on to the sender (whose recover logs and counts it).
 		defer func() {
 			if p := recover(); p != nil {
 				e.out, e.err = nil, fmt.Errorf("encode push request: panic: %v", p)
+				panic(p)
 			}
 		}()
 		n := e.size()

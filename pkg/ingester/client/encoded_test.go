@@ -204,12 +204,13 @@ func BenchmarkPushToThreeIngesters(b *testing.B) {
 	}
 }
 
-// TestEncodingPanicIsAnError: a request whose encoding panics is an error
-// for every ingester it is sent to, not an empty request once the first
-// call has given up.
+// TestEncodingPanicIsAnError: a request whose encoding panics panics for
+// the call that encodes it (its sender recovers, logs and counts it) and is
+// an error for every later call, not an empty request.
 func TestEncodingPanicIsAnError(t *testing.T) {
 	req := writeRequest(3)
 	enc := NewEncodedRequest(req, make([][]byte, 1), nil, nil) // raw shorter than the series: out of range
+	require.Panics(t, func() { _, _ = enc.Marshal() })
 	for range 2 {
 		b, err := enc.Marshal()
 		require.ErrorContains(t, err, "encode push request: panic")

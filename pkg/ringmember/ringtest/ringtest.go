@@ -3,13 +3,13 @@
 // to see itself in the ring never does, and its start fails once its
 // context ends), one whose reads fail (a ring client's start fails at
 // once, while the member's lifecycler, which only writes, joins) and one
-// that refuses one write (a lifecycler joins, then cannot turn ACTIVE).
+// that refuses to make an instance ACTIVE (a lifecycler joins, then cannot
+// turn ACTIVE).
 package ringtest
 
 import (
 	"context"
 	"errors"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -55,25 +55,26 @@ func (unreadable) Get(ctx context.Context, _ string) (any, error) {
 	return nil, errors.New("the key-value store cannot be read")
 }
 
-// WriteFails wraps a store so that its nth CAS (from 1) fails, and only
-// that one: with n = 2 a lifecycler registers, cannot turn ACTIVE, and
-// leaves the ring when it is stopped.
-func WriteFails(c kv.Client, n int) kv.Client {
-	w := &failingWrite{Client: c, n: int64(n)}
-	return w
-}
+// RefuseActive wraps a store so that it refuses the writes that would make
+// the instance id ACTIVE: its lifecycler registers (and heartbeats), cannot
+// turn ACTIVE, and leaves the ring when it is stopped.
+func RefuseActive(c kv.Client, id string) kv.Client { return refuseActive{c, id} }
 
-type failingWrite struct {
+type refuseActive struct {
 	kv.Client
-	n      int64
-	writes atomic.Int64
+	id string
 }
 
-func (w *failingWrite) CAS(ctx context.Context, key string, f func(in any) (out any, retry bool, err error)) error {
-	if w.writes.Add(1) == w.n {
-		return errors.New("the key-value store refuses a write")
-	}
-	return w.Client.CAS(ctx, key, f)
+func (r refuseActive) CAS(ctx context.Context, key string, f func(in any) (out any, retry bool, err error)) error {
+	return r.Client.CAS(ctx, key, func(in any) (any, bool, error) {
+		out, retry, err := f(in)
+		if desc, ok := out.(*ring.Desc); ok && err == nil {
+			if inst, present := desc.Ingesters[r.id]; present && inst.State == ring.ACTIVE {
+				return nil, false, errors.New("the key-value store refuses to make " + r.id + " ACTIVE")
+			}
+		}
+		return out, retry, err
+	})
 }
 
 // Instances returns the IDs of the instances the store's ring at key holds,
