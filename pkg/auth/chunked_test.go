@@ -66,7 +66,11 @@ func TestChunkedPayloads(t *testing.T) {
 		r.Header.Set("X-Amz-Date", signedAt.Format("20060102T150405Z"))
 		r.Header.Set("X-Amz-Content-Sha256", streamingPayload)
 		r.Header.Set("Authorization", auth)
-		id, got, err := verifier().Verify(r, body)
+		id, got, err := verifier().VerifyReading(r, func(b BodyRead) ([]byte, error) {
+			require.True(t, b.Verified, "the seed signature is checked before the body is read")
+			require.True(t, b.Chunked)
+			return append([]byte(nil), body...), nil // decoded in place
+		})
 		return &id, got, err
 	}
 	body, auth := chunkedBody(t, data, 4096, nil)
