@@ -155,7 +155,7 @@ func (s *signature) check() error {
 
 // Verify checks the request's signature over body (the request's whole
 // body, already read) and returns the caller and the body's data (an
-// aws-chunked body decoded).
+// aws-chunked body decoded, in place: body's bytes are overwritten).
 func (v *Verifier) Verify(r *http.Request, body []byte) (Identity, []byte, error) {
 	return v.VerifyReading(r, func(BodyRead) ([]byte, error) { return body, nil })
 }
