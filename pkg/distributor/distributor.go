@@ -2,13 +2,10 @@ package distributor
 
 import (
 	"context"
-	"fmt"
-	"runtime/debug"
 	"sync"
 	"time"
 
 	"github.com/go-kit/log"
-	"github.com/go-kit/log/level"
 	"github.com/grafana/dskit/ring"
 	"github.com/grafana/dskit/services"
 	"github.com/prometheus/client_golang/prometheus"
@@ -267,9 +264,7 @@ func (d *Distributor) everyInstanceHoldsEverySeries() bool {
 func (d *Distributor) pushTo(ctx context.Context, inst ring.InstanceDesc, enc *client.EncodedRequest) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			d.metrics.panics.Inc()
-			ws, _ := tenant.ID(ctx)
-			level.Error(d.logger).Log("msg", "panic while pushing to an ingester", "workspace", ws, "ingester", inst.Id, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			d.panicked(ctx, p, "msg", "panic while pushing to an ingester", "ingester", inst.Id)
 			err = apierror.New(apierror.Internal, apierror.IDInternal, "internal error while pushing to ingester %s", inst.Id)
 		}
 	}()

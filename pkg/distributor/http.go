@@ -2,6 +2,7 @@ package distributor
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -114,15 +115,20 @@ func (d *Distributor) recoverPush(w http.ResponseWriter, r *http.Request, t *tic
 	if p == nil {
 		return
 	}
+	t.done()
 	if p == http.ErrAbortHandler {
-		t.done()
 		panic(p) // the server's own way to abort a response
 	}
-	t.done()
-	d.metrics.panics.Inc()
-	ws, _ := tenant.ID(r.Context())
-	level.Error(d.logger).Log("msg", "panic while handling a push", "workspace", ws, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+	d.panicked(r.Context(), p, "msg", "panic while handling a push")
 	apierror.WriteText(w, apierror.New(apierror.Internal, apierror.IDInternal, "internal error while handling the write request; retry it"))
+}
+
+// panicked counts and logs a recovered panic with the workspace of ctx and
+// the stack.
+func (d *Distributor) panicked(ctx context.Context, p any, keyvals ...any) {
+	d.metrics.panics.Inc()
+	ws, _ := tenant.ID(ctx)
+	level.Error(d.logger).Log(append(keyvals, "workspace", ws, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))...)
 }
 
 func (d *Distributor) refuse(w http.ResponseWriter, err error, reason string) {
