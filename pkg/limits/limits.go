@@ -17,6 +17,7 @@ import (
 // inline). The defaults mirror AMP's quotas.
 type Limits struct {
 	Distributor DistributorLimits `yaml:",inline"`
+	Ingester    IngesterLimits    `yaml:",inline"`
 	Querier     QuerierLimits     `yaml:",inline"`
 	Compactor   CompactorLimits   `yaml:",inline"`
 }
@@ -39,6 +40,24 @@ type DistributorLimits struct {
 	// would move the TSDB head forward and get every normal sample of the
 	// workspace refused as too old.
 	CreationGracePeriod time.Duration `yaml:"creation_grace_period"`
+	// AMP: metric samples older than 1 hour are not ingested.
+	PastGracePeriod time.Duration `yaml:"past_grace_period"`
+	// AMP quota: metadata length (metric name, HELP, UNIT), 1 KB.
+	MaxMetadataLength int `yaml:"max_metadata_length"`
+	// AMP quota: metadata per metric, 10.
+	MaxMetadataPerMetric int `yaml:"max_metadata_per_metric"`
+
+	// AMP quota: ingestion rate per workspace, 170,000 samples/s.
+	IngestionRate float64 `yaml:"ingestion_rate"`
+	// AMP quota: ingestion burst size per workspace, 1,000,000 samples.
+	IngestionBurstSize int `yaml:"ingestion_burst_size"`
+
+	// High-availability pairs (AMP deduplicates them always).
+	AcceptHASamples bool   `yaml:"accept_ha_samples"`
+	HAClusterLabel  string `yaml:"ha_cluster_label"`
+	HAReplicaLabel  string `yaml:"ha_replica_label"`
+	// AMP quota: HA tracker clusters per workspace, 500.
+	HAMaxClusters int `yaml:"ha_max_clusters"`
 }
 
 // QuerierLimits bound what one query may read.
@@ -64,6 +83,8 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&d.MaxLabelNameLength, "validation.max-label-name-length", 1024, "Maximum length in bytes of a label name.")
 	f.IntVar(&d.MaxLabelValueLength, "validation.max-label-value-length", 2048, "Maximum length in bytes of a label value.")
 	f.DurationVar(&d.CreationGracePeriod, "validation.creation-grace-period", 10*time.Minute, "Samples, histograms and exemplars stamped later than now plus this are refused (reason too_far_in_future); the rest of the request is stored.")
+	d.registerIngestionFlags(f)
+	l.Ingester.registerFlags(f)
 	f.IntVar(&q.MaxFetchedSeriesPerQuery, "querier.max-fetched-series-per-query", 12_000_000, "Most distinct series one query may read. AMP quota: 12,000,000 series fetched per query. 0: no limit.")
 	f.IntVar(&q.MaxFetchedChunksPerQuery, "querier.max-fetched-chunks-per-query", 20_000_000, "Most chunks one query may read, counting every replica read. AMP quota: 20,000,000 chunks fetched per query. 0: no limit.")
 	f.IntVar(&q.MaxFetchedSamplesPerQuery, "querier.max-fetched-samples-per-query", 50_000_000, "Most samples the chunks read by one query may hold, counting every replica read. AMP quota: 50,000,000 query samples. 0: no limit.")
@@ -81,6 +102,12 @@ func (l *Limits) Validate() error {
 	}
 	if d.CreationGracePeriod < 0 {
 		return fmt.Errorf("validation.creation-grace-period must not be negative")
+	}
+	if err := d.validateIngestion(); err != nil {
+		return err
+	}
+	if err := l.Ingester.validate(); err != nil {
+		return err
 	}
 	if l.Compactor.RetentionPeriod < 0 {
 		return fmt.Errorf("compactor.retention-period must not be negative")

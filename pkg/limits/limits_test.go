@@ -69,6 +69,10 @@ overrides:
     creation_grace_period: 1h
     max_fetched_series_per_query: 10
     max_fetched_chunk_bytes_per_query: 1000
+    max_global_series_per_user: 5
+    out_of_order_time_window: 5m
+    ingestion_rate: 10
+    ha_replica_label: replica
 `), def)
 	require.NoError(t, err)
 	o, err := NewOverrides(def, m)
@@ -79,4 +83,15 @@ overrides:
 	require.Equal(t, 20_000_000, o.MaxFetchedChunksPerQuery("ws-a"), "unnamed limits keep their defaults")
 	require.Equal(t, 12_000_000, o.MaxFetchedSeriesPerQuery("ws-b"))
 	require.Equal(t, 10*time.Minute, o.CreationGracePeriod("ws-b"))
+	require.Equal(t, 5, o.MaxGlobalSeriesPerUser("ws-a"))
+	require.Equal(t, 5*time.Minute, o.OutOfOrderTimeWindow("ws-a"))
+	require.Equal(t, 10.0, o.IngestionRate("ws-a"))
+	require.Equal(t, "replica", o.HAReplicaLabel("ws-a"))
+	require.Equal(t, "cluster", o.HAClusterLabel("ws-a"))
+	require.Equal(t, 10_000_000, o.MaxGlobalSeriesPerUser("ws-b"), "AMP quota")
+	require.Equal(t, 2_000_000, o.SeriesCapacityMinimum("ws-b"))
+	require.Equal(t, 170_000.0, o.IngestionRate("ws-b"))
+	require.Equal(t, 1_000_000, o.IngestionBurstSize("ws-b"))
+	require.Equal(t, time.Hour, o.PastGracePeriod("ws-b"))
+	require.Equal(t, 500, o.HAMaxClusters("ws-b"))
 }
