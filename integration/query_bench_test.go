@@ -28,9 +28,9 @@ func BenchmarkMonolithQuery(b *testing.B) {
 func benchQueryMix(b *testing.B, fromStore bool) {
 	const seriesTotal, batch, samples = 10_000, 2000, 120
 	dir := b.TempDir()
-	var flags []string
+	flags := unlimitedIngestion
 	if fromStore {
-		flags = storeFlags
+		flags = append(storeFlags, unlimitedIngestion...)
 	}
 	v := startMonolith(&testing.T{}, dir, flags...)
 	defer func() { _ = v.Stop() }()

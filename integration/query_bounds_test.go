@@ -38,8 +38,8 @@ func TestSeriesCallOverADayStaysBounded(t *testing.T) {
 	common := func(dir string) []string {
 		return []string{"-data-dir=" + filepath.Join(root, dir), "-storage.filesystem.dir=" + filepath.Join(root, "bucket")}
 	}
-	writer := newProcess(t, "writer", append(common("writer"), "-target=distributor,api,ingester",
-		"-ingester.ring.instance-id=ingester-1", "-ingester.ring.instance-addr=127.0.0.1")...)
+	writer := newProcess(t, "writer", append(append(common("writer"), "-target=distributor,api,ingester",
+		"-ingester.ring.instance-id=ingester-1", "-ingester.ring.instance-addr=127.0.0.1"), unlimitedIngestion...)...)
 	// The day is read from the ingester alone: the blocks it uploads
 	// meanwhile would need a store-gateway, which this test does not run
 	// (without one, a query of the store's range fails rather than answer

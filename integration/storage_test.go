@@ -29,6 +29,8 @@ import (
 var storeFlags = []string{
 	"-querier.query-ingesters-within=1h", "-querier.query-store-after=0",
 	"-querier.bucket-index-update-period=1s", "-compactor.cleanup-interval=1s",
+	// The old samples are hours old: backfilled, as an operator may allow.
+	"-validation.past-grace-period=0",
 }
 
 // sampleSet is the data of the long-term storage tests: old samples (two to

@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/go-kit/log"
 	"github.com/prometheus/client_golang/prometheus"
@@ -105,13 +106,17 @@ type API struct {
 	audit      *auditor
 	throttle   *throttle
 	bodies     *bodyReader
+	budget     *inflight.Budget
 	// pushLimit is the remote-write routes' body limit (0: the default).
 	pushLimit int
+	// pushBytes is what the decoded remote-write requests in flight hold.
+	pushBytes atomic.Int64
 	logger    log.Logger
 
 	// Usage, by the route table's operation names.
-	requests *prometheus.CounterVec
-	refused  *prometheus.CounterVec
+	requests     *prometheus.CounterVec
+	refused      *prometheus.CounterVec
+	pushRejected *prometheus.CounterVec
 }
 
 // New returns an API with no handlers bound; components bind theirs.
@@ -132,6 +137,7 @@ func New(cfg Config, region string, workspaces Workspaces, keys auth.Keys, audit
 		audit:     newAuditor(audit, region, logger),
 		throttle:  newThrottle(cfg.ControlPlaneRate),
 		bodies:    newBodyReader(budget),
+		budget:    budget,
 		requests: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
 			Name: "vigil_api_requests_total",
 			Help: "Requests of the public port that reached their handler, by AMP operation.",
@@ -143,8 +149,16 @@ func New(cfg Config, region string, workspaces Workspaces, keys auth.Keys, audit
 	}
 	promauto.With(reg).NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "vigil_api_inflight_request_body_bytes",
-		Help: "Memory held by the request bodies the front door read before their handlers (signed requests, control-plane calls); with the distributor's vigil_distributor_inflight_push_requests_bytes, what -distributor.instance-limits.max-inflight-push-requests-bytes bounds.",
+		Help: "Memory held by the request bodies the front door read before their handlers (signed requests, control-plane calls); with vigil_api_inflight_push_requests_bytes, what -distributor.instance-limits.max-inflight-push-requests-bytes bounds.",
 	}, func() float64 { return float64(a.bodies.held.Load()) })
+	promauto.With(reg).NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "vigil_api_inflight_push_requests_bytes",
+		Help: "Memory taken by the remote-write requests in flight, until every replica answered: bodies as sent (unless the front door read them), decompressed and decoded.",
+	}, func() float64 { return float64(a.pushBytes.Load()) })
+	a.pushRejected = promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
+		Name: "vigil_api_rejected_push_requests_total",
+		Help: "Remote-write requests refused before they were decoded (size, media type, invalid body, request memory), by reason.",
+	}, []string{"reason"})
 	if cfg.AuthMode == AuthSigV4 {
 		a.verifier = auth.NewVerifier("aps", region, keys)
 	}
@@ -194,8 +208,8 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if held != nil {
 		a.bodies.done(held)
 	}
-	// No handler keeps the body past the request (the distributor decodes
-	// into buffers of its own).
+	// No handler keeps the body past the request: remote write decodes it
+	// into buffers of its own.
 	r.Body = io.NopCloser(bytes.NewReader(data))
 	r.ContentLength = int64(len(data))
 	if chunked {
@@ -276,12 +290,12 @@ func (a *API) RegisterControlPlane(ops map[string]http.HandlerFunc) {
 // opRemoteWrite is the operation of the remote-write routes.
 const opRemoteWrite = "RemoteWrite"
 
-// RegisterPush binds the remote-write handler, which finds the workspace in
-// the request context. maxBody is the largest body it takes as sent: the
-// front door reads no more of a signed request's body.
-func (a *API) RegisterPush(push http.Handler, maxBody int) {
-	a.pushLimit = maxBody
-	a.Bind(opRemoteWrite, push)
+// RegisterPush serves remote write: the routes decode each request and
+// hand it to p, with the workspace in the context. limits.MaxRequestSizeBytes
+// is also the most of a signed request's body the front door reads.
+func (a *API) RegisterPush(p Pusher, limits PushLimits) {
+	a.pushLimit = limits.MaxRequestSizeBytes
+	a.Bind(opRemoteWrite, a.pushHandler(p, newRW1Decoder(limits, a.budget, &a.pushBytes), a.pushRejected))
 }
 
 // RegisterQuery binds a Prometheus HTTP API handler serving paths under

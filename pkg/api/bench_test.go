@@ -51,7 +51,8 @@ func BenchmarkRemoteWriteAuth(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			a.RegisterPush(drain, 1<<20)
+			a.pushLimit = 1 << 20
+			a.Bind(opRemoteWrite, drain) // the front door's share only
 			req := httptest.NewRequest(http.MethodPost, "http://h/workspaces/ws-1/api/v1/remote_write", bytes.NewReader(body))
 			req.Header.Set("Content-Type", "application/x-protobuf")
 			req.Header.Set("Content-Encoding", "snappy")

@@ -35,10 +35,13 @@ func signedAPI(t *testing.T, budget *inflight.Budget) *API {
 	cfg := Config{AuthMode: AuthSigV4, AnonymousAccount: "111122223333", ControlPlaneRate: 10}
 	a, err := New(cfg, "us-east-1", ws, keys, nil, budget, prometheus.NewRegistry(), log.NewNopLogger())
 	require.NoError(t, err)
-	a.RegisterPush(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	// The route drains the body rather than decoding it: these tests are
+	// about reading it.
+	a.pushLimit = 64 << 10
+	a.Bind(opRemoteWrite, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		w.WriteHeader(http.StatusNoContent)
-	}), 64<<10)
+	}))
 	a.Bind("QueryMetrics", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) }))
 	return a
 }

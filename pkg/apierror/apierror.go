@@ -66,6 +66,10 @@ const (
 	IDWorkspaceQuota         = "workspace-quota"
 	IDInvalidQuery           = "invalid-query"
 	IDTooFarInFuture         = "too-far-in-future"
+	IDSampleTooOld           = "sample-too-old"
+	IDRateLimited            = "ingestion-rate-limited"
+	IDMetadataTooLong        = "metadata-too-long"
+	IDTooManyMetadata        = "too-many-metadata-per-metric"
 
 	IDDistributorMaxInflightRequests = "distributor-max-inflight-push-requests"
 	IDDistributorMaxInflightBytes    = "distributor-max-inflight-push-requests-bytes"

@@ -1,86 +1,21 @@
 package distributor
 
 import (
-	"bytes"
 	"context"
-	"encoding/binary"
 	"net/http"
-	"net/http/httptest"
-	"runtime"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/golang/snappy"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/stretchr/testify/require"
 
-	"github.com/vigil-metrics/vigil/pkg/inflight"
-	"github.com/vigil-metrics/vigil/pkg/pb/remotewrite"
+	"github.com/vigil-metrics/vigil/pkg/push"
 	"github.com/vigil-metrics/vigil/pkg/tenant"
 )
-
-// postBody sends a snappy-compressed body.
-func postBody(d *Distributor, body []byte) *httptest.ResponseRecorder {
-	r := httptest.NewRequest(http.MethodPost, "/api/v1/push", bytes.NewReader(body)).WithContext(tenantCtx())
-	r.Header.Set("Content-Type", "application/x-protobuf")
-	r.Header.Set("Content-Encoding", "snappy")
-	rec := httptest.NewRecorder()
-	d.PushHandler().ServeHTTP(rec, r)
-	return rec
-}
-
-// allocated returns the bytes allocated while f ran.
-func allocated(f func()) uint64 {
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	f()
-	runtime.ReadMemStats(&after)
-	return after.TotalAlloc - before.TotalAlloc
-}
-
-// TestHostileBodiesAreRefusedCheaply: requests whose elements cannot all
-// be valid are refused with 400 before the memory they would take is
-// allocated. Before the fix, the first body allocated about 6.7 GB.
-func TestHostileBodiesAreRefusedCheaply(t *testing.T) {
-	const n = 8 << 20
-	emptySeries := bytes.Repeat([]byte{0x0a, 0x00}, n) // 8M empty series
-	wrap := func(field byte, inner []byte) []byte {
-		return append(binary.AppendUvarint([]byte{field}, uint64(len(inner))), inner...)
-	}
-	oneSeries := func(field byte) []byte { // one series with 8M empty labels or samples
-		return wrap(0x0a, bytes.Repeat([]byte{field, 0x00}, n))
-	}
-	for name, raw := range map[string][]byte{
-		"8M empty series":            emptySeries,
-		"one series with 8M labels":  oneSeries(0x0a),
-		"one series with 8M samples": oneSeries(0x12),
-		// An exemplar (series field 3) of 8M empty labels (exemplar field 1).
-		"an exemplar with 8M labels": wrap(0x0a, wrap(0x1a, bytes.Repeat([]byte{0x0a, 0x00}, n-8))),
-		// A histogram (series field 4) of 8M empty positive spans (field 11).
-		"a histogram with 8M spans": wrap(0x0a, wrap(0x22, bytes.Repeat([]byte{0x5a, 0x00}, n-8))),
-		// ... or of 8M deltas sent unpacked (field 12, varint).
-		"a histogram with 8M unpacked deltas": wrap(0x0a, wrap(0x22, bytes.Repeat([]byte{0x60, 0x00}, n-8))),
-	} {
-		t.Run(name, func(t *testing.T) {
-			body := snappy.Encode(nil, raw)
-			require.Less(t, len(body), 1<<20, "the body fits the request size limit")
-			d := newTestDistributor(t, &fakeIngester{})
-			d.cfg.MaxDecompressedSizeBytes = 17 << 20
-			var rec *httptest.ResponseRecorder
-			used := allocated(func() { rec = postBody(d, body) })
-			require.Equal(t, http.StatusBadRequest, rec.Code, rec.Body.String())
-			require.Contains(t, rec.Body.String(), "cannot fit in")
-			require.Less(t, used, uint64(256<<20), "refusing the request allocated %d MB", used>>20)
-		})
-	}
-}
 
 // TestOnlyTheFirstInvalidSeriesIsFormatted: a request of many invalid
 // series formats one error message, not one per series.
@@ -101,26 +36,12 @@ func TestOnlyTheFirstInvalidSeriesIsFormatted(t *testing.T) {
 		all := r.Timeseries
 		return testing.AllocsPerRun(5, func() {
 			r.Timeseries = all // Push keeps only the valid series
-			err := d.Push(tenantCtx(), r, nil)
+			err := d.Push(tenantCtx(), push.NewRequest(*r, nil, nil))
 			require.ErrorContains(t, err, "without a metric name")
 		})
 	}
 	few, many := allocs(10), allocs(1000)
 	require.Less(t, many-few, float64(100), "allocations grow with the number of invalid series: %v for 10, %v for 1000", few, many)
-}
-
-// TestOversizedBuffersAreNotPooled: the buffers of a large request go to
-// the garbage collector, not back to the pool.
-func TestOversizedBuffersAreNotPooled(t *testing.T) {
-	made := 0
-	pool := remotewrite.NewFreeList(1, func() *pushBuffers { made++; return &pushBuffers{} })
-	b := &pushBuffers{pool: pool, decoded: make([]byte, maxPooledBuffers+1)}
-	b.release()
-	require.NotSame(t, b, pool.Get())
-	require.Equal(t, 1, made, "the pool was empty")
-	small := &pushBuffers{pool: pool}
-	small.release()
-	require.Same(t, small, pool.Get(), "small buffers are kept")
 }
 
 // blockingIngester holds every push until release is closed.
@@ -152,15 +73,6 @@ func TestInstanceLimits(t *testing.T) {
 		go func() { <-ing.entered }()
 		require.Equal(t, http.StatusNoContent, pushHTTP(t, d, testRequest(1)).Code, "the slot is free again")
 	})
-	t.Run("inflight bytes", func(t *testing.T) {
-		d := newTestDistributor(t, &fakeIngester{})
-		d.inflight.budget = inflight.NewBudget(100)
-		rec := pushHTTP(t, d, testRequest(5))
-		require.Equal(t, http.StatusServiceUnavailable, rec.Code)
-		require.Contains(t, rec.Body.String(), "exceeded the allowed size of inflight push requests (limit: 100 bytes")
-		require.Zero(t, d.inflight.bytes.Load(), "a refused request releases what it reserved")
-		require.Zero(t, d.inflight.requests.Load())
-	})
 }
 
 // TestFutureSampleIsRefusedAndTheRestStored: a sample stamped a year ahead
@@ -177,45 +89,17 @@ func TestFutureSampleIsRefusedAndTheRestStored(t *testing.T) {
 		{Labels: lbls("__name__", "up", "job", "mixed"), Samples: []prompb.Sample{{Timestamp: now.UnixMilli(), Value: 1}, {Timestamp: future, Value: 2}}},
 		{Labels: lbls("__name__", "up", "job", "ok"), Samples: []prompb.Sample{{Timestamp: now.Add(9 * time.Minute).UnixMilli(), Value: 1}}},
 	}}
-	err := d.Push(tenant.WithID(context.Background(), "ws-1"), req, nil)
+	pr := wrap(t, req, nil)
+	err := d.Push(tenant.WithID(context.Background(), "ws-1"), pr)
 	require.ErrorContains(t, err, "received a sample whose timestamp is too far in the future (more than 10m0s ahead, -validation.creation-grace-period)")
 	require.ErrorContains(t, err, `job="skewed"`)
 	require.ErrorContains(t, err, "(err-vigil-too-far-in-future)")
 	require.Eventually(t, func() bool { ing.mu.Lock(); defer ing.mu.Unlock(); return ing.series == 2 }, 5*time.Second, time.Millisecond)
-	require.Len(t, req.Timeseries, 2)
-	for _, ts := range req.Timeseries {
+	require.Len(t, pr.Timeseries, 2)
+	for _, ts := range pr.Timeseries {
 		require.Len(t, ts.Samples, 1)
 		require.LessOrEqual(t, ts.Samples[0].Timestamp, now.Add(10*time.Minute).UnixMilli())
 	}
-}
-
-// TestRealHistogramsAndExemplarsAreNotTooDense: the density bound leaves
-// room for ordinary native histograms and exemplars, small ones included.
-func TestRealHistogramsAndExemplarsAreNotTooDense(t *testing.T) {
-	small := &histogram.Histogram{
-		Schema: 3, Count: 4, Sum: 10.5, ZeroThreshold: 1e-128, ZeroCount: 1,
-		PositiveSpans: []histogram.Span{{Offset: 0, Length: 2}, {Offset: 3, Length: 1}}, PositiveBuckets: []int64{1, 0, 1},
-	}
-	big := &histogram.Histogram{Schema: 3, Count: 100, Sum: 1234.5, PositiveSpans: []histogram.Span{{Offset: -5, Length: 40}}}
-	for i := 0; i < 40; i++ {
-		big.PositiveBuckets = append(big.PositiveBuckets, int64(i%3-1))
-	}
-	req := &prompb.WriteRequest{}
-	now := time.Now().UnixMilli()
-	for i := 0; i < 500; i++ {
-		h := small
-		if i%2 == 0 {
-			h = big
-		}
-		req.Timeseries = append(req.Timeseries, prompb.TimeSeries{
-			Labels:     lbls("__name__", "latency_seconds", "i", strconv.Itoa(i)),
-			Histograms: []prompb.Histogram{prompb.FromIntHistogram(now, h), prompb.FromFloatHistogram(now+1, h.ToFloat(nil))},
-			Exemplars:  []prompb.Exemplar{{Labels: lbls("trace_id", "4bf92f3577b34da6a3ce929d0e0e4736"), Value: 0.3, Timestamp: now}},
-		})
-	}
-	d := newTestDistributor(t, &fakeIngester{})
-	rec := pushHTTP(t, d, req)
-	require.Equal(t, http.StatusNoContent, rec.Code, rec.Body.String())
 }
 
 // panickingIngester panics on every push while armed.
@@ -247,8 +131,6 @@ func TestPanicFreesTheTicket(t *testing.T) {
 		require.Contains(t, rec.Body.String(), "(err-vigil-internal)")
 	}
 	require.Zero(t, d.inflight.requests.Load(), "every ticket is freed")
-	require.Zero(t, d.inflight.bytes.Load())
-	require.Zero(t, d.inflight.budget.Used())
 	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(`
 # HELP vigil_distributor_push_panics_total Panics recovered while handling a remote-write request (answered 500) or pushing it to one ingester (a failed replica); the log has the stack.
 # TYPE vigil_distributor_push_panics_total counter
@@ -285,6 +167,6 @@ func TestReplicaPanicIsAFailedReplica(t *testing.T) {
 	rec = pushHTTP(t, d, testRequest(3))
 	require.Equal(t, http.StatusServiceUnavailable, rec.Code, rec.Body.String())
 	require.Contains(t, rec.Body.String(), "internal error while pushing to ingester")
-	require.Eventually(t, func() bool { return d.inflight.requests.Load() == 0 && d.inflight.budget.Used() == 0 }, 5*time.Second, time.Millisecond,
+	require.Eventually(t, func() bool { return d.inflight.requests.Load() == 0 }, 5*time.Second, time.Millisecond,
 		"every ticket is freed once the replicas are done")
 }

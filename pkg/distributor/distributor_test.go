@@ -1,7 +1,6 @@
 package distributor
 
 import (
-	"bytes"
 	"context"
 	"net/http"
 	"net/http/httptest"
@@ -9,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/go-kit/log"
-	"github.com/golang/snappy"
 	"github.com/grafana/dskit/ring"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/prompb"
@@ -18,7 +16,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/vigil-metrics/vigil/pkg/apierror"
-	"github.com/vigil-metrics/vigil/pkg/inflight"
+	"github.com/vigil-metrics/vigil/pkg/pb/remotewrite"
+	"github.com/vigil-metrics/vigil/pkg/push"
 	"github.com/vigil-metrics/vigil/pkg/tenant"
 )
 
@@ -70,7 +69,7 @@ func newTestDistributorWith(t testing.TB, ings ...Pusher) *Distributor {
 	var cfg Config
 	cfg.MaxRequestSizeBytes, cfg.MaxDecompressedSizeBytes, cfg.RemoteTimeout = 1<<20, 16<<20, 5e9
 	d, err := New(cfg, r, func(inst ring.InstanceDesc) (Pusher, error) { return byAddr[inst.Addr], nil },
-		defaultTestLimits, inflight.NewBudget(1<<30), prometheus.NewRegistry(), log.NewNopLogger())
+		defaultTestLimits, nil, nil, prometheus.NewRegistry(), log.NewNopLogger())
 	require.NoError(t, err)
 	return d
 }
@@ -107,7 +106,7 @@ func TestPushQuorum(t *testing.T) {
 			}
 			d := newTestDistributor(t, ings...)
 			cleaned := make(chan struct{})
-			err := d.Push(tenant.WithID(context.Background(), "ws-1"), testRequest(3), func() { close(cleaned) })
+			err := d.Push(tenant.WithID(context.Background(), "ws-1"), wrap(t, testRequest(3), func() { close(cleaned) }))
 			<-cleaned // cleanup runs once every replica is done with the request
 			if tc.wantCode == 0 {
 				require.NoError(t, err)
@@ -124,7 +123,7 @@ func TestPushStoresValidSeriesAndReportsInvalid(t *testing.T) {
 	d := newTestDistributor(t, ing)
 	req := testRequest(2)
 	req.Timeseries = append(req.Timeseries, prompb.TimeSeries{Labels: lbls("job", "no-name"), Samples: []prompb.Sample{{Timestamp: 1}}})
-	err := d.Push(tenant.WithID(context.Background(), "ws-1"), req, nil)
+	err := d.Push(tenant.WithID(context.Background(), "ws-1"), wrap(t, req, nil))
 	require.Error(t, err)
 	require.Equal(t, http.StatusBadRequest, apierror.StatusOf(err))
 	require.Contains(t, err.Error(), "without a metric name")
@@ -133,7 +132,7 @@ func TestPushStoresValidSeriesAndReportsInvalid(t *testing.T) {
 
 func TestPushWithoutTenant(t *testing.T) {
 	d := newTestDistributor(t, &fakeIngester{})
-	err := d.Push(context.Background(), testRequest(1), nil)
+	err := d.Push(context.Background(), wrap(t, testRequest(1), nil))
 	require.Equal(t, http.StatusBadRequest, apierror.StatusOf(err))
 }
 
@@ -154,17 +153,31 @@ func TestPushErrorKeepsIngesterWording(t *testing.T) {
 	require.Contains(t, rec.Body.String(), "(err-vigil-ingester-unavailable)")
 }
 
-// pushHTTP sends req through the distributor's HTTP handler.
-func pushHTTP(t *testing.T, d *Distributor, req *prompb.WriteRequest) *httptest.ResponseRecorder {
+// pushHTTP pushes req and answers as the front door does.
+func pushHTTP(t testing.TB, d *Distributor, req *prompb.WriteRequest) *httptest.ResponseRecorder {
 	t.Helper()
-	raw, err := req.Marshal()
-	require.NoError(t, err)
-	r := httptest.NewRequest(http.MethodPost, "/api/v1/push", bytes.NewReader(snappy.Encode(nil, raw))).WithContext(tenantCtx())
-	r.Header.Set("Content-Type", "application/x-protobuf")
-	r.Header.Set("Content-Encoding", "snappy")
 	rec := httptest.NewRecorder()
-	d.PushHandler().ServeHTTP(rec, r)
+	if err := d.Push(tenantCtx(), wrap(t, req, nil)); err != nil {
+		apierror.WriteText(rec, err)
+	} else {
+		rec.WriteHeader(http.StatusNoContent)
+	}
 	return rec
+}
+
+// wrap makes req a push request as the remote-write decoder does, with the
+// raw bytes of its series. release (which may be nil) is called when the
+// distributor releases it.
+func wrap(t testing.TB, req *prompb.WriteRequest, release func()) *push.Request {
+	t.Helper()
+	b, err := req.Marshal()
+	require.NoError(t, err)
+	var (
+		dec prompb.WriteRequest
+		raw [][]byte
+	)
+	require.NoError(t, remotewrite.DecodeWithRaw(b, &dec, &raw, nil))
+	return push.NewRequest(dec, raw, release)
 }
 
 func tenantCtx() context.Context { return tenant.WithID(context.Background(), "ws-1") }
@@ -178,7 +191,8 @@ func TestPushCompactionKeepsSlicesDistinct(t *testing.T) {
 		{Labels: lbls("job", "no-name")},
 		{Labels: lbls("__name__", "ok"), Samples: []prompb.Sample{{Timestamp: 1}}},
 	}}
-	_ = d.Push(tenantCtx(), req, nil)
-	all := req.Timeseries[:cap(req.Timeseries)]
+	r := wrap(t, req, nil)
+	_ = d.Push(tenantCtx(), r)
+	all := r.Timeseries[:cap(r.Timeseries)]
 	require.NotSame(t, &all[0].Labels[0], &all[1].Labels[0])
 }

@@ -14,7 +14,6 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/stretchr/testify/require"
 
-	"github.com/vigil-metrics/vigil/pkg/inflight"
 	"github.com/vigil-metrics/vigil/pkg/ingester/client"
 )
 
@@ -80,7 +79,7 @@ func newRingDistributor(t testing.TB, r ring.DoBatchRing, get func(ring.Instance
 	var cfg Config
 	cfg.MaxRequestSizeBytes, cfg.MaxDecompressedSizeBytes, cfg.RemoteTimeout = 1<<20, 16<<20, 5e9
 	d, err := New(cfg, r, func(inst ring.InstanceDesc) (Pusher, error) { return get(inst), nil },
-		defaultTestLimits, inflight.NewBudget(1<<30), prometheus.NewRegistry(), log.NewNopLogger())
+		defaultTestLimits, nil, nil, prometheus.NewRegistry(), log.NewNopLogger())
 	require.NoError(t, err)
 	return d
 }

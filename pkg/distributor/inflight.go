@@ -4,28 +4,21 @@ import (
 	"sync/atomic"
 
 	"github.com/vigil-metrics/vigil/pkg/apierror"
-	"github.com/vigil-metrics/vigil/pkg/inflight"
 )
 
-// inflightPushes counts the push requests a distributor is handling, from their
-// arrival until every replica answered, and the memory they take, which
-// comes out of the process's budget of request memory.
+// inflightPushes counts the push requests a distributor is handling, from
+// their arrival until every replica answered. (Their memory comes out of
+// the process's budget of request memory, taken by the decoders.)
 type inflightPushes struct {
 	limits   InstanceLimits
-	budget   *inflight.Budget
 	requests atomic.Int64
-	bytes    atomic.Int64 // this distributor's share of the budget
 }
 
-var (
-	errMaxInflightRequests = "the write request has been rejected because the distributor exceeded the allowed number of inflight push requests (limit: %d, -distributor.instance-limits.max-inflight-push-requests); retry later"
-	errMaxInflightBytes    = "the write request has been rejected because the distributor exceeded the allowed size of inflight push requests (limit: %d bytes, -distributor.instance-limits.max-inflight-push-requests-bytes); retry later"
-)
+const errMaxInflightRequests = "the write request has been rejected because the distributor exceeded the allowed number of inflight push requests (limit: %d, -distributor.instance-limits.max-inflight-push-requests); retry later"
 
-// ticket is one request's share of the in-flight totals.
+// ticket is one request's place in the in-flight count.
 type ticket struct {
 	f        *inflightPushes
-	bytes    int64
 	finished atomic.Bool
 }
 
@@ -39,24 +32,9 @@ func (f *inflightPushes) start() (*ticket, error) {
 	return &ticket{f: f}, nil
 }
 
-// reserve counts n more bytes of the request, unless that would take the
-// requests in flight over the budget; nothing is counted then.
-func (t *ticket) reserve(n int) error {
-	if !t.f.budget.Take(n) {
-		return apierror.New(apierror.Unavailable, apierror.IDDistributorMaxInflightBytes, errMaxInflightBytes, t.f.budget.Limit())
-	}
-	t.f.bytes.Add(int64(n))
-	t.bytes += int64(n)
-	return nil
-}
-
-// done counts the request out. Only its first call counts: the request's
-// clean-up and a recovered panic may both call it.
+// done counts the request out. Only its first call counts.
 func (t *ticket) done() {
-	if !t.finished.CompareAndSwap(false, true) {
-		return
+	if t.finished.CompareAndSwap(false, true) {
+		t.f.requests.Add(-1)
 	}
-	t.f.budget.Give(int(t.bytes))
-	t.f.bytes.Add(-t.bytes)
-	t.f.requests.Add(-1)
 }

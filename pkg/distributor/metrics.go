@@ -6,11 +6,15 @@ import (
 )
 
 type metrics struct {
-	receivedSamples  *prometheus.CounterVec
-	receivedRequests prometheus.Counter
-	discardedSamples *prometheus.CounterVec
-	rejectedRequests *prometheus.CounterVec
-	panics           prometheus.Counter
+	receivedSamples   *prometheus.CounterVec
+	receivedExemplars *prometheus.CounterVec
+	receivedMetadata  *prometheus.CounterVec
+	receivedRequests  prometheus.Counter
+	discardedSamples  *prometheus.CounterVec
+	discardedMetadata *prometheus.CounterVec
+	dedupedSamples    *prometheus.CounterVec
+	rejectedRequests  *prometheus.CounterVec
+	panics            prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, in *inflightPushes) *metrics {
@@ -19,26 +23,38 @@ func newMetrics(reg prometheus.Registerer, in *inflightPushes) *metrics {
 		Name: "vigil_distributor_inflight_push_requests",
 		Help: "Remote-write requests being handled, until every replica answered.",
 	}, func() float64 { return float64(in.requests.Load()) })
-	f.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "vigil_distributor_inflight_push_requests_bytes",
-		Help: "Memory taken by the remote-write requests in flight: bodies as sent, decompressed and decoded.",
-	}, func() float64 { return float64(in.bytes.Load()) })
 	return &metrics{
 		receivedSamples: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "vigil_distributor_received_samples_total",
 			Help: "Samples (floats and histograms) in remote-write requests that passed validation, by workspace.",
 		}, []string{"workspace"}),
+		receivedExemplars: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "vigil_distributor_received_exemplars_total",
+			Help: "Exemplars in write requests that passed validation, by workspace.",
+		}, []string{"workspace"}),
+		receivedMetadata: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "vigil_distributor_received_metadata_total",
+			Help: "Metadata entries in write requests that passed validation, by workspace.",
+		}, []string{"workspace"}),
+		discardedMetadata: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "vigil_distributor_discarded_metadata_total",
+			Help: "Metadata entries dropped by the write path, by workspace and discard reason.",
+		}, []string{"workspace", "reason"}),
+		dedupedSamples: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "vigil_distributor_deduped_samples_total",
+			Help: "Samples of high-availability replicas that were not elected, acknowledged and dropped, by workspace and cluster.",
+		}, []string{"workspace", "cluster"}),
 		receivedRequests: f.NewCounter(prometheus.CounterOpts{
 			Name: "vigil_distributor_received_requests_total",
 			Help: "Remote-write requests received.",
 		}),
 		discardedSamples: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "vigil_distributor_discarded_samples_total",
-			Help: "Samples dropped by validation, by workspace and AMP discard reason.",
+			Help: "Samples dropped by the write path (rate limit, validation), by workspace and AMP discard reason.",
 		}, []string{"workspace", "reason"}),
 		rejectedRequests: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "vigil_distributor_rejected_requests_total",
-			Help: "Remote-write requests rejected before reaching ingesters, by reason.",
+			Help: "Write requests refused by the distributor before its stages, by reason.",
 		}, []string{"reason"}),
 		panics: f.NewCounter(prometheus.CounterOpts{
 			Name: "vigil_distributor_push_panics_total",
@@ -49,6 +65,7 @@ func newMetrics(reg prometheus.Registerer, in *inflightPushes) *metrics {
 
 // deleteWorkspace drops every metric series of a workspace.
 func (m *metrics) deleteWorkspace(workspace string) {
-	m.receivedSamples.DeleteLabelValues(workspace)
-	m.discardedSamples.DeletePartialMatch(prometheus.Labels{"workspace": workspace})
+	for _, v := range []*prometheus.CounterVec{m.receivedSamples, m.receivedExemplars, m.receivedMetadata, m.discardedSamples, m.discardedMetadata, m.dedupedSamples} {
+		v.DeletePartialMatch(prometheus.Labels{"workspace": workspace})
+	}
 }

@@ -13,7 +13,6 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/stretchr/testify/require"
 
-	"github.com/vigil-metrics/vigil/pkg/inflight"
 	"github.com/vigil-metrics/vigil/pkg/tenant"
 )
 
@@ -25,12 +24,12 @@ func TestWorkspaceMetricsFollowTheWorkspaces(t *testing.T) {
 	var cfg Config
 	cfg.MaxRequestSizeBytes, cfg.MaxDecompressedSizeBytes, cfg.RemoteTimeout = 1<<20, 16<<20, 5*time.Second
 	r := &fakeRing{instances: []ring.InstanceDesc{{Addr: "a", Id: "a", State: ring.ACTIVE}}}
-	d, err := New(cfg, r, func(ring.InstanceDesc) (Pusher, error) { return ing, nil }, defaultTestLimits, inflight.NewBudget(1<<30), reg, log.NewNopLogger())
+	d, err := New(cfg, r, func(ring.InstanceDesc) (Pusher, error) { return ing, nil }, defaultTestLimits, nil, nil, reg, log.NewNopLogger())
 	require.NoError(t, err)
 	now := time.Unix(1_700_000_000, 0)
 	d.now = func() time.Time { return now }
 	push := func(ws string, req *prompb.WriteRequest) {
-		_ = d.Push(tenant.WithID(context.Background(), ws), req, nil)
+		_ = d.Push(tenant.WithID(context.Background(), ws), wrap(t, req, nil))
 	}
 	ok := func(ts int64) *prompb.WriteRequest {
 		return &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{Labels: lbls("__name__", "up"), Samples: []prompb.Sample{{Timestamp: ts, Value: 1}}}}}
@@ -45,7 +44,7 @@ func TestWorkspaceMetricsFollowTheWorkspaces(t *testing.T) {
 			"vigil_distributor_received_samples_total", "vigil_distributor_discarded_samples_total"))
 	}
 	expect(`
-# HELP vigil_distributor_discarded_samples_total Samples dropped by validation, by workspace and AMP discard reason.
+# HELP vigil_distributor_discarded_samples_total Samples dropped by the write path (rate limit, validation), by workspace and AMP discard reason.
 # TYPE vigil_distributor_discarded_samples_total counter
 vigil_distributor_discarded_samples_total{reason="missing_metric_name",workspace="ws-a"} 1
 # HELP vigil_distributor_received_samples_total Samples (floats and histograms) in remote-write requests that passed validation, by workspace.

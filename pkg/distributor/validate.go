@@ -2,6 +2,7 @@ package distributor
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -20,6 +21,11 @@ type Limits interface {
 	MaxLabelNameLength(workspace string) int
 	MaxLabelValueLength(workspace string) int
 	CreationGracePeriod(workspace string) time.Duration
+	PastGracePeriod(workspace string) time.Duration
+	MaxMetadataLength(workspace string) int
+	MaxMetadataPerMetric(workspace string) int
+	RateLimits
+	HALimits
 }
 
 // AMP's discard reasons for series the distributor rejects, and Mimir's for
@@ -34,26 +40,41 @@ const (
 	reasonLabelValueTooLong = "label_value_too_long"
 	reasonLabelsTooLarge    = "labels_size_too_large"
 	reasonTooFarInFuture    = "too_far_in_future"
+	reasonTooOld            = "greater_than_max_sample_age"
+	reasonRateLimited       = "rate_limited"
+	reasonMetadataTooLong   = "metadata_too_long"
+	reasonTooManyMetadata   = "too_many_metadata_per_metric"
 )
 
 // seriesLimits are one workspace's limits, resolved once per request.
 type seriesLimits struct {
 	maxLabels, maxName, maxValue, maxSize int
-	grace                                 time.Duration
-	// maxTime is the latest timestamp accepted (ms): now plus the grace.
-	maxTime int64
+	grace, pastGrace                      time.Duration
+	// maxTime is the latest timestamp accepted (ms): now plus the grace;
+	// minTime the earliest, now less the past grace (math.MinInt64: none).
+	maxTime, minTime int64
+	// Metadata: the longest field and the most entries per metric name (0: no limit).
+	maxMetadataLength, maxMetadataPerMetric int
 }
 
 func resolveLimits(l Limits, workspace string, now time.Time) seriesLimits {
-	grace := l.CreationGracePeriod(workspace)
-	return seriesLimits{
-		maxLabels: l.MaxLabelNamesPerSeries(workspace),
-		maxName:   l.MaxLabelNameLength(workspace),
-		maxValue:  l.MaxLabelValueLength(workspace),
-		maxSize:   l.MaxLabelsSizeBytes(workspace),
-		grace:     grace,
-		maxTime:   now.Add(grace).UnixMilli(),
+	grace, past := l.CreationGracePeriod(workspace), l.PastGracePeriod(workspace)
+	lim := seriesLimits{
+		maxLabels:            l.MaxLabelNamesPerSeries(workspace),
+		maxName:              l.MaxLabelNameLength(workspace),
+		maxValue:             l.MaxLabelValueLength(workspace),
+		maxSize:              l.MaxLabelsSizeBytes(workspace),
+		grace:                grace,
+		pastGrace:            past,
+		maxTime:              now.Add(grace).UnixMilli(),
+		minTime:              math.MinInt64,
+		maxMetadataLength:    l.MaxMetadataLength(workspace),
+		maxMetadataPerMetric: l.MaxMetadataPerMetric(workspace),
 	}
+	if past > 0 {
+		lim.minTime = now.Add(-past).UnixMilli()
+	}
+	return lim
 }
 
 // violation is why a series was rejected. Only the first violation of a
@@ -268,31 +289,40 @@ func truncate(s string) string {
 	return s
 }
 
-// dropFutureSamples removes the samples, histograms and exemplars of ts
-// stamped later than lim.maxTime: one such sample would move the TSDB head
-// forward and get every normal sample of the workspace refused as too old.
-// It returns how many samples and histograms it dropped and the timestamp of
-// the first.
-func dropFutureSamples(lim seriesLimits, ts *prompb.TimeSeries) (dropped int, first int64) {
+// dropOutOfRange removes the samples, histograms and exemplars of ts
+// stamped later than lim.maxTime (one such sample would move the TSDB head
+// forward and get every normal sample of the workspace refused as too old)
+// or earlier than lim.minTime (AMP ingests no sample older than an hour).
+// It returns how many samples and histograms it dropped each way and the
+// timestamp of the first of each.
+func dropOutOfRange(lim seriesLimits, ts *prompb.TimeSeries) (future, old int, firstFuture, firstOld int64) {
 	note := func(t int64) {
-		if dropped == 0 {
-			first = t
+		if t > lim.maxTime {
+			if future == 0 {
+				firstFuture = t
+			}
+			future++
+			return
 		}
-		dropped++
+		if old == 0 {
+			firstOld = t
+		}
+		old++
 	}
-	ts.Samples = dropAfter(ts.Samples, lim.maxTime, func(s prompb.Sample) int64 { return s.Timestamp }, note)
-	ts.Histograms = dropAfter(ts.Histograms, lim.maxTime, func(h prompb.Histogram) int64 { return h.Timestamp }, note)
-	ts.Exemplars = dropAfter(ts.Exemplars, lim.maxTime, func(e prompb.Exemplar) int64 { return e.Timestamp }, func(int64) {})
-	return dropped, first
+	out := func(t int64) bool { return t > lim.maxTime || t < lim.minTime }
+	ts.Samples = dropWhere(ts.Samples, out, func(s prompb.Sample) int64 { return s.Timestamp }, note)
+	ts.Histograms = dropWhere(ts.Histograms, out, func(h prompb.Histogram) int64 { return h.Timestamp }, note)
+	ts.Exemplars = dropWhere(ts.Exemplars, out, func(e prompb.Exemplar) int64 { return e.Timestamp }, func(int64) {})
+	return future, old, firstFuture, firstOld
 }
 
-// dropAfter removes the elements of s stamped later than max, telling note
+// dropWhere removes the elements of s whose stamp is out, telling note
 // the timestamp of each. It does not touch s when none is.
-func dropAfter[T any](s []T, max int64, stamp func(T) int64, note func(int64)) []T {
+func dropWhere[T any](s []T, out func(int64) bool, stamp func(T) int64, note func(int64)) []T {
 	for i := range s {
-		if stamp(s[i]) > max {
+		if out(stamp(s[i])) {
 			return slices.DeleteFunc(s, func(e T) bool {
-				if t := stamp(e); t > max {
+				if t := stamp(e); out(t) {
 					note(t)
 					return true
 				}
@@ -308,4 +338,11 @@ func futureErr(lim seriesLimits, ls []prompb.Label, t int64) error {
 	return apierror.New(apierror.BadData, apierror.IDTooFarInFuture,
 		"received a sample whose timestamp is too far in the future (more than %s ahead, -validation.creation-grace-period), timestamp: %s series: '%s'",
 		lim.grace, time.UnixMilli(t).UTC().Format(time.RFC3339Nano), seriesString(ls))
+}
+
+// tooOldErr formats the rejection of a sample stamped too far back.
+func tooOldErr(lim seriesLimits, ls []prompb.Label, t int64) error {
+	return apierror.New(apierror.BadData, apierror.IDSampleTooOld,
+		"received a sample whose timestamp is too old (more than %s before now, -validation.past-grace-period), timestamp: %s series: '%s'",
+		lim.pastGrace, time.UnixMilli(t).UTC().Format(time.RFC3339Nano), seriesString(ls))
 }

@@ -12,9 +12,22 @@ import (
 )
 
 type staticLimits struct {
-	maxLabels, maxSize, maxName, maxValue int
-	grace                                 time.Duration
+	maxLabels, maxSize, maxName, maxValue   int
+	grace, pastGrace                        time.Duration
+	maxMetadataLength, maxMetadataPerMetric int
+	rate                                    float64
+	burst                                   int
+	ha                                      bool
 }
+
+func (l staticLimits) PastGracePeriod(string) time.Duration { return l.pastGrace }
+func (l staticLimits) MaxMetadataLength(string) int         { return l.maxMetadataLength }
+func (l staticLimits) MaxMetadataPerMetric(string) int      { return l.maxMetadataPerMetric }
+func (l staticLimits) IngestionRate(string) float64         { return l.rate }
+func (l staticLimits) IngestionBurstSize(string) int        { return l.burst }
+func (l staticLimits) AcceptHASamples(string) bool          { return l.ha }
+func (l staticLimits) HAClusterLabel(string) string         { return "cluster" }
+func (l staticLimits) HAReplicaLabel(string) string         { return "__replica__" }
 
 func (l staticLimits) MaxLabelNamesPerSeries(string) int { return l.maxLabels }
 func (l staticLimits) MaxLabelsSizeBytes(string) int     { return l.maxSize }

@@ -303,12 +303,15 @@ func (t *Vigil) initOverrides() (services.Service, error) {
 func (t *Vigil) initDistributor() (services.Service, error) {
 	pool := t.ingesterPool("distributor")
 	pushers := func(inst ring.InstanceDesc) (distributor.Pusher, error) { return client.Get(pool, inst) }
-	d, err := distributor.New(t.Cfg.Distributor, t.IngesterRing, pushers, t.Overrides, t.InflightBytes, t.Registerer, t.Logger)
+	d, err := distributor.New(t.Cfg.Distributor, t.IngesterRing, pushers, t.Overrides, nil, nil, t.Registerer, t.Logger)
 	if err != nil {
 		return nil, err
 	}
 	t.Distributor = d
-	t.API.RegisterPush(d.PushHandler(), t.Cfg.Distributor.MaxRequestSizeBytes)
+	t.API.RegisterPush(d, api.PushLimits{
+		MaxRequestSizeBytes:      t.Cfg.Distributor.MaxRequestSizeBytes,
+		MaxDecompressedSizeBytes: t.Cfg.Distributor.MaxDecompressedSizeBytes,
+	})
 	// A workspace deleted through this process loses its metric series at
 	// once; other processes drop them once it stops pushing.
 	t.Workspaces.OnDeleted(d.ForgetWorkspace)

@@ -17,7 +17,8 @@ var leaves = []string{"pkg/apierror", "pkg/tenant", "pkg/logging", "pkg/subservi
 var allowed = map[string][]string{
 	"cmd/vigil":               {"pkg/vigil"},
 	"pkg/vigil":               {"*"},
-	"pkg/api":                 {"pkg/auth", "pkg/inflight", "pkg/pb/remotewrite"},
+	"pkg/api":                 {"pkg/auth", "pkg/inflight", "pkg/pb/remotewrite", "pkg/push"},
+	"pkg/push":                nil,
 	"pkg/inflight":            nil,
 	"pkg/apierror":            nil,
 	"pkg/auth":                nil,
@@ -28,7 +29,7 @@ var allowed = map[string][]string{
 	"pkg/limits":              nil,
 	"pkg/compactor":           {"pkg/storage/", "pkg/limits", "pkg/ringmember"},
 	"pkg/controlplane":        {"pkg/storage/bucket", "pkg/limits", "pkg/ringmember", "pkg/auth"},
-	"pkg/distributor":         {"pkg/ingester/client", "pkg/limits", "pkg/pb/", "pkg/inflight"},
+	"pkg/distributor":         {"pkg/ingester/client", "pkg/limits", "pkg/pb/", "pkg/push"},
 	"pkg/ingester":            {"pkg/storage/", "pkg/limits", "pkg/pb/", "pkg/ingester/client", "pkg/ringmember"},
 	"pkg/ingester/client":     {"pkg/pb/", "pkg/ringmember"},
 	"pkg/querier":             {"pkg/ingester/client", "pkg/storegateway/client", "pkg/storage/", "pkg/limits", "pkg/pb/"},

@@ -58,7 +58,8 @@ func main() {
 func run(url string, pid, seriesTotal, batch, rounds, concurrency int, orgID string, transport http.RoundTripper) error {
 	l := &bench.Load{
 		URL: url, Series: seriesTotal, Batch: batch, Concurrency: concurrency,
-		Start: time.Now().Add(-time.Hour).UnixMilli(), Step: 15_000,
+		// Within AMP's one-hour sample age however many rounds run.
+		Start: time.Now().Add(-30 * time.Minute).UnixMilli(), Step: 15_000,
 		Client: &http.Client{Transport: transport}, Header: http.Header{},
 	}
 	if orgID != "" {

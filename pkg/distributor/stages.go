@@ -1,0 +1,223 @@
+package distributor
+
+import (
+	"context"
+
+	"github.com/prometheus/prometheus/prompb"
+
+	"github.com/vigil-metrics/vigil/pkg/apierror"
+)
+
+// HALimits say how a workspace's high-availability pairs are told apart.
+type HALimits interface {
+	AcceptHASamples(workspace string) bool
+	HAClusterLabel(workspace string) string
+	HAReplicaLabel(workspace string) string
+}
+
+// discards counts what the stages dropped of a request, by reason, in the
+// order the reasons first came (a request rarely has more than one).
+type discards struct {
+	samples, metadata []discardCount
+	series            int // series dropped whole
+}
+
+type discardCount struct {
+	reason string
+	n      int
+}
+
+func addDiscard(to *[]discardCount, reason string, n int) {
+	for i := range *to {
+		if (*to)[i].reason == reason {
+			(*to)[i].n += n
+			return
+		}
+	}
+	*to = append(*to, discardCount{reason, n})
+}
+
+func total(cs []discardCount) int {
+	n := 0
+	for _, c := range cs {
+		n += c.n
+	}
+	return n
+}
+
+// refuse remembers the first refusal of part of the request.
+func (s *pushState) refuse(err func() error) {
+	if s.firstInvalid == nil {
+		s.firstInvalid = err()
+	}
+}
+
+// refusal is the error the sender gets once the rest of the request is
+// stored: the first refusal, with what was dropped in all.
+func (s *pushState) refusal() error {
+	if s.firstInvalid == nil {
+		return nil
+	}
+	e := apierror.From(s.firstInvalid)
+	return apierror.New(e.Cause, e.ID, "%s (this request: %d series, %d samples and %d metadata discarded, the rest stored)",
+		e.Msg, s.discarded.series, total(s.discarded.samples), total(s.discarded.metadata))
+}
+
+// dedupeHA is the first stage: of a high-availability pair, only the
+// elected replica's samples go on, without the replica label. done tells
+// that the request ends here: acknowledged, its samples dropped.
+func (d *Distributor) dedupeHA(ctx context.Context, s *pushState) (done bool, err error) {
+	if d.replicas == nil || len(s.req.Timeseries) == 0 || !d.limits.AcceptHASamples(s.workspace) {
+		return false, nil
+	}
+	clusterLabel, replicaLabel := d.limits.HAClusterLabel(s.workspace), d.limits.HAReplicaLabel(s.workspace)
+	// A Prometheus pair sets both as external labels, on every series: the
+	// first series tells.
+	cluster, replica := haLabels(s.req.Timeseries[0].Labels, clusterLabel, replicaLabel)
+	if cluster == "" || replica == "" {
+		return false, nil
+	}
+	if err := d.replicas.CheckReplica(ctx, s.workspace, cluster, replica, s.now); err != nil {
+		if IsNotElected(err) {
+			d.metrics.dedupedSamples.WithLabelValues(s.workspace, cluster).Add(float64(s.req.Samples()))
+			return true, nil
+		}
+		return true, err
+	}
+	for i := range s.req.Timeseries {
+		ts := &s.req.Timeseries[i]
+		for j := range ts.Labels {
+			if ts.Labels[j].Name == replicaLabel {
+				ts.Labels = append(ts.Labels[:j], ts.Labels[j+1:]...)
+				if s.req.Raw != nil {
+					s.req.Raw[i] = nil // its bytes carry the label
+				}
+				break
+			}
+		}
+	}
+	return false, nil
+}
+
+// haLabels finds the cluster and replica of a series.
+func haLabels(ls []prompb.Label, clusterLabel, replicaLabel string) (cluster, replica string) {
+	for _, l := range ls {
+		switch l.Name {
+		case clusterLabel:
+			cluster = l.Value
+		case replicaLabel:
+			replica = l.Value
+		}
+	}
+	return cluster, replica
+}
+
+// limitRate is the second stage: the request fits the workspace's
+// ingestion rate whole, or is refused whole with 429 (senders retry).
+func (d *Distributor) limitRate(s *pushState) error {
+	samples, metadata := s.req.Samples(), len(s.req.Metadata)
+	ok, limit := d.rates.allow(s.workspace, s.now, samples+metadata)
+	if ok {
+		return nil
+	}
+	d.metrics.discardedSamples.WithLabelValues(s.workspace, reasonRateLimited).Add(float64(samples))
+	if metadata > 0 {
+		d.metrics.discardedMetadata.WithLabelValues(s.workspace, reasonRateLimited).Add(float64(metadata))
+	}
+	return apierror.New(apierror.TooManyRequests, apierror.IDRateLimited,
+		"ingestion rate limit (%v) exceeded while adding %d samples and %d metadata", limit, samples, metadata)
+}
+
+// validate is the third stage: it drops the series whose labels are
+// invalid, the samples stamped too far ahead or too far back, and the
+// metadata over AMP's limits, remembering the first refusal.
+func (d *Distributor) validate(s *pushState) {
+	lim := resolveLimits(d.limits, s.workspace, s.now)
+	req := s.req
+	n := 0
+	for i := range req.Timeseries {
+		ts := &req.Timeseries[i]
+		v, changed := validateSeries(lim, ts)
+		if v.reason != "" {
+			addDiscard(&s.discarded.samples, v.reason, len(ts.Samples)+len(ts.Histograms))
+			s.discarded.series++
+			s.refuse(func() error { return v.err(lim, ts.Labels) })
+			continue
+		}
+		exemplars := len(ts.Exemplars)
+		if future, old, firstFuture, firstOld := dropOutOfRange(lim, ts); future+old > 0 {
+			if future > 0 {
+				addDiscard(&s.discarded.samples, reasonTooFarInFuture, future)
+				s.refuse(func() error { return futureErr(lim, ts.Labels, firstFuture) })
+			}
+			if old > 0 {
+				addDiscard(&s.discarded.samples, reasonTooOld, old)
+				s.refuse(func() error { return tooOldErr(lim, ts.Labels, firstOld) })
+			}
+			if len(ts.Samples)+len(ts.Histograms)+len(ts.Exemplars) == 0 {
+				s.discarded.series++
+				continue
+			}
+			changed = true
+		}
+		if len(ts.Exemplars) != exemplars {
+			changed = true // exemplars out of range are dropped without a word
+		}
+		// Swap rather than copy: every element keeps slices of its own, which
+		// the pooled decoder reuses for the next request.
+		req.Timeseries[n], req.Timeseries[i] = req.Timeseries[i], req.Timeseries[n]
+		if req.Raw != nil {
+			req.Raw[n] = req.Raw[i]
+			if changed {
+				req.Raw[n] = nil // its bytes say something else now
+			}
+		}
+		n++
+	}
+	req.Timeseries = req.Timeseries[:n]
+	if req.Raw != nil {
+		req.Raw = req.Raw[:n]
+	}
+	if len(req.Metadata) > 0 {
+		d.validateMetadata(s, lim)
+	}
+}
+
+// validateMetadata drops the metadata entries without a metric name, with
+// a field over AMP's metadata length, or beyond AMP's entries per metric.
+func (d *Distributor) validateMetadata(s *pushState, lim seriesLimits) {
+	md := s.req.Metadata
+	var perMetric map[string]int
+	if lim.maxMetadataPerMetric > 0 {
+		perMetric = make(map[string]int, len(md))
+	}
+	n := 0
+	for i := range md {
+		m := &md[i]
+		reason, err := "", error(nil)
+		switch {
+		case m.MetricFamilyName == "":
+			reason = reasonMissingMetricName
+			err = apierror.New(apierror.BadData, apierror.IDMissingMetricName, "received metadata without a metric name, type: %s, help: '%s'", m.Type, truncate(m.Help))
+		case lim.maxMetadataLength > 0 && max(len(m.MetricFamilyName), len(m.Help), len(m.Unit)) > lim.maxMetadataLength:
+			reason = reasonMetadataTooLong
+			err = apierror.New(apierror.BadData, apierror.IDMetadataTooLong, "received metadata whose metric name, help or unit is longer than the limit (actual: %d, limit: %d, -validation.max-metadata-length) metric: '%s'",
+				max(len(m.MetricFamilyName), len(m.Help), len(m.Unit)), lim.maxMetadataLength, truncate(m.MetricFamilyName))
+		case perMetric != nil && perMetric[m.MetricFamilyName] >= lim.maxMetadataPerMetric:
+			reason = reasonTooManyMetadata
+			err = apierror.New(apierror.BadData, apierror.IDTooManyMetadata, "received more metadata for one metric than the limit (limit: %d, -validation.max-metadata-per-metric) metric: '%s'",
+				lim.maxMetadataPerMetric, truncate(m.MetricFamilyName))
+		}
+		if reason != "" {
+			addDiscard(&s.discarded.metadata, reason, 1)
+			s.refuse(func() error { return err })
+			continue
+		}
+		if perMetric != nil {
+			perMetric[m.MetricFamilyName]++
+		}
+		md[n] = md[i]
+		n++
+	}
+	s.req.Metadata = md[:n]
+}
