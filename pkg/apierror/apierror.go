@@ -97,6 +97,8 @@ const (
 	IDInternal                       = "internal"
 	IDMalformedQueryString           = "malformed-query-string"
 	IDInflightBodyBytes              = "inflight-request-body-bytes"
+	IDTooManyHAClusters              = "too-many-ha-clusters"
+	IDHATrackerUnavailable           = "ha-tracker-unavailable"
 )
 
 // Error is an error with a cause and a stable ID.
