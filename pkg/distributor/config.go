@@ -7,7 +7,28 @@ import (
 	"flag"
 	"fmt"
 	"time"
+
+	"github.com/vigil-metrics/vigil/pkg/ringmember"
 )
+
+const (
+	// RingName names the distributor ring in metrics and logs.
+	RingName = "distributor"
+	// RingKey is the key of the distributor ring in the KV store.
+	RingKey = "distributor-ring"
+)
+
+// ringDefaults are the distributor ring's flag defaults. The ring only
+// counts the healthy distributors, which share each workspace's ingestion
+// rate: one token each, and a distributor leaves it on shutdown and is
+// forgotten soon after it crashes.
+var ringDefaults = ringmember.Defaults{
+	Member:                     "distributor",
+	ReplicationFactor:          1,
+	NumTokens:                  1,
+	UnregisterOnShutdown:       true,
+	AutoForgetUnhealthyPeriods: 2,
+}
 
 // Config configures a distributor.
 type Config struct {
@@ -16,6 +37,9 @@ type Config struct {
 	RemoteTimeout            time.Duration `yaml:"remote_timeout"`
 
 	InstanceLimits InstanceLimits `yaml:"instance_limits"`
+
+	Ring      ringmember.Config `yaml:"ring"`
+	HATracker HATrackerConfig   `yaml:"ha_tracker"`
 }
 
 // InstanceLimits protect one distributor process, whatever the workspaces:
@@ -27,6 +51,8 @@ type InstanceLimits struct {
 
 // RegisterFlags registers the distributor flags.
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
+	c.Ring.RegisterFlagsWithPrefix("distributor.ring.", ringDefaults, f)
+	c.HATracker.RegisterFlags(f)
 	f.IntVar(&c.MaxRequestSizeBytes, "distributor.max-request-size-bytes", 1<<20, "Largest remote-write request body accepted, as sent (compressed). AMP quota: request size 1 MB.")
 	f.IntVar(&c.MaxDecompressedSizeBytes, "distributor.max-decompressed-request-size-bytes", 16<<20, "Largest remote-write request accepted after snappy decompression.")
 	f.DurationVar(&c.RemoteTimeout, "distributor.remote-timeout", 5*time.Second, "Timeout of one push to one ingester.")
@@ -45,5 +71,5 @@ func (c *Config) Validate() error {
 	if c.InstanceLimits.MaxInflightPushRequests < 0 || c.InstanceLimits.MaxInflightPushRequestsBytes < 0 {
 		return fmt.Errorf("distributor instance limits must not be negative")
 	}
-	return nil
+	return c.HATracker.Validate()
 }

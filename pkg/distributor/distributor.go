@@ -41,6 +41,9 @@ type Replicas interface {
 	// elected replica of cluster; an error IsNotElected tells apart when
 	// another replica leads.
 	CheckReplica(ctx context.Context, workspace, cluster, replica string, now time.Time) error
+	// CountDeduplicated counts the samples dropped of a replica that is
+	// not elected.
+	CountDeduplicated(workspace, cluster string, samples int)
 }
 
 // Members counts the healthy distributors, which share each workspace's

@@ -50,8 +50,11 @@ func (c *HATrackerConfig) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.FailoverTimeout, "distributor.ha-tracker.failover-timeout", 30*time.Second, "How long the elected replica of a cluster may send nothing before the next replica that sends is elected. Must be greater than -distributor.ha-tracker.update-timeout plus -distributor.ha-tracker.update-timeout-jitter-max. AMP: another replica is elected after 30 seconds without samples from the elected one.")
 }
 
-// Validate checks the configuration.
+// Validate checks the configuration of an enabled tracker.
 func (c *HATrackerConfig) Validate() error {
+	if !c.Enable {
+		return nil
+	}
 	if c.UpdateTimeout <= 0 {
 		return fmt.Errorf("distributor.ha-tracker.update-timeout must be positive")
 	}

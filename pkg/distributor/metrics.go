@@ -12,7 +12,6 @@ type metrics struct {
 	receivedRequests  prometheus.Counter
 	discardedSamples  *prometheus.CounterVec
 	discardedMetadata *prometheus.CounterVec
-	dedupedSamples    *prometheus.CounterVec
 	rejectedRequests  *prometheus.CounterVec
 	panics            prometheus.Counter
 }
@@ -40,10 +39,6 @@ func newMetrics(reg prometheus.Registerer, in *inflightPushes) *metrics {
 			Name: "vigil_distributor_discarded_metadata_total",
 			Help: "Metadata entries dropped by the write path, by workspace and discard reason.",
 		}, []string{"workspace", "reason"}),
-		dedupedSamples: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "vigil_distributor_deduped_samples_total",
-			Help: "Samples of high-availability replicas that were not elected, acknowledged and dropped, by workspace and cluster.",
-		}, []string{"workspace", "cluster"}),
 		receivedRequests: f.NewCounter(prometheus.CounterOpts{
 			Name: "vigil_distributor_received_requests_total",
 			Help: "Remote-write requests received.",
@@ -65,7 +60,7 @@ func newMetrics(reg prometheus.Registerer, in *inflightPushes) *metrics {
 
 // deleteWorkspace drops every metric series of a workspace.
 func (m *metrics) deleteWorkspace(workspace string) {
-	for _, v := range []*prometheus.CounterVec{m.receivedSamples, m.receivedExemplars, m.receivedMetadata, m.discardedSamples, m.discardedMetadata, m.dedupedSamples} {
+	for _, v := range []*prometheus.CounterVec{m.receivedSamples, m.receivedExemplars, m.receivedMetadata, m.discardedSamples, m.discardedMetadata} {
 		v.DeletePartialMatch(prometheus.Labels{"workspace": workspace})
 	}
 }

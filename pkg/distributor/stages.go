@@ -3,17 +3,8 @@ package distributor
 import (
 	"context"
 
-	"github.com/prometheus/prometheus/prompb"
-
 	"github.com/vigil-metrics/vigil/pkg/apierror"
 )
-
-// HALimits say how a workspace's high-availability pairs are told apart.
-type HALimits interface {
-	AcceptHASamples(workspace string) bool
-	HAClusterLabel(workspace string) string
-	HAReplicaLabel(workspace string) string
-}
 
 // discards counts what the stages dropped of a request, by reason, in the
 // order the reasons first came (a request rarely has more than one).
@@ -79,7 +70,7 @@ func (d *Distributor) dedupeHA(ctx context.Context, s *pushState) (done bool, er
 	}
 	if err := d.replicas.CheckReplica(ctx, s.workspace, cluster, replica, s.now); err != nil {
 		if IsNotElected(err) {
-			d.metrics.dedupedSamples.WithLabelValues(s.workspace, cluster).Add(float64(s.req.Samples()))
+			d.replicas.CountDeduplicated(s.workspace, cluster, s.req.Samples())
 			return true, nil
 		}
 		return true, err
@@ -97,19 +88,6 @@ func (d *Distributor) dedupeHA(ctx context.Context, s *pushState) (done bool, er
 		}
 	}
 	return false, nil
-}
-
-// haLabels finds the cluster and replica of a series.
-func haLabels(ls []prompb.Label, clusterLabel, replicaLabel string) (cluster, replica string) {
-	for _, l := range ls {
-		switch l.Name {
-		case clusterLabel:
-			cluster = l.Value
-		case replicaLabel:
-			replica = l.Value
-		}
-	}
-	return cluster, replica
 }
 
 // limitRate is the second stage: the request fits the workspace's

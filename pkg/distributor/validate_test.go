@@ -28,6 +28,7 @@ func (l staticLimits) IngestionBurstSize(string) int        { return l.burst }
 func (l staticLimits) AcceptHASamples(string) bool          { return l.ha }
 func (l staticLimits) HAClusterLabel(string) string         { return "cluster" }
 func (l staticLimits) HAReplicaLabel(string) string         { return "__replica__" }
+func (l staticLimits) HAMaxClusters(string) int             { return 500 }
 
 func (l staticLimits) MaxLabelNamesPerSeries(string) int { return l.maxLabels }
 func (l staticLimits) MaxLabelsSizeBytes(string) int     { return l.maxSize }

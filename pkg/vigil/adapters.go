@@ -5,7 +5,10 @@ package vigil
 
 import (
 	"context"
+	"sync"
 	"time"
+
+	"github.com/grafana/dskit/ring"
 
 	"github.com/vigil-metrics/vigil/pkg/apierror"
 	"github.com/vigil-metrics/vigil/pkg/controlplane"
@@ -66,4 +69,30 @@ func (w workspaceLabelSets) LabelSetLimits(ctx context.Context, id string) ([]in
 		out = append(out, ingester.LabelSetLimit{Labels: l.LabelSet, MaxSeries: l.Limits.MaxSeries})
 	}
 	return out, nil
+}
+
+// ringMembers counts the healthy members of a ring for the distributors'
+// shares of the ingestion rate, read at most once a second.
+type ringMembers struct {
+	r      ring.ReadRing
+	mu     sync.Mutex
+	n      int
+	readAt time.Time
+}
+
+func newRingMembers(r ring.ReadRing) *ringMembers { return &ringMembers{r: r} }
+
+// HealthyDistributors is the number of healthy members, at least one (this
+// one, about to join or unreadable ring).
+func (m *ringMembers) HealthyDistributors() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if now := time.Now(); now.Sub(m.readAt) >= time.Second {
+		m.readAt = now
+		m.n = 1
+		if rs, err := m.r.GetAllHealthy(ring.Reporting); err == nil {
+			m.n = max(1, len(rs.Instances))
+		}
+	}
+	return m.n
 }

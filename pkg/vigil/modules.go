@@ -48,6 +48,8 @@ const (
 	Compactor        = "compactor"
 	ControlPlaneRing = "controlplane-ring"
 	Distributor      = "distributor"
+	DistributorRing  = "distributor-ring"
+	HATracker        = "ha-tracker"
 	Ingester         = "ingester"
 	IngesterRing     = "ingester-ring"
 	MemberlistKV     = "memberlist-kv"
@@ -68,7 +70,9 @@ var deps = map[string][]string{
 	Compactor:        {Server, MemberlistKV, Storage, Overrides, Workspaces},
 	API:              {Router, ControlPlaneRing},
 	ControlPlaneRing: {MemberlistKV},
-	Distributor:      {Router, IngesterRing, Overrides},
+	Distributor:      {Router, IngesterRing, DistributorRing, HATracker, Overrides},
+	DistributorRing:  {MemberlistKV},
+	HATracker:        {MemberlistKV, Overrides},
 	Ingester:         {Server, MemberlistKV, Storage, Workspaces},
 	IngesterRing:     {MemberlistKV},
 	MemberlistKV:     {Server},
@@ -88,6 +92,8 @@ func (t *Vigil) setupModules() (*modules.Manager, error) {
 	mm.RegisterModule(MemberlistKV, t.initMemberlistKV, modules.UserInvisibleModule)
 	mm.RegisterModule(IngesterRing, t.initIngesterRing, modules.UserInvisibleModule)
 	mm.RegisterModule(ControlPlaneRing, t.initControlPlaneRing, modules.UserInvisibleModule)
+	mm.RegisterModule(DistributorRing, t.initDistributorRing, modules.UserInvisibleModule)
+	mm.RegisterModule(HATracker, t.initHATracker, modules.UserInvisibleModule)
 	mm.RegisterModule(Overrides, t.initOverrides, modules.UserInvisibleModule)
 	mm.RegisterModule(Storage, t.initStorage, modules.UserInvisibleModule)
 	mm.RegisterModule(Workspaces, t.initWorkspaces, modules.UserInvisibleModule)
@@ -145,7 +151,7 @@ func (t *Vigil) initServer() (services.Service, error) {
 }
 
 func (t *Vigil) initMemberlistKV() (services.Service, error) {
-	t.Cfg.Memberlist.Codecs = append(t.Cfg.Memberlist.Codecs, ring.GetCodec())
+	t.Cfg.Memberlist.Codecs = append(t.Cfg.Memberlist.Codecs, ring.GetCodec(), distributor.HATrackerCodec())
 	dnsProvider := dns.NewProvider(dns.GolangResolverType, 0, t.Logger, prometheus.WrapRegistererWithPrefix("vigil_", t.Registerer))
 	t.MemberlistKV = memberlist.NewKVInitService(&t.Cfg.Memberlist, t.Logger, dnsProvider, t.Registerer)
 	return t.MemberlistKV, nil
@@ -300,10 +306,55 @@ func (t *Vigil) initOverrides() (services.Service, error) {
 	return limits.NewLoader(t.Cfg.Overrides, o, t.Logger), nil
 }
 
+func (t *Vigil) initDistributorRing() (services.Service, error) {
+	r, err := ringmember.NewRing(t.Cfg.Distributor.Ring, distributor.RingName, distributor.RingKey, t.ringStore(), t.Registerer, t.Logger)
+	if err != nil {
+		return nil, err
+	}
+	t.DistributorRing = r
+	t.admin.Handle("/distributor/ring", r)
+	return r, nil
+}
+
+// initHATracker runs the election of high-availability replicas, shared by
+// every distributor through the memberlist KV.
+func (t *Vigil) initHATracker() (services.Service, error) {
+	if !t.Cfg.Distributor.HATracker.Enable {
+		return nil, nil
+	}
+	kv, err := t.MemberlistKV.GetMemberlistKV()
+	if err != nil {
+		return nil, fmt.Errorf("ha tracker: %w", err)
+	}
+	client, err := memberlist.NewClient(kv, distributor.HATrackerCodec())
+	if err != nil {
+		return nil, fmt.Errorf("ha tracker: %w", err)
+	}
+	h, err := distributor.NewHATracker(t.Cfg.Distributor.HATracker, client, t.Overrides, t.Registerer, t.Logger)
+	if err != nil {
+		return nil, err
+	}
+	t.HATracker = h
+	return h, nil
+}
+
 func (t *Vigil) initDistributor() (services.Service, error) {
 	pool := t.ingesterPool("distributor")
 	pushers := func(inst ring.InstanceDesc) (distributor.Pusher, error) { return client.Get(pool, inst) }
-	d, err := distributor.New(t.Cfg.Distributor, t.IngesterRing, pushers, t.Overrides, nil, nil, t.Registerer, t.Logger)
+	// Each distributor is a member of the distributor ring, which counts
+	// the distributors sharing each workspace's ingestion rate.
+	port := t.Server.GRPCListenAddr().(*net.TCPAddr).Port
+	lc, err := ringmember.NewLifecycler(t.Cfg.Distributor.Ring, distributor.RingName, distributor.RingKey, t.ringStore(),
+		ringmember.Member{GRPCPort: port}, t.Registerer, t.Logger)
+	if err != nil {
+		return nil, err
+	}
+	member := ringmember.NewActiveMember(lc, t.DistributorRing)
+	var replicas distributor.Replicas
+	if t.HATracker != nil {
+		replicas = t.HATracker
+	}
+	d, err := distributor.New(t.Cfg.Distributor, t.IngesterRing, pushers, t.Overrides, replicas, newRingMembers(t.DistributorRing), t.Registerer, t.Logger)
 	if err != nil {
 		return nil, err
 	}
@@ -315,7 +366,10 @@ func (t *Vigil) initDistributor() (services.Service, error) {
 	// A workspace deleted through this process loses its metric series at
 	// once; other processes drop them once it stops pushing.
 	t.Workspaces.OnDeleted(d.ForgetWorkspace)
-	return subservices.Service(d, pool), nil
+	if t.HATracker != nil {
+		t.Workspaces.OnDeleted(t.HATracker.ForgetWorkspace)
+	}
+	return subservices.Service(member, d, pool), nil
 }
 
 func (t *Vigil) initIngester() (services.Service, error) {

@@ -57,17 +57,23 @@ type Vigil struct {
 	StoreGatewayRing *ring.Ring
 	// ControlPlaneRing is the ring of the replicas serving the control plane.
 	ControlPlaneRing *ring.Ring
-	Bucket           objstore.Bucket
-	Workspaces       *controlplane.Store
-	API              *api.API
-	Ingester         *ingester.Ingester
-	Distributor      *distributor.Distributor
-	Compactor        *compactor.Compactor
-	StoreGateway     *storegateway.StoreGateway
+	// DistributorRing is the ring of the distributors, which share each
+	// workspace's ingestion rate.
+	DistributorRing *ring.Ring
+	// HATracker elects the replica of each high-availability cluster (nil
+	// when disabled).
+	HATracker    *distributor.HATracker
+	Bucket       objstore.Bucket
+	Workspaces   *controlplane.Store
+	API          *api.API
+	Ingester     *ingester.Ingester
+	Distributor  *distributor.Distributor
+	Compactor    *compactor.Compactor
+	StoreGateway *storegateway.StoreGateway
 
 	Overrides *limits.Overrides
 	// InflightBytes is the process's budget of request memory, shared by
-	// the front door and the distributor.
+	// the front door's body reads and its remote-write decoding.
 	InflightBytes *inflight.Budget
 }
 
