@@ -93,6 +93,9 @@ const (
 	IDInternal                       = "internal"
 	IDMalformedQueryString           = "malformed-query-string"
 	IDInflightBodyBytes              = "inflight-request-body-bytes"
+	IDPerUserSeriesLimit             = "per-user-series-limit"
+	IDPerMetricSeriesLimit           = "per-metric-series-limit"
+	IDIngesterMemoryLimit            = "ingester-memory-limit"
 )
 
 // Error is an error with a cause and a stable ID.
