@@ -99,6 +99,9 @@ const (
 	IDInflightBodyBytes              = "inflight-request-body-bytes"
 	IDTooManyHAClusters              = "too-many-ha-clusters"
 	IDHATrackerUnavailable           = "ha-tracker-unavailable"
+	IDPerUserSeriesLimit             = "per-user-series-limit"
+	IDPerMetricSeriesLimit           = "per-metric-series-limit"
+	IDIngesterMemoryLimit            = "ingester-memory-limit"
 )
 
 // Error is an error with a cause and a stable ID.

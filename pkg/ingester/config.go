@@ -45,6 +45,9 @@ type Config struct {
 type InstanceLimits struct {
 	MaxInflightPushRequests int `yaml:"max_inflight_push_requests"`
 	MaxSeries               int `yaml:"max_series"`
+	// MemoryLimitNewSeriesRatio is the share of the process's memory limit
+	// the live heap may reach before new series are refused.
+	MemoryLimitNewSeriesRatio float64 `yaml:"memory_limit_new_series_ratio"`
 }
 
 // RegisterFlags registers the ingester flags.
@@ -64,6 +67,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&c.GCPercent, "ingester.gc-percent", 50, "Garbage-collection target of a process that runs an ingester (Go's GOGC): the heap may grow this many percent over the live data before a collection. The head's series are nearly all of the live data and change little, so 50 (not Go's 100) keeps about a sixth less resident memory per series for about the same CPU (make bench: 2.3 KB against 2.7 KB). The GOGC environment variable, when set, wins.")
 	c.MemoryLimit = 0
 	f.Var(&c.MemoryLimit, "ingester.memory-limit", "Soft memory limit of a process that runs an ingester (Go's GOMEMLIMIT), for example 8GiB: nearing it, the garbage collector runs more often rather than let the heap grow past it. Set it to about 90% of the container's memory. 0: none. The GOMEMLIMIT environment variable, when set, wins.")
+	f.Float64Var(&c.InstanceLimits.MemoryLimitNewSeriesRatio, "ingester.instance-limits.memory-limit-new-series-ratio", 0.8, "With a memory limit (-ingester.memory-limit or GOMEMLIMIT), samples of new series are refused with 503 once the live heap (what the last garbage collection found in use) reaches this share of it; samples of existing series are stored. It keeps a surge of new series from getting the process killed: past it the collector would run without end. The heap is read every second. 0: never.")
 	f.IntVar(&c.InstanceLimits.MaxSeries, "ingester.instance-limits.max-series", 0, "Most series this ingester holds in memory, over every workspace; samples of new series beyond it are refused with 503 (samples of existing series are stored). WAL replay is never refused. Size it to the memory of the host (a few KB per series). 0: no limit.")
 }
 
@@ -92,6 +96,9 @@ func (c *Config) Validate() error {
 	}
 	if c.InstanceLimits.MaxInflightPushRequests < 0 || c.InstanceLimits.MaxSeries < 0 {
 		return fmt.Errorf("ingester instance limits must not be negative")
+	}
+	if r := c.InstanceLimits.MemoryLimitNewSeriesRatio; r < 0 || r > 1 {
+		return fmt.Errorf("ingester.instance-limits.memory-limit-new-series-ratio must be between 0 and 1, got %g", r)
 	}
 	return nil
 }

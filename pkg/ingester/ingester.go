@@ -42,6 +42,17 @@ type Ingester struct {
 	bucket objstore.Bucket
 	// labelSets gives the workspaces' label-set series limits; nil: none.
 	labelSets LabelSetLimits
+	// seriesLimits gives the workspaces' series limits; nil: none.
+	seriesLimits SeriesLimits
+	// ingesterRing divides the global limits; nil: this ingester holds
+	// the whole limit.
+	ingesterRing IngesterRing
+	share        atomic.Pointer[ringShare]
+	// guard refuses new series near the memory limit; nil: none.
+	guard *memGuard
+	// limitsRefresh is how often the series limits are computed anew;
+	// tests lengthen it to drive the refresh themselves.
+	limitsRefresh time.Duration
 
 	lifecycler *ring.BasicLifecycler
 	subs       *subservices.Group
@@ -71,10 +82,15 @@ func New(cfg Config, dataDir string, grpcPort int, bkt objstore.Bucket, kvStore 
 		bucket:   bkt,
 		dbs:      map[string]*userDB{},
 		deleting: map[string]struct{}{},
+
+		guard:         newMemGuard(cfg.memoryLimit(), cfg.InstanceLimits.MemoryLimitNewSeriesRatio),
+		limitsRefresh: seriesRefresh,
 	}
+	i.share.Store(&ringShare{rf: cfg.Ring.ReplicationFactor, zoneAware: cfg.Ring.ZoneAwarenessEnabled})
 	i.metrics = newMetrics(reg,
 		func() float64 { return float64(i.series.Load()) },
 		func() float64 { return float64(i.inflightPushes.Load()) })
+	registerGuardMetrics(reg, i.guard)
 	reg.MustRegister(activeSeries{
 		desc: prometheus.NewDesc("vigil_ingester_active_series", "Series in the in-memory head of each open workspace TSDB (samples of the last 2 to 3 hours).", []string{"workspace"}, nil),
 		dbs:  i.openDBs,
@@ -86,7 +102,7 @@ func New(cfg Config, dataDir string, grpcPort int, bkt objstore.Bucket, kvStore 
 	if err != nil {
 		return nil, err
 	}
-	i.subs = subservices.NewGroup(i.lifecycler)
+	i.subs = subservices.NewGroup(i.lifecycler, services.NewBasicService(i.limitsStart, i.limitsLoop, nil))
 	i.Service = services.NewBasicService(subservices.UndoFailedStart(i.starting, i.stopping), i.running, i.stopping)
 	return i, nil
 }

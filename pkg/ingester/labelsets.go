@@ -166,8 +166,10 @@ func (i *Ingester) refreshLabelSets(ctx context.Context) {
 
 // applyLabelSets reads a workspace's limits and, when they changed,
 // installs a limiter counting the head's series. Limits that cannot be
-// read leave the current ones in force.
+// read leave the current ones in force. Opening a TSDB calls it before the
+// first push: the workspace's series limits attach then too.
 func (i *Ingester) applyLabelSets(ctx context.Context, id string, u *userDB) {
+	i.attachSeriesLimits(id, u)
 	if i.labelSets == nil {
 		return
 	}

@@ -27,13 +27,18 @@ func maxSeriesError(limit, refused int) error {
 
 // seriesCounter counts the in-memory series of one workspace's TSDB into the
 // ingester's total, and refuses new series once the total reaches the
-// instance limit. It never refuses while the WAL is replayed: those series
-// were acknowledged before.
+// instance limit, the memory guard's heap or a limit of the workspace. It
+// never refuses while the WAL is replayed: those series were acknowledged
+// before.
 type seriesCounter struct {
 	total     *atomic.Int64
 	max       int
 	replaying atomic.Bool
 	own       atomic.Int64 // series of this TSDB
+	perMetric metricSeries // series of this TSDB per metric name
+	// limiter enforces the memory guard and the workspace's series
+	// limits; nil until the TSDB is open.
+	limiter atomic.Pointer[seriesLimiter]
 	// labelSets enforces the workspace's label-set limits; nil: none.
 	labelSets atomic.Pointer[labelSetLimiter]
 }
@@ -45,6 +50,11 @@ func (c *seriesCounter) PreCreation(lset labels.Labels) error {
 	if c.max > 0 && c.total.Load() >= int64(c.max) {
 		return errMaxSeries
 	}
+	if l := c.limiter.Load(); l != nil {
+		if err := l.check(c, lset); err != nil {
+			return err
+		}
+	}
 	if l := c.labelSets.Load(); l != nil {
 		return l.check(lset)
 	}
@@ -54,6 +64,7 @@ func (c *seriesCounter) PreCreation(lset labels.Labels) error {
 func (c *seriesCounter) PostCreation(lset labels.Labels) {
 	c.own.Add(1)
 	c.total.Add(1)
+	c.perMetric.add(lset.Get(labels.MetricName), 1)
 	if l := c.labelSets.Load(); l != nil {
 		l.add(lset, 1)
 	}
@@ -62,6 +73,9 @@ func (c *seriesCounter) PostCreation(lset labels.Labels) {
 func (c *seriesCounter) PostDeletion(deleted map[chunks.HeadSeriesRef]labels.Labels) {
 	c.own.Add(-int64(len(deleted)))
 	c.total.Add(-int64(len(deleted)))
+	for _, lset := range deleted {
+		c.perMetric.add(lset.Get(labels.MetricName), -1)
+	}
 	if l := c.labelSets.Load(); l != nil {
 		for _, lset := range deleted {
 			l.add(lset, -1)

@@ -16,6 +16,8 @@ type metrics struct {
 	shippedBlocks     prometheus.Counter
 	shipFailures      prometheus.Counter
 	deletedWorkspaces prometheus.Counter
+	seriesCapacity    *prometheus.GaugeVec
+	seriesBaseline    *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer, series, inflight func() float64) *metrics {
@@ -70,7 +72,28 @@ func newMetrics(reg prometheus.Registerer, series, inflight func() float64) *met
 			Name: "vigil_ingester_deleted_workspaces_total",
 			Help: "Local TSDBs removed because their workspace was deleted.",
 		}),
+		seriesCapacity: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "vigil_ingester_series_capacity",
+			Help: "Series a workspace may have on this ingester: its share of the adaptive capacity (twice the baseline, at least the floor, at most the quota); absent without a limit.",
+		}, []string{"workspace"}),
+		seriesBaseline: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "vigil_ingester_series_baseline",
+			Help: "Average series of a workspace on this ingester over the last 30 minutes, sampled every 15 seconds: half the capacity it grants.",
+		}, []string{"workspace"}),
 	}
+}
+
+// registerGuardMetrics reports the memory guard's readings.
+func registerGuardMetrics(reg prometheus.Registerer, guard *memGuard) {
+	f := promauto.With(reg)
+	f.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "vigil_ingester_live_heap_bytes",
+		Help: "Live heap found by the last garbage collection, as the memory guard last read it (every second); 0 without a memory limit.",
+	}, guard.heapBytes)
+	f.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "vigil_ingester_new_series_live_heap_limit_bytes",
+		Help: "Live heap from which new series are refused: -ingester.instance-limits.memory-limit-new-series-ratio of the memory limit; 0: none.",
+	}, guard.thresholdBytes)
 }
 
 // activeSeries reports the in-memory series of each open workspace TSDB,

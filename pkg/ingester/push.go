@@ -28,21 +28,40 @@ const (
 // client gets one readable reason while the rest of the batch is stored.
 type rejection struct {
 	err    error
+	reason string
 	series labels.Labels
 	ts     int64
 	count  int
 }
 
-func (r *rejection) add(err error, lset labels.Labels, ts int64) {
-	if r.count == 0 {
-		r.err, r.series, r.ts = err, lset, ts
+// add counts a refused sample. The first one is reported, unless a later
+// one is refused by a series limit: the sender can do something about that
+// one, and would not see it behind, say, an out-of-order sample.
+func (r *rejection) add(err error, reason string, lset labels.Labels, ts int64) {
+	if r.count == 0 || (isSeriesLimit(reason) && !isSeriesLimit(r.reason)) {
+		r.err, r.reason, r.series, r.ts = err, reason, lset, ts
 	}
 	r.count++
+}
+
+func isSeriesLimit(reason string) bool {
+	return reason == reasonPerUserSeries || reason == reasonPerMetricSeries || reason == reasonLabelSet
 }
 
 func (r *rejection) toError() error {
 	if r.count == 0 {
 		return nil
+	}
+	// The series limits answer in AMP's words, as they are.
+	var (
+		perUser   *perUserLimitError
+		perMetric *perMetricLimitError
+	)
+	switch {
+	case errors.As(r.err, &perUser):
+		return apierror.New(apierror.BadData, apierror.IDPerUserSeriesLimit, "%s", perUser.Error())
+	case errors.As(r.err, &perMetric):
+		return apierror.New(apierror.BadData, apierror.IDPerMetricSeriesLimit, "%s series: '%s'", perMetric.Error(), r.series.String())
 	}
 	id, what := apierror.IDSampleOutOfBounds, "the sample is older than the oldest time this workspace still accepts"
 	switch {
@@ -63,9 +82,17 @@ func (r *rejection) toError() error {
 var errInvalidHistogram = errors.New("invalid native histogram")
 
 func discardReason(err error) (string, bool) {
-	var ls *errLabelSetLimit
+	var (
+		perUser   *perUserLimitError
+		perMetric *perMetricLimitError
+		labelSet  *errLabelSetLimit
+	)
 	switch {
-	case errors.As(err, &ls):
+	case errors.As(err, &perUser):
+		return reasonPerUserSeries, true
+	case errors.As(err, &perMetric):
+		return reasonPerMetricSeries, true
+	case errors.As(err, &labelSet):
 		return reasonLabelSet, true
 	case errors.Is(err, errInvalidHistogram):
 		return reasonBadHistogram, true
@@ -109,8 +136,20 @@ func (i *Ingester) Push(ctx context.Context, req *prompb.WriteRequest) error {
 		rej               rejection
 		floats, histos    int
 		discardedByReason map[string]int
-		overSeriesLimit   int // samples of new series refused by the instance limit
+		overSeriesLimit   int   // samples of new series refused by an instance limit
+		instanceLimit     error // the first instance limit that refused one
 	)
+	// refuse counts n samples of a new series an instance limit refused.
+	refuse := func(err error, n int) bool {
+		if !errors.Is(err, errMaxSeries) && !errors.Is(err, errMemoryGuard) {
+			return false
+		}
+		if instanceLimit == nil {
+			instanceLimit = err
+		}
+		overSeriesLimit += n
+		return true
+	}
 	discard := func(err error, lset labels.Labels, ts int64) bool {
 		reason, ok := discardReason(err)
 		if !ok {
@@ -120,7 +159,7 @@ func (i *Ingester) Push(ctx context.Context, req *prompb.WriteRequest) error {
 			discardedByReason = map[string]int{}
 		}
 		discardedByReason[reason]++
-		rej.add(err, lset, ts)
+		rej.add(err, reason, lset, ts)
 		return true
 	}
 	now := i.now().Unix()
@@ -152,7 +191,7 @@ func (i *Ingester) Push(ctx context.Context, req *prompb.WriteRequest) error {
 			lset = scratch.Copy()
 		}
 		firstRef := ref
-		refused := false // the series is new and over the instance limit
+		refused := false // the series is new and over an instance limit
 		for _, s := range ts.Samples {
 			r, err := app.Append(ref, lset, s.Timestamp, s.Value)
 			if err == nil {
@@ -160,8 +199,7 @@ func (i *Ingester) Push(ctx context.Context, req *prompb.WriteRequest) error {
 				floats++
 				continue
 			}
-			if errors.Is(err, errMaxSeries) {
-				overSeriesLimit += len(ts.Samples) + len(ts.Histograms)
+			if refuse(err, len(ts.Samples)+len(ts.Histograms)) {
 				refused = true
 				break
 			}
@@ -189,8 +227,7 @@ func (i *Ingester) Push(ctx context.Context, req *prompb.WriteRequest) error {
 				histos++
 				continue
 			}
-			if errors.Is(err, errMaxSeries) {
-				overSeriesLimit += len(ts.Histograms)
+			if refuse(err, len(ts.Histograms)) {
 				break
 			}
 			if _, known := discardReason(err); !known {
@@ -222,6 +259,11 @@ func (i *Ingester) Push(ctx context.Context, req *prompb.WriteRequest) error {
 		i.metrics.discardedSamples.WithLabelValues(id, reason).Add(float64(n))
 	}
 	if overSeriesLimit > 0 {
+		// 503 before any 400: the sender retries the whole push, and the
+		// samples stored now are then accepted again as duplicates.
+		if errors.Is(instanceLimit, errMemoryGuard) {
+			return i.guard.error(overSeriesLimit)
+		}
 		return maxSeriesError(i.cfg.InstanceLimits.MaxSeries, overSeriesLimit)
 	}
 	return rej.toError()

@@ -95,6 +95,8 @@ func (i *Ingester) closeDB(id string, u *userDB) (bool, error) {
 	if closed {
 		i.forget(id, u)
 		i.metrics.discardedSamples.DeletePartialMatch(prometheus.Labels{"workspace": id})
+		i.metrics.seriesCapacity.DeleteLabelValues(id)
+		i.metrics.seriesBaseline.DeleteLabelValues(id)
 		close(u.done)
 	}
 	return closed, err

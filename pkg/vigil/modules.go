@@ -73,7 +73,7 @@ var deps = map[string][]string{
 	Distributor:      {Router, IngesterRing, DistributorRing, HATracker, Overrides},
 	DistributorRing:  {MemberlistKV},
 	HATracker:        {MemberlistKV, Overrides},
-	Ingester:         {Server, MemberlistKV, Storage, Workspaces},
+	Ingester:         {Server, MemberlistKV, IngesterRing, Storage, Workspaces, Overrides},
 	IngesterRing:     {MemberlistKV},
 	MemberlistKV:     {Server},
 	Overrides:        nil,
@@ -379,6 +379,10 @@ func (t *Vigil) initIngester() (services.Service, error) {
 		return nil, err
 	}
 	ing.SetLabelSetLimits(workspaceLabelSets{t.Workspaces})
+	// Series limits are per workspace and global: each ingester enforces
+	// its share, from the healthy ingesters of the ring.
+	ing.SetSeriesLimits(t.Overrides)
+	ing.SetRing(t.IngesterRing)
 	gc, limit := t.Cfg.Ingester.ApplyRuntime()
 	level.Info(t.Logger).Log("msg", "garbage collector of the ingester process", "gc_percent", gc, "memory_limit_bytes", limit, "note", "-1: set by the environment or none")
 	t.Ingester = ing
