@@ -29,7 +29,7 @@ var allowed = map[string][]string{
 	"pkg/limits":              nil,
 	"pkg/compactor":           {"pkg/storage/", "pkg/limits", "pkg/ringmember"},
 	"pkg/controlplane":        {"pkg/storage/bucket", "pkg/limits", "pkg/ringmember", "pkg/auth"},
-	"pkg/distributor":         {"pkg/ingester/client", "pkg/limits", "pkg/pb/", "pkg/push"},
+	"pkg/distributor":         {"pkg/ingester/client", "pkg/limits", "pkg/pb/", "pkg/push", "pkg/ringmember"},
 	"pkg/ingester":            {"pkg/storage/", "pkg/limits", "pkg/pb/", "pkg/ingester/client", "pkg/ringmember"},
 	"pkg/ingester/client":     {"pkg/pb/", "pkg/ringmember"},
 	"pkg/querier":             {"pkg/ingester/client", "pkg/storegateway/client", "pkg/storage/", "pkg/limits", "pkg/pb/"},
