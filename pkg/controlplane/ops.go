@@ -107,9 +107,10 @@ func (h *Handler) UpdateAlias(w http.ResponseWriter, r *http.Request) {
 }
 
 type configurationJSON struct {
-	Status                statusJSON      `json:"status"`
-	LimitsPerLabelSet     []LabelSetLimit `json:"limitsPerLabelSet,omitempty"`
-	RetentionPeriodInDays int             `json:"retentionPeriodInDays,omitempty"`
+	Status                        statusJSON      `json:"status"`
+	LimitsPerLabelSet             []LabelSetLimit `json:"limitsPerLabelSet,omitempty"`
+	RetentionPeriodInDays         int             `json:"retentionPeriodInDays,omitempty"`
+	OutOfOrderTimeWindowInSeconds *int            `json:"outOfOrderTimeWindowInSeconds,omitempty"`
 }
 
 // DescribeConfiguration handles DescribeWorkspaceConfiguration:
@@ -130,13 +131,18 @@ func (h *Handler) DescribeConfiguration(w http.ResponseWriter, r *http.Request) 
 		if c.RetentionPeriodInDays > 0 {
 			out.RetentionPeriodInDays = c.RetentionPeriodInDays
 		}
+		out.OutOfOrderTimeWindowInSeconds = c.OutOfOrderTimeWindowInSeconds
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"workspaceConfiguration": out})
 }
 
 // Bounds of a workspace configuration.
 const (
-	maxRetentionDays      = 1095 // AMP's longest retention, three years
+	maxRetentionDays = 1095 // AMP's longest retention, three years
+	// maxOutOfOrderSeconds bounds the out-of-order window at a day: the
+	// ingesters keep a workspace's out-of-order samples in memory until
+	// they are compacted, for the whole window.
+	maxOutOfOrderSeconds  = 86400
 	maxLabelSetLimits     = 100
 	maxLabelsPerLimitSet  = 30
 	maxLabelSetLimitBytes = 1024
@@ -192,10 +198,8 @@ func (h *Handler) UpdateConfiguration(w http.ResponseWriter, r *http.Request) {
 		apierror.WriteAWS(w, err)
 		return
 	}
-	if in.OutOfOrderWindow != nil {
-		// Refused rather than ignored: out-of-order ingestion is not
-		// configurable per workspace yet.
-		apierror.WriteAWS(w, apierror.Invalid("outOfOrderTimeWindowInSeconds", "outOfOrderTimeWindowInSeconds is not supported by this service."))
+	if o := in.OutOfOrderWindow; o != nil && (*o < 0 || *o > maxOutOfOrderSeconds) {
+		apierror.WriteAWS(w, apierror.Invalid("outOfOrderTimeWindowInSeconds", "outOfOrderTimeWindowInSeconds must be from 0 to %d.", maxOutOfOrderSeconds))
 		return
 	}
 	if err := checkClientToken(in.ClientToken); err != nil {
@@ -213,7 +217,7 @@ func (h *Handler) UpdateConfiguration(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	err := h.store.UpdateConfiguration(r.Context(), acct, r.PathValue("workspaceId"),
-		ConfigurationUpdate{RetentionPeriodInDays: in.RetentionPeriodInDays, LimitsPerLabelSet: in.LimitsPerLabelSet})
+		ConfigurationUpdate{RetentionPeriodInDays: in.RetentionPeriodInDays, LimitsPerLabelSet: in.LimitsPerLabelSet, OutOfOrderTimeWindowInSeconds: in.OutOfOrderWindow})
 	if err != nil {
 		apierror.WriteAWS(w, err)
 		return

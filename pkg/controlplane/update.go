@@ -48,8 +48,9 @@ func (s *Store) UpdateAlias(ctx context.Context, account, id, alias string) erro
 
 // ConfigurationUpdate is an UpdateWorkspaceConfiguration: nil fields stay.
 type ConfigurationUpdate struct {
-	RetentionPeriodInDays *int
-	LimitsPerLabelSet     *[]LabelSetLimit
+	RetentionPeriodInDays         *int
+	LimitsPerLabelSet             *[]LabelSetLimit
+	OutOfOrderTimeWindowInSeconds *int
 }
 
 // UpdateConfiguration changes a workspace's configuration.
@@ -64,6 +65,9 @@ func (s *Store) UpdateConfiguration(ctx context.Context, account, id string, in 
 		}
 		if in.LimitsPerLabelSet != nil {
 			cfg.LimitsPerLabelSet = *in.LimitsPerLabelSet
+		}
+		if in.OutOfOrderTimeWindowInSeconds != nil {
+			cfg.OutOfOrderTimeWindowInSeconds = in.OutOfOrderTimeWindowInSeconds
 		}
 		ws.Configuration = &cfg
 		return nil

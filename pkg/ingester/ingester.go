@@ -42,6 +42,8 @@ type Ingester struct {
 	bucket objstore.Bucket
 	// labelSets gives the workspaces' label-set series limits; nil: none.
 	labelSets LabelSetLimits
+	// outOfOrder gives the workspaces' out-of-order windows; nil: none.
+	outOfOrder OutOfOrderWindows
 	// seriesLimits gives the workspaces' series limits; nil: none.
 	seriesLimits SeriesLimits
 	// ingesterRing divides the global limits; nil: this ingester holds
@@ -164,7 +166,7 @@ func (i *Ingester) running(ctx context.Context) error {
 		case <-deleted.C:
 			i.removeDeleted(ctx)
 		case <-labelSets.C:
-			i.refreshLabelSets(ctx)
+			i.refreshSettings(ctx)
 		}
 	}
 }

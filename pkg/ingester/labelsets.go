@@ -154,22 +154,26 @@ func (l *labelSetLimiter) count(ix tsdb.IndexReader) error {
 	return p.Err()
 }
 
-// refreshLabelSets installs each open workspace's current label-set limits.
-func (i *Ingester) refreshLabelSets(ctx context.Context) {
-	if i.labelSets == nil {
-		return
-	}
+// refreshSettings gives each open workspace's TSDB its current settings.
+func (i *Ingester) refreshSettings(ctx context.Context) {
 	for id, u := range i.openDBs() {
-		i.applyLabelSets(ctx, id, u)
+		i.applySettings(ctx, id, u)
 	}
+}
+
+// applySettings gives a workspace's TSDB its series limits, out-of-order
+// window and label-set limits. Opening a TSDB calls it before the first
+// push.
+func (i *Ingester) applySettings(ctx context.Context, id string, u *userDB) {
+	i.attachSeriesLimits(id, u)
+	i.applyOutOfOrder(ctx, id, u)
+	i.applyLabelSets(ctx, id, u)
 }
 
 // applyLabelSets reads a workspace's limits and, when they changed,
 // installs a limiter counting the head's series. Limits that cannot be
-// read leave the current ones in force. Opening a TSDB calls it before the
-// first push: the workspace's series limits attach then too.
+// read leave the current ones in force.
 func (i *Ingester) applyLabelSets(ctx context.Context, id string, u *userDB) {
-	i.attachSeriesLimits(id, u)
 	if i.labelSets == nil {
 		return
 	}

@@ -66,24 +66,24 @@ func TestLabelSetLimits(t *testing.T) {
 
 	// Raised: the series already in the head count against the new limit.
 	src.set("ws-1", []LabelSetLimit{{Labels: map[string]string{"job": "api"}, MaxSeries: 3}})
-	ing.refreshLabelSets(context.Background())
+	ing.refreshSettings(context.Background())
 	require.NoError(t, push(t, ing, "ws-1", ts("c", "api", sample(2))))
 	require.ErrorContains(t, push(t, ing, "ws-1", ts("e", "api", sample(2))), "limit of 3 exceeded")
 	require.NoError(t, push(t, ing, "ws-1", ts("d3", "db", sample(2))), "no default bucket any more")
 
 	// maxSeries 0 (or none) is no limit, as in AMP.
 	src.set("ws-1", []LabelSetLimit{{Labels: map[string]string{"job": "api"}, MaxSeries: 0}, {Labels: map[string]string{}}})
-	ing.refreshLabelSets(context.Background())
+	ing.refreshSettings(context.Background())
 	require.NoError(t, push(t, ing, "ws-1", ts("f", "api", sample(3)), ts("g", "web", sample(3))))
 
 	// An unlimited entry still claims its series from the default bucket.
 	src.set("ws-1", []LabelSetLimit{{Labels: map[string]string{"job": "api"}}, {Labels: map[string]string{}, MaxSeries: 5}})
-	ing.refreshLabelSets(context.Background())
+	ing.refreshSettings(context.Background())
 	require.NoError(t, push(t, ing, "ws-1", ts("h", "api", sample(4)), ts("i", "api", sample(4))), "job=api has no limit")
 	require.ErrorContains(t, push(t, ing, "ws-1", ts("j", "web", sample(4))), "limit of 5 exceeded for label set {}", "the default bucket holds d0-d3 and g, not the api series")
 
 	// Removed: no limit.
 	src.set("ws-1", nil)
-	ing.refreshLabelSets(context.Background())
+	ing.refreshSettings(context.Background())
 	require.NoError(t, push(t, ing, "ws-1", ts("e", "api", sample(3))))
 }

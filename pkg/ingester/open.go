@@ -96,8 +96,15 @@ func (i *Ingester) open(id string, u *userDB) {
 	// TSDB opened at start-up closes again once idle for the idle timeout.
 	// (Opening starts a new WAL segment: look before.)
 	lastUsed := lastWrite(dir, i.now())
+	opts := i.tsdbOptions(u.series, u.shipper)
+	// The workspace's out-of-order window holds from the WAL's replay (an
+	// unreadable one is set once it can be read).
+	if w, ok := i.outOfOrderWindow(context.Background(), id); ok {
+		opts.OutOfOrderTimeWindow = w
+		u.outOfOrderWindow.Store(w)
+	}
 	u.series.replaying.Store(true)
-	u.db, u.openErr = i.openTSDB(dir, log.With(i.logger, "workspace", id), i.tsdbOptions(u.series, u.shipper))
+	u.db, u.openErr = i.openTSDB(dir, log.With(i.logger, "workspace", id), opts)
 	u.series.replaying.Store(false)
 	if u.openErr != nil {
 		u.series.closed()
@@ -110,7 +117,7 @@ func (i *Ingester) open(id string, u *userDB) {
 			u.wal = newWALSyncer(filepath.Join(dir, "wal"), i.metrics)
 		}
 		// The workspace's limits hold from its first push.
-		i.applyLabelSets(context.Background(), id, u)
+		i.applySettings(context.Background(), id, u)
 	}
 	u.lastUsed.Store(lastUsed.UnixNano())
 	close(u.opened)

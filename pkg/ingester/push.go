@@ -67,6 +67,8 @@ func (r *rejection) toError() error {
 	switch {
 	case errors.Is(r.err, storage.ErrOutOfOrderSample):
 		id, what = apierror.IDSampleOutOfOrder, "the sample is older than the latest sample of its series (out of order)"
+	case errors.Is(r.err, storage.ErrTooOldSample):
+		id, what = apierror.IDSampleOutOfOrder, "the sample is older than the latest sample of its series by more than the workspace's out-of-order window (outOfOrderTimeWindowInSeconds)"
 	case errors.Is(r.err, storage.ErrDuplicateSampleForTimestamp):
 		id, what = apierror.IDSampleDuplicate, "the series already has a different value at this timestamp (duplicate sample for timestamp)"
 	case errors.As(r.err, new(*errLabelSetLimit)):
@@ -96,11 +98,12 @@ func discardReason(err error) (string, bool) {
 		return reasonLabelSet, true
 	case errors.Is(err, errInvalidHistogram):
 		return reasonBadHistogram, true
-	case errors.Is(err, storage.ErrOutOfOrderSample):
+	case errors.Is(err, storage.ErrOutOfOrderSample), errors.Is(err, storage.ErrTooOldSample):
+		// ErrTooOldSample: out of order beyond the workspace's window.
 		return reasonOutOfOrder, true
 	case errors.Is(err, storage.ErrDuplicateSampleForTimestamp):
 		return reasonDuplicate, true
-	case errors.Is(err, storage.ErrOutOfBounds), errors.Is(err, storage.ErrTooOldSample):
+	case errors.Is(err, storage.ErrOutOfBounds):
 		return reasonOutOfBounds, true
 	}
 	return "", false

@@ -210,14 +210,19 @@ func (i *Ingester) flushDB(ctx context.Context, id string, u *userDB) error {
 	return err
 }
 
-// compactHead cuts the whole head into a block, if it holds samples.
+// compactHead cuts the whole head into a block, if it holds samples, and
+// its out-of-order samples (of a workspace with an out-of-order window) into
+// blocks of their own, which object storage merges with the others.
 func compactHead(db *tsdb.DB) error {
 	h := db.Head()
 	mint, maxt := h.MinTime(), h.MaxTime()
 	if h.NumSeries() == 0 || mint == math.MaxInt64 || maxt == math.MinInt64 {
 		return nil
 	}
-	return db.CompactHead(tsdb.NewRangeHead(h, mint, maxt))
+	if err := db.CompactHead(tsdb.NewRangeHead(h, mint, maxt)); err != nil {
+		return err
+	}
+	return db.CompactOOOHead(context.Background())
 }
 
 // Flush cuts the head of every workspace (or only of workspace, when set)

@@ -36,6 +36,8 @@ type userDB struct {
 	appendMu sync.RWMutex
 	series   *seriesCounter
 	wal      *walSyncer // nil unless -ingester.tsdb.wal-sync=always
+	// outOfOrderWindow is the TSDB's out-of-order window (ms).
+	outOfOrderWindow atomic.Int64
 
 	mu       sync.Mutex
 	inUse    int

@@ -71,6 +71,25 @@ func (w workspaceLabelSets) LabelSetLimits(ctx context.Context, id string) ([]in
 	return out, nil
 }
 
+// workspaceOutOfOrder gives ingesters each workspace's out-of-order
+// window: outOfOrderTimeWindowInSeconds of its configuration when set,
+// otherwise the limits' (-ingester.out-of-order-time-window).
+type workspaceOutOfOrder struct {
+	store  *controlplane.Store
+	limits *limits.Overrides
+}
+
+func (w workspaceOutOfOrder) OutOfOrderTimeWindow(ctx context.Context, id string) (time.Duration, error) {
+	cfg, err := w.store.Configuration(ctx, id)
+	if err != nil && apierror.CauseOf(err) != apierror.NotFound {
+		return 0, err
+	}
+	if cfg != nil && cfg.OutOfOrderTimeWindowInSeconds != nil {
+		return time.Duration(*cfg.OutOfOrderTimeWindowInSeconds) * time.Second, nil
+	}
+	return w.limits.OutOfOrderTimeWindow(id), nil
+}
+
 // ringMembers counts the healthy members of a ring for the distributors'
 // shares of the ingestion rate, read at most once a second.
 type ringMembers struct {

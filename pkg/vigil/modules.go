@@ -382,6 +382,7 @@ func (t *Vigil) initIngester() (services.Service, error) {
 	// Series limits are per workspace and global: each ingester enforces
 	// its share, from the healthy ingesters of the ring.
 	ing.SetSeriesLimits(t.Overrides)
+	ing.SetOutOfOrderWindows(workspaceOutOfOrder{t.Workspaces, t.Overrides})
 	ing.SetRing(t.IngesterRing)
 	gc, limit := t.Cfg.Ingester.ApplyRuntime()
 	level.Info(t.Logger).Log("msg", "garbage collector of the ingester process", "gc_percent", gc, "memory_limit_bytes", limit, "note", "-1: set by the environment or none")

@@ -1,0 +1,53 @@
+package ingester
+
+import (
+	"context"
+	"time"
+
+	"github.com/go-kit/log/level"
+	"github.com/prometheus/prometheus/config"
+)
+
+// OutOfOrderWindows gives each workspace's out-of-order window: how far
+// behind the newest sample of its series a sample may be and still be
+// stored.
+type OutOfOrderWindows interface {
+	OutOfOrderTimeWindow(ctx context.Context, workspace string) (time.Duration, error)
+}
+
+// SetOutOfOrderWindows makes the workspaces' TSDBs take out-of-order samples
+// within the windows src gives; call it before the ingester starts. Without
+// it no TSDB takes any.
+func (i *Ingester) SetOutOfOrderWindows(src OutOfOrderWindows) { i.outOfOrder = src }
+
+// outOfOrderWindow is the workspace's window in milliseconds; ok is false
+// when it cannot be read.
+func (i *Ingester) outOfOrderWindow(ctx context.Context, id string) (ms int64, ok bool) {
+	if i.outOfOrder == nil {
+		return 0, true
+	}
+	w, err := i.outOfOrder.OutOfOrderTimeWindow(ctx, id)
+	if err != nil {
+		level.Warn(i.logger).Log("msg", "cannot read the workspace's out-of-order window; the current one stays", "workspace", id, "err", err)
+		return 0, false
+	}
+	return max(w.Milliseconds(), 0), true
+}
+
+// applyOutOfOrder gives an open TSDB its workspace's current out-of-order
+// window, when it changed. Samples already stored out of order stay; the
+// head's out-of-order chunks are compacted into blocks of their own, which
+// are shipped and merged in object storage like the others.
+func (i *Ingester) applyOutOfOrder(ctx context.Context, id string, u *userDB) {
+	w, ok := i.outOfOrderWindow(ctx, id)
+	if !ok || w == u.outOfOrderWindow.Load() {
+		return
+	}
+	conf := &config.Config{StorageConfig: config.StorageConfig{TSDBConfig: &config.TSDBConfig{OutOfOrderTimeWindow: w}}}
+	if err := u.db.ApplyConfig(conf); err != nil {
+		level.Warn(i.logger).Log("msg", "cannot change the workspace's out-of-order window", "workspace", id, "window", time.Duration(w)*time.Millisecond, "err", err)
+		return
+	}
+	u.outOfOrderWindow.Store(w)
+	level.Info(i.logger).Log("msg", "out-of-order window changed", "workspace", id, "window", time.Duration(w)*time.Millisecond)
+}
