@@ -96,8 +96,12 @@ func TestDiscardReasons(t *testing.T) {
 	lim := staticLimits{maxLabels: 5, maxSize: 100, maxName: 20, maxValue: 30, grace: 10 * time.Minute, pastGrace: time.Hour,
 		maxMetadataLength: 50, maxMetadataPerMetric: 2, rate: 1000, burst: 1000}
 	now := time.Unix(1_800_000_000, 0)
-	at := func(d time.Duration) []prompb.Sample { return []prompb.Sample{{Timestamp: now.Add(d).UnixMilli(), Value: 1}} }
-	series := func(s []prompb.Sample, kv ...string) prompb.TimeSeries { return prompb.TimeSeries{Labels: lbls(kv...), Samples: s} }
+	at := func(d time.Duration) []prompb.Sample {
+		return []prompb.Sample{{Timestamp: now.Add(d).UnixMilli(), Value: 1}}
+	}
+	series := func(s []prompb.Sample, kv ...string) prompb.TimeSeries {
+		return prompb.TimeSeries{Labels: lbls(kv...), Samples: s}
+	}
 	valid := series(at(0), "__name__", "ok")
 	md := func(name, help string) prompb.MetricMetadata {
 		return prompb.MetricMetadata{Type: prompb.MetricMetadata_COUNTER, MetricFamilyName: name, Help: help}
