@@ -3,11 +3,13 @@ package distributor
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/golang/snappy"
 	"github.com/grafana/dskit/ring"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/prompb"
 
 	"github.com/vigil-metrics/vigil/internal/bench"
@@ -25,10 +27,21 @@ import (
 // encoded once; with six, every series is hashed and each ingester gets
 // its share through dskit's DoBatch, encoded for it. The ingesters encode
 // what they are sent, as gRPC does, and store nothing.
+//
+// The "ha" runs send the series of one replica of an HA pair (a
+// __replica__ label beside their cluster label): "bare" with every limit
+// and HA deduplication off (the replica label is stored), "limits" with
+// every limit on (AMP's, the ingestion rate raised out of the way but still
+// taken from its bucket) and the replica elected, so deduplication drops
+// the replica label of every series: the cost of the stages, side by side.
 func BenchmarkPushHandler(b *testing.B) {
-	b.Run("ingesters=1", func(b *testing.B) { benchmarkPushHandler(b, 1) })
-	b.Run("ingesters=3,rf=3", func(b *testing.B) { benchmarkPushHandler(b, 3) })
-	b.Run("ingesters=6,rf=3", func(b *testing.B) { benchmarkPushHandler(b, 6) })
+	b.Run("ingesters=1", func(b *testing.B) { benchmarkPushHandler(b, 1, false, false) })
+	b.Run("ingesters=1,ha,bare", func(b *testing.B) { benchmarkPushHandler(b, 1, true, false) })
+	b.Run("ingesters=1,ha,limits", func(b *testing.B) { benchmarkPushHandler(b, 1, true, true) })
+	b.Run("ingesters=3,rf=3", func(b *testing.B) { benchmarkPushHandler(b, 3, false, false) })
+	b.Run("ingesters=3,rf=3,ha,bare", func(b *testing.B) { benchmarkPushHandler(b, 3, true, false) })
+	b.Run("ingesters=3,rf=3,ha,limits", func(b *testing.B) { benchmarkPushHandler(b, 3, true, true) })
+	b.Run("ingesters=6,rf=3", func(b *testing.B) { benchmarkPushHandler(b, 6, false, false) })
 }
 
 // encodeOnly is an ingester that encodes its requests and drops them.
@@ -44,15 +57,21 @@ func (encodeOnly) PushEncoded(_ context.Context, req *client.EncodedRequest) err
 	return err
 }
 
-func benchmarkPushHandler(b *testing.B, ingesters int) {
+func benchmarkPushHandler(b *testing.B, ingesters int, replicaLabel, limits bool) {
 	const seriesTotal, batch = 100_000, 2000
 	bodies := make([][]byte, seriesTotal/batch)
 	for i := range bodies {
 		req := &prompb.WriteRequest{}
 		for j := 0; j < batch; j++ {
 			id := i*batch + j
+			ls := bench.NodeSeriesLabels(id)
+			if replicaLabel {
+				// The series carry a cluster label already.
+				ls = append(ls, prompb.Label{Name: "__replica__", Value: "replica-a"})
+				slices.SortFunc(ls, compareLabelNames)
+			}
 			req.Timeseries = append(req.Timeseries, prompb.TimeSeries{
-				Labels:  bench.NodeSeriesLabels(id),
+				Labels:  ls,
 				Samples: []prompb.Sample{{Timestamp: time.Now().UnixMilli(), Value: float64(id)}},
 			})
 		}
@@ -76,6 +95,12 @@ func benchmarkPushHandler(b *testing.B, ingesters int) {
 		d = newRingDistributor(b, r, func(ring.InstanceDesc) Pusher { return encodeOnly{} })
 	}
 	d.limits = staticLimits{maxLabels: 70, maxSize: 7 << 10, maxName: 1024, maxValue: 2048, grace: 10 * time.Minute}
+	if limits {
+		d.limits = staticLimits{maxLabels: 70, maxSize: 7 << 10, maxName: 1024, maxValue: 2048, grace: 10 * time.Minute, pastGrace: time.Hour,
+			maxMetadataLength: 1024, maxMetadataPerMetric: 10, rate: 1e12, burst: 1e12, ha: true}
+		d.replicas = newTestHATracker(b, newHAStore(b), haTestLimits{maxClusters: 500}, prometheus.NewRegistry())
+		d.rates = newRateLimiter(d.limits, fixedMembers(1))
+	}
 	ctx := tenant.WithID(b.Context(), "ws-bench")
 	var (
 		dec prompb.WriteRequest

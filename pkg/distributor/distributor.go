@@ -78,6 +78,7 @@ type Distributor struct {
 	activityMu sync.Mutex
 	lastPush   map[string]time.Time
 	keys       sync.Pool // *[]uint32: the shard keys of one request
+	cuts       sync.Pool // *[]byte: series bytes rewritten by a stage
 }
 
 // New returns a distributor writing to the ingesters of r. replicas (nil:
@@ -107,8 +108,12 @@ func New(cfg Config, r ring.DoBatchRing, ingesters Ingesters, limits Limits, rep
 		return nil
 	}, nil)
 	d.keys.New = func() any { s := make([]uint32, 0, 1024); return &s }
+	d.cuts.New = func() any { return new([]byte) }
 	return d, nil
 }
+
+// maxPooledCut bounds the rewritten-series buffers kept for reuse.
+const maxPooledCut = 4 << 20
 
 // pushState is one request on its way through the stages.
 type pushState struct {
@@ -120,6 +125,27 @@ type pushState struct {
 	firstInvalid error
 	// discarded counts the samples and metadata the stages dropped.
 	discarded discards
+	// drop is a label to drop from every series (HA deduplication's replica
+	// label), dropAt where the last series had it.
+	drop   string
+	dropAt int
+	// cut holds series bytes a stage rewrote (nil: none), given back to the
+	// distributor's pool once the request is released; cutBuf is the part
+	// written so far.
+	cut    *[]byte
+	cutBuf []byte
+}
+
+// scratch returns an empty buffer of at least size bytes for series bytes
+// that live as long as the request.
+func (s *pushState) scratch(d *Distributor, size int) []byte {
+	if s.cut == nil {
+		s.cut = d.cuts.Get().(*[]byte)
+	}
+	if cap(*s.cut) < size {
+		*s.cut = make([]byte, 0, size)
+	}
+	return (*s.cut)[:0]
 }
 
 // Push runs req through the write path's stages and replicates what is left
@@ -145,11 +171,19 @@ func (d *Distributor) Push(ctx context.Context, req *push.Request) (err error) {
 		d.metrics.rejectedRequests.WithLabelValues("max_inflight_push_requests").Inc()
 		return err
 	}
-	// The request and its share of the in-flight count are held until every
-	// replica is done with it.
+	// The request, what the stages made of it and its share of the
+	// in-flight count are held until every replica is done with it.
+	s := &pushState{workspace: id, req: req, now: d.now()}
 	handedOff := false
 	cleanup := func() {
 		req.Release()
+		if s.cut != nil {
+			if cap(*s.cut) <= maxPooledCut {
+				*s.cut = (*s.cut)[:0]
+				d.cuts.Put(s.cut)
+			}
+			s.cut = nil
+		}
 		t.done()
 	}
 	defer func() {
@@ -164,7 +198,6 @@ func (d *Distributor) Push(ctx context.Context, req *push.Request) (err error) {
 	d.metrics.receivedRequests.Inc()
 	d.active(id)
 
-	s := &pushState{workspace: id, req: req, now: d.now()}
 	if done, err := d.dedupeHA(ctx, s); done || err != nil {
 		return err
 	}

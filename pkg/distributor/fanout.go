@@ -21,7 +21,7 @@ func (d *Distributor) fanOut(ctx context.Context, s *pushState, cleanup func(), 
 	// Ingester pushes outlive the HTTP request when a slow replica is still
 	// writing after quorum: give them their own deadline.
 	pushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg.RemoteTimeout)
-	if d.ring.ReplicationFactor() == 1 && d.ring.InstancesCount() == 1 {
+	if d.single() {
 		// One ingester holds everything (monolithic mode): no sharding,
 		// and the push is done when the call returns.
 		defer cancel()
@@ -73,6 +73,11 @@ func (d *Distributor) fanOut(ctx context.Context, s *pushState, cleanup func(), 
 		defer enc.Release() // sent once: the call has encoded it
 		return d.pushTo(pushCtx, inst, enc)
 	}, opts)
+}
+
+// single tells whether one ingester holds every series, with no replicas.
+func (d *Distributor) single() bool {
+	return d.ring.ReplicationFactor() == 1 && d.ring.InstancesCount() == 1
 }
 
 // everyInstanceHoldsEverySeries tells whether every key's replication set

@@ -37,13 +37,13 @@ func testHAConfig() HATrackerConfig {
 	return HATrackerConfig{Enable: true, UpdateTimeout: 15 * time.Second, FailoverTimeout: 30 * time.Second}
 }
 
-func newHAStore(t *testing.T) kv.Client {
+func newHAStore(t testing.TB) kv.Client {
 	c, closer := consul.NewInMemoryClient(HATrackerCodec(), log.NewNopLogger(), nil)
 	t.Cleanup(func() { require.NoError(t, closer.Close()) })
 	return c
 }
 
-func newTestHATracker(t *testing.T, client kv.Client, limits HALimits, reg prometheus.Registerer) *HATracker {
+func newTestHATracker(t testing.TB, client kv.Client, limits HALimits, reg prometheus.Registerer) *HATracker {
 	tr, err := NewHATracker(testHAConfig(), client, limits, reg, log.NewNopLogger())
 	require.NoError(t, err)
 	require.NoError(t, services.StartAndAwaitRunning(context.Background(), tr))

@@ -3,6 +3,10 @@ package distributor
 import (
 	"context"
 
+	"github.com/prometheus/prometheus/prompb"
+
+	"github.com/vigil-metrics/vigil/pkg/pb/remotewrite"
+
 	"github.com/vigil-metrics/vigil/pkg/apierror"
 )
 
@@ -75,19 +79,51 @@ func (d *Distributor) dedupeHA(ctx context.Context, s *pushState) (done bool, er
 		}
 		return true, err
 	}
-	for i := range s.req.Timeseries {
-		ts := &s.req.Timeseries[i]
-		for j := range ts.Labels {
-			if ts.Labels[j].Name == replicaLabel {
-				ts.Labels = append(ts.Labels[:j], ts.Labels[j+1:]...)
-				if s.req.Raw != nil {
-					s.req.Raw[i] = nil // its bytes carry the label
-				}
+	// The replica label goes, from every series that has it: dropped by
+	// the validation stage, in its pass over each series' labels.
+	s.drop = replicaLabel
+	if d.single() {
+		s.req.Raw = nil // one ingester, called in process: the bytes are not sent
+	}
+	if s.req.Raw != nil {
+		size := 0
+		for _, raw := range s.req.Raw {
+			size += len(raw)
+		}
+		s.cutBuf = s.scratch(d, size)
+	}
+	return false, nil
+}
+
+// dropLabel removes the label s.drop from series i. Its bytes are cut
+// rather than encoded again: copied without the label into a buffer held
+// until the request is released.
+func (s *pushState) dropLabel(i int, ts *prompb.TimeSeries) {
+	j := -1
+	if at := s.dropAt; at < len(ts.Labels) && ts.Labels[at].Name == s.drop {
+		j = at
+	} else {
+		for k := range ts.Labels {
+			if ts.Labels[k].Name == s.drop {
+				j, s.dropAt = k, k // the external labels of one sender sit alike
 				break
 			}
 		}
 	}
-	return false, nil
+	if j < 0 {
+		return
+	}
+	ts.Labels = append(ts.Labels[:j], ts.Labels[j+1:]...)
+	if s.req.Raw == nil || s.req.Raw[i] == nil {
+		return
+	}
+	start := len(s.cutBuf)
+	var ok bool
+	if s.cutBuf, ok = remotewrite.AppendWithoutLabel(s.cutBuf, s.req.Raw[i], j); ok {
+		s.req.Raw[i] = s.cutBuf[start:len(s.cutBuf):len(s.cutBuf)]
+	} else {
+		s.req.Raw[i] = nil // encoded again
+	}
 }
 
 // limitRate is the second stage: the request fits the workspace's
@@ -115,6 +151,9 @@ func (d *Distributor) validate(s *pushState) {
 	n := 0
 	for i := range req.Timeseries {
 		ts := &req.Timeseries[i]
+		if s.drop != "" {
+			s.dropLabel(i, ts)
+		}
 		v, changed := validateSeries(lim, ts)
 		if v.reason != "" {
 			addDiscard(&s.discarded.samples, v.reason, len(ts.Samples)+len(ts.Histograms))
@@ -155,6 +194,9 @@ func (d *Distributor) validate(s *pushState) {
 	req.Timeseries = req.Timeseries[:n]
 	if req.Raw != nil {
 		req.Raw = req.Raw[:n]
+	}
+	if s.cut != nil {
+		*s.cut = s.cutBuf // kept for the pool
 	}
 	if len(req.Metadata) > 0 {
 		d.validateMetadata(s, lim)

@@ -560,3 +560,27 @@ func Retained(req *prompb.WriteRequest) int {
 	}
 	return m
 }
+
+// AppendWithoutLabel appends to dst the encoded series raw without its
+// index-th label, and returns the result: a series that lost a label is
+// sent on without being encoded again. raw must be a series as
+// DecodeWithRaw gave it (so a well-formed message): only the fields up to
+// the label are read. ok is false when raw has no such label; dst is
+// returned unchanged then.
+func AppendWithoutLabel(dst, raw []byte, index int) (out []byte, ok bool) {
+	seen := 0
+	for off := 0; off < len(raw); {
+		num, _, _, _, n, err := field(raw[off:])
+		if err != nil || n == 0 {
+			return dst, false
+		}
+		if num == 1 {
+			if seen == index {
+				return append(append(dst, raw[:off]...), raw[off+n:]...), true
+			}
+			seen++
+		}
+		off += n
+	}
+	return dst, false
+}

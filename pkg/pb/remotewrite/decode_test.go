@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"math"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/prometheus/prometheus/prompb"
@@ -181,4 +183,28 @@ func TestReusedSlotsKeepNothing(t *testing.T) {
 			require.Equal(t, normalise(&want), normalise(&got))
 		})
 	}
+}
+
+func TestAppendWithoutLabel(t *testing.T) {
+	ts := prompb.TimeSeries{
+		Labels:  []prompb.Label{{Name: "__name__", Value: "up"}, {Name: "__replica__", Value: "a"}, {Name: "cluster", Value: strings.Repeat("c", 300)}},
+		Samples: []prompb.Sample{{Timestamp: 1, Value: 2}},
+	}
+	raw, err := ts.Marshal()
+	require.NoError(t, err)
+	for i := range ts.Labels {
+		out, ok := AppendWithoutLabel([]byte("prefix"), raw, i)
+		require.True(t, ok)
+		require.Equal(t, "prefix", string(out[:6]))
+		var got prompb.TimeSeries
+		require.NoError(t, got.Unmarshal(out[6:]))
+		want := ts
+		want.Labels = slices.Delete(slices.Clone(ts.Labels), i, i+1)
+		require.Equal(t, want, got)
+	}
+	out, ok := AppendWithoutLabel(nil, raw, 3)
+	require.False(t, ok, "no fourth label")
+	require.Nil(t, out)
+	_, ok = AppendWithoutLabel(nil, raw[:20], 2)
+	require.False(t, ok, "truncated before the label")
 }
