@@ -28,7 +28,7 @@ func TestPrometheusAgentRemoteWrite(t *testing.T) {
 	v := startMonolith(t, t.TempDir())
 	ws := createWorkspace(t, v.BaseURL(), "prometheus-agent")
 
-	promPort := startPrometheusAgent(t, promBin, "--enable-feature=agent", func(port int) string {
+	promPort, _ := startPrometheusAgent(t, promBin, "--enable-feature=agent", func(port int) string {
 		return fmt.Sprintf(`global:
   scrape_interval: 1s
 scrape_configs:
@@ -67,11 +67,14 @@ remote_write:
 // --enable-feature=agent for 2.x, --agent for 3.x) with the configuration
 // config returns for its own listen port, which it returns once the agent
 // is ready (on another port, should the first be taken meanwhile). The
-// process is killed at the end of the test, and its log shown if the test
-// failed.
-func startPrometheusAgent(t *testing.T, bin, agentFlag string, config func(port int) string) int {
+// process is killed at the end of the test, or by the kill function it
+// returns, and its log shown if the test failed.
+func startPrometheusAgent(t *testing.T, bin, agentFlag string, config func(port int) string) (int, func()) {
 	t.Helper()
-	var port int
+	var (
+		port int
+		kill func()
+	)
 	retryOnPortClash(t, "prometheus", func() (<-chan struct{}, func() bool) {
 		port = freePort(t)
 		dir := t.TempDir()
@@ -90,6 +93,10 @@ func startPrometheusAgent(t *testing.T, bin, agentFlag string, config func(port 
 			_ = logFile.Close()
 			close(exited)
 		}()
+		kill = func() {
+			_ = cmd.Process.Kill()
+			<-exited
+		}
 		t.Cleanup(func() {
 			_ = cmd.Process.Kill()
 			<-exited
@@ -114,5 +121,5 @@ func startPrometheusAgent(t *testing.T, bin, agentFlag string, config func(port 
 		}
 		return exited, ready
 	})
-	return port
+	return port, kill
 }

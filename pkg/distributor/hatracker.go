@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 
@@ -278,6 +279,10 @@ func (t *HATracker) CheckReplica(ctx context.Context, workspace, cluster, replic
 	}
 	t.mu.Unlock()
 
+	// The names may alias the request's buffers, which are reused once it
+	// is released: what the tracker keeps (cache keys, the store's value,
+	// metric labels) is a copy.
+	cluster, replica = strings.Clone(cluster), strings.Clone(replica)
 	err := t.casReplica(ctx, workspace, cluster, replica, now)
 	if err != nil && elected && !IsNotElected(err) {
 		// The store could not be told that the elected replica still sends:
@@ -343,7 +348,9 @@ func (t *HATracker) casReplica(ctx context.Context, workspace, cluster, replica 
 // CountDeduplicated counts samples of a replica that is not elected, which
 // the caller acknowledged and dropped.
 func (t *HATracker) CountDeduplicated(workspace, cluster string, samples int) {
-	t.metrics.deduplicated.WithLabelValues(workspace, cluster).Add(float64(samples))
+	// A new metric series keeps its label values: cluster may alias the
+	// request's buffers.
+	t.metrics.deduplicated.WithLabelValues(workspace, strings.Clone(cluster)).Add(float64(samples))
 }
 
 // lastHeard is when the elected replica of d was last heard from: d's

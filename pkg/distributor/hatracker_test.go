@@ -3,11 +3,14 @@ package distributor
 import (
 	"context"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/go-kit/log"
 	"github.com/grafana/dskit/flagext"
@@ -503,4 +506,29 @@ func permutations(n int) [][]int {
 		}
 	}
 	return out
+}
+
+func TestHATrackerStatusPage(t *testing.T) {
+	tr := newTestHATracker(t, newHAStore(t), haTestLimits{maxClusters: 10}, prometheus.NewRegistry())
+	require.NoError(t, tr.CheckReplica(context.Background(), "ws-1", "prod", "a", haStart))
+	rec := httptest.NewRecorder()
+	tr.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/distributor/ha-tracker", nil))
+	require.JSONEq(t, `{"clusters":[{"workspace":"ws-1","cluster":"prod","elected_replica":"a",
+		"elected_at":"2026-05-01T12:00:00Z","last_heard":"2026-05-01T12:00:00Z","failover_after":"2026-05-01T12:00:30Z"}]}`, rec.Body.String())
+}
+
+// TestHATrackerCopiesNames: the cluster and replica names of a request
+// alias its buffers, which the decoder reuses for the next request: the
+// tracker keeps copies. Before the fix the status page showed the bytes of
+// later requests as cluster and replica names.
+func TestHATrackerCopiesNames(t *testing.T) {
+	tr := newTestHATracker(t, newHAStore(t), haTestLimits{maxClusters: 10}, prometheus.NewRegistry())
+	buf := []byte("prodb")
+	cluster, replica := unsafe.String(&buf[0], 4), unsafe.String(&buf[4], 1)
+	require.NoError(t, tr.CheckReplica(context.Background(), "ws-1", cluster, replica, haStart))
+	tr.CountDeduplicated("ws-1", cluster, 1)
+	copy(buf, "XXXXX") // the next request decoded into the same buffer
+	require.Equal(t, "b", tr.elected("ws-1", "prod"))
+	require.NoError(t, tr.CheckReplica(context.Background(), "ws-1", "prod", "b", haStart.Add(time.Second)))
+	require.Equal(t, 1.0, testutil.ToFloat64(tr.metrics.deduplicated.WithLabelValues("ws-1", "prod")))
 }

@@ -335,6 +335,7 @@ func (t *Vigil) initHATracker() (services.Service, error) {
 		return nil, err
 	}
 	t.HATracker = h
+	t.admin.Handle("/distributor/ha-tracker", h)
 	return h, nil
 }
 
