@@ -123,8 +123,10 @@ type pushState struct {
 	// firstInvalid is the first refusal of part of the request, which the
 	// sender is told once the rest is stored.
 	firstInvalid error
-	// discarded counts the samples and metadata the stages dropped.
+	// discarded counts the samples and metadata the stages dropped, kept
+	// what validation let through.
 	discarded discards
+	kept      struct{ samples, exemplars int }
 	// drop is a label to drop from every series (HA deduplication's replica
 	// label), dropAt where the last series had it.
 	drop   string
@@ -217,9 +219,8 @@ func (d *Distributor) Push(ctx context.Context, req *push.Request) (err error) {
 
 // account counts what a request brought and what its stages discarded.
 func (d *Distributor) account(s *pushState) {
-	samples := s.req.Samples()
-	d.metrics.receivedSamples.WithLabelValues(s.workspace).Add(float64(samples))
-	if n := s.req.Exemplars(); n > 0 {
+	d.metrics.receivedSamples.WithLabelValues(s.workspace).Add(float64(s.kept.samples))
+	if n := s.kept.exemplars; n > 0 {
 		d.metrics.receivedExemplars.WithLabelValues(s.workspace).Add(float64(n))
 	}
 	if n := len(s.req.Metadata); n > 0 {

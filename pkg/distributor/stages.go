@@ -180,6 +180,8 @@ func (d *Distributor) validate(s *pushState) {
 		if len(ts.Exemplars) != exemplars {
 			changed = true // exemplars out of range are dropped without a word
 		}
+		s.kept.samples += len(ts.Samples) + len(ts.Histograms)
+		s.kept.exemplars += len(ts.Exemplars)
 		// Swap rather than copy: every element keeps slices of its own, which
 		// the pooled decoder reuses for the next request.
 		req.Timeseries[n], req.Timeseries[i] = req.Timeseries[i], req.Timeseries[n]

@@ -296,6 +296,9 @@ func truncate(s string) string {
 // It returns how many samples and histograms it dropped each way and the
 // timestamp of the first of each.
 func dropOutOfRange(lim seriesLimits, ts *prompb.TimeSeries) (future, old int, firstFuture, firstOld int64) {
+	if inRange(lim, ts) {
+		return 0, 0, 0, 0 // nearly every series: one pass, no calls
+	}
 	note := func(t int64) {
 		if t > lim.maxTime {
 			if future == 0 {
@@ -314,6 +317,27 @@ func dropOutOfRange(lim seriesLimits, ts *prompb.TimeSeries) (future, old int, f
 	ts.Histograms = dropWhere(ts.Histograms, out, func(h prompb.Histogram) int64 { return h.Timestamp }, note)
 	ts.Exemplars = dropWhere(ts.Exemplars, out, func(e prompb.Exemplar) int64 { return e.Timestamp }, func(int64) {})
 	return future, old, firstFuture, firstOld
+}
+
+// inRange tells whether every sample, histogram and exemplar of ts is
+// stamped within the limits.
+func inRange(lim seriesLimits, ts *prompb.TimeSeries) bool {
+	for i := range ts.Samples {
+		if t := ts.Samples[i].Timestamp; t > lim.maxTime || t < lim.minTime {
+			return false
+		}
+	}
+	for i := range ts.Histograms {
+		if t := ts.Histograms[i].Timestamp; t > lim.maxTime || t < lim.minTime {
+			return false
+		}
+	}
+	for i := range ts.Exemplars {
+		if t := ts.Exemplars[i].Timestamp; t > lim.maxTime || t < lim.minTime {
+			return false
+		}
+	}
+	return true
 }
 
 // dropWhere removes the elements of s whose stamp is out, telling note
