@@ -20,7 +20,7 @@ import (
 // AWS SDK) stores samples 5 minutes late, which queries return, from the
 // ingester and, once flushed to object storage, from a store-gateway alone;
 // a workspace without the window refuses the same samples as
-// sample-out-of-order.
+// sample-out-of-order, and takes them once the window is set.
 func TestOutOfOrderWindowThroughTheSDK(t *testing.T) {
 	store := filesystemBackend(t)
 	dir := t.TempDir()
@@ -59,6 +59,16 @@ func TestOutOfOrderWindowThroughTheSDK(t *testing.T) {
 	require.ErrorContains(t, err, "(err-vigil-sample-out-of-order)")
 	_, err = remoteWriter(t, workspaceURL(v.BaseURL(), *late.WorkspaceId)+"/api/v1/remote_write").Store(ctx, series(now.Add(-5*time.Minute), 1), 0)
 	require.NoError(t, err, "5 minutes late, within the workspace's 10-minute window")
+
+	// Set on a workspace whose TSDB is open, the window takes effect at the
+	// ingesters' next refresh of the workspace settings (every 15 s).
+	_, err = c.UpdateWorkspaceConfiguration(ctx, &amp.UpdateWorkspaceConfigurationInput{WorkspaceId: plain.WorkspaceId, OutOfOrderTimeWindowInSeconds: aws.Int32(600)})
+	require.NoError(t, err)
+	plainWriter := remoteWriter(t, workspaceURL(v.BaseURL(), *plain.WorkspaceId)+"/api/v1/remote_write")
+	require.Eventually(t, func() bool {
+		_, err := plainWriter.Store(ctx, series(now.Add(-4*time.Minute), 1), 0)
+		return err == nil
+	}, 40*time.Second, time.Second, "the window set on an open TSDB never took effect")
 
 	want := model.Matrix{{
 		Metric: model.Metric{"__name__": "late_total", "job": "batch"},

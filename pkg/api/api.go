@@ -109,8 +109,9 @@ type API struct {
 	budget     *inflight.Budget
 	// pushLimit is the remote-write routes' body limit (0: the default).
 	pushLimit int
-	// pushBytes is what the decoded remote-write requests in flight hold.
-	pushBytes atomic.Int64
+	// pushBytes is what the decoded remote-write requests in flight hold,
+	// pushRequests how many there are.
+	pushBytes, pushRequests atomic.Int64
 	logger    log.Logger
 
 	// Usage, by the route table's operation names.
@@ -152,12 +153,16 @@ func New(cfg Config, region string, workspaces Workspaces, keys auth.Keys, audit
 		Help: "Memory held by the request bodies the front door read before their handlers (signed requests, control-plane calls); with vigil_api_inflight_push_requests_bytes, what -distributor.instance-limits.max-inflight-push-requests-bytes bounds.",
 	}, func() float64 { return float64(a.bodies.held.Load()) })
 	promauto.With(reg).NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "vigil_api_inflight_push_requests",
+		Help: "Remote-write requests in flight, from their arrival until every replica answered (-distributor.instance-limits.max-inflight-push-requests bounds them).",
+	}, func() float64 { return float64(a.pushRequests.Load()) })
+	promauto.With(reg).NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "vigil_api_inflight_push_requests_bytes",
 		Help: "Memory taken by the remote-write requests in flight, until every replica answered: bodies as sent (unless the front door read them), decompressed and decoded.",
 	}, func() float64 { return float64(a.pushBytes.Load()) })
 	a.pushRejected = promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
 		Name: "vigil_api_rejected_push_requests_total",
-		Help: "Remote-write requests refused before they were decoded (size, media type, invalid body, request memory), by reason.",
+		Help: "Remote-write requests refused before they reached the distributor (requests in flight, size, media type, invalid body, request memory), by reason.",
 	}, []string{"reason"})
 	if cfg.AuthMode == AuthSigV4 {
 		a.verifier = auth.NewVerifier("aps", region, keys)
@@ -295,7 +300,7 @@ const opRemoteWrite = "RemoteWrite"
 // is also the most of a signed request's body the front door reads.
 func (a *API) RegisterPush(p Pusher, limits PushLimits) {
 	a.pushLimit = limits.MaxRequestSizeBytes
-	a.Bind(opRemoteWrite, a.pushHandler(p, newRW1Decoder(limits, a.budget, &a.pushBytes), a.pushRejected))
+	a.Bind(opRemoteWrite, a.pushHandler(p, newRW1Decoder(limits, a.budget, &a.pushBytes, &a.pushRequests)))
 }
 
 // RegisterQuery binds a Prometheus HTTP API handler serving paths under

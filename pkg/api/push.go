@@ -1,17 +1,13 @@
 package api
 
 import (
-	"bytes"
 	"context"
-	"errors"
-	"io"
 	"mime"
 	"net/http"
 	"sync/atomic"
 
 	"github.com/go-kit/log/level"
 	"github.com/golang/snappy"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/prompb"
 
 	"github.com/vigil-metrics/vigil/pkg/apierror"
@@ -28,10 +24,14 @@ type Pusher interface {
 	Push(ctx context.Context, req *push.Request) error
 }
 
-// PushLimits bound a remote-write request as sent and as decompressed.
+// PushLimits bound the write requests of a process: each as sent and as
+// decompressed, and how many are in flight at once.
 type PushLimits struct {
 	MaxRequestSizeBytes      int // -distributor.max-request-size-bytes
 	MaxDecompressedSizeBytes int // -distributor.max-decompressed-request-size-bytes
+	// MaxInflightPushRequests bounds the requests from their arrival until
+	// every replica answered (-distributor.instance-limits.max-inflight-push-requests; 0: none).
+	MaxInflightPushRequests int
 }
 
 // Remote-write 1.0 wire details.
@@ -45,16 +45,16 @@ const (
 // protobuf) into buffers it keeps for reuse, taking their memory from the
 // process's budget of request memory until the request is released.
 type rw1Decoder struct {
-	limits  PushLimits
-	budget  *inflight.Budget
-	buffers *remotewrite.FreeList[*rw1Buffers]
-	held    *atomic.Int64 // bytes the requests in flight took from the budget
+	limits   PushLimits
+	budget   *inflight.Budget
+	buffers  *remotewrite.FreeList[*rw1Buffers]
+	held     *atomic.Int64 // bytes the requests in flight took from the budget
+	requests *atomic.Int64 // requests in flight, from arrival until released
 }
 
 // rw1Buffers are the reusable buffers of one remote-write request.
 type rw1Buffers struct {
 	d       *rw1Decoder
-	body    bytes.Buffer
 	decoded []byte
 	req     prompb.WriteRequest
 	raw     [][]byte // the encoded bytes of every series of req, in decoded
@@ -70,11 +70,26 @@ const pooledRequests = 16
 // does not pin its memory in the pool.
 const maxPooledBuffers = 8 << 20
 
-func newRW1Decoder(limits PushLimits, budget *inflight.Budget, held *atomic.Int64) *rw1Decoder {
-	d := &rw1Decoder{limits: limits, budget: budget, held: held}
+func newRW1Decoder(limits PushLimits, budget *inflight.Budget, held, requests *atomic.Int64) *rw1Decoder {
+	d := &rw1Decoder{limits: limits, budget: budget, held: held, requests: requests}
 	d.buffers = remotewrite.NewFreeList(pooledRequests, func() *rw1Buffers { return &rw1Buffers{d: d} })
 	return d
 }
+
+const errMaxInflightRequests = "the write request has been rejected because the distributor exceeded the allowed number of inflight push requests (limit: %d, -distributor.instance-limits.max-inflight-push-requests); retry later"
+
+// start counts a request in, unless too many are in flight.
+func (d *rw1Decoder) start() error {
+	n := d.requests.Add(1)
+	if max := int64(d.limits.MaxInflightPushRequests); max > 0 && n > max {
+		d.requests.Add(-1)
+		return apierror.New(apierror.Unavailable, apierror.IDDistributorMaxInflightRequests, errMaxInflightRequests, max)
+	}
+	return nil
+}
+
+// done counts a request out.
+func (d *rw1Decoder) done() { d.requests.Add(-1) }
 
 // reserve takes n more bytes of the budget for the request.
 func (b *rw1Buffers) reserve(n int) error {
@@ -95,33 +110,20 @@ func (b *rw1Buffers) release() {
 	b.d.budget.Give(b.taken)
 	b.d.held.Add(-int64(b.taken))
 	b.taken = 0
-	if b.body.Cap()+cap(b.decoded)+remotewrite.Retained(&b.req)+24*cap(b.raw) > maxPooledBuffers {
+	if cap(b.decoded)+remotewrite.Retained(&b.req)+24*cap(b.raw) > maxPooledBuffers {
 		return
 	}
 	b.req.Timeseries = b.req.Timeseries[:0]
 	b.req.Metadata = b.req.Metadata[:0]
 	clear(b.raw) // no stale reference into the decoded buffer
 	b.raw = b.raw[:0]
-	b.body.Reset()
 	b.d.buffers.Put(b)
 }
 
-// decode checks the headers of a remote-write request and decodes its body.
-// body is the request's body when the front door read it already (a signed
-// request), nil when it is still to be read. The request returned is the
-// caller's to hand to a Pusher.
-func (d *rw1Decoder) decode(r *http.Request, body []byte) (*push.Request, error) {
-	if err := checkRW1Headers(r); err != nil {
-		return nil, err
-	}
-	limit := d.limits.MaxRequestSizeBytes
-	tooLarge := func(size int64) error {
-		return apierror.New(apierror.TooLarge, apierror.IDRequestTooLarge,
-			"request body too large: %d bytes, limit %d bytes (-distributor.max-request-size-bytes)", size, limit)
-	}
-	if r.ContentLength > int64(limit) {
-		return nil, tooLarge(r.ContentLength)
-	}
+// decode decodes a remote-write body (as sent: snappy-compressed). The
+// request returned is the caller's to hand to a Pusher; its release gives
+// its memory back and counts it out of the requests in flight.
+func (d *rw1Decoder) decode(compressed []byte) (*push.Request, error) {
 	b := d.buffers.Get()
 	ok := false
 	defer func() {
@@ -129,26 +131,6 @@ func (d *rw1Decoder) decode(r *http.Request, body []byte) (*push.Request, error)
 			b.release()
 		}
 	}()
-	compressed := body
-	if compressed == nil {
-		n, err := b.body.ReadFrom(io.LimitReader(r.Body, int64(limit)+1))
-		if err != nil {
-			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) {
-				return nil, tooLarge(mbe.Limit)
-			}
-			return nil, apierror.New(apierror.BadData, apierror.IDInvalidRequestBody, "cannot read request body: %v", err)
-		}
-		if n > int64(limit) {
-			return nil, tooLarge(n)
-		}
-		compressed = b.body.Bytes()
-		if err := b.reserve(len(compressed)); err != nil {
-			return nil, err
-		}
-	} else if len(compressed) > limit {
-		return nil, tooLarge(int64(len(compressed)))
-	}
 	size, err := snappy.DecodedLen(compressed)
 	if err != nil {
 		return nil, apierror.New(apierror.BadData, apierror.IDInvalidRequestBody, "request body is not valid snappy-compressed data: %v", err)
@@ -174,7 +156,10 @@ func (d *rw1Decoder) decode(r *http.Request, body []byte) (*push.Request, error)
 		return nil, apierror.New(apierror.BadData, apierror.IDInvalidRequestBody, "request body is not a valid remote-write protobuf message: %v", err)
 	}
 	ok = true
-	return push.NewRequest(b.req, b.raw, b.release), nil
+	return push.NewRequest(b.req, b.raw, b.reserve, func() {
+		b.release()
+		d.done()
+	}), nil
 }
 
 // checkRW1Headers refuses what is not remote write 1.0.
@@ -203,14 +188,38 @@ func checkRW1Headers(r *http.Request) error {
 }
 
 // pushHandler serves remote write for the workspace in the request
-// context: it decodes the body and hands the request to p.
-func (a *API) pushHandler(p Pusher, dec *rw1Decoder, rejected *prometheus.CounterVec) http.Handler {
+// context: it counts the request in, reads the body (unless the front door
+// read it to check its signature) into memory taken from the budget as it
+// arrives, decodes it and hands the request to p.
+func (a *API) pushHandler(p Pusher, dec *rw1Decoder) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := r.Context().Value(bodyKey{}).([]byte)
-		req, err := dec.decode(r, body)
-		if err != nil {
-			rejected.WithLabelValues(rejectReason(err)).Inc()
+		refuse := func(err error) {
+			a.pushRejected.WithLabelValues(rejectReason(err)).Inc()
 			apierror.WriteText(w, err)
+		}
+		if err := checkRW1Headers(r); err != nil {
+			refuse(err)
+			return
+		}
+		if err := dec.start(); err != nil {
+			refuse(err)
+			return
+		}
+		body, _ := r.Context().Value(bodyKey{}).([]byte)
+		if body == nil {
+			b, err := a.bodies.read(w, r, dec.limits.MaxRequestSizeBytes, "", true, false)
+			if err != nil {
+				dec.done()
+				refuse(err)
+				return
+			}
+			defer a.bodies.release(b) // decoded into buffers of the request's own
+			body = b.buf
+		}
+		req, err := dec.decode(body)
+		if err != nil {
+			dec.done()
+			refuse(err)
 			return
 		}
 		if err := p.Push(r.Context(), req); err != nil {
@@ -226,7 +235,9 @@ func (a *API) pushHandler(p Pusher, dec *rw1Decoder, rejected *prometheus.Counte
 
 func rejectReason(err error) string {
 	switch e := apierror.From(err); {
-	case e.ID == apierror.IDDistributorMaxInflightBytes:
+	case e.ID == apierror.IDDistributorMaxInflightRequests:
+		return "max_inflight_push_requests"
+	case e.ID == apierror.IDDistributorMaxInflightBytes, e.ID == apierror.IDInflightBodyBytes:
 		return "max_inflight_push_requests_bytes"
 	case e.Cause == apierror.TooLarge:
 		return "too_large"

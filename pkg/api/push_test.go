@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -156,7 +157,7 @@ func TestHostileBodiesAreRefusedCheaply(t *testing.T) {
 // TestOversizedBuffersAreNotPooled: the buffers of a large request go to
 // the garbage collector, not back to the pool.
 func TestOversizedBuffersAreNotPooled(t *testing.T) {
-	d := newRW1Decoder(testPushLimits, inflight.NewBudget(1<<30), new(atomic.Int64))
+	d := newRW1Decoder(testPushLimits, inflight.NewBudget(1<<30), new(atomic.Int64), new(atomic.Int64))
 	b := d.buffers.Get()
 	b.decoded = make([]byte, maxPooledBuffers+1)
 	b.release()
@@ -166,33 +167,64 @@ func TestOversizedBuffersAreNotPooled(t *testing.T) {
 	require.Same(t, small, d.buffers.Get(), "small buffers are kept")
 }
 
-// TestDecodedRequestsTakeFromTheBudget: a request whose decoding would take
-// the process over its budget of request memory is refused with 503 and
-// gives back what it took; a decoded request holds its memory until the
-// distributor releases it.
+// TestDecodedRequestsTakeFromTheBudget: a request whose body or decoding
+// would take the process over its budget of request memory is refused with
+// 503 and gives back what it took; a decoded request holds its memory, and
+// its place among the requests in flight, until the distributor releases
+// it.
 func TestDecodedRequestsTakeFromTheBudget(t *testing.T) {
 	req := &prompb.WriteRequest{}
 	for i := range 5 {
 		req.Timeseries = append(req.Timeseries, prompb.TimeSeries{
 			Labels: []prompb.Label{{Name: "__name__", Value: "up"}, {Name: "i", Value: strconv.Itoa(i)}}, Samples: []prompb.Sample{{Timestamp: 1, Value: 1}}})
 	}
-	budget := inflight.NewBudget(100)
-	a := pushAPI(t, &recordingPusher{}, budget, testPushLimits)
-	rec := postBody(a, encode(t, req), nil)
-	require.Equal(t, http.StatusServiceUnavailable, rec.Code)
-	require.Contains(t, rec.Body.String(), "exceeded the allowed size (limit: 100 bytes, -distributor.instance-limits.max-inflight-push-requests-bytes)")
-	require.Contains(t, rec.Body.String(), "(err-vigil-"+apierror.IDDistributorMaxInflightBytes+")")
-	require.Zero(t, budget.Used(), "a refused request gives back what it took")
+	for _, tc := range []struct {
+		budget int64
+		id     string
+	}{
+		{100, apierror.IDInflightBodyBytes},                      // the body, read 16 KB at a time
+		{firstRead + 64, apierror.IDDistributorMaxInflightBytes}, // its decoding
+	} {
+		budget := inflight.NewBudget(tc.budget)
+		a := pushAPI(t, &recordingPusher{}, budget, testPushLimits)
+		rec := postBody(a, encode(t, req), nil)
+		require.Equal(t, http.StatusServiceUnavailable, rec.Code)
+		require.Contains(t, rec.Body.String(), fmt.Sprintf("(limit: %d bytes", tc.budget))
+		require.Contains(t, rec.Body.String(), "(err-vigil-"+tc.id+")")
+		require.Zero(t, budget.Used(), "a refused request gives back what it took")
+		require.Zero(t, a.pushRequests.Load())
+	}
 
-	budget = inflight.NewBudget(1 << 30)
+	budget := inflight.NewBudget(1 << 30)
 	held := &holdingPusher{}
-	a = pushAPI(t, held, budget, testPushLimits)
+	a := pushAPI(t, held, budget, testPushLimits)
 	require.Equal(t, http.StatusNoContent, postBody(a, encode(t, req), nil).Code)
 	require.NotZero(t, budget.Used(), "the request holds its memory until released")
 	require.Equal(t, budget.Used(), a.pushBytes.Load())
+	require.Equal(t, int64(1), a.pushRequests.Load())
+	require.NoError(t, held.req.Reserve(1000), "a holder's additions count too")
+	require.Equal(t, a.pushBytes.Load(), budget.Used())
 	held.req.Release()
 	held.req.Release()
 	require.Zero(t, budget.Used())
+	require.Zero(t, a.pushRequests.Load())
+}
+
+// TestInflightPushRequests: the requests in flight, counted from their
+// arrival until the distributor releases them, are bounded; over the
+// bound a request is refused with 503 before its body is read.
+func TestInflightPushRequests(t *testing.T) {
+	held := &holdingPusher{}
+	limits := testPushLimits
+	limits.MaxInflightPushRequests = 1
+	a := pushAPI(t, held, inflight.NewBudget(1<<30), limits)
+	body := encode(t, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{Labels: []prompb.Label{{Name: "__name__", Value: "up"}}, Samples: []prompb.Sample{{Timestamp: 1}}}}})
+	require.Equal(t, http.StatusNoContent, postBody(a, body, nil).Code)
+	rec := postBody(a, body, nil)
+	require.Equal(t, http.StatusServiceUnavailable, rec.Code)
+	require.Contains(t, rec.Body.String(), "exceeded the allowed number of inflight push requests (limit: 1, -distributor.instance-limits.max-inflight-push-requests)")
+	held.req.Release()
+	require.Equal(t, http.StatusNoContent, postBody(a, body, nil).Code, "the slot is free again")
 }
 
 // holdingPusher keeps the request without releasing it.

@@ -50,9 +50,10 @@ type Configuration struct {
 	// default.
 	RetentionPeriodInDays int             `json:"retentionPeriodInDays,omitempty"`
 	LimitsPerLabelSet     []LabelSetLimit `json:"limitsPerLabelSet,omitempty"`
-	// OutOfOrderTimeWindowInSeconds is how far behind its series' newest
-	// sample a sample may be stored; nil: the ingesters' default (0 turns
-	// out-of-order ingestion off whatever the default).
+	// OutOfOrderTimeWindowInSeconds is how far behind the workspace's
+	// newest sample a sample may be stored out of order; nil: the
+	// ingesters' default (0 turns out-of-order ingestion off whatever the
+	// default).
 	OutOfOrderTimeWindowInSeconds *int `json:"outOfOrderTimeWindowInSeconds,omitempty"`
 }
 

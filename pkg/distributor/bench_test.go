@@ -122,7 +122,7 @@ func benchmarkPushHandler(b *testing.B, ingesters int, replicaLabel, limits bool
 			b.Fatal(err)
 		}
 		released := make(chan struct{})
-		if err := d.Push(ctx, push.NewRequest(dec, raw, func() { close(released) })); err != nil {
+		if err := d.Push(ctx, push.NewRequest(dec, raw, nil, func() { close(released) })); err != nil {
 			b.Fatal(err)
 		}
 		<-released

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/stretchr/testify/require"
 
+	"github.com/vigil-metrics/vigil/pkg/apierror"
 	"github.com/vigil-metrics/vigil/pkg/push"
 	"github.com/vigil-metrics/vigil/pkg/tenant"
 )
@@ -36,43 +37,12 @@ func TestOnlyTheFirstInvalidSeriesIsFormatted(t *testing.T) {
 		all := r.Timeseries
 		return testing.AllocsPerRun(5, func() {
 			r.Timeseries = all // Push keeps only the valid series
-			err := d.Push(tenantCtx(), push.NewRequest(*r, nil, nil))
+			err := d.Push(tenantCtx(), push.NewRequest(*r, nil, nil, nil))
 			require.ErrorContains(t, err, "without a metric name")
 		})
 	}
 	few, many := allocs(10), allocs(1000)
 	require.Less(t, many-few, float64(100), "allocations grow with the number of invalid series: %v for 10, %v for 1000", few, many)
-}
-
-// blockingIngester holds every push until release is closed.
-type blockingIngester struct {
-	fakeIngester
-	entered chan struct{}
-	release chan struct{}
-}
-
-func (b *blockingIngester) Push(ctx context.Context, req *prompb.WriteRequest) error {
-	b.entered <- struct{}{}
-	<-b.release
-	return b.fakeIngester.Push(ctx, req)
-}
-
-func TestInstanceLimits(t *testing.T) {
-	t.Run("inflight requests", func(t *testing.T) {
-		ing := &blockingIngester{entered: make(chan struct{}, 1), release: make(chan struct{})}
-		d := newTestDistributorWith(t, ing)
-		d.inflight.limits.MaxInflightPushRequests = 1
-		done := make(chan int)
-		go func() { done <- pushHTTP(t, d, testRequest(1)).Code }()
-		<-ing.entered
-		rec := pushHTTP(t, d, testRequest(1))
-		require.Equal(t, http.StatusServiceUnavailable, rec.Code)
-		require.Contains(t, rec.Body.String(), "exceeded the allowed number of inflight push requests (limit: 1, -distributor.instance-limits.max-inflight-push-requests)")
-		close(ing.release)
-		require.Equal(t, http.StatusNoContent, <-done)
-		go func() { <-ing.entered }()
-		require.Equal(t, http.StatusNoContent, pushHTTP(t, d, testRequest(1)).Code, "the slot is free again")
-	})
 }
 
 // TestFutureSampleIsRefusedAndTheRestStored: a sample stamped a year ahead
@@ -115,22 +85,22 @@ func (p *panickingIngester) Push(ctx context.Context, req *prompb.WriteRequest) 
 	return p.fakeIngester.Push(ctx, req)
 }
 
-// TestPanicFreesTheTicket: a push whose handling panics is answered 500 and
-// counted, and frees its in-flight ticket: more panics than the in-flight
-// limit leave the distributor taking pushes.
-func TestPanicFreesTheTicket(t *testing.T) {
+// TestPanicReleasesTheRequest: a push whose handling panics is answered
+// 500 and counted, and releases its request (its memory and its place among
+// the requests in flight): panics leave the distributor taking pushes.
+func TestPanicReleasesTheRequest(t *testing.T) {
 	ing := &panickingIngester{}
 	ing.armed.Store(true)
 	d := newTestDistributorWith(t, ing)
-	d.inflight.limits.MaxInflightPushRequests = 10
 	reg := prometheus.NewRegistry()
-	d.metrics = newMetrics(reg, d.inflight)
+	d.metrics = newMetrics(reg)
+	var released atomic.Int64
 	for range 25 {
-		rec := pushHTTP(t, d, testRequest(2))
-		require.Equal(t, http.StatusInternalServerError, rec.Code)
-		require.Contains(t, rec.Body.String(), "(err-vigil-internal)")
+		err := d.Push(tenantCtx(), wrap(t, testRequest(2), func() { released.Add(1) }))
+		require.Equal(t, http.StatusInternalServerError, apierror.StatusOf(err))
+		require.ErrorContains(t, err, "(err-vigil-internal)")
 	}
-	require.Zero(t, d.inflight.requests.Load(), "every ticket is freed")
+	require.Equal(t, int64(25), released.Load(), "every request is released")
 	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(`
 # HELP vigil_distributor_push_panics_total Panics recovered while handling a remote-write request (answered 500) or pushing it to one ingester (a failed replica); the log has the stack.
 # TYPE vigil_distributor_push_panics_total counter
@@ -152,7 +122,7 @@ func TestReplicaPanicIsAFailedReplica(t *testing.T) {
 	good1, good2 := &fakeIngester{}, &fakeIngester{}
 	d := newTestDistributorWith(t, good1, bad, good2)
 	reg := prometheus.NewRegistry()
-	d.metrics = newMetrics(reg, d.inflight)
+	d.metrics = newMetrics(reg)
 	rec := pushHTTP(t, d, testRequest(3))
 	require.Equal(t, http.StatusNoContent, rec.Code, rec.Body.String())
 	require.Eventually(t, func() bool { return testutil.ToFloat64(d.metrics.panics) == 1 }, 5*time.Second, time.Millisecond)
@@ -164,9 +134,9 @@ func TestReplicaPanicIsAFailedReplica(t *testing.T) {
 		pushers = append(pushers, p)
 	}
 	d = newTestDistributorWith(t, pushers...)
-	rec = pushHTTP(t, d, testRequest(3))
-	require.Equal(t, http.StatusServiceUnavailable, rec.Code, rec.Body.String())
-	require.Contains(t, rec.Body.String(), "internal error while pushing to ingester")
-	require.Eventually(t, func() bool { return d.inflight.requests.Load() == 0 }, 5*time.Second, time.Millisecond,
-		"every ticket is freed once the replicas are done")
+	released := make(chan struct{})
+	err := d.Push(tenantCtx(), wrap(t, testRequest(3), func() { close(released) }))
+	require.Equal(t, http.StatusServiceUnavailable, apierror.StatusOf(err), "%v", err)
+	require.ErrorContains(t, err, "internal error while pushing to ingester")
+	<-released // once the replicas are done
 }

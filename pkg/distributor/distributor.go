@@ -70,8 +70,7 @@ type Distributor struct {
 	logger    log.Logger
 	now       func() time.Time
 
-	inflight *inflightPushes
-	encoded  *client.EncodeBuffers // the buffers of the requests sent on
+	encoded *client.EncodeBuffers // the buffers of the requests sent on
 
 	// lastPush is when each workspace last pushed, to drop the metric
 	// series of workspaces that stopped.
@@ -88,7 +87,6 @@ func New(cfg Config, r ring.DoBatchRing, ingesters Ingesters, limits Limits, rep
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	in := &inflightPushes{limits: cfg.InstanceLimits}
 	d := &Distributor{
 		cfg:       cfg,
 		ring:      r,
@@ -96,10 +94,9 @@ func New(cfg Config, r ring.DoBatchRing, ingesters Ingesters, limits Limits, rep
 		limits:    limits,
 		replicas:  replicas,
 		rates:     newRateLimiter(limits, members),
-		metrics:   newMetrics(reg, in),
+		metrics:   newMetrics(reg),
 		logger:    logger,
 		now:       time.Now,
-		inflight:  in,
 		encoded:   client.NewEncodeBuffers(),
 		lastPush:  map[string]time.Time{},
 	}
@@ -167,14 +164,8 @@ func (d *Distributor) Push(ctx context.Context, req *push.Request) (err error) {
 		req.Release()
 		return apierror.New(apierror.BadData, apierror.IDMissingTenant, "%v", err)
 	}
-	t, err := d.inflight.start()
-	if err != nil {
-		req.Release()
-		d.metrics.rejectedRequests.WithLabelValues("max_inflight_push_requests").Inc()
-		return err
-	}
-	// The request, what the stages made of it and its share of the
-	// in-flight count are held until every replica is done with it.
+	// The request and what the stages made of it are held until every
+	// replica is done with it.
 	s := &pushState{workspace: id, req: req, now: d.now()}
 	handedOff := false
 	cleanup := func() {
@@ -186,7 +177,6 @@ func (d *Distributor) Push(ctx context.Context, req *push.Request) (err error) {
 			}
 			s.cut = nil
 		}
-		t.done()
 	}
 	defer func() {
 		if p := recover(); p != nil {
@@ -228,6 +218,9 @@ func (d *Distributor) account(s *pushState) {
 	}
 	for _, c := range s.discarded.samples {
 		d.metrics.discardedSamples.WithLabelValues(s.workspace, c.reason).Add(float64(c.n))
+	}
+	for _, c := range s.discarded.exemplars {
+		d.metrics.discardedExemplars.WithLabelValues(s.workspace, c.reason).Add(float64(c.n))
 	}
 	for _, c := range s.discarded.metadata {
 		d.metrics.discardedMetadata.WithLabelValues(s.workspace, c.reason).Add(float64(c.n))

@@ -177,7 +177,7 @@ func wrap(t testing.TB, req *prompb.WriteRequest, release func()) *push.Request 
 		raw [][]byte
 	)
 	require.NoError(t, remotewrite.DecodeWithRaw(b, &dec, &raw, nil))
-	return push.NewRequest(dec, raw, release)
+	return push.NewRequest(dec, raw, nil, release)
 }
 
 func tenantCtx() context.Context { return tenant.WithID(context.Background(), "ws-1") }

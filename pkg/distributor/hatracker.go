@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"strings"
 	"sync"
@@ -322,7 +323,14 @@ func (t *HATracker) casReplica(ctx context.Context, workspace, cluster, replica 
 		// Stamp the election after the one it replaces and after the
 		// deletion mark, whatever this distributor's clock says, so that the
 		// merge of every store keeps it.
-		at := max(nowMs, out.ElectedAt+1, out.DeletedAt+1)
+		// A stamp past the end of time (a corrupt value) is not followed.
+		at := nowMs
+		if out.ElectedAt < math.MaxInt64 {
+			at = max(at, out.ElectedAt+1)
+		}
+		if out.DeletedAt < math.MaxInt64 {
+			at = max(at, out.DeletedAt+1)
+		}
 		out = replicaDesc{Replica: replica, ElectedAt: at, ReceivedAt: at, DeletedAt: out.DeletedAt}
 		op = "elect"
 		return out.Clone(), true, nil

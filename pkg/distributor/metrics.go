@@ -6,22 +6,18 @@ import (
 )
 
 type metrics struct {
-	receivedSamples   *prometheus.CounterVec
-	receivedExemplars *prometheus.CounterVec
-	receivedMetadata  *prometheus.CounterVec
-	receivedRequests  prometheus.Counter
-	discardedSamples  *prometheus.CounterVec
-	discardedMetadata *prometheus.CounterVec
-	rejectedRequests  *prometheus.CounterVec
-	panics            prometheus.Counter
+	receivedSamples    *prometheus.CounterVec
+	receivedExemplars  *prometheus.CounterVec
+	receivedMetadata   *prometheus.CounterVec
+	receivedRequests   prometheus.Counter
+	discardedSamples   *prometheus.CounterVec
+	discardedMetadata  *prometheus.CounterVec
+	discardedExemplars *prometheus.CounterVec
+	panics             prometheus.Counter
 }
 
-func newMetrics(reg prometheus.Registerer, in *inflightPushes) *metrics {
+func newMetrics(reg prometheus.Registerer) *metrics {
 	f := promauto.With(reg)
-	f.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "vigil_distributor_inflight_push_requests",
-		Help: "Remote-write requests being handled, until every replica answered.",
-	}, func() float64 { return float64(in.requests.Load()) })
 	return &metrics{
 		receivedSamples: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "vigil_distributor_received_samples_total",
@@ -35,6 +31,10 @@ func newMetrics(reg prometheus.Registerer, in *inflightPushes) *metrics {
 			Name: "vigil_distributor_received_metadata_total",
 			Help: "Metadata entries in write requests that passed validation, by workspace.",
 		}, []string{"workspace"}),
+		discardedExemplars: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "vigil_distributor_discarded_exemplars_total",
+			Help: "Exemplars dropped by the write path (rate limit, validation), by workspace and discard reason.",
+		}, []string{"workspace", "reason"}),
 		discardedMetadata: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "vigil_distributor_discarded_metadata_total",
 			Help: "Metadata entries dropped by the write path, by workspace and discard reason.",
@@ -47,10 +47,6 @@ func newMetrics(reg prometheus.Registerer, in *inflightPushes) *metrics {
 			Name: "vigil_distributor_discarded_samples_total",
 			Help: "Samples dropped by the write path (rate limit, validation), by workspace and AMP discard reason.",
 		}, []string{"workspace", "reason"}),
-		rejectedRequests: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "vigil_distributor_rejected_requests_total",
-			Help: "Write requests refused by the distributor before its stages, by reason.",
-		}, []string{"reason"}),
 		panics: f.NewCounter(prometheus.CounterOpts{
 			Name: "vigil_distributor_push_panics_total",
 			Help: "Panics recovered while handling a remote-write request (answered 500) or pushing it to one ingester (a failed replica); the log has the stack.",
@@ -60,7 +56,7 @@ func newMetrics(reg prometheus.Registerer, in *inflightPushes) *metrics {
 
 // deleteWorkspace drops every metric series of a workspace.
 func (m *metrics) deleteWorkspace(workspace string) {
-	for _, v := range []*prometheus.CounterVec{m.receivedSamples, m.receivedExemplars, m.receivedMetadata, m.discardedSamples, m.discardedMetadata} {
+	for _, v := range []*prometheus.CounterVec{m.receivedSamples, m.receivedExemplars, m.receivedMetadata, m.discardedSamples, m.discardedExemplars, m.discardedMetadata} {
 		v.DeletePartialMatch(prometheus.Labels{"workspace": workspace})
 	}
 }

@@ -2,6 +2,8 @@ package distributor
 
 import (
 	"context"
+	"slices"
+	"unicode/utf8"
 
 	"github.com/prometheus/prometheus/prompb"
 
@@ -13,8 +15,8 @@ import (
 // discards counts what the stages dropped of a request, by reason, in the
 // order the reasons first came (a request rarely has more than one).
 type discards struct {
-	samples, metadata []discardCount
-	series            int // series dropped whole
+	samples, exemplars, metadata []discardCount
+	series                       int // series dropped whole
 }
 
 type discardCount struct {
@@ -72,6 +74,11 @@ func (d *Distributor) dedupeHA(ctx context.Context, s *pushState) (done bool, er
 	if cluster == "" || replica == "" {
 		return false, nil
 	}
+	if lim := d.limits.MaxLabelValueLength(s.workspace); len(cluster) > lim || len(replica) > lim || !utf8.ValidString(cluster) || !utf8.ValidString(replica) {
+		// Not a name the election may keep (it is gossiped to every
+		// member): no deduplication, and validation refuses the series.
+		return false, nil
+	}
 	if err := d.replicas.CheckReplica(ctx, s.workspace, cluster, replica, s.now); err != nil {
 		if IsNotElected(err) {
 			d.replicas.CountDeduplicated(s.workspace, cluster, s.req.Samples())
@@ -89,6 +96,11 @@ func (d *Distributor) dedupeHA(ctx context.Context, s *pushState) (done bool, er
 		size := 0
 		for _, raw := range s.req.Raw {
 			size += len(raw)
+		}
+		// The rewritten series are held as long as the request: their
+		// memory comes out of the request's budget.
+		if err := s.req.Reserve(size); err != nil {
+			return true, err
 		}
 		s.cutBuf = s.scratch(d, size)
 	}
@@ -114,12 +126,21 @@ func (s *pushState) dropLabel(i int, ts *prompb.TimeSeries) {
 		return
 	}
 	ts.Labels = append(ts.Labels[:j], ts.Labels[j+1:]...)
+	if j < len(ts.Labels) && ts.Labels[j].Name == s.drop {
+		// The label twice, sorted: every copy goes (validation sees an
+		// unsorted series' leftover copy).
+		ts.Labels = slices.DeleteFunc(ts.Labels, func(l prompb.Label) bool { return l.Name == s.drop })
+		if s.req.Raw != nil {
+			s.req.Raw[i] = nil
+		}
+		return
+	}
 	if s.req.Raw == nil || s.req.Raw[i] == nil {
 		return
 	}
 	start := len(s.cutBuf)
 	var ok bool
-	if s.cutBuf, ok = remotewrite.AppendWithoutLabel(s.cutBuf, s.req.Raw[i], j); ok {
+	if s.cutBuf, ok = remotewrite.AppendWithoutLabel(s.cutBuf, s.req.Raw[i], j, s.drop); ok {
 		s.req.Raw[i] = s.cutBuf[start:len(s.cutBuf):len(s.cutBuf)]
 	} else {
 		s.req.Raw[i] = nil // encoded again
@@ -128,18 +149,28 @@ func (s *pushState) dropLabel(i int, ts *prompb.TimeSeries) {
 
 // limitRate is the second stage: the request fits the workspace's
 // ingestion rate whole, or is refused whole with 429 (senders retry).
+// Samples, exemplars and metadata each take a token, and every request at
+// least one.
 func (d *Distributor) limitRate(s *pushState) error {
-	samples, metadata := s.req.Samples(), len(s.req.Metadata)
-	ok, limit := d.rates.allow(s.workspace, s.now, samples+metadata)
+	samples, exemplars, metadata := 0, 0, len(s.req.Metadata)
+	for i := range s.req.Timeseries {
+		ts := &s.req.Timeseries[i]
+		samples += len(ts.Samples) + len(ts.Histograms)
+		exemplars += len(ts.Exemplars)
+	}
+	ok, limit := d.rates.allow(s.workspace, s.now, max(samples+exemplars+metadata, 1))
 	if ok {
 		return nil
 	}
 	d.metrics.discardedSamples.WithLabelValues(s.workspace, reasonRateLimited).Add(float64(samples))
+	if exemplars > 0 {
+		d.metrics.discardedExemplars.WithLabelValues(s.workspace, reasonRateLimited).Add(float64(exemplars))
+	}
 	if metadata > 0 {
 		d.metrics.discardedMetadata.WithLabelValues(s.workspace, reasonRateLimited).Add(float64(metadata))
 	}
 	return apierror.New(apierror.TooManyRequests, apierror.IDRateLimited,
-		"ingestion rate limit (%v) exceeded while adding %d samples and %d metadata", limit, samples, metadata)
+		"ingestion rate limit (%v) exceeded while adding %d samples and %d metadata", limit, samples+exemplars, metadata)
 }
 
 // validate is the third stage: it drops the series whose labels are
@@ -155,14 +186,28 @@ func (d *Distributor) validate(s *pushState) {
 			s.dropLabel(i, ts)
 		}
 		v, changed := validateSeries(lim, ts)
+		if changed && v.reason == "" && s.drop != "" && slices.ContainsFunc(ts.Labels, func(l prompb.Label) bool { return l.Name == s.drop }) {
+			// An unsorted series that carried the replica label twice.
+			v = violation{reason: reasonDuplicateLabel, label: s.drop}
+		}
 		if v.reason != "" {
 			addDiscard(&s.discarded.samples, v.reason, len(ts.Samples)+len(ts.Histograms))
+			if len(ts.Exemplars) > 0 {
+				addDiscard(&s.discarded.exemplars, v.reason, len(ts.Exemplars))
+			}
 			s.discarded.series++
 			s.refuse(func() error { return v.err(lim, ts.Labels) })
 			continue
 		}
 		exemplars := len(ts.Exemplars)
-		if future, old, firstFuture, firstOld := dropOutOfRange(lim, ts); future+old > 0 {
+		future, old, firstFuture, firstOld, exFuture, exOld := dropOutOfRange(lim, ts)
+		if exFuture > 0 {
+			addDiscard(&s.discarded.exemplars, reasonTooFarInFuture, exFuture)
+		}
+		if exOld > 0 {
+			addDiscard(&s.discarded.exemplars, reasonTooOld, exOld)
+		}
+		if future+old > 0 {
 			if future > 0 {
 				addDiscard(&s.discarded.samples, reasonTooFarInFuture, future)
 				s.refuse(func() error { return futureErr(lim, ts.Labels, firstFuture) })
@@ -178,7 +223,7 @@ func (d *Distributor) validate(s *pushState) {
 			changed = true
 		}
 		if len(ts.Exemplars) != exemplars {
-			changed = true // exemplars out of range are dropped without a word
+			changed = true // exemplars out of range are dropped, counted, without a word
 		}
 		s.kept.samples += len(ts.Samples) + len(ts.Histograms)
 		s.kept.exemplars += len(ts.Exemplars)

@@ -2,6 +2,7 @@ package distributor
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"net/http"
 	"sort"
@@ -18,6 +19,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vigil-metrics/vigil/pkg/apierror"
+	"github.com/vigil-metrics/vigil/pkg/ingester/client"
+	"github.com/vigil-metrics/vigil/pkg/pb/remotewrite"
+	"github.com/vigil-metrics/vigil/pkg/push"
 	"github.com/vigil-metrics/vigil/pkg/tenant"
 )
 
@@ -262,4 +266,113 @@ func TestHADeduplication(t *testing.T) {
 	deduped := testutil.ToFloat64(dists[0].replicas.(*HATracker).metrics.deduplicated.WithLabelValues("ws-1", "prod")) +
 		testutil.ToFloat64(dists[1].replicas.(*HATracker).metrics.deduplicated.WithLabelValues("ws-1", "prod"))
 	require.Equal(t, 6.0, deduped, "three non-elected pushes of two samples")
+}
+
+// rawIngester decodes what it is sent as an ingester's gRPC server does
+// (remotewrite.Decode) and keeps the label sets.
+type rawIngester struct {
+	mu     sync.Mutex
+	series []string
+}
+
+func (r *rawIngester) Push(_ context.Context, req *prompb.WriteRequest) error {
+	b, err := req.Marshal()
+	if err != nil {
+		return err
+	}
+	return r.record(b)
+}
+
+func (r *rawIngester) PushEncoded(_ context.Context, req *client.EncodedRequest) error {
+	b, err := req.Marshal()
+	if err != nil {
+		return err
+	}
+	return r.record(b)
+}
+
+func (r *rawIngester) record(b []byte) error {
+	var req prompb.WriteRequest
+	if err := remotewrite.Decode(b, &req, nil); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, ts := range req.Timeseries {
+		r.series = append(r.series, seriesString(ts.Labels))
+	}
+	return nil
+}
+
+// TestHADeduplicationReplicated: with replicas on three ingesters, the
+// series go out as their own bytes with the replica label cut out: every
+// ingester gets them without __replica__, whatever the tenant put in the
+// bytes (a field 1 that is not a label ahead of the labels, the label
+// twice). Before the fix, a stray field 1 made the cut remove __name__ and
+// keep __replica__.
+func TestHADeduplicationReplicated(t *testing.T) {
+	lim := staticLimits{maxLabels: 70, maxSize: 7 << 10, maxName: 1024, maxValue: 2048, grace: 10 * time.Minute, ha: true}
+	ings := []*rawIngester{{}, {}, {}}
+	d := newTestDistributorWith(t, ings[0], ings[1], ings[2])
+	d.limits = lim
+	d.replicas = newTestHATracker(t, newHAStore(t), haTestLimits{maxClusters: 500}, prometheus.NewRegistry())
+	now := time.Now()
+	d.now = func() time.Time { return now }
+	series := func(extra []byte, kv ...string) []byte {
+		ts := prompb.TimeSeries{Labels: lbls(kv...), Samples: []prompb.Sample{{Timestamp: now.UnixMilli(), Value: 1}}}
+		b, err := ts.Marshal()
+		require.NoError(t, err)
+		b = append(extra, b...)
+		return append(binary.AppendUvarint([]byte{0x0a}, uint64(len(b))), b...)
+	}
+	var body []byte
+	body = append(body, series(nil, "__name__", "a", "__replica__", "r1", "cluster", "prod")...)
+	body = append(body, series([]byte{0x08, 0x00}, "__name__", "b", "__replica__", "r1", "cluster", "prod")...)
+	body = append(body, series(nil, "__name__", "c", "__replica__", "r1", "__replica__", "r2", "cluster", "prod")...)
+	var (
+		dec prompb.WriteRequest
+		raw [][]byte
+	)
+	require.NoError(t, remotewrite.DecodeWithRaw(body, &dec, &raw, nil))
+	released := make(chan struct{})
+	require.NoError(t, d.Push(tenantCtx(), push.NewRequest(dec, raw, nil, func() { close(released) })))
+	<-released
+	want := []string{`{__name__="a", cluster="prod"}`, `{__name__="b", cluster="prod"}`, `{__name__="c", cluster="prod"}`}
+	for i, ing := range ings {
+		sort.Strings(ing.series)
+		require.Equal(t, want, ing.series, "ingester %d", i)
+	}
+}
+
+// countingReplicas elects every replica and counts the checks.
+type countingReplicas struct{ checks int }
+
+func (c *countingReplicas) CheckReplica(context.Context, string, string, string, time.Time) error {
+	c.checks++
+	return nil
+}
+func (c *countingReplicas) CountDeduplicated(string, string, int) {}
+
+// TestHANamesAreValidatedFirst: a cluster or replica name longer than a
+// label value may be never reaches the election (which gossips it to every
+// member): the request is not deduplicated and validation refuses the
+// series. Before the fix a 4 MB name was written to the KV store before the
+// request was refused.
+func TestHANamesAreValidatedFirst(t *testing.T) {
+	lim := staticLimits{maxLabels: 70, maxSize: 7 << 10, maxName: 1024, maxValue: 2048, grace: 10 * time.Minute, ha: true}
+	for _, kv := range [][]string{
+		{"__name__", "up", "__replica__", "a", "cluster", strings.Repeat("c", 2049)},
+		{"__name__", "up", "__replica__", strings.Repeat("r", 2049), "cluster", "prod"},
+		{"__name__", "up", "__replica__", "a", "cluster", "\xff"},
+	} {
+		reps := &countingReplicas{}
+		d, reg, now := stageDistributor(t, lim, reps, nil, &recordingIngester{})
+		err := d.Push(tenant.WithID(context.Background(), "ws-1"), wrap(t, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
+			{Labels: lbls(kv...), Samples: []prompb.Sample{{Timestamp: now.UnixMilli(), Value: 1}}},
+		}}, nil))
+		require.Equal(t, http.StatusBadRequest, apierror.StatusOf(err), "%v", err)
+		require.Zero(t, reps.checks, "the election never saw the name")
+		require.NotZero(t, discarded(t, reg, "vigil_distributor_discarded_samples_total", "label_value_too_long")+
+			discarded(t, reg, "vigil_distributor_discarded_samples_total", "label_invalid"))
+	}
 }

@@ -293,11 +293,11 @@ func truncate(s string) string {
 // stamped later than lim.maxTime (one such sample would move the TSDB head
 // forward and get every normal sample of the workspace refused as too old)
 // or earlier than lim.minTime (AMP ingests no sample older than an hour).
-// It returns how many samples and histograms it dropped each way and the
-// timestamp of the first of each.
-func dropOutOfRange(lim seriesLimits, ts *prompb.TimeSeries) (future, old int, firstFuture, firstOld int64) {
+// It returns how many samples and histograms it dropped each way, the
+// timestamp of the first of each, and how many exemplars each way.
+func dropOutOfRange(lim seriesLimits, ts *prompb.TimeSeries) (future, old int, firstFuture, firstOld int64, exFuture, exOld int) {
 	if inRange(lim, ts) {
-		return 0, 0, 0, 0 // nearly every series: one pass, no calls
+		return 0, 0, 0, 0, 0, 0 // nearly every series: one pass, no calls
 	}
 	note := func(t int64) {
 		if t > lim.maxTime {
@@ -315,8 +315,14 @@ func dropOutOfRange(lim seriesLimits, ts *prompb.TimeSeries) (future, old int, f
 	out := func(t int64) bool { return t > lim.maxTime || t < lim.minTime }
 	ts.Samples = dropWhere(ts.Samples, out, func(s prompb.Sample) int64 { return s.Timestamp }, note)
 	ts.Histograms = dropWhere(ts.Histograms, out, func(h prompb.Histogram) int64 { return h.Timestamp }, note)
-	ts.Exemplars = dropWhere(ts.Exemplars, out, func(e prompb.Exemplar) int64 { return e.Timestamp }, func(int64) {})
-	return future, old, firstFuture, firstOld
+	ts.Exemplars = dropWhere(ts.Exemplars, out, func(e prompb.Exemplar) int64 { return e.Timestamp }, func(t int64) {
+		if t > lim.maxTime {
+			exFuture++
+		} else {
+			exOld++
+		}
+	})
+	return future, old, firstFuture, firstOld, exFuture, exOld
 }
 
 // inRange tells whether every sample, histogram and exemplar of ts is

@@ -9,8 +9,8 @@ import (
 )
 
 // OutOfOrderWindows gives each workspace's out-of-order window: how far
-// behind the newest sample of its series a sample may be and still be
-// stored.
+// behind the workspace's newest sample (its TSDB head's) a sample older than
+// the newest of its series may be and still be stored.
 type OutOfOrderWindows interface {
 	OutOfOrderTimeWindow(ctx context.Context, workspace string) (time.Duration, error)
 }

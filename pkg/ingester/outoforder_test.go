@@ -10,6 +10,7 @@ import (
 	"github.com/go-kit/log"
 	"github.com/grafana/dskit/services"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/stretchr/testify/require"
 
@@ -106,4 +107,34 @@ func TestOutOfOrderSamplesAreFlushed(t *testing.T) {
 	require.Zero(t, u.db.Head().NumSeries(), "the head is cut")
 	require.Len(t, u.db.Blocks(), 2, "one block of in-order samples, one of out-of-order samples")
 	require.Equal(t, []prompb.Sample{{Timestamp: late, Value: 0.5}, {Timestamp: now, Value: 1}}, read(t, ing, "ws-ooo")[`{__name__="up", job="api"}`])
+}
+
+// TestIngesterDiscardReasons: the reasons the ingesters discard samples
+// for, with AMP's reason, the exact message, the status and the counter.
+func TestIngesterDiscardReasons(t *testing.T) {
+	now := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	stamp := now.Format(time.RFC3339Nano)
+	for _, tc := range []struct {
+		reason, message string
+		second          prompb.Sample
+	}{
+		{"sample-out-of-order", "1 sample(s) rejected: the sample is older than the latest sample of its series (out of order); first rejected sample: timestamp 2026-12-07T09:59:59Z, series {__name__=\"up\", job=\"api\"} (err-vigil-sample-out-of-order)",
+			prompb.Sample{Timestamp: now.Add(-time.Second).UnixMilli(), Value: 1}},
+		{"new-value-for-timestamp", "1 sample(s) rejected: the series already has a different value at this timestamp (duplicate sample for timestamp); first rejected sample: timestamp " + stamp + ", series {__name__=\"up\", job=\"api\"} (err-vigil-sample-duplicate-timestamp)",
+			prompb.Sample{Timestamp: now.UnixMilli(), Value: 2}},
+	} {
+		t.Run(tc.reason, func(t *testing.T) {
+			dir := t.TempDir()
+			reg := prometheus.NewRegistry()
+			ing, err := New(testConfig(), dir, 9095, testBucket(t, dir), ringmember.Store{Client: newKV(t)}, reg, log.NewNopLogger())
+			require.NoError(t, err)
+			require.NoError(t, services.StartAndAwaitRunning(context.Background(), ing))
+			t.Cleanup(func() { _ = services.StopAndAwaitTerminated(context.Background(), ing) })
+			require.NoError(t, push(t, ing, "ws-1", ts("up", "api", prompb.Sample{Timestamp: now.UnixMilli(), Value: 1})))
+			err = push(t, ing, "ws-1", ts("up", "api", tc.second))
+			require.Equal(t, http.StatusBadRequest, apierror.StatusOf(err))
+			require.EqualError(t, err, tc.message)
+			require.Equal(t, 1.0, testutil.ToFloat64(ing.metrics.discardedSamples.WithLabelValues("ws-1", tc.reason)))
+		})
+	}
 }

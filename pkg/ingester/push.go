@@ -68,7 +68,7 @@ func (r *rejection) toError() error {
 	case errors.Is(r.err, storage.ErrOutOfOrderSample):
 		id, what = apierror.IDSampleOutOfOrder, "the sample is older than the latest sample of its series (out of order)"
 	case errors.Is(r.err, storage.ErrTooOldSample):
-		id, what = apierror.IDSampleOutOfOrder, "the sample is older than the latest sample of its series by more than the workspace's out-of-order window (outOfOrderTimeWindowInSeconds)"
+		id, what = apierror.IDSampleOutOfOrder, "the sample is older than the workspace's newest sample by more than its out-of-order window (outOfOrderTimeWindowInSeconds)"
 	case errors.Is(r.err, storage.ErrDuplicateSampleForTimestamp):
 		id, what = apierror.IDSampleDuplicate, "the series already has a different value at this timestamp (duplicate sample for timestamp)"
 	case errors.As(r.err, new(*errLabelSetLimit)):

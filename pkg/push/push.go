@@ -32,15 +32,29 @@ type Request struct {
 	// on unchanged is sent as those bytes, without encoding it again.
 	Raw [][]byte
 
+	reserve  func(int) error
 	release  func()
 	released atomic.Bool
 }
 
 // NewRequest returns a request over req's series and metadata and their raw
-// bytes (raw may be nil). release, which may be nil, is called once by
-// Release, to give the buffers back to their maker.
-func NewRequest(req prompb.WriteRequest, raw [][]byte, release func()) *Request {
-	return &Request{WriteRequest: req, Raw: raw, release: release}
+// bytes (raw may be nil). reserve, which may be nil, takes memory a holder
+// adds to the request from its maker's budget (see Reserve); release,
+// which may be nil, is called once by Release, to give the buffers and
+// that memory back to their maker.
+func NewRequest(req prompb.WriteRequest, raw [][]byte, reserve func(int) error, release func()) *Request {
+	return &Request{WriteRequest: req, Raw: raw, reserve: reserve, release: release}
+}
+
+// Reserve counts n more bytes a holder keeps for the request until it is
+// released (series it rewrote, say) against the budget the request's
+// memory comes from; an error (the budget is spent) means the holder may
+// not allocate them.
+func (r *Request) Reserve(n int) error {
+	if r.reserve == nil {
+		return nil
+	}
+	return r.reserve(n)
 }
 
 // Release hands the request's memory back to its maker. Only the first call

@@ -363,6 +363,7 @@ func (t *Vigil) initDistributor() (services.Service, error) {
 	t.API.RegisterPush(d, api.PushLimits{
 		MaxRequestSizeBytes:      t.Cfg.Distributor.MaxRequestSizeBytes,
 		MaxDecompressedSizeBytes: t.Cfg.Distributor.MaxDecompressedSizeBytes,
+		MaxInflightPushRequests:  t.Cfg.Distributor.InstanceLimits.MaxInflightPushRequests,
 	})
 	// A workspace deleted through this process loses its metric series at
 	// once; other processes drop them once it stops pushing.

@@ -562,20 +562,25 @@ func Retained(req *prompb.WriteRequest) int {
 }
 
 // AppendWithoutLabel appends to dst the encoded series raw without its
-// index-th label, and returns the result: a series that lost a label is
-// sent on without being encoded again. raw must be a series as
-// DecodeWithRaw gave it (so a well-formed message): only the fields up to
-// the label are read. ok is false when raw has no such label; dst is
-// returned unchanged then.
-func AppendWithoutLabel(dst, raw []byte, index int) (out []byte, ok bool) {
+// index-th label, which must be named name, and returns the result: a
+// series that lost a label is sent on without being encoded again. raw
+// must be a series as DecodeWithRaw gave it (a well-formed message, whose
+// labels are its length-delimited fields 1, in the order decoded): only the
+// fields up to the label are read. ok is false when raw has no such label;
+// dst is returned unchanged then.
+func AppendWithoutLabel(dst, raw []byte, index int, name string) (out []byte, ok bool) {
 	seen := 0
 	for off := 0; off < len(raw); {
-		num, _, _, _, n, err := field(raw[off:])
+		num, typ, payload, _, n, err := field(raw[off:])
 		if err != nil || n == 0 {
 			return dst, false
 		}
-		if num == 1 {
+		if num == 1 && typ == 2 { // a label, as the decoder counts them
 			if seen == index {
+				var l prompb.Label
+				if decodeLabel(payload, &l) != nil || l.Name != name {
+					return dst, false
+				}
 				return append(append(dst, raw[:off]...), raw[off+n:]...), true
 			}
 			seen++

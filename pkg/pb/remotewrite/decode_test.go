@@ -193,7 +193,7 @@ func TestAppendWithoutLabel(t *testing.T) {
 	raw, err := ts.Marshal()
 	require.NoError(t, err)
 	for i := range ts.Labels {
-		out, ok := AppendWithoutLabel([]byte("prefix"), raw, i)
+		out, ok := AppendWithoutLabel([]byte("prefix"), raw, i, ts.Labels[i].Name)
 		require.True(t, ok)
 		require.Equal(t, "prefix", string(out[:6]))
 		var got prompb.TimeSeries
@@ -202,9 +202,26 @@ func TestAppendWithoutLabel(t *testing.T) {
 		want.Labels = slices.Delete(slices.Clone(ts.Labels), i, i+1)
 		require.Equal(t, want, got)
 	}
-	out, ok := AppendWithoutLabel(nil, raw, 3)
+	out, ok := AppendWithoutLabel(nil, raw, 3, "cluster")
 	require.False(t, ok, "no fourth label")
 	require.Nil(t, out)
-	_, ok = AppendWithoutLabel(nil, raw[:20], 2)
+	_, ok = AppendWithoutLabel(nil, raw[:20], 2, "cluster")
 	require.False(t, ok, "truncated before the label")
+	_, ok = AppendWithoutLabel(nil, raw, 1, "cluster")
+	require.False(t, ok, "the second label is not named cluster")
+
+	// A field 1 of another wire type is not a label to the decoder, nor to
+	// the cut: a stray varint field 1 ahead of the labels must not shift
+	// which label is cut. Before the fix the cut removed __name__ here.
+	stray := append([]byte{0x08, 0x00}, raw...)
+	var decoded prompb.WriteRequest
+	var raws [][]byte
+	req := append(binary.AppendUvarint([]byte{0x0a}, uint64(len(stray))), stray...)
+	require.NoError(t, DecodeWithRaw(req, &decoded, &raws, nil))
+	require.Equal(t, "__replica__", decoded.Timeseries[0].Labels[1].Name)
+	out, ok = AppendWithoutLabel(nil, raws[0], 1, "__replica__")
+	require.True(t, ok)
+	var got prompb.WriteRequest
+	require.NoError(t, Decode(append(binary.AppendUvarint([]byte{0x0a}, uint64(len(out))), out...), &got, nil), "as the ingester decodes it")
+	require.Equal(t, []prompb.Label{{Name: "__name__", Value: "up"}, {Name: "cluster", Value: strings.Repeat("c", 300)}}, got.Timeseries[0].Labels)
 }
