@@ -112,7 +112,7 @@ type API struct {
 	// pushBytes is what the decoded remote-write requests in flight hold,
 	// pushRequests how many there are.
 	pushBytes, pushRequests atomic.Int64
-	logger    log.Logger
+	logger                  log.Logger
 
 	// Usage, by the route table's operation names.
 	requests     *prometheus.CounterVec
