@@ -44,7 +44,12 @@ func (i *Ingester) applyOutOfOrder(ctx context.Context, id string, u *userDB) {
 		return
 	}
 	conf := &config.Config{StorageConfig: config.StorageConfig{TSDBConfig: &config.TSDBConfig{OutOfOrderTimeWindow: w}}}
-	if err := u.db.ApplyConfig(conf); err != nil {
+	// No push appends meanwhile: turning the window on gives the head its
+	// out-of-order WAL, which commits read without a lock.
+	u.appendMu.Lock()
+	err := u.db.ApplyConfig(conf)
+	u.appendMu.Unlock()
+	if err != nil {
 		level.Warn(i.logger).Log("msg", "cannot change the workspace's out-of-order window", "workspace", id, "window", time.Duration(w)*time.Millisecond, "err", err)
 		return
 	}

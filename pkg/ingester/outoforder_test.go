@@ -138,3 +138,30 @@ func TestIngesterDiscardReasons(t *testing.T) {
 		})
 	}
 }
+
+// TestOutOfOrderWindowChangesWhilePushing: turning the window on while
+// pushes commit gives the head its out-of-order WAL under the append lock
+// (go test -race found commits reading it unlocked before the fix).
+func TestOutOfOrderWindowChangesWhilePushing(t *testing.T) {
+	dir := t.TempDir()
+	src := &windows{w: map[string]time.Duration{}}
+	ing, err := New(testConfig(), dir, 9095, testBucket(t, dir), ringmember.Store{Client: newKV(t)}, prometheus.NewRegistry(), log.NewNopLogger())
+	require.NoError(t, err)
+	ing.SetOutOfOrderWindows(src)
+	require.NoError(t, services.StartAndAwaitRunning(context.Background(), ing))
+	t.Cleanup(func() { _ = services.StopAndAwaitTerminated(context.Background(), ing) })
+	now := time.Now().UnixMilli()
+	require.NoError(t, push(t, ing, "ws-1", ts("up", "api", prompb.Sample{Timestamp: now, Value: 1})))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 1; i <= 200; i++ {
+			_ = push(t, ing, "ws-1", ts("up", "api", prompb.Sample{Timestamp: now + int64(i), Value: 1}))
+		}
+	}()
+	for i := 0; i < 20; i++ {
+		src.set("ws-1", time.Duration(i%2)*10*time.Minute)
+		ing.refreshSettings(context.Background())
+	}
+	<-done
+}
