@@ -151,7 +151,8 @@ const outage = 2 * time.Minute
 // uploaded, once: the samples in the bucket are exactly those written.
 func testObjectStorageOutage(t *testing.T, s *minioServer) {
 	store := s.backend(t, "vigil-outage")
-	v := startMonolith(t, t.TempDir(), append([]string{"-ingester.tsdb.ship-interval=1s"}, store.flags...)...)
+	// The old samples are hours old: backfilled, as an operator may allow.
+	v := startMonolith(t, t.TempDir(), append([]string{"-ingester.tsdb.ship-interval=1s", "-validation.past-grace-period=0"}, store.flags...)...)
 	ws := createWorkspace(t, v.BaseURL(), "outage")
 	rw := remoteWriter(t, workspaceURL(v.BaseURL(), ws)+"/api/v1/remote_write")
 	data := newSampleSet(time.Now().Truncate(time.Second))
