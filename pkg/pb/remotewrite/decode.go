@@ -577,8 +577,7 @@ func AppendWithoutLabel(dst, raw []byte, index int, name string) (out []byte, ok
 		}
 		if num == 1 && typ == 2 { // a label, as the decoder counts them
 			if seen == index {
-				var l prompb.Label
-				if decodeLabel(payload, &l) != nil || l.Name != name {
+				if !labelNamed(payload, name) {
 					return dst, false
 				}
 				return append(append(dst, raw[:off]...), raw[off+n:]...), true
@@ -588,4 +587,14 @@ func AppendWithoutLabel(dst, raw []byte, index int, name string) (out []byte, ok
 		off += n
 	}
 	return dst, false
+}
+
+// labelNamed tells whether an encoded Label is named name.
+func labelNamed(payload []byte, name string) bool {
+	// Nearly always: the name first, shorter than 128 bytes.
+	if n := len(name); n < 0x80 && len(payload) >= 2+n && payload[0] == 0x0a && int(payload[1]) == n {
+		return string(payload[2:2+n]) == name
+	}
+	var l prompb.Label
+	return decodeLabel(payload, &l) == nil && l.Name == name
 }
