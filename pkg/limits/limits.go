@@ -71,6 +71,15 @@ type QuerierLimits struct {
 	// AMP quota: query bytes, 5 GB for an instant query and per 24 hours of
 	// a range query.
 	MaxFetchedChunkBytesPerQuery int64 `yaml:"max_fetched_chunk_bytes_per_query"`
+
+	// AMP quota: query time range, 32 days.
+	MaxQueryLength model.Duration `yaml:"max_query_length"`
+	// AMP quota: request size (ingest or query), 1 MB.
+	MaxQueryExpressionSizeBytes int `yaml:"max_query_expression_size_bytes"`
+	// Not an AMP quota: Prometheus's parser takes time that grows faster
+	// than the expression's size with its nesting.
+	MaxQueryExpressionDepth int            `yaml:"max_query_expression_depth"`
+	BlockedQueries          []BlockedQuery `yaml:"blocked_queries"`
 }
 
 // RegisterFlags registers the default limits.
@@ -89,6 +98,7 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&q.MaxFetchedChunksPerQuery, "querier.max-fetched-chunks-per-query", 20_000_000, "Most chunks one query may read, counting every replica read. AMP quota: 20,000,000 chunks fetched per query. 0: no limit.")
 	f.IntVar(&q.MaxFetchedSamplesPerQuery, "querier.max-fetched-samples-per-query", 50_000_000, "Most samples the chunks read by one query may hold, counting every replica read. AMP quota: 50,000,000 query samples. 0: no limit.")
 	f.Int64Var(&q.MaxFetchedChunkBytesPerQuery, "querier.max-fetched-chunk-bytes-per-query", 5_000_000_000, "Most chunk bytes one query may read, for an instant query and per 24 hours of a range query's span, counting every replica read. AMP quota: 5 GB query bytes. 0: no limit.")
+	q.registerShapeFlags(f)
 }
 
 // Validate checks the limits for values that cannot work.
@@ -114,6 +124,9 @@ func (l *Limits) Validate() error {
 	}
 	if q.MaxFetchedSeriesPerQuery < 0 || q.MaxFetchedChunksPerQuery < 0 || q.MaxFetchedSamplesPerQuery < 0 || q.MaxFetchedChunkBytesPerQuery < 0 {
 		return fmt.Errorf("per-query limits must not be negative")
+	}
+	if err := q.validateShape(); err != nil {
+		return err
 	}
 	return nil
 }

@@ -95,3 +95,30 @@ overrides:
 	require.Equal(t, time.Hour, o.PastGracePeriod("ws-b"))
 	require.Equal(t, 500, o.HAMaxClusters("ws-b"))
 }
+
+// TestBlockedQueriesFromTheOverridesFile: blocked queries are named in the
+// overrides file; an invalid regex is refused.
+func TestBlockedQueriesFromTheOverridesFile(t *testing.T) {
+	var def Limits
+	def.RegisterFlags(flag.NewFlagSet("t", flag.PanicOnError))
+	m, err := ParseOverrides([]byte(`
+overrides:
+  ws-a:
+    max_query_length: 1d
+    max_query_expression_depth: 10
+    blocked_queries:
+      - pattern: up
+      - pattern: ".*expensive.*"
+        regex: true
+`), def)
+	require.NoError(t, err)
+	o, err := NewOverrides(def, m)
+	require.NoError(t, err)
+	require.Equal(t, 24*time.Hour, o.MaxQueryLength("ws-a"))
+	require.Equal(t, 10, o.MaxQueryExpressionDepth("ws-a"))
+	require.Equal(t, []BlockedQuery{{Pattern: "up"}, {Pattern: ".*expensive.*", Regex: true}}, o.BlockedQueries("ws-a"))
+	require.Equal(t, 32*24*time.Hour, o.MaxQueryLength("ws-b"), "AMP quota")
+	require.Equal(t, 1<<20, o.MaxQueryExpressionSizeBytes("ws-b"))
+	_, err = ParseOverrides([]byte("overrides:\n  ws-a:\n    blocked_queries: [{pattern: '(', regex: true}]\n"), def)
+	require.ErrorContains(t, err, "blocked query pattern")
+}

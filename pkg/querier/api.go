@@ -57,7 +57,7 @@ func NewEngine(cfg Config, reg prometheus.Registerer, logger log.Logger) *promql
 // NewHandler returns an http.Handler serving the Prometheus query API (paths
 // under /api/v1/) over queryable, with Prometheus's own request parsing and
 // JSON encoding. The workspace comes from each request's context.
-func NewHandler(cfg Config, engine promql.QueryEngine, queryable *Queryable, reg prometheus.Registerer, logger log.Logger) http.Handler {
+func NewHandler(cfg Config, engine promql.QueryEngine, queryable *Queryable, limits GuardLimits, reg prometheus.Registerer, logger log.Logger) http.Handler {
 	slogger := logging.Slog(logger)
 	api := v1.NewAPI(
 		engine, queryable, nil, nil,
@@ -95,9 +95,14 @@ func NewHandler(cfg Config, engine promql.QueryEngine, queryable *Queryable, reg
 	// slot, at most slotWait, so that waiting plus evaluating stays within
 	// the HTTP server's write timeout.
 	slots := make(chan struct{}, cfg.MaxConcurrent)
+	g := &guard{limits: limits}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !served(r.URL.Path) {
 			apierror.WritePrometheus(w, apierror.New(apierror.NotFound, "", "unknown or not yet served API endpoint %s", r.URL.Path))
+			return
+		}
+		if err := g.check(w, r); err != nil {
+			apierror.WritePrometheus(w, err)
 			return
 		}
 		wait := time.NewTimer(slotWait)

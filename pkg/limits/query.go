@@ -1,0 +1,63 @@
+package limits
+
+import (
+	"flag"
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/prometheus/common/model"
+)
+
+// BlockedQuery refuses the queries of a workspace whose expression is
+// Pattern, or matches it (anchored) when Regex is set.
+type BlockedQuery struct {
+	Pattern string `yaml:"pattern"`
+	Regex   bool   `yaml:"regex"`
+}
+
+// registerShapeFlags registers the limits checked before a query is parsed
+// or run.
+func (q *QuerierLimits) registerShapeFlags(f *flag.FlagSet) {
+	q.MaxQueryLength = model.Duration(32 * 24 * time.Hour)
+	f.Var(&q.MaxQueryLength, "querier.max-query-length", "Longest time range (end minus start) of a range query. AMP quota: query time range 32 days. 0: no limit.")
+	f.IntVar(&q.MaxQueryExpressionSizeBytes, "querier.max-query-expression-size-bytes", 1<<20, "Largest PromQL expression accepted, in bytes, refused before it is parsed. AMP quota: request size 1 MB. 0: no limit.")
+	f.IntVar(&q.MaxQueryExpressionDepth, "querier.max-query-expression-depth", 128, "Deepest nesting of parentheses, brackets and braces a PromQL expression may have, refused before it is parsed (the parser's time grows with it; dashboards rarely go past 10). 0: no limit.")
+}
+
+func (q *QuerierLimits) validateShape() error {
+	if q.MaxQueryLength < 0 || q.MaxQueryExpressionSizeBytes < 0 || q.MaxQueryExpressionDepth < 0 {
+		return fmt.Errorf("query shape limits must not be negative")
+	}
+	for _, b := range q.BlockedQueries {
+		if b.Pattern == "" {
+			return fmt.Errorf("a blocked query needs a pattern")
+		}
+		if b.Regex {
+			if _, err := regexp.Compile(b.Pattern); err != nil {
+				return fmt.Errorf("blocked query pattern %q: %w", b.Pattern, err)
+			}
+		}
+	}
+	return nil
+}
+
+// MaxQueryLength is the longest range query; 0: no limit.
+func (o *Overrides) MaxQueryLength(workspace string) time.Duration {
+	return time.Duration(o.get(workspace).Querier.MaxQueryLength)
+}
+
+// MaxQueryExpressionSizeBytes is the largest expression; 0: no limit.
+func (o *Overrides) MaxQueryExpressionSizeBytes(workspace string) int {
+	return o.get(workspace).Querier.MaxQueryExpressionSizeBytes
+}
+
+// MaxQueryExpressionDepth is the deepest nesting of an expression; 0: no limit.
+func (o *Overrides) MaxQueryExpressionDepth(workspace string) int {
+	return o.get(workspace).Querier.MaxQueryExpressionDepth
+}
+
+// BlockedQueries are the queries the workspace may not run.
+func (o *Overrides) BlockedQueries(workspace string) []BlockedQuery {
+	return o.get(workspace).Querier.BlockedQueries
+}

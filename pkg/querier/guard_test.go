@@ -1,0 +1,116 @@
+package querier
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/vigil-metrics/vigil/pkg/apierror"
+	"github.com/vigil-metrics/vigil/pkg/limits"
+	"github.com/vigil-metrics/vigil/pkg/tenant"
+)
+
+// guardLimits are AMP's defaults, with blocked queries and (when set) a
+// smaller expression size.
+type guardLimits struct {
+	blocked []limits.BlockedQuery
+	maxExpr int
+}
+
+func (guardLimits) MaxQueryLength(string) time.Duration { return 32 * 24 * time.Hour }
+func (g guardLimits) MaxQueryExpressionSizeBytes(string) int {
+	if g.maxExpr > 0 {
+		return g.maxExpr
+	}
+	return 1 << 20
+}
+func (guardLimits) MaxQueryExpressionDepth(string) int            { return 128 }
+func (g guardLimits) BlockedQueries(string) []limits.BlockedQuery { return g.blocked }
+
+func TestNestingDepth(t *testing.T) {
+	for _, tc := range []struct {
+		expr string
+		want int
+	}{
+		{`up`, 0},
+		{`sum(rate(http_requests_total{job="api"}[5m]))`, 3},
+		{`count({__name__=~"a(b(c(d)))"})`, 2},
+		{`label_replace(up, "x", "\"((((", "", "")`, 1},
+		{"sum(up) # ((((((\n+ 1", 1},
+		{"sum(`((((`)", 1},
+		{strings.Repeat("(", 10) + "1" + strings.Repeat(")", 10), 10},
+	} {
+		require.Equal(t, tc.want, nestingDepth(tc.expr, 1000), tc.expr)
+	}
+	require.Equal(t, 6, nestingDepth(strings.Repeat("(", 100000), 5), "stops counting past the limit")
+}
+
+// TestGuardRefusesHostileQueriesBeforeParsing: each refusal with its
+// status, ID and message; what is within the limits goes on.
+func TestGuardRefusesHostileQueriesBeforeParsing(t *testing.T) {
+	g := &guard{limits: guardLimits{maxExpr: 100_000, blocked: []limits.BlockedQuery{{Pattern: "count(up)"}, {Pattern: `.*expensive_metric.*`, Regex: true}}}}
+	deep := strings.Repeat("(", 40_000) + "1" + strings.Repeat(")", 40_000)
+	now := time.Unix(1_800_000_000, 0)
+	for _, tc := range []struct {
+		name, path string
+		form       url.Values
+		status     int
+		id, msg    string
+	}{
+		{"honest", "/api/v1/query", url.Values{"query": {`sum by (job) (rate(up[5m]))`}}, 0, "", ""},
+		{"deep", "/api/v1/query", url.Values{"query": {deep}}, 422, apierror.IDQueryExpressionTooDeep,
+			"the query expression is nested too deeply (more than 128 levels of parentheses, brackets or braces, -querier.max-query-expression-depth)"},
+		{"deep format_query", "/api/v1/format_query", url.Values{"query": {deep}}, 422, apierror.IDQueryExpressionTooDeep, ""},
+		{"large", "/api/v1/query", url.Values{"query": {"up or " + strings.Repeat("x", 100_000)}}, 422, apierror.IDQueryExpressionTooLarge,
+			"the query expression is too large (size: 100006 bytes, limit: 100000 bytes, -querier.max-query-expression-size-bytes)"},
+		{"blocked exactly", "/api/v1/query", url.Values{"query": {" count(up) "}}, 400, apierror.IDQueryBlocked,
+			"the request has been blocked by the administrator of this workspace's limits (blocked_queries)"},
+		{"blocked by a regex", "/api/v1/query_range", url.Values{"query": {`sum(expensive_metric)`}}, 400, apierror.IDQueryBlocked, ""},
+		{"not blocked", "/api/v1/query", url.Values{"query": {`count(up) + 1`}}, 0, "", ""},
+		{"33 days", "/api/v1/query_range", url.Values{"query": {"up"}, "start": {"0"}, "end": {"2851200"}, "step": {"3600"}}, 422, apierror.IDMaxQueryLength,
+			"the query time range exceeds the limit (query length: 33d, limit: 32d)"},
+		{"32 days, RFC 3339", "/api/v1/query_range", url.Values{"query": {"up"}, "start": {now.Add(-32 * 24 * time.Hour).Format(time.RFC3339)}, "end": {now.Format(time.RFC3339)}, "step": {"60"}}, 0, "", ""},
+		{"a week at step 60 s", "/api/v1/query_range", url.Values{"query": {"up"}, "start": {"0"}, "end": {"604800"}, "step": {"60"}}, 0, "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, method := range []string{http.MethodGet, http.MethodPost} {
+				var r *http.Request
+				if method == http.MethodGet {
+					r = httptest.NewRequest(method, tc.path+"?"+tc.form.Encode(), nil)
+				} else {
+					r = httptest.NewRequest(method, tc.path, strings.NewReader(tc.form.Encode()))
+					r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				}
+				r = r.WithContext(tenant.WithID(context.Background(), "ws-1"))
+				err := g.check(httptest.NewRecorder(), r)
+				if tc.status == 0 {
+					require.NoError(t, err, method)
+					continue
+				}
+				require.Equal(t, tc.status, apierror.StatusOf(err), "%s: %v", method, err)
+				require.Equal(t, tc.id, apierror.From(err).ID)
+				if tc.msg != "" {
+					require.Equal(t, tc.msg, apierror.From(err).Msg)
+				}
+			}
+		})
+	}
+}
+
+// TestGuardBoundsTheRequest: a form over AMP's 1 MB request size is refused
+// with 413 before more of it is read.
+func TestGuardBoundsTheRequest(t *testing.T) {
+	g := &guard{limits: guardLimits{}}
+	body := "query=" + strings.Repeat("x", 2<<20)
+	r := httptest.NewRequest(http.MethodPost, "/api/v1/query", strings.NewReader(body))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	r = r.WithContext(tenant.WithID(context.Background(), "ws-1"))
+	err := g.check(httptest.NewRecorder(), r)
+	require.Equal(t, http.StatusRequestEntityTooLarge, apierror.StatusOf(err), "%v", err)
+}
