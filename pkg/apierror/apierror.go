@@ -83,6 +83,7 @@ const (
 	IDQueryExpressionTooLarge        = "query-expression-too-large"
 	IDQueryExpressionTooDeep         = "query-expression-too-deep"
 	IDQueryBlocked                   = "query-blocked"
+	IDWorkspaceQueryConcurrency      = "workspace-query-concurrency"
 	IDMaxSamplesPerQuery             = "max-samples-per-query"
 	IDMaxChunkBytesPerQuery          = "max-chunk-bytes-per-query"
 	IDClientTokenReused              = "client-token-reused"

@@ -80,6 +80,8 @@ type QuerierLimits struct {
 	// than the expression's size with its nesting.
 	MaxQueryExpressionDepth int            `yaml:"max_query_expression_depth"`
 	BlockedQueries          []BlockedQuery `yaml:"blocked_queries"`
+	// Not an AMP quota: AMP queues queries per workspace.
+	MaxConcurrentQueries int `yaml:"max_concurrent_queries_per_workspace"`
 }
 
 // RegisterFlags registers the default limits.

@@ -22,11 +22,12 @@ func (q *QuerierLimits) registerShapeFlags(f *flag.FlagSet) {
 	q.MaxQueryLength = model.Duration(32 * 24 * time.Hour)
 	f.Var(&q.MaxQueryLength, "querier.max-query-length", "Longest time range (end minus start) of a range query. AMP quota: query time range 32 days. 0: no limit.")
 	f.IntVar(&q.MaxQueryExpressionSizeBytes, "querier.max-query-expression-size-bytes", 1<<20, "Largest PromQL expression accepted, in bytes, refused before it is parsed. AMP quota: request size 1 MB. 0: no limit.")
+	f.IntVar(&q.MaxConcurrentQueries, "querier.max-concurrent-queries-per-workspace", 10, "Most queries of one workspace a querier evaluates at once (its -querier.max-concurrent slots are shared by every workspace); more wait for a slot of their workspace, holding none of the querier's, and get 429 after 30 s. 0: no bound.")
 	f.IntVar(&q.MaxQueryExpressionDepth, "querier.max-query-expression-depth", 128, "Deepest nesting of parentheses, brackets and braces a PromQL expression may have, refused before it is parsed (the parser's time grows with it; dashboards rarely go past 10). 0: no limit.")
 }
 
 func (q *QuerierLimits) validateShape() error {
-	if q.MaxQueryLength < 0 || q.MaxQueryExpressionSizeBytes < 0 || q.MaxQueryExpressionDepth < 0 {
+	if q.MaxQueryLength < 0 || q.MaxQueryExpressionSizeBytes < 0 || q.MaxQueryExpressionDepth < 0 || q.MaxConcurrentQueries < 0 {
 		return fmt.Errorf("query shape limits must not be negative")
 	}
 	for _, b := range q.BlockedQueries {
@@ -60,4 +61,10 @@ func (o *Overrides) MaxQueryExpressionDepth(workspace string) int {
 // BlockedQueries are the queries the workspace may not run.
 func (o *Overrides) BlockedQueries(workspace string) []BlockedQuery {
 	return o.get(workspace).Querier.BlockedQueries
+}
+
+// MaxConcurrentQueries is the most queries of the workspace one querier
+// evaluates at once; 0: no bound.
+func (o *Overrides) MaxConcurrentQueries(workspace string) int {
+	return o.get(workspace).Querier.MaxConcurrentQueries
 }

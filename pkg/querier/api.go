@@ -18,6 +18,7 @@ import (
 
 	"github.com/vigil-metrics/vigil/pkg/apierror"
 	"github.com/vigil-metrics/vigil/pkg/logging"
+	"github.com/vigil-metrics/vigil/pkg/tenant"
 )
 
 // servedPaths are the Prometheus API endpoints Vigil serves so far.
@@ -95,6 +96,7 @@ func NewHandler(cfg Config, engine promql.QueryEngine, queryable *Queryable, lim
 	// slot, at most slotWait, so that waiting plus evaluating stays within
 	// the HTTP server's write timeout.
 	slots := make(chan struct{}, cfg.MaxConcurrent)
+	perWorkspace := newWorkspaceSlots()
 	g := &guard{limits: limits}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !served(r.URL.Path) {
@@ -107,6 +109,13 @@ func NewHandler(cfg Config, engine promql.QueryEngine, queryable *Queryable, lim
 		}
 		wait := time.NewTimer(slotWait)
 		defer wait.Stop()
+		ws, _ := tenant.ID(r.Context())
+		release, err := perWorkspace.acquire(r.Context(), ws, limits.MaxConcurrentQueries(ws), wait.C)
+		if err != nil {
+			apierror.WritePrometheus(w, err)
+			return
+		}
+		defer release()
 		select {
 		case slots <- struct{}{}:
 			defer func() { <-slots }()
@@ -121,13 +130,17 @@ func NewHandler(cfg Config, engine promql.QueryEngine, queryable *Queryable, lim
 	})
 }
 
-// statusOfCause gives a storage error that carries a Vigil cause the status
+// statusOfCause answers a query that ran out of time 422, as AMP does
+// (Prometheus: 503), and gives a storage error that carries a Vigil cause the status
 // the one mapping from cause to HTTP status gives it (a store that cannot
 // serve a block: 503, where Prometheus answers 500 for any storage error).
 // Errors of the query itself keep Prometheus's status. Prometheus's API
 // names its error kinds with an unexported type: the type parameter takes
 // it.
 func statusOfCause[N comparable](kind N, err error) (int, bool) {
+	if any(kind) == any(v1.ErrorTimeout) {
+		return http.StatusUnprocessableEntity, true
+	}
 	if any(kind) != any(v1.ErrorInternal) {
 		return 0, false
 	}

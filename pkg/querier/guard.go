@@ -23,6 +23,7 @@ type GuardLimits interface {
 	MaxQueryExpressionSizeBytes(workspace string) int
 	MaxQueryExpressionDepth(workspace string) int
 	BlockedQueries(workspace string) []limits.BlockedQuery
+	MaxConcurrentQueries(workspace string) int
 }
 
 // maxQueryRequestBytes bounds a query request's form. AMP quota: request

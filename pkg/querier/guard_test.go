@@ -30,6 +30,7 @@ func (g guardLimits) MaxQueryExpressionSizeBytes(string) int {
 	}
 	return 1 << 20
 }
+func (guardLimits) MaxConcurrentQueries(string) int               { return 0 }
 func (guardLimits) MaxQueryExpressionDepth(string) int            { return 128 }
 func (g guardLimits) BlockedQueries(string) []limits.BlockedQuery { return g.blocked }
 
