@@ -1,6 +1,7 @@
 package distributor
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -15,9 +16,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vigil-metrics/vigil/pkg/ingester/client"
+	"github.com/vigil-metrics/vigil/pkg/pb/remotewrite"
 )
 
-// encodingIngester encodes what it is sent, as gRPC would, and keeps the
+// encodingIngester encodes what it is sent, as gRPC would, decodes it as
+// an ingester's gRPC server does (remotewrite.Decode), and keeps the
 // decoded series by their first label value.
 type encodingIngester struct {
 	mu  sync.Mutex
@@ -42,7 +45,9 @@ func (e *encodingIngester) PushEncoded(_ context.Context, req *client.EncodedReq
 
 func (e *encodingIngester) record(raw []byte) error {
 	var req prompb.WriteRequest
-	if err := req.Unmarshal(raw); err != nil {
+	// The decoded strings alias the bytes decoded: an encoded request's
+	// buffer is reused once sent.
+	if err := remotewrite.Decode(bytes.Clone(raw), &req, nil); err != nil {
 		return err
 	}
 	e.mu.Lock()

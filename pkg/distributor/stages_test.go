@@ -19,7 +19,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vigil-metrics/vigil/pkg/apierror"
-	"github.com/vigil-metrics/vigil/pkg/ingester/client"
 	"github.com/vigil-metrics/vigil/pkg/pb/remotewrite"
 	"github.com/vigil-metrics/vigil/pkg/push"
 	"github.com/vigil-metrics/vigil/pkg/tenant"
@@ -268,42 +267,6 @@ func TestHADeduplication(t *testing.T) {
 	require.Equal(t, 6.0, deduped, "three non-elected pushes of two samples")
 }
 
-// rawIngester decodes what it is sent as an ingester's gRPC server does
-// (remotewrite.Decode) and keeps the label sets.
-type rawIngester struct {
-	mu     sync.Mutex
-	series []string
-}
-
-func (r *rawIngester) Push(_ context.Context, req *prompb.WriteRequest) error {
-	b, err := req.Marshal()
-	if err != nil {
-		return err
-	}
-	return r.record(b)
-}
-
-func (r *rawIngester) PushEncoded(_ context.Context, req *client.EncodedRequest) error {
-	b, err := req.Marshal()
-	if err != nil {
-		return err
-	}
-	return r.record(b)
-}
-
-func (r *rawIngester) record(b []byte) error {
-	var req prompb.WriteRequest
-	if err := remotewrite.Decode(b, &req, nil); err != nil {
-		return err
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, ts := range req.Timeseries {
-		r.series = append(r.series, seriesString(ts.Labels))
-	}
-	return nil
-}
-
 // TestHADeduplicationReplicated: with replicas on three ingesters, the
 // series go out as their own bytes with the replica label cut out: every
 // ingester gets them without __replica__, whatever the tenant put in the
@@ -312,7 +275,7 @@ func (r *rawIngester) record(b []byte) error {
 // keep __replica__.
 func TestHADeduplicationReplicated(t *testing.T) {
 	lim := staticLimits{maxLabels: 70, maxSize: 7 << 10, maxName: 1024, maxValue: 2048, grace: 10 * time.Minute, ha: true}
-	ings := []*rawIngester{{}, {}, {}}
+	ings := []*encodingIngester{{}, {}, {}}
 	d := newTestDistributorWith(t, ings[0], ings[1], ings[2])
 	d.limits = lim
 	d.replicas = newTestHATracker(t, newHAStore(t), haTestLimits{maxClusters: 500}, prometheus.NewRegistry())
@@ -339,8 +302,12 @@ func TestHADeduplicationReplicated(t *testing.T) {
 	<-released
 	want := []string{`{__name__="a", cluster="prod"}`, `{__name__="b", cluster="prod"}`, `{__name__="c", cluster="prod"}`}
 	for i, ing := range ings {
-		sort.Strings(ing.series)
-		require.Equal(t, want, ing.series, "ingester %d", i)
+		var got []string
+		for _, ts := range ing.got {
+			got = append(got, seriesString(ts.Labels))
+		}
+		sort.Strings(got)
+		require.Equal(t, want, got, "ingester %d", i)
 	}
 }
 
