@@ -83,6 +83,8 @@ const (
 	IDQueryExpressionTooLarge        = "query-expression-too-large"
 	IDQueryExpressionTooDeep         = "query-expression-too-deep"
 	IDQueryBlocked                   = "query-blocked"
+	IDQueryRegexpTooLarge            = "query-regexp-too-large"
+	IDQuerySamplesProcessed          = "query-samples-processed"
 	IDWorkspaceQueryConcurrency      = "workspace-query-concurrency"
 	IDMaxSamplesPerQuery             = "max-samples-per-query"
 	IDMaxChunkBytesPerQuery          = "max-chunk-bytes-per-query"

@@ -78,8 +78,16 @@ type QuerierLimits struct {
 	MaxQueryExpressionSizeBytes int `yaml:"max_query_expression_size_bytes"`
 	// Not an AMP quota: Prometheus's parser takes time that grows faster
 	// than the expression's size with its nesting.
-	MaxQueryExpressionDepth int            `yaml:"max_query_expression_depth"`
+	MaxQueryExpressionDepth int `yaml:"max_query_expression_depth"`
+	// Not an AMP quota: compiling and matching a regular expression takes
+	// time that grows faster than its size.
+	MaxQueryRegexpSizeBytes int            `yaml:"max_query_regexp_size_bytes"`
 	BlockedQueries          []BlockedQuery `yaml:"blocked_queries"`
+	// AMP's query samples processed (QSP) thresholds, which a request may
+	// lower with its max_samples_processed_warning_threshold and
+	// max_samples_processed_error_threshold parameters. 0: none.
+	MaxSamplesProcessedWarningThreshold int64 `yaml:"max_samples_processed_warning_threshold"`
+	MaxSamplesProcessedErrorThreshold   int64 `yaml:"max_samples_processed_error_threshold"`
 	// Not an AMP quota: AMP queues queries per workspace.
 	MaxConcurrentQueries int `yaml:"max_concurrent_queries_per_workspace"`
 }

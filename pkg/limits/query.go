@@ -23,11 +23,15 @@ func (q *QuerierLimits) registerShapeFlags(f *flag.FlagSet) {
 	f.Var(&q.MaxQueryLength, "querier.max-query-length", "Longest time range (end minus start) of a range query. AMP quota: query time range 32 days. 0: no limit.")
 	f.IntVar(&q.MaxQueryExpressionSizeBytes, "querier.max-query-expression-size-bytes", 1<<20, "Largest PromQL expression accepted, in bytes, refused before it is parsed. AMP quota: request size 1 MB. 0: no limit.")
 	f.IntVar(&q.MaxConcurrentQueries, "querier.max-concurrent-queries-per-workspace", 10, "Most queries of one workspace a querier evaluates at once (its -querier.max-concurrent slots are shared by every workspace); more wait for a slot of their workspace, holding none of the querier's, and get 429 after 30 s. 0: no bound.")
-	f.IntVar(&q.MaxQueryExpressionDepth, "querier.max-query-expression-depth", 128, "Deepest nesting of parentheses, brackets and braces a PromQL expression may have, refused before it is parsed (the parser's time grows with it; dashboards rarely go past 10). 0: no limit.")
+	f.IntVar(&q.MaxQueryExpressionDepth, "querier.max-query-expression-depth", 128, "Deepest nesting a PromQL expression may have: of parentheses, brackets and braces, refused before it is parsed (the parser's time grows with it), and of its parsed syntax tree (a chain of binary operators), refused before it is evaluated (evaluating it takes time that grows with the square of its depth). Dashboards rarely go past 10. 0: no limit.")
+	f.IntVar(&q.MaxQueryRegexpSizeBytes, "querier.max-query-regexp-size-bytes", 64<<10, "Longest string literal of a PromQL expression, in bytes: a regular expression (compiling and matching one takes time that grows faster than its size) or a label value (which -validation.max-labels-size-bytes bounds far lower). Refused before it is parsed. 0: no limit.")
+	f.Int64Var(&q.MaxSamplesProcessedWarningThreshold, "querier.max-samples-processed-warning-threshold", 0, "AMP's query samples processed (QSP) warning threshold: a query that processes more samples (totalQueryableSamples of stats=all) is answered with a warning. A request's max_samples_processed_warning_threshold parameter may set a lower one. 0: none.")
+	f.Int64Var(&q.MaxSamplesProcessedErrorThreshold, "querier.max-samples-processed-error-threshold", 0, "AMP's query samples processed (QSP) error threshold: a query that processes more samples is stopped and answered 422. A request's max_samples_processed_error_threshold parameter may set a lower one. 0: none.")
 }
 
 func (q *QuerierLimits) validateShape() error {
-	if q.MaxQueryLength < 0 || q.MaxQueryExpressionSizeBytes < 0 || q.MaxQueryExpressionDepth < 0 || q.MaxConcurrentQueries < 0 {
+	if q.MaxQueryLength < 0 || q.MaxQueryExpressionSizeBytes < 0 || q.MaxQueryExpressionDepth < 0 || q.MaxConcurrentQueries < 0 ||
+		q.MaxQueryRegexpSizeBytes < 0 || q.MaxSamplesProcessedWarningThreshold < 0 || q.MaxSamplesProcessedErrorThreshold < 0 {
 		return fmt.Errorf("query shape limits must not be negative")
 	}
 	for _, b := range q.BlockedQueries {
@@ -56,6 +60,18 @@ func (o *Overrides) MaxQueryExpressionSizeBytes(workspace string) int {
 // MaxQueryExpressionDepth is the deepest nesting of an expression; 0: no limit.
 func (o *Overrides) MaxQueryExpressionDepth(workspace string) int {
 	return o.get(workspace).Querier.MaxQueryExpressionDepth
+}
+
+// MaxQueryRegexpSizeBytes is the longest string literal of an expression; 0: no limit.
+func (o *Overrides) MaxQueryRegexpSizeBytes(workspace string) int {
+	return o.get(workspace).Querier.MaxQueryRegexpSizeBytes
+}
+
+// SamplesProcessedThresholds are the workspace's QSP warning and error
+// thresholds; 0: none.
+func (o *Overrides) SamplesProcessedThresholds(workspace string) (warn, fail int64) {
+	q := o.get(workspace).Querier
+	return q.MaxSamplesProcessedWarningThreshold, q.MaxSamplesProcessedErrorThreshold
 }
 
 // BlockedQueries are the queries the workspace may not run.

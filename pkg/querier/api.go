@@ -60,6 +60,7 @@ func NewEngine(cfg Config, reg prometheus.Registerer, logger log.Logger) *promql
 // JSON encoding. The workspace comes from each request's context.
 func NewHandler(cfg Config, engine promql.QueryEngine, queryable *Queryable, limits GuardLimits, reg prometheus.Registerer, logger log.Logger) http.Handler {
 	slogger := logging.Slog(logger)
+	engine = &guardedEngine{QueryEngine: engine, limits: limits}
 	api := v1.NewAPI(
 		engine, queryable, nil, nil,
 		nil, nil, nil,
@@ -107,9 +108,16 @@ func NewHandler(cfg Config, engine promql.QueryEngine, queryable *Queryable, lim
 			apierror.WritePrometheus(w, err)
 			return
 		}
+		ws, _ := tenant.ID(r.Context())
+		warn, fail := limits.SamplesProcessedThresholds(ws)
+		qsp, err := requestQSPThresholds(r.Form, warn, fail)
+		if err != nil {
+			apierror.WritePrometheus(w, err)
+			return
+		}
+		r = r.WithContext(withQSPThresholds(r.Context(), qsp))
 		wait := time.NewTimer(slotWait)
 		defer wait.Stop()
-		ws, _ := tenant.ID(r.Context())
 		release, err := perWorkspace.acquire(r.Context(), ws, limits.MaxConcurrentQueries(ws), wait.C)
 		if err != nil {
 			apierror.WritePrometheus(w, err)

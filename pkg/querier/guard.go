@@ -22,8 +22,10 @@ type GuardLimits interface {
 	MaxQueryLength(workspace string) time.Duration
 	MaxQueryExpressionSizeBytes(workspace string) int
 	MaxQueryExpressionDepth(workspace string) int
+	MaxQueryRegexpSizeBytes(workspace string) int
 	BlockedQueries(workspace string) []limits.BlockedQuery
 	MaxConcurrentQueries(workspace string) int
+	SamplesProcessedThresholds(workspace string) (warn, fail int64)
 }
 
 // maxQueryRequestBytes bounds a query request's form. AMP quota: request
@@ -73,9 +75,15 @@ func (g *guard) checkExpression(ws, expr string) error {
 		return apierror.New(apierror.LimitExceeded, apierror.IDQueryExpressionTooLarge,
 			"the query expression is too large (size: %d bytes, limit: %d bytes, -querier.max-query-expression-size-bytes)", len(expr), max)
 	}
-	if max := g.limits.MaxQueryExpressionDepth(ws); max > 0 && nestingDepth(expr, max) > max {
+	maxDepth := g.limits.MaxQueryExpressionDepth(ws)
+	depth, longest := scanExpression(expr, maxDepth)
+	if maxDepth > 0 && depth > maxDepth {
 		return apierror.New(apierror.LimitExceeded, apierror.IDQueryExpressionTooDeep,
-			"the query expression is nested too deeply (more than %d levels of parentheses, brackets or braces, -querier.max-query-expression-depth)", max)
+			"the query expression is nested too deeply (more than %d levels of parentheses, brackets or braces, -querier.max-query-expression-depth)", maxDepth)
+	}
+	if max := g.limits.MaxQueryRegexpSizeBytes(ws); max > 0 && longest > max {
+		return apierror.New(apierror.LimitExceeded, apierror.IDQueryRegexpTooLarge,
+			"the query expression holds a string or regular expression too large (size: %d bytes, limit: %d bytes, -querier.max-query-regexp-size-bytes)", longest, max)
 	}
 	for _, b := range g.limits.BlockedQueries(ws) {
 		if g.blocks(b, expr) {
@@ -102,19 +110,20 @@ func (g *guard) blocks(b limits.BlockedQuery, expr string) bool {
 	return re.(*regexp.Regexp).MatchString(expr)
 }
 
-// nestingDepth is how deeply expr nests parentheses, brackets and braces
-// outside string literals and comments, counted no further than past
-// limit: one pass, no allocation.
-func nestingDepth(expr string, limit int) int {
-	depth, deepest := 0, 0
+// scanExpression tells how deeply expr nests parentheses, brackets and
+// braces outside string literals and comments, counted no further than past
+// depthLimit (0: no limit), and the length of its longest string literal
+// (quotes and escapes included): one pass, no allocation.
+func scanExpression(expr string, depthLimit int) (deepest, longest int) {
+	depth := 0
 	for i := 0; i < len(expr); i++ {
 		switch c := expr[i]; c {
 		case '(', '[', '{':
 			depth++
 			if depth > deepest {
 				deepest = depth
-				if deepest > limit {
-					return deepest
+				if depthLimit > 0 && deepest > depthLimit {
+					return deepest, longest
 				}
 			}
 		case ')', ']', '}':
@@ -124,18 +133,20 @@ func nestingDepth(expr string, limit int) int {
 		case '"', '\'', '`':
 			// A string: to its closing quote; backslashes escape in the
 			// first two kinds.
+			start := i
 			for i++; i < len(expr) && expr[i] != c; i++ {
 				if expr[i] == '\\' && c != '`' {
 					i++
 				}
 			}
+			longest = max(longest, min(i, len(expr)-1)-start+1)
 		case '#':
 			for i < len(expr) && expr[i] != '\n' {
 				i++
 			}
 		}
 	}
-	return deepest
+	return deepest, longest
 }
 
 // parseTime reads a time as Prometheus's API takes it: seconds since the

@@ -19,8 +19,8 @@ import (
 // guardLimits are AMP's defaults, with blocked queries and (when set) a
 // smaller expression size.
 type guardLimits struct {
-	blocked []limits.BlockedQuery
-	maxExpr int
+	blocked            []limits.BlockedQuery
+	maxExpr, maxRegexp int
 }
 
 func (guardLimits) MaxQueryLength(string) time.Duration { return 32 * 24 * time.Hour }
@@ -30,32 +30,43 @@ func (g guardLimits) MaxQueryExpressionSizeBytes(string) int {
 	}
 	return 1 << 20
 }
-func (guardLimits) MaxConcurrentQueries(string) int               { return 0 }
-func (guardLimits) MaxQueryExpressionDepth(string) int            { return 128 }
+func (guardLimits) MaxConcurrentQueries(string) int                  { return 0 }
+func (guardLimits) MaxQueryExpressionDepth(string) int               { return 128 }
+func (guardLimits) SamplesProcessedThresholds(string) (int64, int64) { return 0, 0 }
+func (g guardLimits) MaxQueryRegexpSizeBytes(string) int {
+	if g.maxRegexp > 0 {
+		return g.maxRegexp
+	}
+	return 64 << 10
+}
 func (g guardLimits) BlockedQueries(string) []limits.BlockedQuery { return g.blocked }
 
-func TestNestingDepth(t *testing.T) {
+func TestScanExpression(t *testing.T) {
 	for _, tc := range []struct {
-		expr string
-		want int
+		expr           string
+		depth, longest int
 	}{
-		{`up`, 0},
-		{`sum(rate(http_requests_total{job="api"}[5m]))`, 3},
-		{`count({__name__=~"a(b(c(d)))"})`, 2},
-		{`label_replace(up, "x", "\"((((", "", "")`, 1},
-		{"sum(up) # ((((((\n+ 1", 1},
-		{"sum(`((((`)", 1},
-		{strings.Repeat("(", 10) + "1" + strings.Repeat(")", 10), 10},
+		{`up`, 0, 0},
+		{`sum(rate(http_requests_total{job="api"}[5m]))`, 3, 5},
+		{`count({__name__=~"a(b(c(d)))"})`, 2, 12},
+		{`label_replace(up, "x", "\"((((", "", "")`, 1, 8},
+		{"sum(up) # ((((((\n+ 1", 1, 0},
+		{"sum(`((((`)", 1, 6},
+		{`up{a="unterminated`, 1, 13},
+		{strings.Repeat("(", 10) + "1" + strings.Repeat(")", 10), 10, 0},
 	} {
-		require.Equal(t, tc.want, nestingDepth(tc.expr, 1000), tc.expr)
+		depth, longest := scanExpression(tc.expr, 1000)
+		require.Equal(t, tc.depth, depth, tc.expr)
+		require.Equal(t, tc.longest, longest, tc.expr)
 	}
-	require.Equal(t, 6, nestingDepth(strings.Repeat("(", 100000), 5), "stops counting past the limit")
+	depth, _ := scanExpression(strings.Repeat("(", 100000), 5)
+	require.Equal(t, 6, depth, "stops counting past the limit")
 }
 
 // TestGuardRefusesHostileQueriesBeforeParsing: each refusal with its
 // status, ID and message; what is within the limits goes on.
 func TestGuardRefusesHostileQueriesBeforeParsing(t *testing.T) {
-	g := &guard{limits: guardLimits{maxExpr: 100_000, blocked: []limits.BlockedQuery{{Pattern: "count(up)"}, {Pattern: `.*expensive_metric.*`, Regex: true}}}}
+	g := &guard{limits: guardLimits{maxExpr: 100_000, maxRegexp: 1000, blocked: []limits.BlockedQuery{{Pattern: "count(up)"}, {Pattern: `.*expensive_metric.*`, Regex: true}}}}
 	deep := strings.Repeat("(", 40_000) + "1" + strings.Repeat(")", 40_000)
 	now := time.Unix(1_800_000_000, 0)
 	for _, tc := range []struct {
@@ -73,6 +84,9 @@ func TestGuardRefusesHostileQueriesBeforeParsing(t *testing.T) {
 		{"blocked exactly", "/api/v1/query", url.Values{"query": {" count(up) "}}, 400, apierror.IDQueryBlocked,
 			"the request has been blocked by the administrator of this workspace's limits (blocked_queries)"},
 		{"blocked by a regex", "/api/v1/query_range", url.Values{"query": {`sum(expensive_metric)`}}, 400, apierror.IDQueryBlocked, ""},
+		{"a large regex", "/api/v1/query", url.Values{"query": {`up{pod=~"` + strings.Repeat("a?", 500) + `"}`}}, 422, apierror.IDQueryRegexpTooLarge,
+			"the query expression holds a string or regular expression too large (size: 1002 bytes, limit: 1000 bytes, -querier.max-query-regexp-size-bytes)"},
+		{"a regex at the limit", "/api/v1/query", url.Values{"query": {`up{pod=~"` + strings.Repeat("x", 998) + `"}`}}, 0, "", ""},
 		{"not blocked", "/api/v1/query", url.Values{"query": {`count(up) + 1`}}, 0, "", ""},
 		{"33 days", "/api/v1/query_range", url.Values{"query": {"up"}, "start": {"0"}, "end": {"2851200"}, "step": {"3600"}}, 422, apierror.IDMaxQueryLength,
 			"the query time range exceeds the limit (query length: 33d, limit: 32d)"},

@@ -1,0 +1,164 @@
+package querier
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/prometheus/prometheus/storage"
+
+	"github.com/vigil-metrics/vigil/pkg/apierror"
+	"github.com/vigil-metrics/vigil/pkg/tenant"
+)
+
+// Query parameters of AMP's QueryMetrics that set the query samples
+// processed (QSP) thresholds of one query.
+const (
+	paramQSPWarning = "max_samples_processed_warning_threshold"
+	paramQSPError   = "max_samples_processed_error_threshold"
+)
+
+// qspThresholds are one query's samples-processed thresholds; 0: none.
+type qspThresholds struct{ warn, fail int64 }
+
+type qspKey struct{}
+
+func withQSPThresholds(ctx context.Context, t qspThresholds) context.Context {
+	return context.WithValue(ctx, qspKey{}, t)
+}
+
+func qspThresholdsFrom(ctx context.Context) qspThresholds {
+	t, _ := ctx.Value(qspKey{}).(qspThresholds)
+	return t
+}
+
+// requestQSPThresholds are the thresholds of a query: the workspace's,
+// lowered by the request's parameters (a request cannot raise them).
+func requestQSPThresholds(form url.Values, warn, fail int64) (qspThresholds, error) {
+	lower := func(param string, limit int64) (int64, error) {
+		s := form.Get(param)
+		if s == "" {
+			return limit, nil
+		}
+		v, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || v <= 0 {
+			return 0, apierror.New(apierror.BadData, "", "invalid parameter %q: %q is not a positive integer", param, s)
+		}
+		if limit > 0 {
+			v = min(v, limit)
+		}
+		return v, nil
+	}
+	var t qspThresholds
+	var err error
+	if t.warn, err = lower(paramQSPWarning, warn); err != nil {
+		return t, err
+	}
+	t.fail, err = lower(paramQSPError, fail)
+	return t, err
+}
+
+// errSamplesProcessed is the refusal of a query past its QSP error
+// threshold.
+func errSamplesProcessed(limit int64) error {
+	return apierror.New(apierror.LimitExceeded, apierror.IDQuerySamplesProcessed,
+		"the query processed more samples than its error threshold allows (limit: %d samples, %s); it was stopped and is not charged", limit, paramQSPError)
+}
+
+// guardedEngine refuses what can only be seen once an expression is
+// parsed, before it is evaluated: a syntax tree deeper than the workspace's
+// limit (a chain of thousands of binary operators has no parentheses, yet
+// its evaluation takes time that grows with the square of its depth). And
+// it applies the query's QSP thresholds: a warning in the answer above the
+// first, a refusal above the second.
+type guardedEngine struct {
+	promql.QueryEngine
+	limits GuardLimits
+}
+
+func (e *guardedEngine) NewInstantQuery(ctx context.Context, q storage.Queryable, opts promql.QueryOpts, qs string, ts time.Time) (promql.Query, error) {
+	qry, err := e.QueryEngine.NewInstantQuery(ctx, q, opts, qs, ts)
+	if err != nil {
+		return nil, err
+	}
+	return e.guard(ctx, qry), nil
+}
+
+func (e *guardedEngine) NewRangeQuery(ctx context.Context, q storage.Queryable, opts promql.QueryOpts, qs string, start, end time.Time, interval time.Duration) (promql.Query, error) {
+	qry, err := e.QueryEngine.NewRangeQuery(ctx, q, opts, qs, start, end, interval)
+	if err != nil {
+		return nil, err
+	}
+	return e.guard(ctx, qry), nil
+}
+
+func (e *guardedEngine) guard(ctx context.Context, qry promql.Query) promql.Query {
+	ws, _ := tenant.ID(ctx)
+	if max := e.limits.MaxQueryExpressionDepth(ws); max > 0 {
+		if stmt, ok := qry.Statement().(*parser.EvalStmt); ok && treeDepth(stmt.Expr, max) > max {
+			return &guardedQuery{Query: qry, refusal: apierror.New(apierror.LimitExceeded, apierror.IDQueryExpressionTooDeep,
+				"the query expression is nested too deeply (its syntax tree is deeper than %d levels, -querier.max-query-expression-depth)", max)}
+		}
+	}
+	if t := qspThresholdsFrom(ctx); t != (qspThresholds{}) {
+		return &guardedQuery{Query: qry, qsp: t}
+	}
+	return qry
+}
+
+// treeDepth is the depth of n's syntax tree (the most nodes from n to a
+// leaf, a call's argument list not counted), counted no deeper than past
+// room: it never recurses further, and visits each node at most once.
+func treeDepth(n parser.Node, room int) int {
+	own := 1
+	if _, ok := n.(parser.Expressions); ok {
+		own = 0
+	}
+	if own > room {
+		return own
+	}
+	deepest := 0
+	for c := range parser.ChildrenIter(n) {
+		deepest = max(deepest, treeDepth(c, room-own))
+		if own+deepest > room {
+			break
+		}
+	}
+	return own + deepest
+}
+
+// guardedQuery is a query refused before it runs, or run within its QSP
+// thresholds.
+type guardedQuery struct {
+	promql.Query
+	refusal error
+	qsp     qspThresholds
+}
+
+func (q *guardedQuery) Exec(ctx context.Context) *promql.Result {
+	if q.refusal != nil {
+		return &promql.Result{Err: q.refusal}
+	}
+	// The storage reads stop the evaluation once they returned more samples
+	// than the error threshold; the engine's own count, checked here, is
+	// the one a query's stats report and AMP charges.
+	res := q.Query.Exec(withQSPThresholds(ctx, q.qsp))
+	if res.Err != nil {
+		return res
+	}
+	var processed int64
+	if st := q.Stats(); st != nil && st.Samples != nil {
+		processed = st.Samples.TotalSamples
+	}
+	if q.qsp.fail > 0 && processed > q.qsp.fail {
+		return &promql.Result{Err: errSamplesProcessed(q.qsp.fail)}
+	}
+	if q.qsp.warn > 0 && processed > q.qsp.warn {
+		res.Warnings = res.Warnings.Add(fmt.Errorf("the query processed %d samples, more than its warning threshold of %d (%s)", processed, q.qsp.warn, paramQSPWarning))
+	}
+	return res
+}
