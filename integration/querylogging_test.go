@@ -2,12 +2,18 @@ package integration
 
 import (
 	"context"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/amp"
 	"github.com/aws/aws-sdk-go-v2/service/amp/types"
 	"github.com/stretchr/testify/require"
+
+	"github.com/vigil-metrics/vigil/pkg/querylog"
 )
 
 const contractLogGroup = "arn:aws:logs:us-east-1:111122223333:log-group:/aws/vendedlogs/prometheus/queries:*"
@@ -120,4 +126,36 @@ func TestQueryLoggingContract(t *testing.T) {
 	require.NoError(t, err)
 	_, err = c.DescribeQueryLoggingConfiguration(ctx, &amp.DescribeQueryLoggingConfigurationInput{WorkspaceId: ws})
 	require.ErrorAs(t, err, &nf)
+}
+
+// TestQueryLoggingSink: the process's query logger reads the workspace's
+// query logging configuration from the control plane and writes the
+// queries over its qspThreshold to <data-dir>/query-logs/<workspace>.log.
+func TestQueryLoggingSink(t *testing.T) {
+	dataDir := t.TempDir()
+	v := startMonolith(t, dataDir)
+	require.NotNil(t, v.QueryLogger)
+	ctx := context.Background()
+	c := ampClient(v.BaseURL())
+	var ws []string
+	for range 2 {
+		created, err := c.CreateWorkspace(ctx, &amp.CreateWorkspaceInput{})
+		require.NoError(t, err)
+		ws = append(ws, *created.WorkspaceId)
+	}
+	_, err := c.CreateQueryLoggingConfiguration(ctx, &amp.CreateQueryLoggingConfigurationInput{WorkspaceId: &ws[0], Destinations: queryLoggingDestinations(contractLogGroup, 100)})
+	require.NoError(t, err)
+
+	now := time.Now()
+	v.QueryLogger.Log(ctx, ws[0], querylog.Entry{Query: "over", Start: now, End: now, SamplesProcessed: 101})
+	v.QueryLogger.Log(ctx, ws[0], querylog.Entry{Query: "under", Start: now, End: now, SamplesProcessed: 100})
+	v.QueryLogger.Log(ctx, ws[1], querylog.Entry{Query: "unconfigured", Start: now, End: now, SamplesProcessed: 1 << 30})
+
+	body, err := os.ReadFile(filepath.Join(dataDir, "query-logs", ws[0]+".log"))
+	require.NoError(t, err)
+	require.Equal(t, 1, strings.Count(string(body), "\n"))
+	require.Contains(t, string(body), `"query":"over"`)
+	require.Contains(t, string(body), `"logGroupArn":"`+contractLogGroup+`"`)
+	_, err = os.Stat(filepath.Join(dataDir, "query-logs", ws[1]+".log"))
+	require.ErrorIs(t, err, os.ErrNotExist)
 }
