@@ -156,3 +156,47 @@ remote_write:
 	require.Equal(t, 403, code)
 	require.Contains(t, body, "not authorized to perform: aps:QueryMetrics")
 }
+
+// TestAWSCLIQueryLogging: the preinstalled aws amp commands create,
+// describe, update and delete a workspace's query logging configuration,
+// and get AMP's typed errors.
+func TestAWSCLIQueryLogging(t *testing.T) {
+	_, err := exec.LookPath("aws")
+	require.NoError(t, err, "the aws CLI is preinstalled on these machines")
+	v, _ := startSigV4(t)
+	ep := v.BaseURL()
+	out, stderr, err := awsCLI(t, ep, keyAdmin, "create-workspace", "--alias", "qlog-cli")
+	require.NoError(t, err, stderr)
+	ws := out["workspaceId"].(string)
+	dests := func(arn string, qsp int) string {
+		return fmt.Sprintf(`[{"cloudWatchLogs":{"logGroupArn":%q},"filters":{"qspThreshold":%d}}]`, arn, qsp)
+	}
+	const group = "arn:aws:logs:us-east-1:111122223333:log-group:queries:*"
+
+	out, stderr, err = awsCLI(t, ep, keyAdmin, "create-query-logging-configuration", "--workspace-id", ws, "--destinations", dests(group, 500))
+	require.NoError(t, err, stderr)
+	require.Equal(t, "ACTIVE", out["status"].(map[string]any)["statusCode"])
+	_, stderr, err = awsCLI(t, ep, keyAdmin, "create-query-logging-configuration", "--workspace-id", ws, "--destinations", dests(group, 500))
+	require.Error(t, err)
+	require.Contains(t, stderr, "ConflictException")
+
+	_, stderr, err = awsCLI(t, ep, keyAdmin, "update-query-logging-configuration", "--workspace-id", ws, "--destinations", dests(group, 42))
+	require.NoError(t, err, stderr)
+	out, stderr, err = awsCLI(t, ep, keyAdmin, "describe-query-logging-configuration", "--workspace-id", ws)
+	require.NoError(t, err, stderr)
+	cfg := out["queryLoggingConfiguration"].(map[string]any)
+	require.Equal(t, ws, cfg["workspace"])
+	d := cfg["destinations"].([]any)[0].(map[string]any)
+	require.EqualValues(t, 42, d["filters"].(map[string]any)["qspThreshold"])
+	require.Equal(t, group, d["cloudWatchLogs"].(map[string]any)["logGroupArn"])
+
+	_, stderr, err = awsCLI(t, ep, keyAdmin, "update-query-logging-configuration", "--workspace-id", ws, "--destinations", dests("arn:aws:logs:us-east-1:111122223333:log-group:queries", 1))
+	require.Error(t, err)
+	require.Contains(t, stderr, "ValidationException")
+
+	_, stderr, err = awsCLI(t, ep, keyAdmin, "delete-query-logging-configuration", "--workspace-id", ws)
+	require.NoError(t, err, stderr)
+	_, stderr, err = awsCLI(t, ep, keyAdmin, "describe-query-logging-configuration", "--workspace-id", ws)
+	require.Error(t, err)
+	require.Contains(t, stderr, "ResourceNotFoundException")
+}

@@ -109,6 +109,8 @@ const (
 	IDPerUserSeriesLimit             = "per-user-series-limit"
 	IDPerMetricSeriesLimit           = "per-metric-series-limit"
 	IDIngesterMemoryLimit            = "ingester-memory-limit"
+	IDQueryLoggingExists             = "query-logging-configuration-exists"
+	IDQueryLoggingNotFound           = "query-logging-configuration-not-found"
 )
 
 // Error is an error with a cause and a stable ID.

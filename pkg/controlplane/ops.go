@@ -16,19 +16,23 @@ import (
 // operation name; the router's table says where each is mounted.
 func (h *Handler) Operations() map[string]http.HandlerFunc {
 	return map[string]http.HandlerFunc{
-		"CreateWorkspace":                h.Create,
-		"ListWorkspaces":                 h.List,
-		"DescribeWorkspace":              h.Describe,
-		"DeleteWorkspace":                h.Delete,
-		"UpdateWorkspaceAlias":           h.UpdateAlias,
-		"DescribeWorkspaceConfiguration": h.DescribeConfiguration,
-		"UpdateWorkspaceConfiguration":   h.UpdateConfiguration,
-		"PutResourcePolicy":              h.PutPolicy,
-		"DescribeResourcePolicy":         h.DescribePolicy,
-		"DeleteResourcePolicy":           h.DeletePolicy,
-		"TagResource":                    h.TagResource,
-		"UntagResource":                  h.UntagResource,
-		"ListTagsForResource":            h.ListTags,
+		"CreateWorkspace":                   h.Create,
+		"ListWorkspaces":                    h.List,
+		"DescribeWorkspace":                 h.Describe,
+		"DeleteWorkspace":                   h.Delete,
+		"UpdateWorkspaceAlias":              h.UpdateAlias,
+		"DescribeWorkspaceConfiguration":    h.DescribeConfiguration,
+		"UpdateWorkspaceConfiguration":      h.UpdateConfiguration,
+		"PutResourcePolicy":                 h.PutPolicy,
+		"DescribeResourcePolicy":            h.DescribePolicy,
+		"DeleteResourcePolicy":              h.DeletePolicy,
+		"CreateQueryLoggingConfiguration":   h.CreateQueryLogging,
+		"DescribeQueryLoggingConfiguration": h.DescribeQueryLogging,
+		"UpdateQueryLoggingConfiguration":   h.UpdateQueryLogging,
+		"DeleteQueryLoggingConfiguration":   h.DeleteQueryLogging,
+		"TagResource":                       h.TagResource,
+		"UntagResource":                     h.UntagResource,
+		"ListTagsForResource":               h.ListTags,
 	}
 }
 

@@ -103,7 +103,7 @@ func (s *Store) PutPolicy(ctx context.Context, account, id, document, revisionID
 			rev = p.RevisionID // a retry: the first call's revision
 			return errUnchanged
 		}
-		if s.usedToken(ws, clientToken) {
+		if s.usedToken(ws.PolicyTokens, clientToken) {
 			// A retry arriving after the policy changed again: applying
 			// it would undo the later change.
 			return tokenReused(id, clientToken)
@@ -121,7 +121,7 @@ func (s *Store) PutPolicy(ctx context.Context, account, id, document, revisionID
 			return apierror.New(apierror.BadData, apierror.IDValidation, "The policy document is not valid: %v", err)
 		}
 		ws.Policy = &ResourcePolicy{Document: document, RevisionID: rev, ClientToken: clientToken}
-		s.recordToken(ws, clientToken, "put")
+		ws.PolicyTokens = s.recordToken(ws.PolicyTokens, clientToken, "put", "")
 		return nil
 	})
 	return rev, err
@@ -130,7 +130,7 @@ func (s *Store) PutPolicy(ctx context.Context, account, id, document, revisionID
 // DeletePolicy removes a workspace's resource policy.
 func (s *Store) DeletePolicy(ctx context.Context, account, id, revisionID, clientToken string) error {
 	_, err := s.update(ctx, account, id, func(ws *Workspace) error {
-		if s.usedToken(ws, clientToken) {
+		if s.usedToken(ws.PolicyTokens, clientToken) {
 			if ws.Policy == nil && ws.PolicyTokens[len(ws.PolicyTokens)-1].Token == clientToken {
 				return errUnchanged // a retry of the delete that removed it
 			}
@@ -143,7 +143,7 @@ func (s *Store) DeletePolicy(ctx context.Context, account, id, revisionID, clien
 			return revisionConflict(id)
 		}
 		ws.Policy = nil
-		s.recordToken(ws, clientToken, "delete")
+		ws.PolicyTokens = s.recordToken(ws.PolicyTokens, clientToken, "delete", "")
 		return nil
 	})
 	return err
@@ -195,7 +195,8 @@ func (s *Store) Untag(ctx context.Context, account, id string, keys []string) er
 	return err
 }
 
-// Policy clientTokens are remembered this long, and this many per workspace.
+// The clientTokens of policy and query logging operations are remembered
+// this long, and this many per workspace and resource.
 const (
 	policyTokenTTL = 24 * time.Hour
 	maxPolicyToken = 50
@@ -206,12 +207,13 @@ func tokenReused(id, token string) error {
 		"The clientToken %q was used before by another operation on the resource policy of workspace %s.", token, id).About("ResourcePolicy", id)
 }
 
-// usedToken tells whether a policy operation of the last day used token.
-func (s *Store) usedToken(ws *Workspace, token string) bool {
+// usedToken tells whether an operation of the last day recorded in tokens
+// used token.
+func (s *Store) usedToken(tokens []opToken, token string) bool {
 	if token == "" {
 		return false
 	}
-	for _, t := range ws.PolicyTokens {
+	for _, t := range tokens {
 		if t.Token == token && s.now().Sub(t.At) <= policyTokenTTL {
 			return true
 		}
@@ -219,23 +221,24 @@ func (s *Store) usedToken(ws *Workspace, token string) bool {
 	return false
 }
 
-// recordToken remembers the token of a policy operation, forgetting
-// expired ones and, over maxPolicyToken, the oldest.
-func (s *Store) recordToken(ws *Workspace, token, op string) {
+// recordToken returns tokens with the token of an operation (and the hash
+// of its request, if it has one) added, the expired ones and, over
+// maxPolicyToken, the oldest forgotten.
+func (s *Store) recordToken(tokens []opToken, token, op, request string) []opToken {
 	if token == "" {
-		return
+		return tokens
 	}
-	kept := ws.PolicyTokens[:0:0]
-	for _, t := range ws.PolicyTokens {
+	kept := tokens[:0:0]
+	for _, t := range tokens {
 		if s.now().Sub(t.At) <= policyTokenTTL {
 			kept = append(kept, t)
 		}
 	}
-	kept = append(kept, policyToken{Token: token, Op: op, At: s.now().UTC()})
+	kept = append(kept, opToken{Token: token, Op: op, Request: request, At: s.now().UTC()})
 	if over := len(kept) - maxPolicyToken; over > 0 {
 		kept = kept[over:]
 	}
-	ws.PolicyTokens = kept
+	return kept
 }
 
 // newRevision returns a random revision ID.

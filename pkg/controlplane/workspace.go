@@ -36,7 +36,13 @@ type Workspace struct {
 	// Policy is the workspace's resource policy; nil: none.
 	Policy *ResourcePolicy `json:"policy,omitempty"`
 	// PolicyTokens are the clientTokens of the last policy operations.
-	PolicyTokens []policyToken `json:"policyTokens,omitempty"`
+	PolicyTokens []opToken `json:"policyTokens,omitempty"`
+	// QueryLogging is the workspace's query logging configuration; nil:
+	// none. It goes with the workspace's document when that is deleted.
+	QueryLogging *QueryLoggingConfiguration `json:"queryLogging,omitempty"`
+	// QueryLoggingTokens are the clientTokens of the last query logging
+	// operations.
+	QueryLoggingTokens []opToken `json:"queryLoggingTokens,omitempty"`
 
 	// resource is the document as authorisation sees it, built when the
 	// document is read or written.
@@ -76,12 +82,16 @@ type ResourcePolicy struct {
 	ClientToken string `json:"clientToken,omitempty"`
 }
 
-// policyToken records a clientToken a policy operation used, so that a
-// late retry is answered, never applied again.
-type policyToken struct {
-	Token string    `json:"token"`
-	Op    string    `json:"op"` // "put" or "delete"
-	At    time.Time `json:"at"`
+// opToken records a clientToken an operation on a workspace's policy or
+// query logging configuration used, so that a late retry is answered,
+// never applied again.
+type opToken struct {
+	Token string `json:"token"`
+	Op    string `json:"op"` // "put", "delete"; "create", "update"
+	// Request is the hash of the operation's parameters, where a retry
+	// must repeat them.
+	Request string    `json:"request,omitempty"`
+	At      time.Time `json:"at"`
 }
 
 // build derives the authorisation view of the document. A stored policy

@@ -14,6 +14,7 @@ import (
 	"github.com/vigil-metrics/vigil/pkg/controlplane"
 	"github.com/vigil-metrics/vigil/pkg/ingester"
 	"github.com/vigil-metrics/vigil/pkg/limits"
+	"github.com/vigil-metrics/vigil/pkg/querylog"
 )
 
 // workspaceExists tells the compactor which workspaces the control plane
@@ -88,6 +89,26 @@ func (w workspaceOutOfOrder) OutOfOrderTimeWindow(ctx context.Context, id string
 		return time.Duration(*cfg.OutOfOrderTimeWindowInSeconds) * time.Second, nil
 	}
 	return w.limits.OutOfOrderTimeWindow(id), nil
+}
+
+// workspaceQueryLogging gives the query logger each workspace's query
+// logging configuration (CreateQueryLoggingConfiguration), from the
+// control plane's status cache.
+type workspaceQueryLogging struct{ store *controlplane.Store }
+
+func (w workspaceQueryLogging) QueryLogging(ctx context.Context, id string) (querylog.Settings, bool, error) {
+	cfg, err := w.store.QueryLogging(ctx, id)
+	if apierror.CauseOf(err) == apierror.NotFound {
+		return querylog.Settings{}, false, nil
+	}
+	if err != nil {
+		return querylog.Settings{}, false, err
+	}
+	if cfg == nil || cfg.Status != controlplane.StatusActive || len(cfg.Destinations) == 0 {
+		return querylog.Settings{}, false, nil
+	}
+	d := cfg.Destinations[0] // AMP's model: exactly one
+	return querylog.Settings{LogGroupARN: d.CloudWatchLogs.LogGroupARN, QSPThreshold: d.Filters.QSPThreshold}, true, nil
 }
 
 // ringMembers counts the healthy members of a ring for the distributors'

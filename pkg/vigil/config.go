@@ -25,6 +25,7 @@ import (
 	"github.com/vigil-metrics/vigil/pkg/ingester/client"
 	"github.com/vigil-metrics/vigil/pkg/limits"
 	"github.com/vigil-metrics/vigil/pkg/querier"
+	"github.com/vigil-metrics/vigil/pkg/querylog"
 	"github.com/vigil-metrics/vigil/pkg/storage/bucket"
 	"github.com/vigil-metrics/vigil/pkg/storegateway"
 	sgclient "github.com/vigil-metrics/vigil/pkg/storegateway/client"
@@ -47,6 +48,7 @@ type Config struct {
 	Ingester           ingester.Config        `yaml:"ingester"`
 	IngesterClient     client.Config          `yaml:"ingester_client"`
 	Querier            querier.Config         `yaml:"querier"`
+	QueryLogging       querylog.Config        `yaml:"query_logging"`
 	Compactor          compactor.Config       `yaml:"compactor"`
 	StoreGateway       storegateway.Config    `yaml:"store_gateway"`
 	StoreGatewayClient sgclient.Config        `yaml:"store_gateway_client"`
@@ -84,6 +86,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Ingester.RegisterFlags(f)
 	c.IngesterClient.RegisterFlags(f)
 	c.Querier.RegisterFlags(f)
+	c.QueryLogging.RegisterFlags(f)
 	c.Compactor.RegisterFlags(f)
 	c.StoreGateway.RegisterFlags(f)
 	c.StoreGatewayClient.RegisterFlags(f)
@@ -139,7 +142,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	for _, v := range []interface{ Validate() error }{
-		&c.Auth, &c.Audit, &c.Storage, &c.ControlPlane, &c.Distributor, &c.Ingester, &c.Querier, &c.Compactor, &c.StoreGateway, &c.Limits,
+		&c.Auth, &c.Audit, &c.Storage, &c.ControlPlane, &c.Distributor, &c.Ingester, &c.Querier, &c.QueryLogging, &c.Compactor, &c.StoreGateway, &c.Limits,
 	} {
 		if err := v.Validate(); err != nil {
 			return err

@@ -33,6 +33,7 @@ import (
 	"github.com/vigil-metrics/vigil/pkg/limits"
 	"github.com/vigil-metrics/vigil/pkg/pb/storegatewaypb"
 	"github.com/vigil-metrics/vigil/pkg/querier"
+	"github.com/vigil-metrics/vigil/pkg/querylog"
 	"github.com/vigil-metrics/vigil/pkg/ringmember"
 	"github.com/vigil-metrics/vigil/pkg/storage/bucket"
 	vtsdb "github.com/vigil-metrics/vigil/pkg/storage/tsdb"
@@ -55,6 +56,7 @@ const (
 	MemberlistKV     = "memberlist-kv"
 	Overrides        = "overrides"
 	Querier          = "querier"
+	QueryLog         = "query-log"
 	Router           = "router"
 	Server           = "server"
 	Storage          = "storage"
@@ -77,7 +79,8 @@ var deps = map[string][]string{
 	IngesterRing:     {MemberlistKV},
 	MemberlistKV:     {Server},
 	Overrides:        nil,
-	Querier:          {Router, IngesterRing, StoreGatewayRing, Storage, Overrides},
+	Querier:          {Router, IngesterRing, StoreGatewayRing, Storage, Overrides, QueryLog},
+	QueryLog:         {Workspaces},
 	StoreGateway:     {Server, MemberlistKV, Storage, StoreGatewayRing, Overrides},
 	StoreGatewayRing: {MemberlistKV},
 	Router:           {Server, Workspaces},
@@ -102,6 +105,7 @@ func (t *Vigil) setupModules() (*modules.Manager, error) {
 	mm.RegisterModule(Distributor, t.initDistributor)
 	mm.RegisterModule(Ingester, t.initIngester)
 	mm.RegisterModule(Querier, t.initQuerier)
+	mm.RegisterModule(QueryLog, t.initQueryLog, modules.UserInvisibleModule)
 	mm.RegisterModule(Compactor, t.initCompactor)
 	mm.RegisterModule(StoreGatewayRing, t.initStoreGatewayRing, modules.UserInvisibleModule)
 	mm.RegisterModule(StoreGateway, t.initStoreGateway)
@@ -409,6 +413,18 @@ func (t *Vigil) initQuerier() (services.Service, error) {
 	engine := querier.NewEngine(t.Cfg.Querier, t.Registerer, t.Logger)
 	t.API.RegisterQuery(querier.NewHandler(t.Cfg.Querier, engine, queryable, t.Overrides, t.Registerer, t.Logger))
 	return subservices.Service(pool, sgPool), nil
+}
+
+// initQueryLog builds the query logger the querier calls after each query:
+// it writes the queries a workspace's query logging configuration selects.
+func (t *Vigil) initQueryLog() (services.Service, error) {
+	l, err := querylog.New(t.Cfg.QueryLogging, t.Cfg.DataDir, workspaceQueryLogging{t.Workspaces}, t.Registerer, t.Logger)
+	if err != nil {
+		return nil, err
+	}
+	t.QueryLogger = l
+	t.Workspaces.OnDeleted(l.Forget)
+	return services.NewIdleService(nil, func(error) error { return l.Close() }), nil
 }
 
 func (t *Vigil) initStoreGatewayRing() (services.Service, error) {

@@ -28,6 +28,7 @@ import (
 	"github.com/vigil-metrics/vigil/pkg/inflight"
 	"github.com/vigil-metrics/vigil/pkg/ingester"
 	"github.com/vigil-metrics/vigil/pkg/limits"
+	"github.com/vigil-metrics/vigil/pkg/querylog"
 	"github.com/vigil-metrics/vigil/pkg/storegateway"
 )
 
@@ -70,6 +71,9 @@ type Vigil struct {
 	Distributor  *distributor.Distributor
 	Compactor    *compactor.Compactor
 	StoreGateway *storegateway.StoreGateway
+	// QueryLogger writes the query log of workspaces with a query logging
+	// configuration; the querier calls it after each query.
+	QueryLogger *querylog.Logger
 
 	Overrides *limits.Overrides
 	// InflightBytes is the process's budget of request memory, shared by

@@ -32,6 +32,7 @@ var allowed = map[string][]string{
 	"pkg/distributor":         {"pkg/ingester/client", "pkg/limits", "pkg/pb/", "pkg/push", "pkg/ringmember"},
 	"pkg/ingester":            {"pkg/storage/", "pkg/limits", "pkg/pb/", "pkg/ingester/client", "pkg/ringmember"},
 	"pkg/ingester/client":     {"pkg/pb/", "pkg/ringmember"},
+	"pkg/querylog":            nil,
 	"pkg/querier":             {"pkg/ingester/client", "pkg/storegateway/client", "pkg/storage/", "pkg/limits", "pkg/pb/"},
 	"pkg/storegateway":        {"pkg/storage/", "pkg/limits", "pkg/pb/", "pkg/ringmember", "pkg/storegateway/client"},
 	"pkg/storegateway/client": {"pkg/pb/", "pkg/ringmember"},
