@@ -29,7 +29,17 @@ var servedPaths = []string{
 	"/api/v1/series",
 	"/api/v1/format_query",
 	"/api/v1/parse_query",
+	"/api/v1/metadata",
+	"/api/v1/query_exemplars",
+	"/api/v1/status/buildinfo",
 }
+
+// Paths answered by Vigil's own handlers rather than Prometheus's (which
+// serves them from its scrape targets and build).
+const (
+	metadataPath  = "/api/v1/metadata"
+	buildInfoPath = "/api/v1/status/buildinfo"
+)
 
 // slotWait bounds the wait for a query slot.
 const slotWait = 30 * time.Second
@@ -57,11 +67,12 @@ func NewEngine(cfg Config, reg prometheus.Registerer, logger log.Logger) *promql
 
 // NewHandler returns an http.Handler serving the Prometheus query API (paths
 // under /api/v1/) over queryable, with Prometheus's own request parsing and
-// JSON encoding. The workspace comes from each request's context.
+// JSON encoding: queries, labels, series, exemplars, metric metadata and
+// build information. The workspace comes from each request's context.
 func NewHandler(cfg Config, engine promql.QueryEngine, queryable *Queryable, limits GuardLimits, reg prometheus.Registerer, logger log.Logger) http.Handler {
 	slogger := logging.Slog(logger)
 	api := v1.NewAPI(
-		engine, queryable, nil, nil,
+		engine, queryable, nil, queryable,
 		nil, nil, nil,
 		func() config.Config { return config.DefaultConfig },
 		map[string]string{},
@@ -98,9 +109,17 @@ func NewHandler(cfg Config, engine promql.QueryEngine, queryable *Queryable, lim
 	slots := make(chan struct{}, cfg.MaxConcurrent)
 	perWorkspace := newWorkspaceSlots()
 	g := &guard{limits: limits}
+	metadata, buildInfo := metadataHandler(queryable), buildInfoHandler()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !served(r.URL.Path) {
+		path := strings.TrimSuffix(r.URL.Path, "/")
+		if !served(path) {
 			apierror.WritePrometheus(w, apierror.New(apierror.NotFound, "", "unknown or not yet served API endpoint %s", r.URL.Path))
+			return
+		}
+		// Prometheus's router answers other methods 405.
+		get := r.Method == http.MethodGet || r.Method == http.MethodHead
+		if path == buildInfoPath && get {
+			buildInfo(w, r) // reads nothing: no query slot
 			return
 		}
 		if err := g.check(w, r); err != nil {
@@ -124,6 +143,10 @@ func NewHandler(cfg Config, engine promql.QueryEngine, queryable *Queryable, lim
 			return
 		case <-r.Context().Done():
 			apierror.WritePrometheus(w, apierror.New(apierror.Unavailable, "", "request cancelled while waiting for a query slot (-querier.max-concurrent)"))
+			return
+		}
+		if path == metadataPath && get {
+			metadata(w, r)
 			return
 		}
 		router.ServeHTTP(w, r)
@@ -156,7 +179,6 @@ func statusOfCause[N comparable](kind N, err error) (int, bool) {
 }
 
 func served(path string) bool {
-	path = strings.TrimSuffix(path, "/")
 	for _, p := range servedPaths {
 		if path == p {
 			return true
