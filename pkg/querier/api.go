@@ -1,6 +1,7 @@
 package querier
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/util/notifications"
 	v1 "github.com/prometheus/prometheus/web/api/v1"
 
@@ -70,37 +72,7 @@ func NewEngine(cfg Config, reg prometheus.Registerer, logger log.Logger) *promql
 // JSON encoding: queries, labels, series, exemplars, metric metadata and
 // build information. The workspace comes from each request's context.
 func NewHandler(cfg Config, engine promql.QueryEngine, queryable *Queryable, limits GuardLimits, reg prometheus.Registerer, logger log.Logger) http.Handler {
-	slogger := logging.Slog(logger)
-	api := v1.NewAPI(
-		engine, queryable, nil, queryable,
-		nil, nil, nil,
-		func() config.Config { return config.DefaultConfig },
-		map[string]string{},
-		v1.GlobalURLOptions{},
-		func(f http.HandlerFunc) http.HandlerFunc { return f },
-		nil, "", false, false, 0,
-		slogger,
-		nil,
-		0, 1, 1<<20,
-		false,
-		nil,
-		nil,
-		&v1.PrometheusVersion{},
-		func() []notifications.Notification { return nil },
-		func() (<-chan notifications.Notification, func(), bool) { return nil, func() {}, false },
-		prometheus.NewRegistry(),
-		prometheus.WrapRegistererWithPrefix("vigil_querier_", reg),
-		nil,
-		false, nil,
-		false, false, false,
-		cfg.LookbackDelta,
-		false, false,
-		statusOfCause, nil,
-		v1.OpenAPIOptions{},
-		nil,
-		false,
-		cfg.Timeout,
-	)
+	api := newPrometheusAPI(cfg, engine, queryable, queryable, nil, reg, logger)
 	router := route.New()
 	api.Register(router.WithPrefix("/api/v1"))
 	// At most MaxConcurrent requests evaluate at once; the rest wait for a
@@ -151,6 +123,42 @@ func NewHandler(cfg Config, engine promql.QueryEngine, queryable *Queryable, lim
 		}
 		router.ServeHTTP(w, r)
 	})
+}
+
+// newPrometheusAPI returns Prometheus's own query API over q and eq, with
+// the scrape targets of tr (nil: none).
+func newPrometheusAPI(cfg Config, engine promql.QueryEngine, q storage.SampleAndChunkQueryable, eq storage.ExemplarQueryable, tr func(context.Context) v1.TargetRetriever, reg prometheus.Registerer, logger log.Logger) *v1.API {
+	slogger := logging.Slog(logger)
+	return v1.NewAPI(
+		engine, q, nil, eq,
+		nil, tr, nil,
+		func() config.Config { return config.DefaultConfig },
+		map[string]string{},
+		v1.GlobalURLOptions{},
+		func(f http.HandlerFunc) http.HandlerFunc { return f },
+		nil, "", false, false, 0,
+		slogger,
+		nil,
+		0, 1, 1<<20,
+		false,
+		nil,
+		nil,
+		&v1.PrometheusVersion{},
+		func() []notifications.Notification { return nil },
+		func() (<-chan notifications.Notification, func(), bool) { return nil, func() {}, false },
+		prometheus.NewRegistry(),
+		prometheus.WrapRegistererWithPrefix("vigil_querier_", reg),
+		nil,
+		false, nil,
+		false, false, false,
+		cfg.LookbackDelta,
+		false, false,
+		statusOfCause, nil,
+		v1.OpenAPIOptions{},
+		nil,
+		false,
+		cfg.Timeout,
+	)
 }
 
 // statusOfCause answers a query that ran out of time 422, as AMP does

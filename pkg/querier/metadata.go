@@ -62,7 +62,7 @@ func (q *Queryable) MetricsMetadata(ctx context.Context, limit, limitPerMetric i
 	if err != nil {
 		return nil, err
 	}
-	return mergeMetadata(answers, limit, limitPerMetric), nil
+	return mergeMetadata(answers, limit, limitPerMetric, metric), nil
 }
 
 func clampInt32(n int) int32 {
@@ -72,10 +72,13 @@ func clampInt32(n int) int32 {
 // mergeMetadata merges the answers of several ingesters (replicas, and the
 // shards of other metric names), each entry once, and cuts the result as
 // MetricsMetadata says.
-func mergeMetadata(answers [][]prompb.MetricMetadata, limit, limitPerMetric int) map[string][]metadata.Metadata {
+func mergeMetadata(answers [][]prompb.MetricMetadata, limit, limitPerMetric int, metric string) map[string][]metadata.Metadata {
 	sets := map[string]map[metadata.Metadata]struct{}{}
 	for _, a := range answers {
 		for _, md := range a {
+			if metric != "" && md.MetricFamilyName != metric {
+				continue
+			}
 			set := sets[md.MetricFamilyName]
 			if set == nil {
 				set = map[metadata.Metadata]struct{}{}
