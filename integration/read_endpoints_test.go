@@ -78,8 +78,8 @@ func TestGrafanaReadEndpoints(t *testing.T) {
 
 	for path, want := range map[string]int{
 		"/prometheus/api/v1/metadata?metric=http_requests_total": http.StatusOK,
-		"/prometheus/api/v1/status/buildinfo":                     http.StatusOK,
-		"/prometheus/api/v1/metadata?limit=x":                     http.StatusBadRequest,
+		"/prometheus/api/v1/status/buildinfo":                    http.StatusOK,
+		"/prometheus/api/v1/metadata?limit=x":                    http.StatusBadRequest,
 		// Grafana takes a server that answers this for Thanos.
 		"/prometheus/api/v1/status/flags": http.StatusNotFound,
 	} {
