@@ -306,7 +306,7 @@ func (a *API) RegisterPush(p Pusher, limits PushLimits) {
 // RegisterQuery binds a Prometheus HTTP API handler serving paths under
 // /api/v1/ for the workspace in the request context.
 func (a *API) RegisterQuery(query http.Handler) {
-	for _, op := range []string{"QueryMetrics", "GetLabels", "GetSeries"} {
+	for _, op := range []string{"QueryMetrics", "GetLabels", "GetSeries", "GetMetricMetadata"} {
 		a.Bind(op, query)
 	}
 }

@@ -136,6 +136,12 @@ var routeTable = func() []*Route {
 		{"GetLabels", "/api/v1/labels"},
 		{"GetLabels", "/api/v1/label/{name}/values"},
 		{"GetSeries", "/api/v1/series"},
+		{"GetMetricMetadata", "/api/v1/metadata"},
+		// AMP has no operations of their own for these: reading exemplars
+		// is a query; build information is what a client reads before it
+		// queries (Grafana's data source test and feature discovery).
+		{"QueryMetrics", "/api/v1/query_exemplars"},
+		{"QueryMetrics", "/api/v1/status/buildinfo"},
 	} {
 		rs = append(rs,
 			&Route{Operation: q.op, Pattern: "/workspaces/{workspaceId}" + q.path, scope: scopePath, readOnly: true, strip: "/workspaces/{workspaceId}", format: formatPrometheus},

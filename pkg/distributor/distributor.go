@@ -198,7 +198,7 @@ func (d *Distributor) Push(ctx context.Context, req *push.Request) (err error) {
 	}
 	d.validate(s)
 	d.account(s)
-	if len(req.Timeseries) == 0 {
+	if len(req.Timeseries) == 0 && len(req.Metadata) == 0 {
 		return s.refusal()
 	}
 	if err := d.fanOut(ctx, s, cleanup, &handedOff); err != nil {

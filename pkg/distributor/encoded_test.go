@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -25,6 +26,7 @@ import (
 type encodingIngester struct {
 	mu  sync.Mutex
 	got map[string]prompb.TimeSeries
+	md  map[string]int // metadata entries received, by metric name
 }
 
 func (e *encodingIngester) Push(_ context.Context, req *prompb.WriteRequest) error {
@@ -57,6 +59,12 @@ func (e *encodingIngester) record(raw []byte) error {
 	}
 	for _, ts := range req.Timeseries {
 		e.got[ts.Labels[0].Value] = ts
+	}
+	for _, m := range req.Metadata {
+		if e.md == nil {
+			e.md = map[string]int{}
+		}
+		e.md[m.MetricFamilyName]++
 	}
 	return nil
 }
@@ -212,5 +220,51 @@ func TestIngestersGetSeriesAsFixed(t *testing.T) {
 				require.Equal(t, tc.rf, replicas[name], "replicas of %s", name)
 			}
 		})
+	}
+}
+
+// TestMetadataGoesToTheReplicasOfItsName: with more ingesters than
+// replicas, each metadata entry reaches the replicas of its metric name's
+// key, with series or in a request of its own.
+func TestMetadataGoesToTheReplicasOfItsName(t *testing.T) {
+	r := &spreadRing{rf: 3}
+	ings := map[string]*encodingIngester{}
+	for _, addr := range []string{"a", "b", "c", "d", "e"} {
+		r.instances = append(r.instances, ring.InstanceDesc{Addr: addr, Id: addr, State: ring.ACTIVE})
+		ings[addr] = &encodingIngester{}
+	}
+	d := newRingDistributor(t, r, func(inst ring.InstanceDesc) Pusher { return ings[inst.Addr] })
+	now := time.Now().UnixMilli()
+	names := []string{"http_requests_total", "up", "process_cpu_seconds_total"}
+	withSeries := &prompb.WriteRequest{
+		Timeseries: []prompb.TimeSeries{{Labels: lbls("__name__", "up"), Samples: []prompb.Sample{{Timestamp: now, Value: 1}}}},
+		Metadata: []prompb.MetricMetadata{
+			{Type: prompb.MetricMetadata_COUNTER, MetricFamilyName: names[0], Help: "Requests."},
+			{Type: prompb.MetricMetadata_GAUGE, MetricFamilyName: names[1], Help: "Up."},
+		},
+	}
+	alone := &prompb.WriteRequest{Metadata: []prompb.MetricMetadata{{Type: prompb.MetricMetadata_COUNTER, MetricFamilyName: names[2], Help: "CPU."}}}
+	require.Equal(t, http.StatusNoContent, pushHTTP(t, d, withSeries).Code)
+	require.Equal(t, http.StatusNoContent, pushHTTP(t, d, alone).Code)
+	holders := func(name string) []string {
+		var out []string
+		for _, addr := range []string{"a", "b", "c", "d", "e"} {
+			ings[addr].mu.Lock()
+			if ings[addr].md[name] > 0 {
+				out = append(out, addr)
+			}
+			ings[addr].mu.Unlock()
+		}
+		return out
+	}
+	for _, name := range names {
+		rs, err := r.Get(metadataToken("ws-1", name), ring.WriteNoExtend, nil, nil, nil)
+		require.NoError(t, err)
+		var want []string
+		for _, inst := range rs.Instances {
+			want = append(want, inst.Addr)
+		}
+		slices.Sort(want)
+		require.Eventually(t, func() bool { return slices.Equal(want, holders(name)) }, 5*time.Second, time.Millisecond, name)
 	}
 }

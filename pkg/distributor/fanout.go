@@ -61,6 +61,12 @@ func (d *Distributor) fanOut(ctx context.Context, s *pushState, cleanup func(), 
 	for i := range req.Timeseries {
 		keys = append(keys, shardToken(s.workspace, req.Timeseries[i].Labels))
 	}
+	// Metadata goes to the replicas of its metric name, so that every
+	// entry of one name is on the same ingesters (their per-metric limit
+	// holds there); its keys follow the series' (see NewEncodedRequest).
+	for i := range req.Metadata {
+		keys = append(keys, metadataToken(s.workspace, req.Metadata[i].MetricFamilyName))
+	}
 	opts.Cleanup = func() {
 		cancel()
 		*keysPtr = keys[:0]
@@ -143,6 +149,13 @@ func shardToken(workspace string, ls []prompb.Label) uint32 {
 		}
 	}
 	return h
+}
+
+// metadataToken is the shard token of a metric name's metadata: that of a
+// series with the name as its only label.
+func metadataToken(workspace, name string) uint32 {
+	ls := [1]prompb.Label{{Name: "__name__", Value: name}}
+	return shardToken(workspace, ls[:])
 }
 
 // quorumError gives a failed replicated write its user-facing wording: client

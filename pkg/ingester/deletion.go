@@ -58,6 +58,7 @@ func (i *Ingester) removeWorkspace(id string) error {
 	i.deleting[id] = struct{}{}
 	u := i.dbs[id]
 	i.mu.Unlock()
+	i.metadata.forget(id)
 	defer func() {
 		i.mu.Lock()
 		delete(i.deleting, id)

@@ -140,3 +140,29 @@ func (s *GRPCServer) LabelValues(ctx context.Context, req *ingesterpb.LabelValue
 	}
 	return &ingesterpb.LabelValuesResponse{LabelValues: values}, nil
 }
+
+// MetricsMetadata implements ingesterpb.IngesterServer.
+func (s *GRPCServer) MetricsMetadata(ctx context.Context, req *ingesterpb.MetricsMetadataRequest) (*ingesterpb.MetricsMetadataResponse, error) {
+	ctx, err := incomingTenant(ctx)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := s.ing.MetricsMetadata(ctx, req)
+	if err != nil {
+		return nil, apierror.ToGRPC(err)
+	}
+	return resp, nil
+}
+
+// QueryExemplars implements ingesterpb.IngesterServer.
+func (s *GRPCServer) QueryExemplars(ctx context.Context, req *ingesterpb.ExemplarQueryRequest) (*ingesterpb.ExemplarQueryResponse, error) {
+	ctx, err := incomingTenant(ctx)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := s.ing.QueryExemplars(ctx, req)
+	if err != nil {
+		return nil, apierror.ToGRPC(err)
+	}
+	return resp, nil
+}

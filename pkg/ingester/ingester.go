@@ -46,6 +46,11 @@ type Ingester struct {
 	outOfOrder OutOfOrderWindows
 	// seriesLimits gives the workspaces' series limits; nil: none.
 	seriesLimits SeriesLimits
+	// metadataLimits gives the workspaces' metadata and exemplar limits;
+	// nil: metadata unbounded, no exemplars.
+	metadataLimits MetadataLimits
+	// metadata is the metric metadata pushed here, per workspace.
+	metadata *metadataStore
 	// ingesterRing divides the global limits; nil: this ingester holds
 	// the whole limit.
 	ingesterRing IngesterRing
@@ -84,6 +89,7 @@ func New(cfg Config, dataDir string, grpcPort int, bkt objstore.Bucket, kvStore 
 		bucket:   bkt,
 		dbs:      map[string]*userDB{},
 		deleting: map[string]struct{}{},
+		metadata: newMetadataStore(),
 
 		guard:         newMemGuard(cfg.memoryLimit(), cfg.InstanceLimits.MemoryLimitNewSeriesRatio),
 		limitsRefresh: seriesRefresh,
@@ -161,6 +167,7 @@ func (i *Ingester) running(ctx context.Context) error {
 		case <-t.C:
 			i.closeIdle(ctx)
 			i.purgeRefs()
+			i.purgeMetadata()
 		case <-ship.C:
 			i.shipAll(ctx)
 		case <-deleted.C:

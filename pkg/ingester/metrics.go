@@ -10,6 +10,9 @@ type metrics struct {
 	ingestedSamples   prometheus.Counter
 	ingestedHistogram prometheus.Counter
 	discardedSamples  *prometheus.CounterVec
+	discardedMetadata *prometheus.CounterVec
+	ingestedExemplars prometheus.Counter
+	discardedExemplar *prometheus.CounterVec
 	openFailures      *prometheus.CounterVec
 	walSyncs          prometheus.Counter
 	walSyncDuration   prometheus.Histogram
@@ -47,6 +50,18 @@ func newMetrics(reg prometheus.Registerer, series, inflight func() float64) *met
 			Name: "vigil_ingester_discarded_samples_total",
 			Help: "Samples the TSDB rejected, by workspace and AMP discard reason.",
 		}, []string{"workspace", "reason"}),
+		discardedMetadata: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "vigil_ingester_discarded_metadata_total",
+			Help: "Metric metadata entries dropped over the workspace's metadata limits, by workspace and AMP discard reason.",
+		}, []string{"workspace", "reason"}),
+		ingestedExemplars: f.NewCounter(prometheus.CounterOpts{
+			Name: "vigil_ingester_ingested_exemplars_total",
+			Help: "Exemplars appended to workspace TSDBs' exemplar storage.",
+		}),
+		discardedExemplar: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "vigil_ingester_discarded_exemplars_total",
+			Help: "Exemplars the TSDB refused (out of order, duplicate, labels too long, none of the sample's series stored), by workspace.",
+		}, []string{"workspace"}),
 		openFailures: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "vigil_ingester_tsdb_open_failures_total",
 			Help: "Workspace TSDBs that failed to open (WAL replay included), by workspace.",

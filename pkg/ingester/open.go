@@ -103,6 +103,11 @@ func (i *Ingester) open(id string, u *userDB) {
 		opts.OutOfOrderTimeWindow = w
 		u.outOfOrderWindow.Store(w)
 	}
+	// The exemplar storage always exists, so that a workspace whose limit
+	// changes from 0 gets it without a reopen; its size is the limit.
+	opts.EnableExemplarStorage = true
+	opts.MaxExemplars = i.maxExemplars(id)
+	u.maxExemplars.Store(opts.MaxExemplars)
 	u.series.replaying.Store(true)
 	u.db, u.openErr = i.openTSDB(dir, log.With(i.logger, "workspace", id), opts)
 	u.series.replaying.Store(false)

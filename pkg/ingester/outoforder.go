@@ -34,25 +34,45 @@ func (i *Ingester) outOfOrderWindow(ctx context.Context, id string) (ms int64, o
 	return max(w.Milliseconds(), 0), true
 }
 
+// maxExemplars is the size of the workspace's exemplar storage on this
+// ingester: its share of the workspace's limit.
+func (i *Ingester) maxExemplars(id string) int64 {
+	if i.metadataLimits == nil {
+		return 0
+	}
+	return i.share.Load().local(i.metadataLimits.MaxGlobalExemplarsPerUser(id))
+}
+
 // applyOutOfOrder gives an open TSDB its workspace's current out-of-order
-// window, when it changed. Samples already stored out of order stay; the
+// window and exemplar storage size, when they changed (the TSDB takes both
+// in one configuration). Samples already stored out of order stay; the
 // head's out-of-order chunks are compacted into blocks of their own, which
-// are shipped and merged in object storage like the others.
+// are shipped and merged in object storage like the others. A resized
+// exemplar storage keeps the newest exemplars that fit.
 func (i *Ingester) applyOutOfOrder(ctx context.Context, id string, u *userDB) {
 	w, ok := i.outOfOrderWindow(ctx, id)
-	if !ok || w == u.outOfOrderWindow.Load() {
+	if !ok {
+		w = u.outOfOrderWindow.Load()
+	}
+	ex := i.maxExemplars(id)
+	if w == u.outOfOrderWindow.Load() && ex == u.maxExemplars.Load() {
 		return
 	}
-	conf := &config.Config{StorageConfig: config.StorageConfig{TSDBConfig: &config.TSDBConfig{OutOfOrderTimeWindow: w}}}
+	conf := &config.Config{StorageConfig: config.StorageConfig{
+		TSDBConfig:      &config.TSDBConfig{OutOfOrderTimeWindow: w},
+		ExemplarsConfig: &config.ExemplarsConfig{MaxExemplars: ex},
+	}}
 	// No push appends meanwhile: turning the window on gives the head its
 	// out-of-order WAL, which commits read without a lock.
 	u.appendMu.Lock()
 	err := u.db.ApplyConfig(conf)
 	u.appendMu.Unlock()
 	if err != nil {
-		level.Warn(i.logger).Log("msg", "cannot change the workspace's out-of-order window", "workspace", id, "window", time.Duration(w)*time.Millisecond, "err", err)
+		level.Warn(i.logger).Log("msg", "cannot change the workspace's out-of-order window or exemplar storage", "workspace", id, "window", time.Duration(w)*time.Millisecond, "max_exemplars", ex, "err", err)
 		return
 	}
-	u.outOfOrderWindow.Store(w)
-	level.Info(i.logger).Log("msg", "out-of-order window changed", "workspace", id, "window", time.Duration(w)*time.Millisecond)
+	if u.outOfOrderWindow.Swap(w) != w {
+		level.Info(i.logger).Log("msg", "out-of-order window changed", "workspace", id, "window", time.Duration(w)*time.Millisecond)
+	}
+	u.maxExemplars.Store(ex)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
@@ -109,7 +110,8 @@ func discardReason(err error) (string, bool) {
 	return "", false
 }
 
-// Push appends the samples of req to the TSDB of the workspace in ctx. The
+// Push appends the samples and exemplars of req to the TSDB of the
+// workspace in ctx, and keeps its metric metadata (see storeMetadata). The
 // labels of every series must be sorted by name, with no empty values, as the
 // distributor leaves them (the gRPC server checks it for remote callers). Samples
 // the TSDB refuses (out of order, duplicate timestamp, too old) are skipped
@@ -123,6 +125,15 @@ func (i *Ingester) Push(ctx context.Context, req *prompb.WriteRequest) error {
 	defer i.inflightPushes.Add(-1)
 	if max := i.cfg.InstanceLimits.MaxInflightPushRequests; max > 0 && inflight > int64(max) {
 		return maxInflightError(max)
+	}
+	if len(req.Metadata) > 0 {
+		if err := tenant.ValidID(id); err != nil {
+			return apierror.New(apierror.BadData, apierror.IDMissingTenant, "%v", err)
+		}
+		i.storeMetadata(id, req.Metadata)
+	}
+	if len(req.Timeseries) == 0 {
+		return nil // metadata only, as senders push it: no TSDB to open
 	}
 	u, err := i.acquire(ctx, id, true)
 	if err != nil {
@@ -138,6 +149,7 @@ func (i *Ingester) Push(ctx context.Context, req *prompb.WriteRequest) error {
 	var (
 		rej               rejection
 		floats, histos    int
+		exemplars, badEx  int
 		discardedByReason map[string]int
 		overSeriesLimit   int   // samples of new series refused by an instance limit
 		instanceLimit     error // the first instance limit that refused one
@@ -243,6 +255,11 @@ func (i *Ingester) Push(ctx context.Context, req *prompb.WriteRequest) error {
 				return fmt.Errorf("append histogram of workspace %s: %w", id, err)
 			}
 		}
+		if len(ts.Exemplars) > 0 && !refused {
+			n := appendExemplars(app, ref, lset, ts.Exemplars, b)
+			exemplars += n
+			badEx += len(ts.Exemplars) - n
+		}
 		if ref != 0 && (cached == nil || ref != firstRef) {
 			u.refs.put(h, ref, lset, now)
 		}
@@ -258,6 +275,10 @@ func (i *Ingester) Push(ctx context.Context, req *prompb.WriteRequest) error {
 	}
 	i.metrics.ingestedSamples.Add(float64(floats))
 	i.metrics.ingestedHistogram.Add(float64(histos))
+	i.metrics.ingestedExemplars.Add(float64(exemplars))
+	if badEx > 0 {
+		i.metrics.discardedExemplar.WithLabelValues(id).Add(float64(badEx))
+	}
 	for reason, n := range discardedByReason {
 		i.metrics.discardedSamples.WithLabelValues(id, reason).Add(float64(n))
 	}
@@ -270,4 +291,30 @@ func (i *Ingester) Push(ctx context.Context, req *prompb.WriteRequest) error {
 		return maxSeriesError(i.cfg.InstanceLimits.MaxSeries, overSeriesLimit)
 	}
 	return rej.toError()
+}
+
+// appendExemplars appends the exemplars of the series ref (lset) and
+// returns how many the TSDB took. An exemplar needs its series in the head:
+// with no sample of it stored (ref 0), they are dropped. The TSDB refuses
+// the out-of-order or duplicate ones, and all of them while the workspace
+// keeps none (-ingester.max-global-exemplars-per-user 0): they are dropped,
+// never failing the push, as Prometheus's receiver does. b is scratch.
+func appendExemplars(app storage.Appender, ref storage.SeriesRef, lset labels.Labels, exs []prompb.Exemplar, b *labels.ScratchBuilder) int {
+	if ref == 0 {
+		return 0
+	}
+	n := 0
+	for _, ex := range exs {
+		b.Reset()
+		for _, l := range ex.Labels {
+			b.Add(l.Name, l.Value)
+		}
+		b.Sort()
+		// Labels copies the names and values out of the request's buffer.
+		e := exemplar.Exemplar{Labels: b.Labels(), Value: ex.Value, Ts: ex.Timestamp, HasTs: true}
+		if _, err := app.AppendExemplar(ref, lset, e); err == nil {
+			n++
+		}
+	}
+	return n
 }

@@ -38,6 +38,8 @@ type userDB struct {
 	wal      *walSyncer // nil unless -ingester.tsdb.wal-sync=always
 	// outOfOrderWindow is the TSDB's out-of-order window (ms).
 	outOfOrderWindow atomic.Int64
+	// maxExemplars is the size of the TSDB's exemplar storage.
+	maxExemplars atomic.Int64
 
 	mu       sync.Mutex
 	inUse    int
@@ -97,6 +99,7 @@ func (i *Ingester) closeDB(id string, u *userDB) (bool, error) {
 	if closed {
 		i.forget(id, u)
 		i.metrics.discardedSamples.DeletePartialMatch(prometheus.Labels{"workspace": id})
+		i.metrics.discardedExemplar.DeleteLabelValues(id)
 		i.metrics.seriesCapacity.DeleteLabelValues(id)
 		i.metrics.seriesBaseline.DeleteLabelValues(id)
 		close(u.done)

@@ -26,18 +26,31 @@ type IngesterLimits struct {
 	// none by default. The workspace configuration, when it sets a window,
 	// wins over this.
 	OutOfOrderTimeWindow model.Duration `yaml:"out_of_order_time_window"`
+	// AMP quota: active metrics with metadata per workspace, 20,000.
+	MaxGlobalMetadataPerUser int `yaml:"max_global_metadata_per_user"`
+	// AMP quota: metadata per metric, 10.
+	MaxGlobalMetadataPerMetric int `yaml:"max_global_metadata_per_metric"`
+	// Not an AMP quota (AMP publishes none for exemplars): Prometheus's
+	// default exemplar storage size.
+	MaxGlobalExemplarsPerUser int `yaml:"max_global_exemplars_per_user"`
 }
 
 func (l *IngesterLimits) registerFlags(f *flag.FlagSet) {
 	f.IntVar(&l.MaxGlobalSeriesPerUser, "ingester.max-global-series-per-user", 10_000_000, "Most active series one workspace may have across the cluster (each ingester enforces its share: this times the replication factor divided by the ingesters). Samples of new series beyond it are refused with 400 (reason per_user_series_limit). AMP quota: 10,000,000 active series per workspace. 0: no limit.")
 	f.IntVar(&l.SeriesCapacityMinimum, "ingester.series-capacity-minimum", 2_000_000, "The active-series capacity of a workspace adapts to its use, as AMP's: twice its average of the last 30 minutes, at least this, at most -ingester.max-global-series-per-user; a surge beyond twice the baseline is refused until the baseline catches up. AMP: capacity from 2,000,000. 0: the capacity is -ingester.max-global-series-per-user.")
 	f.IntVar(&l.MaxGlobalSeriesPerMetric, "ingester.max-global-series-per-metric", 0, "Most active series of one metric name one workspace may have across the cluster; samples of new series beyond it are refused with 400 (reason per_metric_series_limit). AMP has the limit but publishes no default. 0: no limit.")
+	f.IntVar(&l.MaxGlobalMetadataPerUser, "ingester.max-global-metadata-per-user", 20_000, "Most metric names one workspace may have metadata (TYPE, HELP, UNIT) for across the cluster (each ingester enforces its share, as for series). Metadata of further metric names is dropped (reason per_user_metadata_limit) while their samples are stored. AMP quota: 20,000 active metrics with metadata per workspace. 0: no limit.")
+	f.IntVar(&l.MaxGlobalMetadataPerMetric, "ingester.max-global-metadata-per-metric", 10, "Most distinct metadata entries one metric name may have in the ingesters; further ones are dropped (reason per_metric_metadata_limit) until older ones expire (-ingester.metadata-retain-period). AMP quota: 10 metadata per metric. 0: no limit.")
+	f.IntVar(&l.MaxGlobalExemplarsPerUser, "ingester.max-global-exemplars-per-user", 100_000, "Exemplars one workspace keeps in the ingesters across the cluster (each ingester its share, as for series): a ring buffer per workspace TSDB, the oldest exemplars overwritten first, allocated whole when the TSDB opens (about 64 bytes per exemplar). AMP publishes no exemplar quota; 100,000 is Prometheus's default exemplar storage. 0: exemplars are dropped.")
 	f.Var(&l.OutOfOrderTimeWindow, "ingester.out-of-order-time-window", "How far behind the workspace's newest sample (in its ingesters' heads) a sample may be and still be stored, out of order within its series (out-of-order ingestion); older ones are refused (reason sample-out-of-order). A workspace's configuration (outOfOrderTimeWindowInSeconds of UpdateWorkspaceConfiguration) wins over this. AMP: none unless configured. 0: none.")
 }
 
 func (l *IngesterLimits) validate() error {
 	if l.MaxGlobalSeriesPerUser < 0 || l.MaxGlobalSeriesPerMetric < 0 || l.SeriesCapacityMinimum < 0 {
 		return fmt.Errorf("ingester series limits must not be negative")
+	}
+	if l.MaxGlobalMetadataPerUser < 0 || l.MaxGlobalMetadataPerMetric < 0 || l.MaxGlobalExemplarsPerUser < 0 {
+		return fmt.Errorf("ingester metadata and exemplar limits must not be negative")
 	}
 	if l.OutOfOrderTimeWindow < 0 {
 		return fmt.Errorf("ingester.out-of-order-time-window must not be negative")
@@ -143,4 +156,22 @@ func (o *Overrides) MaxGlobalSeriesPerMetric(workspace string) int {
 // OutOfOrderTimeWindow is the workspace's default out-of-order window; 0: none.
 func (o *Overrides) OutOfOrderTimeWindow(workspace string) time.Duration {
 	return time.Duration(o.get(workspace).Ingester.OutOfOrderTimeWindow)
+}
+
+// MaxGlobalMetadataPerUser is the most metric names with metadata the
+// workspace may have; 0: no limit.
+func (o *Overrides) MaxGlobalMetadataPerUser(workspace string) int {
+	return o.get(workspace).Ingester.MaxGlobalMetadataPerUser
+}
+
+// MaxGlobalMetadataPerMetric is the most metadata entries one metric name
+// may have; 0: no limit.
+func (o *Overrides) MaxGlobalMetadataPerMetric(workspace string) int {
+	return o.get(workspace).Ingester.MaxGlobalMetadataPerMetric
+}
+
+// MaxGlobalExemplarsPerUser is the most exemplars the workspace keeps; 0:
+// none.
+func (o *Overrides) MaxGlobalExemplarsPerUser(workspace string) int {
+	return o.get(workspace).Ingester.MaxGlobalExemplarsPerUser
 }

@@ -1,6 +1,7 @@
 package querier
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/util/notifications"
 	v1 "github.com/prometheus/prometheus/web/api/v1"
 
@@ -29,7 +31,17 @@ var servedPaths = []string{
 	"/api/v1/series",
 	"/api/v1/format_query",
 	"/api/v1/parse_query",
+	"/api/v1/metadata",
+	"/api/v1/query_exemplars",
+	"/api/v1/status/buildinfo",
 }
+
+// Paths answered by Vigil's own handlers rather than Prometheus's (which
+// serves them from its scrape targets and build).
+const (
+	metadataPath  = "/api/v1/metadata"
+	buildInfoPath = "/api/v1/status/buildinfo"
+)
 
 // slotWait bounds the wait for a query slot.
 const slotWait = 30 * time.Second
@@ -57,40 +69,11 @@ func NewEngine(cfg Config, reg prometheus.Registerer, logger log.Logger) *promql
 
 // NewHandler returns an http.Handler serving the Prometheus query API (paths
 // under /api/v1/) over queryable, with Prometheus's own request parsing and
-// JSON encoding. The workspace comes from each request's context.
+// JSON encoding: queries, labels, series, exemplars, metric metadata and
+// build information. The workspace comes from each request's context.
 func NewHandler(cfg Config, engine promql.QueryEngine, queryable *Queryable, limits GuardLimits, reg prometheus.Registerer, logger log.Logger) http.Handler {
-	slogger := logging.Slog(logger)
 	engine = &guardedEngine{QueryEngine: engine, limits: limits}
-	api := v1.NewAPI(
-		engine, queryable, nil, nil,
-		nil, nil, nil,
-		func() config.Config { return config.DefaultConfig },
-		map[string]string{},
-		v1.GlobalURLOptions{},
-		func(f http.HandlerFunc) http.HandlerFunc { return f },
-		nil, "", false, false, 0,
-		slogger,
-		nil,
-		0, 1, 1<<20,
-		false,
-		nil,
-		nil,
-		&v1.PrometheusVersion{},
-		func() []notifications.Notification { return nil },
-		func() (<-chan notifications.Notification, func(), bool) { return nil, func() {}, false },
-		prometheus.NewRegistry(),
-		prometheus.WrapRegistererWithPrefix("vigil_querier_", reg),
-		nil,
-		false, nil,
-		false, false, false,
-		cfg.LookbackDelta,
-		false, false,
-		statusOfCause, nil,
-		v1.OpenAPIOptions{},
-		nil,
-		false,
-		cfg.Timeout,
-	)
+	api := newPrometheusAPI(cfg, engine, queryable, queryable, nil, reg, logger)
 	router := route.New()
 	api.Register(router.WithPrefix("/api/v1"))
 	// At most MaxConcurrent requests evaluate at once; the rest wait for a
@@ -99,9 +82,17 @@ func NewHandler(cfg Config, engine promql.QueryEngine, queryable *Queryable, lim
 	slots := make(chan struct{}, cfg.MaxConcurrent)
 	perWorkspace := newWorkspaceSlots()
 	g := &guard{limits: limits}
+	metadata, buildInfo := metadataHandler(queryable), buildInfoHandler()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !served(r.URL.Path) {
+		path := strings.TrimSuffix(r.URL.Path, "/")
+		if !served(path) {
 			apierror.WritePrometheus(w, apierror.New(apierror.NotFound, "", "unknown or not yet served API endpoint %s", r.URL.Path))
+			return
+		}
+		// Prometheus's router answers other methods 405.
+		get := r.Method == http.MethodGet || r.Method == http.MethodHead
+		if path == buildInfoPath && get {
+			buildInfo(w, r) // reads nothing: no query slot
 			return
 		}
 		if err := g.check(w, r); err != nil {
@@ -134,8 +125,48 @@ func NewHandler(cfg Config, engine promql.QueryEngine, queryable *Queryable, lim
 			apierror.WritePrometheus(w, apierror.New(apierror.Unavailable, "", "request cancelled while waiting for a query slot (-querier.max-concurrent)"))
 			return
 		}
+		if path == metadataPath && get {
+			metadata(w, r)
+			return
+		}
 		router.ServeHTTP(w, r)
 	})
+}
+
+// newPrometheusAPI returns Prometheus's own query API over q and eq, with
+// the scrape targets of tr (nil: none).
+func newPrometheusAPI(cfg Config, engine promql.QueryEngine, q storage.SampleAndChunkQueryable, eq storage.ExemplarQueryable, tr func(context.Context) v1.TargetRetriever, reg prometheus.Registerer, logger log.Logger) *v1.API {
+	slogger := logging.Slog(logger)
+	return v1.NewAPI(
+		engine, q, nil, eq,
+		nil, tr, nil,
+		func() config.Config { return config.DefaultConfig },
+		map[string]string{},
+		v1.GlobalURLOptions{},
+		func(f http.HandlerFunc) http.HandlerFunc { return f },
+		nil, "", false, false, 0,
+		slogger,
+		nil,
+		0, 1, 1<<20,
+		false,
+		nil,
+		nil,
+		&v1.PrometheusVersion{},
+		func() []notifications.Notification { return nil },
+		func() (<-chan notifications.Notification, func(), bool) { return nil, func() {}, false },
+		prometheus.NewRegistry(),
+		prometheus.WrapRegistererWithPrefix("vigil_querier_", reg),
+		nil,
+		false, nil,
+		false, false, false,
+		cfg.LookbackDelta,
+		false, false,
+		statusOfCause, nil,
+		v1.OpenAPIOptions{},
+		nil,
+		false,
+		cfg.Timeout,
+	)
 }
 
 // statusOfCause answers a query that ran out of time 422, as AMP does
@@ -164,7 +195,6 @@ func statusOfCause[N comparable](kind N, err error) (int, bool) {
 }
 
 func served(path string) bool {
-	path = strings.TrimSuffix(path, "/")
 	for _, p := range servedPaths {
 		if path == p {
 			return true

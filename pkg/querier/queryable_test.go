@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vigil-metrics/vigil/pkg/ingester/client"
+	"github.com/vigil-metrics/vigil/pkg/pb/ingesterpb"
 	"github.com/vigil-metrics/vigil/pkg/tenant"
 )
 
@@ -49,14 +50,34 @@ func (r fakeRing) GetReplicationSetForOperation(ring.Operation) (ring.Replicatio
 
 // replica serves fixed series, or fails.
 type replica struct {
-	series []*prompb.TimeSeries
-	err    error
-	delay  time.Duration // before answering
-	opened atomic.Int32  // queriers opened
-	closed atomic.Int32  // queriers closed
+	series    []*prompb.TimeSeries
+	metadata  []prompb.MetricMetadata
+	exemplars []prompb.TimeSeries
+	lastMD    *ingesterpb.MetricsMetadataRequest // the last metadata request
+	err       error
+	delay     time.Duration // before answering
+	opened    atomic.Int32  // queriers opened
+	closed    atomic.Int32  // queriers closed
 }
 
 func (r *replica) Push(context.Context, *prompb.WriteRequest) error { return nil }
+
+func (r *replica) MetricsMetadata(_ context.Context, req *ingesterpb.MetricsMetadataRequest) (*ingesterpb.MetricsMetadataResponse, error) {
+	time.Sleep(r.delay)
+	r.lastMD = req
+	if r.err != nil {
+		return nil, r.err
+	}
+	return &ingesterpb.MetricsMetadataResponse{Metadata: r.metadata}, nil
+}
+
+func (r *replica) QueryExemplars(context.Context, *ingesterpb.ExemplarQueryRequest) (*ingesterpb.ExemplarQueryResponse, error) {
+	time.Sleep(r.delay)
+	if r.err != nil {
+		return nil, r.err
+	}
+	return &ingesterpb.ExemplarQueryResponse{Timeseries: r.exemplars}, nil
+}
 
 func (r *replica) Querier(context.Context, int64, int64) (storage.ChunkQuerier, error) {
 	time.Sleep(r.delay)

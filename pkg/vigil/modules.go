@@ -388,6 +388,7 @@ func (t *Vigil) initIngester() (services.Service, error) {
 	// Series limits are per workspace and global: each ingester enforces
 	// its share, from the healthy ingesters of the ring.
 	ing.SetSeriesLimits(t.Overrides)
+	ing.SetMetadataLimits(t.Overrides)
 	ing.SetOutOfOrderWindows(workspaceOutOfOrder{t.Workspaces, t.Overrides})
 	ing.SetRing(t.IngesterRing)
 	gc, limit := t.Cfg.Ingester.ApplyRuntime()

@@ -36,6 +36,12 @@ type Ingester interface {
 	// select whose hints' Func is "series" gets series without chunks. Its
 	// selects live until it is closed (or their context ends).
 	Querier(ctx context.Context, mint, maxt int64) (storage.ChunkQuerier, error)
+	// MetricsMetadata returns the metric metadata the ingester holds,
+	// sorted by metric name, then type, help and unit, cut as req says.
+	MetricsMetadata(ctx context.Context, req *ingesterpb.MetricsMetadataRequest) (*ingesterpb.MetricsMetadataResponse, error)
+	// QueryExemplars returns the exemplars the ingester holds of the
+	// series matching req.
+	QueryExemplars(ctx context.Context, req *ingesterpb.ExemplarQueryRequest) (*ingesterpb.ExemplarQueryResponse, error)
 }
 
 // PoolClient is an Ingester managed by a dskit client pool.
@@ -117,6 +123,22 @@ func (c *grpcClient) Querier(ctx context.Context, mint, maxt int64) (storage.Chu
 		return nil, err
 	}
 	return &remoteQuerier{client: c.IngesterClient, ctx: ctx, mint: mint, maxt: maxt}, nil
+}
+
+func (c *grpcClient) MetricsMetadata(ctx context.Context, req *ingesterpb.MetricsMetadataRequest) (*ingesterpb.MetricsMetadataResponse, error) {
+	ctx, err := tenant.OutgoingContext(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return c.IngesterClient.MetricsMetadata(ctx, req)
+}
+
+func (c *grpcClient) QueryExemplars(ctx context.Context, req *ingesterpb.ExemplarQueryRequest) (*ingesterpb.ExemplarQueryResponse, error) {
+	ctx, err := tenant.OutgoingContext(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return c.IngesterClient.QueryExemplars(ctx, req)
 }
 
 // localClient serves the ingester of this process without gRPC.

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"sync"
 
@@ -17,12 +18,13 @@ import (
 // ingesters get, encoded once, on the first send: every gRPC call sends the
 // same bytes. Series arrive with the bytes they were decoded from, which
 // are copied as they are; only a series the distributor changed (labels
-// sorted, samples dropped) is encoded again. Metadata is not sent:
-// ingesters do not store it.
+// sorted, samples dropped) is encoded again. Metadata entries are encoded
+// each time: they are few.
 type EncodedRequest struct {
 	req  *prompb.WriteRequest
 	raw  [][]byte // raw[i] encodes req.Timeseries[i]; nil (or a nil element): encode it
-	idxs []int    // the series to send; nil: every series
+	idxs []int    // the series to send; nil: every series, and every metadata entry
+	md   []int    // the metadata entries to send, when idxs is not nil
 
 	bufs *EncodeBuffers
 	once sync.Once
@@ -46,11 +48,27 @@ func NewEncodeBuffers() *EncodeBuffers {
 }
 
 // NewEncodedRequest returns the request for the series idxs of req (nil:
-// all of them), encoded into a buffer of bufs (nil: a new one). raw, when
-// not nil, holds the encoding of every series of req, or nil for a series
-// to encode. Neither may change while it is sent.
+// all of them, and all its metadata), encoded into a buffer of bufs (nil: a
+// new one). An index of idxs from len(req.Timeseries) on names the metadata
+// entry idx-len(req.Timeseries): the sharding keys of a request are those
+// of its series followed by those of its metadata. raw, when not nil, holds
+// the encoding of every series of req, or nil for a series to encode.
+// Neither may change while it is sent.
 func NewEncodedRequest(req *prompb.WriteRequest, raw [][]byte, idxs []int, bufs *EncodeBuffers) *EncodedRequest {
-	return &EncodedRequest{req: req, raw: raw, idxs: idxs, bufs: bufs}
+	e := &EncodedRequest{req: req, raw: raw, idxs: idxs, bufs: bufs}
+	n := len(req.Timeseries)
+	if idxs != nil && len(req.Metadata) > 0 {
+		series := idxs[:0:0]
+		for _, i := range idxs {
+			if i >= n {
+				e.md = append(e.md, i-n)
+			} else {
+				series = append(series, i)
+			}
+		}
+		e.idxs = series
+	}
+	return e
 }
 
 func (e *EncodedRequest) series(i int) (*prompb.TimeSeries, []byte) {
@@ -63,11 +81,17 @@ func (e *EncodedRequest) series(i int) (*prompb.TimeSeries, []byte) {
 // Request is the request as a WriteRequest, for an in-process ingester.
 func (e *EncodedRequest) Request() *prompb.WriteRequest {
 	if e.idxs == nil {
-		return &prompb.WriteRequest{Timeseries: e.req.Timeseries}
+		return &prompb.WriteRequest{Timeseries: e.req.Timeseries, Metadata: e.req.Metadata}
 	}
 	sub := &prompb.WriteRequest{Timeseries: make([]prompb.TimeSeries, len(e.idxs))}
 	for j, i := range e.idxs {
 		sub.Timeseries[j] = e.req.Timeseries[i]
+	}
+	if len(e.md) > 0 {
+		sub.Metadata = make([]prompb.MetricMetadata, len(e.md))
+		for j, i := range e.md {
+			sub.Metadata[j] = e.req.Metadata[i]
+		}
 	}
 	return sub
 }
@@ -102,6 +126,9 @@ func (e *EncodedRequest) Marshal() ([]byte, error) {
 			ts, raw := e.series(i)
 			b = remotewrite.AppendSeries(b, ts, raw)
 		})
+		e.eachMetadata(func(md *prompb.MetricMetadata) {
+			b = appendMetadata(b, md)
+		})
 		e.out = b
 		if e.buf != nil {
 			*e.buf = b
@@ -123,10 +150,38 @@ func (e *EncodedRequest) each(f func(i int)) {
 	}
 }
 
+// eachMetadata calls f with every metadata entry to send.
+func (e *EncodedRequest) eachMetadata(f func(md *prompb.MetricMetadata)) {
+	if e.idxs == nil {
+		for i := range e.req.Metadata {
+			f(&e.req.Metadata[i])
+		}
+		return
+	}
+	for _, i := range e.md {
+		f(&e.req.Metadata[i])
+	}
+}
+
+// appendMetadata appends a metadata entry to an encoded WriteRequest
+// (field 3).
+func appendMetadata(dst []byte, md *prompb.MetricMetadata) []byte {
+	n := md.Size()
+	dst = binary.AppendUvarint(append(dst, 0x1a), uint64(n))
+	start := len(dst)
+	dst = append(dst, make([]byte, n)...)
+	_, _ = md.MarshalToSizedBuffer(dst[start:])
+	return dst
+}
+
 // size is the length of the encoding.
 func (e *EncodedRequest) size() int {
 	n := 0
 	e.each(func(i int) { n += remotewrite.SeriesSize(e.series(i)) })
+	e.eachMetadata(func(md *prompb.MetricMetadata) {
+		m := md.Size()
+		n += 1 + len(binary.AppendUvarint(nil, uint64(m))) + m
+	})
 	return n
 }
 

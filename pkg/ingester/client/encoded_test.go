@@ -78,13 +78,13 @@ func writeRequest(series int) *prompb.WriteRequest {
 // TestEncodedRequestReachesEveryIngester: a request shared by three
 // ingesters arrives whole at each, under the workspace of the context, and
 // is encoded once. Series given with their bytes are sent as those bytes;
-// the others are encoded; metadata is not sent.
+// the others are encoded; the metadata goes too.
 func TestEncodedRequestReachesEveryIngester(t *testing.T) {
 	servers, clients := startServers(t, 3, true)
 	req := writeRequest(100)
+	req.Metadata = []prompb.MetricMetadata{{Type: prompb.MetricMetadata_COUNTER, MetricFamilyName: "sent", Help: "Sent with the series."}}
 	want, err := req.Marshal()
 	require.NoError(t, err)
-	req.Metadata = []prompb.MetricMetadata{{MetricFamilyName: "not_sent"}}
 	// The raw bytes of every second series, as the decoder keeps them.
 	raw := make([][]byte, len(req.Timeseries))
 	for i := 0; i < len(raw); i += 2 {
@@ -107,7 +107,7 @@ func TestEncodedRequestReachesEveryIngester(t *testing.T) {
 		got, err := s.got[0].Marshal()
 		require.NoError(t, err)
 		require.Equal(t, want, got)
-		require.Empty(t, s.got[0].Metadata)
+		require.Equal(t, req.Metadata, s.got[0].Metadata)
 		require.Equal(t, []string{"ws-1"}, s.orgs)
 	}
 	first, _ := enc.Marshal()
@@ -215,5 +215,50 @@ func TestEncodingPanicIsAnError(t *testing.T) {
 		b, err := enc.Marshal()
 		require.ErrorContains(t, err, "encode push request: panic")
 		require.Nil(t, b)
+	}
+}
+
+// TestEncodedRequestShareOfMetadata: indexes from the number of series on
+// name metadata entries; the share holds those series and entries, in
+// process and encoded alike.
+func TestEncodedRequestShareOfMetadata(t *testing.T) {
+	req := writeRequest(3)
+	req.Metadata = []prompb.MetricMetadata{
+		{Type: prompb.MetricMetadata_GAUGE, MetricFamilyName: "a", Help: "A."},
+		{Type: prompb.MetricMetadata_COUNTER, MetricFamilyName: "b_total", Help: "B.", Unit: "seconds"},
+	}
+	for _, tc := range []struct {
+		name       string
+		idxs       []int
+		series     []int
+		metadataAt []int
+	}{
+		{"all", nil, []int{0, 1, 2}, []int{0, 1}},
+		{"series and metadata", []int{1, 4}, []int{1}, []int{1}},
+		{"metadata only", []int{3}, nil, []int{0}},
+		{"series only", []int{0, 2}, []int{0, 2}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			want := &prompb.WriteRequest{}
+			for _, i := range tc.series {
+				want.Timeseries = append(want.Timeseries, req.Timeseries[i])
+			}
+			for _, i := range tc.metadataAt {
+				want.Metadata = append(want.Metadata, req.Metadata[i])
+			}
+			enc := NewEncodedRequest(req, nil, tc.idxs, nil)
+			got := enc.Request()
+			require.Len(t, got.Timeseries, len(want.Timeseries))
+			for i := range want.Timeseries {
+				require.Equal(t, want.Timeseries[i], got.Timeseries[i])
+			}
+			require.Equal(t, want.Metadata, got.Metadata)
+			b, err := enc.Marshal()
+			require.NoError(t, err)
+			var decoded prompb.WriteRequest
+			require.NoError(t, decoded.Unmarshal(b))
+			require.Equal(t, len(want.Timeseries), len(decoded.Timeseries))
+			require.Equal(t, want.Metadata, decoded.Metadata)
+		})
 	}
 }

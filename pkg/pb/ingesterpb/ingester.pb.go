@@ -404,6 +404,217 @@ func (m *LabelValuesResponse) XXX_DiscardUnknown() {
 
 var xxx_messageInfo_LabelValuesResponse proto.InternalMessageInfo
 
+type MetricsMetadataRequest struct {
+	// At most this many metric families, the first by name; negative: all.
+	Limit int32 `protobuf:"varint,1,opt,name=limit,proto3" json:"limit,omitempty"`
+	// At most this many entries per metric family, the first in the
+	// response's order; zero or negative: all.
+	LimitPerMetric int32 `protobuf:"varint,2,opt,name=limit_per_metric,json=limitPerMetric,proto3" json:"limit_per_metric,omitempty"`
+	// Only this metric family; empty: every one.
+	Metric               string   `protobuf:"bytes,3,opt,name=metric,proto3" json:"metric,omitempty"`
+	XXX_NoUnkeyedLiteral struct{} `json:"-"`
+	XXX_unrecognized     []byte   `json:"-"`
+	XXX_sizecache        int32    `json:"-"`
+}
+
+func (m *MetricsMetadataRequest) Reset()         { *m = MetricsMetadataRequest{} }
+func (m *MetricsMetadataRequest) String() string { return proto.CompactTextString(m) }
+func (*MetricsMetadataRequest) ProtoMessage()    {}
+func (*MetricsMetadataRequest) Descriptor() ([]byte, []int) {
+	return fileDescriptor_60f6df4f3586b478, []int{9}
+}
+func (m *MetricsMetadataRequest) XXX_Unmarshal(b []byte) error {
+	return m.Unmarshal(b)
+}
+func (m *MetricsMetadataRequest) XXX_Marshal(b []byte, deterministic bool) ([]byte, error) {
+	if deterministic {
+		return xxx_messageInfo_MetricsMetadataRequest.Marshal(b, m, deterministic)
+	} else {
+		b = b[:cap(b)]
+		n, err := m.MarshalToSizedBuffer(b)
+		if err != nil {
+			return nil, err
+		}
+		return b[:n], nil
+	}
+}
+func (m *MetricsMetadataRequest) XXX_Merge(src proto.Message) {
+	xxx_messageInfo_MetricsMetadataRequest.Merge(m, src)
+}
+func (m *MetricsMetadataRequest) XXX_Size() int {
+	return m.Size()
+}
+func (m *MetricsMetadataRequest) XXX_DiscardUnknown() {
+	xxx_messageInfo_MetricsMetadataRequest.DiscardUnknown(m)
+}
+
+var xxx_messageInfo_MetricsMetadataRequest proto.InternalMessageInfo
+
+type MetricsMetadataResponse struct {
+	Metadata             []prompb.MetricMetadata `protobuf:"bytes,1,rep,name=metadata,proto3" json:"metadata"`
+	XXX_NoUnkeyedLiteral struct{}                `json:"-"`
+	XXX_unrecognized     []byte                  `json:"-"`
+	XXX_sizecache        int32                   `json:"-"`
+}
+
+func (m *MetricsMetadataResponse) Reset()         { *m = MetricsMetadataResponse{} }
+func (m *MetricsMetadataResponse) String() string { return proto.CompactTextString(m) }
+func (*MetricsMetadataResponse) ProtoMessage()    {}
+func (*MetricsMetadataResponse) Descriptor() ([]byte, []int) {
+	return fileDescriptor_60f6df4f3586b478, []int{10}
+}
+func (m *MetricsMetadataResponse) XXX_Unmarshal(b []byte) error {
+	return m.Unmarshal(b)
+}
+func (m *MetricsMetadataResponse) XXX_Marshal(b []byte, deterministic bool) ([]byte, error) {
+	if deterministic {
+		return xxx_messageInfo_MetricsMetadataResponse.Marshal(b, m, deterministic)
+	} else {
+		b = b[:cap(b)]
+		n, err := m.MarshalToSizedBuffer(b)
+		if err != nil {
+			return nil, err
+		}
+		return b[:n], nil
+	}
+}
+func (m *MetricsMetadataResponse) XXX_Merge(src proto.Message) {
+	xxx_messageInfo_MetricsMetadataResponse.Merge(m, src)
+}
+func (m *MetricsMetadataResponse) XXX_Size() int {
+	return m.Size()
+}
+func (m *MetricsMetadataResponse) XXX_DiscardUnknown() {
+	xxx_messageInfo_MetricsMetadataResponse.DiscardUnknown(m)
+}
+
+var xxx_messageInfo_MetricsMetadataResponse proto.InternalMessageInfo
+
+type ExemplarQueryRequest struct {
+	// Inclusive bounds, in milliseconds since the epoch.
+	StartTimestampMs int64 `protobuf:"varint,1,opt,name=start_timestamp_ms,json=startTimestampMs,proto3" json:"start_timestamp_ms,omitempty"`
+	EndTimestampMs   int64 `protobuf:"varint,2,opt,name=end_timestamp_ms,json=endTimestampMs,proto3" json:"end_timestamp_ms,omitempty"`
+	// A series matches when it matches every matcher of any one set.
+	Matchers             []ExemplarMatchers `protobuf:"bytes,3,rep,name=matchers,proto3" json:"matchers"`
+	XXX_NoUnkeyedLiteral struct{}           `json:"-"`
+	XXX_unrecognized     []byte             `json:"-"`
+	XXX_sizecache        int32              `json:"-"`
+}
+
+func (m *ExemplarQueryRequest) Reset()         { *m = ExemplarQueryRequest{} }
+func (m *ExemplarQueryRequest) String() string { return proto.CompactTextString(m) }
+func (*ExemplarQueryRequest) ProtoMessage()    {}
+func (*ExemplarQueryRequest) Descriptor() ([]byte, []int) {
+	return fileDescriptor_60f6df4f3586b478, []int{11}
+}
+func (m *ExemplarQueryRequest) XXX_Unmarshal(b []byte) error {
+	return m.Unmarshal(b)
+}
+func (m *ExemplarQueryRequest) XXX_Marshal(b []byte, deterministic bool) ([]byte, error) {
+	if deterministic {
+		return xxx_messageInfo_ExemplarQueryRequest.Marshal(b, m, deterministic)
+	} else {
+		b = b[:cap(b)]
+		n, err := m.MarshalToSizedBuffer(b)
+		if err != nil {
+			return nil, err
+		}
+		return b[:n], nil
+	}
+}
+func (m *ExemplarQueryRequest) XXX_Merge(src proto.Message) {
+	xxx_messageInfo_ExemplarQueryRequest.Merge(m, src)
+}
+func (m *ExemplarQueryRequest) XXX_Size() int {
+	return m.Size()
+}
+func (m *ExemplarQueryRequest) XXX_DiscardUnknown() {
+	xxx_messageInfo_ExemplarQueryRequest.DiscardUnknown(m)
+}
+
+var xxx_messageInfo_ExemplarQueryRequest proto.InternalMessageInfo
+
+type ExemplarMatchers struct {
+	Matchers             []prompb.LabelMatcher `protobuf:"bytes,1,rep,name=matchers,proto3" json:"matchers"`
+	XXX_NoUnkeyedLiteral struct{}              `json:"-"`
+	XXX_unrecognized     []byte                `json:"-"`
+	XXX_sizecache        int32                 `json:"-"`
+}
+
+func (m *ExemplarMatchers) Reset()         { *m = ExemplarMatchers{} }
+func (m *ExemplarMatchers) String() string { return proto.CompactTextString(m) }
+func (*ExemplarMatchers) ProtoMessage()    {}
+func (*ExemplarMatchers) Descriptor() ([]byte, []int) {
+	return fileDescriptor_60f6df4f3586b478, []int{12}
+}
+func (m *ExemplarMatchers) XXX_Unmarshal(b []byte) error {
+	return m.Unmarshal(b)
+}
+func (m *ExemplarMatchers) XXX_Marshal(b []byte, deterministic bool) ([]byte, error) {
+	if deterministic {
+		return xxx_messageInfo_ExemplarMatchers.Marshal(b, m, deterministic)
+	} else {
+		b = b[:cap(b)]
+		n, err := m.MarshalToSizedBuffer(b)
+		if err != nil {
+			return nil, err
+		}
+		return b[:n], nil
+	}
+}
+func (m *ExemplarMatchers) XXX_Merge(src proto.Message) {
+	xxx_messageInfo_ExemplarMatchers.Merge(m, src)
+}
+func (m *ExemplarMatchers) XXX_Size() int {
+	return m.Size()
+}
+func (m *ExemplarMatchers) XXX_DiscardUnknown() {
+	xxx_messageInfo_ExemplarMatchers.DiscardUnknown(m)
+}
+
+var xxx_messageInfo_ExemplarMatchers proto.InternalMessageInfo
+
+type ExemplarQueryResponse struct {
+	// Each series' labels and its exemplars, sorted by timestamp.
+	Timeseries           []prompb.TimeSeries `protobuf:"bytes,1,rep,name=timeseries,proto3" json:"timeseries"`
+	XXX_NoUnkeyedLiteral struct{}            `json:"-"`
+	XXX_unrecognized     []byte              `json:"-"`
+	XXX_sizecache        int32               `json:"-"`
+}
+
+func (m *ExemplarQueryResponse) Reset()         { *m = ExemplarQueryResponse{} }
+func (m *ExemplarQueryResponse) String() string { return proto.CompactTextString(m) }
+func (*ExemplarQueryResponse) ProtoMessage()    {}
+func (*ExemplarQueryResponse) Descriptor() ([]byte, []int) {
+	return fileDescriptor_60f6df4f3586b478, []int{13}
+}
+func (m *ExemplarQueryResponse) XXX_Unmarshal(b []byte) error {
+	return m.Unmarshal(b)
+}
+func (m *ExemplarQueryResponse) XXX_Marshal(b []byte, deterministic bool) ([]byte, error) {
+	if deterministic {
+		return xxx_messageInfo_ExemplarQueryResponse.Marshal(b, m, deterministic)
+	} else {
+		b = b[:cap(b)]
+		n, err := m.MarshalToSizedBuffer(b)
+		if err != nil {
+			return nil, err
+		}
+		return b[:n], nil
+	}
+}
+func (m *ExemplarQueryResponse) XXX_Merge(src proto.Message) {
+	xxx_messageInfo_ExemplarQueryResponse.Merge(m, src)
+}
+func (m *ExemplarQueryResponse) XXX_Size() int {
+	return m.Size()
+}
+func (m *ExemplarQueryResponse) XXX_DiscardUnknown() {
+	xxx_messageInfo_ExemplarQueryResponse.DiscardUnknown(m)
+}
+
+var xxx_messageInfo_ExemplarQueryResponse proto.InternalMessageInfo
+
 func init() {
 	proto.RegisterType((*PushResponse)(nil), "vigil.ingester.v1.PushResponse")
 	proto.RegisterType((*QueryRequest)(nil), "vigil.ingester.v1.QueryRequest")
@@ -414,49 +625,66 @@ func init() {
 	proto.RegisterType((*LabelNamesResponse)(nil), "vigil.ingester.v1.LabelNamesResponse")
 	proto.RegisterType((*LabelValuesRequest)(nil), "vigil.ingester.v1.LabelValuesRequest")
 	proto.RegisterType((*LabelValuesResponse)(nil), "vigil.ingester.v1.LabelValuesResponse")
+	proto.RegisterType((*MetricsMetadataRequest)(nil), "vigil.ingester.v1.MetricsMetadataRequest")
+	proto.RegisterType((*MetricsMetadataResponse)(nil), "vigil.ingester.v1.MetricsMetadataResponse")
+	proto.RegisterType((*ExemplarQueryRequest)(nil), "vigil.ingester.v1.ExemplarQueryRequest")
+	proto.RegisterType((*ExemplarMatchers)(nil), "vigil.ingester.v1.ExemplarMatchers")
+	proto.RegisterType((*ExemplarQueryResponse)(nil), "vigil.ingester.v1.ExemplarQueryResponse")
 }
 
 func init() { proto.RegisterFile("ingester.proto", fileDescriptor_60f6df4f3586b478) }
 
 var fileDescriptor_60f6df4f3586b478 = []byte{
-	// 591 bytes of a gzipped FileDescriptorProto
-	0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0xff, 0xcc, 0x54, 0xc1, 0x6e, 0xd3, 0x40,
-	0x10, 0x8d, 0x93, 0x34, 0x4a, 0xc6, 0x51, 0x69, 0xb6, 0x1c, 0x22, 0x0b, 0x92, 0x60, 0x01, 0xca,
-	0x01, 0xa5, 0x50, 0x04, 0x42, 0x9c, 0x50, 0x7b, 0x42, 0x22, 0x08, 0x5c, 0x44, 0xa5, 0x22, 0x11,
-	0x6d, 0x92, 0x91, 0xb3, 0x6a, 0xbc, 0x36, 0xde, 0x75, 0x68, 0xf9, 0x21, 0x3e, 0x84, 0x03, 0x39,
-	0xf2, 0x05, 0x08, 0x72, 0xe2, 0x33, 0x90, 0xd7, 0x6b, 0x27, 0x26, 0x89, 0xaa, 0xde, 0xb8, 0x79,
-	0x67, 0xde, 0xf3, 0xce, 0x7b, 0x33, 0x3b, 0xb0, 0xcb, 0xb8, 0x8b, 0x42, 0x62, 0xd8, 0x0b, 0x42,
-	0x5f, 0xfa, 0xa4, 0x31, 0x63, 0x2e, 0x9b, 0xf6, 0xb2, 0xe8, 0xec, 0x91, 0x75, 0xd3, 0xf5, 0x5d,
-	0x5f, 0x65, 0x0f, 0xe2, 0xaf, 0x04, 0x68, 0x99, 0xf2, 0x32, 0x40, 0xa1, 0x0f, 0xf5, 0x10, 0x3d,
-	0x5f, 0x62, 0x72, 0xb2, 0x77, 0xa1, 0xfe, 0x26, 0x12, 0x13, 0x07, 0x45, 0xe0, 0x73, 0x81, 0xf6,
-	0x37, 0x03, 0xea, 0x6f, 0x23, 0x0c, 0x2f, 0x1d, 0xfc, 0x14, 0xa1, 0x90, 0xe4, 0x01, 0x10, 0x21,
-	0x69, 0x28, 0x07, 0x92, 0x79, 0x28, 0x24, 0xf5, 0x82, 0x81, 0x27, 0x9a, 0x46, 0xc7, 0xe8, 0x96,
-	0x9c, 0x3d, 0x95, 0x79, 0x97, 0x26, 0xfa, 0x82, 0x74, 0x61, 0x0f, 0xf9, 0x38, 0x8f, 0x2d, 0x2a,
-	0xec, 0x2e, 0xf2, 0xf1, 0x2a, 0xf2, 0x39, 0x54, 0x3d, 0x2a, 0x47, 0x13, 0x0c, 0x45, 0xb3, 0xd4,
-	0x29, 0x75, 0xcd, 0xc3, 0x66, 0x5c, 0x92, 0x87, 0x72, 0x82, 0x91, 0xe8, 0xbd, 0xa2, 0x43, 0x9c,
-	0xf6, 0x13, 0xc0, 0x51, 0x79, 0xfe, 0xb3, 0x5d, 0x70, 0x32, 0x3c, 0x69, 0x83, 0x29, 0xce, 0x59,
-	0x30, 0x18, 0x4d, 0x22, 0x7e, 0x2e, 0x9a, 0xe5, 0x8e, 0xd1, 0xad, 0x3a, 0x10, 0x87, 0x8e, 0x55,
-	0xc4, 0x3e, 0x85, 0x7d, 0x25, 0xe2, 0x44, 0x86, 0x48, 0xbd, 0x54, 0x1c, 0x79, 0x01, 0x15, 0x81,
-	0x21, 0xc3, 0xb8, 0xfe, 0xf8, 0x46, 0xbb, 0xb7, 0xe6, 0x60, 0x2f, 0xa1, 0x30, 0xee, 0x9e, 0x28,
-	0xa4, 0xbe, 0x5b, 0xf3, 0xec, 0x2f, 0x70, 0xe3, 0x1f, 0x00, 0x39, 0x80, 0xca, 0x34, 0x2e, 0x36,
-	0xfd, 0x69, 0x63, 0x4d, 0x46, 0xfa, 0x8f, 0x04, 0x46, 0x9e, 0x42, 0x45, 0x17, 0x5e, 0xd4, 0xba,
-	0xd7, 0xab, 0x50, 0x3a, 0x52, 0x5e, 0x82, 0xb6, 0x3f, 0xc3, 0x8e, 0x0a, 0x93, 0x16, 0x98, 0x1e,
-	0xe3, 0xca, 0xe4, 0x65, 0x2f, 0x6a, 0x1e, 0xe3, 0xb1, 0xbf, 0x7d, 0xa1, 0xf2, 0xf4, 0x22, 0xcb,
-	0x17, 0x75, 0x9e, 0x5e, 0xe8, 0xbc, 0x05, 0x55, 0xe4, 0x23, 0x7f, 0xcc, 0xb8, 0xdb, 0x2c, 0x75,
-	0x8c, 0xee, 0x8e, 0x93, 0x9d, 0x09, 0x81, 0xf2, 0x98, 0x4a, 0xaa, 0x3c, 0xad, 0x3b, 0xea, 0xdb,
-	0xfe, 0x6a, 0x40, 0x43, 0x09, 0x79, 0x4d, 0x3d, 0x14, 0xff, 0xf1, 0x60, 0xd8, 0x4f, 0x80, 0xac,
-	0x16, 0xaa, 0xdb, 0xde, 0x06, 0x53, 0x59, 0x3f, 0xe0, 0x71, 0x58, 0xb5, 0xa9, 0xe6, 0xc0, 0x34,
-	0x03, 0xda, 0xdf, 0x0d, 0xcd, 0x7b, 0x4f, 0xa7, 0xd1, 0x52, 0xe1, 0x6d, 0x80, 0x25, 0x4f, 0x29,
-	0xab, 0x39, 0xb5, 0x8c, 0xb6, 0xc5, 0x80, 0xe2, 0x35, 0x0c, 0x28, 0x5d, 0x69, 0x40, 0xf9, 0x9a,
-	0x06, 0x3c, 0x83, 0xfd, 0x9c, 0x10, 0xed, 0xc0, 0x1d, 0xa8, 0x27, 0x4a, 0x66, 0x2a, 0xae, 0x2d,
-	0x48, 0x5c, 0x49, 0xa0, 0x87, 0x7f, 0x8a, 0x50, 0x7d, 0xa9, 0x27, 0x90, 0x1c, 0x43, 0x39, 0xde,
-	0x0a, 0x24, 0x77, 0xf1, 0x69, 0xc8, 0x24, 0x6a, 0x6f, 0xac, 0xf6, 0x86, 0xa1, 0xcd, 0x2d, 0x92,
-	0x02, 0x39, 0x03, 0x73, 0xe5, 0x11, 0x92, 0x4d, 0x8c, 0xd5, 0x4d, 0x63, 0xdd, 0xdf, 0x06, 0xc8,
-	0xbf, 0x62, 0xbb, 0xf0, 0xd0, 0x20, 0x1f, 0x00, 0x96, 0x8d, 0x26, 0x77, 0x37, 0x30, 0xd7, 0x06,
-	0xd6, 0xba, 0x77, 0x05, 0x2a, 0x2b, 0xfc, 0x23, 0x98, 0x2b, 0x26, 0x92, 0xad, 0xbc, 0xdc, 0xb4,
-	0x6c, 0x2c, 0x7f, 0x43, 0x2f, 0xec, 0xc2, 0xd1, 0xad, 0xf9, 0xef, 0x56, 0x61, 0xbe, 0x68, 0x19,
-	0x3f, 0x16, 0x2d, 0xe3, 0xd7, 0xa2, 0x65, 0x9c, 0x41, 0x4a, 0x0a, 0x86, 0xc3, 0x8a, 0x5a, 0xcc,
-	0x8f, 0xff, 0x06, 0x00, 0x00, 0xff, 0xff, 0x97, 0xd0, 0xac, 0x62, 0xee, 0x05, 0x00, 0x00,
+	// 775 bytes of a gzipped FileDescriptorProto
+	0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0xff, 0xcc, 0x56, 0xcd, 0x6e, 0xd3, 0x40,
+	0x10, 0x8e, 0xf3, 0xa7, 0x64, 0x12, 0xa5, 0xed, 0xb6, 0x94, 0xc8, 0x82, 0x24, 0x98, 0xbf, 0x80,
+	0x50, 0x0a, 0x45, 0x20, 0x84, 0x38, 0xa0, 0x56, 0x3d, 0x20, 0x91, 0xaa, 0xb8, 0x40, 0xa5, 0x22,
+	0x11, 0xb9, 0xc9, 0x28, 0x59, 0x9a, 0x75, 0x8c, 0x77, 0x53, 0x5a, 0x5e, 0x88, 0x27, 0xe0, 0xc4,
+	0x91, 0x03, 0x3d, 0xf2, 0x04, 0x08, 0xfa, 0x24, 0xc8, 0xeb, 0xb5, 0x63, 0x27, 0x2e, 0xa5, 0x17,
+	0xc4, 0xcd, 0x3b, 0xf3, 0x7d, 0xbb, 0xf3, 0x7d, 0xb3, 0x3b, 0x09, 0x54, 0xa8, 0xdd, 0x47, 0x2e,
+	0xd0, 0x6d, 0x39, 0xee, 0x48, 0x8c, 0xc8, 0xc2, 0x01, 0xed, 0xd3, 0x61, 0x2b, 0x8c, 0x1e, 0xdc,
+	0xd3, 0x97, 0xfa, 0xa3, 0xfe, 0x48, 0x66, 0x57, 0xbc, 0x2f, 0x1f, 0xa8, 0x97, 0xc4, 0x91, 0x83,
+	0x5c, 0x2d, 0xca, 0x2e, 0xb2, 0x91, 0x40, 0x7f, 0x65, 0x54, 0xa0, 0xbc, 0x35, 0xe6, 0x03, 0x13,
+	0xb9, 0x33, 0xb2, 0x39, 0x1a, 0x5f, 0x35, 0x28, 0xbf, 0x18, 0xa3, 0x7b, 0x64, 0xe2, 0xfb, 0x31,
+	0x72, 0x41, 0xee, 0x00, 0xe1, 0xc2, 0x72, 0x45, 0x47, 0x50, 0x86, 0x5c, 0x58, 0xcc, 0xe9, 0x30,
+	0x5e, 0xd5, 0x1a, 0x5a, 0x33, 0x63, 0xce, 0xcb, 0xcc, 0xcb, 0x20, 0xd1, 0xe6, 0xa4, 0x09, 0xf3,
+	0x68, 0xf7, 0xe2, 0xd8, 0xb4, 0xc4, 0x56, 0xd0, 0xee, 0x45, 0x91, 0x8f, 0xa1, 0xc0, 0x2c, 0xd1,
+	0x1d, 0xa0, 0xcb, 0xab, 0x99, 0x46, 0xa6, 0x59, 0x5a, 0xad, 0x7a, 0x25, 0x31, 0x14, 0x03, 0x1c,
+	0xf3, 0xd6, 0x73, 0x6b, 0x0f, 0x87, 0x6d, 0x1f, 0xb0, 0x96, 0x3d, 0xfe, 0x51, 0x4f, 0x99, 0x21,
+	0x9e, 0xd4, 0xa1, 0xc4, 0xf7, 0xa9, 0xd3, 0xe9, 0x0e, 0xc6, 0xf6, 0x3e, 0xaf, 0x66, 0x1b, 0x5a,
+	0xb3, 0x60, 0x82, 0x17, 0x5a, 0x97, 0x11, 0x63, 0x07, 0x16, 0xa5, 0x88, 0x6d, 0xe1, 0xa2, 0xc5,
+	0x02, 0x71, 0xe4, 0x29, 0xe4, 0x39, 0xba, 0x14, 0xbd, 0xfa, 0xbd, 0x13, 0x8d, 0xd6, 0x8c, 0x83,
+	0x2d, 0x9f, 0x42, 0xed, 0xfe, 0xb6, 0x44, 0xaa, 0xb3, 0x15, 0xcf, 0xf8, 0x08, 0x73, 0x53, 0x00,
+	0xb2, 0x02, 0xf9, 0xa1, 0x57, 0x6c, 0xb0, 0xe9, 0xc2, 0x8c, 0x8c, 0x60, 0x0f, 0x1f, 0x46, 0x1e,
+	0x42, 0x5e, 0x15, 0x9e, 0x56, 0xba, 0x67, 0xab, 0x90, 0x3a, 0x02, 0x9e, 0x8f, 0x36, 0x3e, 0x40,
+	0x4e, 0x86, 0x49, 0x0d, 0x4a, 0x8c, 0xda, 0xd2, 0xe4, 0x49, 0x2f, 0x8a, 0x8c, 0xda, 0x9e, 0xbf,
+	0x6d, 0x2e, 0xf3, 0xd6, 0x61, 0x98, 0x4f, 0xab, 0xbc, 0x75, 0xa8, 0xf2, 0x3a, 0x14, 0xd0, 0xee,
+	0x8e, 0x7a, 0xd4, 0xee, 0x57, 0x33, 0x0d, 0xad, 0x99, 0x33, 0xc3, 0x35, 0x21, 0x90, 0xed, 0x59,
+	0xc2, 0x92, 0x9e, 0x96, 0x4d, 0xf9, 0x6d, 0x7c, 0xd2, 0x60, 0x41, 0x0a, 0xd9, 0xb4, 0x18, 0xf2,
+	0xff, 0xf8, 0x62, 0x18, 0x0f, 0x80, 0x44, 0x0b, 0x55, 0x6d, 0xaf, 0x43, 0x49, 0x5a, 0xdf, 0xb1,
+	0xbd, 0xb0, 0x6c, 0x53, 0xd1, 0x84, 0x61, 0x08, 0x34, 0xbe, 0x69, 0x8a, 0xf7, 0xda, 0x1a, 0x8e,
+	0x27, 0x0a, 0x2f, 0x03, 0x4c, 0x78, 0x52, 0x59, 0xd1, 0x2c, 0x86, 0xb4, 0x53, 0x0c, 0x48, 0x9f,
+	0xc3, 0x80, 0xcc, 0x99, 0x06, 0x64, 0xcf, 0x69, 0xc0, 0x23, 0x58, 0x8c, 0x09, 0x51, 0x0e, 0x5c,
+	0x81, 0xb2, 0xaf, 0xe4, 0x40, 0xc6, 0x95, 0x05, 0xbe, 0x2b, 0x3e, 0xd4, 0x70, 0x60, 0xb9, 0x8d,
+	0xc2, 0xa5, 0x5d, 0xde, 0x46, 0x61, 0x79, 0x7d, 0x0f, 0x6c, 0x58, 0x82, 0xdc, 0x90, 0x32, 0x2a,
+	0xa4, 0x03, 0x39, 0xd3, 0x5f, 0x78, 0x7a, 0xe4, 0x47, 0xc7, 0x41, 0xb7, 0xc3, 0x24, 0x53, 0x6a,
+	0xcf, 0x99, 0x15, 0x19, 0xdf, 0x42, 0xd7, 0xdf, 0x8f, 0x2c, 0x43, 0x5e, 0xe5, 0x33, 0xd2, 0x42,
+	0xb5, 0x32, 0x76, 0xe0, 0xe2, 0xcc, 0x89, 0xaa, 0xde, 0x27, 0x50, 0x60, 0x2a, 0xa6, 0x5e, 0x95,
+	0x1e, 0xb5, 0xc0, 0xa7, 0x05, 0xac, 0xd0, 0x04, 0xb5, 0x36, 0x3e, 0x6b, 0xb0, 0xb4, 0x71, 0x88,
+	0xcc, 0x19, 0x5a, 0xee, 0x3f, 0x99, 0x65, 0x1b, 0x33, 0x57, 0xf6, 0x6a, 0xc2, 0x9b, 0x0e, 0x4a,
+	0x52, 0xbd, 0xe3, 0x33, 0xcd, 0xdb, 0x84, 0xf9, 0x69, 0x4c, 0xec, 0x32, 0x68, 0xe7, 0xbc, 0x0c,
+	0xaf, 0xe0, 0xc2, 0x94, 0x0d, 0xa1, 0xbd, 0x20, 0x55, 0x45, 0x67, 0xe1, 0x72, 0x74, 0x5b, 0x4f,
+	0x5c, 0x6c, 0xfe, 0x45, 0xf0, 0xab, 0x5f, 0xb2, 0x50, 0x78, 0xa6, 0x74, 0x91, 0x75, 0xc8, 0x7a,
+	0xbf, 0x1f, 0x24, 0x56, 0xd5, 0x8e, 0x4b, 0x05, 0x2a, 0xd3, 0xf5, 0x7a, 0x82, 0x15, 0xb1, 0x9f,
+	0x9c, 0x14, 0xd9, 0x85, 0x52, 0x64, 0x5c, 0x93, 0x24, 0x46, 0xb4, 0x8f, 0xfa, 0x8d, 0xd3, 0x00,
+	0xf1, 0x79, 0x6f, 0xa4, 0xee, 0x6a, 0xe4, 0x0d, 0xc0, 0x64, 0x24, 0x90, 0x6b, 0x09, 0xcc, 0x99,
+	0xd1, 0xa6, 0x5f, 0x3f, 0x03, 0x15, 0x16, 0xfe, 0x16, 0x4a, 0x91, 0xe7, 0x46, 0x4e, 0xe5, 0xc5,
+	0xe6, 0x4a, 0x62, 0xf9, 0x09, 0xaf, 0xd6, 0x48, 0x91, 0x77, 0x30, 0x37, 0xf5, 0x44, 0xc8, 0xad,
+	0x04, 0x72, 0xf2, 0xc3, 0xd5, 0x6f, 0xff, 0x0d, 0x34, 0x3c, 0x0b, 0xa1, 0x22, 0x3d, 0x0c, 0xae,
+	0x0c, 0x27, 0x37, 0xff, 0x70, 0x89, 0x63, 0xfd, 0x68, 0x9e, 0x0d, 0x0c, 0x8e, 0x59, 0xbb, 0x74,
+	0xfc, 0xab, 0x96, 0x3a, 0x3e, 0xa9, 0x69, 0xdf, 0x4f, 0x6a, 0xda, 0xcf, 0x93, 0x9a, 0xb6, 0x0b,
+	0x01, 0xcd, 0xd9, 0xdb, 0xcb, 0xcb, 0x7f, 0x25, 0xf7, 0x7f, 0x07, 0x00, 0x00, 0xff, 0xff, 0xc2,
+	0x76, 0x04, 0x3d, 0xeb, 0x08, 0x00, 0x00,
 }
 
 // Reference imports to suppress errors if they are not otherwise used.
@@ -482,6 +710,13 @@ type IngesterClient interface {
 	QueryStream(ctx context.Context, in *QueryRequest, opts ...grpc.CallOption) (Ingester_QueryStreamClient, error)
 	LabelNames(ctx context.Context, in *LabelNamesRequest, opts ...grpc.CallOption) (*LabelNamesResponse, error)
 	LabelValues(ctx context.Context, in *LabelValuesRequest, opts ...grpc.CallOption) (*LabelValuesResponse, error)
+	// MetricsMetadata returns the metric metadata (TYPE, HELP, UNIT) pushed
+	// for the workspace and refreshed within the retain period, sorted by
+	// metric family name, then type, help and unit.
+	MetricsMetadata(ctx context.Context, in *MetricsMetadataRequest, opts ...grpc.CallOption) (*MetricsMetadataResponse, error)
+	// QueryExemplars returns the exemplars of the head's exemplar storage
+	// within the inclusive range whose series match any of the matcher sets.
+	QueryExemplars(ctx context.Context, in *ExemplarQueryRequest, opts ...grpc.CallOption) (*ExemplarQueryResponse, error)
 }
 
 type ingesterClient struct {
@@ -551,6 +786,24 @@ func (c *ingesterClient) LabelValues(ctx context.Context, in *LabelValuesRequest
 	return out, nil
 }
 
+func (c *ingesterClient) MetricsMetadata(ctx context.Context, in *MetricsMetadataRequest, opts ...grpc.CallOption) (*MetricsMetadataResponse, error) {
+	out := new(MetricsMetadataResponse)
+	err := c.cc.Invoke(ctx, "/vigil.ingester.v1.Ingester/MetricsMetadata", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ingesterClient) QueryExemplars(ctx context.Context, in *ExemplarQueryRequest, opts ...grpc.CallOption) (*ExemplarQueryResponse, error) {
+	out := new(ExemplarQueryResponse)
+	err := c.cc.Invoke(ctx, "/vigil.ingester.v1.Ingester/QueryExemplars", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // IngesterServer is the server API for Ingester service.
 type IngesterServer interface {
 	// Push appends a batch of samples. Samples that violate the TSDB's rules
@@ -564,6 +817,13 @@ type IngesterServer interface {
 	QueryStream(*QueryRequest, Ingester_QueryStreamServer) error
 	LabelNames(context.Context, *LabelNamesRequest) (*LabelNamesResponse, error)
 	LabelValues(context.Context, *LabelValuesRequest) (*LabelValuesResponse, error)
+	// MetricsMetadata returns the metric metadata (TYPE, HELP, UNIT) pushed
+	// for the workspace and refreshed within the retain period, sorted by
+	// metric family name, then type, help and unit.
+	MetricsMetadata(context.Context, *MetricsMetadataRequest) (*MetricsMetadataResponse, error)
+	// QueryExemplars returns the exemplars of the head's exemplar storage
+	// within the inclusive range whose series match any of the matcher sets.
+	QueryExemplars(context.Context, *ExemplarQueryRequest) (*ExemplarQueryResponse, error)
 }
 
 // UnimplementedIngesterServer can be embedded to have forward compatible implementations.
@@ -581,6 +841,12 @@ func (*UnimplementedIngesterServer) LabelNames(ctx context.Context, req *LabelNa
 }
 func (*UnimplementedIngesterServer) LabelValues(ctx context.Context, req *LabelValuesRequest) (*LabelValuesResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method LabelValues not implemented")
+}
+func (*UnimplementedIngesterServer) MetricsMetadata(ctx context.Context, req *MetricsMetadataRequest) (*MetricsMetadataResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method MetricsMetadata not implemented")
+}
+func (*UnimplementedIngesterServer) QueryExemplars(ctx context.Context, req *ExemplarQueryRequest) (*ExemplarQueryResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method QueryExemplars not implemented")
 }
 
 func RegisterIngesterServer(s *grpc.Server, srv IngesterServer) {
@@ -662,6 +928,42 @@ func _Ingester_LabelValues_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Ingester_MetricsMetadata_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MetricsMetadataRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IngesterServer).MetricsMetadata(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/vigil.ingester.v1.Ingester/MetricsMetadata",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IngesterServer).MetricsMetadata(ctx, req.(*MetricsMetadataRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Ingester_QueryExemplars_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ExemplarQueryRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IngesterServer).QueryExemplars(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/vigil.ingester.v1.Ingester/QueryExemplars",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IngesterServer).QueryExemplars(ctx, req.(*ExemplarQueryRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 var _Ingester_serviceDesc = grpc.ServiceDesc{
 	ServiceName: "vigil.ingester.v1.Ingester",
 	HandlerType: (*IngesterServer)(nil),
@@ -677,6 +979,14 @@ var _Ingester_serviceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "LabelValues",
 			Handler:    _Ingester_LabelValues_Handler,
+		},
+		{
+			MethodName: "MetricsMetadata",
+			Handler:    _Ingester_MetricsMetadata_Handler,
+		},
+		{
+			MethodName: "QueryExemplars",
+			Handler:    _Ingester_QueryExemplars_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
@@ -1103,6 +1413,224 @@ func (m *LabelValuesResponse) MarshalToSizedBuffer(dAtA []byte) (int, error) {
 	return len(dAtA) - i, nil
 }
 
+func (m *MetricsMetadataRequest) Marshal() (dAtA []byte, err error) {
+	size := m.Size()
+	dAtA = make([]byte, size)
+	n, err := m.MarshalToSizedBuffer(dAtA[:size])
+	if err != nil {
+		return nil, err
+	}
+	return dAtA[:n], nil
+}
+
+func (m *MetricsMetadataRequest) MarshalTo(dAtA []byte) (int, error) {
+	size := m.Size()
+	return m.MarshalToSizedBuffer(dAtA[:size])
+}
+
+func (m *MetricsMetadataRequest) MarshalToSizedBuffer(dAtA []byte) (int, error) {
+	i := len(dAtA)
+	_ = i
+	var l int
+	_ = l
+	if m.XXX_unrecognized != nil {
+		i -= len(m.XXX_unrecognized)
+		copy(dAtA[i:], m.XXX_unrecognized)
+	}
+	if len(m.Metric) > 0 {
+		i -= len(m.Metric)
+		copy(dAtA[i:], m.Metric)
+		i = encodeVarintIngester(dAtA, i, uint64(len(m.Metric)))
+		i--
+		dAtA[i] = 0x1a
+	}
+	if m.LimitPerMetric != 0 {
+		i = encodeVarintIngester(dAtA, i, uint64(m.LimitPerMetric))
+		i--
+		dAtA[i] = 0x10
+	}
+	if m.Limit != 0 {
+		i = encodeVarintIngester(dAtA, i, uint64(m.Limit))
+		i--
+		dAtA[i] = 0x8
+	}
+	return len(dAtA) - i, nil
+}
+
+func (m *MetricsMetadataResponse) Marshal() (dAtA []byte, err error) {
+	size := m.Size()
+	dAtA = make([]byte, size)
+	n, err := m.MarshalToSizedBuffer(dAtA[:size])
+	if err != nil {
+		return nil, err
+	}
+	return dAtA[:n], nil
+}
+
+func (m *MetricsMetadataResponse) MarshalTo(dAtA []byte) (int, error) {
+	size := m.Size()
+	return m.MarshalToSizedBuffer(dAtA[:size])
+}
+
+func (m *MetricsMetadataResponse) MarshalToSizedBuffer(dAtA []byte) (int, error) {
+	i := len(dAtA)
+	_ = i
+	var l int
+	_ = l
+	if m.XXX_unrecognized != nil {
+		i -= len(m.XXX_unrecognized)
+		copy(dAtA[i:], m.XXX_unrecognized)
+	}
+	if len(m.Metadata) > 0 {
+		for iNdEx := len(m.Metadata) - 1; iNdEx >= 0; iNdEx-- {
+			{
+				size, err := m.Metadata[iNdEx].MarshalToSizedBuffer(dAtA[:i])
+				if err != nil {
+					return 0, err
+				}
+				i -= size
+				i = encodeVarintIngester(dAtA, i, uint64(size))
+			}
+			i--
+			dAtA[i] = 0xa
+		}
+	}
+	return len(dAtA) - i, nil
+}
+
+func (m *ExemplarQueryRequest) Marshal() (dAtA []byte, err error) {
+	size := m.Size()
+	dAtA = make([]byte, size)
+	n, err := m.MarshalToSizedBuffer(dAtA[:size])
+	if err != nil {
+		return nil, err
+	}
+	return dAtA[:n], nil
+}
+
+func (m *ExemplarQueryRequest) MarshalTo(dAtA []byte) (int, error) {
+	size := m.Size()
+	return m.MarshalToSizedBuffer(dAtA[:size])
+}
+
+func (m *ExemplarQueryRequest) MarshalToSizedBuffer(dAtA []byte) (int, error) {
+	i := len(dAtA)
+	_ = i
+	var l int
+	_ = l
+	if m.XXX_unrecognized != nil {
+		i -= len(m.XXX_unrecognized)
+		copy(dAtA[i:], m.XXX_unrecognized)
+	}
+	if len(m.Matchers) > 0 {
+		for iNdEx := len(m.Matchers) - 1; iNdEx >= 0; iNdEx-- {
+			{
+				size, err := m.Matchers[iNdEx].MarshalToSizedBuffer(dAtA[:i])
+				if err != nil {
+					return 0, err
+				}
+				i -= size
+				i = encodeVarintIngester(dAtA, i, uint64(size))
+			}
+			i--
+			dAtA[i] = 0x1a
+		}
+	}
+	if m.EndTimestampMs != 0 {
+		i = encodeVarintIngester(dAtA, i, uint64(m.EndTimestampMs))
+		i--
+		dAtA[i] = 0x10
+	}
+	if m.StartTimestampMs != 0 {
+		i = encodeVarintIngester(dAtA, i, uint64(m.StartTimestampMs))
+		i--
+		dAtA[i] = 0x8
+	}
+	return len(dAtA) - i, nil
+}
+
+func (m *ExemplarMatchers) Marshal() (dAtA []byte, err error) {
+	size := m.Size()
+	dAtA = make([]byte, size)
+	n, err := m.MarshalToSizedBuffer(dAtA[:size])
+	if err != nil {
+		return nil, err
+	}
+	return dAtA[:n], nil
+}
+
+func (m *ExemplarMatchers) MarshalTo(dAtA []byte) (int, error) {
+	size := m.Size()
+	return m.MarshalToSizedBuffer(dAtA[:size])
+}
+
+func (m *ExemplarMatchers) MarshalToSizedBuffer(dAtA []byte) (int, error) {
+	i := len(dAtA)
+	_ = i
+	var l int
+	_ = l
+	if m.XXX_unrecognized != nil {
+		i -= len(m.XXX_unrecognized)
+		copy(dAtA[i:], m.XXX_unrecognized)
+	}
+	if len(m.Matchers) > 0 {
+		for iNdEx := len(m.Matchers) - 1; iNdEx >= 0; iNdEx-- {
+			{
+				size, err := m.Matchers[iNdEx].MarshalToSizedBuffer(dAtA[:i])
+				if err != nil {
+					return 0, err
+				}
+				i -= size
+				i = encodeVarintIngester(dAtA, i, uint64(size))
+			}
+			i--
+			dAtA[i] = 0xa
+		}
+	}
+	return len(dAtA) - i, nil
+}
+
+func (m *ExemplarQueryResponse) Marshal() (dAtA []byte, err error) {
+	size := m.Size()
+	dAtA = make([]byte, size)
+	n, err := m.MarshalToSizedBuffer(dAtA[:size])
+	if err != nil {
+		return nil, err
+	}
+	return dAtA[:n], nil
+}
+
+func (m *ExemplarQueryResponse) MarshalTo(dAtA []byte) (int, error) {
+	size := m.Size()
+	return m.MarshalToSizedBuffer(dAtA[:size])
+}
+
+func (m *ExemplarQueryResponse) MarshalToSizedBuffer(dAtA []byte) (int, error) {
+	i := len(dAtA)
+	_ = i
+	var l int
+	_ = l
+	if m.XXX_unrecognized != nil {
+		i -= len(m.XXX_unrecognized)
+		copy(dAtA[i:], m.XXX_unrecognized)
+	}
+	if len(m.Timeseries) > 0 {
+		for iNdEx := len(m.Timeseries) - 1; iNdEx >= 0; iNdEx-- {
+			{
+				size, err := m.Timeseries[iNdEx].MarshalToSizedBuffer(dAtA[:i])
+				if err != nil {
+					return 0, err
+				}
+				i -= size
+				i = encodeVarintIngester(dAtA, i, uint64(size))
+			}
+			i--
+			dAtA[i] = 0xa
+		}
+	}
+	return len(dAtA) - i, nil
+}
+
 func encodeVarintIngester(dAtA []byte, offset int, v uint64) int {
 	offset -= sovIngester(v)
 	base := offset
@@ -1299,6 +1827,106 @@ func (m *LabelValuesResponse) Size() (n int) {
 	if len(m.LabelValues) > 0 {
 		for _, s := range m.LabelValues {
 			l = len(s)
+			n += 1 + l + sovIngester(uint64(l))
+		}
+	}
+	if m.XXX_unrecognized != nil {
+		n += len(m.XXX_unrecognized)
+	}
+	return n
+}
+
+func (m *MetricsMetadataRequest) Size() (n int) {
+	if m == nil {
+		return 0
+	}
+	var l int
+	_ = l
+	if m.Limit != 0 {
+		n += 1 + sovIngester(uint64(m.Limit))
+	}
+	if m.LimitPerMetric != 0 {
+		n += 1 + sovIngester(uint64(m.LimitPerMetric))
+	}
+	l = len(m.Metric)
+	if l > 0 {
+		n += 1 + l + sovIngester(uint64(l))
+	}
+	if m.XXX_unrecognized != nil {
+		n += len(m.XXX_unrecognized)
+	}
+	return n
+}
+
+func (m *MetricsMetadataResponse) Size() (n int) {
+	if m == nil {
+		return 0
+	}
+	var l int
+	_ = l
+	if len(m.Metadata) > 0 {
+		for _, e := range m.Metadata {
+			l = e.Size()
+			n += 1 + l + sovIngester(uint64(l))
+		}
+	}
+	if m.XXX_unrecognized != nil {
+		n += len(m.XXX_unrecognized)
+	}
+	return n
+}
+
+func (m *ExemplarQueryRequest) Size() (n int) {
+	if m == nil {
+		return 0
+	}
+	var l int
+	_ = l
+	if m.StartTimestampMs != 0 {
+		n += 1 + sovIngester(uint64(m.StartTimestampMs))
+	}
+	if m.EndTimestampMs != 0 {
+		n += 1 + sovIngester(uint64(m.EndTimestampMs))
+	}
+	if len(m.Matchers) > 0 {
+		for _, e := range m.Matchers {
+			l = e.Size()
+			n += 1 + l + sovIngester(uint64(l))
+		}
+	}
+	if m.XXX_unrecognized != nil {
+		n += len(m.XXX_unrecognized)
+	}
+	return n
+}
+
+func (m *ExemplarMatchers) Size() (n int) {
+	if m == nil {
+		return 0
+	}
+	var l int
+	_ = l
+	if len(m.Matchers) > 0 {
+		for _, e := range m.Matchers {
+			l = e.Size()
+			n += 1 + l + sovIngester(uint64(l))
+		}
+	}
+	if m.XXX_unrecognized != nil {
+		n += len(m.XXX_unrecognized)
+	}
+	return n
+}
+
+func (m *ExemplarQueryResponse) Size() (n int) {
+	if m == nil {
+		return 0
+	}
+	var l int
+	_ = l
+	if len(m.Timeseries) > 0 {
+		for _, e := range m.Timeseries {
+			l = e.Size()
 			n += 1 + l + sovIngester(uint64(l))
 		}
 	}
@@ -2275,6 +2903,505 @@ func (m *LabelValuesResponse) Unmarshal(dAtA []byte) error {
 				return io.ErrUnexpectedEOF
 			}
 			m.LabelValues = append(m.LabelValues, string(dAtA[iNdEx:postIndex]))
+			iNdEx = postIndex
+		default:
+			iNdEx = preIndex
+			skippy, err := skipIngester(dAtA[iNdEx:])
+			if err != nil {
+				return err
+			}
+			if (skippy < 0) || (iNdEx+skippy) < 0 {
+				return ErrInvalidLengthIngester
+			}
+			if (iNdEx + skippy) > l {
+				return io.ErrUnexpectedEOF
+			}
+			m.XXX_unrecognized = append(m.XXX_unrecognized, dAtA[iNdEx:iNdEx+skippy]...)
+			iNdEx += skippy
+		}
+	}
+
+	if iNdEx > l {
+		return io.ErrUnexpectedEOF
+	}
+	return nil
+}
+func (m *MetricsMetadataRequest) Unmarshal(dAtA []byte) error {
+	l := len(dAtA)
+	iNdEx := 0
+	for iNdEx < l {
+		preIndex := iNdEx
+		var wire uint64
+		for shift := uint(0); ; shift += 7 {
+			if shift >= 64 {
+				return ErrIntOverflowIngester
+			}
+			if iNdEx >= l {
+				return io.ErrUnexpectedEOF
+			}
+			b := dAtA[iNdEx]
+			iNdEx++
+			wire |= uint64(b&0x7F) << shift
+			if b < 0x80 {
+				break
+			}
+		}
+		fieldNum := int32(wire >> 3)
+		wireType := int(wire & 0x7)
+		if wireType == 4 {
+			return fmt.Errorf("proto: MetricsMetadataRequest: wiretype end group for non-group")
+		}
+		if fieldNum <= 0 {
+			return fmt.Errorf("proto: MetricsMetadataRequest: illegal tag %d (wire type %d)", fieldNum, wire)
+		}
+		switch fieldNum {
+		case 1:
+			if wireType != 0 {
+				return fmt.Errorf("proto: wrong wireType = %d for field Limit", wireType)
+			}
+			m.Limit = 0
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return ErrIntOverflowIngester
+				}
+				if iNdEx >= l {
+					return io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				m.Limit |= int32(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
+		case 2:
+			if wireType != 0 {
+				return fmt.Errorf("proto: wrong wireType = %d for field LimitPerMetric", wireType)
+			}
+			m.LimitPerMetric = 0
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return ErrIntOverflowIngester
+				}
+				if iNdEx >= l {
+					return io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				m.LimitPerMetric |= int32(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
+		case 3:
+			if wireType != 2 {
+				return fmt.Errorf("proto: wrong wireType = %d for field Metric", wireType)
+			}
+			var stringLen uint64
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return ErrIntOverflowIngester
+				}
+				if iNdEx >= l {
+					return io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				stringLen |= uint64(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
+			intStringLen := int(stringLen)
+			if intStringLen < 0 {
+				return ErrInvalidLengthIngester
+			}
+			postIndex := iNdEx + intStringLen
+			if postIndex < 0 {
+				return ErrInvalidLengthIngester
+			}
+			if postIndex > l {
+				return io.ErrUnexpectedEOF
+			}
+			m.Metric = string(dAtA[iNdEx:postIndex])
+			iNdEx = postIndex
+		default:
+			iNdEx = preIndex
+			skippy, err := skipIngester(dAtA[iNdEx:])
+			if err != nil {
+				return err
+			}
+			if (skippy < 0) || (iNdEx+skippy) < 0 {
+				return ErrInvalidLengthIngester
+			}
+			if (iNdEx + skippy) > l {
+				return io.ErrUnexpectedEOF
+			}
+			m.XXX_unrecognized = append(m.XXX_unrecognized, dAtA[iNdEx:iNdEx+skippy]...)
+			iNdEx += skippy
+		}
+	}
+
+	if iNdEx > l {
+		return io.ErrUnexpectedEOF
+	}
+	return nil
+}
+func (m *MetricsMetadataResponse) Unmarshal(dAtA []byte) error {
+	l := len(dAtA)
+	iNdEx := 0
+	for iNdEx < l {
+		preIndex := iNdEx
+		var wire uint64
+		for shift := uint(0); ; shift += 7 {
+			if shift >= 64 {
+				return ErrIntOverflowIngester
+			}
+			if iNdEx >= l {
+				return io.ErrUnexpectedEOF
+			}
+			b := dAtA[iNdEx]
+			iNdEx++
+			wire |= uint64(b&0x7F) << shift
+			if b < 0x80 {
+				break
+			}
+		}
+		fieldNum := int32(wire >> 3)
+		wireType := int(wire & 0x7)
+		if wireType == 4 {
+			return fmt.Errorf("proto: MetricsMetadataResponse: wiretype end group for non-group")
+		}
+		if fieldNum <= 0 {
+			return fmt.Errorf("proto: MetricsMetadataResponse: illegal tag %d (wire type %d)", fieldNum, wire)
+		}
+		switch fieldNum {
+		case 1:
+			if wireType != 2 {
+				return fmt.Errorf("proto: wrong wireType = %d for field Metadata", wireType)
+			}
+			var msglen int
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return ErrIntOverflowIngester
+				}
+				if iNdEx >= l {
+					return io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				msglen |= int(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
+			if msglen < 0 {
+				return ErrInvalidLengthIngester
+			}
+			postIndex := iNdEx + msglen
+			if postIndex < 0 {
+				return ErrInvalidLengthIngester
+			}
+			if postIndex > l {
+				return io.ErrUnexpectedEOF
+			}
+			m.Metadata = append(m.Metadata, prompb.MetricMetadata{})
+			if err := m.Metadata[len(m.Metadata)-1].Unmarshal(dAtA[iNdEx:postIndex]); err != nil {
+				return err
+			}
+			iNdEx = postIndex
+		default:
+			iNdEx = preIndex
+			skippy, err := skipIngester(dAtA[iNdEx:])
+			if err != nil {
+				return err
+			}
+			if (skippy < 0) || (iNdEx+skippy) < 0 {
+				return ErrInvalidLengthIngester
+			}
+			if (iNdEx + skippy) > l {
+				return io.ErrUnexpectedEOF
+			}
+			m.XXX_unrecognized = append(m.XXX_unrecognized, dAtA[iNdEx:iNdEx+skippy]...)
+			iNdEx += skippy
+		}
+	}
+
+	if iNdEx > l {
+		return io.ErrUnexpectedEOF
+	}
+	return nil
+}
+func (m *ExemplarQueryRequest) Unmarshal(dAtA []byte) error {
+	l := len(dAtA)
+	iNdEx := 0
+	for iNdEx < l {
+		preIndex := iNdEx
+		var wire uint64
+		for shift := uint(0); ; shift += 7 {
+			if shift >= 64 {
+				return ErrIntOverflowIngester
+			}
+			if iNdEx >= l {
+				return io.ErrUnexpectedEOF
+			}
+			b := dAtA[iNdEx]
+			iNdEx++
+			wire |= uint64(b&0x7F) << shift
+			if b < 0x80 {
+				break
+			}
+		}
+		fieldNum := int32(wire >> 3)
+		wireType := int(wire & 0x7)
+		if wireType == 4 {
+			return fmt.Errorf("proto: ExemplarQueryRequest: wiretype end group for non-group")
+		}
+		if fieldNum <= 0 {
+			return fmt.Errorf("proto: ExemplarQueryRequest: illegal tag %d (wire type %d)", fieldNum, wire)
+		}
+		switch fieldNum {
+		case 1:
+			if wireType != 0 {
+				return fmt.Errorf("proto: wrong wireType = %d for field StartTimestampMs", wireType)
+			}
+			m.StartTimestampMs = 0
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return ErrIntOverflowIngester
+				}
+				if iNdEx >= l {
+					return io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				m.StartTimestampMs |= int64(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
+		case 2:
+			if wireType != 0 {
+				return fmt.Errorf("proto: wrong wireType = %d for field EndTimestampMs", wireType)
+			}
+			m.EndTimestampMs = 0
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return ErrIntOverflowIngester
+				}
+				if iNdEx >= l {
+					return io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				m.EndTimestampMs |= int64(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
+		case 3:
+			if wireType != 2 {
+				return fmt.Errorf("proto: wrong wireType = %d for field Matchers", wireType)
+			}
+			var msglen int
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return ErrIntOverflowIngester
+				}
+				if iNdEx >= l {
+					return io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				msglen |= int(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
+			if msglen < 0 {
+				return ErrInvalidLengthIngester
+			}
+			postIndex := iNdEx + msglen
+			if postIndex < 0 {
+				return ErrInvalidLengthIngester
+			}
+			if postIndex > l {
+				return io.ErrUnexpectedEOF
+			}
+			m.Matchers = append(m.Matchers, ExemplarMatchers{})
+			if err := m.Matchers[len(m.Matchers)-1].Unmarshal(dAtA[iNdEx:postIndex]); err != nil {
+				return err
+			}
+			iNdEx = postIndex
+		default:
+			iNdEx = preIndex
+			skippy, err := skipIngester(dAtA[iNdEx:])
+			if err != nil {
+				return err
+			}
+			if (skippy < 0) || (iNdEx+skippy) < 0 {
+				return ErrInvalidLengthIngester
+			}
+			if (iNdEx + skippy) > l {
+				return io.ErrUnexpectedEOF
+			}
+			m.XXX_unrecognized = append(m.XXX_unrecognized, dAtA[iNdEx:iNdEx+skippy]...)
+			iNdEx += skippy
+		}
+	}
+
+	if iNdEx > l {
+		return io.ErrUnexpectedEOF
+	}
+	return nil
+}
+func (m *ExemplarMatchers) Unmarshal(dAtA []byte) error {
+	l := len(dAtA)
+	iNdEx := 0
+	for iNdEx < l {
+		preIndex := iNdEx
+		var wire uint64
+		for shift := uint(0); ; shift += 7 {
+			if shift >= 64 {
+				return ErrIntOverflowIngester
+			}
+			if iNdEx >= l {
+				return io.ErrUnexpectedEOF
+			}
+			b := dAtA[iNdEx]
+			iNdEx++
+			wire |= uint64(b&0x7F) << shift
+			if b < 0x80 {
+				break
+			}
+		}
+		fieldNum := int32(wire >> 3)
+		wireType := int(wire & 0x7)
+		if wireType == 4 {
+			return fmt.Errorf("proto: ExemplarMatchers: wiretype end group for non-group")
+		}
+		if fieldNum <= 0 {
+			return fmt.Errorf("proto: ExemplarMatchers: illegal tag %d (wire type %d)", fieldNum, wire)
+		}
+		switch fieldNum {
+		case 1:
+			if wireType != 2 {
+				return fmt.Errorf("proto: wrong wireType = %d for field Matchers", wireType)
+			}
+			var msglen int
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return ErrIntOverflowIngester
+				}
+				if iNdEx >= l {
+					return io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				msglen |= int(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
+			if msglen < 0 {
+				return ErrInvalidLengthIngester
+			}
+			postIndex := iNdEx + msglen
+			if postIndex < 0 {
+				return ErrInvalidLengthIngester
+			}
+			if postIndex > l {
+				return io.ErrUnexpectedEOF
+			}
+			m.Matchers = append(m.Matchers, prompb.LabelMatcher{})
+			if err := m.Matchers[len(m.Matchers)-1].Unmarshal(dAtA[iNdEx:postIndex]); err != nil {
+				return err
+			}
+			iNdEx = postIndex
+		default:
+			iNdEx = preIndex
+			skippy, err := skipIngester(dAtA[iNdEx:])
+			if err != nil {
+				return err
+			}
+			if (skippy < 0) || (iNdEx+skippy) < 0 {
+				return ErrInvalidLengthIngester
+			}
+			if (iNdEx + skippy) > l {
+				return io.ErrUnexpectedEOF
+			}
+			m.XXX_unrecognized = append(m.XXX_unrecognized, dAtA[iNdEx:iNdEx+skippy]...)
+			iNdEx += skippy
+		}
+	}
+
+	if iNdEx > l {
+		return io.ErrUnexpectedEOF
+	}
+	return nil
+}
+func (m *ExemplarQueryResponse) Unmarshal(dAtA []byte) error {
+	l := len(dAtA)
+	iNdEx := 0
+	for iNdEx < l {
+		preIndex := iNdEx
+		var wire uint64
+		for shift := uint(0); ; shift += 7 {
+			if shift >= 64 {
+				return ErrIntOverflowIngester
+			}
+			if iNdEx >= l {
+				return io.ErrUnexpectedEOF
+			}
+			b := dAtA[iNdEx]
+			iNdEx++
+			wire |= uint64(b&0x7F) << shift
+			if b < 0x80 {
+				break
+			}
+		}
+		fieldNum := int32(wire >> 3)
+		wireType := int(wire & 0x7)
+		if wireType == 4 {
+			return fmt.Errorf("proto: ExemplarQueryResponse: wiretype end group for non-group")
+		}
+		if fieldNum <= 0 {
+			return fmt.Errorf("proto: ExemplarQueryResponse: illegal tag %d (wire type %d)", fieldNum, wire)
+		}
+		switch fieldNum {
+		case 1:
+			if wireType != 2 {
+				return fmt.Errorf("proto: wrong wireType = %d for field Timeseries", wireType)
+			}
+			var msglen int
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return ErrIntOverflowIngester
+				}
+				if iNdEx >= l {
+					return io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				msglen |= int(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
+			if msglen < 0 {
+				return ErrInvalidLengthIngester
+			}
+			postIndex := iNdEx + msglen
+			if postIndex < 0 {
+				return ErrInvalidLengthIngester
+			}
+			if postIndex > l {
+				return io.ErrUnexpectedEOF
+			}
+			m.Timeseries = append(m.Timeseries, prompb.TimeSeries{})
+			if err := m.Timeseries[len(m.Timeseries)-1].Unmarshal(dAtA[iNdEx:postIndex]); err != nil {
+				return err
+			}
 			iNdEx = postIndex
 		default:
 			iNdEx = preIndex
