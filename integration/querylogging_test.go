@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,9 +12,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/amp"
 	"github.com/aws/aws-sdk-go-v2/service/amp/types"
+	"github.com/prometheus/prometheus/prompb"
 	"github.com/stretchr/testify/require"
-
-	"github.com/vigil-metrics/vigil/pkg/querylog"
 )
 
 const contractLogGroup = "arn:aws:logs:us-east-1:111122223333:log-group:/aws/vendedlogs/prometheus/queries:*"
@@ -128,34 +128,60 @@ func TestQueryLoggingContract(t *testing.T) {
 	require.ErrorAs(t, err, &nf)
 }
 
-// TestQueryLoggingSink: the process's query logger reads the workspace's
-// query logging configuration from the control plane and writes the
-// queries over its qspThreshold to <data-dir>/query-logs/<workspace>.log.
+// TestQueryLoggingSink: queries through the public API above a workspace's
+// qspThreshold are logged once each, in that workspace's file; one below
+// it is not; another workspace's log never holds them.
 func TestQueryLoggingSink(t *testing.T) {
 	dataDir := t.TempDir()
 	v := startMonolith(t, dataDir)
-	require.NotNil(t, v.QueryLogger)
 	ctx := context.Background()
 	c := ampClient(v.BaseURL())
+	now := time.Now().Truncate(time.Second)
 	var ws []string
-	for range 2 {
+	for i := range 2 {
 		created, err := c.CreateWorkspace(ctx, &amp.CreateWorkspaceInput{})
 		require.NoError(t, err)
 		ws = append(ws, *created.WorkspaceId)
+		_, err = c.CreateQueryLoggingConfiguration(ctx, &amp.CreateQueryLoggingConfigurationInput{WorkspaceId: &ws[i], Destinations: queryLoggingDestinations(contractLogGroup, 100)})
+		require.NoError(t, err)
+		req := &prompb.WriteRequest{}
+		for pod := range 10 {
+			var samples []prompb.Sample
+			for j := 20; j >= 0; j-- {
+				samples = append(samples, prompb.Sample{Timestamp: now.Add(-time.Duration(j) * 15 * time.Second).UnixMilli(), Value: float64(100 - j)})
+			}
+			req.Timeseries = append(req.Timeseries, prompb.TimeSeries{Labels: []prompb.Label{{Name: "__name__", Value: "requests_total"}, {Name: "pod", Value: fmt.Sprint(pod)}}, Samples: samples})
+		}
+		_, err = remoteWriter(t, workspaceURL(v.BaseURL(), ws[i])+"/api/v1/remote_write").Store(ctx, encode(t, req), 0)
+		require.NoError(t, err)
 	}
-	_, err := c.CreateQueryLoggingConfiguration(ctx, &amp.CreateQueryLoggingConfigurationInput{WorkspaceId: &ws[0], Destinations: queryLoggingDestinations(contractLogGroup, 100)})
-	require.NoError(t, err)
+	query := func(ws, q string) {
+		_, _, _, err := promClient(t, workspaceURL(v.BaseURL(), ws)).Query(ctx, q, now)
+		require.NoError(t, err)
+	}
+	// 10 series x 20 samples of 5 minutes: 200 samples processed, over 100.
+	query(ws[0], `sum(rate(requests_total[5m]))`)
+	query(ws[0], `requests_total{pod="1"}`) // 1 sample
+	query(ws[1], `max(rate(requests_total[5m]))`)
 
-	now := time.Now()
-	v.QueryLogger.Log(ctx, ws[0], querylog.Entry{Query: "over", Start: now, End: now, SamplesProcessed: 101})
-	v.QueryLogger.Log(ctx, ws[0], querylog.Entry{Query: "under", Start: now, End: now, SamplesProcessed: 100})
-	v.QueryLogger.Log(ctx, ws[1], querylog.Entry{Query: "unconfigured", Start: now, End: now, SamplesProcessed: 1 << 30})
-
-	body, err := os.ReadFile(filepath.Join(dataDir, "query-logs", ws[0]+".log"))
-	require.NoError(t, err)
-	require.Equal(t, 1, strings.Count(string(body), "\n"))
-	require.Contains(t, string(body), `"query":"over"`)
-	require.Contains(t, string(body), `"logGroupArn":"`+contractLogGroup+`"`)
-	_, err = os.Stat(filepath.Join(dataDir, "query-logs", ws[1]+".log"))
-	require.ErrorIs(t, err, os.ErrNotExist)
+	logOf := func(ws string) string {
+		var body []byte
+		require.Eventually(t, func() bool {
+			var err error
+			body, err = os.ReadFile(filepath.Join(dataDir, "query-logs", ws+".log"))
+			return err == nil
+		}, 5*time.Second, 20*time.Millisecond)
+		return string(body)
+	}
+	first, second := logOf(ws[0]), logOf(ws[1])
+	require.Equal(t, 1, strings.Count(first, "\n"), first)
+	require.Contains(t, first, `"query":"sum(rate(requests_total[5m]))"`)
+	require.Contains(t, first, `"samplesProcessed":200`)
+	require.Contains(t, first, `"series":10`)
+	require.Contains(t, first, `"workspaceId":"`+ws[0]+`"`)
+	require.Contains(t, first, `"logGroupArn":"`+contractLogGroup+`"`)
+	require.NotContains(t, first, "max(")
+	require.Equal(t, 1, strings.Count(second, "\n"), second)
+	require.Contains(t, second, `"query":"max(rate(requests_total[5m]))"`)
+	require.NotContains(t, second, "sum(")
 }

@@ -71,8 +71,9 @@ func NewEngine(cfg Config, reg prometheus.Registerer, logger log.Logger) *promql
 // under /api/v1/) over queryable, with Prometheus's own request parsing and
 // JSON encoding: queries, labels, series, exemplars, metric metadata and
 // build information. The workspace comes from each request's context.
-func NewHandler(cfg Config, engine promql.QueryEngine, queryable *Queryable, limits GuardLimits, reg prometheus.Registerer, logger log.Logger) http.Handler {
-	engine = &guardedEngine{QueryEngine: engine, limits: limits}
+// Every query evaluated is told to queryLog (nil: none).
+func NewHandler(cfg Config, engine promql.QueryEngine, queryable *Queryable, limits GuardLimits, queryLog QueryLogger, reg prometheus.Registerer, logger log.Logger) http.Handler {
+	engine = &guardedEngine{QueryEngine: engine, limits: limits, log: queryLog}
 	api := newPrometheusAPI(cfg, engine, queryable, queryable, nil, reg, logger)
 	router := route.New()
 	api.Register(router.WithPrefix("/api/v1"))
@@ -106,7 +107,7 @@ func NewHandler(cfg Config, engine promql.QueryEngine, queryable *Queryable, lim
 			apierror.WritePrometheus(w, err)
 			return
 		}
-		r = r.WithContext(withQSPThresholds(r.Context(), qsp))
+		r = r.WithContext(withUserAgent(withQSPThresholds(r.Context(), qsp), r.UserAgent()))
 		wait := time.NewTimer(slotWait)
 		defer wait.Stop()
 		release, err := perWorkspace.acquire(r.Context(), ws, limits.MaxConcurrentQueries(ws), wait.C)

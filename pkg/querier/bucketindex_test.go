@@ -161,7 +161,7 @@ func TestStoreRangeWithoutIndexOrListingAnswers503(t *testing.T) {
 	cfg := Config{Timeout: time.Minute, MaxSamples: 1000, LookbackDelta: 5 * time.Minute, MaxConcurrent: 1, DefaultEvalInterval: time.Minute,
 		QueryIngestersWithin: time.Hour, QueryStoreAfter: 0, BucketIndexUpdate: time.Minute, BucketIndexMaxStale: time.Hour, MaxBlocksWithoutIndex: 2}
 	q := NewQueryable(cfg, fakeRing{}, nil, NewStore(cfg, nil, nil, bkt), noLimits{})
-	h := NewHandler(cfg, NewEngine(cfg, prometheus.NewRegistry(), log.NewNopLogger()), q, guardLimits{}, prometheus.NewRegistry(), log.NewNopLogger())
+	h := NewHandler(cfg, NewEngine(cfg, prometheus.NewRegistry(), log.NewNopLogger()), q, guardLimits{}, nil, prometheus.NewRegistry(), log.NewNopLogger())
 	end := time.Now().Add(-2 * time.Hour)
 	r := httptest.NewRequest(http.MethodGet, fmt.Sprintf("/api/v1/query_range?query=up&start=%d&end=%d&step=60", end.Add(-time.Hour).Unix(), end.Unix()), nil)
 	rec := httptest.NewRecorder()

@@ -78,6 +78,34 @@ func errSamplesProcessed(limit int64) error {
 type guardedEngine struct {
 	promql.QueryEngine
 	limits GuardLimits
+	log    QueryLogger // nil: no query log
+}
+
+// QueryLogger is told of every query evaluated, to log the ones its
+// workspace's query logging configuration selects.
+type QueryLogger interface {
+	LogQuery(ctx context.Context, workspace string, q LoggedQuery)
+}
+
+// LoggedQuery is one evaluated query, as the query log records it.
+type LoggedQuery struct {
+	Query string
+	// Start and End bound a range query; an instant query has both at its
+	// evaluation time. Step is 0 for an instant query.
+	Start, End time.Time
+	Step       time.Duration
+	// SamplesProcessed is the query's QSP (totalQueryableSamples); Series
+	// the series its selectors read (a series read by two selectors counts
+	// twice).
+	SamplesProcessed, Series int64
+	Duration                 time.Duration
+	UserAgent                string
+}
+
+type userAgentKey struct{}
+
+func withUserAgent(ctx context.Context, ua string) context.Context {
+	return context.WithValue(ctx, userAgentKey{}, ua)
 }
 
 func (e *guardedEngine) NewInstantQuery(ctx context.Context, q storage.Queryable, opts promql.QueryOpts, qs string, ts time.Time) (promql.Query, error) {
@@ -104,8 +132,8 @@ func (e *guardedEngine) guard(ctx context.Context, qry promql.Query) promql.Quer
 				"the query expression is nested too deeply (its syntax tree is deeper than %d levels, -querier.max-query-expression-depth)", max)}
 		}
 	}
-	if t := qspThresholdsFrom(ctx); t != (qspThresholds{}) {
-		return &guardedQuery{Query: qry, qsp: t}
+	if t := qspThresholdsFrom(ctx); t != (qspThresholds{}) || e.log != nil {
+		return &guardedQuery{Query: qry, qsp: t, log: e.log, workspace: ws}
 	}
 	return qry
 }
@@ -135,8 +163,10 @@ func treeDepth(n parser.Node, room int) int {
 // thresholds.
 type guardedQuery struct {
 	promql.Query
-	refusal error
-	qsp     qspThresholds
+	refusal   error
+	qsp       qspThresholds
+	log       QueryLogger
+	workspace string
 }
 
 func (q *guardedQuery) Exec(ctx context.Context) *promql.Result {
@@ -146,13 +176,17 @@ func (q *guardedQuery) Exec(ctx context.Context) *promql.Result {
 	// The storage reads stop the evaluation once they returned more samples
 	// than the error threshold; the engine's own count, checked here, is
 	// the one a query's stats report and AMP charges.
+	start := time.Now()
 	res := q.Query.Exec(withQSPThresholds(ctx, q.qsp))
+	var processed, series int64
+	if st := q.Stats(); st != nil && st.Samples != nil {
+		processed, series = st.Samples.TotalSamples, st.Samples.TotalSeries
+	}
+	if q.log != nil {
+		q.logQuery(ctx, processed, series, time.Since(start))
+	}
 	if res.Err != nil {
 		return res
-	}
-	var processed int64
-	if st := q.Stats(); st != nil && st.Samples != nil {
-		processed = st.Samples.TotalSamples
 	}
 	if q.qsp.fail > 0 && processed > q.qsp.fail {
 		return &promql.Result{Err: errSamplesProcessed(q.qsp.fail)}
@@ -161,4 +195,15 @@ func (q *guardedQuery) Exec(ctx context.Context) *promql.Result {
 		res.Warnings = res.Warnings.Add(fmt.Errorf("the query processed %d samples, more than its warning threshold of %d (%s)", processed, q.qsp.warn, paramQSPWarning))
 	}
 	return res
+}
+
+// logQuery tells the query log of the query, whether it succeeded or not
+// (a query stopped at its error threshold has processed what it read).
+func (q *guardedQuery) logQuery(ctx context.Context, processed, series int64, took time.Duration) {
+	lq := LoggedQuery{Query: q.String(), SamplesProcessed: processed, Series: series, Duration: took}
+	if stmt, ok := q.Statement().(*parser.EvalStmt); ok {
+		lq.Start, lq.End, lq.Step = stmt.Start, stmt.End, stmt.Interval
+	}
+	lq.UserAgent, _ = ctx.Value(userAgentKey{}).(string)
+	q.log.LogQuery(ctx, q.workspace, lq)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/vigil-metrics/vigil/pkg/controlplane"
 	"github.com/vigil-metrics/vigil/pkg/ingester"
 	"github.com/vigil-metrics/vigil/pkg/limits"
+	"github.com/vigil-metrics/vigil/pkg/querier"
 	"github.com/vigil-metrics/vigil/pkg/querylog"
 )
 
@@ -135,4 +136,14 @@ func (m *ringMembers) HealthyDistributors() int {
 		}
 	}
 	return m.n
+}
+
+// queryLogger hands the querier's evaluated queries to the query log.
+type queryLogger struct{ l *querylog.Logger }
+
+func (q queryLogger) LogQuery(ctx context.Context, workspace string, lq querier.LoggedQuery) {
+	q.l.Log(ctx, workspace, querylog.Entry{
+		Query: lq.Query, Start: lq.Start, End: lq.End, Step: lq.Step,
+		SamplesProcessed: lq.SamplesProcessed, Series: lq.Series, Duration: lq.Duration, UserAgent: lq.UserAgent,
+	})
 }

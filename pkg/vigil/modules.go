@@ -412,7 +412,7 @@ func (t *Vigil) initQuerier() (services.Service, error) {
 	}, t.Bucket)
 	queryable := querier.NewQueryable(t.Cfg.Querier, t.IngesterRing, poolGetter(pool), store, t.Overrides)
 	engine := querier.NewEngine(t.Cfg.Querier, t.Registerer, t.Logger)
-	t.API.RegisterQuery(querier.NewHandler(t.Cfg.Querier, engine, queryable, t.Overrides, t.Registerer, t.Logger))
+	t.API.RegisterQuery(querier.NewHandler(t.Cfg.Querier, engine, queryable, t.Overrides, queryLogger{t.QueryLogger}, t.Registerer, t.Logger))
 	return subservices.Service(pool, sgPool), nil
 }
 
