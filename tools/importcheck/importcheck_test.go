@@ -45,6 +45,7 @@ var allowed = map[string][]string{
 	"integration":             {"*"},
 	"tools/loadgen":           {"internal/bench"},
 	"tools/writebench":        {"internal/bench"},
+	"tools/querybench":        {"internal/bench"},
 	"tools/mkbucket":          nil,
 	"tools/importcheck":       nil,
 	"internal/bench":          nil,

@@ -118,7 +118,7 @@ func ingestionLimitFlags(bin string) []string {
 // variant is one system to measure, started fresh for every phase.
 type variant struct {
 	label    string
-	start    func(dir string) (*system, error)
+	start    func(dir string) (*bench.System, error)
 	memory   bool // run the memory phase
 	baseline bool // the monolith that ratios are taken against
 	ref      bool // the reference receiver
@@ -135,19 +135,19 @@ func variants(o options, name string) []variant {
 		switch name {
 		case "monolith":
 			out = append(out, variant{label: "vigil monolith RF1" + b.suffix, memory: true, baseline: b.suffix == "",
-				start: func(dir string) (*system, error) { return startMonolith(b.bin, dir, flags...) }})
+				start: func(dir string) (*bench.System, error) { return bench.StartMonolith(b.bin, dir, flags...) }})
 		case "monolith-wal-sync":
 			out = append(out, variant{label: "vigil monolith RF1, wal-sync=always" + b.suffix,
-				start: func(dir string) (*system, error) {
-					return startMonolith(b.bin, dir, append([]string{"-ingester.tsdb.wal-sync=always"}, flags...)...)
+				start: func(dir string) (*bench.System, error) {
+					return bench.StartMonolith(b.bin, dir, append([]string{"-ingester.tsdb.wal-sync=always"}, flags...)...)
 				}})
 		case "cluster":
 			out = append(out, variant{label: "vigil cluster RF3, 3 zones" + b.suffix,
-				start: func(dir string) (*system, error) { return startCluster(b.bin, dir, flags...) }})
+				start: func(dir string) (*bench.System, error) { return bench.StartCluster(b.bin, dir, flags...) }})
 		case "prometheus":
 			if b.suffix == "" && o.prometheus != "" {
 				out = append(out, variant{label: "prometheus 3.16 receiver", memory: true, ref: true,
-					start: func(dir string) (*system, error) { return startPrometheus(o.prometheus, dir) }})
+					start: func(dir string) (*bench.System, error) { return bench.StartPrometheus(o.prometheus, dir) }})
 			}
 		default:
 			fatalf("unknown system %q", name)
@@ -185,8 +185,8 @@ func measure(o options, v variant) (*result, error) {
 		defer os.RemoveAll(dir)
 	}
 	start := time.Now().Add(-time.Duration(o.headSamples) * 15 * time.Second).UnixMilli()
-	newLoad := func(s *system, series int) *bench.Load {
-		return &bench.Load{URL: s.url, Series: series, Batch: o.batch, Concurrency: o.writers, Start: start, Step: 15_000,
+	newLoad := func(s *bench.System, series int) *bench.Load {
+		return &bench.Load{URL: s.URL, Series: series, Batch: o.batch, Concurrency: o.writers, Start: start, Step: 15_000,
 			Client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: o.writers}}}
 	}
 
@@ -195,20 +195,20 @@ func measure(o options, v variant) (*result, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer s.stop()
+	defer s.Stop()
 	l := newLoad(s, o.series)
 	l.Send(l.Encode(0, 1)) // creates every series
 	bodies := l.Encode(1, 1+o.rounds)
-	cpu0, err := s.cpu()
+	cpu0, err := s.CPU()
 	if err != nil {
 		return nil, err
 	}
 	t0 := time.Now()
-	profiled := s.profile(o.profileDir, v.label, "profile", 5)
+	profiled := s.Profile(o.profileDir, v.label, "profile", 5)
 	l.Send(bodies)
 	res.wall = time.Since(t0)
 	profiled()
-	cpu1, err := s.cpu()
+	cpu1, err := s.CPU()
 	if err != nil {
 		return nil, err
 	}
@@ -218,9 +218,9 @@ func measure(o options, v variant) (*result, error) {
 	res.samples = float64(o.series * o.rounds)
 	for i := range cpu1 {
 		res.cpu = append(res.cpu, cpu1[i]-cpu0[i])
-		res.procs = append(res.procs, s.procs[i].name)
+		res.procs = append(res.procs, s.Procs[i].Name)
 	}
-	s.stop()
+	s.Stop()
 	if !v.memory || o.rssSeries[0] == 0 {
 		return res, nil
 	}
@@ -234,14 +234,14 @@ func measure(o options, v variant) (*result, error) {
 		}
 		lk := newLoad(sk, series)
 		lk.Fill(0, o.headSamples, o.fillPerSeries)
-		res.rss[k], err = sk.settledRSS(o.settle)
+		res.rss[k], err = sk.SettledRSS(o.settle)
 		if err == nil {
 			err = lk.Err()
 		}
 		if err == nil && k == 1 {
-			sk.profile(o.profileDir, v.label, "heap", 0)()
+			sk.Profile(o.profileDir, v.label, "heap", 0)()
 		}
-		sk.stop()
+		sk.Stop()
 		if err != nil {
 			return nil, err
 		}

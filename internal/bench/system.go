@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bytes"
@@ -14,23 +14,22 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/vigil-metrics/vigil/internal/bench"
 )
 
 // proc is one server process of a system.
-type proc struct {
-	name  string
+type Proc struct {
+	Name  string
 	admin string // base URL of the admin listener, with pprof; empty for Prometheus
 	cmd   *exec.Cmd
 	log   string
 	done  chan struct{}
 }
 
-func startProc(name, dir, bin string, args ...string) (*proc, error) {
+func StartProc(name, dir, bin string, args ...string) (*Proc, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	p := &proc{name: name, log: filepath.Join(dir, name+".log"), done: make(chan struct{})}
+	p := &Proc{Name: name, log: filepath.Join(dir, name+".log"), done: make(chan struct{})}
 	f, err := os.Create(p.log)
 	if err != nil {
 		return nil, err
@@ -46,16 +45,16 @@ func startProc(name, dir, bin string, args ...string) (*proc, error) {
 }
 
 // tail is the end of the process's log, for an error message.
-func (p *proc) tail() string {
+func (p *Proc) Tail() string {
 	b, _ := os.ReadFile(p.log)
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
 	if len(lines) > 15 {
 		lines = lines[len(lines)-15:]
 	}
-	return fmt.Sprintf("--- %s ---\n%s", p.name, strings.Join(lines, "\n"))
+	return fmt.Sprintf("--- %s ---\n%s", p.Name, strings.Join(lines, "\n"))
 }
 
-func (p *proc) stop() {
+func (p *Proc) Stop() {
 	select {
 	case <-p.done:
 		return
@@ -71,31 +70,37 @@ func (p *proc) stop() {
 }
 
 // system is the processes that together receive the load.
-type system struct {
-	procs []*proc
-	url   string // remote-write URL
+type System struct {
+	Procs []*Proc
+	URL   string // remote-write URL
 }
 
-func (s *system) stop() {
-	for _, p := range s.procs {
-		p.stop()
+// QueryBase is the base URL of the system's Prometheus query API (its
+// /api/v1/query is below it).
+func (s *System) QueryBase() string {
+	return strings.TrimSuffix(strings.TrimSuffix(s.URL, "/api/v1/remote_write"), "/api/v1/write")
+}
+
+func (s *System) Stop() {
+	for _, p := range s.Procs {
+		p.Stop()
 	}
 }
 
-func (s *system) fail(err error) error {
+func (s *System) Fail(err error) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%v", err)
-	for _, p := range s.procs {
-		fmt.Fprintf(&b, "\n%s", p.tail())
+	for _, p := range s.Procs {
+		fmt.Fprintf(&b, "\n%s", p.Tail())
 	}
-	s.stop()
+	s.Stop()
 	return fmt.Errorf("%s", b.String())
 }
 
-func (s *system) cpu() ([]time.Duration, error) {
-	out := make([]time.Duration, len(s.procs))
-	for i, p := range s.procs {
-		c, err := bench.ProcCPU(p.cmd.Process.Pid)
+func (s *System) CPU() ([]time.Duration, error) {
+	out := make([]time.Duration, len(s.Procs))
+	for i, p := range s.Procs {
+		c, err := ProcCPU(p.cmd.Process.Pid)
 		if err != nil {
 			return nil, err
 		}
@@ -105,11 +110,11 @@ func (s *system) cpu() ([]time.Duration, error) {
 }
 
 // settledRSS waits, then returns the resident memory of every process, summed.
-func (s *system) settledRSS(settle time.Duration) (int64, error) {
+func (s *System) SettledRSS(settle time.Duration) (int64, error) {
 	time.Sleep(settle)
 	var sum int64
-	for _, p := range s.procs {
-		rss, err := bench.ProcRSS(p.cmd.Process.Pid)
+	for _, p := range s.Procs {
+		rss, err := ProcRSS(p.cmd.Process.Pid)
 		if err != nil {
 			return 0, err
 		}
@@ -118,7 +123,7 @@ func (s *system) settledRSS(settle time.Duration) (int64, error) {
 	return sum, nil
 }
 
-func freePorts(n int) ([]int, error) {
+func FreePorts(n int) ([]int, error) {
 	var ls []net.Listener
 	defer func() {
 		for _, l := range ls {
@@ -139,7 +144,7 @@ func freePorts(n int) ([]int, error) {
 
 // vigilArgs are the flags of one Vigil process on loopback: HTTP, gRPC,
 // admin and gossip ports from ports[0:4].
-func vigilArgs(dir string, ports []int, join string) []string {
+func VigilArgs(dir string, ports []int, join string) []string {
 	return []string{
 		"-data-dir=" + dir, "-log.level=warn",
 		"-server.http-listen-address=127.0.0.1", fmt.Sprintf("-server.http-listen-port=%d", ports[0]),
@@ -152,31 +157,31 @@ func vigilArgs(dir string, ports []int, join string) []string {
 	}
 }
 
-func startMonolith(bin, dir string, extra ...string) (*system, error) {
-	ports, err := freePorts(4)
+func StartMonolith(bin, dir string, extra ...string) (*System, error) {
+	ports, err := FreePorts(4)
 	if err != nil {
 		return nil, err
 	}
-	p, err := startProc("vigil", dir, bin, append(vigilArgs(dir+"/data", ports, fmt.Sprintf("127.0.0.1:%d", ports[3])), extra...)...)
+	p, err := StartProc("vigil", dir, bin, append(VigilArgs(dir+"/data", ports, fmt.Sprintf("127.0.0.1:%d", ports[3])), extra...)...)
 	if err != nil {
 		return nil, err
 	}
 	p.admin = fmt.Sprintf("http://127.0.0.1:%d", ports[2])
-	s := &system{procs: []*proc{p}}
+	s := &System{Procs: []*Proc{p}}
 	base := fmt.Sprintf("http://127.0.0.1:%d", ports[0])
-	if err := waitOK(base+"/ready", p); err != nil {
-		return nil, s.fail(err)
+	if err := WaitOK(base+"/ready", p); err != nil {
+		return nil, s.Fail(err)
 	}
-	if s.url, err = createWorkspace(base); err != nil {
-		return nil, s.fail(err)
+	if s.URL, err = CreateWorkspace(base); err != nil {
+		return nil, s.Fail(err)
 	}
 	return s, nil
 }
 
 // startCluster starts three ingesters in zones a, b and c and a distributor
 // (with the API), RF 3 with zone awareness, on a filesystem bucket.
-func startCluster(bin, dir string, extra ...string) (*system, error) {
-	ports, err := freePorts(16)
+func StartCluster(bin, dir string, extra ...string) (*System, error) {
+	ports, err := FreePorts(16)
 	if err != nil {
 		return nil, err
 	}
@@ -187,46 +192,46 @@ func startCluster(bin, dir string, extra ...string) (*system, error) {
 		"-ingester.ring.heartbeat-period=1s",
 	}
 	common = append(common, extra...)
-	s := &system{}
+	s := &System{}
 	for i, zone := range []string{"a", "b", "c"} {
 		name := "ingester-" + zone
-		p, err := startProc(name, dir, bin, append(append(vigilArgs(dir+"/"+name, ports[4*i:4*i+4], join), common...),
+		p, err := StartProc(name, dir, bin, append(append(VigilArgs(dir+"/"+name, ports[4*i:4*i+4], join), common...),
 			"-target=ingester", "-ingester.ring.instance-id="+name, "-ingester.ring.instance-zone=zone-"+zone)...)
 		if err != nil {
-			s.stop()
+			s.Stop()
 			return nil, err
 		}
 		p.admin = fmt.Sprintf("http://127.0.0.1:%d", ports[4*i+2])
-		s.procs = append(s.procs, p)
+		s.Procs = append(s.Procs, p)
 	}
-	p, err := startProc("distributor", dir, bin, append(append(vigilArgs(dir+"/distributor", ports[12:16], join), common...),
+	p, err := StartProc("distributor", dir, bin, append(append(VigilArgs(dir+"/distributor", ports[12:16], join), common...),
 		"-target=distributor,api")...)
 	if err != nil {
-		s.stop()
+		s.Stop()
 		return nil, err
 	}
 	p.admin = fmt.Sprintf("http://127.0.0.1:%d", ports[14])
-	s.procs = append([]*proc{p}, s.procs...)
-	for i, p := range s.procs {
+	s.Procs = append([]*Proc{p}, s.Procs...)
+	for i, p := range s.Procs {
 		port := ports[12]
 		if i > 0 {
 			port = ports[4*(i-1)]
 		}
-		if err := waitOK(fmt.Sprintf("http://127.0.0.1:%d/ready", port), p); err != nil {
-			return nil, s.fail(err)
+		if err := WaitOK(fmt.Sprintf("http://127.0.0.1:%d/ready", port), p); err != nil {
+			return nil, s.Fail(err)
 		}
 	}
-	if err := waitRing(fmt.Sprintf("http://127.0.0.1:%d/ingester/ring", ports[14]), 3); err != nil {
-		return nil, s.fail(err)
+	if err := WaitRing(fmt.Sprintf("http://127.0.0.1:%d/ingester/ring", ports[14]), 3); err != nil {
+		return nil, s.Fail(err)
 	}
-	if s.url, err = createWorkspace(fmt.Sprintf("http://127.0.0.1:%d", ports[12])); err != nil {
-		return nil, s.fail(err)
+	if s.URL, err = CreateWorkspace(fmt.Sprintf("http://127.0.0.1:%d", ports[12])); err != nil {
+		return nil, s.Fail(err)
 	}
 	return s, nil
 }
 
-func startPrometheus(bin, dir string) (*system, error) {
-	ports, err := freePorts(1)
+func StartPrometheus(bin, dir string) (*System, error) {
+	ports, err := FreePorts(1)
 	if err != nil {
 		return nil, err
 	}
@@ -237,24 +242,24 @@ func startPrometheus(bin, dir string) (*system, error) {
 	if err := os.WriteFile(cfg, []byte("global:\n  scrape_interval: 15s\n"), 0o644); err != nil {
 		return nil, err
 	}
-	p, err := startProc("prometheus", dir, bin, "--config.file="+cfg, "--storage.tsdb.path="+dir+"/data",
+	p, err := StartProc("prometheus", dir, bin, "--config.file="+cfg, "--storage.tsdb.path="+dir+"/data",
 		fmt.Sprintf("--web.listen-address=127.0.0.1:%d", ports[0]), "--web.enable-remote-write-receiver", "--log.level=warn")
 	if err != nil {
 		return nil, err
 	}
-	s := &system{procs: []*proc{p}, url: fmt.Sprintf("http://127.0.0.1:%d/api/v1/write", ports[0])}
-	if err := waitOK(fmt.Sprintf("http://127.0.0.1:%d/-/ready", ports[0]), p); err != nil {
-		return nil, s.fail(err)
+	s := &System{Procs: []*Proc{p}, URL: fmt.Sprintf("http://127.0.0.1:%d/api/v1/write", ports[0])}
+	if err := WaitOK(fmt.Sprintf("http://127.0.0.1:%d/-/ready", ports[0]), p); err != nil {
+		return nil, s.Fail(err)
 	}
 	return s, nil
 }
 
-func waitOK(url string, p *proc) error {
+func WaitOK(url string, p *Proc) error {
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
 		case <-p.done:
-			return fmt.Errorf("%s exited", p.name)
+			return fmt.Errorf("%s exited", p.Name)
 		default:
 		}
 		resp, err := http.Get(url)
@@ -269,7 +274,7 @@ func waitOK(url string, p *proc) error {
 	return fmt.Errorf("%s never answered 200", url)
 }
 
-func waitRing(url string, n int) error {
+func WaitRing(url string, n int) error {
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		resp, err := http.Get(url)
@@ -286,8 +291,8 @@ func waitRing(url string, n int) error {
 }
 
 // createWorkspace creates a workspace and returns its remote-write URL.
-func createWorkspace(base string) (string, error) {
-	resp, err := http.Post(base+"/workspaces", "application/json", bytes.NewReader([]byte(`{"alias":"writebench"}`)))
+func CreateWorkspace(base string) (string, error) {
+	resp, err := http.Post(base+"/workspaces", "application/json", bytes.NewReader([]byte(`{"alias":"bench"}`)))
 	if err != nil {
 		return "", err
 	}
@@ -306,18 +311,18 @@ func createWorkspace(base string) (string, error) {
 // named after the variant, the process and what (heap, or profile for CPU).
 // A CPU profile covers the next seconds; it runs in the background and
 // the returned function waits for it.
-func (s *system) profile(dir, variant, what string, seconds int) func() {
+func (s *System) Profile(dir, variant, what string, seconds int) func() {
 	if dir == "" {
 		return func() {}
 	}
-	done := make(chan struct{}, len(s.procs))
+	done := make(chan struct{}, len(s.Procs))
 	n := 0
-	for _, p := range s.procs {
+	for _, p := range s.Procs {
 		if p.admin == "" {
 			continue
 		}
 		n++
-		go func(p *proc) {
+		go func(p *Proc) {
 			defer func() { done <- struct{}{} }()
 			url := p.admin + "/debug/pprof/" + what
 			if what == "profile" {
@@ -325,14 +330,14 @@ func (s *system) profile(dir, variant, what string, seconds int) func() {
 			}
 			resp, err := http.Get(url)
 			if err != nil {
-				fmt.Fprintf(os.Stderr, "writebench: profile %s: %v\n", p.name, err)
+				fmt.Fprintf(os.Stderr, "bench: profile %s: %v\n", p.Name, err)
 				return
 			}
 			defer resp.Body.Close()
-			name := strings.NewReplacer(" ", "_", ",", "", "(", "", ")", "", "=", "-").Replace(variant + "-" + p.name + "." + what)
+			name := strings.NewReplacer(" ", "_", ",", "", "(", "", ")", "", "=", "-").Replace(variant + "-" + p.Name + "." + what)
 			f, err := os.Create(filepath.Join(dir, name))
 			if err != nil {
-				fmt.Fprintf(os.Stderr, "writebench: %v\n", err)
+				fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 				return
 			}
 			defer f.Close()
