@@ -71,6 +71,16 @@ remote_write:
 // returns, and its log shown if the test failed.
 func startPrometheusAgent(t *testing.T, bin, agentFlag string, config func(port int) string) (int, func()) {
 	t.Helper()
+	return startPrometheusProcess(t, bin, func(dir string) []string {
+		return []string{agentFlag, "--storage.agent.path=" + filepath.Join(dir, "agent")}
+	}, config)
+}
+
+// startPrometheusProcess starts a Prometheus with flags (given its
+// directory) and the configuration config returns for its port, and
+// returns that port and a function that kills it.
+func startPrometheusProcess(t *testing.T, bin string, flags func(dir string) []string, config func(port int) string) (int, func()) {
+	t.Helper()
 	var (
 		port int
 		kill func()
@@ -83,8 +93,7 @@ func startPrometheusAgent(t *testing.T, bin, agentFlag string, config func(port 
 		logPath := filepath.Join(dir, "prometheus.log")
 		logFile, err := os.Create(logPath)
 		require.NoError(t, err)
-		cmd := exec.Command(bin, agentFlag, "--config.file="+cfgPath, "--storage.agent.path="+filepath.Join(dir, "agent"),
-			fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port))
+		cmd := exec.Command(bin, append(flags(dir), "--config.file="+cfgPath, fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port))...)
 		cmd.Stdout, cmd.Stderr = logFile, logFile
 		require.NoError(t, cmd.Start())
 		exited := make(chan struct{})
