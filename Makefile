@@ -33,8 +33,8 @@ test: ## Unit tests and in-process integration tests (what CI requires).
 	@test -z "$$(gofmt -l cmd pkg integration tools internal)" || { echo "gofmt needed:"; gofmt -l cmd pkg integration tools internal; exit 1; }
 	$(GO) test -race -count=1 -timeout 15m ./...
 
-e2e: install-prometheus install-prometheus3 install-minio ## Multi-process cluster tests (kill and rolling restarts), the bounded series call over a day of 100k series, a real Prometheus agent remote-writing to Vigil, Prometheus 3.16 remote-writing with SigV4, the aws CLI's amp commands, and the long-term storage suite on a real MinIO.
-	$(GO) test -count=1 -timeout 30m -tags e2e -run 'TestCluster|TestPrometheusAgent|TestSeriesCallOverADay|TestStorageOnMinIO|TestAWSCLI|TestPrometheus3SigV4' -v ./integration/ 2>&1 | grep -v '^        level='; exit $${PIPESTATUS[0]}
+e2e: install-prometheus install-prometheus3 install-minio ## Multi-process cluster tests (kill and rolling restarts), the bounded series call over a day of 100k series, a real Prometheus agent remote-writing to Vigil, Prometheus 3.16 remote-writing with SigV4, the aws CLI's amp commands, the long-term storage suite on a real MinIO, and Prometheus's PromQL test corpus through the query API.
+	$(GO) test -count=1 -timeout 30m -tags e2e -run 'TestCluster|TestPrometheusAgent|TestSeriesCallOverADay|TestStorageOnMinIO|TestAWSCLI|TestPrometheus3SigV4|TestPromQLCorpus' -v ./integration/ 2>&1 | grep -v '^        level='; exit $${PIPESTATUS[0]}
 
 bench: install-prometheus3 ## Go benchmarks of the push path, the query mix served by ingesters and by the store-gateway, bytes per sample after compaction, then one side-by-side table of the write path (tools/writebench): the monolith, the monolith with -ingester.tsdb.wal-sync=always, the three-zone RF 3 cluster of separate processes and Prometheus 3.16's receiver, in samples per CPU-second and RSS per series. VIGIL_BEFORE=<binary> adds that build's rows.
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./pkg/distributor/ ./pkg/ingester/ ./pkg/ingester/client/
