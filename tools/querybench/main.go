@@ -63,7 +63,7 @@ func (v *variantFlags) Set(s string) error { *v = append(*v, s); return nil }
 
 func main() {
 	var (
-		vigil, prometheus, dir, conc string
+		vigil, prometheus, dir, conc, profileDir string
 		hosts, apiservers            int
 		cellTime                     time.Duration
 		extra                        variantFlags
@@ -75,6 +75,7 @@ func main() {
 	flag.IntVar(&hosts, "hosts", 150, "node-exporter hosts (572 series each)")
 	flag.IntVar(&apiservers, "apiservers", 450, "API server instance and resource pairs (32 histogram series each)")
 	flag.DurationVar(&cellTime, "duration", 20*time.Second, "how long the mix runs at each concurrency")
+	flag.StringVar(&profileDir, "profile-dir", "", "save a CPU profile of each Vigil system's first concurrency here (empty: none)")
 	flag.Var(&extra, "variant", "an extra Vigil monolith to measure: name=flag,flag,... (repeatable)")
 	flag.Parse()
 	if dir == "" {
@@ -134,12 +135,17 @@ func main() {
 			fatalf("%s: %v", v.name, s.Fail(err))
 		}
 		answers = append(answers, seen)
-		for _, c := range concurrencies {
+		for i, c := range concurrencies {
+			profiled := func() {}
+			if i == 0 {
+				profiled = s.Profile(profileDir, v.name, "profile", int(cellTime.Seconds()))
+			}
 			cpu0, err := s.CPU()
 			if err != nil {
 				fatalf("%v", err)
 			}
 			lat, errs := r.run(c, cellTime)
+			profiled()
 			cpu1, err := s.CPU()
 			if err != nil {
 				fatalf("%v", err)
