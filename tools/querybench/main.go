@@ -64,9 +64,9 @@ func (v *variantFlags) Set(s string) error { *v = append(*v, s); return nil }
 func main() {
 	var (
 		vigil, prometheus, dir, conc, profileDir string
-		hosts, apiservers            int
-		cellTime                     time.Duration
-		extra                        variantFlags
+		hosts, apiservers                        int
+		cellTime                                 time.Duration
+		extra                                    variantFlags
 	)
 	flag.StringVar(&vigil, "vigil", "bin/vigil", "the vigil binary")
 	flag.StringVar(&prometheus, "prometheus", "", "a Prometheus binary to compare with (empty: none)")
