@@ -1,0 +1,139 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/prompb"
+	"github.com/stretchr/testify/require"
+
+	"github.com/vigil-metrics/vigil/pkg/vigil"
+)
+
+// TestFrontendFairQueue: workspace A floods the query-frontend with heavy
+// range queries from 50 clients, keeping its queue full, and gets 429
+// beyond -query-frontend.max-outstanding-requests-per-workspace; meanwhile
+// workspace B's light queries, queued apart and taken in turn, keep their
+// latency under 2 s.
+func TestFrontendFairQueue(t *testing.T) {
+	v := startMonolith(t, t.TempDir(),
+		"-query-frontend.max-outstanding-requests-per-workspace=10",
+		"-querier.max-concurrent=4",
+		"-querier.max-concurrent-queries-per-workspace=2",
+	)
+	wsA := createWorkspace(t, v.BaseURL(), "flood")
+	wsB := createWorkspace(t, v.BaseURL(), "light")
+	now := time.Now().Truncate(time.Second)
+	from := now.Add(-55 * time.Minute)
+
+	// A: 3,000 series over the last 55 minutes, every 30 s.
+	wA := remoteWriter(t, workspaceURL(v.BaseURL(), wsA)+"/api/v1/remote_write")
+	for batch := 0; batch < 15; batch++ {
+		req := &prompb.WriteRequest{}
+		for i := 0; i < 200; i++ {
+			var samples []prompb.Sample
+			for ts := from; !ts.After(now); ts = ts.Add(30 * time.Second) {
+				samples = append(samples, prompb.Sample{Timestamp: ts.UnixMilli(), Value: float64(ts.Unix())})
+			}
+			req.Timeseries = append(req.Timeseries, series("heavy_total", map[string]string{"pod": fmt.Sprint(batch*200 + i)}, samples...))
+		}
+		_, err := wA.Store(context.Background(), encode(t, req), 0)
+		require.NoError(t, err)
+	}
+	_, err := remoteWriter(t, workspaceURL(v.BaseURL(), wsB)+"/api/v1/remote_write").Store(context.Background(), encode(t, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
+		series("up", map[string]string{"job": "b"}, prompb.Sample{Timestamp: now.UnixMilli(), Value: 1}),
+	}}), 0)
+	require.NoError(t, err)
+
+	heavy := url.Values{
+		"query": {`sum by (pod) (rate(heavy_total[5m]))`},
+		"start": {fmt.Sprint(from.Unix())}, "end": {fmt.Sprint(now.Unix())}, "step": {"15"},
+	}
+	// The flood: 50 clients, each sending its next query once answered.
+	ctx, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var ok, refused atomic.Int64
+	var refusal atomic.Value
+	for i := 0; i < 50; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, workspaceURL(v.BaseURL(), wsA)+"/api/v1/query_range", nil)
+				req.URL.RawQuery = heavy.Encode()
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					continue
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				switch resp.StatusCode {
+				case http.StatusOK:
+					ok.Add(1)
+				case http.StatusTooManyRequests:
+					refused.Add(1)
+					refusal.Store(string(body))
+					// Back off as a client would; the refusals cost CPU
+					// the measured queries share.
+					time.Sleep(250 * time.Millisecond)
+				}
+			}
+		}()
+	}
+	defer func() { stop(); wg.Wait() }()
+
+	// Wait until A's queue is full.
+	require.Eventually(t, func() bool { return queueLength(t, v, wsA) >= 10 }, 30*time.Second, 20*time.Millisecond)
+
+	clientB := promClient(t, workspaceURL(v.BaseURL(), wsB))
+	var latencies []time.Duration
+	fullDuring := 0
+	for i := 0; i < 40; i++ {
+		start := time.Now()
+		val, _, _, err := clientB.Query(context.Background(), `sum(up)`, now)
+		latencies = append(latencies, time.Since(start))
+		require.NoError(t, err)
+		require.Equal(t, model.SampleValue(1), val.(model.Vector)[0].Value)
+		if queueLength(t, v, wsA) >= 8 {
+			fullDuring++
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	slices.Sort(latencies)
+	p99 := latencies[len(latencies)*99/100]
+	t.Logf("B's latencies: %v", latencies)
+	t.Logf("B's latency under A's flood: p50 %s, p99 %s, max %s; A answered %d, refused %d; A's queue nearly full at %d of 40 of B's queries",
+		latencies[len(latencies)/2], p99, latencies[len(latencies)-1], ok.Load(), refused.Load(), fullDuring)
+	require.Less(t, p99, 2*time.Second, "B's p99 latency while A's queue is full")
+	require.Greater(t, fullDuring, 20, "A's queue stayed full while B was measured")
+	require.Greater(t, refused.Load(), int64(0))
+	require.Contains(t, refusal.Load().(string), "err-vigil-too-many-outstanding-requests")
+}
+
+// queueLength reads vigil_query_frontend_queue_length of a workspace.
+func queueLength(t *testing.T, v *vigil.Vigil, ws string) float64 {
+	mfs, err := v.Gatherer.Gather()
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() != "vigil_query_frontend_queue_length" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "workspace" && l.GetValue() == ws {
+					return m.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	return 0
+}
