@@ -137,3 +137,35 @@ func queueLength(t *testing.T, v *vigil.Vigil, ws string) float64 {
 	}
 	return 0
 }
+
+// TestFrontendSeparateProcess: a query-frontend of its own (-target=
+// query-frontend) serves the public reads; the querier of another process
+// pulls them from it (-querier.frontend-address) and serves none itself.
+func TestFrontendSeparateProcess(t *testing.T) {
+	bucket := t.TempDir()
+	fe := startMonolith(t, t.TempDir(), "-target=query-frontend", "-storage.filesystem.dir="+bucket)
+	rest := startMonolith(t, t.TempDir(), "-target=api,distributor,ingester,querier", "-storage.filesystem.dir="+bucket,
+		"-querier.frontend-address="+fe.Server.GRPCListenAddr().String(), "-querier.id=querier-1")
+	ws := createWorkspace(t, rest.BaseURL(), "split")
+	now := time.Now().Truncate(time.Second)
+	_, err := remoteWriter(t, workspaceURL(rest.BaseURL(), ws)+"/api/v1/remote_write").Store(context.Background(), encode(t, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
+		series("up", map[string]string{"job": "a"}, prompb.Sample{Timestamp: now.Add(-time.Minute).UnixMilli(), Value: 1}, prompb.Sample{Timestamp: now.UnixMilli(), Value: 2}),
+	}}), 0)
+	require.NoError(t, err)
+
+	api := promClient(t, workspaceURL(fe.BaseURL(), ws))
+	var val model.Value
+	require.Eventually(t, func() bool {
+		val, _, _, err = api.Query(context.Background(), `up`, now)
+		return err == nil
+	}, 20*time.Second, 100*time.Millisecond, "the querier connects to the frontend")
+	require.Equal(t, model.SampleValue(2), val.(model.Vector)[0].Value)
+	labels, _, _, err := api.LabelNames(context.Background(), nil, now.Add(-time.Hour), now)
+	require.NoError(t, err)
+	require.Equal(t, model.LabelNames{"__name__", "job"}, labels)
+
+	resp, err := http.Get(workspaceURL(rest.BaseURL(), ws) + "/api/v1/query?query=up")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusNotFound, resp.StatusCode, "the querier's process serves no public reads")
+}
