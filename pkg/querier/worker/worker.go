@@ -238,18 +238,40 @@ func (f *frontend) process(ctx context.Context) (served bool, err error) {
 	if err != nil {
 		return false, err
 	}
+	// One reader: the frontend sends the next request only once answered,
+	// so a read while a request runs returns only when the stream ends
+	// (the frontend gave up on the request, its caller went away, or it
+	// stops), which cancels the evaluation.
+	reqs := make(chan *httpgrpc.HTTPRequest)
+	ended := make(chan error, 1)
+	go func() {
+		for {
+			req, err := stream.Recv()
+			if err != nil {
+				ended <- err
+				cancel()
+				return
+			}
+			select {
+			case reqs <- req:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
 	for {
-		req, err := stream.Recv()
-		if err != nil {
+		select {
+		case err := <-ended:
 			return served, err
+		case <-ctx.Done():
+			return served, ctx.Err()
+		case req := <-reqs:
+			resp := f.w.serve(ctx, req)
+			if err := stream.Send(resp); err != nil {
+				return served, err
+			}
+			served = true
 		}
-		// The stream's context ends when the frontend gives up on the
-		// request (its caller went away): so does the evaluation.
-		resp := f.w.serve(ctx, req)
-		if err := stream.Send(resp); err != nil {
-			return served, err
-		}
-		served = true
 	}
 }
 
