@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -168,4 +169,69 @@ func TestFrontendSeparateProcess(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusNotFound, resp.StatusCode, "the querier's process serves no public reads")
+}
+
+// TestFrontendSplitsRangeQueries: through the monolith's frontend and
+// querier over gRPC, a three-day range query is split by day and answers
+// byte for byte what the same query answers unsplit (a QSP threshold
+// parameter sends it whole), stats included; a repeat takes the older legs
+// from the results cache.
+func TestFrontendSplitsRangeQueries(t *testing.T) {
+	v := startMonolith(t, t.TempDir())
+	ws := createWorkspace(t, v.BaseURL(), "split")
+	now := time.Now().Truncate(time.Minute)
+	req := &prompb.WriteRequest{}
+	for i := 0; i < 5; i++ {
+		var samples []prompb.Sample
+		for ts := now.Add(-50 * time.Minute); !ts.After(now); ts = ts.Add(15 * time.Second) {
+			samples = append(samples, prompb.Sample{Timestamp: ts.UnixMilli(), Value: float64(ts.Unix() % 977)})
+		}
+		req.Timeseries = append(req.Timeseries, series("requests_total", map[string]string{"pod": fmt.Sprint(i)}, samples...))
+	}
+	_, err := remoteWriter(t, workspaceURL(v.BaseURL(), ws)+"/api/v1/remote_write").Store(context.Background(), encode(t, req), 0)
+	require.NoError(t, err)
+
+	query := func(extra url.Values) string {
+		form := url.Values{"query": {`sum by (pod) (rate(requests_total[5m]))`}, "start": {fmt.Sprint(now.Add(-72 * time.Hour).Unix())},
+			"end": {fmt.Sprint(now.Unix())}, "step": {"60"}}
+		for k, vs := range extra {
+			form[k] = vs
+		}
+		resp, err := http.PostForm(workspaceURL(v.BaseURL(), ws)+"/api/v1/query_range", form)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, resp.StatusCode, string(b))
+		return string(b)
+	}
+	legs := counter(t, v, "vigil_query_frontend_split_queries_total")
+	split := query(nil)
+	require.GreaterOrEqual(t, counter(t, v, "vigil_query_frontend_split_queries_total")-legs, 4.0, "three days: four legs or more")
+	whole := query(url.Values{"max_samples_processed_warning_threshold": {"1000000000"}})
+	require.Equal(t, whole, split)
+	require.Contains(t, split, `"pod":"4"`)
+
+	var splitStats, wholeStats queryAnswer
+	require.NoError(t, json.Unmarshal([]byte(query(url.Values{"stats": {"all"}})), &splitStats))
+	require.NoError(t, json.Unmarshal([]byte(query(url.Values{"stats": {"all"}, "max_samples_processed_warning_threshold": {"1000000000"}})), &wholeStats))
+	require.Equal(t, wholeStats.Data.Stats.Samples.TotalQueryableSamples, splitStats.Data.Stats.Samples.TotalQueryableSamples)
+	require.Positive(t, splitStats.Data.Stats.Samples.TotalQueryableSamples)
+
+	hits := counter(t, v, "vigil_query_frontend_results_cache_hits_total")
+	require.Equal(t, split, query(nil))
+	require.Greater(t, counter(t, v, "vigil_query_frontend_results_cache_hits_total"), hits)
+}
+
+// counter reads a counter (or gauge) without labels.
+func counter(t *testing.T, v *vigil.Vigil, name string) float64 {
+	mfs, err := v.Gatherer.Gather()
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			m := mf.GetMetric()[0]
+			return m.GetCounter().GetValue() + m.GetGauge().GetValue()
+		}
+	}
+	return 0
 }
