@@ -196,6 +196,9 @@ func (f *Frontend) Process(stream frontendpb.ProcessServer) error {
 		err = f.serveOne(stream, r)
 		finished()
 		if err != nil {
+			if !errors.Is(err, errCallerGone) {
+				level.Warn(f.logger).Log("msg", "querier stream failed; its request is retried", "querier", id, "workspace", r.workspace, "err", err)
+			}
 			return err
 		}
 	}
