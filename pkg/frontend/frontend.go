@@ -197,7 +197,7 @@ func (f *Frontend) Process(stream frontendpb.ProcessServer) error {
 		finished()
 		if err != nil {
 			if !errors.Is(err, errCallerGone) {
-				level.Warn(f.logger).Log("msg", "querier stream failed; its request is retried", "querier", id, "workspace", r.workspace, "err", err)
+				level.Warn(f.logger).Log("msg", "querier stream failed with a request in flight", "querier", id, "workspace", r.workspace, "err", err)
 			}
 			return err
 		}
