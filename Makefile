@@ -92,7 +92,7 @@ image-minio: ## Build the FROM scratch image vigil-minio:dev (MinIO and the buck
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o deployments/minio/mkbucket ./tools/mkbucket
 	docker build -t vigil-minio:dev deployments/minio
 
-compose-up: image image-minio ## Start the three-zone cluster of docker-compose.yml on MinIO (distributor on 127.0.0.1:9009, querier on :9010).
+compose-up: image image-minio ## Start the three-zone cluster of docker-compose.yml on MinIO (distributor on 127.0.0.1:9009, query-frontend on :9010).
 	docker-compose up -d
 
 compose-down: ## Stop the docker-compose cluster and delete its volumes.
@@ -107,11 +107,13 @@ helm-test: ## Lint and render helm/vigil in both modes (installs helm 3.22 with 
 	$(HELM) lint --strict helm/vigil $(HELM_S3)
 	$(HELM) template t helm/vigil | grep -q 'kind: StatefulSet'
 	$(HELM) lint --strict helm/vigil --set auth.mode=sigv4 --set auth.credentialsSecret=vigil-auth
-	$(HELM) template t helm/vigil $(HELM_S3) --set auth.mode=sigv4 --set auth.credentialsSecret=vigil-auth | grep -c 'auth.credentials-file=/etc/vigil/auth/credentials.yaml' | grep -qx 9
-	$(HELM) template t helm/vigil $(HELM_S3) --set auth.mode=sigv4 --set auth.credentialsSecret=vigil-auth | grep -c 'secretName: vigil-auth' | grep -qx 2
+	$(HELM) template t helm/vigil $(HELM_S3) --set auth.mode=sigv4 --set auth.credentialsSecret=vigil-auth | grep -c 'auth.credentials-file=/etc/vigil/auth/credentials.yaml' | grep -qx 10
+	$(HELM) template t helm/vigil $(HELM_S3) --set auth.mode=sigv4 --set auth.credentialsSecret=vigil-auth | grep -c 'secretName: vigil-auth' | grep -qx 3
 	$(HELM) template t helm/vigil --set auth.mode=sigv4 --set auth.credentialsSecret=vigil-auth | grep -c 'secretName: vigil-auth' | grep -qx 1
 	! $(HELM) template t helm/vigil --set auth.mode=sigv4 >/dev/null 2>&1
 	$(HELM) template t helm/vigil $(HELM_S3) | grep -c 'ingester.ring.instance-zone=zone-' | grep -qx 3
 	$(HELM) template t helm/vigil $(HELM_S3) | grep -c 'store-gateway.ring.instance-zone=zone-' | grep -qx 3
 	$(HELM) template t helm/vigil $(HELM_S3) | grep -q -- '-target=compactor'
+	$(HELM) template t helm/vigil $(HELM_S3) | grep -q -- '-target=query-frontend'
+	$(HELM) template t helm/vigil $(HELM_S3) | grep -q -- '-querier.frontend-address=t-vigil-query-frontend:9095'
 	@! $(HELM) template t helm/vigil --set mode=microservices >/dev/null 2>&1 || { echo "microservices without s3 must be refused"; exit 1; }

@@ -111,6 +111,7 @@ const (
 	IDIngesterMemoryLimit            = "ingester-memory-limit"
 	IDQueryLoggingExists             = "query-logging-configuration-exists"
 	IDQueryLoggingNotFound           = "query-logging-configuration-not-found"
+	IDTooManyOutstandingRequests     = "too-many-outstanding-requests"
 )
 
 // Error is an error with a cause and a stable ID.

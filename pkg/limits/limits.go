@@ -90,6 +90,9 @@ type QuerierLimits struct {
 	MaxSamplesProcessedErrorThreshold   int64 `yaml:"max_samples_processed_error_threshold"`
 	// Not an AMP quota: AMP queues queries per workspace.
 	MaxConcurrentQueries int `yaml:"max_concurrent_queries_per_workspace"`
+	// Not an AMP quota: the query-frontend's shuffle sharding of a
+	// workspace to this many of the connected queriers (0: all).
+	MaxQueriersPerWorkspace int `yaml:"max_queriers_per_workspace"`
 }
 
 // RegisterFlags registers the default limits.

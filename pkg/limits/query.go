@@ -23,6 +23,7 @@ func (q *QuerierLimits) registerShapeFlags(f *flag.FlagSet) {
 	f.Var(&q.MaxQueryLength, "querier.max-query-length", "Longest time range (end minus start) of a range query. AMP quota: query time range 32 days. 0: no limit.")
 	f.IntVar(&q.MaxQueryExpressionSizeBytes, "querier.max-query-expression-size-bytes", 1<<20, "Largest PromQL expression accepted, in bytes, refused before it is parsed. AMP quota: request size 1 MB. 0: no limit.")
 	f.IntVar(&q.MaxConcurrentQueries, "querier.max-concurrent-queries-per-workspace", 10, "Most queries of one workspace a querier evaluates at once (its -querier.max-concurrent slots are shared by every workspace); more wait for a slot of their workspace, holding none of the querier's, and get 429 after 30 s. 0: no bound.")
+	f.IntVar(&q.MaxQueriersPerWorkspace, "query-frontend.max-queriers-per-workspace", 0, "Queriers among those connected to a query-frontend that take one workspace's queries, picked by shuffle sharding on the workspace: a workspace's flood of queries keeps the other queriers free. 0: all queriers.")
 	f.IntVar(&q.MaxQueryExpressionDepth, "querier.max-query-expression-depth", 128, "Deepest nesting a PromQL expression may have: of parentheses, brackets and braces, refused before it is parsed (the parser's time grows with it), and of its parsed syntax tree (a chain of binary operators), refused before it is evaluated (evaluating it takes time that grows with the square of its depth). Dashboards rarely go past 10. 0: no limit.")
 	f.IntVar(&q.MaxQueryRegexpSizeBytes, "querier.max-query-regexp-size-bytes", 64<<10, "Longest string literal of a PromQL expression, in bytes: a regular expression (compiling and matching one takes time that grows faster than its size) or a label value (which -validation.max-labels-size-bytes bounds far lower). Refused before it is parsed. 0: no limit.")
 	f.Int64Var(&q.MaxSamplesProcessedWarningThreshold, "querier.max-samples-processed-warning-threshold", 0, "AMP's query samples processed (QSP) warning threshold: a query that processes more samples (totalQueryableSamples of stats=all) is answered with a warning. A request's max_samples_processed_warning_threshold parameter may set a lower one. 0: none.")
@@ -30,7 +31,7 @@ func (q *QuerierLimits) registerShapeFlags(f *flag.FlagSet) {
 }
 
 func (q *QuerierLimits) validateShape() error {
-	if q.MaxQueryLength < 0 || q.MaxQueryExpressionSizeBytes < 0 || q.MaxQueryExpressionDepth < 0 || q.MaxConcurrentQueries < 0 ||
+	if q.MaxQueryLength < 0 || q.MaxQueryExpressionSizeBytes < 0 || q.MaxQueryExpressionDepth < 0 || q.MaxConcurrentQueries < 0 || q.MaxQueriersPerWorkspace < 0 ||
 		q.MaxQueryRegexpSizeBytes < 0 || q.MaxSamplesProcessedWarningThreshold < 0 || q.MaxSamplesProcessedErrorThreshold < 0 {
 		return fmt.Errorf("query shape limits must not be negative")
 	}
@@ -83,4 +84,10 @@ func (o *Overrides) BlockedQueries(workspace string) []BlockedQuery {
 // evaluates at once; 0: no bound.
 func (o *Overrides) MaxConcurrentQueries(workspace string) int {
 	return o.get(workspace).Querier.MaxConcurrentQueries
+}
+
+// MaxQueriersPerWorkspace is how many of the queriers connected to a
+// query-frontend take the workspace's queries; 0: all.
+func (o *Overrides) MaxQueriersPerWorkspace(workspace string) int {
+	return o.get(workspace).Querier.MaxQueriersPerWorkspace
 }

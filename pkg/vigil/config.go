@@ -21,10 +21,12 @@ import (
 	"github.com/vigil-metrics/vigil/pkg/compactor"
 	"github.com/vigil-metrics/vigil/pkg/controlplane"
 	"github.com/vigil-metrics/vigil/pkg/distributor"
+	"github.com/vigil-metrics/vigil/pkg/frontend"
 	"github.com/vigil-metrics/vigil/pkg/ingester"
 	"github.com/vigil-metrics/vigil/pkg/ingester/client"
 	"github.com/vigil-metrics/vigil/pkg/limits"
 	"github.com/vigil-metrics/vigil/pkg/querier"
+	"github.com/vigil-metrics/vigil/pkg/querier/worker"
 	"github.com/vigil-metrics/vigil/pkg/querylog"
 	"github.com/vigil-metrics/vigil/pkg/storage/bucket"
 	"github.com/vigil-metrics/vigil/pkg/storegateway"
@@ -48,6 +50,8 @@ type Config struct {
 	Ingester           ingester.Config        `yaml:"ingester"`
 	IngesterClient     client.Config          `yaml:"ingester_client"`
 	Querier            querier.Config         `yaml:"querier"`
+	FrontendWorker     worker.Config          `yaml:"frontend_worker"`
+	Frontend           frontend.Config        `yaml:"frontend"`
 	QueryLogging       querylog.Config        `yaml:"query_logging"`
 	Compactor          compactor.Config       `yaml:"compactor"`
 	StoreGateway       storegateway.Config    `yaml:"store_gateway"`
@@ -60,7 +64,7 @@ type Config struct {
 // in the components' RegisterFlags only.
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Target = []string{All}
-	f.Var(&c.Target, "target", "Comma-separated modules to run: all (default), api, compactor, distributor, ingester, querier, store-gateway.")
+	f.Var(&c.Target, "target", "Comma-separated modules to run: all (default), api, compactor, distributor, ingester, querier, query-frontend, store-gateway.")
 	f.StringVar(&c.DataDir, "data-dir", "./data", "Root directory of all local state: ingester TSDBs and WALs, ring tokens, and the filesystem object-storage backend.")
 
 	c.Auth.RegisterFlags(f)
@@ -86,6 +90,8 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Ingester.RegisterFlags(f)
 	c.IngesterClient.RegisterFlags(f)
 	c.Querier.RegisterFlags(f)
+	c.FrontendWorker.RegisterFlags(f)
+	c.Frontend.RegisterFlags(f)
 	c.QueryLogging.RegisterFlags(f)
 	c.Compactor.RegisterFlags(f)
 	c.StoreGateway.RegisterFlags(f)
@@ -142,7 +148,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	for _, v := range []interface{ Validate() error }{
-		&c.Auth, &c.Audit, &c.Storage, &c.ControlPlane, &c.Distributor, &c.Ingester, &c.Querier, &c.QueryLogging, &c.Compactor, &c.StoreGateway, &c.Limits,
+		&c.Auth, &c.Audit, &c.Storage, &c.ControlPlane, &c.Distributor, &c.Ingester, &c.Querier, &c.FrontendWorker, &c.Frontend, &c.QueryLogging, &c.Compactor, &c.StoreGateway, &c.Limits,
 	} {
 		if err := v.Validate(); err != nil {
 			return err

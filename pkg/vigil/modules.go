@@ -27,12 +27,15 @@ import (
 	"github.com/vigil-metrics/vigil/pkg/compactor"
 	"github.com/vigil-metrics/vigil/pkg/controlplane"
 	"github.com/vigil-metrics/vigil/pkg/distributor"
+	"github.com/vigil-metrics/vigil/pkg/frontend"
 	"github.com/vigil-metrics/vigil/pkg/inflight"
 	"github.com/vigil-metrics/vigil/pkg/ingester"
 	"github.com/vigil-metrics/vigil/pkg/ingester/client"
 	"github.com/vigil-metrics/vigil/pkg/limits"
+	"github.com/vigil-metrics/vigil/pkg/pb/frontendpb"
 	"github.com/vigil-metrics/vigil/pkg/pb/storegatewaypb"
 	"github.com/vigil-metrics/vigil/pkg/querier"
+	"github.com/vigil-metrics/vigil/pkg/querier/worker"
 	"github.com/vigil-metrics/vigil/pkg/querylog"
 	"github.com/vigil-metrics/vigil/pkg/ringmember"
 	"github.com/vigil-metrics/vigil/pkg/storage/bucket"
@@ -56,6 +59,7 @@ const (
 	MemberlistKV     = "memberlist-kv"
 	Overrides        = "overrides"
 	Querier          = "querier"
+	QueryFrontend    = "query-frontend"
 	QueryLog         = "query-log"
 	Router           = "router"
 	Server           = "server"
@@ -68,7 +72,7 @@ const (
 // deps is the module graph: each module starts after, and stops before, the
 // modules it depends on.
 var deps = map[string][]string{
-	All:              {API, Compactor, Distributor, Ingester, Querier, StoreGateway},
+	All:              {API, Compactor, Distributor, Ingester, Querier, QueryFrontend, StoreGateway},
 	Compactor:        {Server, MemberlistKV, Storage, Overrides, Workspaces},
 	API:              {Router, ControlPlaneRing},
 	ControlPlaneRing: {MemberlistKV},
@@ -80,6 +84,7 @@ var deps = map[string][]string{
 	MemberlistKV:     {Server},
 	Overrides:        nil,
 	Querier:          {Router, IngesterRing, StoreGatewayRing, Storage, Overrides, QueryLog},
+	QueryFrontend:    {Router, Overrides},
 	QueryLog:         {Workspaces},
 	StoreGateway:     {Server, MemberlistKV, Storage, StoreGatewayRing, Overrides},
 	StoreGatewayRing: {MemberlistKV},
@@ -105,6 +110,7 @@ func (t *Vigil) setupModules() (*modules.Manager, error) {
 	mm.RegisterModule(Distributor, t.initDistributor)
 	mm.RegisterModule(Ingester, t.initIngester)
 	mm.RegisterModule(Querier, t.initQuerier)
+	mm.RegisterModule(QueryFrontend, t.initQueryFrontend)
 	mm.RegisterModule(QueryLog, t.initQueryLog, modules.UserInvisibleModule)
 	mm.RegisterModule(Compactor, t.initCompactor)
 	mm.RegisterModule(StoreGatewayRing, t.initStoreGatewayRing, modules.UserInvisibleModule)
@@ -412,8 +418,50 @@ func (t *Vigil) initQuerier() (services.Service, error) {
 	}, t.Bucket)
 	queryable := querier.NewQueryable(t.Cfg.Querier, t.IngesterRing, poolGetter(pool), store, t.Overrides)
 	engine := querier.NewEngine(t.Cfg.Querier, t.Registerer, t.Logger)
-	t.API.RegisterQuery(querier.NewHandler(t.Cfg.Querier, engine, queryable, t.Overrides, queryLogger{t.QueryLogger}, t.Registerer, t.Logger))
-	return subservices.Service(pool, sgPool), nil
+	handler := querier.NewHandler(t.Cfg.Querier, engine, queryable, t.Overrides, queryLogger{t.QueryLogger}, t.Registerer, t.Logger)
+	// With a query-frontend (this process's, or -querier.frontend-address)
+	// the querier pulls its queries from the frontend, which owns the
+	// public read routes. A querier alone without one serves them itself.
+	addr := t.Cfg.FrontendWorker.FrontendAddress
+	if addr == "" && t.runsQueryFrontend() {
+		addr = t.Server.GRPCListenAddr().String()
+	}
+	if addr == "" {
+		t.API.RegisterQuery(handler)
+		return subservices.Service(pool, sgPool), nil
+	}
+	wcfg := t.Cfg.FrontendWorker
+	wcfg.FrontendAddress = addr
+	w, err := worker.New(wcfg, t.Cfg.Querier.MaxConcurrent, handler, t.Registerer, t.Logger)
+	if err != nil {
+		return nil, err
+	}
+	return subservices.Service(pool, sgPool, w), nil
+}
+
+// runsQueryFrontend tells whether this process runs the query-frontend.
+func (t *Vigil) runsQueryFrontend() bool {
+	for _, target := range t.Cfg.Target {
+		if target == All || target == QueryFrontend {
+			return true
+		}
+	}
+	return false
+}
+
+// initQueryFrontend serves the public read routes: it splits and caches
+// range queries and queues every read in a fair queue per workspace, from
+// which the queriers pull them over the internal gRPC port.
+func (t *Vigil) initQueryFrontend() (services.Service, error) {
+	// A request may wait for a querier's slot, then run to the querier's
+	// timeout; the frontend waits for it as long.
+	f, err := frontend.New(t.Cfg.Frontend, t.Overrides, t.Cfg.Querier.Timeout+30*time.Second, t.Registerer, t.Logger)
+	if err != nil {
+		return nil, err
+	}
+	frontendpb.Register(t.Server.GRPC, f)
+	t.API.RegisterQuery(f.Handler())
+	return f, nil
 }
 
 // initQueryLog builds the query logger the querier calls after each query:
