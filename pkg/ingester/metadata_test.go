@@ -157,3 +157,35 @@ func labelsOf(ts prompb.TimeSeries) labels.Labels {
 	var b labels.ScratchBuilder
 	return ts.ToLabels(&b, nil)
 }
+
+// TestExemplarStorageOnFirstExemplar: a workspace's exemplar storage (a
+// ring buffer allocated whole) is sized only once the workspace sends
+// exemplars, and a marker keeps it sized across a reopen; a workspace
+// that never sends any has none.
+func TestExemplarStorageOnFirstExemplar(t *testing.T) {
+	ing, dir := startIngesterWithMetadataLimits(t, metadataLimitsOf{metrics: 10, perMetric: 10, exemplars: 100})
+	now := time.Now().UnixMilli()
+	require.NoError(t, push(t, ing, "ws-1", ts("up", "api", prompb.Sample{Timestamp: now - 1000, Value: 1})))
+	require.NoError(t, push(t, ing, "ws-2", ts("up", "api", prompb.Sample{Timestamp: now - 1000, Value: 1})))
+	size := func(id string) int64 {
+		ing.mu.Lock()
+		defer ing.mu.Unlock()
+		return ing.dbs[id].maxExemplars.Load()
+	}
+	require.Zero(t, size("ws-1"))
+	require.Zero(t, size("ws-2"))
+
+	series := ts("up", "api", prompb.Sample{Timestamp: now, Value: 2})
+	series.Exemplars = []prompb.Exemplar{{Labels: []prompb.Label{{Name: "trace_id", Value: "abc"}}, Value: 2, Timestamp: now}}
+	require.NoError(t, push(t, ing, "ws-1", series))
+	require.EqualValues(t, 100, size("ws-1"))
+	require.Zero(t, size("ws-2"))
+	_, err := os.Stat(filepath.Join(dir, "ingester", "tsdb", "ws-1", exemplarsMarker))
+	require.NoError(t, err)
+	got, err := ing.QueryExemplars(tenant.WithID(context.Background(), "ws-1"), &ingesterpb.ExemplarQueryRequest{
+		StartTimestampMs: 0, EndTimestampMs: now,
+		Matchers: []ingesterpb.ExemplarMatchers{{Matchers: []prompb.LabelMatcher{{Type: prompb.LabelMatcher_EQ, Name: "__name__", Value: "up"}}}},
+	})
+	require.NoError(t, err)
+	require.Len(t, got.Timeseries, 1, "the first exemplar is kept")
+}

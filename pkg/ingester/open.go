@@ -104,9 +104,14 @@ func (i *Ingester) open(id string, u *userDB) {
 		u.outOfOrderWindow.Store(w)
 	}
 	// The exemplar storage always exists, so that a workspace whose limit
-	// changes from 0 gets it without a reopen; its size is the limit.
+	// changes from 0 gets it without a reopen. Its size is the limit once
+	// the workspace has sent exemplars (a ring buffer of that size is
+	// allocated whole), 0 before: a workspace that never sends any costs
+	// nothing.
+	_, err := os.Stat(filepath.Join(dir, exemplarsMarker))
+	u.exemplarsUsed.Store(err == nil)
 	opts.EnableExemplarStorage = true
-	opts.MaxExemplars = i.maxExemplars(id)
+	opts.MaxExemplars = i.maxExemplars(id, u)
 	u.maxExemplars.Store(opts.MaxExemplars)
 	u.series.replaying.Store(true)
 	u.db, u.openErr = i.openTSDB(dir, log.With(i.logger, "workspace", id), opts)

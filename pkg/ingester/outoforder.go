@@ -2,6 +2,8 @@ package ingester
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/go-kit/log/level"
@@ -34,10 +36,13 @@ func (i *Ingester) outOfOrderWindow(ctx context.Context, id string) (ms int64, o
 	return max(w.Milliseconds(), 0), true
 }
 
+// exemplarsMarker, in a workspace's directory, says it has sent exemplars.
+const exemplarsMarker = "exemplars-used"
+
 // maxExemplars is the size of the workspace's exemplar storage on this
-// ingester: its share of the workspace's limit.
-func (i *Ingester) maxExemplars(id string) int64 {
-	if i.metadataLimits == nil {
+// ingester: its share of the workspace's limit once it has sent exemplars.
+func (i *Ingester) maxExemplars(id string, u *userDB) int64 {
+	if i.metadataLimits == nil || !u.exemplarsUsed.Load() {
 		return 0
 	}
 	return i.share.Load().local(i.metadataLimits.MaxGlobalExemplarsPerUser(id))
@@ -54,7 +59,7 @@ func (i *Ingester) applyOutOfOrder(ctx context.Context, id string, u *userDB) {
 	if !ok {
 		w = u.outOfOrderWindow.Load()
 	}
-	ex := i.maxExemplars(id)
+	ex := i.maxExemplars(id, u)
 	if w == u.outOfOrderWindow.Load() && ex == u.maxExemplars.Load() {
 		return
 	}
@@ -75,4 +80,17 @@ func (i *Ingester) applyOutOfOrder(ctx context.Context, id string, u *userDB) {
 		level.Info(i.logger).Log("msg", "out-of-order window changed", "workspace", id, "window", time.Duration(w)*time.Millisecond)
 	}
 	u.maxExemplars.Store(ex)
+}
+
+// useExemplars allocates the exemplar storage of a workspace that sends its
+// first exemplars (before they are appended), and leaves a marker so that
+// it is allocated again when the TSDB is reopened and its WAL replayed.
+func (i *Ingester) useExemplars(ctx context.Context, id string, u *userDB) {
+	if u.exemplarsUsed.Swap(true) {
+		return
+	}
+	if err := os.WriteFile(filepath.Join(i.dir, id, exemplarsMarker), nil, 0o644); err != nil {
+		level.Warn(i.logger).Log("msg", "cannot mark the workspace as sending exemplars; after a restart its exemplars wait for the next one", "workspace", id, "err", err)
+	}
+	i.applyOutOfOrder(ctx, id, u)
 }

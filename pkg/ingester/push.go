@@ -140,6 +140,9 @@ func (i *Ingester) Push(ctx context.Context, req *prompb.WriteRequest) error {
 		return err
 	}
 	defer u.release()
+	if !u.exemplarsUsed.Load() && hasExemplars(req) {
+		i.useExemplars(ctx, id, u)
+	}
 	u.appendMu.RLock()
 	defer u.appendMu.RUnlock()
 
@@ -291,6 +294,15 @@ func (i *Ingester) Push(ctx context.Context, req *prompb.WriteRequest) error {
 		return maxSeriesError(i.cfg.InstanceLimits.MaxSeries, overSeriesLimit)
 	}
 	return rej.toError()
+}
+
+func hasExemplars(req *prompb.WriteRequest) bool {
+	for i := range req.Timeseries {
+		if len(req.Timeseries[i].Exemplars) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // appendExemplars appends the exemplars of the series ref (lset) and

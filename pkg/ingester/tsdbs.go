@@ -40,6 +40,10 @@ type userDB struct {
 	outOfOrderWindow atomic.Int64
 	// maxExemplars is the size of the TSDB's exemplar storage.
 	maxExemplars atomic.Int64
+	// exemplarsUsed: the workspace has sent exemplars (here or before a
+	// restart, a marker file says); until then its storage is not
+	// allocated.
+	exemplarsUsed atomic.Bool
 
 	mu       sync.Mutex
 	inUse    int
