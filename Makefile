@@ -22,14 +22,8 @@ build: ## Build bin/vigil (static).
 run: build ## Build and start a monolithic Vigil on 127.0.0.1:9009 with state under ./data.
 	./$(BIN) $(RUN_FLAGS) $(ARGS)
 
-# VET: go vet, but for the stdmethods check, which wants every Seek method
-# to be io.Seeker's; Prometheus's sample iterators (chunkenc.Iterator) have
-# their own Seek, which a wrapper of them must declare (Prometheus's lint
-# excludes the same check).
-VET := $(GO) vet -stdmethods=false
-
 test: ## Unit tests and in-process integration tests (what CI requires).
-	$(VET) ./...
+	$(GO) vet ./...
 	@test -z "$$(gofmt -l cmd pkg integration tools internal)" || { echo "gofmt needed:"; gofmt -l cmd pkg integration tools internal; exit 1; }
 	$(GO) test -race -count=1 -timeout 15m ./...
 
@@ -48,7 +42,7 @@ bench: install-prometheus3 ## Go benchmarks of the push path, the query mix serv
 	bin/querybench -vigil $(BIN) -prometheus $(PROMETHEUS3)
 
 lint: ## go vet, gofmt and the import boundaries of ARCHITECTURE.md.
-	$(VET) ./...
+	$(GO) vet ./...
 	@test -z "$$(gofmt -l cmd pkg integration tools internal)" || { gofmt -l cmd pkg integration tools internal; exit 1; }
 	$(GO) test -count=1 ./tools/importcheck
 

@@ -66,7 +66,7 @@ func requestQSPThresholds(form url.Values, warn, fail int64) (qspThresholds, err
 // threshold.
 func errSamplesProcessed(limit int64) error {
 	return apierror.New(apierror.LimitExceeded, apierror.IDQuerySamplesProcessed,
-		"the query processed more samples than its error threshold allows (limit: %d samples, %s); it was stopped and is not charged", limit, paramQSPError)
+		"the query processed more samples than its error threshold allows (limit: %d samples, %s)", limit, paramQSPError)
 }
 
 // guardedEngine refuses what can only be seen once an expression is
@@ -173,9 +173,13 @@ func (q *guardedQuery) Exec(ctx context.Context) *promql.Result {
 	if q.refusal != nil {
 		return &promql.Result{Err: q.refusal}
 	}
-	// The storage reads stop the evaluation once they returned more samples
-	// than the error threshold; the engine's own count, checked here, is
-	// the one a query's stats report and AMP charges.
+	// The thresholds compare with the engine's own count, the one a query's
+	// stats report and AMP charges, known once the query is evaluated. A
+	// count of the samples the reads return cannot stop it earlier without
+	// refusing honest queries: an instant selector reads every sample of a
+	// step's lookback, the engine counts one; each replica's copy is read
+	// before the merge. The cost of a query until then is bounded by the
+	// fetched-samples limit and the timeout.
 	start := time.Now()
 	res := q.Query.Exec(withQSPThresholds(ctx, q.qsp))
 	var processed, series int64

@@ -107,9 +107,9 @@ func (s *chunkSlice) Err() error                        { return nil }
 func (s *chunkSlice) Warnings() annotations.Annotations { return nil }
 
 // TestQSPThresholds: a query over its warning threshold answers with a
-// warning, one over its error threshold is stopped by the storage reads
-// and refused with its ID; the thresholds compare with the engine's own
-// count of samples processed.
+// warning, one over its error threshold is refused with its ID, one at
+// either runs as if there were none; the thresholds compare with the
+// engine's own count of samples processed.
 func TestQSPThresholds(t *testing.T) {
 	var series []storage.Series
 	for i := 0; i < 100; i++ {
@@ -119,16 +119,16 @@ func TestQSPThresholds(t *testing.T) {
 		}
 		series = append(series, storage.NewListSeries(labels.FromStrings("__name__", "m_total", "i", string(rune('a'+i%26))+strings.Repeat("x", i/26)), samples))
 	}
-	var processed *queryLimiter
-	q := sliceQueryable{series: series, limiter: func(ctx context.Context) *queryLimiter {
-		processed = &queryLimiter{maxProcessed: qspThresholdsFrom(ctx).fail}
-		return processed
-	}}
+	q := sliceQueryable{series: series, limiter: func(context.Context) *queryLimiter { return &queryLimiter{} }}
+	var runQuery func(th qspThresholds, expr string, step time.Duration) (*promql.Result, int64)
 	engine := &guardedEngine{QueryEngine: promql.NewEngine(promql.EngineOpts{MaxSamples: 1e9, Timeout: time.Minute}), limits: guardLimits{}}
 	ctx := tenant.WithID(context.Background(), "ws-1")
 	run := func(th qspThresholds) (*promql.Result, int64) {
+		return runQuery(th, `sum(rate(m_total[5m]))`, time.Minute)
+	}
+	runQuery = func(th qspThresholds, expr string, step time.Duration) (*promql.Result, int64) {
 		ctx := withQSPThresholds(ctx, th)
-		qry, err := engine.NewRangeQuery(ctx, q, nil, `sum(rate(m_total[5m]))`, time.Unix(600, 0), time.Unix(3600, 0), time.Minute)
+		qry, err := engine.NewRangeQuery(ctx, q, nil, expr, time.Unix(600, 0), time.Unix(3600, 0), step)
 		require.NoError(t, err)
 		defer qry.Close()
 		res := qry.Exec(ctx)
@@ -150,12 +150,17 @@ func TestQSPThresholds(t *testing.T) {
 	res, _ = run(qspThresholds{fail: total - 1})
 	require.Equal(t, apierror.IDQuerySamplesProcessed, apierror.From(res.Err).ID, "%v", res.Err)
 
-	// A low threshold stops the evaluation in its reads: far fewer
-	// samples are read than the whole query would.
-	res, _ = run(qspThresholds{fail: 5000})
-	require.Equal(t, apierror.IDQuerySamplesProcessed, apierror.From(res.Err).ID, "%v", res.Err)
-	require.Greater(t, processed.processed.Load(), int64(5000))
-	require.Less(t, processed.processed.Load(), int64(5000+2*processedBatch), "of the 24,000 samples the query reads")
+	// An instant selector reads every sample of a step's lookback and the
+	// engine counts one: a query at its threshold runs, whatever it reads.
+	for _, step := range []time.Duration{time.Minute, 5 * time.Minute} {
+		res, total := runQuery(qspThresholds{}, `sum(m_total)`, step)
+		require.NoError(t, res.Err)
+		require.EqualValues(t, 100*(3000/int(step.Seconds())+1), total)
+		res, _ = runQuery(qspThresholds{fail: total}, `sum(m_total)`, step)
+		require.NoError(t, res.Err, "step %s", step)
+		res, _ = runQuery(qspThresholds{fail: total - 1}, `sum(m_total)`, step)
+		require.Equal(t, apierror.IDQuerySamplesProcessed, apierror.From(res.Err).ID, "%v", res.Err)
+	}
 }
 
 type fSample struct {

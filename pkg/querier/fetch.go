@@ -77,9 +77,6 @@ func (s *fetchSet) next() bool {
 		return false
 	}
 	s.cur = &chunkedSeries{lset: cs.Labels(), chunks: chks}
-	if s.limiter.maxProcessed > 0 {
-		s.cur = &countedSeries{chunkedSeries: s.cur.(*chunkedSeries), limiter: s.limiter}
-	}
 	return true
 }
 
@@ -130,61 +127,4 @@ func (s *chunkedSeries) Labels() labels.Labels { return s.lset }
 
 func (s *chunkedSeries) Iterator(reuse chunkenc.Iterator) chunkenc.Iterator {
 	return storage.ChainSampleIteratorFromIterables(reuse, s.chunks)
-}
-
-// countedSeries is a chunkedSeries whose iterators count the samples they
-// return against the query's samples-processed error threshold.
-type countedSeries struct {
-	*chunkedSeries
-	limiter *queryLimiter
-}
-
-func (s *countedSeries) Iterator(reuse chunkenc.Iterator) chunkenc.Iterator {
-	if c, ok := reuse.(*countingIterator); ok {
-		c.Iterator = s.chunkedSeries.Iterator(c.Iterator)
-		c.n, c.err = 0, nil
-		return c
-	}
-	return &countingIterator{Iterator: s.chunkedSeries.Iterator(nil), limiter: s.limiter}
-}
-
-// countingIterator counts the samples it returns, in batches, and stops
-// with the limiter's error once the query is over its threshold.
-type countingIterator struct {
-	chunkenc.Iterator
-	limiter *queryLimiter
-	n       int64
-	err     error
-}
-
-func (it *countingIterator) count(vt chunkenc.ValueType) chunkenc.ValueType {
-	if it.err != nil {
-		return chunkenc.ValNone
-	}
-	if vt == chunkenc.ValNone {
-		if it.n > 0 {
-			it.err = it.limiter.addProcessed(it.n)
-			it.n = 0
-		}
-		return vt
-	}
-	if it.n++; it.n >= processedBatch {
-		it.err = it.limiter.addProcessed(it.n)
-		it.n = 0
-		if it.err != nil {
-			return chunkenc.ValNone
-		}
-	}
-	return vt
-}
-
-func (it *countingIterator) Next() chunkenc.ValueType { return it.count(it.Iterator.Next()) }
-
-func (it *countingIterator) Seek(t int64) chunkenc.ValueType { return it.count(it.Iterator.Seek(t)) }
-
-func (it *countingIterator) Err() error {
-	if it.err != nil {
-		return it.err
-	}
-	return it.Iterator.Err()
 }

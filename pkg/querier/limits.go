@@ -20,11 +20,8 @@ type Limits interface {
 // sets, which may be read from several goroutines.
 type queryLimiter struct {
 	maxSeries, maxChunks, maxSamples, maxBytes int64
-	// maxProcessed is the query's QSP error threshold (0: none): the
-	// evaluation stops once its reads returned more samples.
-	maxProcessed int64
 
-	series, chunks, samples, bytes, processed atomic.Int64
+	series, chunks, samples, bytes atomic.Int64
 }
 
 // newQueryLimiter returns the limiter of one query of workspace over
@@ -42,18 +39,6 @@ func newQueryLimiter(l Limits, workspace string, mint, maxt int64) *queryLimiter
 		maxSamples: int64(l.MaxFetchedSamplesPerQuery(workspace)),
 		maxBytes:   bytes,
 	}
-}
-
-// processedBatch is how many samples a series iterator counts before it
-// adds them to the query's count.
-const processedBatch = 1024
-
-// addProcessed counts n more samples returned to the evaluation.
-func (q *queryLimiter) addProcessed(n int64) error {
-	if total := q.processed.Add(n); total > q.maxProcessed {
-		return errSamplesProcessed(q.maxProcessed)
-	}
-	return nil
 }
 
 // addSeries counts one more distinct series.

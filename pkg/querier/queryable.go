@@ -206,7 +206,6 @@ func (q *querier) limiterFor(ctx context.Context) (*queryLimiter, error) {
 	defer q.mu.Unlock()
 	if q.limiter == nil {
 		q.limiter = newQueryLimiter(q.q.limits, ws, q.mint, q.maxt)
-		q.limiter.maxProcessed = qspThresholdsFrom(ctx).fail
 	}
 	return q.limiter, nil
 }
