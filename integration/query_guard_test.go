@@ -44,16 +44,30 @@ func TestHostileQueriesAreRefusedBeforeParsing(t *testing.T) {
 	code, body = post("/api/v1/query_range", url.Values{"query": {"up"}, "start": {"0"}, "end": {"2851200"}, "step": {"3600"}})
 	require.Equal(t, http.StatusUnprocessableEntity, code, body)
 	require.Contains(t, body, "the query time range exceeds the limit (query length: 33d, limit: 32d)")
-	// A sum of 3,000 rates has no parentheses to speak of, but a syntax
-	// tree 3,000 deep, whose evaluation takes minutes: refused once parsed.
+	// A sum of 3,000 rates (87 KB) has no parentheses to speak of, but a
+	// syntax tree 3,000 deep, whose evaluation takes minutes, and its
+	// operators take the parser seconds: refused before it is parsed.
 	code, body = post("/api/v1/query", url.Values{"query": {"sum(" + strings.TrimSuffix(strings.Repeat(`rate({__name__=~".+"}[5m]) + `, 3000), " + ") + ")"}})
 	require.Equal(t, http.StatusUnprocessableEntity, code, body)
-	require.Contains(t, body, "its syntax tree is deeper than 128 levels")
+	require.Contains(t, body, "has more than 1024 binary operators")
 	require.Contains(t, body, "err-vigil-query-expression-too-deep")
+	// 200 of them: quick to parse, refused before they are evaluated.
+	code, body = post("/api/v1/query", url.Values{"query": {"sum(" + strings.TrimSuffix(strings.Repeat(`rate({__name__=~".+"}[5m]) + `, 200), " + ") + ")"}})
+	require.Equal(t, http.StatusUnprocessableEntity, code, body)
+	require.Contains(t, body, "its syntax tree is deeper than 128 levels")
 	// A regular expression of 1 MB (within AMP's request size).
 	code, body = post("/api/v1/query", url.Values{"query": {`up{job=~"` + strings.Repeat("x.", 520_000) + `"}`}})
 	require.Equal(t, http.StatusUnprocessableEntity, code, body)
 	require.Contains(t, body, "err-vigil-query-regexp-too-large")
+	// The same regular expression as a series selector of the series call.
+	code, body = post("/api/v1/series", url.Values{"match[]": {`up{job=~"` + strings.Repeat("x.", 520_000) + `"}`}})
+	require.Equal(t, http.StatusUnprocessableEntity, code, body)
+	require.Contains(t, body, "err-vigil-query-regexp-too-large")
+	// A megabyte of "up and up and ...", which Prometheus's parser takes
+	// five minutes over: refused before it is parsed.
+	code, body = post("/api/v1/query", url.Values{"query": {strings.Repeat("up and ", 140_000) + "up"}})
+	require.Equal(t, http.StatusUnprocessableEntity, code, body)
+	require.Contains(t, body, "binary operators")
 
 	val, _, _, err := promClient(t, workspaceURL(v.BaseURL(), ws)).Query(context.Background(), `sum by (job) (up)`, now)
 	require.NoError(t, err)

@@ -28,6 +28,10 @@ type GuardLimits interface {
 	SamplesProcessedThresholds(workspace string) (warn, fail int64)
 }
 
+// operatorsPerDepth is how many binary operators an expression may hold
+// per level of -querier.max-query-expression-depth.
+const operatorsPerDepth = 8
+
 // maxQueryRequestBytes bounds a query request's form. AMP quota: request
 // size (ingest or query) 1 MB.
 const maxQueryRequestBytes = 1 << 20
@@ -57,6 +61,14 @@ func (g *guard) check(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
+	// The series selectors of the series, labels and label values calls
+	// are parsed too, and their regular expressions matched against every
+	// label value.
+	for _, m := range r.Form["match[]"] {
+		if err := g.checkShape(ws, m); err != nil {
+			return err
+		}
+	}
 	if strings.HasSuffix(r.URL.Path, "/query_range") {
 		if max := g.limits.MaxQueryLength(ws); max > 0 {
 			start, okStart := parseTime(r.Form.Get("start"))
@@ -71,24 +83,40 @@ func (g *guard) check(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (g *guard) checkExpression(ws, expr string) error {
-	if max := g.limits.MaxQueryExpressionSizeBytes(ws); max > 0 && len(expr) > max {
-		return apierror.New(apierror.LimitExceeded, apierror.IDQueryExpressionTooLarge,
-			"the query expression is too large (size: %d bytes, limit: %d bytes, -querier.max-query-expression-size-bytes)", len(expr), max)
-	}
-	maxDepth := g.limits.MaxQueryExpressionDepth(ws)
-	depth, longest := scanExpression(expr, maxDepth)
-	if maxDepth > 0 && depth > maxDepth {
-		return apierror.New(apierror.LimitExceeded, apierror.IDQueryExpressionTooDeep,
-			"the query expression is nested too deeply (more than %d levels of parentheses, brackets or braces, -querier.max-query-expression-depth)", maxDepth)
-	}
-	if max := g.limits.MaxQueryRegexpSizeBytes(ws); max > 0 && longest > max {
-		return apierror.New(apierror.LimitExceeded, apierror.IDQueryRegexpTooLarge,
-			"the query expression holds a string or regular expression too large (size: %d bytes, limit: %d bytes, -querier.max-query-regexp-size-bytes)", longest, max)
+	if err := g.checkShape(ws, expr); err != nil {
+		return err
 	}
 	for _, b := range g.limits.BlockedQueries(ws) {
 		if g.blocks(b, expr) {
 			return apierror.New(apierror.BadData, apierror.IDQueryBlocked, "the request has been blocked by the administrator of this workspace's limits (blocked_queries)")
 		}
+	}
+	return nil
+}
+
+// checkShape checks an expression's size, nesting, operators and strings.
+func (g *guard) checkShape(ws, expr string) error {
+	if max := g.limits.MaxQueryExpressionSizeBytes(ws); max > 0 && len(expr) > max {
+		return apierror.New(apierror.LimitExceeded, apierror.IDQueryExpressionTooLarge,
+			"the query expression is too large (size: %d bytes, limit: %d bytes, -querier.max-query-expression-size-bytes)", len(expr), max)
+	}
+	maxDepth := g.limits.MaxQueryExpressionDepth(ws)
+	sc := scanExpression(expr, maxDepth)
+	if maxDepth > 0 && sc.depth > maxDepth {
+		return apierror.New(apierror.LimitExceeded, apierror.IDQueryExpressionTooDeep,
+			"the query expression is nested too deeply (more than %d levels of parentheses, brackets or braces, -querier.max-query-expression-depth)", maxDepth)
+	}
+	// Prometheus's parser takes time that grows with the square of a chain
+	// of binary operators (seconds for 20,000, five minutes for a megabyte
+	// of "up and up and ..."); a syntax tree deeper than
+	// the limit is refused once parsed anyway.
+	if maxOps := operatorsPerDepth * maxDepth; maxDepth > 0 && sc.operators > maxOps {
+		return apierror.New(apierror.LimitExceeded, apierror.IDQueryExpressionTooDeep,
+			"the query expression has more than %d binary operators (%d times -querier.max-query-expression-depth)", maxOps, operatorsPerDepth)
+	}
+	if max := g.limits.MaxQueryRegexpSizeBytes(ws); max > 0 && sc.longest > max {
+		return apierror.New(apierror.LimitExceeded, apierror.IDQueryRegexpTooLarge,
+			"the query expression holds a string or regular expression too large (size: %d bytes, limit: %d bytes, -querier.max-query-regexp-size-bytes)", sc.longest, max)
 	}
 	return nil
 }
@@ -110,27 +138,48 @@ func (g *guard) blocks(b limits.BlockedQuery, expr string) bool {
 	return re.(*regexp.Regexp).MatchString(expr)
 }
 
-// scanExpression tells how deeply expr nests parentheses, brackets and
-// braces outside string literals and comments, counted no further than past
-// depthLimit (0: no limit), and the length of its longest string literal
-// (quotes and escapes included): one pass, no allocation.
-func scanExpression(expr string, depthLimit int) (deepest, longest int) {
-	depth := 0
+// exprScan is what one pass over an expression, before it is parsed, tells.
+type exprScan struct {
+	// depth is how deeply it nests parentheses, brackets and braces.
+	depth int
+	// longest is the length of its longest string literal (quotes and
+	// escapes included).
+	longest int
+	// operators counts its binary operators (outside strings, comments and
+	// label matchers; a unary minus or an exponent's sign counts too).
+	operators int
+}
+
+// binaryKeywords are PromQL's binary operators spelt as words.
+var binaryKeywords = []string{"and", "or", "unless", "atan2"}
+
+// scanExpression scans expr outside string literals and comments, in one
+// pass without allocation, counting its nesting no further than past
+// depthLimit (0: no limit).
+func scanExpression(expr string, depthLimit int) exprScan {
+	var sc exprScan
+	depth, braces := 0, 0
 	for i := 0; i < len(expr); i++ {
-		switch c := expr[i]; c {
-		case '(', '[', '{':
+		switch c := expr[i]; {
+		case c == '(' || c == '[' || c == '{':
 			depth++
-			if depth > deepest {
-				deepest = depth
-				if depthLimit > 0 && deepest > depthLimit {
-					return deepest, longest
+			if c == '{' {
+				braces++
+			}
+			if depth > sc.depth {
+				sc.depth = depth
+				if depthLimit > 0 && sc.depth > depthLimit {
+					return sc
 				}
 			}
-		case ')', ']', '}':
+		case c == ')' || c == ']' || c == '}':
 			if depth > 0 {
 				depth--
 			}
-		case '"', '\'', '`':
+			if c == '}' && braces > 0 {
+				braces--
+			}
+		case c == '"' || c == '\'' || c == '`':
 			// A string: to its closing quote; backslashes escape in the
 			// first two kinds.
 			start := i
@@ -139,14 +188,38 @@ func scanExpression(expr string, depthLimit int) (deepest, longest int) {
 					i++
 				}
 			}
-			longest = max(longest, min(i, len(expr)-1)-start+1)
-		case '#':
+			sc.longest = max(sc.longest, min(i, len(expr)-1)-start+1)
+		case c == '#':
 			for i < len(expr) && expr[i] != '\n' {
 				i++
 			}
+		case braces > 0:
+			// Label matchers: their =, !=, =~ and !~ are no operators.
+		case c == '+' || c == '-' || c == '*' || c == '/' || c == '%' || c == '^' || c == '>' || c == '<':
+			sc.operators++
+			if i+1 < len(expr) && expr[i+1] == '=' {
+				i++ // >=, <=
+			}
+		case (c == '=' || c == '!') && i+1 < len(expr) && expr[i+1] == '=':
+			sc.operators++
+			i++
+		case c == '_' || c == ':' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z':
+			start := i
+			for i+1 < len(expr) && isNameByte(expr[i+1]) {
+				i++
+			}
+			for _, k := range binaryKeywords {
+				if strings.EqualFold(expr[start:i+1], k) {
+					sc.operators++
+				}
+			}
 		}
 	}
-	return deepest, longest
+	return sc
+}
+
+func isNameByte(c byte) bool {
+	return c == '_' || c == ':' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
 }
 
 // parseTime reads a time as Prometheus's API takes it: seconds since the

@@ -43,24 +43,29 @@ func (g guardLimits) BlockedQueries(string) []limits.BlockedQuery { return g.blo
 
 func TestScanExpression(t *testing.T) {
 	for _, tc := range []struct {
-		expr           string
-		depth, longest int
+		expr                      string
+		depth, longest, operators int
 	}{
-		{`up`, 0, 0},
-		{`sum(rate(http_requests_total{job="api"}[5m]))`, 3, 5},
-		{`count({__name__=~"a(b(c(d)))"})`, 2, 12},
-		{`label_replace(up, "x", "\"((((", "", "")`, 1, 8},
-		{"sum(up) # ((((((\n+ 1", 1, 0},
-		{"sum(`((((`)", 1, 6},
-		{`up{a="unterminated`, 1, 13},
-		{strings.Repeat("(", 10) + "1" + strings.Repeat(")", 10), 10, 0},
+		{`up`, 0, 0, 0},
+		{`sum(rate(http_requests_total{job="api"}[5m]))`, 3, 5, 0},
+		{`count({__name__=~"a(b(c(d)))"})`, 2, 12, 0},
+		{`label_replace(up, "x", "\"((((", "", "")`, 1, 8, 0},
+		{"sum(up) # ((((((\n+ 1", 1, 0, 1},
+		{"sum(`((((`)", 1, 6, 0},
+		{`up{a="unterminated`, 1, 13, 0},
+		{strings.Repeat("(", 10) + "1" + strings.Repeat(")", 10), 10, 0, 0},
+		{`a + b - c * d / e % f ^ g`, 0, 0, 6},
+		{`a == b != c >= d <= e > f < g`, 0, 0, 6},
+		{`up{a!="x", b=~"y", c!~"z"} > 0`, 1, 3, 1},
+		{`a and b or c unless d AND atan2`, 0, 0, 5},
+		{`node_and_or_unless_total offset 5m`, 0, 0, 0},
+		{`sum by (job) (rate(x[5m])) / ignoring(le) group_left sum(y)`, 3, 0, 1},
+		{`-1 + 2e-3`, 0, 0, 3},
 	} {
-		depth, longest := scanExpression(tc.expr, 1000)
-		require.Equal(t, tc.depth, depth, tc.expr)
-		require.Equal(t, tc.longest, longest, tc.expr)
+		sc := scanExpression(tc.expr, 1000)
+		require.Equal(t, exprScan{depth: tc.depth, longest: tc.longest, operators: tc.operators}, sc, tc.expr)
 	}
-	depth, _ := scanExpression(strings.Repeat("(", 100000), 5)
-	require.Equal(t, 6, depth, "stops counting past the limit")
+	require.Equal(t, 6, scanExpression(strings.Repeat("(", 100000), 5).depth, "stops counting past the limit")
 }
 
 // TestGuardRefusesHostileQueriesBeforeParsing: each refusal with its
@@ -87,6 +92,12 @@ func TestGuardRefusesHostileQueriesBeforeParsing(t *testing.T) {
 		{"a large regex", "/api/v1/query", url.Values{"query": {`up{pod=~"` + strings.Repeat("a?", 500) + `"}`}}, 422, apierror.IDQueryRegexpTooLarge,
 			"the query expression holds a string or regular expression too large (size: 1002 bytes, limit: 1000 bytes, -querier.max-query-regexp-size-bytes)"},
 		{"a regex at the limit", "/api/v1/query", url.Values{"query": {`up{pod=~"` + strings.Repeat("x", 998) + `"}`}}, 0, "", ""},
+		{"1,025 operators", "/api/v1/query", url.Values{"query": {strings.Repeat("up and ", 1025) + "up"}}, 422, apierror.IDQueryExpressionTooDeep,
+			"the query expression has more than 1024 binary operators (8 times -querier.max-query-expression-depth)"},
+		{"1,024 operators", "/api/v1/query", url.Values{"query": {strings.Repeat("up + ", 1024) + "up"}}, 0, "", ""},
+		{"a large regex in match[]", "/api/v1/series", url.Values{"match[]": {`up`, `{job=~"` + strings.Repeat("x.", 501) + `"}`}}, 422, apierror.IDQueryRegexpTooLarge, ""},
+		{"a deep match[]", "/api/v1/labels", url.Values{"match[]": {strings.Repeat("(", 200) + "up" + strings.Repeat(")", 200)}}, 422, apierror.IDQueryExpressionTooDeep, ""},
+		{"a blocked query's selector in match[]", "/api/v1/series", url.Values{"match[]": {"count(up)"}}, 0, "", ""},
 		{"not blocked", "/api/v1/query", url.Values{"query": {`count(up) + 1`}}, 0, "", ""},
 		{"33 days", "/api/v1/query_range", url.Values{"query": {"up"}, "start": {"0"}, "end": {"2851200"}, "step": {"3600"}}, 422, apierror.IDMaxQueryLength,
 			"the query time range exceeds the limit (query length: 33d, limit: 32d)"},
