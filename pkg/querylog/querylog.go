@@ -33,12 +33,14 @@ type Config struct {
 	Sink         string `yaml:"sink"`
 	Dir          string `yaml:"dir"`
 	MaxOpenFiles int    `yaml:"max_open_files"`
+	MaxFileBytes int64  `yaml:"max_file_size_bytes"`
 }
 
 // RegisterFlags registers the query logging flags.
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.StringVar(&c.Sink, "query-logging.sink", SinkFile, "Where the queries selected by a workspace's query logging configuration (CreateQueryLoggingConfiguration) are written, one JSON line each, whatever log group the configuration names: file (<workspace>.log in -query-logging.dir), stdout, or none.")
 	f.StringVar(&c.Dir, "query-logging.dir", "", "Directory of the per-workspace query log files with -query-logging.sink=file. Empty: query-logs in -data-dir.")
+	f.Int64Var(&c.MaxFileBytes, "query-logging.max-file-size-bytes", 100<<20, "Largest a workspace's query log file grows: past it, the file is renamed <workspace>.log.1 (replacing the previous one) and a new one started, so that a workspace's query log takes at most twice this.")
 	f.IntVar(&c.MaxOpenFiles, "query-logging.max-open-files", 64, "Query log files kept open at once; the one written least recently is closed first, and opened again when written.")
 }
 
@@ -48,6 +50,9 @@ func (c *Config) Validate() error {
 	case SinkFile, SinkStdout, SinkNone:
 	default:
 		return fmt.Errorf("unsupported query-logging.sink %q (supported: file, stdout, none)", c.Sink)
+	}
+	if c.MaxFileBytes < 1 {
+		return fmt.Errorf("query-logging.max-file-size-bytes must be at least 1")
 	}
 	if c.MaxOpenFiles < 1 {
 		return fmt.Errorf("query-logging.max-open-files must be at least 1")
@@ -156,7 +161,7 @@ func New(cfg Config, dataDir string, configs Configs, reg prometheus.Registerer,
 		if dir == "" {
 			dir = filepath.Join(dataDir, "query-logs")
 		}
-		l.sink = newFileSink(dir, cfg.MaxOpenFiles)
+		l.sink = newFileSink(dir, cfg.MaxOpenFiles, cfg.MaxFileBytes)
 	case SinkStdout:
 		l.sink = &writerSink{w: os.Stdout}
 	}

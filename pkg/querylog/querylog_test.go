@@ -67,7 +67,9 @@ func newTestLogger(t *testing.T, cfg Config, configs Configs, now *time.Time) (*
 	return l, reg
 }
 
-func fileConfig(dir string) Config { return Config{Sink: SinkFile, Dir: dir, MaxOpenFiles: 64} }
+func fileConfig(dir string) Config {
+	return Config{Sink: SinkFile, Dir: dir, MaxOpenFiles: 64, MaxFileBytes: 100 << 20}
+}
 
 // readLines returns the JSON lines of a workspace's log file (none when
 // it does not exist).
@@ -193,7 +195,7 @@ func TestOpenFilesAreBounded(t *testing.T) {
 	for _, w := range ws {
 		configs.byWS[w] = Settings{LogGroupARN: groupA}
 	}
-	l, _ := newTestLogger(t, Config{Sink: SinkFile, Dir: dir, MaxOpenFiles: 2}, configs, &now)
+	l, _ := newTestLogger(t, Config{Sink: SinkFile, Dir: dir, MaxOpenFiles: 2, MaxFileBytes: 100 << 20}, configs, &now)
 	fs := l.sink.(*fileSink)
 	for round := range 3 {
 		for _, w := range ws {
@@ -231,5 +233,37 @@ func TestStdoutSinkAndNone(t *testing.T) {
 func TestConfigValidate(t *testing.T) {
 	require.Error(t, (&Config{Sink: "s3", MaxOpenFiles: 1}).Validate())
 	require.Error(t, (&Config{Sink: SinkFile}).Validate())
-	require.NoError(t, (&Config{Sink: SinkFile, MaxOpenFiles: 1}).Validate())
+	require.Error(t, (&Config{Sink: SinkFile, MaxOpenFiles: 1}).Validate(), "no file size")
+	require.NoError(t, (&Config{Sink: SinkFile, MaxOpenFiles: 1, MaxFileBytes: 1}).Validate())
+}
+
+// TestFilesAreRotated: a workspace's file about to grow past its size
+// becomes <workspace>.log.1, replacing the previous one: a workspace's log
+// never takes more than twice the size.
+func TestFilesAreRotated(t *testing.T) {
+	dir := t.TempDir()
+	s := newFileSink(dir, 4, 100)
+	line := []byte(strings.Repeat("x", 39) + "\n") // 40 bytes
+	for range 7 {
+		require.NoError(t, s.write(wsA, line))
+	}
+	require.NoError(t, s.close())
+	cur, err := os.ReadFile(filepath.Join(dir, wsA+".log"))
+	require.NoError(t, err)
+	prev, err := os.ReadFile(filepath.Join(dir, wsA+".log.1"))
+	require.NoError(t, err)
+	require.Len(t, cur, 40, "the seventh line")
+	require.Len(t, prev, 80, "the fifth and sixth lines; the first four rotated away")
+	// A reopened sink knows the file's size: the eighth line joins the
+	// seventh, the ninth starts a new file.
+	s = newFileSink(dir, 4, 100)
+	require.NoError(t, s.write(wsA, line))
+	require.NoError(t, s.write(wsA, line))
+	require.NoError(t, s.close())
+	cur, err = os.ReadFile(filepath.Join(dir, wsA+".log"))
+	require.NoError(t, err)
+	require.Len(t, cur, 40)
+	prev, err = os.ReadFile(filepath.Join(dir, wsA+".log.1"))
+	require.NoError(t, err)
+	require.Len(t, prev, 80)
 }

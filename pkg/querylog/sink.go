@@ -40,10 +40,12 @@ func (*writerSink) close() error  { return nil }
 
 // fileSink appends each workspace's lines to <dir>/<workspace>.log, opened
 // when first written; at most max files are open, the least recently
-// written closed first.
+// written closed first. A file about to grow past maxBytes becomes
+// <workspace>.log.1 (replacing the previous one), and a new one starts.
 type fileSink struct {
-	dir string
-	max int
+	dir      string
+	max      int
+	maxBytes int64
 
 	mu    sync.Mutex
 	open  map[string]*list.Element // of *openFile
@@ -53,10 +55,11 @@ type fileSink struct {
 type openFile struct {
 	workspace string
 	f         *os.File
+	size      int64
 }
 
-func newFileSink(dir string, maxOpen int) *fileSink {
-	return &fileSink{dir: dir, max: maxOpen, open: map[string]*list.Element{}, order: list.New()}
+func newFileSink(dir string, maxOpen int, maxBytes int64) *fileSink {
+	return &fileSink{dir: dir, max: maxOpen, maxBytes: maxBytes, open: map[string]*list.Element{}, order: list.New()}
 }
 
 func (s *fileSink) write(workspace string, line []byte) error {
@@ -70,23 +73,38 @@ func (s *fileSink) write(workspace string, line []byte) error {
 	if ok {
 		s.order.MoveToFront(el)
 	} else {
-		f, err := s.openFile(workspace)
+		of, err := s.openFile(workspace)
 		if err != nil {
 			return err
 		}
 		for s.order.Len() >= s.max {
 			s.closeElement(s.order.Back())
 		}
-		el = s.order.PushFront(&openFile{workspace: workspace, f: f})
+		el = s.order.PushFront(of)
+		s.open[workspace] = el
+	}
+	of := el.Value.(*openFile)
+	if of.size > 0 && of.size+int64(len(line)) > s.maxBytes {
+		_ = s.closeElement(el)
+		name := filepath.Join(s.dir, workspace+".log")
+		if err := os.Rename(name, name+".1"); err != nil {
+			return fmt.Errorf("rotate query log: %w", err)
+		}
+		var err error
+		if of, err = s.openFile(workspace); err != nil {
+			return err
+		}
+		el = s.order.PushFront(of)
 		s.open[workspace] = el
 	}
 	// One write of a whole line to a file opened with O_APPEND: lines of
 	// several processes sharing the directory do not interleave.
-	_, err := el.Value.(*openFile).f.Write(line)
+	n, err := of.f.Write(line)
+	of.size += int64(n)
 	return err
 }
 
-func (s *fileSink) openFile(workspace string) (*os.File, error) {
+func (s *fileSink) openFile(workspace string) (*openFile, error) {
 	if err := os.MkdirAll(s.dir, 0o750); err != nil {
 		return nil, fmt.Errorf("create query log directory: %w", err)
 	}
@@ -94,7 +112,12 @@ func (s *fileSink) openFile(workspace string) (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open query log: %w", err)
 	}
-	return f, nil
+	st, err := f.Stat()
+	if err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("open query log: %w", err)
+	}
+	return &openFile{workspace: workspace, f: f, size: st.Size()}, nil
 }
 
 // closeElement closes one open file; s.mu is held.
