@@ -51,7 +51,7 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("unsupported query-logging.sink %q (supported: file, stdout, none)", c.Sink)
 	}
-	if c.MaxFileBytes < 1 {
+	if c.Sink == SinkFile && c.MaxFileBytes < 1 {
 		return fmt.Errorf("query-logging.max-file-size-bytes must be at least 1")
 	}
 	if c.MaxOpenFiles < 1 {
