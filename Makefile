@@ -30,7 +30,7 @@ test: ## Unit tests and in-process integration tests (what CI requires).
 e2e: install-prometheus install-prometheus3 install-minio ## Multi-process cluster tests (kill and rolling restarts), the bounded series call over a day of 100k series, a real Prometheus agent remote-writing to Vigil, Prometheus 3.16 remote-writing with SigV4, every read endpoint compared field by field with a Prometheus 3.16 holding the same data, a week of 1,000 series at step 60 s, the aws CLI's amp commands, the long-term storage suite on a real MinIO, and Prometheus's PromQL test corpus through the query API.
 	$(GO) test -count=1 -timeout 30m -tags e2e -run 'TestCluster|TestPrometheusAgent|TestSeriesCallOverADay|TestStorageOnMinIO|TestAWSCLI|TestPrometheus3|TestHonest|TestPromQLCorpus' -v ./integration/ 2>&1 | grep -v '^        level='; exit $${PIPESTATUS[0]}
 
-bench: install-prometheus3 ## Go benchmarks of the push path, the query mix served by ingesters and by the store-gateway, bytes per sample after compaction, then one side-by-side table of the write path (tools/writebench): the monolith, the monolith with -ingester.tsdb.wal-sync=always, the three-zone RF 3 cluster of separate processes and Prometheus 3.16's receiver, in samples per CPU-second and RSS per series (VIGIL_BEFORE=<binary> adds that build's rows); then the same side by side for queries (tools/querybench): a node-exporter and API-server dashboard mix over 100k series of an hour, at concurrency 1 and 4, in CPU per query, p50, p99 and queries per second, Vigil's monolith and Prometheus 3.16.
+bench: install-prometheus3 ## Go benchmarks of the push path, the query mix served by ingesters and by the store-gateway, bytes per sample after compaction, then one side-by-side table of the write path (tools/writebench): the monolith, the monolith with -ingester.tsdb.wal-sync=always, the three-zone RF 3 cluster of separate processes and Prometheus 3.16's receiver, in samples per CPU-second and RSS per series (VIGIL_BEFORE=<binary> adds that build's rows); then the same side by side for queries (tools/querybench): a node-exporter and API-server dashboard mix over 100k series of an hour, at concurrency 1 and 4, in CPU per query, p50, p99 and queries per second: Vigil's monolith (through its query-frontend) with and without the results cache, and Prometheus 3.16.
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./pkg/distributor/ ./pkg/ingester/ ./pkg/ingester/client/
 	$(GO) test -run '^$$' -bench MonolithRemoteWrite -benchtime 500x -count=1 ./integration/
 	$(GO) test -run '^$$' -bench MonolithQuery -benchtime 20x -count=1 ./integration/
@@ -39,7 +39,7 @@ bench: install-prometheus3 ## Go benchmarks of the push path, the query mix serv
 	$(MAKE) build
 	bin/writebench -vigil $(BIN) -prometheus $(PROMETHEUS3) -systems monolith,monolith-wal-sync,cluster,prometheus $(if $(VIGIL_BEFORE),-vigil-before $(VIGIL_BEFORE))
 	$(GO) build -o bin/querybench ./tools/querybench
-	bin/querybench -vigil $(BIN) -prometheus $(PROMETHEUS3)
+	bin/querybench -vigil $(BIN) -prometheus $(PROMETHEUS3) -variant vigil-no-cache=-query-frontend.results-cache.backend=none
 
 lint: ## go vet, gofmt and the import boundaries of ARCHITECTURE.md.
 	$(GO) vet ./...
