@@ -39,7 +39,7 @@ bench: install-prometheus3 ## Go benchmarks of the push path, the query mix serv
 	$(MAKE) build
 	bin/writebench -vigil $(BIN) -prometheus $(PROMETHEUS3) -systems monolith,monolith-wal-sync,cluster,prometheus $(if $(VIGIL_BEFORE),-vigil-before $(VIGIL_BEFORE))
 	$(GO) build -o bin/querybench ./tools/querybench
-	bin/querybench -vigil $(BIN) -prometheus $(PROMETHEUS3) -variant vigil-no-cache=-query-frontend.results-cache.backend=none
+	bin/querybench -vigil $(BIN) -prometheus $(PROMETHEUS3) -variant vigil-no-cache=-query-frontend.results-cache.backend=none $(if $(VIGIL_BEFORE),-vigil-before $(VIGIL_BEFORE))
 
 lint: ## go vet, gofmt and the import boundaries of ARCHITECTURE.md.
 	$(GO) vet ./...

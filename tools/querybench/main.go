@@ -63,12 +63,13 @@ func (v *variantFlags) Set(s string) error { *v = append(*v, s); return nil }
 
 func main() {
 	var (
-		vigil, prometheus, dir, conc, profileDir string
+		vigil, vigilBefore, prometheus, dir, conc, profileDir string
 		hosts, apiservers                        int
 		cellTime                                 time.Duration
 		extra                                    variantFlags
 	)
 	flag.StringVar(&vigil, "vigil", "bin/vigil", "the vigil binary")
+	flag.StringVar(&vigilBefore, "vigil-before", "", "another vigil binary (a build before a change) to measure beside (empty: none)")
 	flag.StringVar(&prometheus, "prometheus", "", "a Prometheus binary to compare with (empty: none)")
 	flag.StringVar(&dir, "dir", "", "working directory (empty: a temporary one, removed)")
 	flag.StringVar(&conc, "concurrency", "1,4", "the concurrencies to run the mix at, comma-separated")
@@ -105,6 +106,9 @@ func main() {
 		}
 		args := append(slices.Clone(limits), strings.Split(flags, ",")...)
 		variants = append(variants, variant{name, func(d string) (*bench.System, error) { return bench.StartMonolith(vigil, d, args...) }})
+	}
+	if vigilBefore != "" {
+		variants = append(variants, variant{"vigil-before", func(d string) (*bench.System, error) { return bench.StartMonolith(vigilBefore, d, limits...) }})
 	}
 	if prometheus != "" {
 		variants = append(variants, variant{"prometheus", func(d string) (*bench.System, error) { return bench.StartPrometheus(prometheus, d) }})
