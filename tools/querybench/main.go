@@ -64,9 +64,9 @@ func (v *variantFlags) Set(s string) error { *v = append(*v, s); return nil }
 func main() {
 	var (
 		vigil, vigilBefore, prometheus, dir, conc, profileDir string
-		hosts, apiservers                        int
-		cellTime                                 time.Duration
-		extra                                    variantFlags
+		hosts, apiservers                                     int
+		cellTime                                              time.Duration
+		extra                                                 variantFlags
 	)
 	flag.StringVar(&vigil, "vigil", "bin/vigil", "the vigil binary")
 	flag.StringVar(&vigilBefore, "vigil-before", "", "another vigil binary (a build before a change) to measure beside (empty: none)")
