@@ -84,6 +84,11 @@ func (f *Frontend) serveRange(ctx context.Context, w http.ResponseWriter, ws str
 		return
 	}
 
+	if len(results) == 1 && results[0].key == "" {
+		// One leg, not cached: its answer is the query's, as it came.
+		writeResponse(w, results[0].resp, nil)
+		return
+	}
 	answers := make([]*answer, len(results))
 	toCache := map[string][]byte{}
 	for i, r := range results {
