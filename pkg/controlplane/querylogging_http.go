@@ -1,6 +1,7 @@
 package controlplane
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -106,26 +107,19 @@ type queryLoggingStatusJSON struct {
 // CreateQueryLogging handles CreateQueryLoggingConfiguration:
 // POST /workspaces/{id}/logging/query.
 func (h *Handler) CreateQueryLogging(w http.ResponseWriter, r *http.Request) {
-	acct, ok := h.begin(w, r, true)
-	if !ok {
-		return
-	}
-	dests, token, err := queryLoggingInput(r)
-	if err != nil {
-		apierror.WriteAWS(w, err)
-		return
-	}
-	cfg, err := h.store.CreateQueryLogging(r.Context(), acct, r.PathValue("workspaceId"), dests, token)
-	if err != nil {
-		apierror.WriteAWS(w, err)
-		return
-	}
-	writeJSON(w, http.StatusAccepted, queryLoggingStatusJSON{statusJSON{StatusCode: cfg.Status}})
+	h.putQueryLogging(w, r, h.store.CreateQueryLogging)
 }
 
 // UpdateQueryLogging handles UpdateQueryLoggingConfiguration:
 // PUT /workspaces/{id}/logging/query.
 func (h *Handler) UpdateQueryLogging(w http.ResponseWriter, r *http.Request) {
+	h.putQueryLogging(w, r, h.store.UpdateQueryLogging)
+}
+
+// putQueryLogging reads a configuration's destinations and clientToken,
+// stores them with put and answers 202 with the status.
+func (h *Handler) putQueryLogging(w http.ResponseWriter, r *http.Request,
+	put func(ctx context.Context, acct, id string, dests []LoggingDestination, token string) (*QueryLoggingConfiguration, error)) {
 	acct, ok := h.begin(w, r, true)
 	if !ok {
 		return
@@ -135,7 +129,7 @@ func (h *Handler) UpdateQueryLogging(w http.ResponseWriter, r *http.Request) {
 		apierror.WriteAWS(w, err)
 		return
 	}
-	cfg, err := h.store.UpdateQueryLogging(r.Context(), acct, r.PathValue("workspaceId"), dests, token)
+	cfg, err := put(r.Context(), acct, r.PathValue("workspaceId"), dests, token)
 	if err != nil {
 		apierror.WriteAWS(w, err)
 		return
