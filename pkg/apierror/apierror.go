@@ -85,6 +85,7 @@ const (
 	IDQueryBlocked                   = "query-blocked"
 	IDQueryRegexpTooLarge            = "query-regexp-too-large"
 	IDQuerySamplesProcessed          = "query-samples-processed"
+	IDAnswerTooLarge                 = "answer-too-large"
 	IDWorkspaceQueryConcurrency      = "workspace-query-concurrency"
 	IDMaxSamplesPerQuery             = "max-samples-per-query"
 	IDMaxChunkBytesPerQuery          = "max-chunk-bytes-per-query"

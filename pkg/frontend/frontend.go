@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-kit/log"
@@ -31,7 +32,18 @@ type Limits interface {
 	// MaxQueryLength is the longest range query: a longer one is sent
 	// whole, for the querier to refuse.
 	MaxQueryLength(workspace string) time.Duration
+	// OutOfOrderTimeWindow is how late the workspace's samples may arrive:
+	// a leg ending within it of now is not cached.
+	OutOfOrderTimeWindow(workspace string) time.Duration
+	// QueryBlocked tells whether the workspace's blocked_queries hold expr:
+	// a cached answer is not served for it.
+	QueryBlocked(workspace, expr string) bool
 }
+
+// QueryLogged tells whether a workspace's queries are logged (its query
+// logging configuration): its range queries are sent whole, so that the
+// query log holds each query once, with all its samples.
+type QueryLogged func(ctx context.Context, workspace string) bool
 
 // maxRequestBytes bounds a read request's body. AMP quota: request size
 // (ingest or query) 1 MB.
@@ -50,13 +62,19 @@ type Frontend struct {
 	metrics *metrics
 	logger  log.Logger
 	now     func() time.Time
+	// queryLogged (nil: no workspace's queries are logged).
+	queryLogged QueryLogged
+	// queryIDs numbers the client requests, which the legs of a split
+	// query share in the queue.
+	queryIDs atomic.Uint64
 	// downstream sends one request to a querier (the queue; tests replace it).
 	downstream func(ctx context.Context, workspace string, req *httpgrpc.HTTPRequest) (*httpgrpc.HTTPResponse, error)
 }
 
 // New returns a query-frontend. timeout bounds each request from its
 // arrival, queueing included (the querier's timeout plus its slot wait).
-func New(cfg Config, limits Limits, timeout time.Duration, reg prometheus.Registerer, logger log.Logger) (*Frontend, error) {
+// queryLogged (which may be nil) tells which workspaces' queries are logged.
+func New(cfg Config, limits Limits, queryLogged QueryLogged, timeout time.Duration, reg prometheus.Registerer, logger log.Logger) (*Frontend, error) {
 	m := newMetrics(reg)
 	c, err := newResultsCache(cfg.ResultsCache, reg, logger)
 	if err != nil {
@@ -66,7 +84,7 @@ func New(cfg Config, limits Limits, timeout time.Duration, reg prometheus.Regist
 		c = nil
 	}
 	f := &Frontend{
-		cfg: cfg, limits: limits, timeout: timeout, cache: c, metrics: m, logger: logger, now: time.Now,
+		cfg: cfg, limits: limits, queryLogged: queryLogged, timeout: timeout, cache: c, metrics: m, logger: logger, now: time.Now,
 		queue: newQueue(cfg.MaxOutstandingPerWorkspace, limits, m),
 	}
 	f.downstream = f.enqueue
@@ -99,11 +117,12 @@ func (f *Frontend) Handler() http.Handler {
 			apierror.WritePrometheus(w, apierror.New(apierror.BadData, "", "read request body: %v", err))
 			return
 		}
-		ctx, cancel := context.WithTimeout(r.Context(), f.timeout)
+		ctx, cancel := context.WithTimeout(context.WithValue(r.Context(), queryIDKey{}, f.queryIDs.Add(1)), f.timeout)
 		defer cancel()
 		if strings.TrimSuffix(r.URL.Path, "/") == rangePath && f.cfg.SplitInterval > 0 {
 			if q, ok := f.splittable(r, body, ws); ok {
 				f.metrics.queries.WithLabelValues("query_range").Inc()
+				q.userAgent = r.UserAgent()
 				f.serveRange(ctx, w, ws, q)
 				return
 			}
@@ -139,6 +158,14 @@ func (f *Frontend) splittable(r *http.Request, body []byte, ws string) (rangeQue
 	if pr.Form.Has("max_samples_processed_warning_threshold") || pr.Form.Has("max_samples_processed_error_threshold") {
 		return rangeQuery{}, false
 	}
+	// Prometheus cuts each answer to its first limit series: legs would
+	// each keep their own.
+	if pr.Form.Get("limit") != "" {
+		return rangeQuery{}, false
+	}
+	if f.queryLogged != nil && f.queryLogged(r.Context(), ws) {
+		return rangeQuery{}, false
+	}
 	q, ok := parseRangeQuery(pr.Form)
 	if max := f.limits.MaxQueryLength(ws); ok && max > 0 && time.Duration(q.end-q.start)*time.Millisecond > max {
 		return rangeQuery{}, false
@@ -161,9 +188,12 @@ func (f *Frontend) do(ctx context.Context, ws string, req *httpgrpc.HTTPRequest)
 	}
 }
 
+type queryIDKey struct{}
+
 // enqueue queues req for a querier and waits for its answer.
 func (f *Frontend) enqueue(ctx context.Context, ws string, req *httpgrpc.HTTPRequest) (*httpgrpc.HTTPResponse, error) {
-	r := &request{ctx: ctx, workspace: ws, req: req, enqueued: time.Now(), done: make(chan result, 1)}
+	id, _ := ctx.Value(queryIDKey{}).(uint64)
+	r := &request{ctx: ctx, workspace: ws, query: id, req: req, enqueued: time.Now(), done: make(chan result, 1)}
 	if err := f.queue.enqueue(r); err != nil {
 		return nil, err
 	}

@@ -36,7 +36,8 @@ import (
 type testLimits struct {
 	maxQueriers, maxConcurrent int
 	warn, fail                 int64
-	maxLength                  time.Duration
+	maxLength, outOfOrder      time.Duration
+	blocked                    string // an expression blocked_queries holds
 }
 
 func (l testLimits) MaxQueriersPerWorkspace(string) int { return l.maxQueriers }
@@ -44,7 +45,9 @@ func (l testLimits) MaxConcurrentQueries(string) int    { return l.maxConcurrent
 func (l testLimits) SamplesProcessedThresholds(string) (int64, int64) {
 	return l.warn, l.fail
 }
-func (l testLimits) MaxQueryLength(string) time.Duration { return l.maxLength }
+func (l testLimits) MaxQueryLength(string) time.Duration       { return l.maxLength }
+func (l testLimits) OutOfOrderTimeWindow(string) time.Duration { return l.outOfOrder }
+func (l testLimits) QueryBlocked(_, expr string) bool          { return expr == l.blocked }
 
 // promAPI is Prometheus's own query API over q, as the querier serves it.
 func promAPI(q storage.Queryable) http.Handler {
@@ -136,7 +139,7 @@ func storageWith(t *testing.T, metric string, n int, from, to time.Time, interva
 // newTestFrontend returns a frontend whose downstream is b.
 func newTestFrontend(t *testing.T, cfg Config, l Limits, b *backend, now time.Time) (*Frontend, *prometheus.Registry) {
 	reg := prometheus.NewRegistry()
-	f, err := New(cfg, l, time.Minute, reg, log.NewNopLogger())
+	f, err := New(cfg, l, nil, time.Minute, reg, log.NewNopLogger())
 	require.NoError(t, err)
 	f.downstream = b.do
 	f.now = func() time.Time { return now }

@@ -96,7 +96,7 @@ func TestMemcachedResultsCache(t *testing.T) {
 	cfg.ResultsCache.Memcached.Addresses = []string{addr}
 	require.NoError(t, cfg.Validate())
 	newFE := func() *Frontend {
-		f, err := New(cfg, testLimits{}, time.Minute, prometheus.NewRegistry(), log.NewNopLogger())
+		f, err := New(cfg, testLimits{}, nil, time.Minute, prometheus.NewRegistry(), log.NewNopLogger())
 		require.NoError(t, err)
 		t.Cleanup(f.cache.Stop)
 		f.downstream = b.do

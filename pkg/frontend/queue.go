@@ -28,8 +28,11 @@ type QueueLimits interface {
 type request struct {
 	ctx       context.Context
 	workspace string
-	req       *httpgrpc.HTTPRequest
-	enqueued  time.Time
+	// query is the client request r is part of (the legs of a split range
+	// query share it): the outstanding limit counts queries, not legs.
+	query    uint64
+	req      *httpgrpc.HTTPRequest
+	enqueued time.Time
 	// done receives the answer, once; buffered so that the sender never
 	// blocks on a caller that went away.
 	done chan result
@@ -49,8 +52,10 @@ type queue struct {
 
 	mu         sync.Mutex
 	workspaces map[string][]*request
-	order      []string // workspaces with queued requests, in arrival order
-	queriers   map[string]*querierState
+	// queries counts, per workspace, the queued requests of each query.
+	queries  map[string]map[uint64]int
+	order    []string // workspaces with queued requests, in arrival order
+	queriers map[string]*querierState
 	// changed is closed and replaced whenever a querier might find work.
 	changed chan struct{}
 	stopped bool
@@ -65,7 +70,7 @@ type querierState struct {
 func newQueue(maxOutstanding int, limits QueueLimits, m *metrics) *queue {
 	return &queue{
 		maxOutstanding: maxOutstanding, limits: limits, metrics: m,
-		workspaces: map[string][]*request{}, queriers: map[string]*querierState{},
+		workspaces: map[string][]*request{}, queries: map[string]map[uint64]int{}, queriers: map[string]*querierState{},
 		changed: make(chan struct{}),
 	}
 }
@@ -84,10 +89,16 @@ func (q *queue) enqueue(r *request) error {
 		return apierror.New(apierror.Unavailable, "", "the query-frontend is shutting down")
 	}
 	pending := q.workspaces[r.workspace]
-	if len(pending) >= q.maxOutstanding {
+	queries := q.queries[r.workspace]
+	if _, admitted := queries[r.query]; !admitted && len(queries) >= q.maxOutstanding {
 		return apierror.New(apierror.TooManyRequests, apierror.IDTooManyOutstandingRequests,
-			"too many outstanding requests: the workspace has %d queries waiting for a querier (-query-frontend.max-outstanding-requests-per-workspace)", len(pending))
+			"too many outstanding requests: the workspace has %d queries waiting for a querier (-query-frontend.max-outstanding-requests-per-workspace)", len(queries))
 	}
+	if queries == nil {
+		queries = map[uint64]int{}
+		q.queries[r.workspace] = queries
+	}
+	queries[r.query]++
 	if len(pending) == 0 {
 		q.order = append(q.order, r.workspace)
 	}
@@ -191,6 +202,17 @@ func (q *queue) takeLocked(id string) *request {
 	return nil
 }
 
+// unqueuedLocked counts r out of its query's queued requests.
+func (q *queue) unqueuedLocked(r *request) {
+	queries := q.queries[r.workspace]
+	if queries[r.query]--; queries[r.query] <= 0 {
+		delete(queries, r.query)
+	}
+	if len(queries) == 0 {
+		delete(q.queries, r.workspace)
+	}
+}
+
 // popLocked removes the first request of order[idx] whose caller still
 // waits, dropping those that went away; it removes the workspace from
 // order once it has nothing queued.
@@ -202,6 +224,7 @@ func (q *queue) popLocked(idx int) *request {
 		head := pending[0]
 		pending[0] = nil
 		pending = pending[1:]
+		q.unqueuedLocked(head)
 		if head.ctx.Err() != nil {
 			q.metrics.dropped.Inc()
 			continue
@@ -257,6 +280,6 @@ func (q *queue) stop() {
 		}
 		q.metrics.queueLength.DeleteLabelValues(ws)
 	}
-	q.workspaces, q.order = map[string][]*request{}, nil
+	q.workspaces, q.queries, q.order = map[string][]*request{}, map[string]map[uint64]int{}, nil
 	q.notifyLocked()
 }

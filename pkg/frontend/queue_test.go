@@ -20,7 +20,7 @@ func newTestQueue(maxOutstanding int, l QueueLimits) *queue {
 }
 
 func queued(ctx context.Context, ws string, n int) *request {
-	return &request{ctx: ctx, workspace: ws, req: &httpgrpc.HTTPRequest{Url: fmt.Sprintf("/%s/%d", ws, n)}, enqueued: time.Now(), done: make(chan result, 1)}
+	return &request{ctx: ctx, workspace: ws, query: uint64(n + 1), req: &httpgrpc.HTTPRequest{Url: fmt.Sprintf("/%s/%d", ws, n)}, enqueued: time.Now(), done: make(chan result, 1)}
 }
 
 func TestQueueRoundRobinsWorkspaces(t *testing.T) {
@@ -54,6 +54,31 @@ func TestQueueRefusesBeyondMaxOutstanding(t *testing.T) {
 	require.Equal(t, apierror.TooManyRequests, apierror.CauseOf(err))
 	require.Contains(t, err.Error(), "err-vigil-too-many-outstanding-requests")
 	require.NoError(t, q.enqueue(queued(ctx, "ws-b", 0)), "other workspaces unaffected")
+}
+
+// TestQueueCountsQueriesNotLegs: the legs of an admitted query are never
+// refused, however many; a query is counted out once its last leg left.
+func TestQueueCountsQueriesNotLegs(t *testing.T) {
+	q := newTestQueue(2, testLimits{})
+	ctx := context.Background()
+	leg := func(query uint64) *request {
+		r := queued(ctx, "ws-a", 0)
+		r.query = query
+		return r
+	}
+	for i := 0; i < 14; i++ {
+		require.NoError(t, q.enqueue(leg(1)))
+	}
+	require.NoError(t, q.enqueue(leg(2)))
+	require.Error(t, q.enqueue(leg(3)), "a third query")
+	require.NoError(t, q.enqueue(leg(2)), "another leg of an admitted query")
+	q.connect("q1")
+	for i := 0; i < 14; i++ {
+		_, done, err := q.next(ctx, "q1")
+		require.NoError(t, err)
+		done()
+	}
+	require.NoError(t, q.enqueue(leg(3)), "query 1 has left the queue")
 }
 
 func TestQueueDropsAbandonedRequests(t *testing.T) {

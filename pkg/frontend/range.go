@@ -29,8 +29,11 @@ func (f *Frontend) serveRange(ctx context.Context, w http.ResponseWriter, ws str
 	legs := splitByInterval(q.start, q.end, q.step, f.cfg.SplitInterval.Milliseconds())
 	f.metrics.legs.Add(float64(len(legs)))
 	results := make([]legResult, len(legs))
-	cacheable := f.cache != nil && q.form.Get("stats") == "" && !q.fixedTime
-	freshFrom := f.now().Add(-f.cfg.MaxCacheFreshness).UnixMilli()
+	// A blocked query is not answered from the cache: the querier refuses
+	// it. Samples may still arrive within the freshness, or the
+	// workspace's out-of-order window, of now: legs there are not cached.
+	cacheable := f.cache != nil && q.form.Get("stats") == "" && !q.fixedTime && !f.limits.QueryBlocked(ws, q.form.Get("query"))
+	freshFrom := f.now().Add(-max(f.cfg.MaxCacheFreshness, f.limits.OutOfOrderTimeWindow(ws))).UnixMilli()
 	var keys []string
 	for i, l := range legs {
 		if cacheable && l.end < freshFrom {
@@ -59,7 +62,7 @@ func (f *Frontend) serveRange(ctx context.Context, w http.ResponseWriter, ws str
 		if results[i].resp != nil {
 			continue
 		}
-		req := legRequest(ws, q.form, l)
+		req := legRequest(ws, q.userAgent, q.form, l)
 		g.Go(func() error {
 			resp, err := f.do(gctx, ws, req)
 			if err != nil {
@@ -123,7 +126,7 @@ var errLegFailed error = legError{}
 
 // legRequest is the query_range request of one leg: the query's own
 // parameters with the leg's start and end.
-func legRequest(ws string, form url.Values, l leg) *httpgrpc.HTTPRequest {
+func legRequest(ws, userAgent string, form url.Values, l leg) *httpgrpc.HTTPRequest {
 	params := url.Values{}
 	for k, v := range form {
 		params[k] = v
@@ -133,6 +136,9 @@ func legRequest(ws string, form url.Values, l leg) *httpgrpc.HTTPRequest {
 	h := http.Header{}
 	h.Set("Content-Type", "application/x-www-form-urlencoded")
 	h.Set(frontendpb.WorkspaceHeader, ws)
+	if userAgent != "" {
+		h.Set("User-Agent", userAgent)
+	}
 	return &httpgrpc.HTTPRequest{Method: http.MethodPost, Url: rangePath, Headers: httpgrpc.FromHeader(h), Body: []byte(params.Encode())}
 }
 

@@ -1,16 +1,21 @@
 package frontend
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/grafana/dskit/httpgrpc"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
+	"github.com/vigil-metrics/vigil/pkg/tenant"
 )
 
 // Three days of data: three series scraped every 15 s.
@@ -212,4 +217,78 @@ func TestRetries(t *testing.T) {
 	code, _ = get(t, f2.Handler(), "ws-a", "/api/v1/query", url.Values{"query": {"up"}})
 	require.Equal(t, http.StatusUnprocessableEntity, code)
 	require.Equal(t, int64(1), b.calls.Load())
+}
+
+// TestSentWholeOrNotCached: what the split or the cache would answer
+// otherwise than the querier is sent whole, or not served from the cache.
+func TestSentWholeOrNotCached(t *testing.T) {
+	prom := promAPI(storageWith(t, "requests_total", 3, dataFrom, dataTo, 15*time.Second))
+	b := &backend{handlers: map[string]http.Handler{"ws-a": prom}}
+	start, end := dataFrom.Add(time.Hour), dataTo.Add(-2*time.Minute) // three legs
+	form := rangeForm(`sum by (pod) (rate(requests_total[5m]))`, start, end, "300")
+
+	t.Run("limit", func(t *testing.T) {
+		// Prometheus cuts each answer to its first limit series: split,
+		// each leg would keep its own.
+		f, _ := newTestFrontend(t, defaultConfig(), testLimits{}, b, dataTo.Add(time.Hour))
+		limited := rangeForm(`requests_total`, start, end, "300")
+		limited.Set("limit", "2")
+		before := b.calls.Load()
+		code, got := get(t, f.Handler(), "ws-a", rangePath, limited)
+		require.Equal(t, http.StatusOK, code, got)
+		require.Equal(t, int64(1), b.calls.Load()-before, "sent whole")
+		_, want := direct(t, prom, rangePath, limited)
+		require.Equal(t, want, got)
+	})
+
+	t.Run("queries of a workspace whose queries are logged", func(t *testing.T) {
+		f, _ := newTestFrontend(t, defaultConfig(), testLimits{}, b, dataTo.Add(time.Hour))
+		f.queryLogged = func(_ context.Context, ws string) bool { return ws == "ws-a" }
+		before := b.calls.Load()
+		code, got := get(t, f.Handler(), "ws-a", rangePath, form)
+		require.Equal(t, http.StatusOK, code, got)
+		require.Equal(t, int64(1), b.calls.Load()-before, "sent whole: logged once, with all its samples")
+	})
+
+	t.Run("the out-of-order window", func(t *testing.T) {
+		// The query ended 30 minutes ago, within the workspace's hour of
+		// out-of-order window: its last leg may still change.
+		f, _ := newTestFrontend(t, defaultConfig(), testLimits{outOfOrder: time.Hour}, b, end.Add(30*time.Minute))
+		before := b.calls.Load()
+		get(t, f.Handler(), "ws-a", rangePath, form)
+		get(t, f.Handler(), "ws-a", rangePath, form)
+		require.Equal(t, int64(4), b.calls.Load()-before, "3 legs, then the last one again")
+	})
+
+	t.Run("a query blocked since it was cached", func(t *testing.T) {
+		f, _ := newTestFrontend(t, defaultConfig(), testLimits{}, b, dataTo.Add(time.Hour))
+		get(t, f.Handler(), "ws-a", rangePath, form)
+		f.limits = testLimits{blocked: form.Get("query")}
+		before := b.calls.Load()
+		get(t, f.Handler(), "ws-a", rangePath, form)
+		require.Equal(t, int64(3), b.calls.Load()-before, "every leg asked of the queriers, whose guard refuses it")
+	})
+
+	t.Run("the client's user agent reaches the queriers", func(t *testing.T) {
+		f, _ := newTestFrontend(t, defaultConfig(), testLimits{}, b, dataTo.Add(time.Hour))
+		var agents []string
+		var mu sync.Mutex
+		b.fail = func(_ int64, req *httpgrpc.HTTPRequest) *httpgrpc.HTTPResponse {
+			for _, h := range req.Headers {
+				if h.Key == "User-Agent" {
+					mu.Lock()
+					agents = append(agents, h.Values...)
+					mu.Unlock()
+				}
+			}
+			return nil
+		}
+		defer func() { b.fail = nil }()
+		r := httptest.NewRequest(http.MethodPost, rangePath, strings.NewReader(rangeForm(`up`, start, end, "300").Encode()))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		r.Header.Set("User-Agent", "Grafana/12.0")
+		r = r.WithContext(tenant.WithID(r.Context(), "ws-a"))
+		f.Handler().ServeHTTP(httptest.NewRecorder(), r)
+		require.Equal(t, []string{"Grafana/12.0", "Grafana/12.0", "Grafana/12.0"}, agents)
+	})
 }

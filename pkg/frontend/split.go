@@ -22,6 +22,7 @@ type rangeQuery struct {
 	// fixedTime: the expression may read samples later than its steps (a
 	// negative offset), so its legs are not cached.
 	fixedTime bool
+	userAgent string // the client's, told to the queriers (the query log)
 }
 
 // leg is one piece of a split range query: the steps of the query within

@@ -4,6 +4,8 @@ import (
 	"flag"
 	"fmt"
 	"regexp"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/common/model"
@@ -14,6 +16,37 @@ import (
 type BlockedQuery struct {
 	Pattern string `yaml:"pattern"`
 	Regex   bool   `yaml:"regex"`
+}
+
+// blockedRegexps caches the compiled patterns of blocked queries.
+var blockedRegexps sync.Map // pattern -> *regexp.Regexp
+
+// Blocks tells whether b blocks expr: the same expression (but for spaces
+// around it), or a match of the whole of it.
+func (b BlockedQuery) Blocks(expr string) bool {
+	if !b.Regex {
+		return strings.TrimSpace(expr) == strings.TrimSpace(b.Pattern)
+	}
+	re, ok := blockedRegexps.Load(b.Pattern)
+	if !ok {
+		compiled, err := regexp.Compile("^(?:" + b.Pattern + ")$")
+		if err != nil {
+			return false // validated when the limits were loaded
+		}
+		re, _ = blockedRegexps.LoadOrStore(b.Pattern, compiled)
+	}
+	return re.(*regexp.Regexp).MatchString(expr)
+}
+
+// QueryBlocked tells whether one of the workspace's blocked_queries blocks
+// expr.
+func (o *Overrides) QueryBlocked(workspace, expr string) bool {
+	for _, b := range o.BlockedQueries(workspace) {
+		if b.Blocks(expr) {
+			return true
+		}
+	}
+	return false
 }
 
 // registerShapeFlags registers the limits checked before a query is parsed

@@ -3,16 +3,13 @@ package querier
 import (
 	"errors"
 	"net/http"
-	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/prometheus/common/model"
 
 	"github.com/vigil-metrics/vigil/pkg/apierror"
-	"github.com/vigil-metrics/vigil/pkg/limits"
 	"github.com/vigil-metrics/vigil/pkg/tenant"
 )
 
@@ -23,7 +20,7 @@ type GuardLimits interface {
 	MaxQueryExpressionSizeBytes(workspace string) int
 	MaxQueryExpressionDepth(workspace string) int
 	MaxQueryRegexpSizeBytes(workspace string) int
-	BlockedQueries(workspace string) []limits.BlockedQuery
+	QueryBlocked(workspace, expr string) bool
 	MaxConcurrentQueries(workspace string) int
 	SamplesProcessedThresholds(workspace string) (warn, fail int64)
 }
@@ -42,8 +39,7 @@ const maxQueryRequestBytes = 1 << 20
 // seconds over a deep one, outside the query timeout), a blocked query, a
 // range query longer than AMP's 32 days.
 type guard struct {
-	limits  GuardLimits
-	regexps sync.Map // pattern -> *regexp.Regexp, of the blocked queries
+	limits GuardLimits
 }
 
 func (g *guard) check(w http.ResponseWriter, r *http.Request) error {
@@ -86,10 +82,8 @@ func (g *guard) checkExpression(ws, expr string) error {
 	if err := g.checkShape(ws, expr); err != nil {
 		return err
 	}
-	for _, b := range g.limits.BlockedQueries(ws) {
-		if g.blocks(b, expr) {
-			return apierror.New(apierror.BadData, apierror.IDQueryBlocked, "the request has been blocked by the administrator of this workspace's limits (blocked_queries)")
-		}
+	if g.limits.QueryBlocked(ws, expr) {
+		return apierror.New(apierror.BadData, apierror.IDQueryBlocked, "the request has been blocked by the administrator of this workspace's limits (blocked_queries)")
 	}
 	return nil
 }
@@ -119,23 +113,6 @@ func (g *guard) checkShape(ws, expr string) error {
 			"the query expression holds a string or regular expression too large (size: %d bytes, limit: %d bytes, -querier.max-query-regexp-size-bytes)", sc.longest, max)
 	}
 	return nil
-}
-
-// blocks tells whether b blocks expr: the same expression (but for spaces
-// around it), or a match of the whole of it.
-func (g *guard) blocks(b limits.BlockedQuery, expr string) bool {
-	if !b.Regex {
-		return strings.TrimSpace(expr) == strings.TrimSpace(b.Pattern)
-	}
-	re, ok := g.regexps.Load(b.Pattern)
-	if !ok {
-		compiled, err := regexp.Compile("^(?:" + b.Pattern + ")$")
-		if err != nil {
-			return false // validated when the limits were loaded
-		}
-		re, _ = g.regexps.LoadOrStore(b.Pattern, compiled)
-	}
-	return re.(*regexp.Regexp).MatchString(expr)
 }
 
 // exprScan is what one pass over an expression, before it is parsed, tells.

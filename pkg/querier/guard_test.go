@@ -39,7 +39,14 @@ func (g guardLimits) MaxQueryRegexpSizeBytes(string) int {
 	}
 	return 64 << 10
 }
-func (g guardLimits) BlockedQueries(string) []limits.BlockedQuery { return g.blocked }
+func (g guardLimits) QueryBlocked(_, expr string) bool {
+	for _, b := range g.blocked {
+		if b.Blocks(expr) {
+			return true
+		}
+	}
+	return false
+}
 
 func TestScanExpression(t *testing.T) {
 	for _, tc := range []struct {

@@ -248,6 +248,16 @@ func (l *Logger) settings(ctx context.Context, workspace string) (Settings, bool
 	return s, ok
 }
 
+// Enabled tells whether the workspace's queries are logged: it has a
+// query logging configuration and the sink is not none.
+func (l *Logger) Enabled(ctx context.Context, workspace string) bool {
+	if l == nil || l.sink == nil {
+		return false
+	}
+	_, ok := l.settings(ctx, workspace)
+	return ok
+}
+
 // Forget drops what the logger holds for a deleted workspace: its cached
 // settings and its open file. Its log file stays.
 func (l *Logger) Forget(workspace string) {

@@ -147,3 +147,18 @@ func (q queryLogger) LogQuery(ctx context.Context, workspace string, lq querier.
 		SamplesProcessed: lq.SamplesProcessed, Series: lq.Series, Duration: lq.Duration, UserAgent: lq.UserAgent,
 	})
 }
+
+// frontendLimits are the limits the query-frontend reads, with each
+// workspace's out-of-order window as its configuration sets it.
+type frontendLimits struct {
+	*limits.Overrides
+	outOfOrder workspaceOutOfOrder
+}
+
+func (f frontendLimits) OutOfOrderTimeWindow(workspace string) time.Duration {
+	w, err := f.outOfOrder.OutOfOrderTimeWindow(context.Background(), workspace)
+	if err != nil {
+		return f.Overrides.OutOfOrderTimeWindow(workspace)
+	}
+	return w
+}

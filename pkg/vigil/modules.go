@@ -84,7 +84,7 @@ var deps = map[string][]string{
 	MemberlistKV:     {Server},
 	Overrides:        nil,
 	Querier:          {Router, IngesterRing, StoreGatewayRing, Storage, Overrides, QueryLog},
-	QueryFrontend:    {Router, Overrides},
+	QueryFrontend:    {Router, Overrides, Workspaces, QueryLog},
 	QueryLog:         {Workspaces},
 	StoreGateway:     {Server, MemberlistKV, Storage, StoreGatewayRing, Overrides},
 	StoreGatewayRing: {MemberlistKV},
@@ -455,7 +455,8 @@ func (t *Vigil) runsQueryFrontend() bool {
 func (t *Vigil) initQueryFrontend() (services.Service, error) {
 	// A request may wait for a querier's slot, then run to the querier's
 	// timeout; the frontend waits for it as long.
-	f, err := frontend.New(t.Cfg.Frontend, t.Overrides, t.Cfg.Querier.Timeout+30*time.Second, t.Registerer, t.Logger)
+	limits := frontendLimits{Overrides: t.Overrides, outOfOrder: workspaceOutOfOrder{store: t.Workspaces, limits: t.Overrides}}
+	f, err := frontend.New(t.Cfg.Frontend, limits, t.QueryLogger.Enabled, t.Cfg.Querier.Timeout+30*time.Second, t.Registerer, t.Logger)
 	if err != nil {
 		return nil, err
 	}

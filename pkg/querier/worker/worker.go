@@ -27,6 +27,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 
+	"github.com/vigil-metrics/vigil/pkg/apierror"
 	"github.com/vigil-metrics/vigil/pkg/pb/frontendpb"
 	"github.com/vigil-metrics/vigil/pkg/tenant"
 )
@@ -295,9 +296,20 @@ func (w *Worker) serve(ctx context.Context, req *httpgrpc.HTTPRequest) *httpgrpc
 	r.RequestURI = ""
 	rec := &recorder{header: http.Header{}, code: http.StatusOK}
 	w.handler.ServeHTTP(rec, r)
+	if n := rec.body.Len(); n > w.cfg.MaxMessageSize-answerHeadroom {
+		// Sent, it would end the stream, and the frontend would run the
+		// query again on another querier: refused instead, for good.
+		rec = &recorder{header: http.Header{}, code: http.StatusOK}
+		apierror.WritePrometheus(rec, apierror.New(apierror.LimitExceeded, apierror.IDAnswerTooLarge,
+			"the query's answer is too large (%d bytes, limit: %d bytes, -querier.frontend-client.max-message-size-bytes): narrow the query, or raise its step", n, w.cfg.MaxMessageSize-answerHeadroom))
+	}
 	w.requests.WithLabelValues(fmt.Sprint(rec.code)).Inc()
 	return &httpgrpc.HTTPResponse{Code: int32(rec.code), Headers: httpgrpc.FromHeader(rec.header), Body: rec.body.Bytes()}
 }
+
+// answerHeadroom is what an answer's headers and framing may take of a
+// stream message.
+const answerHeadroom = 64 << 10
 
 // recorder is the http.ResponseWriter a request from a frontend is
 // answered to.

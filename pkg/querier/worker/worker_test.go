@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 
+	"github.com/grafana/dskit/httpgrpc"
 	"github.com/grafana/dskit/services"
 
 	qf "github.com/vigil-metrics/vigil/pkg/frontend"
@@ -29,13 +30,15 @@ func (limits) MaxQueriersPerWorkspace(string) int               { return 0 }
 func (limits) MaxConcurrentQueries(string) int                  { return 0 }
 func (limits) SamplesProcessedThresholds(string) (int64, int64) { return 0, 0 }
 func (limits) MaxQueryLength(string) time.Duration              { return 0 }
+func (limits) OutOfOrderTimeWindow(string) time.Duration        { return 0 }
+func (limits) QueryBlocked(string, string) bool                 { return false }
 
 // startFrontend serves a query-frontend's gRPC service on loopback.
 func startFrontend(t *testing.T) (*qf.Frontend, string) {
 	var cfg qf.Config
 	fs := flagSet()
 	cfg.RegisterFlags(fs)
-	f, err := qf.New(cfg, limits{}, time.Minute, prometheus.NewRegistry(), log.NewNopLogger())
+	f, err := qf.New(cfg, limits{}, nil, time.Minute, prometheus.NewRegistry(), log.NewNopLogger())
 	require.NoError(t, err)
 	require.NoError(t, services.StartAndAwaitRunning(context.Background(), f))
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
@@ -115,3 +118,27 @@ func TestCallerGoneCancelsTheQuery(t *testing.T) {
 }
 
 func flagSet() *flag.FlagSet { return flag.NewFlagSet("test", flag.PanicOnError) }
+
+// TestAnswerTooLargeIsRefused: an answer larger than a stream message is
+// replaced by a 422 with its ID: sent, it would end the stream and the
+// frontend would run the query again.
+func TestAnswerTooLargeIsRefused(t *testing.T) {
+	var cfg Config
+	cfg.RegisterFlags(flagSet())
+	cfg.FrontendAddress, cfg.QuerierID, cfg.MaxMessageSize = "127.0.0.1:1", "querier-1", 256<<10
+	size := 0
+	w, err := New(cfg, 1, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte(strings.Repeat("x", size)))
+	}), prometheus.NewRegistry(), log.NewNopLogger())
+	require.NoError(t, err)
+	req := &httpgrpc.HTTPRequest{Method: http.MethodGet, Url: "/api/v1/query?query=up",
+		Headers: []*httpgrpc.Header{{Key: frontendpb.WorkspaceHeader, Values: []string{"ws-1"}}}}
+	size = 100 << 10
+	resp := w.serve(context.Background(), req)
+	require.Equal(t, int32(http.StatusOK), resp.Code)
+	require.Len(t, resp.Body, size)
+	size = 300 << 10
+	resp = w.serve(context.Background(), req)
+	require.Equal(t, int32(http.StatusUnprocessableEntity), resp.Code)
+	require.Contains(t, string(resp.Body), "err-vigil-answer-too-large")
+}
