@@ -6,6 +6,8 @@ IMAGE ?= vigil:dev
 PROTOC_GEN_GOGOFAST := $(shell $(GO) env GOPATH)/bin/protoc-gen-gogofast
 GOGO_DIR = $(shell $(GO) list -m -f '{{.Dir}}' github.com/gogo/protobuf)
 PROM_DIR = $(shell $(GO) list -m -f '{{.Dir}}' github.com/prometheus/prometheus)
+# Where each imported .proto's Go package is.
+PROTO_MAP = Mtypes.proto=github.com/prometheus/prometheus/prompb,Mremote.proto=github.com/prometheus/prometheus/prompb,Mseries.proto=github.com/vigil-metrics/vigil/pkg/pb/seriespb,Mgogoproto/gogo.proto=github.com/gogo/protobuf/gogoproto
 
 # Loopback-only flags for a laptop run: nothing listens beyond this machine.
 RUN_FLAGS := -server.http-listen-address=127.0.0.1 -server.grpc-listen-address=127.0.0.1 \
@@ -55,11 +57,14 @@ image: ## Build the FROM-scratch container image $(IMAGE) (static binary plus CA
 proto: ## Regenerate pkg/pb from proto/ (installs protoc and protoc-gen-gogofast if missing).
 	@command -v protoc >/dev/null || { apt-get update && apt-get install -y protobuf-compiler; }
 	@test -x $(PROTOC_GEN_GOGOFAST) || $(GO) install github.com/gogo/protobuf/protoc-gen-gogofast@v1.3.2
-	PATH=$(dir $(PROTOC_GEN_GOGOFAST)):$$PATH protoc -I proto/ingester -I $(PROM_DIR)/prompb -I $(GOGO_DIR) -I $(GOGO_DIR)/protobuf \
-		--gogofast_out=plugins=grpc,Mtypes.proto=github.com/prometheus/prometheus/prompb,Mremote.proto=github.com/prometheus/prometheus/prompb,Mgogoproto/gogo.proto=github.com/gogo/protobuf/gogoproto:pkg/pb/ingesterpb \
+	PATH=$(dir $(PROTOC_GEN_GOGOFAST)):$$PATH protoc -I proto/series -I $(PROM_DIR)/prompb -I $(GOGO_DIR) -I $(GOGO_DIR)/protobuf \
+		--gogofast_out=$(PROTO_MAP):pkg/pb/seriespb \
+		proto/series/series.proto
+	PATH=$(dir $(PROTOC_GEN_GOGOFAST)):$$PATH protoc -I proto/ingester -I proto/series -I $(PROM_DIR)/prompb -I $(GOGO_DIR) -I $(GOGO_DIR)/protobuf \
+		--gogofast_out=plugins=grpc,$(PROTO_MAP):pkg/pb/ingesterpb \
 		proto/ingester/ingester.proto
-	PATH=$(dir $(PROTOC_GEN_GOGOFAST)):$$PATH protoc -I proto/storegateway -I proto/ingester -I $(PROM_DIR)/prompb -I $(GOGO_DIR) -I $(GOGO_DIR)/protobuf \
-		--gogofast_out=plugins=grpc,Mtypes.proto=github.com/prometheus/prometheus/prompb,Mremote.proto=github.com/prometheus/prometheus/prompb,Mingester.proto=github.com/vigil-metrics/vigil/pkg/pb/ingesterpb,Mgogoproto/gogo.proto=github.com/gogo/protobuf/gogoproto:pkg/pb/storegatewaypb \
+	PATH=$(dir $(PROTOC_GEN_GOGOFAST)):$$PATH protoc -I proto/storegateway -I proto/series -I $(PROM_DIR)/prompb -I $(GOGO_DIR) -I $(GOGO_DIR)/protobuf \
+		--gogofast_out=plugins=grpc,$(PROTO_MAP):pkg/pb/storegatewaypb \
 		proto/storegateway/storegateway.proto
 
 reference-help: build ## Regenerate cmd/vigil/help.txt, the flag reference TestHelp checks.

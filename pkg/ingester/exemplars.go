@@ -8,6 +8,7 @@ import (
 
 	"github.com/vigil-metrics/vigil/pkg/apierror"
 	"github.com/vigil-metrics/vigil/pkg/pb/ingesterpb"
+	"github.com/vigil-metrics/vigil/pkg/pb/seriespb"
 	"github.com/vigil-metrics/vigil/pkg/tenant"
 )
 
@@ -22,7 +23,7 @@ func (i *Ingester) QueryExemplars(ctx context.Context, req *ingesterpb.ExemplarQ
 	}
 	sets := make([][]*labels.Matcher, 0, len(req.Matchers))
 	for _, m := range req.Matchers {
-		ms, err := ingesterpb.FromProtoMatchers(m.Matchers)
+		ms, err := seriespb.FromProtoMatchers(m.Matchers)
 		if err != nil {
 			return nil, apierror.New(apierror.BadData, apierror.IDInvalidQuery, "invalid matchers: %v", err)
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/vigil-metrics/vigil/pkg/apierror"
 	"github.com/vigil-metrics/vigil/pkg/pb/ingesterpb"
 	"github.com/vigil-metrics/vigil/pkg/pb/remotewrite"
+	"github.com/vigil-metrics/vigil/pkg/pb/seriespb"
 	"github.com/vigil-metrics/vigil/pkg/tenant"
 )
 
@@ -71,7 +72,7 @@ func (s *GRPCServer) querier(ctx context.Context, mint, maxt int64, pm []prompb.
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	matchers, err := ingesterpb.FromProtoMatchers(pm)
+	matchers, err := seriespb.FromProtoMatchers(pm)
 	if err != nil {
 		return nil, nil, nil, apierror.ToGRPC(apierror.New(apierror.BadData, apierror.IDInvalidQuery, "invalid matchers: %v", err))
 	}
@@ -104,7 +105,7 @@ func (s *GRPCServer) QueryStream(req *ingesterpb.QueryRequest, stream ingesterpb
 	// Send marshals the message before it returns: the chunk bytes, which
 	// the querier keeps valid until it is closed, are not referenced
 	// afterwards.
-	err = ingesterpb.SendChunkSeries(ss, req.SkipChunks, s.ing.cfg.QueryStreamBatch, maxStreamMessageBytes, func(batch []ingesterpb.StreamingSeries) error {
+	err = seriespb.SendChunkSeries(ss, req.SkipChunks, s.ing.cfg.QueryStreamBatch, maxStreamMessageBytes, func(batch []seriespb.StreamingSeries) error {
 		return stream.Send(&ingesterpb.QueryStreamResponse{Series: batch})
 	})
 	if err != nil {

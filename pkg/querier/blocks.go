@@ -14,8 +14,6 @@ import (
 	"github.com/thanos-io/objstore"
 
 	"github.com/vigil-metrics/vigil/pkg/apierror"
-	"github.com/vigil-metrics/vigil/pkg/pb/ingesterpb"
-	"github.com/vigil-metrics/vigil/pkg/pb/storegatewaypb"
 	sgclient "github.com/vigil-metrics/vigil/pkg/storegateway/client"
 	"github.com/vigil-metrics/vigil/pkg/tenant"
 )
@@ -155,45 +153,47 @@ func queryBlocks[T any](ctx context.Context, s *Store, workspace string, blocks 
 	return out, nil
 }
 
-// storeBlocks returns the workspace of ctx, its blocks of the query's store
-// range and ctx carrying the workspace to store-gateways.
-func (q *querier) storeBlocks(ctx context.Context) (string, []ulid.ULID, context.Context, error) {
+// storeBlocks returns the workspace of ctx and its blocks of the query's
+// store range.
+func (q *querier) storeBlocks(ctx context.Context) (string, []ulid.ULID, error) {
 	ws, err := tenant.ID(ctx)
 	if err != nil {
-		return "", nil, nil, err
+		return "", nil, err
 	}
-	if err := q.plan(ctx); err != nil || len(q.blocks) == 0 {
-		return ws, nil, nil, err
+	if err := q.plan(ctx); err != nil {
+		return ws, nil, err
 	}
-	outCtx, err := tenant.OutgoingContext(ctx)
-	return ws, q.blocks, outCtx, err
+	return ws, q.blocks, nil
 }
 
 // selectStore returns one series set per store-gateway asked, over the
-// blocks of [mint, maxt]. The streams live as long as ctx.
+// blocks of [mint, maxt]. Each store-gateway's querier is closed with q.
 func (q *querier) selectStore(ctx context.Context, mint, maxt int64, hints *storage.SelectHints, limiter *queryLimiter, ms []*labels.Matcher) ([]storage.SeriesSet, error) {
-	ws, blocks, outCtx, err := q.storeBlocks(ctx)
+	ws, blocks, err := q.storeBlocks(ctx)
 	if err != nil || len(blocks) == 0 {
 		return nil, err
 	}
 	start, end := mint, maxt
-	skip := false
 	if hints != nil {
 		start, end = max(start, hints.Start), min(end, hints.End)
-		skip = hints.Func == seriesFunc
 	}
-	streamCtx, cancel := context.WithCancel(outCtx)
-	if !q.track(cancel) {
-		return nil, fmt.Errorf("the query is over")
-	}
-	sets, err := queryBlocks(streamCtx, q.q.store, ws, blocks, func(ctx context.Context, c sgclient.StoreGateway, ids []string) ([]string, *fetchSet, error) {
-		served, set, err := sgclient.OpenSeries(ctx, c, &storegatewaypb.SeriesRequest{
-			StartTimestampMs: start, EndTimestampMs: end, Matchers: ingesterpb.ToProtoMatchers(ms), SkipChunks: skip, BlockIds: ids,
-		})
+	sets, err := queryBlocks(ctx, q.q.store, ws, blocks, func(ctx context.Context, c sgclient.StoreGateway, ids []string) ([]string, *fetchSet, error) {
+		sq, err := c.Querier(ctx, ids, start, end)
 		if err != nil {
 			return nil, nil, err
 		}
-		return served, newFetchSet(set, limiter), nil
+		if !q.hold(sq) {
+			return nil, nil, fmt.Errorf("the query is over")
+		}
+		set := newFetchSet(sq.Select(ctx, true, hints, ms...), limiter)
+		// The first series read tells which blocks were served; a
+		// store-gateway that fails before it counts as one that served
+		// none.
+		if err := set.prime(); err != nil {
+			_ = sq.Close()
+			return nil, nil, err
+		}
+		return sq.Served(), set, nil
 	})
 	if err != nil {
 		return nil, err
@@ -208,24 +208,26 @@ func (q *querier) selectStore(ctx context.Context, mint, maxt int64, hints *stor
 // storeLabels returns the label names (name == "") or values of the blocks
 // of [mint, maxt].
 func (q *querier) storeLabels(ctx context.Context, mint, maxt int64, name string, ms []*labels.Matcher) ([][]string, error) {
-	ws, blocks, outCtx, err := q.storeBlocks(ctx)
+	ws, blocks, err := q.storeBlocks(ctx)
 	if err != nil || len(blocks) == 0 {
 		return nil, err
 	}
-	pm := ingesterpb.ToProtoMatchers(ms)
-	return queryBlocks(outCtx, q.q.store, ws, blocks, func(ctx context.Context, c sgclient.StoreGateway, ids []string) ([]string, []string, error) {
-		if name == "" {
-			resp, err := c.LabelNames(ctx, &storegatewaypb.LabelNamesRequest{StartTimestampMs: mint, EndTimestampMs: maxt, Matchers: pm, BlockIds: ids})
-			if err != nil {
-				return nil, nil, err
-			}
-			return resp.QueriedBlocks, resp.LabelNames, nil
-		}
-		resp, err := c.LabelValues(ctx, &storegatewaypb.LabelValuesRequest{LabelName: name, StartTimestampMs: mint, EndTimestampMs: maxt, Matchers: pm, BlockIds: ids})
+	return queryBlocks(ctx, q.q.store, ws, blocks, func(ctx context.Context, c sgclient.StoreGateway, ids []string) ([]string, []string, error) {
+		sq, err := c.Querier(ctx, ids, mint, maxt)
 		if err != nil {
 			return nil, nil, err
 		}
-		return resp.QueriedBlocks, resp.LabelValues, nil
+		defer sq.Close()
+		var out []string
+		if name == "" {
+			out, _, err = sq.LabelNames(ctx, nil, ms...)
+		} else {
+			out, _, err = sq.LabelValues(ctx, name, nil, ms...)
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		return sq.Served(), out, nil
 	})
 }
 

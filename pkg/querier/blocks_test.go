@@ -10,11 +10,12 @@ import (
 
 	"github.com/grafana/dskit/ring"
 	"github.com/oklog/ulid/v2"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/util/annotations"
 	"github.com/stretchr/testify/require"
-	"google.golang.org/grpc"
 
 	"github.com/vigil-metrics/vigil/pkg/apierror"
-	"github.com/vigil-metrics/vigil/pkg/pb/storegatewaypb"
 	sgclient "github.com/vigil-metrics/vigil/pkg/storegateway/client"
 )
 
@@ -30,7 +31,6 @@ func (r blockRing) Get(uint32, ring.Operation, []ring.InstanceDesc, []string, []
 
 // fakeGateway serves LabelNames for the blocks it holds, or fails.
 type fakeGateway struct {
-	storegatewaypb.StoreGatewayClient
 	holds []string
 	err   error
 
@@ -38,22 +38,36 @@ type fakeGateway struct {
 	asked [][]string
 }
 
-func (g *fakeGateway) LabelNames(_ context.Context, req *storegatewaypb.LabelNamesRequest, _ ...grpc.CallOption) (*storegatewaypb.LabelNamesResponse, error) {
-	g.mu.Lock()
-	g.asked = append(g.asked, req.BlockIds)
-	g.mu.Unlock()
-	if g.err != nil {
-		return nil, g.err
+func (g *fakeGateway) Querier(_ context.Context, ids []string, _, _ int64) (sgclient.Querier, error) {
+	return &fakeBlockQuerier{g: g, ids: ids}, nil
+}
+
+type fakeBlockQuerier struct {
+	storage.ChunkQuerier
+	g      *fakeGateway
+	ids    []string
+	served []string
+}
+
+func (q *fakeBlockQuerier) LabelNames(context.Context, *storage.LabelHints, ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	q.g.mu.Lock()
+	q.g.asked = append(q.g.asked, q.ids)
+	q.g.mu.Unlock()
+	if q.g.err != nil {
+		return nil, nil, q.g.err
 	}
-	resp := &storegatewaypb.LabelNamesResponse{}
-	for _, id := range req.BlockIds {
-		if slices.Contains(g.holds, id) {
-			resp.QueriedBlocks = append(resp.QueriedBlocks, id)
-			resp.LabelNames = append(resp.LabelNames, "from_"+id[:4])
+	var names []string
+	for _, id := range q.ids {
+		if slices.Contains(q.g.holds, id) {
+			q.served = append(q.served, id)
+			names = append(names, "from_"+id[:4])
 		}
 	}
-	return resp, nil
+	return names, nil, nil
 }
+
+func (q *fakeBlockQuerier) Served() []string { return q.served }
+func (q *fakeBlockQuerier) Close() error     { return nil }
 
 func labelNamesOf(t *testing.T, gateways ...*fakeGateway) ([][]string, error) {
 	t.Helper()
@@ -68,11 +82,15 @@ func labelNamesOf(t *testing.T, gateways ...*fakeGateway) ([][]string, error) {
 		return byID[inst.Id], nil
 	}}
 	return queryBlocks(context.Background(), s, "ws-1", testBlocks, func(ctx context.Context, c sgclient.StoreGateway, ids []string) ([]string, []string, error) {
-		resp, err := c.LabelNames(ctx, &storegatewaypb.LabelNamesRequest{BlockIds: ids})
+		q, err := c.Querier(ctx, ids, 0, 1)
 		if err != nil {
 			return nil, nil, err
 		}
-		return resp.QueriedBlocks, resp.LabelNames, nil
+		names, _, err := q.LabelNames(ctx, nil)
+		if err != nil {
+			return nil, nil, err
+		}
+		return q.Served(), names, nil
 	})
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/vigil-metrics/vigil/pkg/ingester/client"
 	"github.com/vigil-metrics/vigil/pkg/pb/ingesterpb"
+	"github.com/vigil-metrics/vigil/pkg/pb/seriespb"
 )
 
 // ExemplarQuerier implements storage.ExemplarQueryable, which Prometheus's
@@ -34,7 +35,7 @@ type exemplarQuerier struct {
 func (e *exemplarQuerier) Select(start, end int64, matchers ...[]*labels.Matcher) ([]exemplar.QueryResult, error) {
 	req := &ingesterpb.ExemplarQueryRequest{StartTimestampMs: start, EndTimestampMs: end}
 	for _, ms := range matchers {
-		req.Matchers = append(req.Matchers, ingesterpb.ExemplarMatchers{Matchers: ingesterpb.ToProtoMatchers(ms)})
+		req.Matchers = append(req.Matchers, ingesterpb.ExemplarMatchers{Matchers: seriespb.ToProtoMatchers(ms)})
 	}
 	answers, err := onReadQuorum(e.ctx, e.q, func(ctx context.Context, c client.Ingester) ([]prompb.TimeSeries, error) {
 		resp, err := c.QueryExemplars(ctx, req)

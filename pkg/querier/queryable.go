@@ -72,21 +72,8 @@ type querier struct {
 
 	mu      sync.Mutex
 	closers []storage.ChunkQuerier
-	cancels []context.CancelFunc
 	closed  bool
 	limiter *queryLimiter // of the query's workspace, made by its first select
-}
-
-// track registers the cancel of a store-gateway stream, called by Close.
-func (q *querier) track(cancel context.CancelFunc) bool {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.closed {
-		cancel()
-		return false
-	}
-	q.cancels = append(q.cancels, cancel)
-	return true
 }
 
 // hold keeps iq for closing with q. A replica that answers after q was closed
@@ -103,7 +90,8 @@ func (q *querier) hold(iq storage.ChunkQuerier) bool {
 	return true
 }
 
-// Close closes every ingester querier opened by this querier.
+// Close closes every ingester and store-gateway querier opened by this
+// querier.
 func (q *querier) Close() error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -111,10 +99,7 @@ func (q *querier) Close() error {
 	for _, c := range q.closers {
 		errs = append(errs, c.Close())
 	}
-	for _, cancel := range q.cancels {
-		cancel()
-	}
-	q.closers, q.cancels, q.closed = nil, nil, true
+	q.closers, q.closed = nil, true
 	return errors.Join(errs...)
 }
 

@@ -24,13 +24,16 @@ type chunkStats struct {
 // Chunks are laid out in series order and a query reads series in that
 // order, so each read fetches readAhead bytes from the chunk on: the next
 // chunks of the query usually come from the same range. One reader serves
-// one query, from one goroutine.
+// one query, from one goroutine. Each chunk is copied out of its range, so
+// that a query keeping a few chunks does not keep every range they came
+// from, and counted against the request's limits.
 type remoteChunks struct {
 	ctx       context.Context
 	bkt       objstore.BucketReader
 	block     string
 	readAhead int
 	stats     *chunkStats
+	limits    *requestLimits
 
 	// The last range fetched of each segment file.
 	windows map[int]window
@@ -67,6 +70,10 @@ func (r *remoteChunks) ChunkOrIterable(meta chunks.Meta) (chunkenc.Chunk, chunke
 		return nil, nil, err
 	}
 	data := w.slice(off, total)
+	if err := r.limits.addChunkBytes(int(n)); err != nil {
+		return nil, nil, err
+	}
+	data = append(make([]byte, 0, len(data)), data...)
 	chk, err := chunkenc.FromData(chunkenc.Encoding(data[l]), data[l+chunks.ChunkEncodingSize:])
 	if err != nil {
 		return nil, nil, fmt.Errorf("block %s: chunk at segment %d offset %d: %w", r.block, seq, off, err)
@@ -77,6 +84,9 @@ func (r *remoteChunks) ChunkOrIterable(meta chunks.Meta) (chunkenc.Chunk, chunke
 // fetch returns a window of segment seq holding [off, off+n), reading it
 // (and readAhead bytes more) when the last one does not.
 func (r *remoteChunks) fetch(seq, off, n int) (window, error) {
+	if r.windows == nil {
+		return window{}, fmt.Errorf("read chunks of block %s: the query is over", r.block)
+	}
 	if w := r.windows[seq]; w.covers(off, n) {
 		return w, nil
 	}

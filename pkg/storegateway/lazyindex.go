@@ -237,5 +237,5 @@ func recoverFetch(err *error) {
 	if !ok {
 		panic(r)
 	}
-	*err = apierror.ToGRPC(apierror.New(apierror.Unavailable, apierror.IDStoreConsistency, "store-gateway could not read a block's index from object storage: %v", fe.err))
+	*err = apierror.New(apierror.Unavailable, apierror.IDStoreConsistency, "store-gateway could not read a block's index from object storage: %v", fe.err)
 }

@@ -1,21 +1,19 @@
 package storegateway
 
 import (
+	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/prometheus/storage"
-
 	"github.com/vigil-metrics/vigil/pkg/apierror"
-	"github.com/vigil-metrics/vigil/pkg/pb/ingesterpb"
 )
 
-// requestLimits counts what one Series request sends, against the
+// requestLimits counts what one request reads, against the
 // workspace's per-query limits: a store-gateway stops a request over them
 // by itself, whatever its caller counts.
 type requestLimits struct {
 	maxSeries     int
 	maxBytes      int64
-	series, bytes int64
+	series, bytes atomic.Int64
 }
 
 // newRequestLimits returns the limits of one request over [mint, maxt]; the
@@ -33,48 +31,17 @@ func newRequestLimits(l Limits, workspace string, mint, maxt int64) *requestLimi
 }
 
 func (r *requestLimits) addSeries() error {
-	r.series++
-	if r.maxSeries > 0 && r.series > int64(r.maxSeries) {
+	if n := r.series.Add(1); r.maxSeries > 0 && n > int64(r.maxSeries) {
 		return apierror.New(apierror.LimitExceeded, apierror.IDMaxSeriesPerQuery,
 			"the query hit the max number of series limit (limit: %d series, -querier.max-fetched-series-per-query)", r.maxSeries)
 	}
 	return nil
 }
 
-func (r *requestLimits) addChunks(batch []ingesterpb.StreamingSeries) error {
-	for _, s := range batch {
-		for _, c := range s.Chunks {
-			r.bytes += int64(len(c.Data))
-		}
-	}
-	if r.maxBytes > 0 && r.bytes > r.maxBytes {
+func (r *requestLimits) addChunkBytes(n int) error {
+	if total := r.bytes.Add(int64(n)); r.maxBytes > 0 && total > r.maxBytes {
 		return apierror.New(apierror.LimitExceeded, apierror.IDMaxChunkBytesPerQuery,
 			"the query hit the aggregated chunks size limit (limit: %d bytes, -querier.max-fetched-chunk-bytes-per-query)", r.maxBytes)
 	}
 	return nil
-}
-
-// limitedSet fails once it reached more series than its limits allow.
-type limitedSet struct {
-	storage.ChunkSeriesSet
-	limits *requestLimits
-	err    error
-}
-
-func (s *limitedSet) Next() bool {
-	if s.err != nil || !s.ChunkSeriesSet.Next() {
-		return false
-	}
-	if err := s.limits.addSeries(); err != nil {
-		s.err = err
-		return false
-	}
-	return true
-}
-
-func (s *limitedSet) Err() error {
-	if s.err != nil {
-		return s.err
-	}
-	return s.ChunkSeriesSet.Err()
 }

@@ -34,7 +34,6 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/vigil-metrics/vigil/pkg/apierror"
-	"github.com/vigil-metrics/vigil/pkg/pb/ingesterpb"
 	"github.com/vigil-metrics/vigil/pkg/pb/storegatewaypb"
 	"github.com/vigil-metrics/vigil/pkg/ringmember"
 	"github.com/vigil-metrics/vigil/pkg/ringmember/ringtest"
@@ -98,12 +97,14 @@ type testLimits struct {
 func (l testLimits) MaxFetchedSeriesPerQuery(string) int       { return l.series }
 func (l testLimits) MaxFetchedChunkBytesPerQuery(string) int64 { return l.bytes }
 
-func startGateway(t *testing.T, bkt objstore.Bucket, readAhead int) storegatewaypb.StoreGatewayClient {
+func startGateway(t *testing.T, bkt objstore.Bucket, readAhead int) client.StoreGateway {
 	_, c := startGatewayAndClient(t, bkt, readAhead, testLimits{})
 	return c
 }
 
-func startGatewayAndClient(t *testing.T, bkt objstore.Bucket, readAhead int, lim Limits) (*StoreGateway, storegatewaypb.StoreGatewayClient) {
+// startGatewayAndClient starts a store-gateway and returns it with its gRPC
+// client.
+func startGatewayAndClient(t *testing.T, bkt objstore.Bucket, readAhead int, lim Limits) (*StoreGateway, client.StoreGateway) {
 	t.Helper()
 	var cfg Config
 	cfg.RegisterFlags(flag.NewFlagSet("test", flag.PanicOnError))
@@ -131,21 +132,37 @@ func startGatewayAndClient(t *testing.T, bkt objstore.Bucket, readAhead int, lim
 	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = conn.Close() })
-	return g, storegatewaypb.NewStoreGatewayClient(conn)
+	return g, overGRPC{storegatewaypb.NewStoreGatewayClient(conn)}
 }
 
 func wsContext(t *testing.T, ws string) context.Context {
 	t.Helper()
-	ctx, err := tenant.OutgoingContext(tenant.WithID(context.Background(), ws))
-	require.NoError(t, err)
-	return ctx
+	return tenant.WithID(context.Background(), ws)
 }
 
-// readAll returns the samples of each job in the series of the stream.
-func readAll(t *testing.T, ss storage.ChunkSeriesSet) map[string][]int64 {
-	t.Helper()
+// overGRPC is the Querier-shaped face of a store-gateway's gRPC client.
+type overGRPC struct {
+	c storegatewaypb.StoreGatewayClient
+}
+
+func (r overGRPC) Querier(ctx context.Context, ids []string, mint, maxt int64) (client.Querier, error) {
+	return client.NewRemoteQuerier(ctx, r.c, ids, mint, maxt)
+}
+
+// selectAll reads the series of blocks ids over [mint, maxt] matching ms,
+// and returns the blocks served, the samples of each job and the number of
+// series read before an error.
+func selectAll(ctx context.Context, c client.StoreGateway, ids []string, mint, maxt int64, ms ...*labels.Matcher) ([]string, map[string][]int64, int, error) {
+	q, err := c.Querier(ctx, ids, mint, maxt)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	defer q.Close()
+	ss := q.Select(ctx, true, nil, ms...)
 	out := map[string][]int64{}
+	n := 0
 	for ss.Next() {
+		n++
 		job := ss.At().Labels().Get("job")
 		it := ss.At().Iterator(nil)
 		for it.Next() {
@@ -155,10 +172,30 @@ func readAll(t *testing.T, ss storage.ChunkSeriesSet) map[string][]int64 {
 				out[job] = append(out[job], ts)
 			}
 		}
-		require.NoError(t, it.Err())
+		if err := it.Err(); err != nil {
+			return nil, nil, n, err
+		}
 	}
-	require.NoError(t, ss.Err())
-	return out
+	if err := ss.Err(); err != nil {
+		return nil, nil, n, err
+	}
+	return q.Served(), out, n, nil
+}
+
+// labelsOf returns the label names (name == "") or values of blocks ids.
+func labelsOf(ctx context.Context, c client.StoreGateway, ids []string, mint, maxt int64, name string) ([]string, []string, error) {
+	q, err := c.Querier(ctx, ids, mint, maxt)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer q.Close()
+	var out []string
+	if name == "" {
+		out, _, err = q.LabelNames(ctx, nil)
+	} else {
+		out, _, err = q.LabelValues(ctx, name, nil)
+	}
+	return q.Served(), out, err
 }
 
 func TestSeriesFromBlocksInObjectStorage(t *testing.T) {
@@ -178,14 +215,10 @@ func TestSeriesFromBlocksInObjectStorage(t *testing.T) {
 	for _, readAhead := range []int{1, 200, 512 << 10} {
 		t.Run(fmt.Sprintf("read-ahead=%d", readAhead), func(t *testing.T) {
 			c := startGateway(t, bkt, readAhead)
-			served, ss, err := client.OpenSeries(wsContext(t, "ws-1"), c, &storegatewaypb.SeriesRequest{
-				StartTimestampMs: 0, EndTimestampMs: 4 * hour,
-				Matchers: ingesterpb.ToProtoMatchers([]*labels.Matcher{labels.MustNewMatcher(labels.MatchRegexp, "job", "job-00.|only-in-b2")}),
-				BlockIds: []string{b1.String(), b2.String(), missing.String(), other.String()},
-			})
+			served, got, _, err := selectAll(wsContext(t, "ws-1"), c, []string{b1.String(), b2.String(), missing.String(), other.String()}, 0, 4*hour,
+				labels.MustNewMatcher(labels.MatchRegexp, "job", "job-00.|only-in-b2"))
 			require.NoError(t, err)
 			require.ElementsMatch(t, []string{b1.String(), b2.String()}, served, "a missing block, or another workspace's, is not served")
-			got := readAll(t, ss)
 			require.Len(t, got, 11)
 			require.Len(t, got["job-000"], 2*480, "both blocks' chunks")
 			require.Len(t, got["job-005"], 480)
@@ -196,54 +229,81 @@ func TestSeriesFromBlocksInObjectStorage(t *testing.T) {
 	}
 
 	c := startGateway(t, bkt, 1024)
-	names, err := c.LabelNames(wsContext(t, "ws-1"), &storegatewaypb.LabelNamesRequest{EndTimestampMs: 4 * hour, BlockIds: []string{b2.String()}})
+	_, names, err := labelsOf(wsContext(t, "ws-1"), c, []string{b2.String()}, 0, 4*hour, "")
 	require.NoError(t, err)
-	require.Equal(t, []string{"__name__", "job"}, names.LabelNames)
-	values, err := c.LabelValues(wsContext(t, "ws-1"), &storegatewaypb.LabelValuesRequest{LabelName: "job", EndTimestampMs: 4 * hour, BlockIds: []string{b2.String(), missing.String()}})
+	require.Equal(t, []string{"__name__", "job"}, names)
+	served, values, err := labelsOf(wsContext(t, "ws-1"), c, []string{b2.String(), missing.String()}, 0, 4*hour, "job")
 	require.NoError(t, err)
-	require.Equal(t, []string{"job-000", "only-in-b2"}, values.LabelValues)
-	require.Equal(t, []string{b2.String()}, values.QueriedBlocks)
+	require.Equal(t, []string{"job-000", "only-in-b2"}, values)
+	require.Equal(t, []string{b2.String()}, served)
 
 	// Hostile requests: a workspace ID that is a path, too many blocks.
-	_, _, err = client.OpenSeries(wsContext(t, "../ws-2"), c, &storegatewaypb.SeriesRequest{BlockIds: []string{other.String()}})
+	_, _, _, err = selectAll(wsContext(t, "../ws-2"), c, []string{other.String()}, 0, 4*hour)
 	require.ErrorContains(t, err, "err-vigil-missing-tenant")
 	many := make([]string, maxBlocksPerRequest+1)
 	for i := range many {
 		many[i] = b1.String()
 	}
-	_, _, err = client.OpenSeries(wsContext(t, "ws-1"), c, &storegatewaypb.SeriesRequest{BlockIds: many})
+	_, _, _, err = selectAll(wsContext(t, "ws-1"), c, many, 0, 4*hour)
 	require.ErrorContains(t, err, "at most 10000 per request")
 }
 
-// TestLocalClientAnswersAsGRPC: the in-process client of the monolith gives
-// the answers (and errors) of the gRPC one.
-func TestLocalClientAnswersAsGRPC(t *testing.T) {
+// TestInProcessQuerierAnswersAsGRPC: the store-gateway called directly by
+// the querier of the monolith gives the answers (and errors) of its gRPC
+// API, and its series stay readable after the querier is closed and the
+// blocks released.
+func TestInProcessQuerierAnswersAsGRPC(t *testing.T) {
 	bkt := objstore.NewInMemBucket()
 	hour := int64(time.Hour / time.Millisecond)
 	b1 := uploadBlock(t, bkt, "ws-1", 0, 2*hour, "a", "b", "c")
 	b2 := uploadBlock(t, bkt, "ws-1", 2*hour, 4*hour, "a", "d")
 	g, remote := startGatewayAndClient(t, bkt, 64, testLimits{})
-	local := LocalClient(g)
-	req := &storegatewaypb.SeriesRequest{EndTimestampMs: 4 * hour, BlockIds: []string{b1.String(), b2.String()},
-		Matchers: ingesterpb.ToProtoMatchers([]*labels.Matcher{labels.MustNewMatcher(labels.MatchNotEqual, "job", "c")})}
-	want := map[string][]int64{}
-	for i, c := range []storegatewaypb.StoreGatewayClient{remote, local} {
-		served, ss, err := client.OpenSeries(wsContext(t, "ws-1"), c, req)
-		require.NoError(t, err)
-		require.ElementsMatch(t, []string{b1.String(), b2.String()}, served)
-		got := readAll(t, ss)
-		if i == 0 {
-			want = got
-			require.Len(t, want, 3)
-			continue
-		}
-		require.Equal(t, want, got)
-	}
-	values, err := local.LabelValues(wsContext(t, "ws-1"), &storegatewaypb.LabelValuesRequest{LabelName: "job", EndTimestampMs: 4 * hour, BlockIds: []string{b1.String()}})
+	ids := []string{b1.String(), b2.String()}
+	notC := labels.MustNewMatcher(labels.MatchNotEqual, "job", "c")
+	served, want, _, err := selectAll(wsContext(t, "ws-1"), remote, ids, 0, 4*hour, notC)
 	require.NoError(t, err)
-	require.Equal(t, []string{"a", "b", "c"}, values.LabelValues)
-	_, _, err = client.OpenSeries(wsContext(t, "../ws-1"), local, req)
+	require.ElementsMatch(t, ids, served)
+	require.Len(t, want, 3)
+	served, got, _, err := selectAll(wsContext(t, "ws-1"), g, ids, 0, 4*hour, notC)
+	require.NoError(t, err)
+	require.ElementsMatch(t, ids, served)
+	require.Equal(t, want, got)
+
+	_, values, err := labelsOf(wsContext(t, "ws-1"), g, []string{b1.String()}, 0, 4*hour, "job")
+	require.NoError(t, err)
+	require.Equal(t, []string{"a", "b", "c"}, values)
+	_, _, _, err = selectAll(wsContext(t, "../ws-1"), g, ids, 0, 4*hour, notC)
 	require.ErrorContains(t, err, "err-vigil-missing-tenant")
+
+	// Chunks read before Close (the querier reads each series' chunks as
+	// it moves to it, and PromQL holds them until the query ends) stay
+	// readable after the querier is closed and the blocks released.
+	q, err := g.Querier(wsContext(t, "ws-1"), ids, 0, 4*hour)
+	require.NoError(t, err)
+	ss := q.Select(wsContext(t, "ws-1"), true, nil, notC)
+	kept := map[string][]chunkenc.Chunk{}
+	for ss.Next() {
+		job := ss.At().Labels().Get("job")
+		it := ss.At().Iterator(nil)
+		for it.Next() {
+			kept[job] = append(kept[job], it.At().Chunk)
+		}
+		require.NoError(t, it.Err())
+	}
+	require.NoError(t, ss.Err())
+	require.NoError(t, q.Close())
+	g.blocks.closeIdle(time.Now().Add(time.Hour))
+	later := map[string][]int64{}
+	for job, chks := range kept {
+		for _, c := range chks {
+			ci := c.Iterator(nil)
+			for ci.Next() == chunkenc.ValFloat {
+				ts, _ := ci.At()
+				later[job] = append(later[job], ts)
+			}
+		}
+	}
+	require.Equal(t, want, later)
 }
 
 // TestRequestsOverTheWorkspaceLimitsFail: a store-gateway stops a request
@@ -252,8 +312,7 @@ func TestRequestsOverTheWorkspaceLimitsFail(t *testing.T) {
 	bkt := objstore.NewInMemBucket()
 	hour := int64(time.Hour / time.Millisecond)
 	b1 := uploadBlock(t, bkt, "ws-1", 0, 2*hour, "a", "b", "c", "d")
-	req := &storegatewaypb.SeriesRequest{EndTimestampMs: 2 * hour, BlockIds: []string{b1.String()},
-		Matchers: ingesterpb.ToProtoMatchers([]*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "__name__", "up")})}
+	up := labels.MustNewMatcher(labels.MatchEqual, "__name__", "up")
 	for _, tc := range []struct {
 		limits testLimits
 		err    string
@@ -262,20 +321,18 @@ func TestRequestsOverTheWorkspaceLimitsFail(t *testing.T) {
 		{testLimits{series: 3}, "the query hit the max number of series limit (limit: 3 series, -querier.max-fetched-series-per-query) (err-vigil-max-series-per-query)"},
 		{testLimits{bytes: 100}, "the query hit the aggregated chunks size limit (limit: 100 bytes, -querier.max-fetched-chunk-bytes-per-query) (err-vigil-max-chunk-bytes-per-query)"},
 	} {
-		_, c := startGatewayAndClient(t, bkt, 1024, tc.limits)
-		_, ss, err := client.OpenSeries(wsContext(t, "ws-1"), c, req)
-		require.NoError(t, err)
-		n := 0
-		for ss.Next() {
-			n++
+		g, c := startGatewayAndClient(t, bkt, 1024, tc.limits)
+		// Over gRPC, and called in process.
+		for _, c := range []client.StoreGateway{c, g} {
+			_, _, n, err := selectAll(wsContext(t, "ws-1"), c, []string{b1.String()}, 0, 2*hour, up)
+			if tc.err == "" {
+				require.NoError(t, err)
+				require.Equal(t, 4, n)
+				continue
+			}
+			require.ErrorContains(t, err, tc.err, "%+v", tc.limits)
+			require.Equal(t, http.StatusUnprocessableEntity, apierror.StatusOf(apierror.From(err)))
 		}
-		if tc.err == "" {
-			require.NoError(t, ss.Err())
-			require.Equal(t, 4, n)
-			continue
-		}
-		require.ErrorContains(t, ss.Err(), tc.err, "%+v", tc.limits)
-		require.Equal(t, http.StatusUnprocessableEntity, apierror.StatusOf(apierror.From(ss.Err())))
 	}
 }
 
@@ -324,20 +381,13 @@ func TestIndexIsReadLazily(t *testing.T) {
 	require.Less(t, header, attrs.Size/2, "and only the header: %d of %d bytes", header, attrs.Size)
 
 	query := func() (map[string][]int64, error) {
-		_, ss, err := client.OpenSeries(wsContext(t, "ws-1"), c, &storegatewaypb.SeriesRequest{EndTimestampMs: 2 * hour, BlockIds: []string{b1.String()},
-			Matchers: ingesterpb.ToProtoMatchers([]*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "job", "job-12"), labels.MustNewMatcher(labels.MatchEqual, "instance", "i-034")})})
-		if err != nil {
-			return nil, err
-		}
-		got := map[string][]int64{}
-		for ss.Next() {
-			got[ss.At().Labels().String()] = nil
-		}
-		return got, ss.Err()
+		_, got, _, err := selectAll(wsContext(t, "ws-1"), c, []string{b1.String()}, 0, 2*hour,
+			labels.MustNewMatcher(labels.MatchEqual, "job", "job-12"), labels.MustNewMatcher(labels.MatchEqual, "instance", "i-034"))
+		return got, err
 	}
 	got, err := query()
 	require.NoError(t, err)
-	require.Equal(t, map[string][]int64{`{__name__="up", instance="i-034", job="job-12"}`: nil}, got)
+	require.Len(t, got["job-12"], 480, "one series")
 	require.Greater(t, bkt.indexBytes.Load(), header, "the query fetched its postings and series")
 
 	// Closed as idle, then opened again: the header and the pages read
@@ -349,17 +399,15 @@ func TestIndexIsReadLazily(t *testing.T) {
 	require.Len(t, got, 1)
 	require.Equal(t, before, bkt.indexBytes.Load(), "nothing fetched again")
 
-	// Another series, with object storage failing: an error, not an
-	// empty answer.
+	// Other series, with object storage failing: an error, not an empty
+	// answer, over gRPC and in process (where the index reader's panic
+	// must not reach the querier's goroutine).
 	bkt.fail.Store(true)
-	_, ss, err := client.OpenSeries(wsContext(t, "ws-1"), c, &storegatewaypb.SeriesRequest{EndTimestampMs: 2 * hour, BlockIds: []string{b1.String()},
-		Matchers: ingesterpb.ToProtoMatchers([]*labels.Matcher{labels.MustNewMatcher(labels.MatchRegexp, "job", "job-9.*")})})
-	if err == nil {
-		for ss.Next() {
-		}
-		err = ss.Err()
+	for i, c := range []client.StoreGateway{c, g} {
+		_, _, _, err = selectAll(wsContext(t, "ws-1"), c, []string{b1.String()}, 0, 2*hour,
+			labels.MustNewMatcher(labels.MatchRegexp, "job", fmt.Sprintf("job-9%d", i)))
+		require.ErrorContains(t, err, "could not read a block's index from object storage")
 	}
-	require.ErrorContains(t, err, "could not read a block's index from object storage")
 }
 
 // TestBlocksOfAWorkspaceWithoutIndexAreKept: a block of a workspace that
@@ -369,10 +417,9 @@ func TestBlocksOfAWorkspaceWithoutIndexAreKept(t *testing.T) {
 	bkt := objstore.NewInMemBucket()
 	b1 := uploadBlock(t, bkt, "ws-1", 0, 7_200_000, "a")
 	g, c := startGatewayAndClient(t, bkt, 1024, testLimits{})
-	_, ss, err := client.OpenSeries(wsContext(t, "ws-1"), c, &storegatewaypb.SeriesRequest{EndTimestampMs: 7_200_000, BlockIds: []string{b1.String()},
-		Matchers: ingesterpb.ToProtoMatchers([]*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "job", "a")})})
+	_, got, _, err := selectAll(wsContext(t, "ws-1"), c, []string{b1.String()}, 0, 7_200_000, labels.MustNewMatcher(labels.MatchEqual, "job", "a"))
 	require.NoError(t, err)
-	require.Len(t, readAll(t, ss), 1)
+	require.Len(t, got, 1)
 	dir := g.blocks.get("ws-1", b1).dir
 	require.DirExists(t, dir)
 

@@ -412,7 +412,7 @@ func (t *Vigil) initQuerier() (services.Service, error) {
 		// The store-gateway of this process, if it runs one, is called
 		// directly.
 		if g := t.StoreGateway; g != nil && inst.Id == g.InstanceID() {
-			return storegateway.LocalClient(g), nil
+			return g, nil
 		}
 		return sgclient.Get(sgPool, inst)
 	}, t.Bucket)

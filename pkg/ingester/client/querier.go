@@ -2,14 +2,13 @@ package client
 
 import (
 	"context"
-	"errors"
-	"sync"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/util/annotations"
 
 	"github.com/vigil-metrics/vigil/pkg/pb/ingesterpb"
+	"github.com/vigil-metrics/vigil/pkg/pb/seriespb"
 )
 
 // seriesFunc is the SelectHints.Func of a select that wants labels only.
@@ -22,32 +21,26 @@ type remoteQuerier struct {
 	client     ingesterpb.IngesterClient
 	ctx        context.Context // carries the workspace in outgoing metadata
 	mint, maxt int64
-
-	mu      sync.Mutex
-	cancels []context.CancelFunc
-	closed  bool
+	streams    seriespb.Streams
 }
 
 func (q *remoteQuerier) Select(ctx context.Context, _ bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.ChunkSeriesSet {
 	start, end := q.mint, q.maxt
-	req := &ingesterpb.QueryRequest{Matchers: ingesterpb.ToProtoMatchers(ms)}
+	req := &ingesterpb.QueryRequest{Matchers: seriespb.ToProtoMatchers(ms)}
 	if hints != nil {
 		start, end = max(start, hints.Start), min(end, hints.End)
 		req.SkipChunks = hints.Func == seriesFunc
 	}
 	req.StartTimestampMs, req.EndTimestampMs = start, end
-	// The stream lives until the querier is closed, or until ctx (the
-	// query's) ends, whichever comes first.
-	streamCtx, cancel := context.WithCancel(q.ctx)
-	stop := context.AfterFunc(ctx, cancel)
-	if !q.track(func() { stop(); cancel() }) {
-		return storage.ErrChunkSeriesSet(errors.New("querier is closed"))
+	streamCtx, err := q.streams.Context(q.ctx, ctx)
+	if err != nil {
+		return storage.ErrChunkSeriesSet(err)
 	}
 	stream, err := q.client.QueryStream(streamCtx, req)
 	if err != nil {
 		return storage.ErrChunkSeriesSet(err)
 	}
-	return ingesterpb.NewChunkSeriesSet(func() ([]ingesterpb.StreamingSeries, error) {
+	return seriespb.NewChunkSeriesSet(func() ([]seriespb.StreamingSeries, error) {
 		msg, err := stream.Recv()
 		if err != nil {
 			return nil, err
@@ -56,21 +49,9 @@ func (q *remoteQuerier) Select(ctx context.Context, _ bool, hints *storage.Selec
 	})
 }
 
-// track registers the cancel of a stream, to be called by Close.
-func (q *remoteQuerier) track(cancel context.CancelFunc) bool {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.closed {
-		cancel()
-		return false
-	}
-	q.cancels = append(q.cancels, cancel)
-	return true
-}
-
 func (q *remoteQuerier) LabelNames(_ context.Context, _ *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
 	resp, err := q.client.LabelNames(q.ctx, &ingesterpb.LabelNamesRequest{
-		StartTimestampMs: q.mint, EndTimestampMs: q.maxt, Matchers: ingesterpb.ToProtoMatchers(ms),
+		StartTimestampMs: q.mint, EndTimestampMs: q.maxt, Matchers: seriespb.ToProtoMatchers(ms),
 	})
 	if err != nil {
 		return nil, nil, err
@@ -80,7 +61,7 @@ func (q *remoteQuerier) LabelNames(_ context.Context, _ *storage.LabelHints, ms 
 
 func (q *remoteQuerier) LabelValues(_ context.Context, name string, _ *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
 	resp, err := q.client.LabelValues(q.ctx, &ingesterpb.LabelValuesRequest{
-		LabelName: name, StartTimestampMs: q.mint, EndTimestampMs: q.maxt, Matchers: ingesterpb.ToProtoMatchers(ms),
+		LabelName: name, StartTimestampMs: q.mint, EndTimestampMs: q.maxt, Matchers: seriespb.ToProtoMatchers(ms),
 	})
 	if err != nil {
 		return nil, nil, err
@@ -90,11 +71,6 @@ func (q *remoteQuerier) LabelValues(_ context.Context, name string, _ *storage.L
 
 // Close ends every stream the querier opened.
 func (q *remoteQuerier) Close() error {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	for _, cancel := range q.cancels {
-		cancel()
-	}
-	q.cancels, q.closed = nil, true
+	q.streams.Close()
 	return nil
 }

@@ -1,7 +1,10 @@
-// Package client reaches store-gateways over gRPC.
+// Package client reaches store-gateways: over gRPC, or directly when the
+// ring picks the store-gateway running in this very process (monolithic
+// mode), which implements StoreGateway itself.
 package client
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -13,6 +16,7 @@ import (
 	ringclient "github.com/grafana/dskit/ring/client"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/prometheus/prometheus/storage"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health/grpc_health_v1"
 
@@ -32,16 +36,35 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.HealthCheckPeriod, "store-gateway.client.health-check-period", 15*time.Second, "How often pooled store-gateway connections are health-checked; unhealthy ones are dropped.")
 }
 
-// StoreGateway is a store-gateway's gRPC client. The workspace travels in
-// the outgoing context's metadata.
+// StoreGateway is what queriers need of one store-gateway. The workspace is
+// taken from the context.
 type StoreGateway interface {
-	storegatewaypb.StoreGatewayClient
+	// Querier returns a Querier over the named blocks (ULIDs) of the
+	// workspace, over the inclusive range [mint, maxt]. Its selects live
+	// until it is closed (or their context ends).
+	Querier(ctx context.Context, blockIDs []string, mint, maxt int64) (Querier, error)
+}
+
+// Querier is a storage.ChunkQuerier over blocks of one store-gateway: their
+// own chunks, which may reach outside the range (none for a select whose
+// hints' Func is "series"). A store-gateway may serve only some of the
+// blocks asked for; the caller asks another replica for the others.
+type Querier interface {
+	storage.ChunkQuerier
+	// Served returns the blocks asked for that the store-gateway answered
+	// for in its last read: known once LabelNames or LabelValues returned,
+	// or once the set of a Select was advanced, without an error.
+	Served() []string
 }
 
 type grpcClient struct {
 	storegatewaypb.StoreGatewayClient
 	grpc_health_v1.HealthClient
 	io.Closer
+}
+
+func (c *grpcClient) Querier(ctx context.Context, blockIDs []string, mint, maxt int64) (Querier, error) {
+	return NewRemoteQuerier(ctx, c.StoreGatewayClient, blockIDs, mint, maxt)
 }
 
 // NewPool returns a pool of store-gateway clients for the instances of r.

@@ -1,4 +1,4 @@
-package ingesterpb
+package seriespb
 
 import (
 	"testing"
