@@ -2,6 +2,7 @@ package querier
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -53,10 +54,6 @@ func (s *Store) blocksFor(ctx context.Context, workspace string, mint, maxt int6
 	return out, time.Unix(idx.UpdatedAt, 0), nil
 }
 
-// seriesFunc is the SelectHints.Func of a select that wants labels only
-// (the series API): store-gateways then send no chunks.
-const seriesFunc = "series"
-
 var storeReadOp = ring.NewOp([]ring.InstanceState{ring.ACTIVE}, nil)
 
 // maxStoreAttempts bounds how many replicas are asked for one block.
@@ -66,7 +63,9 @@ const maxStoreAttempts = 3
 // one: each store-gateway is asked for the blocks whose first untried
 // replica it is, and a block it did not serve (or whose call failed) goes
 // to its next replica. A block no replica served fails the read: a missing
-// block is an error, never a smaller answer.
+// block is an error, never a smaller answer. An error that is the query's
+// own (a limit, a bad request, the query ended: a 4xx) fails the read at
+// once: every replica would answer the same.
 func queryBlocks[T any](ctx context.Context, s *Store, workspace string, blocks []ulid.ULID,
 	call func(ctx context.Context, c sgclient.StoreGateway, ids []string) (served []string, res T, err error)) ([]T, error) {
 	remaining := map[ulid.ULID]bool{}
@@ -75,7 +74,7 @@ func queryBlocks[T any](ctx context.Context, s *Store, workspace string, blocks 
 	}
 	tried := map[ulid.ULID]map[string]bool{}
 	var out []T
-	var lastErr error
+	var lastErr, finalErr error
 	for attempt := 0; attempt < maxStoreAttempts && len(remaining) > 0; attempt++ {
 		type target struct {
 			inst ring.InstanceDesc
@@ -121,6 +120,9 @@ func queryBlocks[T any](ctx context.Context, s *Store, workspace string, blocks 
 				}
 				mu.Lock()
 				defer mu.Unlock()
+				if err != nil && finalErr == nil && (apierror.IsClientError(err) || errors.Is(err, errQueryOver)) {
+					finalErr = err
+				}
 				if err != nil {
 					lastErr = fmt.Errorf("store-gateway %s: %w", t.inst.Addr, err)
 					return
@@ -137,6 +139,9 @@ func queryBlocks[T any](ctx context.Context, s *Store, workspace string, blocks 
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
+		if finalErr != nil {
+			return nil, finalErr
+		}
 	}
 	if len(remaining) > 0 {
 		missing := make([]string, 0, len(remaining))
@@ -152,6 +157,9 @@ func queryBlocks[T any](ctx context.Context, s *Store, workspace string, blocks 
 	}
 	return out, nil
 }
+
+// errQueryOver is the error of a read of a querier already closed.
+var errQueryOver = errors.New("the query is over")
 
 // storeBlocks returns the workspace of ctx and its blocks of the query's
 // store range.
@@ -178,18 +186,23 @@ func (q *querier) selectStore(ctx context.Context, mint, maxt int64, hints *stor
 		start, end = max(start, hints.Start), min(end, hints.End)
 	}
 	sets, err := queryBlocks(ctx, q.q.store, ws, blocks, func(ctx context.Context, c sgclient.StoreGateway, ids []string) ([]string, *fetchSet, error) {
+		if q.over() {
+			return nil, nil, errQueryOver
+		}
 		sq, err := c.Querier(ctx, ids, start, end)
 		if err != nil {
 			return nil, nil, err
 		}
 		if !q.hold(sq) {
-			return nil, nil, fmt.Errorf("the query is over")
+			return nil, nil, errQueryOver
 		}
 		set := newFetchSet(sq.Select(ctx, true, hints, ms...), limiter)
 		// The first series read tells which blocks were served; a
 		// store-gateway that fails before it counts as one that served
-		// none.
+		// none, and what its set charged the query's limits is given
+		// back.
 		if err := set.prime(); err != nil {
+			set.refund()
 			_ = sq.Close()
 			return nil, nil, err
 		}

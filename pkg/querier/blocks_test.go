@@ -6,12 +6,16 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/grafana/dskit/ring"
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/prompb"
+	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/storage/remote"
 	"github.com/prometheus/prometheus/util/annotations"
 	"github.com/stretchr/testify/require"
 
@@ -139,4 +143,64 @@ func TestStoreReadFailsWhenNoReplicaServesABlock(t *testing.T) {
 	}
 	require.Len(t, gateways[0].asked[0], 2, "the first replica is asked for both blocks")
 	require.Equal(t, []string{testBlocks[1].String()}, gateways[1].asked[0], "the next only for the missing one")
+}
+
+// seriesGateway serves every block asked for with fixed series.
+type seriesGateway struct {
+	series []*prompb.TimeSeries
+	opened atomic.Int32
+}
+
+func (g *seriesGateway) Querier(_ context.Context, ids []string, _, _ int64) (sgclient.Querier, error) {
+	g.opened.Add(1)
+	return &seriesGatewayQuerier{g: g, ids: ids}, nil
+}
+
+type seriesGatewayQuerier struct {
+	storage.ChunkQuerier
+	g   *seriesGateway
+	ids []string
+}
+
+func (q *seriesGatewayQuerier) Select(_ context.Context, sorted bool, _ *storage.SelectHints, _ ...*labels.Matcher) storage.ChunkSeriesSet {
+	return storage.NewSeriesSetToChunkSet(remote.FromQueryResult(sorted, &prompb.QueryResult{Timeseries: q.g.series}))
+}
+func (q *seriesGatewayQuerier) Served() []string { return q.ids }
+func (q *seriesGatewayQuerier) Close() error     { return nil }
+
+func storeOnlyQuerier(g *seriesGateway, lim limitsOf) *querier {
+	replicas := []ring.InstanceDesc{{Id: "a", Addr: "a"}, {Id: "b", Addr: "b"}, {Id: "c", Addr: "c"}}
+	store := &Store{ring: blockRing{replicas: replicas}, clients: func(ring.InstanceDesc) (sgclient.StoreGateway, error) { return g, nil }}
+	return &querier{q: &Queryable{store: store, limits: lim}, mint: 0, maxt: 100, storeMaxt: 100, useStore: true, planned: true, blocks: testBlocks}
+}
+
+// TestStoreLimitOnTheFirstSeriesIsTheQuerys: a limit that the first series
+// of a store-gateway goes over is the query's error (422), as for any later
+// series, not a store-gateway failure: no other replica is asked, and the
+// read is charged once.
+func TestStoreLimitOnTheFirstSeriesIsTheQuerys(t *testing.T) {
+	g := &seriesGateway{series: []*prompb.TimeSeries{promSeries("a", 1, 2, 3)}}
+	q := storeOnlyQuerier(g, limitsOf{samples: 2})
+	ss := q.Select(wsCtx(), true, nil, labels.MustNewMatcher(labels.MatchEqual, "__name__", "up"))
+	for ss.Next() {
+	}
+	err := ss.Err()
+	require.ErrorContains(t, err, "the query hit the max number of samples limit")
+	require.False(t, errors.As(err, &promql.ErrStorage{}), "a limit is the query's fault, not the storage's")
+	require.Equal(t, http.StatusUnprocessableEntity, apierror.StatusOf(err))
+	require.Equal(t, int32(1), g.opened.Load(), "no other replica is asked")
+	require.Zero(t, q.limiter.samples.Load(), "what the failed read charged is given back")
+}
+
+// TestStoreSelectOfAClosedQuerierAsksNoStoreGateway: a select after the
+// query ended opens no store-gateway querier (which would acquire blocks).
+func TestStoreSelectOfAClosedQuerierAsksNoStoreGateway(t *testing.T) {
+	g := &seriesGateway{series: []*prompb.TimeSeries{promSeries("a", 1, 2, 3)}}
+	q := storeOnlyQuerier(g, limitsOf{})
+	require.NoError(t, q.Close())
+	ss := q.Select(wsCtx(), true, nil, labels.MustNewMatcher(labels.MatchEqual, "__name__", "up"))
+	for ss.Next() {
+	}
+	require.ErrorContains(t, ss.Err(), "the query is over")
+	require.Zero(t, g.opened.Load())
 }

@@ -76,6 +76,13 @@ type querier struct {
 	limiter *queryLimiter // of the query's workspace, made by its first select
 }
 
+// over tells whether q was closed.
+func (q *querier) over() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.closed
+}
+
 // hold keeps iq for closing with q. A replica that answers after q was closed
 // (DoUntilQuorum returns at quorum, the slower calls go on) is closed at once,
 // so that its ingester does not count it as in use forever.

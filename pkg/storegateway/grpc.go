@@ -58,10 +58,10 @@ func (g *StoreGateway) series(req *storegatewaypb.SeriesRequest, stream storegat
 	if req.SkipChunks {
 		hints.Func = seriesFunc
 	}
-	// The postings are read before the served blocks are named: a block
-	// whose index cannot be read fails the call before it claims any
-	// block, so the querier asks another replica rather than failing the
-	// query.
+	// The postings are read, where selectSet can, before the served
+	// blocks are named: a block whose index cannot be read fails the call
+	// before it claims any block, so the querier asks another replica
+	// rather than failing the query.
 	ss, err := q.selectSet(ctx, hints, matchers)
 	if err != nil {
 		return err

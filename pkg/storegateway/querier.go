@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/tsdb/chunks"
 	"github.com/prometheus/prometheus/util/annotations"
 
 	"github.com/vigil-metrics/vigil/pkg/apierror"
@@ -38,11 +39,17 @@ func (g *StoreGateway) Querier(ctx context.Context, blockIDs []string, mint, max
 	if err != nil {
 		return nil, apierror.New(apierror.BadData, apierror.IDMissingTenant, "%v", err)
 	}
-	return g.open(ctx, ws, blockIDs, mint, maxt)
+	q, err := g.open(ctx, ws, blockIDs, mint, maxt)
+	if err != nil {
+		return nil, err
+	}
+	return q, nil
 }
 
 // blockQuerier reads the requested blocks of one workspace this
-// store-gateway serves, each through a tsdb block querier.
+// store-gateway serves, each through a tsdb block querier. Its reads run
+// one at a time, and not concurrently with Close: each block's chunk reader
+// keeps its read-ahead ranges unlocked.
 type blockQuerier struct {
 	ws         string
 	mint, maxt int64
@@ -110,8 +117,10 @@ func (q *blockQuerier) Select(ctx context.Context, _ bool, hints *storage.Select
 }
 
 // selectSet is Select with the errors of reading the postings returned, not
-// in the set: a block whose index cannot be read fails the call before any
-// block is claimed.
+// in the set, where it can tell them: over one block, whose postings are
+// read here, a block whose index cannot be read fails the call before any
+// block is claimed. Over several, the merge reads them with the first
+// series; a caller trusts Served only once that series was read.
 func (q *blockQuerier) selectSet(ctx context.Context, hints *storage.SelectHints, ms []*labels.Matcher) (_ storage.ChunkSeriesSet, err error) {
 	defer recoverFetch(&err)
 	if q.querier == nil {
@@ -128,7 +137,7 @@ func (q *blockQuerier) selectSet(ctx context.Context, hints *storage.SelectHints
 	if err := ss.Err(); err != nil {
 		return nil, err
 	}
-	return &fetchGuardSet{ChunkSeriesSet: ss, limits: q.limits}, nil
+	return &fetchGuardSet{ChunkSeriesSet: ss, limits: q.limits, labelsOnly: h.Func == seriesFunc}, nil
 }
 
 func (q *blockQuerier) LabelNames(ctx context.Context, _ *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
@@ -192,6 +201,17 @@ type fetchGuardSet struct {
 	storage.ChunkSeriesSet
 	limits *requestLimits
 	err    error
+	// labelsOnly: the series come without chunks (the blocks' queriers
+	// would read them when iterated).
+	labelsOnly bool
+}
+
+func (s *fetchGuardSet) At() storage.ChunkSeries {
+	cs := s.ChunkSeriesSet.At()
+	if s.labelsOnly {
+		return &storage.ChunkSeriesEntry{Lset: cs.Labels(), ChunkIteratorFn: func(chunks.Iterator) chunks.Iterator { return storage.NewListChunkSeriesIterator() }}
+	}
+	return cs
 }
 
 func (s *fetchGuardSet) Next() bool {

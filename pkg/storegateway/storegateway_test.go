@@ -275,18 +275,23 @@ func TestInProcessQuerierAnswersAsGRPC(t *testing.T) {
 	_, _, _, err = selectAll(wsContext(t, "../ws-1"), g, ids, 0, 4*hour, notC)
 	require.ErrorContains(t, err, "err-vigil-missing-tenant")
 
-	// Chunks read before Close (the querier reads each series' chunks as
-	// it moves to it, and PromQL holds them until the query ends) stay
-	// readable after the querier is closed and the blocks released.
+	// Labels and chunks read before Close (the querier reads each series'
+	// chunks as it moves to it, and PromQL holds them until the query ends)
+	// stay readable after the querier is closed and the blocks released;
+	// a chunk kept does not keep the whole range read ahead with it.
 	q, err := g.Querier(wsContext(t, "ws-1"), ids, 0, 4*hour)
 	require.NoError(t, err)
 	ss := q.Select(wsContext(t, "ws-1"), true, nil, notC)
 	kept := map[string][]chunkenc.Chunk{}
+	var lsets []labels.Labels
 	for ss.Next() {
+		lsets = append(lsets, ss.At().Labels())
 		job := ss.At().Labels().Get("job")
 		it := ss.At().Iterator(nil)
 		for it.Next() {
-			kept[job] = append(kept[job], it.At().Chunk)
+			c := it.At().Chunk
+			require.LessOrEqual(t, cap(c.Bytes()), len(c.Bytes())+8, "a chunk is copied out of its read-ahead range")
+			kept[job] = append(kept[job], c)
 		}
 		require.NoError(t, it.Err())
 	}
@@ -304,6 +309,30 @@ func TestInProcessQuerierAnswersAsGRPC(t *testing.T) {
 		}
 	}
 	require.Equal(t, want, later)
+	var jobs []string
+	for _, ls := range lsets {
+		jobs = append(jobs, ls.Get("job"))
+	}
+	require.Equal(t, []string{"a", "b", "d"}, jobs)
+
+	// A labels-only select (the series API) reads no chunk, over gRPC and
+	// in process.
+	for _, c := range []client.StoreGateway{remote, g} {
+		gets := g.stats.gets.Load()
+		q, err := c.Querier(wsContext(t, "ws-1"), ids, 0, 4*hour)
+		require.NoError(t, err)
+		ss := q.Select(wsContext(t, "ws-1"), true, &storage.SelectHints{Start: 0, End: 4 * hour, Func: seriesFunc}, notC)
+		n := 0
+		for ss.Next() {
+			n++
+			it := ss.At().Iterator(nil)
+			require.False(t, it.Next(), "no chunks")
+		}
+		require.NoError(t, ss.Err())
+		require.NoError(t, q.Close())
+		require.Equal(t, 3, n)
+		require.Equal(t, gets, g.stats.gets.Load(), "nothing read from object storage")
+	}
 }
 
 // TestRequestsOverTheWorkspaceLimitsFail: a store-gateway stops a request
