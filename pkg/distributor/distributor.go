@@ -69,6 +69,8 @@ type Distributor struct {
 	metrics   *metrics
 	logger    log.Logger
 	now       func() time.Time
+	// spawn runs the replica pushes of a request (nil: a goroutine each).
+	spawn func(func())
 
 	encoded *client.EncodeBuffers // the buffers of the requests sent on
 

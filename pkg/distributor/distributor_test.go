@@ -118,6 +118,20 @@ func TestPushQuorum(t *testing.T) {
 	}
 }
 
+// TestPushQuorumVerdictOutlivesTheReplicas: when every replica has
+// answered by the time the distributor reads their verdict (here the
+// replicas run synchronously, so they always have), the verdict is the
+// replicas' (a client error: 400), not the end of the pushes' context.
+func TestPushQuorumVerdictOutlivesTheReplicas(t *testing.T) {
+	outOfOrder := apierror.ToGRPC(apierror.New(apierror.BadData, apierror.IDSampleOutOfOrder, "out of order sample"))
+	for i := 0; i < 20; i++ {
+		d := newTestDistributor(t, &fakeIngester{err: outOfOrder}, &fakeIngester{err: outOfOrder}, &fakeIngester{})
+		d.spawn = func(f func()) { f() }
+		err := d.Push(tenant.WithID(context.Background(), "ws-1"), wrap(t, testRequest(3), func() {}))
+		require.Equal(t, http.StatusBadRequest, apierror.StatusOf(err), "%v", err)
+	}
+}
+
 func TestPushStoresValidSeriesAndReportsInvalid(t *testing.T) {
 	ing := &fakeIngester{}
 	d := newTestDistributor(t, ing)

@@ -40,7 +40,11 @@ func (d *Distributor) fanOut(ctx context.Context, s *pushState, cleanup func(), 
 	}
 
 	raw := s.req.Raw
-	opts := ring.DoBatchOptions{IsClientError: apierror.IsClientError}
+	opts := ring.DoBatchOptions{IsClientError: apierror.IsClientError, Go: d.spawn}
+	// DoBatch waits on ctx, not on pushCtx: Cleanup cancels pushCtx once
+	// every replica answered, which may be before DoBatch reads the
+	// replicas' verdict, and it would then answer "context canceled"
+	// (a 503) in place of it.
 	if d.everyInstanceHoldsEverySeries() {
 		// Every ingester holds a replica of every series (three ingesters,
 		// replication factor 3): each key has the same replication set, so
@@ -52,7 +56,7 @@ func (d *Distributor) fanOut(ctx context.Context, s *pushState, cleanup func(), 
 			cleanup()
 		}
 		*handedOff = true
-		return ring.DoBatchWithOptions(pushCtx, ring.WriteNoExtend, d.ring, []uint32{0}, func(inst ring.InstanceDesc, _ []int) error {
+		return ring.DoBatchWithOptions(ctx, ring.WriteNoExtend, d.ring, []uint32{0}, func(inst ring.InstanceDesc, _ []int) error {
 			return d.pushTo(pushCtx, inst, enc)
 		}, opts)
 	}
@@ -74,7 +78,7 @@ func (d *Distributor) fanOut(ctx context.Context, s *pushState, cleanup func(), 
 		cleanup()
 	}
 	*handedOff = true
-	return ring.DoBatchWithOptions(pushCtx, ring.WriteNoExtend, d.ring, keys, func(inst ring.InstanceDesc, idxs []int) error {
+	return ring.DoBatchWithOptions(ctx, ring.WriteNoExtend, d.ring, keys, func(inst ring.InstanceDesc, idxs []int) error {
 		enc := client.NewEncodedRequest(req, raw, idxs, d.encoded)
 		defer enc.Release() // sent once: the call has encoded it
 		return d.pushTo(pushCtx, inst, enc)
