@@ -240,7 +240,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // distributor's request size, every other route AMP's 1 MB. A path no route
 // serves gets the same, to answer its 404 after verifying.
 func (a *API) bodyLimit(rt *Route) int {
-	if rt != nil && rt.Operation == opRemoteWrite && a.pushLimit > 0 {
+	if rt != nil && rt.Operation == auth.OpRemoteWrite && a.pushLimit > 0 {
 		return a.pushLimit
 	}
 	return defaultBodyLimit
@@ -256,7 +256,7 @@ func (a *API) routeOf(r *http.Request) *Route {
 func (a *API) reject(w http.ResponseWriter, r *http.Request, rt *Route, id *auth.Identity, err error) {
 	format, op := formatAWS, "Unknown"
 	if rt != nil {
-		format, op = rt.format, rt.Operation
+		format, op = rt.format, string(rt.Operation)
 	}
 	a.refused.WithLabelValues(op, apierror.AWSType(apierror.CauseOf(err))).Inc()
 	rec := a.audit.begin(w, r, rt, id, true)
@@ -266,7 +266,7 @@ func (a *API) reject(w http.ResponseWriter, r *http.Request, rt *Route, id *auth
 }
 
 // Bind mounts handler at every route of operation.
-func (a *API) Bind(operation string, handler http.Handler) {
+func (a *API) Bind(operation auth.Operation, handler http.Handler) {
 	found := false
 	for _, rt := range routeTable {
 		if rt.Operation != operation {
@@ -281,32 +281,29 @@ func (a *API) Bind(operation string, handler http.Handler) {
 		}
 	}
 	if !found {
-		panic("api: no route for operation " + operation)
+		panic("api: no route for operation " + string(operation))
 	}
 }
 
 // RegisterControlPlane binds the control-plane operations.
-func (a *API) RegisterControlPlane(ops map[string]http.HandlerFunc) {
+func (a *API) RegisterControlPlane(ops map[auth.Operation]http.HandlerFunc) {
 	for op, h := range ops {
 		a.Bind(op, h)
 	}
 }
-
-// opRemoteWrite is the operation of the remote-write routes.
-const opRemoteWrite = "RemoteWrite"
 
 // RegisterPush serves remote write: the routes decode each request and
 // hand it to p, with the workspace in the context. limits.MaxRequestSizeBytes
 // is also the most of a signed request's body the front door reads.
 func (a *API) RegisterPush(p Pusher, limits PushLimits) {
 	a.pushLimit = limits.MaxRequestSizeBytes
-	a.Bind(opRemoteWrite, a.pushHandler(p, newRW1Decoder(limits, a.budget, &a.pushBytes, &a.pushRequests)))
+	a.Bind(auth.OpRemoteWrite, a.pushHandler(p, newRW1Decoder(limits, a.budget, &a.pushBytes, &a.pushRequests)))
 }
 
 // RegisterQuery binds a Prometheus HTTP API handler serving paths under
 // /api/v1/ for the workspace in the request context.
 func (a *API) RegisterQuery(query http.Handler) {
-	for _, op := range []string{"QueryMetrics", "GetLabels", "GetSeries", "GetMetricMetadata"} {
+	for _, op := range []auth.Operation{auth.OpQueryMetrics, auth.OpGetLabels, auth.OpGetSeries, auth.OpGetMetricMetadata} {
 		a.Bind(op, query)
 	}
 }
@@ -318,7 +315,7 @@ func (a *API) Operations() http.Handler { return a.operations }
 
 // serveRoute wraps a route's handler: throttle, authorise, audit.
 func (a *API) serveRoute(rt *Route, next http.Handler) http.Handler {
-	requests := a.requests.WithLabelValues(rt.Operation)
+	requests := a.requests.WithLabelValues(string(rt.Operation))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, ok := caller(r.Context())
 		if !ok {

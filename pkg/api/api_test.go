@@ -36,7 +36,7 @@ func TestRouteTable(t *testing.T) {
 	// Every route mounts on one mux without a conflict.
 	a, err := New(Config{AuthMode: AuthNone, AnonymousAccount: "000000000000", ControlPlaneRate: 10}, "us-east-1", nil, nil, nil, nil, prometheus.NewRegistry(), log.NewNopLogger())
 	require.NoError(t, err)
-	seen := map[string]bool{}
+	seen := map[auth.Operation]bool{}
 	for _, rt := range Routes() {
 		if !seen[rt.Operation] {
 			a.Bind(rt.Operation, http.NotFoundHandler())

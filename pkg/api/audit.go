@@ -129,7 +129,7 @@ func (a *auditor) begin(w http.ResponseWriter, r *http.Request, rt *Route, id *a
 		EventName: "Unknown", RequestParameters: requestParameters(r, rt),
 	}
 	if rt != nil {
-		ev.EventName, ev.ReadOnly, ev.ManagementEvent = rt.Operation, rt.readOnly, rt.control
+		ev.EventName, ev.ReadOnly, ev.ManagementEvent = string(rt.Operation), rt.readOnly, rt.control
 	}
 	if id != nil {
 		ev.UserIdentity = &UserIdentity{Type: "IAMUser", ARN: id.ARN(), AccountID: id.Account, AccessKeyID: id.AccessKeyID, UserName: id.User}

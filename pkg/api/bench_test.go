@@ -52,7 +52,7 @@ func BenchmarkRemoteWriteAuth(b *testing.B) {
 				b.Fatal(err)
 			}
 			a.pushLimit = 1 << 20
-			a.Bind(opRemoteWrite, drain) // the front door's share only
+			a.Bind(auth.OpRemoteWrite, drain) // the front door's share only
 			req := httptest.NewRequest(http.MethodPost, "http://h/workspaces/ws-1/api/v1/remote_write", bytes.NewReader(body))
 			req.Header.Set("Content-Type", "application/x-protobuf")
 			req.Header.Set("Content-Encoding", "snappy")

@@ -38,7 +38,7 @@ func signedAPI(t *testing.T, budget *inflight.Budget) *API {
 	// The route drains the body rather than decoding it: these tests are
 	// about reading it.
 	a.pushLimit = 64 << 10
-	a.Bind(opRemoteWrite, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	a.Bind(auth.OpRemoteWrite, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		w.WriteHeader(http.StatusNoContent)
 	}))

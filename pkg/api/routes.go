@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/vigil-metrics/vigil/pkg/apierror"
+	"github.com/vigil-metrics/vigil/pkg/auth"
 )
 
 // scope says what resource a route's action applies to and where its
@@ -48,8 +49,7 @@ func (f errorFormat) write(w http.ResponseWriter, err error) {
 // auditing, throttling and accounting all read it from here.
 type Route struct {
 	// Operation is AMP's operation name; the IAM action is "aps:" + it.
-	Operation string
-	action    string
+	Operation auth.Operation
 	// Pattern is the http.ServeMux pattern ("POST /workspaces").
 	Pattern string
 	scope   scope
@@ -70,13 +70,11 @@ type Route struct {
 	requestTags func(r *http.Request, body []byte) (map[string]string, []string)
 }
 
+// Control tells whether the route is a control-plane operation.
+func (rt *Route) Control() bool { return rt.control }
+
 // Action is the IAM action the route needs.
-func (rt *Route) Action() string {
-	if rt.action == "" {
-		return "aps:" + rt.Operation
-	}
-	return rt.action
-}
+func (rt *Route) Action() string { return rt.Operation.Action() }
 
 // bodyTags reads the "tags" member of a JSON body.
 func bodyTags(_ *http.Request, body []byte) (map[string]string, []string) {
@@ -101,54 +99,54 @@ func queryTagKeys(r *http.Request, _ []byte) (map[string]string, []string) {
 // routeTable is every route of the public port. Adding a resource is a row
 // here and a handler bound to its operation.
 var routeTable = func() []*Route {
-	control := func(op, pattern string, sc scope, readOnly bool) *Route {
+	control := func(op auth.Operation, pattern string, sc scope, readOnly bool) *Route {
 		return &Route{Operation: op, Pattern: pattern, scope: sc, control: true, readOnly: readOnly, format: formatAWS}
 	}
 	rs := []*Route{
-		{Operation: "CreateWorkspace", Pattern: "POST /workspaces", scope: scopeAccount, control: true, accountResource: "workspace/*", requestTags: bodyTags},
-		{Operation: "ListWorkspaces", Pattern: "GET /workspaces", scope: scopeAccount, control: true, readOnly: true, accountResource: "*"},
-		control("DescribeWorkspace", "GET /workspaces/{workspaceId}", scopePath, true),
-		control("DeleteWorkspace", "DELETE /workspaces/{workspaceId}", scopePath, false),
-		control("UpdateWorkspaceAlias", "POST /workspaces/{workspaceId}/alias", scopePath, false),
-		control("DescribeWorkspaceConfiguration", "GET /workspaces/{workspaceId}/configuration", scopePath, true),
-		control("UpdateWorkspaceConfiguration", "PATCH /workspaces/{workspaceId}/configuration", scopePath, false),
-		control("PutResourcePolicy", "PUT /workspaces/{workspaceId}/policy", scopePath, false),
-		control("DescribeResourcePolicy", "GET /workspaces/{workspaceId}/policy", scopePath, true),
-		control("DeleteResourcePolicy", "DELETE /workspaces/{workspaceId}/policy", scopePath, false),
-		control("CreateQueryLoggingConfiguration", "POST /workspaces/{workspaceId}/logging/query", scopePath, false),
-		control("DescribeQueryLoggingConfiguration", "GET /workspaces/{workspaceId}/logging/query", scopePath, true),
-		control("UpdateQueryLoggingConfiguration", "PUT /workspaces/{workspaceId}/logging/query", scopePath, false),
-		control("DeleteQueryLoggingConfiguration", "DELETE /workspaces/{workspaceId}/logging/query", scopePath, false),
-		{Operation: "TagResource", Pattern: "POST /tags/{resourceArn...}", scope: scopeARN, control: true, requestTags: bodyTags},
-		{Operation: "UntagResource", Pattern: "DELETE /tags/{resourceArn...}", scope: scopeARN, control: true, requestTags: queryTagKeys},
-		control("ListTagsForResource", "GET /tags/{resourceArn...}", scopeARN, true),
-		{Operation: "RemoteWrite", Pattern: "POST /workspaces/{workspaceId}/api/v1/remote_write", scope: scopePath, format: formatText},
-		{Operation: "RemoteWrite", Pattern: "POST /api/v1/push", scope: scopeHeader, format: formatText},
+		{Operation: auth.OpCreateWorkspace, Pattern: "POST /workspaces", scope: scopeAccount, control: true, accountResource: "workspace/*", requestTags: bodyTags},
+		{Operation: auth.OpListWorkspaces, Pattern: "GET /workspaces", scope: scopeAccount, control: true, readOnly: true, accountResource: "*"},
+		control(auth.OpDescribeWorkspace, "GET /workspaces/{workspaceId}", scopePath, true),
+		control(auth.OpDeleteWorkspace, "DELETE /workspaces/{workspaceId}", scopePath, false),
+		control(auth.OpUpdateWorkspaceAlias, "POST /workspaces/{workspaceId}/alias", scopePath, false),
+		control(auth.OpDescribeWorkspaceConfiguration, "GET /workspaces/{workspaceId}/configuration", scopePath, true),
+		control(auth.OpUpdateWorkspaceConfiguration, "PATCH /workspaces/{workspaceId}/configuration", scopePath, false),
+		control(auth.OpPutResourcePolicy, "PUT /workspaces/{workspaceId}/policy", scopePath, false),
+		control(auth.OpDescribeResourcePolicy, "GET /workspaces/{workspaceId}/policy", scopePath, true),
+		control(auth.OpDeleteResourcePolicy, "DELETE /workspaces/{workspaceId}/policy", scopePath, false),
+		control(auth.OpCreateQueryLoggingConfiguration, "POST /workspaces/{workspaceId}/logging/query", scopePath, false),
+		control(auth.OpDescribeQueryLoggingConfiguration, "GET /workspaces/{workspaceId}/logging/query", scopePath, true),
+		control(auth.OpUpdateQueryLoggingConfiguration, "PUT /workspaces/{workspaceId}/logging/query", scopePath, false),
+		control(auth.OpDeleteQueryLoggingConfiguration, "DELETE /workspaces/{workspaceId}/logging/query", scopePath, false),
+		{Operation: auth.OpTagResource, Pattern: "POST /tags/{resourceArn...}", scope: scopeARN, control: true, requestTags: bodyTags},
+		{Operation: auth.OpUntagResource, Pattern: "DELETE /tags/{resourceArn...}", scope: scopeARN, control: true, requestTags: queryTagKeys},
+		control(auth.OpListTagsForResource, "GET /tags/{resourceArn...}", scopeARN, true),
+		{Operation: auth.OpRemoteWrite, Pattern: "POST /workspaces/{workspaceId}/api/v1/remote_write", scope: scopePath, format: formatText},
+		{Operation: auth.OpRemoteWrite, Pattern: "POST /api/v1/push", scope: scopeHeader, format: formatText},
 	}
 	// The Prometheus query API, below each workspace's endpoint and below
 	// Mimir's /prometheus prefix. Prometheus's router answers methods it
 	// does not serve.
-	for _, q := range []struct{ op, path string }{
-		{"QueryMetrics", "/api/v1/query"},
-		{"QueryMetrics", "/api/v1/query_range"},
-		{"QueryMetrics", "/api/v1/format_query"},
-		{"QueryMetrics", "/api/v1/parse_query"},
-		{"GetLabels", "/api/v1/labels"},
-		{"GetLabels", "/api/v1/label/{name}/values"},
-		{"GetSeries", "/api/v1/series"},
-		{"GetMetricMetadata", "/api/v1/metadata"},
+	for _, q := range []struct {
+		op   auth.Operation
+		path string
+	}{
+		{auth.OpQueryMetrics, "/api/v1/query"},
+		{auth.OpQueryMetrics, "/api/v1/query_range"},
+		{auth.OpQueryMetrics, "/api/v1/format_query"},
+		{auth.OpQueryMetrics, "/api/v1/parse_query"},
+		{auth.OpGetLabels, "/api/v1/labels"},
+		{auth.OpGetLabels, "/api/v1/label/{name}/values"},
+		{auth.OpGetSeries, "/api/v1/series"},
+		{auth.OpGetMetricMetadata, "/api/v1/metadata"},
 		// AMP has no operations of their own for these: reading exemplars
 		// is a query; build information is what a client reads before it
 		// queries (Grafana's data source test and feature discovery).
-		{"QueryMetrics", "/api/v1/query_exemplars"},
-		{"QueryMetrics", "/api/v1/status/buildinfo"},
+		{auth.OpQueryMetrics, "/api/v1/query_exemplars"},
+		{auth.OpQueryMetrics, "/api/v1/status/buildinfo"},
 	} {
 		rs = append(rs,
 			&Route{Operation: q.op, Pattern: "/workspaces/{workspaceId}" + q.path, scope: scopePath, readOnly: true, strip: "/workspaces/{workspaceId}", format: formatPrometheus},
 			&Route{Operation: q.op, Pattern: "/prometheus" + q.path, scope: scopeHeader, readOnly: true, strip: "/prometheus", format: formatPrometheus})
-	}
-	for _, r := range rs {
-		r.action = "aps:" + r.Operation
 	}
 	return rs
 }()

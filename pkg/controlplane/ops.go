@@ -14,25 +14,25 @@ import (
 
 // Operations returns the handler of each control-plane operation, by AMP
 // operation name; the router's table says where each is mounted.
-func (h *Handler) Operations() map[string]http.HandlerFunc {
-	return map[string]http.HandlerFunc{
-		"CreateWorkspace":                   h.Create,
-		"ListWorkspaces":                    h.List,
-		"DescribeWorkspace":                 h.Describe,
-		"DeleteWorkspace":                   h.Delete,
-		"UpdateWorkspaceAlias":              h.UpdateAlias,
-		"DescribeWorkspaceConfiguration":    h.DescribeConfiguration,
-		"UpdateWorkspaceConfiguration":      h.UpdateConfiguration,
-		"PutResourcePolicy":                 h.PutPolicy,
-		"DescribeResourcePolicy":            h.DescribePolicy,
-		"DeleteResourcePolicy":              h.DeletePolicy,
-		"CreateQueryLoggingConfiguration":   h.CreateQueryLogging,
-		"DescribeQueryLoggingConfiguration": h.DescribeQueryLogging,
-		"UpdateQueryLoggingConfiguration":   h.UpdateQueryLogging,
-		"DeleteQueryLoggingConfiguration":   h.DeleteQueryLogging,
-		"TagResource":                       h.TagResource,
-		"UntagResource":                     h.UntagResource,
-		"ListTagsForResource":               h.ListTags,
+func (h *Handler) Operations() map[auth.Operation]http.HandlerFunc {
+	return map[auth.Operation]http.HandlerFunc{
+		auth.OpCreateWorkspace:                   h.Create,
+		auth.OpListWorkspaces:                    h.List,
+		auth.OpDescribeWorkspace:                 h.Describe,
+		auth.OpDeleteWorkspace:                   h.Delete,
+		auth.OpUpdateWorkspaceAlias:              h.UpdateAlias,
+		auth.OpDescribeWorkspaceConfiguration:    h.DescribeConfiguration,
+		auth.OpUpdateWorkspaceConfiguration:      h.UpdateConfiguration,
+		auth.OpPutResourcePolicy:                 h.PutPolicy,
+		auth.OpDescribeResourcePolicy:            h.DescribePolicy,
+		auth.OpDeleteResourcePolicy:              h.DeletePolicy,
+		auth.OpCreateQueryLoggingConfiguration:   h.CreateQueryLogging,
+		auth.OpDescribeQueryLoggingConfiguration: h.DescribeQueryLogging,
+		auth.OpUpdateQueryLoggingConfiguration:   h.UpdateQueryLogging,
+		auth.OpDeleteQueryLoggingConfiguration:   h.DeleteQueryLogging,
+		auth.OpTagResource:                       h.TagResource,
+		auth.OpUntagResource:                     h.UntagResource,
+		auth.OpListTagsForResource:               h.ListTags,
 	}
 }
 
