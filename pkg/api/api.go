@@ -91,6 +91,10 @@ type Workspaces interface {
 	// apierror with cause NotFound for a missing one, or another error when
 	// it cannot be read.
 	Lookup(ctx context.Context, id string) (*auth.Resource, error)
+	// LookupResource returns a resource of a workspace (arnType: a rule
+	// groups namespace, say) whatever its account, an apierror with cause
+	// NotFound for a missing one.
+	LookupResource(ctx context.Context, workspace, arnType, name string) (*auth.Resource, error)
 }
 
 // API is the public router.
@@ -237,11 +241,15 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // bodyLimit is the most a route's body may hold: remote write's the
-// distributor's request size, every other route AMP's 1 MB. A path no route
-// serves gets the same, to answer its 404 after verifying.
+// distributor's request size, a route's own if it sets one, every other
+// route AMP's 1 MB. A path no route serves gets the same, to answer its 404
+// after verifying.
 func (a *API) bodyLimit(rt *Route) int {
 	if rt != nil && rt.Operation == auth.OpRemoteWrite && a.pushLimit > 0 {
 		return a.pushLimit
+	}
+	if rt != nil && rt.maxBody > 0 {
+		return rt.maxBody
 	}
 	return defaultBodyLimit
 }

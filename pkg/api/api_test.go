@@ -54,6 +54,14 @@ func (f fakeWorkspaces) Lookup(_ context.Context, id string) (*auth.Resource, er
 	return nil, apierror.New(apierror.NotFound, apierror.IDWorkspaceNotFound, "Workspace not found: %s", id)
 }
 
+// LookupResource finds resources of a workspace under "<workspace>/<name>".
+func (f fakeWorkspaces) LookupResource(_ context.Context, ws, _, name string) (*auth.Resource, error) {
+	if r, ok := f[ws+"/"+name]; ok {
+		return r, nil
+	}
+	return nil, apierror.New(apierror.NotFound, apierror.IDRuleGroupsNamespaceNotFound, "not found: %s", name)
+}
+
 func TestAuditTrail(t *testing.T) {
 	var trail bytes.Buffer
 	ws := fakeWorkspaces{"ws-1": {Account: "000000000000", ARN: "arn:aws:aps:us-east-1:000000000000:workspace/ws-1", Active: true}}

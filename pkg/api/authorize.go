@@ -32,10 +32,11 @@ func (a *API) authorize(w http.ResponseWriter, r *http.Request, rt *Route, id au
 		return r, "", a.decide(&req, id.Policies, nil, id.Account)
 	}
 
-	wsID, arn, err := a.workspaceOf(r, rt)
+	target, err := a.workspaceOf(r, rt)
 	if err != nil {
 		return r, "", err
 	}
+	wsID := target.ID
 	var res *auth.Resource
 	if tenant.ValidID(wsID) == nil {
 		res, err = a.workspaces.Lookup(r.Context(), wsID)
@@ -44,7 +45,7 @@ func (a *API) authorize(w http.ResponseWriter, r *http.Request, rt *Route, id au
 		}
 		// A tag operation's ARN must name the workspace exactly: region
 		// and account included.
-		if res != nil && arn != "" && arn != res.ARN {
+		if res != nil && target.Account != "" && target.Workspace().String() != res.ARN {
 			res = nil
 		}
 	}
@@ -72,6 +73,9 @@ func (a *API) authorize(w http.ResponseWriter, r *http.Request, rt *Route, id au
 		// the caller's own account that has no tags, then answer "not
 		// found" (the control-plane handler does, looking it up itself).
 		req.Resource = auth.WorkspaceARN(a.region, id.Account, truncate(wsID))
+		if target.Name != "" {
+			req.Resource = auth.ARN{Region: a.region, Account: id.Account, Type: target.Type, ID: truncate(wsID), Name: truncate(target.Name)}.String()
+		}
 		if err := a.decide(&req, id.Policies, nil, id.Account); err != nil {
 			return r, "", err
 		}
@@ -81,6 +85,20 @@ func (a *API) authorize(w http.ResponseWriter, r *http.Request, rt *Route, id au
 		return r, "", apierror.New(apierror.NotFound, apierror.IDWorkspaceNotFound, "Workspace not found: %s", truncate(wsID))
 	}
 	req.Resource, req.ResourceTags = res.ARN, res.Tags
+	if target.Name != "" {
+		// A resource of the workspace: the action applies to it, with its
+		// own tags (none while it does not exist).
+		child, err := a.workspaces.LookupResource(r.Context(), wsID, target.Type, target.Name)
+		switch {
+		case err == nil:
+			req.Resource, req.ResourceTags = child.ARN, child.Tags
+		case apierror.CauseOf(err) == apierror.NotFound:
+			parsed, _ := auth.ParseARN(res.ARN)
+			req.Resource, req.ResourceTags = auth.ARN{Region: parsed.Region, Account: res.Account, Type: target.Type, ID: wsID, Name: target.Name}.String(), nil
+		default:
+			return r, "", err
+		}
+	}
 	if rt.control {
 		// A resource policy grants data-plane actions only: control-plane
 		// operations are decided by identity policies alone.
@@ -110,25 +128,27 @@ func notActive(id string) error {
 	return apierror.New(apierror.NotFound, apierror.IDWorkspaceNotActive, "Workspace %s is not ACTIVE", id)
 }
 
-// workspaceOf returns the workspace ID a route names and, for a route
-// scoped by ARN, the ARN.
-func (a *API) workspaceOf(r *http.Request, rt *Route) (id, arn string, err error) {
+// workspaceOf returns what a route's request acts on: its workspace ID,
+// and for a resource of the workspace (a rule groups namespace) its type
+// and name. For a route scoped by ARN, the ARN's region and account too.
+func (a *API) workspaceOf(r *http.Request, rt *Route) (auth.ARN, error) {
 	switch rt.scope {
 	case scopeHeader:
-		id = r.Header.Get(orgIDHeader)
+		id := r.Header.Get(orgIDHeader)
 		if id == "" {
-			return "", "", apierror.New(apierror.BadData, apierror.IDMissingTenant, "no workspace: set the %s header to a workspace ID", orgIDHeader)
+			return auth.ARN{}, apierror.New(apierror.BadData, apierror.IDMissingTenant, "no workspace: set the %s header to a workspace ID", orgIDHeader)
 		}
-		return id, "", nil
+		return auth.ARN{ID: id}, nil
 	case scopeARN:
-		raw := r.PathValue("resourceArn")
-		parsed, err := auth.ParseARN(raw)
+		parsed, err := auth.ParseARN(r.PathValue("resourceArn"))
 		if err != nil {
-			return "", "", apierror.Invalid("resourceArn", "%v", err)
+			return auth.ARN{}, apierror.Invalid("resourceArn", "%v", err)
 		}
-		return parsed.ID, raw, nil
+		return parsed, nil
+	case scopeNamespace:
+		return auth.ARN{Type: auth.TypeRuleGroupsNamespace, ID: r.PathValue("workspaceId"), Name: r.PathValue("name")}, nil
 	default:
-		return r.PathValue("workspaceId"), "", nil
+		return auth.ARN{ID: r.PathValue("workspaceId")}, nil
 	}
 }
 

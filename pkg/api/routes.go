@@ -22,6 +22,9 @@ const (
 	scopeHeader
 	// scopeARN: the resource named by the {resourceArn} in the path.
 	scopeARN
+	// scopeNamespace: the rule groups namespace {name} of the workspace
+	// {workspaceId} of the path.
+	scopeNamespace
 )
 
 // errorFormat is how a route answers errors.
@@ -65,6 +68,8 @@ type Route struct {
 	// ("/workspaces/{workspaceId}" or "/prometheus"); "" keeps the path.
 	strip  string
 	format errorFormat
+	// maxBody is the route's body limit (0: AMP's 1 MB).
+	maxBody int
 	// requestTags returns the tags the request sets (aws:RequestTag/*) and
 	// the tag keys it names (aws:TagKeys), from its body or query.
 	requestTags func(r *http.Request, body []byte) (map[string]string, []string)
@@ -96,6 +101,10 @@ func queryTagKeys(r *http.Request, _ []byte) (map[string]string, []string) {
 	return nil, r.URL.Query()["tagKeys"]
 }
 
+// rulesBody bounds the body of a rule groups namespace's create or put: the
+// base64 of a rules file of AMP's 1 MB quota, in JSON.
+const rulesBody = 2 << 20
+
 // routeTable is every route of the public port. Adding a resource is a row
 // here and a handler bound to its operation.
 var routeTable = func() []*Route {
@@ -117,6 +126,11 @@ var routeTable = func() []*Route {
 		control(auth.OpDescribeQueryLoggingConfiguration, "GET /workspaces/{workspaceId}/logging/query", scopePath, true),
 		control(auth.OpUpdateQueryLoggingConfiguration, "PUT /workspaces/{workspaceId}/logging/query", scopePath, false),
 		control(auth.OpDeleteQueryLoggingConfiguration, "DELETE /workspaces/{workspaceId}/logging/query", scopePath, false),
+		{Operation: auth.OpCreateRuleGroupsNamespace, Pattern: "POST /workspaces/{workspaceId}/rulegroupsnamespaces", scope: scopePath, control: true, requestTags: bodyTags, maxBody: rulesBody},
+		control(auth.OpListRuleGroupsNamespaces, "GET /workspaces/{workspaceId}/rulegroupsnamespaces", scopePath, true),
+		{Operation: auth.OpPutRuleGroupsNamespace, Pattern: "PUT /workspaces/{workspaceId}/rulegroupsnamespaces/{name}", scope: scopeNamespace, control: true, maxBody: rulesBody},
+		control(auth.OpDescribeRuleGroupsNamespace, "GET /workspaces/{workspaceId}/rulegroupsnamespaces/{name}", scopeNamespace, true),
+		control(auth.OpDeleteRuleGroupsNamespace, "DELETE /workspaces/{workspaceId}/rulegroupsnamespaces/{name}", scopeNamespace, false),
 		{Operation: auth.OpTagResource, Pattern: "POST /tags/{resourceArn...}", scope: scopeARN, control: true, requestTags: bodyTags},
 		{Operation: auth.OpUntagResource, Pattern: "DELETE /tags/{resourceArn...}", scope: scopeARN, control: true, requestTags: queryTagKeys},
 		control(auth.OpListTagsForResource, "GET /tags/{resourceArn...}", scopeARN, true),

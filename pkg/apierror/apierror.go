@@ -112,6 +112,9 @@ const (
 	IDIngesterMemoryLimit            = "ingester-memory-limit"
 	IDQueryLoggingExists             = "query-logging-configuration-exists"
 	IDQueryLoggingNotFound           = "query-logging-configuration-not-found"
+	IDRuleGroupsNamespaceNotFound    = "rule-groups-namespace-not-found"
+	IDRuleGroupsNamespaceExists      = "rule-groups-namespace-exists"
+	IDRulesQuota                     = "rules-per-workspace-quota"
 	IDTooManyOutstandingRequests     = "too-many-outstanding-requests"
 )
 

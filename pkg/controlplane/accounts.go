@@ -339,6 +339,11 @@ func (s *Store) Delete(ctx context.Context, account, id string) error {
 	if _, err := s.Describe(ctx, account, id); err != nil {
 		return err
 	}
+	// Its resources (rule groups namespaces, ...) first: a failure leaves
+	// the workspace, and the caller's retry finishes the delete.
+	if err := s.deleteResources(ctx, id); err != nil {
+		return err
+	}
 	if err := s.bkt.Delete(ctx, objectName(id)); err != nil && !s.bkt.IsObjNotFoundErr(err) {
 		return fmt.Errorf("delete workspace %s: %w", id, err)
 	}

@@ -16,8 +16,10 @@ import (
 	"github.com/vigil-metrics/vigil/pkg/tenant"
 )
 
-// maxControlBody bounds control-plane request bodies.
-const maxControlBody = 1 << 20
+// maxControlBody bounds control-plane request bodies: the largest is a rule
+// groups namespace's, the base64 of a rules file of AMP's 1 MB quota (the
+// front door holds every other route to 1 MB).
+const maxControlBody = 2 << 20
 
 // Handler serves the workspace operations of AMP's REST API.
 type Handler struct {
@@ -26,6 +28,7 @@ type Handler struct {
 	owners Owners // nil: this replica writes every account
 	// defaultRetentionDays is the retention of a workspace that set none.
 	defaultRetentionDays int
+	rulerLimits          RulerLimits // nil: AMP's quotas
 }
 
 // NewHandler returns the HTTP handlers over store. Writes to an account's
@@ -268,14 +271,10 @@ func (h *Handler) List(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	maxResults := 100
-	if s := q.Get("maxResults"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > 1000 {
-			apierror.WriteAWS(w, apierror.Invalid("maxResults", "maxResults must be an integer from 1 to 1000."))
-			return
-		}
-		maxResults = n
+	maxResults, err := maxResultsOf(q.Get("maxResults"))
+	if err != nil {
+		apierror.WriteAWS(w, err)
+		return
 	}
 	start := 0
 	if tok := q.Get("nextToken"); tok != "" {

@@ -30,6 +30,11 @@ func (h *Handler) Operations() map[auth.Operation]http.HandlerFunc {
 		auth.OpDescribeQueryLoggingConfiguration: h.DescribeQueryLogging,
 		auth.OpUpdateQueryLoggingConfiguration:   h.UpdateQueryLogging,
 		auth.OpDeleteQueryLoggingConfiguration:   h.DeleteQueryLogging,
+		auth.OpCreateRuleGroupsNamespace:         h.CreateRuleGroupsNamespace,
+		auth.OpPutRuleGroupsNamespace:            h.PutRuleGroupsNamespace,
+		auth.OpDescribeRuleGroupsNamespace:       h.DescribeRuleGroupsNamespace,
+		auth.OpListRuleGroupsNamespaces:          h.ListRuleGroupsNamespaces,
+		auth.OpDeleteRuleGroupsNamespace:         h.DeleteRuleGroupsNamespace,
 		auth.OpTagResource:                       h.TagResource,
 		auth.OpUntagResource:                     h.UntagResource,
 		auth.OpListTagsForResource:               h.ListTags,
@@ -294,38 +299,38 @@ func (h *Handler) DeletePolicy(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusAccepted)
 }
 
-// taggedWorkspace resolves the resourceArn of a tag operation to a
-// workspace of the caller's account; any other ARN of this service is a
-// resource that does not exist.
-func (h *Handler) taggedWorkspace(r *http.Request, acct string) (string, error) {
+// tagged resolves the resourceArn of a tag operation to a workspace, or a
+// resource of one, of the caller's account; any other ARN of this service
+// is a resource that does not exist.
+func (h *Handler) tagged(r *http.Request, acct string) (auth.ARN, error) {
 	raw := r.PathValue("resourceArn")
 	a, err := auth.ParseARN(raw)
 	if err != nil {
-		return "", apierror.Invalid("resourceArn", "%v", err)
+		return auth.ARN{}, apierror.Invalid("resourceArn", "%v", err)
 	}
 	if a.Region != h.cfg.Region || a.Account != acct {
-		return "", apierror.New(apierror.NotFound, apierror.IDWorkspaceNotFound, "Resource not found: %s", raw)
+		return auth.ARN{}, apierror.New(apierror.NotFound, apierror.IDWorkspaceNotFound, "Resource not found: %s", raw)
 	}
-	return a.ID, nil
+	return a, nil
 }
 
-// beginTagged is begin for the tag operations, which name their workspace
+// beginTagged is begin for the tag operations, which name their resource
 // by ARN.
-func (h *Handler) beginTagged(w http.ResponseWriter, r *http.Request, write bool) (acct, id string, ok bool) {
+func (h *Handler) beginTagged(w http.ResponseWriter, r *http.Request, write bool) (acct string, a auth.ARN, ok bool) {
 	if acct, ok = h.begin(w, r, write); !ok {
-		return "", "", false
+		return "", auth.ARN{}, false
 	}
-	id, err := h.taggedWorkspace(r, acct)
+	a, err := h.tagged(r, acct)
 	if err != nil {
 		apierror.WriteAWS(w, err)
-		return "", "", false
+		return "", auth.ARN{}, false
 	}
-	return acct, id, true
+	return acct, a, true
 }
 
 // TagResource handles TagResource: POST /tags/{resourceArn}.
 func (h *Handler) TagResource(w http.ResponseWriter, r *http.Request) {
-	acct, id, ok := h.beginTagged(w, r, true)
+	acct, a, ok := h.beginTagged(w, r, true)
 	if !ok {
 		return
 	}
@@ -340,11 +345,15 @@ func (h *Handler) TagResource(w http.ResponseWriter, r *http.Request) {
 		apierror.WriteAWS(w, apierror.Invalid("tags", "tags is required."))
 		return
 	}
-	if err := validateTags(in.Tags); err != nil {
-		apierror.WriteAWS(w, err)
-		return
+	err := validateTags(in.Tags)
+	if err == nil {
+		if k, ok := kinds[a.Type]; ok {
+			err = h.store.TagResourceByName(r.Context(), k, acct, a.ID, a.Name, in.Tags, nil)
+		} else {
+			err = h.store.Tag(r.Context(), acct, a.ID, in.Tags)
+		}
 	}
-	if err := h.store.Tag(r.Context(), acct, id, in.Tags); err != nil {
+	if err != nil {
 		apierror.WriteAWS(w, err)
 		return
 	}
@@ -353,7 +362,7 @@ func (h *Handler) TagResource(w http.ResponseWriter, r *http.Request) {
 
 // UntagResource handles UntagResource: DELETE /tags/{resourceArn}?tagKeys=.
 func (h *Handler) UntagResource(w http.ResponseWriter, r *http.Request) {
-	acct, id, ok := h.beginTagged(w, r, true)
+	acct, a, ok := h.beginTagged(w, r, true)
 	if !ok {
 		return
 	}
@@ -366,7 +375,13 @@ func (h *Handler) UntagResource(w http.ResponseWriter, r *http.Request) {
 		apierror.WriteAWS(w, apierror.Invalid("tagKeys", "tagKeys can name at most 50 keys."))
 		return
 	}
-	if err := h.store.Untag(r.Context(), acct, id, keys); err != nil {
+	var err error
+	if k, ok := kinds[a.Type]; ok {
+		err = h.store.TagResourceByName(r.Context(), k, acct, a.ID, a.Name, nil, keys)
+	} else {
+		err = h.store.Untag(r.Context(), acct, a.ID, keys)
+	}
+	if err != nil {
 		apierror.WriteAWS(w, err)
 		return
 	}
@@ -375,16 +390,26 @@ func (h *Handler) UntagResource(w http.ResponseWriter, r *http.Request) {
 
 // ListTags handles ListTagsForResource: GET /tags/{resourceArn}.
 func (h *Handler) ListTags(w http.ResponseWriter, r *http.Request) {
-	acct, id, ok := h.beginTagged(w, r, false)
+	acct, a, ok := h.beginTagged(w, r, false)
 	if !ok {
 		return
 	}
-	ws, err := h.store.Describe(r.Context(), acct, id)
-	if err != nil {
-		apierror.WriteAWS(w, err)
-		return
+	var tags map[string]string
+	if k, ok := kinds[a.Type]; ok {
+		res, err := h.store.DescribeResource(r.Context(), k, acct, a.ID, a.Name)
+		if err != nil {
+			apierror.WriteAWS(w, err)
+			return
+		}
+		tags = res.Tags
+	} else {
+		ws, err := h.store.Describe(r.Context(), acct, a.ID)
+		if err != nil {
+			apierror.WriteAWS(w, err)
+			return
+		}
+		tags = ws.Tags
 	}
-	tags := ws.Tags
 	if tags == nil {
 		tags = map[string]string{}
 	}

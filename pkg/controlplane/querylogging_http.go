@@ -168,6 +168,14 @@ func (h *Handler) DescribeQueryLogging(w http.ResponseWriter, r *http.Request) {
 // DeleteQueryLogging handles DeleteQueryLoggingConfiguration:
 // DELETE /workspaces/{id}/logging/query?clientToken=.
 func (h *Handler) DeleteQueryLogging(w http.ResponseWriter, r *http.Request) {
+	h.deleteWithToken(w, r, func(acct, token string) error {
+		return h.store.DeleteQueryLogging(r.Context(), acct, r.PathValue("workspaceId"), token)
+	})
+}
+
+// deleteWithToken serves a delete whose clientToken is in the query: 202
+// once del, given the caller's account and the token, succeeded.
+func (h *Handler) deleteWithToken(w http.ResponseWriter, r *http.Request, del func(acct, token string) error) {
 	acct, ok := h.begin(w, r, true)
 	if !ok {
 		return
@@ -177,7 +185,7 @@ func (h *Handler) DeleteQueryLogging(w http.ResponseWriter, r *http.Request) {
 		apierror.WriteAWS(w, err)
 		return
 	}
-	if err := h.store.DeleteQueryLogging(r.Context(), acct, r.PathValue("workspaceId"), token); err != nil {
+	if err := del(acct, token); err != nil {
 		apierror.WriteAWS(w, err)
 		return
 	}

@@ -283,6 +283,7 @@ func (t *Vigil) initAPI() (services.Service, error) {
 	owners := controlplane.NewRingOwners(t.ControlPlaneRing, member.InstanceID(), dial, t.Registerer)
 	// A workspace that set no retention has the compactor's.
 	h := controlplane.NewHandler(t.Cfg.ControlPlane, t.Workspaces, owners, time.Duration(t.Cfg.Limits.Compactor.RetentionPeriod))
+	h.SetRulerLimits(t.Overrides)
 	t.API.RegisterControlPlane(h.Operations())
 	// dskit serves its router on the gRPC port too (httpgrpc); the handler
 	// answers only requests that came that way.

@@ -1,0 +1,92 @@
+package controlplane
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"github.com/thanos-io/objstore"
+
+	"github.com/vigil-metrics/vigil/pkg/apierror"
+)
+
+// TestResourceLifecycle: a workspace's resources are created, replaced,
+// listed, tagged and deleted under the workspace's account only; retries
+// with the same clientToken get their first answer; a late retry of
+// another operation is refused; they go with their workspace.
+func TestResourceLifecycle(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	bkt := objstore.NewInMemBucket()
+	s := testStore(bkt, &now)
+	ctx := context.Background()
+	const acct, other = "111111111111", "222222222222"
+	ws, err := s.Create(ctx, acct, CreateInput{})
+	require.NoError(t, err)
+	k := RuleGroupsNamespaces
+	data := []byte("groups: []\n")
+
+	r, err := s.CreateResource(ctx, k, acct, ws.ID, "a/b?c", data, map[string]string{"t": "1"}, "tok-c", nil)
+	require.NoError(t, err, "any name is stored safely")
+	require.Equal(t, int64(1), r.Revision)
+	require.Equal(t, StatusActive, r.Status.Code)
+	again, err := s.CreateResource(ctx, k, acct, ws.ID, "a/b?c", data, map[string]string{"t": "1"}, "tok-c", nil)
+	require.NoError(t, err, "a retried create")
+	require.Equal(t, r.CreatedAt, again.CreatedAt)
+	_, err = s.CreateResource(ctx, k, acct, ws.ID, "a/b?c", []byte("x"), nil, "tok-c", nil)
+	require.Equal(t, apierror.IDClientTokenReused, apierror.From(err).ID)
+	_, err = s.CreateResource(ctx, k, acct, ws.ID, "a/b?c", data, nil, "", nil)
+	require.Equal(t, apierror.IDRuleGroupsNamespaceExists, apierror.From(err).ID)
+	_, err = s.CreateResource(ctx, k, other, ws.ID, "x", data, nil, "", nil)
+	require.Equal(t, apierror.IDWorkspaceNotFound, apierror.From(err).ID, "another account's workspace")
+
+	now = now.Add(time.Minute)
+	put, err := s.PutResource(ctx, k, acct, ws.ID, "a/b?c", []byte("groups: [] # 2\n"), "tok-p", nil)
+	require.NoError(t, err)
+	require.Equal(t, int64(2), put.Revision)
+	require.True(t, put.ModifiedAt.After(put.CreatedAt))
+	_, err = s.PutResource(ctx, k, acct, ws.ID, "a/b?c", []byte("groups: [] # 2\n"), "tok-p", nil)
+	require.NoError(t, err, "a retried put")
+	_, err = s.PutResource(ctx, k, acct, ws.ID, "a/b?c", data, "tok-c", nil)
+	require.Equal(t, apierror.IDClientTokenReused, apierror.From(err).ID, "the create's token on a put")
+	_, err = s.PutResource(ctx, k, acct, ws.ID, "missing", data, "", nil)
+	require.Equal(t, apierror.IDRuleGroupsNamespaceNotFound, apierror.From(err).ID)
+
+	// admit sees the workspace's other resources of the kind.
+	_, err = s.CreateResource(ctx, k, acct, ws.ID, "second", data, nil, "", func(others []*Resource, r *Resource) error {
+		require.Len(t, others, 1)
+		require.Equal(t, "a/b?c", others[0].Name)
+		return apierror.New(apierror.QuotaExceeded, apierror.IDRulesQuota, "no")
+	})
+	require.Equal(t, apierror.IDRulesQuota, apierror.From(err).ID)
+	_, err = s.DescribeResource(ctx, k, acct, ws.ID, "second")
+	require.Equal(t, apierror.NotFound, apierror.CauseOf(err), "nothing stored when admit refuses")
+
+	require.NoError(t, s.TagResourceByName(ctx, k, acct, ws.ID, "a/b?c", map[string]string{"u": "2"}, []string{"t"}))
+	got, err := s.DescribeResource(ctx, k, acct, ws.ID, "a/b?c")
+	require.NoError(t, err)
+	require.Equal(t, map[string]string{"u": "2"}, got.Tags)
+	_, err = s.DescribeResource(ctx, k, other, ws.ID, "a/b?c")
+	require.Equal(t, apierror.IDWorkspaceNotFound, apierror.From(err).ID)
+
+	_, err = s.CreateResource(ctx, k, acct, ws.ID, "b", data, nil, "", nil)
+	require.NoError(t, err)
+	list, err := s.ListResources(ctx, k, acct, ws.ID, "")
+	require.NoError(t, err)
+	require.Len(t, list, 2)
+	require.Equal(t, "a/b?c", list[0].Name)
+	list, err = s.ListResources(ctx, k, acct, ws.ID, "b")
+	require.NoError(t, err)
+	require.Len(t, list, 1)
+
+	require.NoError(t, s.DeleteResource(ctx, k, acct, ws.ID, "b", "tok-d"))
+	require.NoError(t, s.DeleteResource(ctx, k, acct, ws.ID, "b", "tok-d"), "a retried delete")
+	require.Equal(t, apierror.IDRuleGroupsNamespaceNotFound, apierror.From(s.DeleteResource(ctx, k, acct, ws.ID, "b", "")).ID)
+	require.Equal(t, apierror.IDClientTokenReused, apierror.From(s.DeleteResource(ctx, k, acct, ws.ID, "a/b?c", "tok-d")).ID,
+		"a delete's token on another resource")
+
+	require.NoError(t, s.Delete(ctx, acct, ws.ID))
+	left := 0
+	require.NoError(t, bkt.Iter(ctx, resourcesPrefix, func(string) error { left++; return nil }, objstore.WithRecursiveIter()))
+	require.Zero(t, left, "the workspace's resources go with it")
+}

@@ -1,0 +1,39 @@
+package limits
+
+import (
+	"flag"
+	"time"
+)
+
+// RulerLimits bound a workspace's rules: checked when a rules file is
+// stored, and by the ruler.
+type RulerLimits struct {
+	// AMP quota: rules per workspace, 2,000.
+	MaxRulesPerWorkspace int `yaml:"ruler_max_rules_per_workspace"`
+	// AMP quota: rule evaluation interval, at least 30 s.
+	MinEvaluationInterval time.Duration `yaml:"ruler_min_evaluation_interval"`
+	// AMP quota: rule groups namespace definition file size, 1 MB.
+	MaxRulesFileSizeBytes int `yaml:"ruler_max_rules_file_size_bytes"`
+}
+
+func (l *RulerLimits) registerFlags(f *flag.FlagSet) {
+	f.IntVar(&l.MaxRulesPerWorkspace, "ruler.max-rules-per-workspace", 2000, "Most recording and alerting rules a workspace's rule groups namespaces may hold together. AMP quota: 2,000 rules per workspace. 0: no limit.")
+	f.DurationVar(&l.MinEvaluationInterval, "ruler.min-evaluation-interval", 30*time.Second, "Shortest evaluation interval a rule group may set. AMP quota: 30 s.")
+	f.IntVar(&l.MaxRulesFileSizeBytes, "ruler.max-rules-file-size-bytes", 1<<20, "Largest rules file a rule groups namespace may hold, in bytes. AMP quota: 1 MB per rule groups namespace definition file.")
+}
+
+// MaxRulesPerWorkspace is the workspace's rules quota (0: none).
+func (o *Overrides) MaxRulesPerWorkspace(workspace string) int {
+	return o.get(workspace).Ruler.MaxRulesPerWorkspace
+}
+
+// MinEvaluationInterval is the shortest rule evaluation interval of the
+// workspace.
+func (o *Overrides) MinEvaluationInterval(workspace string) time.Duration {
+	return o.get(workspace).Ruler.MinEvaluationInterval
+}
+
+// MaxRulesFileSizeBytes is the largest rules file of the workspace.
+func (o *Overrides) MaxRulesFileSizeBytes(workspace string) int {
+	return o.get(workspace).Ruler.MaxRulesFileSizeBytes
+}
