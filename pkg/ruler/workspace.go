@@ -1,0 +1,117 @@
+package ruler
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/rulefmt"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/prometheus/prometheus/rules"
+	"github.com/prometheus/prometheus/storage"
+
+	"github.com/vigil-metrics/vigil/pkg/tenant"
+)
+
+// Namespace is one rule groups namespace of a workspace: its name and the
+// groups of its rules file this ruler evaluates.
+type Namespace struct {
+	Name   string
+	Groups []rulefmt.RuleGroup
+}
+
+// memoryLoader hands the rules manager the groups of each namespace by its
+// name, in place of a file: the namespace's name is the "file" of its
+// groups in the rules and alerts APIs, as Cortex and Mimir show it.
+type memoryLoader struct {
+	parser parser.Parser
+
+	mu         sync.Mutex
+	namespaces map[string]*rulefmt.RuleGroups
+}
+
+func (l *memoryLoader) Load(identifier string, _ bool, _ model.ValidationScheme) (*rulefmt.RuleGroups, []error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	groups, ok := l.namespaces[identifier]
+	if !ok {
+		return nil, []error{fmt.Errorf("no rule groups namespace %q", identifier)}
+	}
+	return groups, nil
+}
+
+func (l *memoryLoader) Parse(query string) (parser.Expr, error) { return l.parser.ParseExpr(query) }
+
+// workspaceRules evaluates the groups of one workspace this ruler owns with
+// Prometheus's rules manager: queries read the workspace's series, and
+// recording rules' samples are pushed into it.
+type workspaceRules struct {
+	manager *rules.Manager
+	loader  *memoryLoader
+	cancel  context.CancelFunc
+}
+
+// workspaceOptions are what every workspace's rules manager shares.
+type workspaceOptions struct {
+	engine          promql.QueryEngine
+	queryable       storage.Queryable
+	pusher          Pusher
+	notify          func(workspace string) rules.NotifyFunc
+	interval        time.Duration
+	queryOffset     func(workspace string) time.Duration
+	outageTolerance time.Duration
+	forGracePeriod  time.Duration
+	resendDelay     time.Duration
+	logger          *slog.Logger
+}
+
+func newWorkspaceRules(workspace string, o workspaceOptions) *workspaceRules {
+	ctx, cancel := context.WithCancel(tenant.WithID(context.Background(), workspace))
+	loader := &memoryLoader{parser: parser.NewParser(parser.Options{}), namespaces: map[string]*rulefmt.RuleGroups{}}
+	var notify rules.NotifyFunc
+	if o.notify != nil {
+		notify = o.notify(workspace)
+	}
+	m := rules.NewManager(&rules.ManagerOptions{
+		NameValidationScheme:   model.UTF8Validation,
+		QueryFunc:              rules.EngineQueryFunc(o.engine, o.queryable),
+		NotifyFunc:             notify,
+		Context:                ctx,
+		AppendableV2:           pushAppendable{pusher: o.pusher, workspace: workspace},
+		Queryable:              o.queryable,
+		Logger:                 o.logger.With("workspace", workspace),
+		OutageTolerance:        o.outageTolerance,
+		ForGracePeriod:         o.forGracePeriod,
+		ResendDelay:            o.resendDelay,
+		GroupLoader:            loader,
+		DefaultRuleQueryOffset: func() time.Duration { return o.queryOffset(workspace) },
+		Parser:                 loader.parser,
+	})
+	go m.Run()
+	return &workspaceRules{manager: m, loader: loader, cancel: cancel}
+}
+
+// update makes the manager evaluate exactly these namespaces' groups; a
+// group unchanged keeps its state (pending alerts, its schedule).
+func (w *workspaceRules) update(namespaces []Namespace, interval time.Duration) error {
+	w.loader.mu.Lock()
+	w.loader.namespaces = map[string]*rulefmt.RuleGroups{}
+	names := make([]string, 0, len(namespaces))
+	for _, ns := range namespaces {
+		w.loader.namespaces[ns.Name] = &rulefmt.RuleGroups{Groups: ns.Groups}
+		names = append(names, ns.Name)
+	}
+	w.loader.mu.Unlock()
+	return w.manager.Update(interval, names, labels.EmptyLabels(), "", nil)
+}
+
+// stop ends every evaluation of the workspace.
+func (w *workspaceRules) stop() {
+	w.manager.Stop()
+	w.cancel()
+}
