@@ -165,6 +165,37 @@ func (s *Store) Resources(ctx context.Context, k Kind, workspace string) ([]*Res
 	return out, nil
 }
 
+// ActiveResources returns the resources of one kind of every ACTIVE
+// workspace, by workspace (the ruler reads every workspace's rule groups
+// namespaces so). A workspace whose status cannot be read is left out; an
+// error listing the resources fails the read.
+func (s *Store) ActiveResources(ctx context.Context, k Kind) (map[string][]*Resource, error) {
+	var workspaces []string
+	err := s.bkt.Iter(ctx, resourcesPrefix, func(name string) error {
+		if ws := strings.TrimSuffix(strings.TrimPrefix(name, resourcesPrefix), "/"); strings.HasSuffix(name, "/") && ws != "" {
+			workspaces = append(workspaces, ws)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list the workspaces with resources: %w", err)
+	}
+	out := map[string][]*Resource{}
+	for _, ws := range workspaces {
+		if s.CheckActive(ctx, ws) != nil {
+			continue
+		}
+		rs, err := s.Resources(ctx, k, ws)
+		if err != nil {
+			return nil, err
+		}
+		if len(rs) > 0 {
+			out[ws] = rs
+		}
+	}
+	return out, nil
+}
+
 // changeResource runs change on the named resource (nil: none yet) of a
 // workspace owned by account, under the account's lock, and writes what it
 // returns (nil: nothing).

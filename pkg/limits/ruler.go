@@ -14,12 +14,21 @@ type RulerLimits struct {
 	MinEvaluationInterval time.Duration `yaml:"ruler_min_evaluation_interval"`
 	// AMP quota: rule groups namespace definition file size, 1 MB.
 	MaxRulesFileSizeBytes int `yaml:"ruler_max_rules_file_size_bytes"`
+	// How far back from its evaluation time a rule queries (Prometheus's
+	// rule_query_offset), for data that arrives late.
+	RuleQueryOffset time.Duration `yaml:"ruler_query_offset"`
 }
 
 func (l *RulerLimits) registerFlags(f *flag.FlagSet) {
 	f.IntVar(&l.MaxRulesPerWorkspace, "ruler.max-rules-per-workspace", 2000, "Most recording and alerting rules a workspace's rule groups namespaces may hold together. AMP quota: 2,000 rules per workspace. 0: no limit.")
 	f.DurationVar(&l.MinEvaluationInterval, "ruler.min-evaluation-interval", 30*time.Second, "Shortest evaluation interval a rule group may set. AMP quota: 30 s.")
 	f.IntVar(&l.MaxRulesFileSizeBytes, "ruler.max-rules-file-size-bytes", 1<<20, "Largest rules file a rule groups namespace may hold, in bytes. AMP quota: 1 MB per rule groups namespace definition file.")
+	f.DurationVar(&l.RuleQueryOffset, "ruler.query-offset", 0, "How far back from its evaluation time each rule queries, for samples that arrive late (Prometheus's rule_query_offset); a group's query_offset takes precedence.")
+}
+
+// RuleQueryOffset is how far back the workspace's rules query.
+func (o *Overrides) RuleQueryOffset(workspace string) time.Duration {
+	return o.get(workspace).Ruler.RuleQueryOffset
 }
 
 // MaxRulesPerWorkspace is the workspace's rules quota (0: none).

@@ -51,17 +51,19 @@ func (l *memoryLoader) Parse(query string) (parser.Expr, error) { return l.parse
 // Prometheus's rules manager: queries read the workspace's series, and
 // recording rules' samples are pushed into it.
 type workspaceRules struct {
-	manager *rules.Manager
-	loader  *memoryLoader
-	cancel  context.CancelFunc
+	manager    *rules.Manager
+	loader     *memoryLoader
+	cancel     context.CancelFunc
+	stopNotify func()
 }
 
 // workspaceOptions are what every workspace's rules manager shares.
 type workspaceOptions struct {
-	engine          promql.QueryEngine
-	queryable       storage.Queryable
-	pusher          Pusher
-	notify          func(workspace string) rules.NotifyFunc
+	engine    promql.QueryEngine
+	queryable storage.Queryable
+	pusher    Pusher
+	// notify returns how a workspace's alerts are sent, and what stops it.
+	notify          func(workspace string) (rules.NotifyFunc, func())
 	interval        time.Duration
 	queryOffset     func(workspace string) time.Duration
 	outageTolerance time.Duration
@@ -74,8 +76,9 @@ func newWorkspaceRules(workspace string, o workspaceOptions) *workspaceRules {
 	ctx, cancel := context.WithCancel(tenant.WithID(context.Background(), workspace))
 	loader := &memoryLoader{parser: parser.NewParser(parser.Options{}), namespaces: map[string]*rulefmt.RuleGroups{}}
 	var notify rules.NotifyFunc
+	stopNotify := func() {}
 	if o.notify != nil {
-		notify = o.notify(workspace)
+		notify, stopNotify = o.notify(workspace)
 	}
 	m := rules.NewManager(&rules.ManagerOptions{
 		NameValidationScheme:   model.UTF8Validation,
@@ -93,7 +96,7 @@ func newWorkspaceRules(workspace string, o workspaceOptions) *workspaceRules {
 		Parser:                 loader.parser,
 	})
 	go m.Run()
-	return &workspaceRules{manager: m, loader: loader, cancel: cancel}
+	return &workspaceRules{manager: m, loader: loader, cancel: cancel, stopNotify: stopNotify}
 }
 
 // update makes the manager evaluate exactly these namespaces' groups; a
@@ -114,4 +117,5 @@ func (w *workspaceRules) update(namespaces []Namespace, interval time.Duration) 
 func (w *workspaceRules) stop() {
 	w.manager.Stop()
 	w.cancel()
+	w.stopNotify()
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/rulefmt"
+	"github.com/prometheus/prometheus/prompb"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/rules"
 	"github.com/prometheus/prometheus/util/teststorage"
@@ -23,7 +24,7 @@ import (
 // fakePusher records what is pushed, by workspace.
 type fakePusher struct {
 	mu     sync.Mutex
-	pushed map[string][]push.Request
+	pushed map[string][]prompb.WriteRequest
 }
 
 func (p *fakePusher) Push(ctx context.Context, req *push.Request) error {
@@ -34,17 +35,17 @@ func (p *fakePusher) Push(ctx context.Context, req *push.Request) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.pushed == nil {
-		p.pushed = map[string][]push.Request{}
+		p.pushed = map[string][]prompb.WriteRequest{}
 	}
-	p.pushed[ws] = append(p.pushed[ws], push.Request{WriteRequest: req.WriteRequest})
+	p.pushed[ws] = append(p.pushed[ws], req.WriteRequest)
 	req.Release()
 	return nil
 }
 
-func (p *fakePusher) of(ws string) []push.Request {
+func (p *fakePusher) of(ws string) []prompb.WriteRequest {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return append([]push.Request(nil), p.pushed[ws]...)
+	return append([]prompb.WriteRequest(nil), p.pushed[ws]...)
 }
 
 func groupsOf(t *testing.T, text string) []rulefmt.RuleGroup {
@@ -74,12 +75,12 @@ func TestWorkspaceRulesRecordAndAlert(t *testing.T) {
 		engine:    promql.NewEngine(promql.EngineOpts{MaxSamples: 1e6, Timeout: time.Minute, LookbackDelta: 5 * time.Minute}),
 		queryable: st,
 		pusher:    pusher,
-		notify: func(ws string) rules.NotifyFunc {
+		notify: func(ws string) (rules.NotifyFunc, func()) {
 			return func(_ context.Context, _ string, as ...*rules.Alert) {
 				mu.Lock()
 				defer mu.Unlock()
 				alerts[ws] = append(alerts[ws], as...)
-			}
+			}, func() {}
 		},
 		interval:    time.Second,
 		queryOffset: func(string) time.Duration { return 0 },

@@ -28,6 +28,7 @@ import (
 	"github.com/vigil-metrics/vigil/pkg/querier"
 	"github.com/vigil-metrics/vigil/pkg/querier/worker"
 	"github.com/vigil-metrics/vigil/pkg/querylog"
+	"github.com/vigil-metrics/vigil/pkg/ruler"
 	"github.com/vigil-metrics/vigil/pkg/storage/bucket"
 	"github.com/vigil-metrics/vigil/pkg/storegateway"
 	sgclient "github.com/vigil-metrics/vigil/pkg/storegateway/client"
@@ -54,6 +55,7 @@ type Config struct {
 	Frontend           frontend.Config        `yaml:"frontend"`
 	QueryLogging       querylog.Config        `yaml:"query_logging"`
 	Compactor          compactor.Config       `yaml:"compactor"`
+	Ruler              ruler.Config           `yaml:"ruler"`
 	StoreGateway       storegateway.Config    `yaml:"store_gateway"`
 	StoreGatewayClient sgclient.Config        `yaml:"store_gateway_client"`
 	Limits             limits.Limits          `yaml:"limits"`
@@ -64,7 +66,7 @@ type Config struct {
 // in the components' RegisterFlags only.
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Target = []string{All}
-	f.Var(&c.Target, "target", "Comma-separated modules to run: all (default), api, compactor, distributor, ingester, querier, query-frontend, store-gateway.")
+	f.Var(&c.Target, "target", "Comma-separated modules to run: all (default), api, compactor, distributor, ingester, querier, query-frontend, ruler, store-gateway.")
 	f.StringVar(&c.DataDir, "data-dir", "./data", "Root directory of all local state: ingester TSDBs and WALs, ring tokens, and the filesystem object-storage backend.")
 
 	c.Auth.RegisterFlags(f)
@@ -94,6 +96,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Frontend.RegisterFlags(f)
 	c.QueryLogging.RegisterFlags(f)
 	c.Compactor.RegisterFlags(f)
+	c.Ruler.RegisterFlags(f)
 	c.StoreGateway.RegisterFlags(f)
 	c.StoreGatewayClient.RegisterFlags(f)
 	c.Limits.RegisterFlags(f)
@@ -148,7 +151,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	for _, v := range []interface{ Validate() error }{
-		&c.Auth, &c.Audit, &c.Storage, &c.ControlPlane, &c.Distributor, &c.Ingester, &c.Querier, &c.FrontendWorker, &c.Frontend, &c.QueryLogging, &c.Compactor, &c.StoreGateway, &c.Limits,
+		&c.Auth, &c.Audit, &c.Storage, &c.ControlPlane, &c.Distributor, &c.Ingester, &c.Querier, &c.FrontendWorker, &c.Frontend, &c.QueryLogging, &c.Compactor, &c.StoreGateway, &c.Ruler, &c.Limits,
 	} {
 		if err := v.Validate(); err != nil {
 			return err

@@ -62,10 +62,10 @@ distributor:
 }
 
 func TestUnknownTarget(t *testing.T) {
-	cfg, err := LoadConfig([]string{"-target=ruler"}, &bytes.Buffer{})
+	cfg, err := LoadConfig([]string{"-target=alertmanager"}, &bytes.Buffer{})
 	require.NoError(t, err)
 	_, err = New(*cfg, nil, nil)
-	require.ErrorContains(t, err, `unknown target "ruler"`)
+	require.ErrorContains(t, err, `unknown target "alertmanager"`)
 }
 
 func TestConfigEndpointMasksSecrets(t *testing.T) {

@@ -66,13 +66,15 @@ const (
 	Storage          = "storage"
 	StoreGateway     = "store-gateway"
 	StoreGatewayRing = "store-gateway-ring"
+	Ruler            = "ruler"
+	RulerRing        = "ruler-ring"
 	Workspaces       = "workspaces"
 )
 
 // deps is the module graph: each module starts after, and stops before, the
 // modules it depends on.
 var deps = map[string][]string{
-	All:              {API, Compactor, Distributor, Ingester, Querier, QueryFrontend, StoreGateway},
+	All:              {API, Compactor, Distributor, Ingester, Querier, QueryFrontend, StoreGateway, Ruler},
 	Compactor:        {Server, MemberlistKV, Storage, Overrides, Workspaces},
 	API:              {Router, ControlPlaneRing},
 	ControlPlaneRing: {MemberlistKV},
@@ -89,9 +91,13 @@ var deps = map[string][]string{
 	StoreGateway:     {Server, MemberlistKV, Storage, StoreGatewayRing, Overrides},
 	StoreGatewayRing: {MemberlistKV},
 	Router:           {Server, Workspaces},
-	Server:           nil,
-	Storage:          nil,
-	Workspaces:       {Storage},
+	// The ruler queries through a querier and records through a
+	// distributor of its own process.
+	Ruler:      {Server, MemberlistKV, RulerRing, Distributor, Querier, Workspaces, Overrides},
+	RulerRing:  {MemberlistKV},
+	Server:     nil,
+	Storage:    nil,
+	Workspaces: {Storage},
 }
 
 func (t *Vigil) setupModules() (*modules.Manager, error) {
@@ -115,6 +121,8 @@ func (t *Vigil) setupModules() (*modules.Manager, error) {
 	mm.RegisterModule(Compactor, t.initCompactor)
 	mm.RegisterModule(StoreGatewayRing, t.initStoreGatewayRing, modules.UserInvisibleModule)
 	mm.RegisterModule(StoreGateway, t.initStoreGateway)
+	mm.RegisterModule(RulerRing, t.initRulerRing, modules.UserInvisibleModule)
+	mm.RegisterModule(Ruler, t.initRuler)
 	mm.RegisterModule(All, nil)
 	for mod, targets := range deps {
 		if err := mm.AddDependency(mod, targets...); err != nil {
@@ -418,6 +426,7 @@ func (t *Vigil) initQuerier() (services.Service, error) {
 		return sgclient.Get(sgPool, inst)
 	}, t.Bucket)
 	queryable := querier.NewQueryable(t.Cfg.Querier, t.IngesterRing, poolGetter(pool), store, t.Overrides)
+	t.Queryable = queryable
 	engine := querier.NewEngine(t.Cfg.Querier, t.Registerer, t.Logger)
 	handler := querier.NewHandler(t.Cfg.Querier, engine, queryable, t.Overrides, queryLogger{t.QueryLogger}, t.Registerer, t.Logger)
 	// With a query-frontend (this process's, or -querier.frontend-address)

@@ -28,7 +28,9 @@ import (
 	"github.com/vigil-metrics/vigil/pkg/inflight"
 	"github.com/vigil-metrics/vigil/pkg/ingester"
 	"github.com/vigil-metrics/vigil/pkg/limits"
+	"github.com/vigil-metrics/vigil/pkg/querier"
 	"github.com/vigil-metrics/vigil/pkg/querylog"
+	"github.com/vigil-metrics/vigil/pkg/ruler"
 	"github.com/vigil-metrics/vigil/pkg/storegateway"
 )
 
@@ -56,6 +58,8 @@ type Vigil struct {
 	IngesterRing *ring.Ring
 	// StoreGatewayRing is the ring of the store-gateways.
 	StoreGatewayRing *ring.Ring
+	// RulerRing is the ring of the rulers.
+	RulerRing *ring.Ring
 	// ControlPlaneRing is the ring of the replicas serving the control plane.
 	ControlPlaneRing *ring.Ring
 	// DistributorRing is the ring of the distributors, which share each
@@ -71,6 +75,10 @@ type Vigil struct {
 	Distributor  *distributor.Distributor
 	Compactor    *compactor.Compactor
 	StoreGateway *storegateway.StoreGateway
+	Ruler        *ruler.Ruler
+	// Queryable reads every workspace's series, for the querier and the
+	// ruler of this process.
+	Queryable *querier.Queryable
 	// QueryLogger writes the query log of workspaces with a query logging
 	// configuration; the querier calls it after each query.
 	QueryLogger *querylog.Logger
@@ -227,7 +235,7 @@ func (t *Vigil) warnLoopbackCluster() {
 		return
 	}
 	advertised := []string{t.Cfg.Ingester.Ring.InstanceAddr, t.Cfg.ControlPlane.Ring.InstanceAddr,
-		t.Cfg.StoreGateway.Ring.InstanceAddr, t.Cfg.Compactor.Ring.InstanceAddr}
+		t.Cfg.StoreGateway.Ring.InstanceAddr, t.Cfg.Compactor.Ring.InstanceAddr, t.Cfg.Ruler.Ring.InstanceAddr}
 	for _, a := range advertised {
 		if a != "" && loopback(a) {
 			return // a cluster on one host's loopback, as the tests run

@@ -33,7 +33,7 @@ var allowed = map[string][]string{
 	"pkg/ingester":            {"pkg/storage/", "pkg/limits", "pkg/pb/", "pkg/ingester/client", "pkg/ringmember"},
 	"pkg/ingester/client":     {"pkg/pb/", "pkg/ringmember"},
 	"pkg/querylog":            nil,
-	"pkg/ruler":               {"pkg/push"},
+	"pkg/ruler":               {"pkg/push", "pkg/ringmember"},
 	"pkg/frontend":            {"pkg/pb/frontendpb"},
 	"pkg/querier/worker":      {"pkg/pb/frontendpb"},
 	"pkg/querier":             {"pkg/ingester/client", "pkg/storegateway/client", "pkg/storage/", "pkg/limits", "pkg/pb/"},

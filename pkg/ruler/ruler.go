@@ -1,0 +1,327 @@
+// Package ruler evaluates the rule groups of every workspace: each group
+// by exactly one healthy ruler of the ruler ring, with Prometheus's rules
+// manager, one per workspace.
+package ruler
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/grafana/dskit/ring"
+	"github.com/grafana/dskit/services"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/common/promslog"
+	"github.com/prometheus/prometheus/config"
+	"github.com/prometheus/prometheus/discovery/targetgroup"
+	"github.com/prometheus/prometheus/model/rulefmt"
+	"github.com/prometheus/prometheus/notifier"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/prometheus/prometheus/rules"
+	"github.com/prometheus/prometheus/storage"
+
+	"github.com/vigil-metrics/vigil/pkg/ringmember"
+	"github.com/vigil-metrics/vigil/pkg/subservices"
+)
+
+// Config configures the ruler.
+type Config struct {
+	EvaluationInterval time.Duration `yaml:"evaluation_interval"`
+	PollInterval       time.Duration `yaml:"poll_interval"`
+	AlertmanagerURL    string        `yaml:"alertmanager_url"`
+	ResendDelay        time.Duration `yaml:"resend_delay"`
+	OutageTolerance    time.Duration `yaml:"for_outage_tolerance"`
+	ForGracePeriod     time.Duration `yaml:"for_grace_period"`
+
+	// Ring is the ruler ring: each rule group is evaluated by the first
+	// healthy ruler of its token.
+	Ring ringmember.Config `yaml:"ring"`
+}
+
+const (
+	// RingName names the ruler ring in metrics and logs.
+	RingName = "ruler"
+	// RingKey is the key of the ruler ring in the KV store.
+	RingKey = "ruler-ring"
+)
+
+// ringDefaults: a ruler holds no data; one that left or died is forgotten
+// soon, so that its groups move on.
+var ringDefaults = ringmember.Defaults{
+	Member:                     "ruler",
+	ReplicationFactor:          1,
+	NumTokens:                  128,
+	UnregisterOnShutdown:       true,
+	AutoForgetUnhealthyPeriods: 2,
+}
+
+// RegisterFlags registers the ruler's flags.
+func (c *Config) RegisterFlags(f *flag.FlagSet) {
+	f.DurationVar(&c.EvaluationInterval, "ruler.evaluation-interval", time.Minute, "Evaluation interval of a rule group that sets none (Prometheus's default).")
+	f.DurationVar(&c.PollInterval, "ruler.poll-interval", 10*time.Second, "How often each ruler reads the workspaces' rule groups namespaces and the ruler ring: a namespace changed, or a group whose ruler left, is taken up within this.")
+	f.StringVar(&c.AlertmanagerURL, "ruler.alertmanager-url", "", "Alertmanager the alerts of each workspace are sent to (its v2 API); {workspace} in the URL is replaced by the workspace ID. Empty: alerts are evaluated (the ALERTS series, the alerts API) but sent nowhere.")
+	f.DurationVar(&c.ResendDelay, "ruler.resend-delay", time.Minute, "How long a firing alert waits before it is sent to the Alertmanager again (Prometheus's --rules.alert.resend-delay).")
+	f.DurationVar(&c.OutageTolerance, "ruler.for-outage-tolerance", time.Hour, "Longest ruler outage after which an alert's for state is not restored (Prometheus's --rules.alert.for-outage-tolerance).")
+	f.DurationVar(&c.ForGracePeriod, "ruler.for-grace-period", 10*time.Minute, "Least for duration left to an alert restored after a restart (Prometheus's --rules.alert.for-grace-period).")
+	c.Ring.RegisterFlagsWithPrefix("ruler.ring.", ringDefaults, f)
+}
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	if c.EvaluationInterval <= 0 || c.PollInterval <= 0 {
+		return errors.New("ruler.evaluation-interval and ruler.poll-interval must be positive")
+	}
+	if c.AlertmanagerURL != "" {
+		if _, err := alertmanagerURL(c.AlertmanagerURL, "ws"); err != nil {
+			return fmt.Errorf("ruler.alertmanager-url: %w", err)
+		}
+	}
+	return c.Ring.Validate()
+}
+
+// alertmanagerURL is the Alertmanager URL of a workspace.
+func alertmanagerURL(template, workspace string) (*url.URL, error) {
+	u, err := url.Parse(strings.ReplaceAll(template, "{workspace}", workspace))
+	if err != nil {
+		return nil, err
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("%q is not an http(s) URL", template)
+	}
+	return u, nil
+}
+
+// RulesFile is one rule groups namespace of a workspace as stored.
+type RulesFile struct {
+	Name string
+	Data []byte
+}
+
+// Store is where the ruler reads every workspace's rule groups namespaces.
+type Store interface {
+	// RulesFiles returns the namespaces of every active workspace.
+	RulesFiles(ctx context.Context) (map[string][]RulesFile, error)
+}
+
+// Limits are the per-workspace settings the ruler applies.
+type Limits interface {
+	// RuleQueryOffset is how far back a workspace's rules query (AMP's
+	// ruleQueryOffsetInSeconds).
+	RuleQueryOffset(workspace string) time.Duration
+}
+
+// Member is this ruler's place in the ruler ring.
+type Member interface {
+	services.Service
+	InstanceID() string
+}
+
+// Ruler evaluates the groups of every workspace that the ring gives it.
+type Ruler struct {
+	services.Service
+
+	cfg       Config
+	store     Store
+	limits    Limits
+	ring      ring.ReadRing
+	member    Member
+	subs      *subservices.Group
+	options   workspaceOptions
+	logger    log.Logger
+	syncs     *prometheus.CounterVec
+	evaluated prometheus.Gauge
+
+	mu         sync.Mutex
+	workspaces map[string]*workspaceRules
+}
+
+// New returns a ruler whose queries go to queryable through engine and
+// whose recording rules' samples go to pusher. member is its membership of
+// the ruler ring r, which the caller runs.
+func New(cfg Config, store Store, limits Limits, engine promql.QueryEngine, queryable storage.Queryable, pusher Pusher, r ring.ReadRing, member Member, reg prometheus.Registerer, logger log.Logger) *Ruler {
+	logger = log.With(logger, "component", "ruler")
+	rl := &Ruler{cfg: cfg, store: store, limits: limits, ring: r, member: member, subs: subservices.NewGroup(member), logger: logger, workspaces: map[string]*workspaceRules{}}
+	rl.options = workspaceOptions{
+		engine: engine, queryable: queryable, pusher: pusher, interval: cfg.EvaluationInterval,
+		queryOffset:     limits.RuleQueryOffset,
+		outageTolerance: cfg.OutageTolerance, forGracePeriod: cfg.ForGracePeriod, resendDelay: cfg.ResendDelay,
+		logger: promslog.New(&promslog.Config{}).With("component", "ruler"),
+	}
+	if cfg.AlertmanagerURL != "" {
+		rl.options.notify = rl.notifier
+	}
+	f := promauto.With(reg)
+	rl.syncs = f.NewCounterVec(prometheus.CounterOpts{
+		Name: "vigil_ruler_syncs_total",
+		Help: "Reads of the rule groups namespaces and the ring by this ruler, by outcome.",
+	}, []string{"outcome"})
+	rl.evaluated = f.NewGauge(prometheus.GaugeOpts{
+		Name: "vigil_ruler_groups",
+		Help: "Rule groups this ruler evaluates.",
+	})
+	rl.Service = services.NewBasicService(subservices.UndoFailedStart(rl.starting, rl.stopping), rl.running, rl.stopping)
+	return rl
+}
+
+func (rl *Ruler) starting(ctx context.Context) error {
+	if err := rl.subs.Start(ctx); err != nil {
+		return err
+	}
+	_ = rl.Sync(ctx)
+	return nil
+}
+
+func (rl *Ruler) running(ctx context.Context) error {
+	t := time.NewTicker(rl.cfg.PollInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-rl.subs.Failed():
+			return err
+		case <-t.C:
+			_ = rl.Sync(ctx)
+		}
+	}
+}
+
+func (rl *Ruler) stopping(error) error {
+	rl.mu.Lock()
+	for ws, w := range rl.workspaces {
+		w.stop()
+		delete(rl.workspaces, ws)
+	}
+	rl.mu.Unlock()
+	return rl.subs.Stop()
+}
+
+var ownerOp = ring.NewOp([]ring.InstanceState{ring.ACTIVE}, nil)
+
+// groupKey is a rule group's token in the ruler ring.
+func groupKey(workspace, namespace, group string) uint32 {
+	h := fnv.New32a()
+	for _, s := range []string{workspace, namespace, group} {
+		_, _ = h.Write([]byte(s))
+		_, _ = h.Write([]byte{0})
+	}
+	return h.Sum32()
+}
+
+// owns reports whether this ruler evaluates the group: it is the first
+// healthy ACTIVE ruler of the group's token.
+func (rl *Ruler) owns(workspace, namespace, group string) (bool, error) {
+	rs, err := rl.ring.Get(groupKey(workspace, namespace, group), ownerOp, nil, nil, nil)
+	if err != nil {
+		return false, err
+	}
+	return len(rs.Instances) > 0 && rs.Instances[0].Id == rl.member.InstanceID(), nil
+}
+
+// rulesParser parses rules files as the control plane checked them.
+var rulesParser = parser.NewParser(parser.Options{})
+
+// Sync reads every workspace's namespaces and the ring, and makes this
+// ruler evaluate exactly the groups it owns: new and changed groups start,
+// groups gone or handed to another ruler stop. A failed read changes
+// nothing.
+func (rl *Ruler) Sync(ctx context.Context) error {
+	files, err := rl.store.RulesFiles(ctx)
+	if err != nil {
+		rl.syncs.WithLabelValues("failure").Inc()
+		level.Warn(rl.logger).Log("msg", "cannot read the rule groups namespaces; retrying at the next poll", "err", err)
+		return err
+	}
+	owned := map[string][]Namespace{}
+	groups := 0
+	for ws, nss := range files {
+		for _, f := range nss {
+			rgs, errs := rulefmt.Parse(f.Data, false, model.UTF8Validation, rulesParser, promslog.NewNopLogger())
+			if len(errs) > 0 {
+				level.Warn(rl.logger).Log("msg", "rules file does not parse; its groups are not evaluated", "workspace", ws, "namespace", f.Name, "err", errors.Join(errs...))
+				continue
+			}
+			ns := Namespace{Name: f.Name}
+			for _, g := range rgs.Groups {
+				mine, err := rl.owns(ws, f.Name, g.Name)
+				if err != nil {
+					rl.syncs.WithLabelValues("failure").Inc()
+					level.Warn(rl.logger).Log("msg", "cannot read the ruler ring; retrying at the next poll", "err", err)
+					return err
+				}
+				if mine {
+					ns.Groups = append(ns.Groups, g)
+				}
+			}
+			if len(ns.Groups) > 0 {
+				owned[ws] = append(owned[ws], ns)
+				groups += len(ns.Groups)
+			}
+		}
+	}
+	rl.mu.Lock()
+	defer rl.mu.Unlock()
+	for ws, w := range rl.workspaces {
+		if _, ok := owned[ws]; !ok {
+			w.stop()
+			delete(rl.workspaces, ws)
+		}
+	}
+	for ws, nss := range owned {
+		w := rl.workspaces[ws]
+		if w == nil {
+			w = newWorkspaceRules(ws, rl.options)
+			rl.workspaces[ws] = w
+		}
+		if err := w.update(nss, rl.cfg.EvaluationInterval); err != nil {
+			level.Warn(rl.logger).Log("msg", "cannot load the workspace's rule groups", "workspace", ws, "err", err)
+		}
+	}
+	rl.evaluated.Set(float64(groups))
+	rl.syncs.WithLabelValues("success").Inc()
+	return nil
+}
+
+// notifier returns the function that sends a workspace's alerts to its
+// Alertmanager, through Prometheus's notifier (queue, batches, retries).
+func (rl *Ruler) notifier(workspace string) (rules.NotifyFunc, func()) {
+	u, err := alertmanagerURL(rl.cfg.AlertmanagerURL, workspace)
+	if err != nil {
+		level.Warn(rl.logger).Log("msg", "no Alertmanager for the workspace", "workspace", workspace, "err", err)
+		return nil, func() {}
+	}
+	n := notifier.NewManager(&notifier.Options{QueueCapacity: 10_000}, model.UTF8Validation, slog.New(slog.DiscardHandler))
+	am := config.DefaultAlertmanagerConfig
+	am.Scheme, am.PathPrefix = u.Scheme, u.Path
+	if err := n.ApplyConfig(&config.Config{AlertingConfig: config.AlertingConfig{AlertmanagerConfigs: config.AlertmanagerConfigs{&am}}}); err != nil {
+		level.Warn(rl.logger).Log("msg", "no Alertmanager for the workspace", "workspace", workspace, "err", err)
+		return nil, func() {}
+	}
+	targets := make(chan map[string][]*targetgroup.Group, 1)
+	targets <- map[string][]*targetgroup.Group{"config-0": {{Source: "ruler", Targets: []model.LabelSet{{model.AddressLabel: model.LabelValue(u.Host)}}}}}
+	go n.Run(targets)
+	return rules.SendAlerts(n, ""), n.Stop
+}
+
+// RuleGroups returns the groups this ruler evaluates, by workspace.
+func (rl *Ruler) RuleGroups(workspace string) []*rules.Group {
+	rl.mu.Lock()
+	w := rl.workspaces[workspace]
+	rl.mu.Unlock()
+	if w == nil {
+		return nil
+	}
+	return w.manager.RuleGroups()
+}
