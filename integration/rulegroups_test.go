@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/amp"
@@ -143,6 +144,31 @@ func TestRuleGroupsNamespacesContract(t *testing.T) {
 			require.ErrorAs(t, err, &nf)
 		})
 	}
+	// Names: AMP's 128 characters, any of them, on the filesystem
+	// bucket; none that its ARN could not hold.
+	long := "a" + strings.Repeat("é", 127)
+	_, err = c.CreateRuleGroupsNamespace(ctx, &amp.CreateRuleGroupsNamespaceInput{WorkspaceId: ws, Name: aws.String(long), Data: []byte("groups: []\n")})
+	require.NoError(t, err, "128 characters of 2 bytes each")
+	_, err = c.DescribeRuleGroupsNamespace(ctx, &amp.DescribeRuleGroupsNamespaceInput{WorkspaceId: ws, Name: aws.String(long)})
+	require.NoError(t, err)
+	_, err = c.DeleteRuleGroupsNamespace(ctx, &amp.DeleteRuleGroupsNamespaceInput{WorkspaceId: ws, Name: aws.String(long)})
+	require.NoError(t, err)
+	for _, bad := range []string{"what?now", "a*", "a" + strings.Repeat("b", 128)} {
+		_, err = c.CreateRuleGroupsNamespace(ctx, &amp.CreateRuleGroupsNamespaceInput{WorkspaceId: ws, Name: aws.String(bad), Data: []byte("groups: []\n")})
+		var ve *types.ValidationException
+		require.ErrorAs(t, err, &ve, bad)
+		require.Equal(t, "name", *ve.FieldList[0].Name)
+	}
+	// An expression Prometheus's parser would take minutes over is refused
+	// before it is parsed.
+	hostile := "groups:\n  - name: g\n    rules:\n      - record: r\n        expr: " + strings.Repeat("up + ", 100_000) + "up\n"
+	started := time.Now()
+	_, err = c.CreateRuleGroupsNamespace(ctx, &amp.CreateRuleGroupsNamespaceInput{WorkspaceId: ws, Name: aws.String("hostile"), Data: []byte(hostile)})
+	var ve *types.ValidationException
+	require.ErrorAs(t, err, &ve)
+	require.Contains(t, *ve.Message, "binary operators")
+	require.Less(t, time.Since(started), 5*time.Second)
+
 	_, err = c.CreateRuleGroupsNamespace(ctx, &amp.CreateRuleGroupsNamespaceInput{WorkspaceId: ws, Name: aws.String("fits"), Data: []byte(recordingRules(1997))})
 	require.NoError(t, err, "3 + 1,997 rules: exactly the quota")
 

@@ -115,6 +115,7 @@ const (
 	IDRuleGroupsNamespaceNotFound    = "rule-groups-namespace-not-found"
 	IDRuleGroupsNamespaceExists      = "rule-groups-namespace-exists"
 	IDRulesQuota                     = "rules-per-workspace-quota"
+	IDRuleGroupsNamespacesQuota      = "rule-groups-namespaces-per-workspace-quota"
 	IDTooManyOutstandingRequests     = "too-many-outstanding-requests"
 )
 

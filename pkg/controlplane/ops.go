@@ -309,7 +309,11 @@ func (h *Handler) tagged(r *http.Request, acct string) (auth.ARN, error) {
 		return auth.ARN{}, apierror.Invalid("resourceArn", "%v", err)
 	}
 	if a.Region != h.cfg.Region || a.Account != acct {
-		return auth.ARN{}, apierror.New(apierror.NotFound, apierror.IDWorkspaceNotFound, "Resource not found: %s", raw)
+		typ, id := "Workspace", a.ID
+		if k, ok := kinds[a.Type]; ok {
+			typ, id = k.ResourceType, a.Name
+		}
+		return auth.ARN{}, apierror.New(apierror.NotFound, apierror.IDWorkspaceNotFound, "Resource not found: %s", raw).About(typ, truncate(id))
 	}
 	return a, nil
 }

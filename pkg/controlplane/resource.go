@@ -50,30 +50,42 @@ const StatusUpdateFailed = "UPDATE_FAILED"
 
 // Resource is one resource of a workspace, as stored: its document (data,
 // a rules file say), tags, status and the clientTokens of its last
-// operations. Revision counts its writes.
+// operations. Revision counts the writes of its document.
 type Resource struct {
-	Kind       string            `json:"kind"`
-	Workspace  string            `json:"workspace"`
-	Account    string            `json:"account"`
-	Name       string            `json:"name"`
-	ARN        string            `json:"arn"`
-	Revision   int64             `json:"revision"`
-	Status     ResourceStatus    `json:"status"`
-	Data       []byte            `json:"data"`
-	Tags       map[string]string `json:"tags,omitempty"`
-	CreatedAt  time.Time         `json:"createdAt"`
-	ModifiedAt time.Time         `json:"modifiedAt"`
-	Tokens     []opToken         `json:"tokens,omitempty"`
+	Kind      string            `json:"kind"`
+	Workspace string            `json:"workspace"`
+	Account   string            `json:"account"`
+	Name      string            `json:"name"`
+	ARN       string            `json:"arn"`
+	Revision  int64             `json:"revision"`
+	Status    ResourceStatus    `json:"status"`
+	Data      []byte            `json:"data"`
+	Tags      map[string]string `json:"tags,omitempty"`
+	// Units is what the document holds against the workspace's quota of
+	// its kind (a rules file's rules), counted when it was checked.
+	Units      int       `json:"units,omitempty"`
+	CreatedAt  time.Time `json:"createdAt"`
+	ModifiedAt time.Time `json:"modifiedAt"`
+	Tokens     []opToken `json:"tokens,omitempty"`
 }
 
 func resourceFolder(workspace, kind string) string {
 	return resourcesPrefix + workspace + "/" + kind + "/"
 }
 
-// resourceObject is where a resource is stored: its name, which AMP lets
-// hold almost any character, hex-encoded.
+// resourceObject is where a resource is stored: named by the SHA-256 of
+// its name, which AMP lets hold almost any character and 128 of them (the
+// document holds the name itself).
 func resourceObject(workspace, kind, name string) string {
-	return resourceFolder(workspace, kind) + hex.EncodeToString([]byte(name)) + ".json"
+	sum := sha256.Sum256([]byte(name))
+	return resourceFolder(workspace, kind) + hex.EncodeToString(sum[:]) + ".json"
+}
+
+// unitsObject is the index, beside a workspace's resources of a kind, of
+// their names and units: what a quota check reads, rather than every
+// document.
+func unitsObject(workspace, kind string) string {
+	return resourceFolder(workspace, kind) + "units"
 }
 
 func (k Kind) notFound(workspace, name string) error {
@@ -111,10 +123,67 @@ const (
 	resDelete = "delete"
 )
 
-// Admit checks a resource about to be written against the workspace's
-// other resources of its kind (a quota over all of them, say); others
-// excludes the resource itself.
-type Admit func(others []*Resource, r *Resource) error
+// Checks are what a kind checks of a document before it is stored.
+type Checks struct {
+	// Document checks the document alone and returns the units it holds
+	// against the workspace's quota. It runs before any lock is taken or
+	// any other resource read.
+	Document func(data []byte) (units int, err error)
+	// MaxUnits is the workspace's quota of units over all its resources of
+	// the kind, MaxResources of resources (0: none); over either,
+	// QuotaExceeded says why.
+	MaxUnits, MaxResources int
+	QuotaExceeded          func(what string, total, max int) error
+}
+
+// readUnits reads the units index of a workspace's resources of a kind.
+func (s *Store) readUnits(ctx context.Context, k Kind, workspace string) (map[string]int, error) {
+	units := map[string]int{}
+	if _, err := s.readJSON(ctx, unitsObject(workspace, k.Name), &units); err != nil {
+		return nil, err
+	}
+	return units, nil
+}
+
+func (s *Store) putUnits(ctx context.Context, k Kind, workspace string, units map[string]int) error {
+	body, err := json.Marshal(units)
+	if err != nil {
+		return err
+	}
+	if err := s.bkt.Upload(ctx, unitsObject(workspace, k.Name), bytes.NewReader(body)); err != nil {
+		return fmt.Errorf("write the %s index of workspace %s: %w", k.Name, workspace, err)
+	}
+	return nil
+}
+
+// admit checks r against the workspace's quotas, from the units index,
+// and records it there. The caller holds the account's lock; the index is
+// written before the document, so that a crash between the two counts a
+// resource that is not there, never the other way round.
+func (s *Store) admit(ctx context.Context, k Kind, r *Resource, c Checks) error {
+	units, err := s.readUnits(ctx, k, r.Workspace)
+	if err != nil {
+		return err
+	}
+	_, exists := units[r.Name]
+	if c.MaxResources > 0 && !exists && len(units)+1 > c.MaxResources {
+		return c.QuotaExceeded("resources", len(units)+1, c.MaxResources)
+	}
+	total := r.Units
+	for name, n := range units {
+		if name != r.Name {
+			total += n
+		}
+	}
+	if c.MaxUnits > 0 && total > c.MaxUnits {
+		return c.QuotaExceeded("units", total, c.MaxUnits)
+	}
+	if old, ok := units[r.Name]; ok && old == r.Units {
+		return nil
+	}
+	units[r.Name] = r.Units
+	return s.putUnits(ctx, k, r.Workspace, units)
+}
 
 // readResource reads a resource document; found is false when there is none.
 func (s *Store) readResource(ctx context.Context, k Kind, workspace, name string) (*Resource, bool, error) {
@@ -220,20 +289,15 @@ func (s *Store) changeResource(ctx context.Context, k Kind, account, workspace, 
 	return next, s.putResource(ctx, next)
 }
 
-// others returns the workspace's resources of kind k but name.
-func (s *Store) others(ctx context.Context, k Kind, workspace, name string) ([]*Resource, error) {
-	all, err := s.Resources(ctx, k, workspace)
-	if err != nil {
-		return nil, err
-	}
-	return slices.DeleteFunc(all, func(r *Resource) bool { return r.Name == name }), nil
-}
-
 // CreateResource stores a new resource of a workspace, ACTIVE: admit has
 // checked it, and a workspace's components read it from here. A resource
 // of that name is a conflict, unless this is the retry of the create that
 // made it (same clientToken and parameters), which gets it back.
-func (s *Store) CreateResource(ctx context.Context, k Kind, account, workspace, name string, data []byte, tags map[string]string, clientToken string, admit Admit) (*Resource, error) {
+func (s *Store) CreateResource(ctx context.Context, k Kind, account, workspace, name string, data []byte, tags map[string]string, clientToken string, checks Checks) (*Resource, error) {
+	units, err := checks.Document(data)
+	if err != nil {
+		return nil, err
+	}
 	req := dataHash(data, tags)
 	var retried *Resource
 	out, err := s.changeResource(ctx, k, account, workspace, name, func(ws *Workspace, cur *Resource) (*Resource, error) {
@@ -252,10 +316,10 @@ func (s *Store) CreateResource(ctx context.Context, k Kind, account, workspace, 
 		r := &Resource{
 			Kind: k.Name, Workspace: workspace, Account: account, Name: name,
 			ARN:      auth.ARN{Region: s.cfg.Region, Account: account, Type: k.ARNType, ID: workspace, Name: name}.String(),
-			Revision: 1, Status: ResourceStatus{Code: StatusActive}, Data: data, Tags: tags,
+			Revision: 1, Status: ResourceStatus{Code: StatusActive}, Data: data, Tags: tags, Units: units,
 			CreatedAt: now, ModifiedAt: now,
 		}
-		if err := s.admit(ctx, k, r, admit); err != nil {
+		if err := s.admit(ctx, k, r, checks); err != nil {
 			return nil, err
 		}
 		r.Tokens = s.recordToken(nil, clientToken, resCreate, req)
@@ -267,21 +331,14 @@ func (s *Store) CreateResource(ctx context.Context, k Kind, account, workspace, 
 	return out, err
 }
 
-func (s *Store) admit(ctx context.Context, k Kind, r *Resource, admit Admit) error {
-	if admit == nil {
-		return nil
-	}
-	others, err := s.others(ctx, k, r.Workspace, r.Name)
-	if err != nil {
-		return err
-	}
-	return admit(others, r)
-}
-
 // PutResource replaces the document of an existing resource, in force at
 // once. A retry of the put (same clientToken and document) is answered
 // without writing again.
-func (s *Store) PutResource(ctx context.Context, k Kind, account, workspace, name string, data []byte, clientToken string, admit Admit) (*Resource, error) {
+func (s *Store) PutResource(ctx context.Context, k Kind, account, workspace, name string, data []byte, clientToken string, checks Checks) (*Resource, error) {
+	units, err := checks.Document(data)
+	if err != nil {
+		return nil, err
+	}
 	req := dataHash(data, nil)
 	var retried *Resource
 	out, err := s.changeResource(ctx, k, account, workspace, name, func(ws *Workspace, cur *Resource) (*Resource, error) {
@@ -297,9 +354,9 @@ func (s *Store) PutResource(ctx context.Context, k Kind, account, workspace, nam
 			return nil, k.tokenReused(name, clientToken)
 		}
 		next := *cur
-		next.Data, next.Revision, next.ModifiedAt = data, cur.Revision+1, s.now().UTC()
+		next.Data, next.Units, next.Revision, next.ModifiedAt = data, units, cur.Revision+1, s.now().UTC()
 		next.Status = ResourceStatus{Code: StatusActive}
-		if err := s.admit(ctx, k, &next, admit); err != nil {
+		if err := s.admit(ctx, k, &next, checks); err != nil {
 			return nil, err
 		}
 		next.Tokens = s.recordToken(cur.Tokens, clientToken, resPut, req)
@@ -374,10 +431,14 @@ func (s *Store) DeleteResource(ctx context.Context, k Kind, account, workspace, 
 		}
 		return k.notFound(workspace, name)
 	}
-	if s.usedToken(cur.Tokens, clientToken) || s.usedToken(deleted, clientToken) {
+	retry := false
+	for _, t := range deleted {
+		retry = retry || (t.Token == clientToken && t.Request == name && s.usedToken(deleted, clientToken))
+	}
+	if !retry && (s.usedToken(cur.Tokens, clientToken) || s.usedToken(deleted, clientToken)) {
 		return k.tokenReused(name, clientToken)
 	}
-	if clientToken != "" {
+	if clientToken != "" && !retry {
 		body, err := json.Marshal(s.recordToken(deleted, clientToken, resDelete, name))
 		if err != nil {
 			return err
@@ -388,6 +449,14 @@ func (s *Store) DeleteResource(ctx context.Context, k Kind, account, workspace, 
 	}
 	if err := s.bkt.Delete(ctx, resourceObject(workspace, k.Name, name)); err != nil && !s.bkt.IsObjNotFoundErr(err) {
 		return fmt.Errorf("delete %s %s of workspace %s: %w", k.Name, name, workspace, err)
+	}
+	units, err := s.readUnits(ctx, k, workspace)
+	if err != nil {
+		return err
+	}
+	if _, ok := units[name]; ok {
+		delete(units, name)
+		return s.putUnits(ctx, k, workspace, units)
 	}
 	return nil
 }
@@ -421,7 +490,7 @@ func (s *Store) TagResourceByName(ctx context.Context, k Kind, account, workspac
 // error.
 func (s *Store) LookupResource(ctx context.Context, workspace, arnType, name string) (*auth.Resource, error) {
 	k, ok := kinds[arnType]
-	if !ok {
+	if !ok || (arnType == auth.TypeRuleGroupsNamespace && validNamespaceName(name) != nil) {
 		return nil, apierror.New(apierror.NotFound, apierror.IDWorkspaceNotFound, "Resource not found: %s/%s/%s", arnType, workspace, truncate(name))
 	}
 	r, found, err := s.readResource(ctx, k, workspace, name)

@@ -6,14 +6,17 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/common/promslog"
 	"github.com/prometheus/prometheus/model/rulefmt"
 	"github.com/prometheus/prometheus/promql/parser"
+	"gopkg.in/yaml.v3"
 
 	"github.com/vigil-metrics/vigil/pkg/apierror"
 	"github.com/vigil-metrics/vigil/pkg/auth"
+	"github.com/vigil-metrics/vigil/pkg/promqlshape"
 )
 
 // RuleGroupsNamespaces is the kind of a workspace's rule groups
@@ -30,6 +33,7 @@ var RuleGroupsNamespaces = Kind{
 // against when it is stored.
 type RulerLimits interface {
 	MaxRulesPerWorkspace(workspace string) int
+	MaxRuleGroupsNamespacesPerWorkspace(workspace string) int
 	MinEvaluationInterval(workspace string) time.Duration
 	MaxRulesFileSizeBytes(workspace string) int
 }
@@ -37,17 +41,18 @@ type RulerLimits interface {
 // amRulerLimits are AMP's quotas, for a handler given no limits.
 type amRulerLimits struct{}
 
-func (amRulerLimits) MaxRulesPerWorkspace(string) int            { return 2000 }
-func (amRulerLimits) MinEvaluationInterval(string) time.Duration { return 30 * time.Second }
-func (amRulerLimits) MaxRulesFileSizeBytes(string) int           { return 1 << 20 }
+func (amRulerLimits) MaxRulesPerWorkspace(string) int                { return 2000 }
+func (amRulerLimits) MaxRuleGroupsNamespacesPerWorkspace(string) int { return 100 }
+func (amRulerLimits) MinEvaluationInterval(string) time.Duration     { return 30 * time.Second }
+func (amRulerLimits) MaxRulesFileSizeBytes(string) int               { return 1 << 20 }
 
 // namespaceNameRe is AMP's RuleGroupsNamespaceName: 1 to 128 characters
 // with at least one letter or digit.
 var namespaceNameRe = regexp.MustCompile(`^.*[0-9A-Za-z][-.0-9A-Z_a-z]*.*$`)
 
 func validNamespaceName(name string) error {
-	if name == "" || len(name) > 128 || !namespaceNameRe.MatchString(name) || strings.ContainsAny(name, "\x00/") {
-		return apierror.Invalid("name", "The name must be 1 to 128 characters, hold a letter or digit, and no slash.")
+	if name == "" || utf8.RuneCountInString(name) > 128 || !utf8.ValidString(name) || !namespaceNameRe.MatchString(name) || strings.ContainsAny(name, "\x00/*?") {
+		return apierror.Invalid("name", "The name must be 1 to 128 characters, hold a letter or digit, and none of / * ? (which its ARN could not hold).")
 	}
 	return nil
 }
@@ -74,54 +79,77 @@ func ParseRules(data []byte) (*rulefmt.RuleGroups, error) {
 	return groups, nil
 }
 
-// countRules returns the rules of a stored rules file (0 if it no longer
-// parses: it was checked when stored).
-func countRules(data []byte) int {
-	groups, err := ParseRules(data)
-	if err != nil {
-		return 0
+// Bounds on each rule's expression, checked before it is parsed:
+// Prometheus's parser takes time that grows with the square of a chain of
+// binary operators, and a rules file is parsed again by every ruler.
+const (
+	maxRuleExprDepth     = 128
+	maxRuleExprOperators = 1024
+)
+
+// checkShapes refuses a rules file holding an expression nested or chained
+// beyond what parsing it cheaply allows. The YAML is decoded without the
+// expressions being parsed.
+func checkShapes(data []byte) error {
+	var file struct {
+		Groups []struct {
+			Rules []struct {
+				Expr string `yaml:"expr"`
+			} `yaml:"rules"`
+		} `yaml:"groups"`
 	}
-	n := 0
-	for _, g := range groups.Groups {
-		n += len(g.Rules)
+	if yaml.Unmarshal(data, &file) != nil {
+		return nil // not YAML: the parser says what is wrong
 	}
-	return n
+	for _, g := range file.Groups {
+		for _, r := range g.Rules {
+			sh := promqlshape.Scan(r.Expr, maxRuleExprDepth)
+			if sh.Depth > maxRuleExprDepth || sh.Operators > maxRuleExprOperators {
+				return apierror.Invalid("data", "A rule's expression nests more than %d levels or holds more than %d binary operators.", maxRuleExprDepth, maxRuleExprOperators)
+			}
+		}
+	}
+	return nil
 }
 
-// admitRules checks a rules file against the workspace's limits: its
-// size, each group's evaluation interval, and the rules of all the
-// workspace's namespaces together.
-func admitRules(lim RulerLimits) Admit {
-	return func(others []*Resource, r *Resource) error {
-		ws := r.Workspace
-		if max := lim.MaxRulesFileSizeBytes(ws); max > 0 && len(r.Data) > max {
-			return apierror.Invalid("data", "The rules file is %d bytes, more than the %d allowed (-ruler.max-rules-file-size-bytes).", len(r.Data), max)
-		}
-		groups, err := ParseRules(r.Data)
-		if err != nil {
-			return err
-		}
-		n := 0
-		var errs []error
-		for _, g := range groups.Groups {
-			n += len(g.Rules)
-			if min := lim.MinEvaluationInterval(ws); g.Interval != 0 && time.Duration(g.Interval) < min {
-				errs = append(errs, fmt.Errorf("group %q: evaluation interval %s is shorter than the %s allowed (-ruler.min-evaluation-interval)", g.Name, g.Interval, model.Duration(min)))
+// rulesChecks are the checks of a workspace's rules files: the file alone
+// (its size, its expressions' shape, Prometheus's parsers, each group's
+// interval), then the workspace's quotas of rules and namespaces.
+func rulesChecks(lim RulerLimits, ws string) Checks {
+	return Checks{
+		Document: func(data []byte) (int, error) {
+			if max := lim.MaxRulesFileSizeBytes(ws); max > 0 && len(data) > max {
+				return 0, apierror.Invalid("data", "The rules file is %d bytes, more than the %d allowed (-ruler.max-rules-file-size-bytes).", len(data), max)
 			}
-		}
-		if len(errs) > 0 {
-			return apierror.Invalid("data", "%v", errors.Join(errs...))
-		}
-		if max := lim.MaxRulesPerWorkspace(ws); max > 0 {
-			total := n
-			for _, o := range others {
-				total += countRules(o.Data)
+			if err := checkShapes(data); err != nil {
+				return 0, err
 			}
-			if total > max {
-				return apierror.New(apierror.QuotaExceeded, apierror.IDRulesQuota,
-					"Limit exceeded. Workspace %s would hold %d rules, more than the %d allowed (-ruler.max-rules-per-workspace).", ws, total, max).About(RuleGroupsNamespaces.ResourceType, r.Name)
+			groups, err := ParseRules(data)
+			if err != nil {
+				return 0, err
 			}
-		}
-		return nil
+			n := 0
+			var errs []error
+			for _, g := range groups.Groups {
+				n += len(g.Rules)
+				if min := lim.MinEvaluationInterval(ws); g.Interval != 0 && time.Duration(g.Interval) < min {
+					errs = append(errs, fmt.Errorf("group %q: evaluation interval %s is shorter than the %s allowed (-ruler.min-evaluation-interval)", g.Name, g.Interval, model.Duration(min)))
+				}
+			}
+			if len(errs) > 0 {
+				return 0, apierror.Invalid("data", "%v", errors.Join(errs...))
+			}
+			return n, nil
+		},
+		MaxUnits:     lim.MaxRulesPerWorkspace(ws),
+		MaxResources: lim.MaxRuleGroupsNamespacesPerWorkspace(ws),
+		QuotaExceeded: func(what string, total, max int) error {
+			if what == "resources" {
+				return apierror.New(apierror.QuotaExceeded, apierror.IDRuleGroupsNamespacesQuota,
+					"Limit exceeded. Workspace %s would hold %d rule groups namespaces, more than the %d allowed (-ruler.max-rule-groups-namespaces-per-workspace).", ws, total, max).About(RuleGroupsNamespaces.ResourceType, ws)
+			}
+			return apierror.New(apierror.QuotaExceeded, apierror.IDRulesQuota,
+				"Limit exceeded. Workspace %s would hold %d rules, more than the %d allowed (-ruler.max-rules-per-workspace).", ws, total, max).About(RuleGroupsNamespaces.ResourceType, ws)
+		},
 	}
 }

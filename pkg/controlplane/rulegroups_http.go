@@ -51,9 +51,11 @@ func describeNamespace(r *Resource, withData bool) namespaceJSON {
 // rules load (CREATING, UPDATING). Vigil checked and stored them already:
 // the namespace reads ACTIVE from then on.
 func accepted(w http.ResponseWriter, r *Resource, status string) {
-	writeJSON(w, http.StatusAccepted, map[string]any{
-		"name": r.Name, "arn": r.ARN, "status": namespaceStatus{StatusCode: status}, "tags": r.Tags,
-	})
+	out := map[string]any{"name": r.Name, "arn": r.ARN, "status": namespaceStatus{StatusCode: status}}
+	if r.Tags != nil {
+		out["tags"] = r.Tags
+	}
+	writeJSON(w, http.StatusAccepted, out)
 }
 
 // checkNamespaceInput checks what a create or put names.
@@ -91,7 +93,7 @@ func (h *Handler) CreateRuleGroupsNamespace(w http.ResponseWriter, r *http.Reque
 		apierror.WriteAWS(w, err)
 		return
 	}
-	ns, err := h.store.CreateResource(r.Context(), RuleGroupsNamespaces, acct, r.PathValue("workspaceId"), in.Name, in.Data, in.Tags, in.ClientToken, admitRules(h.rulerLimitsOrDefault()))
+	ns, err := h.store.CreateResource(r.Context(), RuleGroupsNamespaces, acct, r.PathValue("workspaceId"), in.Name, in.Data, in.Tags, in.ClientToken, rulesChecks(h.rulerLimitsOrDefault(), r.PathValue("workspaceId")))
 	if err != nil {
 		apierror.WriteAWS(w, err)
 		return
@@ -118,7 +120,7 @@ func (h *Handler) PutRuleGroupsNamespace(w http.ResponseWriter, r *http.Request)
 		apierror.WriteAWS(w, err)
 		return
 	}
-	ns, err := h.store.PutResource(r.Context(), RuleGroupsNamespaces, acct, r.PathValue("workspaceId"), name, in.Data, in.ClientToken, admitRules(h.rulerLimitsOrDefault()))
+	ns, err := h.store.PutResource(r.Context(), RuleGroupsNamespaces, acct, r.PathValue("workspaceId"), name, in.Data, in.ClientToken, rulesChecks(h.rulerLimitsOrDefault(), r.PathValue("workspaceId")))
 	if err != nil {
 		apierror.WriteAWS(w, err)
 		return
@@ -132,7 +134,12 @@ func (h *Handler) DescribeRuleGroupsNamespace(w http.ResponseWriter, r *http.Req
 	if !ok {
 		return
 	}
-	ns, err := h.store.DescribeResource(r.Context(), RuleGroupsNamespaces, acct, r.PathValue("workspaceId"), r.PathValue("name"))
+	name := r.PathValue("name")
+	if err := validNamespaceName(name); err != nil {
+		apierror.WriteAWS(w, err)
+		return
+	}
+	ns, err := h.store.DescribeResource(r.Context(), RuleGroupsNamespaces, acct, r.PathValue("workspaceId"), name)
 	if err != nil {
 		apierror.WriteAWS(w, err)
 		return
@@ -193,6 +200,9 @@ func (h *Handler) ListRuleGroupsNamespaces(w http.ResponseWriter, r *http.Reques
 // /workspaces/{id}/rulegroupsnamespaces/{name}?clientToken=.
 func (h *Handler) DeleteRuleGroupsNamespace(w http.ResponseWriter, r *http.Request) {
 	h.deleteWithToken(w, r, func(acct, token string) error {
+		if err := validNamespaceName(r.PathValue("name")); err != nil {
+			return err
+		}
 		return h.store.DeleteResource(r.Context(), RuleGroupsNamespaces, acct, r.PathValue("workspaceId"), r.PathValue("name"), token)
 	})
 }

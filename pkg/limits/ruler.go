@@ -10,6 +10,9 @@ import (
 type RulerLimits struct {
 	// AMP quota: rules per workspace, 2,000.
 	MaxRulesPerWorkspace int `yaml:"ruler_max_rules_per_workspace"`
+	// Rule groups namespaces per workspace (Vigil's bound: AMP states no
+	// quota of its own).
+	MaxRuleGroupsNamespacesPerWorkspace int `yaml:"ruler_max_rule_groups_namespaces_per_workspace"`
 	// AMP quota: rule evaluation interval, at least 30 s.
 	MinEvaluationInterval time.Duration `yaml:"ruler_min_evaluation_interval"`
 	// AMP quota: rule groups namespace definition file size, 1 MB.
@@ -21,6 +24,7 @@ type RulerLimits struct {
 
 func (l *RulerLimits) registerFlags(f *flag.FlagSet) {
 	f.IntVar(&l.MaxRulesPerWorkspace, "ruler.max-rules-per-workspace", 2000, "Most recording and alerting rules a workspace's rule groups namespaces may hold together. AMP quota: 2,000 rules per workspace. 0: no limit.")
+	f.IntVar(&l.MaxRuleGroupsNamespacesPerWorkspace, "ruler.max-rule-groups-namespaces-per-workspace", 100, "Most rule groups namespaces a workspace may hold (Vigil's bound; AMP states no quota). Every ruler reads them all every -ruler.poll-interval. 0: no limit.")
 	f.DurationVar(&l.MinEvaluationInterval, "ruler.min-evaluation-interval", 30*time.Second, "Shortest evaluation interval a rule group may set. AMP quota: 30 s.")
 	f.IntVar(&l.MaxRulesFileSizeBytes, "ruler.max-rules-file-size-bytes", 1<<20, "Largest rules file a rule groups namespace may hold, in bytes. AMP quota: 1 MB per rule groups namespace definition file.")
 	f.DurationVar(&l.RuleQueryOffset, "ruler.query-offset", 0, "How far back from its evaluation time each rule queries, for samples that arrive late (Prometheus's rule_query_offset); a group's query_offset takes precedence.")
@@ -34,6 +38,12 @@ func (o *Overrides) RuleQueryOffset(workspace string) time.Duration {
 // MaxRulesPerWorkspace is the workspace's rules quota (0: none).
 func (o *Overrides) MaxRulesPerWorkspace(workspace string) int {
 	return o.get(workspace).Ruler.MaxRulesPerWorkspace
+}
+
+// MaxRuleGroupsNamespacesPerWorkspace bounds the workspace's namespaces
+// (0: none).
+func (o *Overrides) MaxRuleGroupsNamespacesPerWorkspace(workspace string) int {
+	return o.get(workspace).Ruler.MaxRuleGroupsNamespacesPerWorkspace
 }
 
 // MinEvaluationInterval is the shortest rule evaluation interval of the

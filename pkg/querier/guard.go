@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/vigil-metrics/vigil/pkg/apierror"
+	"github.com/vigil-metrics/vigil/pkg/promqlshape"
 	"github.com/vigil-metrics/vigil/pkg/tenant"
 )
 
@@ -95,8 +96,8 @@ func (g *guard) checkShape(ws, expr string) error {
 			"the query expression is too large (size: %d bytes, limit: %d bytes, -querier.max-query-expression-size-bytes)", len(expr), max)
 	}
 	maxDepth := g.limits.MaxQueryExpressionDepth(ws)
-	sc := scanExpression(expr, maxDepth)
-	if maxDepth > 0 && sc.depth > maxDepth {
+	sc := promqlshape.Scan(expr, maxDepth)
+	if maxDepth > 0 && sc.Depth > maxDepth {
 		return apierror.New(apierror.LimitExceeded, apierror.IDQueryExpressionTooDeep,
 			"the query expression is nested too deeply (more than %d levels of parentheses, brackets or braces, -querier.max-query-expression-depth)", maxDepth)
 	}
@@ -104,99 +105,15 @@ func (g *guard) checkShape(ws, expr string) error {
 	// of binary operators (seconds for 20,000, five minutes for a megabyte
 	// of "up and up and ..."); a syntax tree deeper than
 	// the limit is refused once parsed anyway.
-	if maxOps := operatorsPerDepth * maxDepth; maxDepth > 0 && sc.operators > maxOps {
+	if maxOps := operatorsPerDepth * maxDepth; maxDepth > 0 && sc.Operators > maxOps {
 		return apierror.New(apierror.LimitExceeded, apierror.IDQueryExpressionTooDeep,
 			"the query expression has more than %d binary operators (%d times -querier.max-query-expression-depth)", maxOps, operatorsPerDepth)
 	}
-	if max := g.limits.MaxQueryRegexpSizeBytes(ws); max > 0 && sc.longest > max {
+	if max := g.limits.MaxQueryRegexpSizeBytes(ws); max > 0 && sc.Longest > max {
 		return apierror.New(apierror.LimitExceeded, apierror.IDQueryRegexpTooLarge,
-			"the query expression holds a string or regular expression too large (size: %d bytes, limit: %d bytes, -querier.max-query-regexp-size-bytes)", sc.longest, max)
+			"the query expression holds a string or regular expression too large (size: %d bytes, limit: %d bytes, -querier.max-query-regexp-size-bytes)", sc.Longest, max)
 	}
 	return nil
-}
-
-// exprScan is what one pass over an expression, before it is parsed, tells.
-type exprScan struct {
-	// depth is how deeply it nests parentheses, brackets and braces.
-	depth int
-	// longest is the length of its longest string literal (quotes and
-	// escapes included).
-	longest int
-	// operators counts its binary operators (outside strings, comments and
-	// label matchers; a unary minus or an exponent's sign counts too).
-	operators int
-}
-
-// binaryKeywords are PromQL's binary operators spelt as words.
-var binaryKeywords = []string{"and", "or", "unless", "atan2"}
-
-// scanExpression scans expr outside string literals and comments, in one
-// pass without allocation, counting its nesting no further than past
-// depthLimit (0: no limit).
-func scanExpression(expr string, depthLimit int) exprScan {
-	var sc exprScan
-	depth, braces := 0, 0
-	for i := 0; i < len(expr); i++ {
-		switch c := expr[i]; {
-		case c == '(' || c == '[' || c == '{':
-			depth++
-			if c == '{' {
-				braces++
-			}
-			if depth > sc.depth {
-				sc.depth = depth
-				if depthLimit > 0 && sc.depth > depthLimit {
-					return sc
-				}
-			}
-		case c == ')' || c == ']' || c == '}':
-			if depth > 0 {
-				depth--
-			}
-			if c == '}' && braces > 0 {
-				braces--
-			}
-		case c == '"' || c == '\'' || c == '`':
-			// A string: to its closing quote; backslashes escape in the
-			// first two kinds.
-			start := i
-			for i++; i < len(expr) && expr[i] != c; i++ {
-				if expr[i] == '\\' && c != '`' {
-					i++
-				}
-			}
-			sc.longest = max(sc.longest, min(i, len(expr)-1)-start+1)
-		case c == '#':
-			for i < len(expr) && expr[i] != '\n' {
-				i++
-			}
-		case braces > 0:
-			// Label matchers: their =, !=, =~ and !~ are no operators.
-		case c == '+' || c == '-' || c == '*' || c == '/' || c == '%' || c == '^' || c == '>' || c == '<':
-			sc.operators++
-			if i+1 < len(expr) && expr[i+1] == '=' {
-				i++ // >=, <=
-			}
-		case (c == '=' || c == '!') && i+1 < len(expr) && expr[i+1] == '=':
-			sc.operators++
-			i++
-		case c == '_' || c == ':' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z':
-			start := i
-			for i+1 < len(expr) && isNameByte(expr[i+1]) {
-				i++
-			}
-			for _, k := range binaryKeywords {
-				if strings.EqualFold(expr[start:i+1], k) {
-					sc.operators++
-				}
-			}
-		}
-	}
-	return sc
-}
-
-func isNameByte(c byte) bool {
-	return c == '_' || c == ':' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
 }
 
 // parseTime reads a time as Prometheus's API takes it: seconds since the

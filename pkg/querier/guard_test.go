@@ -13,6 +13,7 @@ import (
 
 	"github.com/vigil-metrics/vigil/pkg/apierror"
 	"github.com/vigil-metrics/vigil/pkg/limits"
+	"github.com/vigil-metrics/vigil/pkg/promqlshape"
 	"github.com/vigil-metrics/vigil/pkg/tenant"
 )
 
@@ -69,10 +70,10 @@ func TestScanExpression(t *testing.T) {
 		{`sum by (job) (rate(x[5m])) / ignoring(le) group_left sum(y)`, 3, 0, 1},
 		{`-1 + 2e-3`, 0, 0, 3},
 	} {
-		sc := scanExpression(tc.expr, 1000)
-		require.Equal(t, exprScan{depth: tc.depth, longest: tc.longest, operators: tc.operators}, sc, tc.expr)
+		sc := promqlshape.Scan(tc.expr, 1000)
+		require.Equal(t, promqlshape.Shape{Depth: tc.depth, Longest: tc.longest, Operators: tc.operators}, sc, tc.expr)
 	}
-	require.Equal(t, 6, scanExpression(strings.Repeat("(", 100000), 5).depth, "stops counting past the limit")
+	require.Equal(t, 6, promqlshape.Scan(strings.Repeat("(", 100000), 5).Depth, "stops counting past the limit")
 }
 
 // TestGuardRefusesHostileQueriesBeforeParsing: each refusal with its

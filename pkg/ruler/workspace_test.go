@@ -15,7 +15,7 @@ import (
 	"github.com/prometheus/prometheus/rules"
 	"github.com/prometheus/prometheus/util/teststorage"
 	"github.com/stretchr/testify/require"
-	"go.yaml.in/yaml/v3"
+	"gopkg.in/yaml.v3"
 
 	"github.com/vigil-metrics/vigil/pkg/push"
 	"github.com/vigil-metrics/vigil/pkg/tenant"
