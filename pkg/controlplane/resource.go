@@ -136,17 +136,24 @@ type Checks struct {
 	QuotaExceeded          func(what string, total, max int) error
 }
 
-// readUnits reads the units index of a workspace's resources of a kind.
-func (s *Store) readUnits(ctx context.Context, k Kind, workspace string) (map[string]int, error) {
-	units := map[string]int{}
-	if _, err := s.readJSON(ctx, unitsObject(workspace, k.Name), &units); err != nil {
-		return nil, err
-	}
-	return units, nil
+// indexEntry is what the index of a workspace's resources of a kind says
+// of one: its units and the revision of its document.
+type indexEntry struct {
+	Units    int   `json:"units"`
+	Revision int64 `json:"revision"`
 }
 
-func (s *Store) putUnits(ctx context.Context, k Kind, workspace string, units map[string]int) error {
-	body, err := json.Marshal(units)
+// readResourceIndex reads the index of a workspace's resources of a kind.
+func (s *Store) readResourceIndex(ctx context.Context, k Kind, workspace string) (map[string]indexEntry, error) {
+	idx := map[string]indexEntry{}
+	if _, err := s.readJSON(ctx, unitsObject(workspace, k.Name), &idx); err != nil {
+		return nil, err
+	}
+	return idx, nil
+}
+
+func (s *Store) putResourceIndex(ctx context.Context, k Kind, workspace string, idx map[string]indexEntry) error {
+	body, err := json.Marshal(idx)
 	if err != nil {
 		return err
 	}
@@ -156,33 +163,59 @@ func (s *Store) putUnits(ctx context.Context, k Kind, workspace string, units ma
 	return nil
 }
 
-// admit checks r against the workspace's quotas, from the units index,
-// and records it there. The caller holds the account's lock; the index is
+// admit checks r against the workspace's quotas, from the index, and
+// records it there. The caller holds the account's lock; the index is
 // written before the document, so that a crash between the two counts a
 // resource that is not there, never the other way round.
 func (s *Store) admit(ctx context.Context, k Kind, r *Resource, c Checks) error {
-	units, err := s.readUnits(ctx, k, r.Workspace)
+	idx, err := s.readResourceIndex(ctx, k, r.Workspace)
 	if err != nil {
 		return err
 	}
-	_, exists := units[r.Name]
-	if c.MaxResources > 0 && !exists && len(units)+1 > c.MaxResources {
-		return c.QuotaExceeded("resources", len(units)+1, c.MaxResources)
+	_, exists := idx[r.Name]
+	if c.MaxResources > 0 && !exists && len(idx)+1 > c.MaxResources {
+		return c.QuotaExceeded("resources", len(idx)+1, c.MaxResources)
 	}
 	total := r.Units
-	for name, n := range units {
+	for name, e := range idx {
 		if name != r.Name {
-			total += n
+			total += e.Units
 		}
 	}
 	if c.MaxUnits > 0 && total > c.MaxUnits {
 		return c.QuotaExceeded("units", total, c.MaxUnits)
 	}
-	if old, ok := units[r.Name]; ok && old == r.Units {
-		return nil
+	idx[r.Name] = indexEntry{Units: r.Units, Revision: r.Revision}
+	return s.putResourceIndex(ctx, k, r.Workspace, idx)
+}
+
+// ResourceRevisions returns the revision of each resource of one kind of
+// a workspace, from its index: what a reader that keeps the documents
+// reads to know which changed.
+func (s *Store) ResourceRevisions(ctx context.Context, k Kind, workspace string) (map[string]int64, error) {
+	idx, err := s.readResourceIndex(ctx, k, workspace)
+	if err != nil {
+		return nil, err
 	}
-	units[r.Name] = r.Units
-	return s.putUnits(ctx, k, r.Workspace, units)
+	out := make(map[string]int64, len(idx))
+	for name, e := range idx {
+		out[name] = e.Revision
+	}
+	return out, nil
+}
+
+// ReadResource reads one resource of a workspace, whoever owns it (for a
+// component, never for a caller: callers use DescribeResource); a missing
+// one is a NotFound error.
+func (s *Store) ReadResource(ctx context.Context, k Kind, workspace, name string) (*Resource, error) {
+	r, found, err := s.readResource(ctx, k, workspace, name)
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		return nil, k.notFound(workspace, name)
+	}
+	return r, nil
 }
 
 // readResource reads a resource document; found is false when there is none.
@@ -234,14 +267,14 @@ func (s *Store) Resources(ctx context.Context, k Kind, workspace string) ([]*Res
 	return out, nil
 }
 
-// ActiveResources returns the resources of one kind of every ACTIVE
-// workspace, by workspace (the ruler reads every workspace's rule groups
-// namespaces so). A workspace whose status cannot be read is left out; an
-// error listing the resources fails the read.
-func (s *Store) ActiveResources(ctx context.Context, k Kind) (map[string][]*Resource, error) {
+// ActiveWorkspacesWith returns the ACTIVE workspaces that hold resources
+// of some kind (the ruler reads their rule groups namespaces). A workspace
+// whose status cannot be read is left out.
+func (s *Store) ActiveWorkspacesWith(ctx context.Context) ([]string, error) {
 	var workspaces []string
 	err := s.bkt.Iter(ctx, resourcesPrefix, func(name string) error {
-		if ws := strings.TrimSuffix(strings.TrimPrefix(name, resourcesPrefix), "/"); strings.HasSuffix(name, "/") && ws != "" {
+		ws := strings.TrimSuffix(strings.TrimPrefix(name, resourcesPrefix), "/")
+		if strings.HasSuffix(name, "/") && ws != "" && s.CheckActive(ctx, ws) == nil {
 			workspaces = append(workspaces, ws)
 		}
 		return nil
@@ -249,20 +282,7 @@ func (s *Store) ActiveResources(ctx context.Context, k Kind) (map[string][]*Reso
 	if err != nil {
 		return nil, fmt.Errorf("list the workspaces with resources: %w", err)
 	}
-	out := map[string][]*Resource{}
-	for _, ws := range workspaces {
-		if s.CheckActive(ctx, ws) != nil {
-			continue
-		}
-		rs, err := s.Resources(ctx, k, ws)
-		if err != nil {
-			return nil, err
-		}
-		if len(rs) > 0 {
-			out[ws] = rs
-		}
-	}
-	return out, nil
+	return workspaces, nil
 }
 
 // changeResource runs change on the named resource (nil: none yet) of a
@@ -450,13 +470,13 @@ func (s *Store) DeleteResource(ctx context.Context, k Kind, account, workspace, 
 	if err := s.bkt.Delete(ctx, resourceObject(workspace, k.Name, name)); err != nil && !s.bkt.IsObjNotFoundErr(err) {
 		return fmt.Errorf("delete %s %s of workspace %s: %w", k.Name, name, workspace, err)
 	}
-	units, err := s.readUnits(ctx, k, workspace)
+	idx, err := s.readResourceIndex(ctx, k, workspace)
 	if err != nil {
 		return err
 	}
-	if _, ok := units[name]; ok {
-		delete(units, name)
-		return s.putUnits(ctx, k, workspace, units)
+	if _, ok := idx[name]; ok {
+		delete(idx, name)
+		return s.putResourceIndex(ctx, k, workspace, idx)
 	}
 	return nil
 }

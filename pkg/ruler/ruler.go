@@ -103,10 +103,19 @@ func alertmanagerURL(template, workspace string) (*url.URL, error) {
 	return u, nil
 }
 
-// RulesFile is one rule groups namespace of a workspace as stored.
+// RulesFile is one rule groups namespace of a workspace as stored; its
+// revision changes with its data.
 type RulesFile struct {
-	Name string
-	Data []byte
+	Name     string
+	Data     []byte
+	Revision int64
+}
+
+// parsedFile is a rules file as last parsed.
+type parsedFile struct {
+	revision int64
+	groups   []rulefmt.RuleGroup
+	err      error
 }
 
 // Store is where the ruler reads every workspace's rule groups namespaces.
@@ -143,6 +152,9 @@ type Ruler struct {
 	syncs     *prometheus.CounterVec
 	evaluated prometheus.Gauge
 
+	syncMu sync.Mutex            // one Sync at a time
+	parsed map[string]parsedFile // by workspace and namespace; under syncMu
+
 	mu         sync.Mutex
 	workspaces map[string]*workspaceRules
 }
@@ -152,7 +164,7 @@ type Ruler struct {
 // the ruler ring r, which the caller runs.
 func New(cfg Config, store Store, limits Limits, engine promql.QueryEngine, queryable storage.Queryable, pusher Pusher, r ring.ReadRing, member Member, reg prometheus.Registerer, logger log.Logger) *Ruler {
 	logger = log.With(logger, "component", "ruler")
-	rl := &Ruler{cfg: cfg, store: store, limits: limits, ring: r, member: member, subs: subservices.NewGroup(member), logger: logger, workspaces: map[string]*workspaceRules{}}
+	rl := &Ruler{cfg: cfg, store: store, limits: limits, ring: r, member: member, subs: subservices.NewGroup(member), logger: logger, workspaces: map[string]*workspaceRules{}, parsed: map[string]parsedFile{}}
 	rl.options = workspaceOptions{
 		engine: engine, queryable: queryable, pusher: pusher, interval: cfg.EvaluationInterval,
 		queryOffset:     limits.RuleQueryOffset,
@@ -238,6 +250,8 @@ var rulesParser = parser.NewParser(parser.Options{})
 // groups gone or handed to another ruler stop. A failed read changes
 // nothing.
 func (rl *Ruler) Sync(ctx context.Context) error {
+	rl.syncMu.Lock()
+	defer rl.syncMu.Unlock()
 	files, err := rl.store.RulesFiles(ctx)
 	if err != nil {
 		rl.syncs.WithLabelValues("failure").Inc()
@@ -246,15 +260,28 @@ func (rl *Ruler) Sync(ctx context.Context) error {
 	}
 	owned := map[string][]Namespace{}
 	groups := 0
+	seen := map[string]bool{}
 	for ws, nss := range files {
 		for _, f := range nss {
-			rgs, errs := rulefmt.Parse(f.Data, false, model.UTF8Validation, rulesParser, promslog.NewNopLogger())
-			if len(errs) > 0 {
-				level.Warn(rl.logger).Log("msg", "rules file does not parse; its groups are not evaluated", "workspace", ws, "namespace", f.Name, "err", errors.Join(errs...))
+			key := ws + "\x00" + f.Name
+			seen[key] = true
+			p, ok := rl.parsed[key]
+			if !ok || p.revision != f.Revision {
+				// Parsed once per revision: every ruler reads every file at
+				// every poll.
+				rgs, errs := rulefmt.Parse(f.Data, false, model.UTF8Validation, rulesParser, promslog.NewNopLogger())
+				p = parsedFile{revision: f.Revision, err: errors.Join(errs...)}
+				if rgs != nil {
+					p.groups = rgs.Groups
+				}
+				rl.parsed[key] = p
+			}
+			if p.err != nil {
+				level.Warn(rl.logger).Log("msg", "rules file does not parse; its groups are not evaluated", "workspace", ws, "namespace", f.Name, "err", p.err)
 				continue
 			}
 			ns := Namespace{Name: f.Name}
-			for _, g := range rgs.Groups {
+			for _, g := range p.groups {
 				mine, err := rl.owns(ws, f.Name, g.Name)
 				if err != nil {
 					rl.syncs.WithLabelValues("failure").Inc()
@@ -269,6 +296,11 @@ func (rl *Ruler) Sync(ctx context.Context) error {
 				owned[ws] = append(owned[ws], ns)
 				groups += len(ns.Groups)
 			}
+		}
+	}
+	for key := range rl.parsed {
+		if !seen[key] {
+			delete(rl.parsed, key)
 		}
 	}
 	rl.mu.Lock()

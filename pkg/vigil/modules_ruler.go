@@ -3,11 +3,13 @@ package vigil
 import (
 	"context"
 	"net"
+	"sync"
 
 	"github.com/grafana/dskit/ring"
 	"github.com/grafana/dskit/services"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/vigil-metrics/vigil/pkg/apierror"
 	"github.com/vigil-metrics/vigil/pkg/controlplane"
 	"github.com/vigil-metrics/vigil/pkg/querier"
 	"github.com/vigil-metrics/vigil/pkg/ringmember"
@@ -36,24 +38,60 @@ func (t *Vigil) initRuler() (services.Service, error) {
 	// The ruler's own engine: its queries neither wait for nor count
 	// against the query API's.
 	engine := querier.NewEngine(t.Cfg.Querier, prometheus.WrapRegistererWithPrefix("vigil_ruler_", t.Registerer), t.Logger)
-	rl := ruler.New(t.Cfg.Ruler, rulesFiles{t.Workspaces}, t.Overrides, engine, t.Queryable, t.Distributor, t.RulerRing, member, t.Registerer, t.Logger)
+	rl := ruler.New(t.Cfg.Ruler, newRulesFiles(t.Workspaces), t.Overrides, engine, t.Queryable, t.Distributor, t.RulerRing, member, t.Registerer, t.Logger)
 	t.Ruler = rl
 	return rl, nil
 }
 
 // rulesFiles gives the ruler every active workspace's rule groups
-// namespaces.
-type rulesFiles struct{ store *controlplane.Store }
+// namespaces. It keeps the documents it read, and reads again only those
+// whose revision in their workspace's index changed.
+type rulesFiles struct {
+	store *controlplane.Store
 
-func (r rulesFiles) RulesFiles(ctx context.Context) (map[string][]ruler.RulesFile, error) {
-	all, err := r.store.ActiveResources(ctx, controlplane.RuleGroupsNamespaces)
+	mu    sync.Mutex
+	known map[string]ruler.RulesFile // by workspace and name
+}
+
+func newRulesFiles(store *controlplane.Store) *rulesFiles {
+	return &rulesFiles{store: store, known: map[string]ruler.RulesFile{}}
+}
+
+func (r *rulesFiles) RulesFiles(ctx context.Context) (map[string][]ruler.RulesFile, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	workspaces, err := r.store.ActiveWorkspacesWith(ctx)
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[string][]ruler.RulesFile, len(all))
-	for ws, rs := range all {
-		for _, res := range rs {
-			out[ws] = append(out[ws], ruler.RulesFile{Name: res.Name, Data: res.Data})
+	out := map[string][]ruler.RulesFile{}
+	seen := map[string]bool{}
+	for _, ws := range workspaces {
+		revisions, err := r.store.ResourceRevisions(ctx, controlplane.RuleGroupsNamespaces, ws)
+		if err != nil {
+			return nil, err
+		}
+		for name, rev := range revisions {
+			key := ws + "\x00" + name
+			f, ok := r.known[key]
+			if !ok || f.Revision != rev {
+				res, err := r.store.ReadResource(ctx, controlplane.RuleGroupsNamespaces, ws, name)
+				if apierror.CauseOf(err) == apierror.NotFound {
+					continue // deleted since the index was read
+				}
+				if err != nil {
+					return nil, err
+				}
+				f = ruler.RulesFile{Name: res.Name, Data: res.Data, Revision: res.Revision}
+				r.known[key] = f
+			}
+			seen[key] = true
+			out[ws] = append(out[ws], f)
+		}
+	}
+	for key := range r.known {
+		if !seen[key] {
+			delete(r.known, key)
 		}
 	}
 	return out, nil

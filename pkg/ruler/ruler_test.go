@@ -1,0 +1,99 @@
+package ruler
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/grafana/dskit/ring"
+	"github.com/grafana/dskit/services"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/util/teststorage"
+	"github.com/stretchr/testify/require"
+)
+
+// halfRing gives a group's token to ruler "a" when even, "b" when odd;
+// with down set, every token goes to the other.
+type halfRing struct {
+	ring.ReadRing
+	down string
+}
+
+func (r halfRing) Get(key uint32, _ ring.Operation, _ []ring.InstanceDesc, _, _ []string) (ring.ReplicationSet, error) {
+	owner := []string{"a", "b"}[key%2]
+	if owner == r.down {
+		owner = map[string]string{"a": "b", "b": "a"}[owner]
+	}
+	return ring.ReplicationSet{Instances: []ring.InstanceDesc{{Id: owner}}}, nil
+}
+
+type fakeMember struct {
+	services.Service
+	id string
+}
+
+func (m fakeMember) InstanceID() string { return m.id }
+
+type staticFiles map[string][]RulesFile
+
+func (f staticFiles) RulesFiles(context.Context) (map[string][]RulesFile, error) { return f, nil }
+
+type noOffset struct{}
+
+func (noOffset) RuleQueryOffset(string) time.Duration { return 0 }
+
+func groupNames(rl *Ruler, ws string) []string {
+	var out []string
+	for _, g := range rl.RuleGroups(ws) {
+		out = append(out, g.File()+"/"+g.Name())
+	}
+	return out
+}
+
+// TestEachGroupHasOneRuler: two rulers split a workspace's groups by the
+// ring, each group evaluated by exactly one; when one leaves the ring, the
+// other takes its groups at its next sync; a changed file is taken up.
+func TestEachGroupHasOneRuler(t *testing.T) {
+	var data string
+	for i := 0; i < 8; i++ {
+		data += fmt.Sprintf("  - name: g%d\n    rules:\n      - record: r%d\n        expr: vector(1)\n", i, i)
+	}
+	files := staticFiles{"ws-1": {{Name: "ns", Data: []byte("groups:\n" + data), Revision: 1}}}
+	st := teststorage.New(t)
+	engine := promql.NewEngine(promql.EngineOpts{MaxSamples: 1e6, Timeout: time.Minute})
+	cfg := Config{EvaluationInterval: time.Minute, PollInterval: time.Hour}
+	newRuler := func(id string, r ring.ReadRing) *Ruler {
+		rl := New(cfg, files, noOffset{}, engine, st, &fakePusher{}, r, fakeMember{services.NewIdleService(nil, nil), id}, prometheus.NewRegistry(), log.NewNopLogger())
+		t.Cleanup(func() { _ = rl.stopping(nil) })
+		return rl
+	}
+	a, b := newRuler("a", halfRing{}), newRuler("b", halfRing{})
+	ctx := context.Background()
+	require.NoError(t, a.Sync(ctx))
+	require.NoError(t, b.Sync(ctx))
+	ga, gb := groupNames(a, "ws-1"), groupNames(b, "ws-1")
+	require.NotEmpty(t, ga)
+	require.NotEmpty(t, gb)
+	require.Len(t, append(append([]string{}, ga...), gb...), 8, "every group once")
+	for _, g := range ga {
+		require.NotContains(t, gb, g, "no group on both")
+	}
+
+	// b leaves: a takes every group at its next sync.
+	a.ring = halfRing{down: "b"}
+	require.NoError(t, a.Sync(ctx))
+	require.Len(t, groupNames(a, "ws-1"), 8)
+
+	// A new revision of the file: its groups are what a evaluates.
+	files["ws-1"] = []RulesFile{{Name: "ns", Data: []byte("groups:\n  - name: only\n    rules:\n      - record: r\n        expr: vector(1)\n"), Revision: 2}}
+	require.NoError(t, a.Sync(ctx))
+	require.Equal(t, []string{"ns/only"}, groupNames(a, "ws-1"))
+
+	// The namespace gone: the workspace's manager stops.
+	delete(files, "ws-1")
+	require.NoError(t, a.Sync(ctx))
+	require.Empty(t, groupNames(a, "ws-1"))
+}
