@@ -13,7 +13,7 @@ PROTO_MAP = Mtypes.proto=github.com/prometheus/prometheus/prompb,Mremote.proto=g
 RUN_FLAGS := -server.http-listen-address=127.0.0.1 -server.grpc-listen-address=127.0.0.1 \
 	-memberlist.bind-addr=127.0.0.1 -ingester.ring.instance-addr=127.0.0.1 -controlplane.ring.instance-addr=127.0.0.1 -store-gateway.ring.instance-addr=127.0.0.1 -compactor.ring.instance-addr=127.0.0.1
 
-.PHONY: help build run test e2e bench lint image proto reference-help install-prometheus install-prometheus3 install-minio image-minio clean compose-up compose-down helm-test
+.PHONY: help build run test e2e bench lint image proto reference-help install-prometheus install-prometheus3 install-minio install-alertmanager image-minio clean compose-up compose-down helm-test
 
 help: ## List the targets.
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
@@ -29,8 +29,8 @@ test: ## Unit tests and in-process integration tests (what CI requires).
 	@test -z "$$(gofmt -l cmd pkg integration tools internal)" || { echo "gofmt needed:"; gofmt -l cmd pkg integration tools internal; exit 1; }
 	$(GO) test -race -count=1 -timeout 15m ./...
 
-e2e: install-prometheus install-prometheus3 install-minio ## Multi-process cluster tests (kill and rolling restarts), the bounded series call over a day of 100k series, a real Prometheus agent remote-writing to Vigil, Prometheus 3.16 remote-writing with SigV4, every read endpoint compared field by field with a Prometheus 3.16 holding the same data, a week of 1,000 series at step 60 s, the aws CLI's amp commands (workspaces and rule groups namespaces), rules files checked by Vigil and by Prometheus 3.16's promtool alike, the long-term storage suite on a real MinIO, and Prometheus's PromQL test corpus through the query API.
-	$(GO) test -count=1 -timeout 30m -tags e2e -run 'TestCluster|TestPrometheusAgent|TestSeriesCallOverADay|TestStorageOnMinIO|TestAWSCLI|TestPrometheus3|TestHonest|TestPromQLCorpus' -v ./integration/ 2>&1 | grep -v '^        level='; exit $${PIPESTATUS[0]}
+e2e: install-prometheus install-prometheus3 install-minio install-alertmanager ## Multi-process cluster tests (kill and rolling restarts), the bounded series call over a day of 100k series, a real Prometheus agent remote-writing to Vigil, Prometheus 3.16 remote-writing with SigV4, every read endpoint compared field by field with a Prometheus 3.16 holding the same data, a week of 1,000 series at step 60 s, the aws CLI's amp commands (workspaces and rule groups namespaces), rules files checked by Vigil and by Prometheus 3.16's promtool alike, the long-term storage suite on a real MinIO, Prometheus's PromQL test corpus through the query API, and a ruler's alerts through Debian's Alertmanager to a webhook.
+	$(GO) test -count=1 -timeout 30m -tags e2e -run 'TestCluster|TestPrometheusAgent|TestSeriesCallOverADay|TestStorageOnMinIO|TestAWSCLI|TestPrometheus3|TestHonest|TestPromQLCorpus|TestRulerAlerts' -v ./integration/ 2>&1 | grep -v '^        level='; exit $${PIPESTATUS[0]}
 
 bench: install-prometheus3 ## Go benchmarks of the push path, the query mix served by ingesters and by the store-gateway, bytes per sample after compaction, then one side-by-side table of the write path (tools/writebench): the monolith, the monolith with -ingester.tsdb.wal-sync=always, the three-zone RF 3 cluster of separate processes and Prometheus 3.16's receiver, in samples per CPU-second and RSS per series (VIGIL_BEFORE=<binary> adds that build's rows); then the same side by side for queries (tools/querybench): a node-exporter and API-server dashboard mix over 100k series of an hour, at concurrency 1 and 4, in CPU per query, p50, p99 and queries per second: Vigil's monolith (through its query-frontend) with and without the results cache, and Prometheus 3.16.
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./pkg/distributor/ ./pkg/ingester/ ./pkg/ingester/client/
@@ -80,6 +80,9 @@ PROMETHEUS3 := $(shell $(GO) env GOPATH)/bin/prometheus-v0.316.0/prometheus
 install-prometheus3: ## Install Prometheus 3.16 and its promtool (the reference of make e2e's tests) with go install if missing.
 	@test -x $(PROMETHEUS3) || GOFLAGS= GOBIN=$(dir $(PROMETHEUS3)) $(GO) install github.com/prometheus/prometheus/cmd/prometheus@v0.316.0
 	@test -x $(dir $(PROMETHEUS3))promtool || GOFLAGS= GOBIN=$(dir $(PROMETHEUS3)) $(GO) install github.com/prometheus/prometheus/cmd/promtool@v0.316.0
+
+install-alertmanager: ## Install Debian's prometheus-alertmanager (the receiver of make e2e's ruler alerts) if missing.
+	@command -v prometheus-alertmanager >/dev/null || { apt-get update && apt-get install -y prometheus-alertmanager; }
 
 install-prometheus: ## Install Debian's prometheus package (used by make e2e) if missing.
 	@command -v prometheus >/dev/null || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus; }

@@ -393,14 +393,7 @@ func (s *Store) DescribeResource(ctx context.Context, k Kind, account, workspace
 	if _, err := s.Describe(ctx, account, workspace); err != nil {
 		return nil, err
 	}
-	r, found, err := s.readResource(ctx, k, workspace, name)
-	if err != nil {
-		return nil, err
-	}
-	if !found {
-		return nil, k.notFound(workspace, name)
-	}
-	return r, nil
+	return s.ReadResource(ctx, k, workspace, name)
 }
 
 // ListResources returns the resources of one kind of a workspace owned by
