@@ -57,16 +57,31 @@ func startMonolith(t *testing.T, dataDir string, extra ...string) *vigil.Vigil {
 	return v
 }
 
-func waitReady(t *testing.T, base string) {
+func waitReady(t *testing.T, base string) { waitOK(t, base+"/ready") }
+
+// waitOK waits for url to answer 200.
+func waitOK(t *testing.T, url string) {
 	t.Helper()
 	require.Eventually(t, func() bool {
-		resp, err := http.Get(base + "/ready")
+		resp, err := http.Get(url)
 		if err != nil {
 			return false
 		}
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
-	}, 30*time.Second, 50*time.Millisecond, "vigil at %s never became ready", base)
+	}, 30*time.Second, 50*time.Millisecond, "%s never answered 200", url)
+}
+
+// createNamespace stores a rule groups namespace through the API (no
+// signature: the monolith's default auth mode).
+func createNamespace(t *testing.T, base, ws, name, rules string) {
+	t.Helper()
+	body, err := json.Marshal(map[string]any{"name": name, "data": []byte(rules)})
+	require.NoError(t, err)
+	resp, err := http.Post(workspaceURL(base, ws)+"/rulegroupsnamespaces", "application/json", bytes.NewReader(body))
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusAccepted, resp.StatusCode)
 }
 
 // createWorkspace calls CreateWorkspace and returns the new workspace's ID.

@@ -95,14 +95,7 @@ receivers:
 		}
 	})
 	url := "http://" + addr
-	require.Eventually(t, func() bool {
-		resp, err := http.Get(url + "/-/ready")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}, 30*time.Second, 100*time.Millisecond, "alertmanager ready")
+	waitOK(t, url+"/-/ready")
 	return url
 }
 
@@ -130,7 +123,7 @@ func TestRulerAlertsReachAlertmanager(t *testing.T) {
 	}
 	write(1)
 
-	body, err := json.Marshal(map[string]any{"name": "alerts", "data": []byte(`groups:
+	createNamespace(t, base, ws, "alerts", `groups:
   - name: alerting
     interval: 1s
     rules:
@@ -138,12 +131,7 @@ func TestRulerAlertsReachAlertmanager(t *testing.T) {
         expr: test_value > 0
         for: 3s
         labels: {severity: page}
-`)})
-	require.NoError(t, err)
-	resp, err := http.Post(workspaceURL(base, ws)+"/rulegroupsnamespaces", "application/json", bytes.NewReader(body))
-	require.NoError(t, err)
-	resp.Body.Close()
-	require.Equal(t, http.StatusAccepted, resp.StatusCode)
+`)
 
 	api := promClient(t, workspaceURL(base, ws))
 	state := func() string {

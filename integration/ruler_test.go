@@ -1,10 +1,7 @@
 package integration
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"net/http"
 	"testing"
 	"time"
 
@@ -31,18 +28,13 @@ func TestRecordingRuleIsWrittenBack(t *testing.T) {
 		require.NoError(t, err)
 	}
 
-	body, err := json.Marshal(map[string]any{"name": "recording", "data": []byte(`groups:
+	createNamespace(t, base, ws, "recording", `groups:
   - name: sums
     interval: 1s
     rules:
       - record: job:up:sum
         expr: sum(up)
-`)})
-	require.NoError(t, err)
-	resp, err := http.Post(workspaceURL(base, ws)+"/rulegroupsnamespaces", "application/json", bytes.NewReader(body))
-	require.NoError(t, err)
-	resp.Body.Close()
-	require.Equal(t, http.StatusAccepted, resp.StatusCode)
+`)
 
 	api := promClient(t, workspaceURL(base, ws))
 	require.Eventually(t, func() bool {
