@@ -183,6 +183,9 @@ func New(cfg Config, store Store, limits Limits, engine promql.QueryEngine, quer
 		Name: "vigil_ruler_groups",
 		Help: "Rule groups this ruler evaluates.",
 	})
+	if reg != nil {
+		reg.MustRegister(newUsage(rl))
+	}
 	rl.Service = services.NewBasicService(subservices.UndoFailedStart(rl.starting, rl.stopping), rl.running, rl.stopping)
 	return rl
 }

@@ -97,3 +97,46 @@ func TestEachGroupHasOneRuler(t *testing.T) {
 	require.NoError(t, a.Sync(ctx))
 	require.Empty(t, groupNames(a, "ws-1"))
 }
+
+// TestUsagePerWorkspaceAndGroup: each workspace's evaluations and failures
+// are counted by workspace and rule group, and go with the workspace.
+func TestUsagePerWorkspaceAndGroup(t *testing.T) {
+	files := staticFiles{
+		"ws-1": {{Name: "ns", Revision: 1, Data: []byte("groups:\n  - name: ok\n    interval: 1s\n    rules:\n      - record: r\n        expr: vector(1)\n")}},
+		"ws-2": {{Name: "ns", Revision: 1, Data: []byte("groups:\n  - name: bad\n    interval: 1s\n    rules:\n      - record: r\n        expr: label_replace(vector(1), \"x\", \"y\", \"z\", \"(\")\n")}},
+	}
+	reg := prometheus.NewRegistry()
+	rl := New(Config{EvaluationInterval: time.Minute, PollInterval: time.Hour}, files, noOffset{},
+		promql.NewEngine(promql.EngineOpts{MaxSamples: 1e6, Timeout: time.Minute}), teststorage.New(t), &fakePusher{},
+		halfRing{down: "b"}, fakeMember{services.NewIdleService(nil, nil), "a"}, reg, log.NewNopLogger())
+	t.Cleanup(func() { _ = rl.stopping(nil) })
+	require.NoError(t, rl.Sync(context.Background()))
+	value := func(name, ws, group string) float64 {
+		mfs, err := reg.Gather()
+		require.NoError(t, err)
+		for _, mf := range mfs {
+			if mf.GetName() != name {
+				continue
+			}
+			for _, m := range mf.Metric {
+				ls := map[string]string{}
+				for _, l := range m.Label {
+					ls[l.GetName()] = l.GetValue()
+				}
+				if ls["workspace"] == ws && ls["rule_group"] == group {
+					return m.Counter.GetValue()
+				}
+			}
+		}
+		return 0
+	}
+	require.Eventually(t, func() bool {
+		return value("vigil_ruler_rule_evaluations_total", "ws-1", "ns;ok") >= 1 &&
+			value("vigil_ruler_rule_evaluation_failures_total", "ws-2", "ns;bad") >= 1
+	}, 10*time.Second, 50*time.Millisecond)
+	require.Zero(t, value("vigil_ruler_rule_evaluation_failures_total", "ws-1", "ns;ok"))
+
+	delete(files, "ws-2")
+	require.NoError(t, rl.Sync(context.Background()))
+	require.Zero(t, value("vigil_ruler_rule_evaluations_total", "ws-2", "ns;bad"), "a workspace's series go with it")
+}

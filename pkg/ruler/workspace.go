@@ -52,6 +52,7 @@ func (l *memoryLoader) Parse(query string) (parser.Expr, error) { return l.parse
 // recording rules' samples are pushed into it.
 type workspaceRules struct {
 	manager    *rules.Manager
+	metrics    *rules.Metrics // the workspace's own, read by usage
 	loader     *memoryLoader
 	cancel     context.CancelFunc
 	stopNotify func()
@@ -80,7 +81,9 @@ func newWorkspaceRules(workspace string, o workspaceOptions) *workspaceRules {
 	if o.notify != nil {
 		notify, stopNotify = o.notify(workspace)
 	}
+	metrics := rules.NewGroupMetrics(nil)
 	m := rules.NewManager(&rules.ManagerOptions{
+		Metrics:                metrics,
 		NameValidationScheme:   model.UTF8Validation,
 		QueryFunc:              rules.EngineQueryFunc(o.engine, o.queryable),
 		NotifyFunc:             notify,
@@ -96,7 +99,7 @@ func newWorkspaceRules(workspace string, o workspaceOptions) *workspaceRules {
 		Parser:                 loader.parser,
 	})
 	go m.Run()
-	return &workspaceRules{manager: m, loader: loader, cancel: cancel, stopNotify: stopNotify}
+	return &workspaceRules{manager: m, metrics: metrics, loader: loader, cancel: cancel, stopNotify: stopNotify}
 }
 
 // update makes the manager evaluate exactly these namespaces' groups; a
