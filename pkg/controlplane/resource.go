@@ -137,10 +137,12 @@ type Checks struct {
 }
 
 // indexEntry is what the index of a workspace's resources of a kind says
-// of one: its units and the revision of its document.
+// of one: its units and the version of its document (the time of its last
+// write, in nanoseconds: unlike the revision, never the same for a
+// resource deleted and created again).
 type indexEntry struct {
-	Units    int   `json:"units"`
-	Revision int64 `json:"revision"`
+	Units   int   `json:"units"`
+	Version int64 `json:"version"`
 }
 
 // readResourceIndex reads the index of a workspace's resources of a kind.
@@ -185,21 +187,25 @@ func (s *Store) admit(ctx context.Context, k Kind, r *Resource, c Checks) error 
 	if c.MaxUnits > 0 && total > c.MaxUnits {
 		return c.QuotaExceeded("units", total, c.MaxUnits)
 	}
-	idx[r.Name] = indexEntry{Units: r.Units, Revision: r.Revision}
+	idx[r.Name] = indexEntry{Units: r.Units, Version: r.Version()}
 	return s.putResourceIndex(ctx, k, r.Workspace, idx)
 }
 
-// ResourceRevisions returns the revision of each resource of one kind of
-// a workspace, from its index: what a reader that keeps the documents
-// reads to know which changed.
-func (s *Store) ResourceRevisions(ctx context.Context, k Kind, workspace string) (map[string]int64, error) {
+// Version identifies the resource's document as last written (see
+// indexEntry).
+func (r *Resource) Version() int64 { return r.ModifiedAt.UnixNano() }
+
+// ResourceVersions returns the version of each resource of one kind of a
+// workspace, from its index: what a reader that keeps the documents reads
+// to know which changed.
+func (s *Store) ResourceVersions(ctx context.Context, k Kind, workspace string) (map[string]int64, error) {
 	idx, err := s.readResourceIndex(ctx, k, workspace)
 	if err != nil {
 		return nil, err
 	}
 	out := make(map[string]int64, len(idx))
 	for name, e := range idx {
-		out[name] = e.Revision
+		out[name] = e.Version
 	}
 	return out, nil
 }
@@ -269,13 +275,20 @@ func (s *Store) Resources(ctx context.Context, k Kind, workspace string) ([]*Res
 
 // ActiveWorkspacesWith returns the ACTIVE workspaces that hold resources
 // of some kind (the ruler reads their rule groups namespaces). A workspace
-// whose status cannot be read is left out.
+// whose status cannot be read fails the read: a reader that acts on the
+// answer (stops evaluating a workspace) must not act on an outage.
 func (s *Store) ActiveWorkspacesWith(ctx context.Context) ([]string, error) {
 	var workspaces []string
 	err := s.bkt.Iter(ctx, resourcesPrefix, func(name string) error {
 		ws := strings.TrimSuffix(strings.TrimPrefix(name, resourcesPrefix), "/")
-		if strings.HasSuffix(name, "/") && ws != "" && s.CheckActive(ctx, ws) == nil {
+		if !strings.HasSuffix(name, "/") || ws == "" {
+			return nil
+		}
+		switch err := s.CheckActive(ctx, ws); {
+		case err == nil:
 			workspaces = append(workspaces, ws)
+		case apierror.CauseOf(err) != apierror.NotFound:
+			return err
 		}
 		return nil
 	})

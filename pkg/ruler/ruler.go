@@ -104,7 +104,8 @@ func alertmanagerURL(template, workspace string) (*url.URL, error) {
 }
 
 // RulesFile is one rule groups namespace of a workspace as stored; its
-// revision changes with its data.
+// revision changes with its data, and is never that of a namespace of the
+// same name deleted before.
 type RulesFile struct {
 	Name     string
 	Data     []byte
@@ -215,34 +216,49 @@ func (rl *Ruler) running(ctx context.Context) error {
 
 func (rl *Ruler) stopping(error) error {
 	rl.mu.Lock()
-	for ws, w := range rl.workspaces {
-		w.stop()
-		delete(rl.workspaces, ws)
-	}
+	all := rl.workspaces
+	rl.workspaces = map[string]*workspaceRules{}
 	rl.mu.Unlock()
+	for _, w := range all {
+		w.stop()
+	}
 	return rl.subs.Stop()
 }
 
 var ownerOp = ring.NewOp([]ring.InstanceState{ring.ACTIVE}, nil)
 
-// groupKey is a rule group's token in the ruler ring.
-func groupKey(workspace, namespace, group string) uint32 {
-	h := fnv.New32a()
-	for _, s := range []string{workspace, namespace, group} {
-		_, _ = h.Write([]byte(s))
-		_, _ = h.Write([]byte{0})
+// owners picks each group's ruler among the healthy ACTIVE rulers of the
+// ring by rendezvous hashing: every ruler with the same view of the ring
+// picks the same one, and when a ruler goes only its groups move.
+type owners struct{ ids []string }
+
+// ownersNow reads the healthy ACTIVE rulers of the ring.
+func (rl *Ruler) ownersNow() (owners, error) {
+	rs, err := rl.ring.GetAllHealthy(ownerOp)
+	if err != nil {
+		return owners{}, err
 	}
-	return h.Sum32()
+	o := owners{}
+	for _, inst := range rs.Instances {
+		o.ids = append(o.ids, inst.Id)
+	}
+	return o, nil
 }
 
-// owns reports whether this ruler evaluates the group: it is the first
-// healthy ACTIVE ruler of the group's token.
-func (rl *Ruler) owns(workspace, namespace, group string) (bool, error) {
-	rs, err := rl.ring.Get(groupKey(workspace, namespace, group), ownerOp, nil, nil, nil)
-	if err != nil {
-		return false, err
+// of returns the ruler of a group ("" when there is none).
+func (o owners) of(workspace, namespace, group string) string {
+	best, bestScore := "", uint64(0)
+	for _, id := range o.ids {
+		h := fnv.New64a()
+		for _, s := range []string{workspace, namespace, group, id} {
+			_, _ = h.Write([]byte(s))
+			_, _ = h.Write([]byte{0})
+		}
+		if score := h.Sum64(); best == "" || score > bestScore || (score == bestScore && id < best) {
+			best, bestScore = id, score
+		}
 	}
-	return len(rs.Instances) > 0 && rs.Instances[0].Id == rl.member.InstanceID(), nil
+	return best
 }
 
 // rulesParser parses rules files as the control plane checked them.
@@ -261,6 +277,13 @@ func (rl *Ruler) Sync(ctx context.Context) error {
 		level.Warn(rl.logger).Log("msg", "cannot read the rule groups namespaces; retrying at the next poll", "err", err)
 		return err
 	}
+	who, err := rl.ownersNow()
+	if err != nil {
+		rl.syncs.WithLabelValues("failure").Inc()
+		level.Warn(rl.logger).Log("msg", "cannot read the ruler ring; retrying at the next poll", "err", err)
+		return err
+	}
+	self := rl.member.InstanceID()
 	owned := map[string][]Namespace{}
 	groups := 0
 	seen := map[string]bool{}
@@ -285,13 +308,7 @@ func (rl *Ruler) Sync(ctx context.Context) error {
 			}
 			ns := Namespace{Name: f.Name}
 			for _, g := range p.groups {
-				mine, err := rl.owns(ws, f.Name, g.Name)
-				if err != nil {
-					rl.syncs.WithLabelValues("failure").Inc()
-					level.Warn(rl.logger).Log("msg", "cannot read the ruler ring; retrying at the next poll", "err", err)
-					return err
-				}
-				if mine {
+				if who.of(ws, f.Name, g.Name) == self {
 					ns.Groups = append(ns.Groups, g)
 				}
 			}
@@ -306,21 +323,32 @@ func (rl *Ruler) Sync(ctx context.Context) error {
 			delete(rl.parsed, key)
 		}
 	}
+	// The map changes under the lock; managers stop and load outside it,
+	// since both wait for evaluations in flight (the usage collector and
+	// RuleGroups take the lock too).
 	rl.mu.Lock()
-	defer rl.mu.Unlock()
+	var gone []*workspaceRules
 	for ws, w := range rl.workspaces {
 		if _, ok := owned[ws]; !ok {
-			w.stop()
+			gone = append(gone, w)
 			delete(rl.workspaces, ws)
 		}
 	}
-	for ws, nss := range owned {
+	current := make(map[string]*workspaceRules, len(owned))
+	for ws := range owned {
 		w := rl.workspaces[ws]
 		if w == nil {
 			w = newWorkspaceRules(ws, rl.options)
 			rl.workspaces[ws] = w
 		}
-		if err := w.update(nss, rl.cfg.EvaluationInterval); err != nil {
+		current[ws] = w
+	}
+	rl.mu.Unlock()
+	for _, w := range gone {
+		w.stop()
+	}
+	for ws, w := range current {
+		if err := w.update(owned[ws], rl.cfg.EvaluationInterval); err != nil {
 			level.Warn(rl.logger).Log("msg", "cannot load the workspace's rule groups", "workspace", ws, "err", err)
 		}
 	}

@@ -15,19 +15,20 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// halfRing gives a group's token to ruler "a" when even, "b" when odd;
-// with down set, every token goes to the other.
-type halfRing struct {
+// twoRulers is a ruler ring of "a" and "b", one of them down if set.
+type twoRulers struct {
 	ring.ReadRing
 	down string
 }
 
-func (r halfRing) Get(key uint32, _ ring.Operation, _ []ring.InstanceDesc, _, _ []string) (ring.ReplicationSet, error) {
-	owner := []string{"a", "b"}[key%2]
-	if owner == r.down {
-		owner = map[string]string{"a": "b", "b": "a"}[owner]
+func (r twoRulers) GetAllHealthy(ring.Operation) (ring.ReplicationSet, error) {
+	var rs ring.ReplicationSet
+	for _, id := range []string{"a", "b"} {
+		if id != r.down {
+			rs.Instances = append(rs.Instances, ring.InstanceDesc{Id: id})
+		}
 	}
-	return ring.ReplicationSet{Instances: []ring.InstanceDesc{{Id: owner}}}, nil
+	return rs, nil
 }
 
 type fakeMember struct {
@@ -70,7 +71,7 @@ func TestEachGroupHasOneRuler(t *testing.T) {
 		t.Cleanup(func() { _ = rl.stopping(nil) })
 		return rl
 	}
-	a, b := newRuler("a", halfRing{}), newRuler("b", halfRing{})
+	a, b := newRuler("a", twoRulers{}), newRuler("b", twoRulers{})
 	ctx := context.Background()
 	require.NoError(t, a.Sync(ctx))
 	require.NoError(t, b.Sync(ctx))
@@ -83,7 +84,7 @@ func TestEachGroupHasOneRuler(t *testing.T) {
 	}
 
 	// b leaves: a takes every group at its next sync.
-	a.ring = halfRing{down: "b"}
+	a.ring = twoRulers{down: "b"}
 	require.NoError(t, a.Sync(ctx))
 	require.Len(t, groupNames(a, "ws-1"), 8)
 
@@ -102,13 +103,15 @@ func TestEachGroupHasOneRuler(t *testing.T) {
 // are counted by workspace and rule group, and go with the workspace.
 func TestUsagePerWorkspaceAndGroup(t *testing.T) {
 	files := staticFiles{
-		"ws-1": {{Name: "ns", Revision: 1, Data: []byte("groups:\n  - name: ok\n    interval: 1s\n    rules:\n      - record: r\n        expr: vector(1)\n")}},
+		// An alerting rule too: without -ruler.alertmanager-url its alerts
+		// go nowhere (and do not crash the process).
+		"ws-1": {{Name: "ns", Revision: 1, Data: []byte("groups:\n  - name: ok\n    interval: 1s\n    rules:\n      - record: r\n        expr: vector(1)\n      - alert: A\n        expr: vector(1)\n")}},
 		"ws-2": {{Name: "ns", Revision: 1, Data: []byte("groups:\n  - name: bad\n    interval: 1s\n    rules:\n      - record: r\n        expr: label_replace(vector(1), \"x\", \"y\", \"z\", \"(\")\n")}},
 	}
 	reg := prometheus.NewRegistry()
 	rl := New(Config{EvaluationInterval: time.Minute, PollInterval: time.Hour}, files, noOffset{},
 		promql.NewEngine(promql.EngineOpts{MaxSamples: 1e6, Timeout: time.Minute}), teststorage.New(t), &fakePusher{},
-		halfRing{down: "b"}, fakeMember{services.NewIdleService(nil, nil), "a"}, reg, log.NewNopLogger())
+		twoRulers{down: "b"}, fakeMember{services.NewIdleService(nil, nil), "a"}, reg, log.NewNopLogger())
 	t.Cleanup(func() { _ = rl.stopping(nil) })
 	require.NoError(t, rl.Sync(context.Background()))
 	value := func(name, ws, group string) float64 {
@@ -131,7 +134,7 @@ func TestUsagePerWorkspaceAndGroup(t *testing.T) {
 		return 0
 	}
 	require.Eventually(t, func() bool {
-		return value("vigil_ruler_rule_evaluations_total", "ws-1", "ns;ok") >= 1 &&
+		return value("vigil_ruler_rule_evaluations_total", "ws-1", "ns;ok") >= 2 &&
 			value("vigil_ruler_rule_evaluation_failures_total", "ws-2", "ns;bad") >= 1
 	}, 10*time.Second, 50*time.Millisecond)
 	require.Zero(t, value("vigil_ruler_rule_evaluation_failures_total", "ws-1", "ns;ok"))

@@ -76,10 +76,14 @@ type workspaceOptions struct {
 func newWorkspaceRules(workspace string, o workspaceOptions) *workspaceRules {
 	ctx, cancel := context.WithCancel(tenant.WithID(context.Background(), workspace))
 	loader := &memoryLoader{parser: parser.NewParser(parser.Options{}), namespaces: map[string]*rulefmt.RuleGroups{}}
-	var notify rules.NotifyFunc
+	// The rules manager calls its NotifyFunc at every evaluation of an
+	// alerting rule: without an Alertmanager, alerts go nowhere.
+	notify := rules.NotifyFunc(func(context.Context, string, ...*rules.Alert) {})
 	stopNotify := func() {}
 	if o.notify != nil {
-		notify, stopNotify = o.notify(workspace)
+		if n, stop := o.notify(workspace); n != nil {
+			notify, stopNotify = n, stop
+		}
 	}
 	metrics := rules.NewGroupMetrics(nil)
 	m := rules.NewManager(&rules.ManagerOptions{
@@ -96,7 +100,10 @@ func newWorkspaceRules(workspace string, o workspaceOptions) *workspaceRules {
 		ResendDelay:            o.resendDelay,
 		GroupLoader:            loader,
 		DefaultRuleQueryOffset: func() time.Duration { return o.queryOffset(workspace) },
-		Parser:                 loader.parser,
+		// A group handed over from another ruler restores its alerts' for
+		// state (ALERTS_FOR_STATE), whenever it arrives.
+		RestoreNewRuleGroups: true,
+		Parser:               loader.parser,
 	})
 	go m.Run()
 	return &workspaceRules{manager: m, metrics: metrics, loader: loader, cancel: cancel, stopNotify: stopNotify}
@@ -118,7 +125,7 @@ func (w *workspaceRules) update(namespaces []Namespace, interval time.Duration) 
 
 // stop ends every evaluation of the workspace.
 func (w *workspaceRules) stop() {
+	w.cancel() // ends the evaluations in flight, which Stop waits for
 	w.manager.Stop()
-	w.cancel()
 	w.stopNotify()
 }

@@ -362,14 +362,18 @@ func (t *Vigil) initDistributor() (services.Service, error) {
 	pool := t.ingesterPool("distributor")
 	pushers := func(inst ring.InstanceDesc) (distributor.Pusher, error) { return client.Get(pool, inst) }
 	// Each distributor is a member of the distributor ring, which counts
-	// the distributors sharing each workspace's ingestion rate.
-	port := t.Server.GRPCListenAddr().(*net.TCPAddr).Port
-	lc, err := ringmember.NewLifecycler(t.Cfg.Distributor.Ring, distributor.RingName, distributor.RingKey, t.ringStore(),
-		ringmember.Member{GRPCPort: port}, t.Registerer, t.Logger)
-	if err != nil {
-		return nil, err
+	// the distributors sharing each workspace's ingestion rate; a ruler's
+	// distributor, which serves no sender, is not.
+	var member services.Service
+	if t.runs(Distributor) {
+		port := t.Server.GRPCListenAddr().(*net.TCPAddr).Port
+		lc, err := ringmember.NewLifecycler(t.Cfg.Distributor.Ring, distributor.RingName, distributor.RingKey, t.ringStore(),
+			ringmember.Member{GRPCPort: port}, t.Registerer, t.Logger)
+		if err != nil {
+			return nil, err
+		}
+		member = ringmember.NewActiveMember(lc, t.DistributorRing)
 	}
-	member := ringmember.NewActiveMember(lc, t.DistributorRing)
 	var replicas distributor.Replicas
 	if t.HATracker != nil {
 		replicas = t.HATracker
@@ -389,6 +393,9 @@ func (t *Vigil) initDistributor() (services.Service, error) {
 	t.Workspaces.OnDeleted(d.ForgetWorkspace)
 	if t.HATracker != nil {
 		t.Workspaces.OnDeleted(t.HATracker.ForgetWorkspace)
+	}
+	if member == nil {
+		return subservices.Service(d, pool), nil
 	}
 	return subservices.Service(member, d, pool), nil
 }
@@ -450,9 +457,13 @@ func (t *Vigil) initQuerier() (services.Service, error) {
 }
 
 // runsQueryFrontend tells whether this process runs the query-frontend.
-func (t *Vigil) runsQueryFrontend() bool {
+func (t *Vigil) runsQueryFrontend() bool { return t.runs(QueryFrontend) }
+
+// runs tells whether the process was asked to run module (or all): not
+// only as another module's dependency.
+func (t *Vigil) runs(module string) bool {
 	for _, target := range t.Cfg.Target {
-		if target == All || target == QueryFrontend {
+		if target == All || target == module {
 			return true
 		}
 	}

@@ -45,7 +45,7 @@ func (t *Vigil) initRuler() (services.Service, error) {
 
 // rulesFiles gives the ruler every active workspace's rule groups
 // namespaces. It keeps the documents it read, and reads again only those
-// whose revision in their workspace's index changed.
+// whose version in their workspace's index changed.
 type rulesFiles struct {
 	store *controlplane.Store
 
@@ -67,14 +67,14 @@ func (r *rulesFiles) RulesFiles(ctx context.Context) (map[string][]ruler.RulesFi
 	out := map[string][]ruler.RulesFile{}
 	seen := map[string]bool{}
 	for _, ws := range workspaces {
-		revisions, err := r.store.ResourceRevisions(ctx, controlplane.RuleGroupsNamespaces, ws)
+		versions, err := r.store.ResourceVersions(ctx, controlplane.RuleGroupsNamespaces, ws)
 		if err != nil {
 			return nil, err
 		}
-		for name, rev := range revisions {
+		for name, version := range versions {
 			key := ws + "\x00" + name
 			f, ok := r.known[key]
-			if !ok || f.Revision != rev {
+			if !ok || f.Revision != version {
 				res, err := r.store.ReadResource(ctx, controlplane.RuleGroupsNamespaces, ws, name)
 				if apierror.CauseOf(err) == apierror.NotFound {
 					continue // deleted since the index was read
@@ -82,7 +82,7 @@ func (r *rulesFiles) RulesFiles(ctx context.Context) (map[string][]ruler.RulesFi
 				if err != nil {
 					return nil, err
 				}
-				f = ruler.RulesFile{Name: res.Name, Data: res.Data, Revision: res.Revision}
+				f = ruler.RulesFile{Name: res.Name, Data: res.Data, Revision: res.Version()}
 				r.known[key] = f
 			}
 			seen[key] = true

@@ -28,3 +28,22 @@ func TestEveryControlRouteHasItsHandler(t *testing.T) {
 		require.True(t, routed[op], "handler of %s has no route", op)
 	}
 }
+
+// TestOnlyRequestedDistributorsJoinTheRing: the distributor a ruler runs
+// for its own pushes is not counted among the distributors that share each
+// workspace's ingestion rate.
+func TestOnlyRequestedDistributorsJoinTheRing(t *testing.T) {
+	for _, tc := range []struct {
+		targets []string
+		joins   bool
+	}{
+		{[]string{All}, true},
+		{[]string{Distributor, API}, true},
+		{[]string{Ruler}, false},
+		{[]string{Querier}, false},
+	} {
+		v := &Vigil{}
+		v.Cfg.Target = tc.targets
+		require.Equal(t, tc.joins, v.runs(Distributor), "%v", tc.targets)
+	}
+}
