@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/stretchr/testify/require"
@@ -45,4 +46,49 @@ func TestRecordingRuleIsWrittenBack(t *testing.T) {
 	val, _, _, err := promClient(t, workspaceURL(base, other)).Query(ctx, "job:up:sum", time.Now())
 	require.NoError(t, err)
 	require.Empty(t, val.(model.Vector), "and only there")
+}
+
+// TestAlertStateSurvivesARestart: an alert pending when the ruler restarts
+// fires when its for: ends, counted from when it first became pending
+// before the restart (ALERTS_FOR_STATE, written back into the workspace,
+// is read again), not from the restart.
+func TestAlertStateSurvivesARestart(t *testing.T) {
+	dir := t.TempDir()
+	flags := []string{"-ruler.poll-interval=200ms", "-ruler.min-evaluation-interval=1s", "-ruler.for-grace-period=1s"}
+	v := startMonolith(t, dir, flags...)
+	base := v.BaseURL()
+	ws := createWorkspace(t, base, "restart")
+	ctx := context.Background()
+	writeValue := func(base string) {
+		_, err := remoteWriter(t, workspaceURL(base, ws)+"/api/v1/remote_write").Store(ctx, encode(t, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
+			series("test_value", nil, prompb.Sample{Timestamp: time.Now().UnixMilli(), Value: 1}),
+		}}), 0)
+		require.NoError(t, err)
+	}
+	writeValue(base)
+	createNamespace(t, base, ws, "alerts", `groups:
+  - name: g
+    interval: 1s
+    rules:
+      - alert: Held
+        expr: test_value > 0
+        for: 20s
+`)
+	api := promClient(t, workspaceURL(base, ws))
+	alertIs := func(api promv1.API, state string) bool {
+		val, _, _, err := api.Query(ctx, `ALERTS{alertname="Held",alertstate="`+state+`"}`, time.Now())
+		vec, ok := val.(model.Vector)
+		return err == nil && ok && len(vec) == 1
+	}
+	require.Eventually(t, func() bool { return alertIs(api, "pending") }, 20*time.Second, 100*time.Millisecond)
+	since := time.Now()
+	time.Sleep(10 * time.Second) // half its for:, ALERTS_FOR_STATE written each second
+	require.NoError(t, v.Stop())
+
+	v = startMonolith(t, dir, flags...)
+	base = v.BaseURL()
+	writeValue(base)
+	api = promClient(t, workspaceURL(base, ws))
+	require.Eventually(t, func() bool { return alertIs(api, "firing") }, 40*time.Second, 200*time.Millisecond)
+	require.Less(t, time.Since(since), 26*time.Second, "fired 20 s after it became pending, not 20 s after the restart (over 30 s)")
 }
