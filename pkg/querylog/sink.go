@@ -5,10 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"sync"
 
+	"github.com/vigil-metrics/vigil/pkg/logging"
 	"github.com/vigil-metrics/vigil/pkg/tenant"
 )
 
@@ -54,8 +54,7 @@ type fileSink struct {
 
 type openFile struct {
 	workspace string
-	f         *os.File
-	size      int64
+	f         *logging.File
 }
 
 func newFileSink(dir string, maxOpen int, maxBytes int64) *fileSink {
@@ -83,41 +82,18 @@ func (s *fileSink) write(workspace string, line []byte) error {
 		el = s.order.PushFront(of)
 		s.open[workspace] = el
 	}
-	of := el.Value.(*openFile)
-	if of.size > 0 && of.size+int64(len(line)) > s.maxBytes {
-		_ = s.closeElement(el)
-		name := filepath.Join(s.dir, workspace+".log")
-		if err := os.Rename(name, name+".1"); err != nil {
-			return fmt.Errorf("rotate query log: %w", err)
-		}
-		var err error
-		if of, err = s.openFile(workspace); err != nil {
-			return err
-		}
-		el = s.order.PushFront(of)
-		s.open[workspace] = el
-	}
 	// One write of a whole line to a file opened with O_APPEND: lines of
 	// several processes sharing the directory do not interleave.
-	n, err := of.f.Write(line)
-	of.size += int64(n)
+	_, err := el.Value.(*openFile).f.Write(line)
 	return err
 }
 
 func (s *fileSink) openFile(workspace string) (*openFile, error) {
-	if err := os.MkdirAll(s.dir, 0o750); err != nil {
-		return nil, fmt.Errorf("create query log directory: %w", err)
-	}
-	f, err := os.OpenFile(filepath.Join(s.dir, workspace+".log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+	f, err := logging.OpenFile(filepath.Join(s.dir, workspace+".log"), s.maxBytes, 1)
 	if err != nil {
 		return nil, fmt.Errorf("open query log: %w", err)
 	}
-	st, err := f.Stat()
-	if err != nil {
-		_ = f.Close()
-		return nil, fmt.Errorf("open query log: %w", err)
-	}
-	return &openFile{workspace: workspace, f: f, size: st.Size()}, nil
+	return &openFile{workspace: workspace, f: f}, nil
 }
 
 // closeElement closes one open file; s.mu is held.
