@@ -446,20 +446,19 @@ func (s *Store) DeleteResource(ctx context.Context, k Kind, account, workspace, 
 	if err != nil {
 		return err
 	}
+	// A retry of a delete of this resource with this token: it removed
+	// the resource (answered as it was), or failed before (done again).
+	retry := s.usedToken(deleted, clientToken) && slices.ContainsFunc(deleted, func(t opToken) bool {
+		return t.Token == clientToken && t.Request == name
+	})
 	if !found {
-		if s.usedToken(deleted, clientToken) {
-			for _, t := range deleted {
-				if t.Token == clientToken && t.Request == name {
-					return nil // a retry of the delete that removed it
-				}
-			}
+		switch {
+		case retry:
+			return nil
+		case s.usedToken(deleted, clientToken):
 			return k.tokenReused(name, clientToken)
 		}
 		return k.notFound(workspace, name)
-	}
-	retry := false
-	for _, t := range deleted {
-		retry = retry || (t.Token == clientToken && t.Request == name && s.usedToken(deleted, clientToken))
 	}
 	if !retry && (s.usedToken(cur.Tokens, clientToken) || s.usedToken(deleted, clientToken)) {
 		return k.tokenReused(name, clientToken)
