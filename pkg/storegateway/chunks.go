@@ -24,9 +24,10 @@ type chunkStats struct {
 // Chunks are laid out in series order and a query reads series in that
 // order, so each read fetches readAhead bytes from the chunk on: the next
 // chunks of the query usually come from the same range. One reader serves
-// one query, from one goroutine. Each chunk is copied out of its range, so
-// that a query keeping a few chunks does not keep every range they came
-// from, and counted against the request's limits.
+// one query, from one goroutine. Each chunk is counted against the
+// request's limits and, for a caller that keeps chunks, copied out of its
+// range, so that a query keeping a few chunks does not keep every range
+// they came from.
 type remoteChunks struct {
 	ctx       context.Context
 	bkt       objstore.BucketReader
@@ -34,6 +35,10 @@ type remoteChunks struct {
 	readAhead int
 	stats     *chunkStats
 	limits    *requestLimits
+	// copyChunks: each chunk is copied out of its range, for a caller that
+	// keeps chunks (the querier in process); a gRPC answer marshals them
+	// at once, which copies them anyway.
+	copyChunks bool
 
 	// The last range fetched of each segment file.
 	windows map[int]window
@@ -73,7 +78,9 @@ func (r *remoteChunks) ChunkOrIterable(meta chunks.Meta) (chunkenc.Chunk, chunke
 	if err := r.limits.addChunkBytes(int(n)); err != nil {
 		return nil, nil, err
 	}
-	data = append(make([]byte, 0, len(data)), data...)
+	if r.copyChunks {
+		data = append(make([]byte, 0, len(data)), data...)
+	}
 	chk, err := chunkenc.FromData(chunkenc.Encoding(data[l]), data[l+chunks.ChunkEncodingSize:])
 	if err != nil {
 		return nil, nil, fmt.Errorf("block %s: chunk at segment %d offset %d: %w", r.block, seq, off, err)

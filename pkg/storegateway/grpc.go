@@ -35,7 +35,8 @@ func (g *StoreGateway) openRequest(ctx context.Context, ids []string, mint, maxt
 	if err != nil {
 		return nil, nil, nil, apierror.New(apierror.BadData, apierror.IDInvalidQuery, "invalid matchers: %v", err)
 	}
-	q, err := g.open(ctx, ws, ids, mint, maxt)
+	// The answer is marshalled as it is read: chunks need no copy.
+	q, err := g.open(ctx, ws, ids, mint, maxt, false)
 	if err != nil {
 		return nil, nil, nil, err
 	}

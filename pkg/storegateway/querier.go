@@ -39,7 +39,7 @@ func (g *StoreGateway) Querier(ctx context.Context, blockIDs []string, mint, max
 	if err != nil {
 		return nil, apierror.New(apierror.BadData, apierror.IDMissingTenant, "%v", err)
 	}
-	q, err := g.open(ctx, ws, blockIDs, mint, maxt)
+	q, err := g.open(ctx, ws, blockIDs, mint, maxt, true)
 	if err != nil {
 		return nil, err
 	}
@@ -65,7 +65,7 @@ type blockQuerier struct {
 // reach) is left out of served: the querier asks another replica for it.
 // The series and chunk bytes of its reads are counted against the
 // workspace's per-query limits.
-func (g *StoreGateway) open(ctx context.Context, ws string, ids []string, mint, maxt int64) (*blockQuerier, error) {
+func (g *StoreGateway) open(ctx context.Context, ws string, ids []string, mint, maxt int64, copyChunks bool) (*blockQuerier, error) {
 	if len(ids) > maxBlocksPerRequest {
 		return nil, apierror.New(apierror.BadData, apierror.IDInvalidQuery, "%d blocks requested, at most %d per request", len(ids), maxBlocksPerRequest)
 	}
@@ -84,7 +84,7 @@ func (g *StoreGateway) open(ctx context.Context, ws string, ids []string, mint, 
 			continue
 		}
 		q.release = append(q.release, release)
-		chunks := &remoteChunks{ctx: ctx, bkt: bucket.ForWorkspace(g.bkt, ws), block: s, readAhead: g.cfg.ChunkReadAhead, stats: &g.stats, limits: lim, windows: map[int]window{}}
+		chunks := &remoteChunks{ctx: ctx, bkt: bucket.ForWorkspace(g.bkt, ws), block: s, readAhead: g.cfg.ChunkReadAhead, stats: &g.stats, limits: lim, copyChunks: copyChunks, windows: map[int]window{}}
 		bq, err := tsdb.NewBlockChunkQuerier(reader{b: b, chunks: chunks}, mint, maxt)
 		if err != nil {
 			level.Warn(g.logger).Log("msg", "cannot query block", "workspace", ws, "block", id, "err", err)
