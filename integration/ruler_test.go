@@ -46,6 +46,24 @@ func TestRecordingRuleIsWrittenBack(t *testing.T) {
 	val, _, _, err := promClient(t, workspaceURL(base, other)).Query(ctx, "job:up:sum", time.Now())
 	require.NoError(t, err)
 	require.Empty(t, val.(model.Vector), "and only there")
+
+	// Prometheus's rules API, read by Prometheus's client, shows the group
+	// with its rule's health; the other workspace has none.
+	rules, err := api.Rules(ctx, nil)
+	require.NoError(t, err)
+	require.Len(t, rules.Groups, 1)
+	g := rules.Groups[0]
+	require.Equal(t, "sums", g.Name)
+	require.Equal(t, "recording", g.File, "a group's file is its namespace")
+	require.Equal(t, 1.0, g.Interval)
+	require.Len(t, g.Rules, 1)
+	rec, ok := g.Rules[0].(promv1.RecordingRule)
+	require.True(t, ok)
+	require.Equal(t, "job:up:sum", rec.Name)
+	require.EqualValues(t, promv1.RuleHealthGood, rec.Health)
+	rules, err = promClient(t, workspaceURL(base, other)).Rules(ctx, nil)
+	require.NoError(t, err)
+	require.Empty(t, rules.Groups)
 }
 
 // TestAlertStateSurvivesARestart: an alert pending when the ruler restarts

@@ -316,6 +316,13 @@ func (a *API) RegisterQuery(query http.Handler) {
 	}
 }
 
+// RegisterRules binds a handler serving Prometheus's /api/v1/rules and
+// /api/v1/alerts for the workspace in the request context.
+func (a *API) RegisterRules(h http.Handler) {
+	a.Bind(auth.OpListRules, h)
+	a.Bind(auth.OpListAlerts, h)
+}
+
 // Operations serves the control-plane writes another replica
 // authenticated, authorised, audited and forwarded, with the caller's
 // account in the context; reads are never forwarded.

@@ -157,6 +157,8 @@ var routeTable = func() []*Route {
 		// queries (Grafana's data source test and feature discovery).
 		{auth.OpQueryMetrics, "/api/v1/query_exemplars"},
 		{auth.OpQueryMetrics, "/api/v1/status/buildinfo"},
+		{auth.OpListRules, "/api/v1/rules"},
+		{auth.OpListAlerts, "/api/v1/alerts"},
 	} {
 		rs = append(rs,
 			&Route{Operation: q.op, Pattern: "/workspaces/{workspaceId}" + q.path, scope: scopePath, readOnly: true, strip: "/workspaces/{workspaceId}", format: formatPrometheus},

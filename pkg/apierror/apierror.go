@@ -117,6 +117,7 @@ const (
 	IDRulesQuota                     = "rules-per-workspace-quota"
 	IDRuleGroupsNamespacesQuota      = "rule-groups-namespaces-per-workspace-quota"
 	IDTooManyOutstandingRequests     = "too-many-outstanding-requests"
+	IDRulerUnavailable               = "ruler-unavailable"
 )
 
 // Error is an error with a cause and a stable ID.

@@ -39,4 +39,6 @@ const (
 	OpGetLabels         Operation = "GetLabels"
 	OpGetSeries         Operation = "GetSeries"
 	OpGetMetricMetadata Operation = "GetMetricMetadata"
+	OpListRules         Operation = "ListRules"
+	OpListAlerts        Operation = "ListAlerts"
 )

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"hash/fnv"
 	"net/http"
-	"sync"
 
 	"github.com/grafana/dskit/httpgrpc"
 	httpgrpcserver "github.com/grafana/dskit/httpgrpc/server"
@@ -16,6 +15,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/vigil-metrics/vigil/pkg/apierror"
+	"github.com/vigil-metrics/vigil/pkg/ringmember"
 	"github.com/vigil-metrics/vigil/pkg/tenant"
 )
 
@@ -52,18 +52,15 @@ func forwarded(r *http.Request) bool { return r.Context().Value(forwardedKey{}) 
 type RingOwners struct {
 	ring      ring.ReadRing
 	self      string // this replica's instance ID
-	dial      func(addr string) (*grpc.ClientConn, error)
+	conns     *ringmember.Conns
 	forwarded prometheus.Counter
-
-	mu    sync.Mutex
-	conns map[string]*grpc.ClientConn
 }
 
 // NewRingOwners returns the owners of accounts on r, where this replica is
 // instance self; dial connects to another replica's gRPC address.
 func NewRingOwners(r ring.ReadRing, self string, dial func(addr string) (*grpc.ClientConn, error), reg prometheus.Registerer) *RingOwners {
 	return &RingOwners{
-		ring: r, self: self, dial: dial, conns: map[string]*grpc.ClientConn{},
+		ring: r, self: self, conns: ringmember.NewConns(dial),
 		forwarded: promauto.With(reg).NewCounter(prometheus.CounterOpts{
 			Name: "vigil_controlplane_forwarded_requests_total",
 			Help: "Control-plane writes handed to the replica owning the caller's account.",
@@ -88,7 +85,7 @@ func (o *RingOwners) Owner(account string) (http.Handler, error) {
 	if inst.Id == o.self {
 		return nil, nil
 	}
-	conn, err := o.conn(inst.Addr)
+	conn, err := o.conns.Get(inst.Addr)
 	if err != nil {
 		return nil, apierror.New(apierror.Unavailable, apierror.IDControlPlaneUnavailable,
 			"cannot reach the control-plane replica of the account, retry later: %v", err)
@@ -97,31 +94,8 @@ func (o *RingOwners) Owner(account string) (http.Handler, error) {
 	return &forwarder{client: httpgrpc.NewHTTPClient(conn), account: account}, nil
 }
 
-func (o *RingOwners) conn(addr string) (*grpc.ClientConn, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if c, ok := o.conns[addr]; ok {
-		return c, nil
-	}
-	c, err := o.dial(addr)
-	if err != nil {
-		return nil, err
-	}
-	o.conns[addr] = c
-	return c, nil
-}
-
 // Close closes the connections to other replicas.
-func (o *RingOwners) Close() error {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	var errs []error
-	for addr, c := range o.conns {
-		errs = append(errs, c.Close())
-		delete(o.conns, addr)
-	}
-	return errors.Join(errs...)
-}
+func (o *RingOwners) Close() error { return o.conns.Close() }
 
 // forwarder hands a control-plane request to the account's owner.
 type forwarder struct {

@@ -78,11 +78,7 @@ func (c *Config) Validate() error {
 // Dialer returns how a replica dials the replica it hands an account's
 // writes to, with the -controlplane.client.* settings.
 func (c *Config) Dialer() (func(addr string) (*grpc.ClientConn, error), error) {
-	opts, err := c.Client.DialOption(nil, nil, nil)
-	if err != nil {
-		return nil, err
-	}
-	return func(addr string) (*grpc.ClientConn, error) { return grpc.NewClient(addr, opts...) }, nil
+	return ringmember.Dialer(c.Client)
 }
 
 // negativeCacheTTL bounds how long a missing workspace is remembered, so that

@@ -11,15 +11,14 @@ import (
 	"github.com/grafana/regexp"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/route"
-	"github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/storage"
-	"github.com/prometheus/prometheus/util/notifications"
 	v1 "github.com/prometheus/prometheus/web/api/v1"
 
 	"github.com/vigil-metrics/vigil/pkg/apierror"
 	"github.com/vigil-metrics/vigil/pkg/logging"
+	"github.com/vigil-metrics/vigil/pkg/promapi"
 	"github.com/vigil-metrics/vigil/pkg/tenant"
 )
 
@@ -137,37 +136,12 @@ func NewHandler(cfg Config, engine promql.QueryEngine, queryable *Queryable, lim
 // newPrometheusAPI returns Prometheus's own query API over q and eq, with
 // the scrape targets of tr (nil: none).
 func newPrometheusAPI(cfg Config, engine promql.QueryEngine, q storage.SampleAndChunkQueryable, eq storage.ExemplarQueryable, tr func(context.Context) v1.TargetRetriever, reg prometheus.Registerer, logger log.Logger) *v1.API {
-	slogger := logging.Slog(logger)
-	return v1.NewAPI(
-		engine, q, nil, eq,
-		nil, tr, nil,
-		func() config.Config { return config.DefaultConfig },
-		map[string]string{},
-		v1.GlobalURLOptions{},
-		func(f http.HandlerFunc) http.HandlerFunc { return f },
-		nil, "", false, false, 0,
-		slogger,
-		nil,
-		0, 1, 1<<20,
-		false,
-		nil,
-		nil,
-		&v1.PrometheusVersion{},
-		func() []notifications.Notification { return nil },
-		func() (<-chan notifications.Notification, func(), bool) { return nil, func() {}, false },
-		prometheus.NewRegistry(),
-		prometheus.WrapRegistererWithPrefix("vigil_querier_", reg),
-		nil,
-		false, nil,
-		false, false, false,
-		cfg.LookbackDelta,
-		false, false,
-		statusOfCause, nil,
-		v1.OpenAPIOptions{},
-		nil,
-		false,
-		cfg.Timeout,
-	)
+	var override v1.OverrideErrorCode = statusOfCause
+	return promapi.New(promapi.Options{
+		Engine: engine, Queryable: q, Exemplars: eq, Targets: tr,
+		OverrideErrorCode: override, LookbackDelta: cfg.LookbackDelta, Timeout: cfg.Timeout,
+		Registerer: prometheus.WrapRegistererWithPrefix("vigil_querier_", reg), Logger: logger,
+	})
 }
 
 // statusOfCause answers a query that ran out of time 422, as AMP does

@@ -17,6 +17,7 @@ import (
 
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
+	"github.com/grafana/dskit/grpcclient"
 	"github.com/grafana/dskit/ring"
 	"github.com/grafana/dskit/services"
 	"github.com/prometheus/client_golang/prometheus"
@@ -31,6 +32,7 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/rules"
 	"github.com/prometheus/prometheus/storage"
+	"google.golang.org/grpc"
 
 	"github.com/vigil-metrics/vigil/pkg/ringmember"
 	"github.com/vigil-metrics/vigil/pkg/subservices"
@@ -48,6 +50,8 @@ type Config struct {
 	// Ring is the ruler ring: each rule group is evaluated by the first
 	// healthy ruler of its token.
 	Ring ringmember.Config `yaml:"ring"`
+	// Client dials the rulers whose groups the rules and alerts APIs read.
+	Client grpcclient.Config `yaml:"grpc_client_config"`
 }
 
 const (
@@ -76,6 +80,13 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.OutageTolerance, "ruler.for-outage-tolerance", time.Hour, "Longest ruler outage after which an alert's for state is not restored (Prometheus's --rules.alert.for-outage-tolerance).")
 	f.DurationVar(&c.ForGracePeriod, "ruler.for-grace-period", 10*time.Minute, "Least for duration left to an alert restored after a restart (Prometheus's --rules.alert.for-grace-period).")
 	c.Ring.RegisterFlagsWithPrefix("ruler.ring.", ringDefaults, f)
+	c.Client.RegisterFlagsWithPrefix("ruler.client", f)
+}
+
+// Dialer returns how the rules API dials the rulers, with the
+// -ruler.client.* settings.
+func (c *Config) Dialer() (func(addr string) (*grpc.ClientConn, error), error) {
+	return ringmember.Dialer(c.Client)
 }
 
 // Validate checks the configuration.
@@ -87,6 +98,9 @@ func (c *Config) Validate() error {
 		if _, err := alertmanagerURL(c.AlertmanagerURL, "ws"); err != nil {
 			return fmt.Errorf("ruler.alertmanager-url: %w", err)
 		}
+	}
+	if err := c.Client.Validate(); err != nil {
+		return fmt.Errorf("ruler.client: %w", err)
 	}
 	return c.Ring.Validate()
 }
@@ -377,6 +391,9 @@ func (rl *Ruler) notifier(workspace string) (rules.NotifyFunc, func()) {
 	go n.Run(targets)
 	return rules.SendAlerts(n, ""), n.Stop
 }
+
+// InstanceID is this ruler's ID in the ruler ring.
+func (rl *Ruler) InstanceID() string { return rl.member.InstanceID() }
 
 // RuleGroups returns the groups this ruler evaluates, by workspace.
 func (rl *Ruler) RuleGroups(workspace string) []*rules.Group {

@@ -67,6 +67,7 @@ const (
 	StoreGateway     = "store-gateway"
 	StoreGatewayRing = "store-gateway-ring"
 	Ruler            = "ruler"
+	RulerAPI         = "ruler-api"
 	RulerRing        = "ruler-ring"
 	Workspaces       = "workspaces"
 )
@@ -85,15 +86,18 @@ var deps = map[string][]string{
 	IngesterRing:     {MemberlistKV},
 	MemberlistKV:     {Server},
 	Overrides:        nil,
-	Querier:          {Router, IngesterRing, StoreGatewayRing, Storage, Overrides, QueryLog},
-	QueryFrontend:    {Router, Overrides, Workspaces, QueryLog},
+	Querier:          {Router, IngesterRing, StoreGatewayRing, Storage, Overrides, QueryLog, RulerAPI},
+	QueryFrontend:    {Router, Overrides, Workspaces, QueryLog, RulerAPI},
 	QueryLog:         {Workspaces},
 	StoreGateway:     {Server, MemberlistKV, Storage, StoreGatewayRing, Overrides},
 	StoreGatewayRing: {MemberlistKV},
 	Router:           {Server, Workspaces},
 	// The ruler queries through a querier and records through a
 	// distributor of its own process.
-	Ruler:      {Server, MemberlistKV, RulerRing, Distributor, Querier, Workspaces, Overrides},
+	Ruler: {Server, MemberlistKV, RulerRing, Distributor, Querier, Workspaces, Overrides},
+	// The rules and alerts APIs are served beside the query API, and read
+	// every ruler.
+	RulerAPI:   {Router, RulerRing},
 	RulerRing:  {MemberlistKV},
 	Server:     nil,
 	Storage:    nil,
@@ -123,6 +127,7 @@ func (t *Vigil) setupModules() (*modules.Manager, error) {
 	mm.RegisterModule(StoreGateway, t.initStoreGateway)
 	mm.RegisterModule(RulerRing, t.initRulerRing, modules.UserInvisibleModule)
 	mm.RegisterModule(Ruler, t.initRuler)
+	mm.RegisterModule(RulerAPI, t.initRulerAPI, modules.UserInvisibleModule)
 	mm.RegisterModule(All, nil)
 	for mod, targets := range deps {
 		if err := mm.AddDependency(mod, targets...); err != nil {

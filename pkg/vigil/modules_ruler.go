@@ -5,6 +5,8 @@ import (
 	"net"
 	"sync"
 
+	"github.com/grafana/dskit/httpgrpc"
+	httpgrpcserver "github.com/grafana/dskit/httpgrpc/server"
 	"github.com/grafana/dskit/ring"
 	"github.com/grafana/dskit/services"
 	"github.com/prometheus/client_golang/prometheus"
@@ -40,7 +42,34 @@ func (t *Vigil) initRuler() (services.Service, error) {
 	engine := querier.NewEngine(t.Cfg.Querier, prometheus.WrapRegistererWithPrefix("vigil_ruler_", t.Registerer), t.Logger)
 	rl := ruler.New(t.Cfg.Ruler, newRulesFiles(t.Workspaces), t.Overrides, engine, t.Queryable, t.Distributor, t.RulerRing, member, t.Registerer, t.Logger)
 	t.Ruler = rl
+	// dskit serves its router on the gRPC port too (httpgrpc): the rules
+	// API of every replica reads this ruler's groups there.
+	t.Server.HTTP.PathPrefix(ruler.InternalPrefix + "/").Handler(rl.Internal())
 	return rl, nil
+}
+
+// initRulerAPI serves /api/v1/rules and /api/v1/alerts from every ruler of
+// the ring; the ruler of this process, when it runs one, is asked directly.
+func (t *Vigil) initRulerAPI() (services.Service, error) {
+	dial, err := t.Cfg.Ruler.Dialer()
+	if err != nil {
+		return nil, err
+	}
+	conns := ringmember.NewConns(dial)
+	t.API.RegisterRules(ruler.NewAPI(t.RulerRing, func(inst ring.InstanceDesc) (ruler.Client, error) {
+		if rl := t.Ruler; rl != nil && inst.Id == rl.InstanceID() {
+			return httpgrpcserver.NewServer(t.Server.HTTP).Handle, nil
+		}
+		c, err := conns.Get(inst.Addr)
+		if err != nil {
+			return nil, err
+		}
+		client := httpgrpc.NewHTTPClient(c)
+		return func(ctx context.Context, req *httpgrpc.HTTPRequest) (*httpgrpc.HTTPResponse, error) {
+			return client.Handle(ctx, req)
+		}, nil
+	}, t.Logger))
+	return services.NewIdleService(nil, func(error) error { return conns.Close() }), nil
 }
 
 // rulesFiles gives the ruler every active workspace's rule groups
