@@ -275,9 +275,20 @@ func (a *API) reject(w http.ResponseWriter, r *http.Request, rt *Route, id *auth
 
 // Bind mounts handler at every route of operation.
 func (a *API) Bind(operation auth.Operation, handler http.Handler) {
+	a.bind(func(rt *Route) bool { return rt.Operation == operation && !rt.rulesConfig }, handler, string(operation))
+}
+
+// BindRulesConfig mounts the handler of the rules configuration API at
+// its routes.
+func (a *API) BindRulesConfig(handler http.Handler) {
+	a.bind(func(rt *Route) bool { return rt.rulesConfig }, handler, "the rules configuration API")
+}
+
+// bind mounts handler at the routes match picks.
+func (a *API) bind(match func(*Route) bool, handler http.Handler, what string) {
 	found := false
 	for _, rt := range routeTable {
-		if rt.Operation != operation {
+		if !match(rt) {
 			continue
 		}
 		found = true
@@ -289,7 +300,7 @@ func (a *API) Bind(operation auth.Operation, handler http.Handler) {
 		}
 	}
 	if !found {
-		panic("api: no route for operation " + string(operation))
+		panic("api: no route for " + what)
 	}
 }
 

@@ -25,7 +25,11 @@ func TestRouteTable(t *testing.T) {
 		require.NotEmpty(t, rt.Operation)
 		require.False(t, patterns[rt.Pattern], "pattern %s listed twice", rt.Pattern)
 		patterns[rt.Pattern] = true
-		require.Equal(t, rt.control, rt.format == formatAWS, "%s: control-plane routes answer AWS errors, data-plane ones Prometheus's", rt.Pattern)
+		if rt.rulesConfig {
+			require.Equal(t, formatText, rt.format, "%s: the rules configuration API answers errors as text, as Cortex and Mimir do", rt.Pattern)
+		} else {
+			require.Equal(t, rt.control, rt.format == formatAWS, "%s: control-plane routes answer AWS errors, data-plane ones Prometheus's", rt.Pattern)
+		}
 		if rt.scope == scopeAccount {
 			require.NotEmpty(t, rt.accountResource, rt.Operation)
 		}
@@ -43,6 +47,7 @@ func TestRouteTable(t *testing.T) {
 			seen[rt.Operation] = true
 		}
 	}
+	a.BindRulesConfig(http.NotFoundHandler())
 }
 
 type fakeWorkspaces map[string]*auth.Resource

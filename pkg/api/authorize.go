@@ -133,10 +133,13 @@ func notActive(id string) error {
 // and name. For a route scoped by ARN, the ARN's region and account too.
 func (a *API) workspaceOf(r *http.Request, rt *Route) (auth.ARN, error) {
 	switch rt.scope {
-	case scopeHeader:
+	case scopeHeader, scopeHeaderNamespace:
 		id := r.Header.Get(orgIDHeader)
 		if id == "" {
 			return auth.ARN{}, apierror.New(apierror.BadData, apierror.IDMissingTenant, "no workspace: set the %s header to a workspace ID", orgIDHeader)
+		}
+		if rt.scope == scopeHeaderNamespace {
+			return auth.ARN{Type: auth.TypeRuleGroupsNamespace, ID: id, Name: r.PathValue("namespace")}, nil
 		}
 		return auth.ARN{ID: id}, nil
 	case scopeARN:

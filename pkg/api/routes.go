@@ -25,6 +25,9 @@ const (
 	// scopeNamespace: the rule groups namespace {name} of the workspace
 	// {workspaceId} of the path.
 	scopeNamespace
+	// scopeHeaderNamespace: the rule groups namespace {namespace} of the
+	// workspace named by X-Scope-OrgID (the rules configuration API).
+	scopeHeaderNamespace
 )
 
 // errorFormat is how a route answers errors.
@@ -70,6 +73,9 @@ type Route struct {
 	format errorFormat
 	// maxBody is the route's body limit (0: AMP's 1 MB).
 	maxBody int
+	// rulesConfig marks the routes of Cortex's and Mimir's rules
+	// configuration API, which one handler serves (BindRulesConfig).
+	rulesConfig bool
 	// requestTags returns the tags the request sets (aws:RequestTag/*) and
 	// the tag keys it names (aws:TagKeys), from its body or query.
 	requestTags func(r *http.Request, body []byte) (map[string]string, []string)
@@ -77,6 +83,10 @@ type Route struct {
 
 // Control tells whether the route is a control-plane operation.
 func (rt *Route) Control() bool { return rt.control }
+
+// RulesConfig tells whether the route belongs to the rules configuration
+// API.
+func (rt *Route) RulesConfig() bool { return rt.rulesConfig }
 
 // Action is the IAM action the route needs.
 func (rt *Route) Action() string { return rt.Operation.Action() }
@@ -136,6 +146,22 @@ var routeTable = func() []*Route {
 		control(auth.OpListTagsForResource, "GET /tags/{resourceArn...}", scopeARN, true),
 		{Operation: auth.OpRemoteWrite, Pattern: "POST /workspaces/{workspaceId}/api/v1/remote_write", scope: scopePath, format: formatText},
 		{Operation: auth.OpRemoteWrite, Pattern: "POST /api/v1/push", scope: scopeHeader, format: formatText},
+	}
+	// Cortex's and Mimir's rules configuration API (mimirtool at
+	// /prometheus/config/v1/rules, cortextool at /api/v1/rules), on the
+	// workspace of X-Scope-OrgID. Its actions are AMP's on the namespace:
+	// changing or removing a group puts the namespace.
+	for _, prefix := range []string{"/prometheus/config/v1/rules", "/api/v1/rules"} {
+		rc := func(op auth.Operation, pattern string, sc scope, readOnly bool) *Route {
+			return &Route{Operation: op, Pattern: pattern, scope: sc, control: true, readOnly: readOnly, format: formatText, rulesConfig: true, maxBody: rulesBody}
+		}
+		rs = append(rs,
+			rc(auth.OpListRuleGroupsNamespaces, "GET "+prefix, scopeHeader, true),
+			rc(auth.OpDescribeRuleGroupsNamespace, "GET "+prefix+"/{namespace}", scopeHeaderNamespace, true),
+			rc(auth.OpDescribeRuleGroupsNamespace, "GET "+prefix+"/{namespace}/{group}", scopeHeaderNamespace, true),
+			rc(auth.OpPutRuleGroupsNamespace, "POST "+prefix+"/{namespace}", scopeHeaderNamespace, false),
+			rc(auth.OpPutRuleGroupsNamespace, "DELETE "+prefix+"/{namespace}/{group}", scopeHeaderNamespace, false),
+			rc(auth.OpDeleteRuleGroupsNamespace, "DELETE "+prefix+"/{namespace}", scopeHeaderNamespace, false))
 	}
 	// The Prometheus query API, below each workspace's endpoint and below
 	// Mimir's /prometheus prefix. Prometheus's router answers methods it

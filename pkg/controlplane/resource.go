@@ -345,13 +345,7 @@ func (s *Store) CreateResource(ctx context.Context, k Kind, account, workspace, 
 			}
 			return nil, apierror.New(apierror.Conflict, k.ExistsID, "%s %s already exists in workspace %s.", k.ResourceType, truncate(name), workspace).About(k.ResourceType, truncate(name))
 		}
-		now := s.now().UTC()
-		r := &Resource{
-			Kind: k.Name, Workspace: workspace, Account: account, Name: name,
-			ARN:      auth.ARN{Region: s.cfg.Region, Account: account, Type: k.ARNType, ID: workspace, Name: name}.String(),
-			Revision: 1, Status: ResourceStatus{Code: StatusActive}, Data: data, Tags: tags, Units: units,
-			CreatedAt: now, ModifiedAt: now,
-		}
+		r := s.newResource(k, account, workspace, name, data, tags, units)
 		if err := s.admit(ctx, k, r, checks); err != nil {
 			return nil, err
 		}
@@ -362,6 +356,62 @@ func (s *Store) CreateResource(ctx context.Context, k Kind, account, workspace, 
 		return retried, nil
 	}
 	return out, err
+}
+
+// newResource is a new resource, ACTIVE.
+func (s *Store) newResource(k Kind, account, workspace, name string, data []byte, tags map[string]string, units int) *Resource {
+	now := s.now().UTC()
+	return &Resource{
+		Kind: k.Name, Workspace: workspace, Account: account, Name: name,
+		ARN:      auth.ARN{Region: s.cfg.Region, Account: account, Type: k.ARNType, ID: workspace, Name: name}.String(),
+		Revision: 1, Status: ResourceStatus{Code: StatusActive}, Data: data, Tags: tags, Units: units,
+		CreatedAt: now, ModifiedAt: now,
+	}
+}
+
+// replaced is cur with a new document, in force at once.
+func (s *Store) replaced(cur *Resource, data []byte, units int) *Resource {
+	next := *cur
+	next.Data, next.Units, next.Revision, next.ModifiedAt = data, units, cur.Revision+1, s.now().UTC()
+	next.Status = ResourceStatus{Code: StatusActive}
+	return &next
+}
+
+// EditResource changes the document of a resource by edit, under the
+// account's lock, so that edits of parts of one document (a rules file's
+// groups) are not lost to each other. edit gets the current document (nil:
+// no resource) and returns the next: a new one is created, a changed one
+// replaced, both checked as CreateResource and PutResource check; nil
+// deletes the resource. An edit that returns an error changes nothing.
+func (s *Store) EditResource(ctx context.Context, k Kind, account, workspace, name string, edit func(cur []byte) ([]byte, error), checks Checks) error {
+	_, err := s.changeResource(ctx, k, account, workspace, name, func(_ *Workspace, cur *Resource) (*Resource, error) {
+		var old []byte
+		if cur != nil {
+			old = cur.Data
+		}
+		data, err := edit(old)
+		switch {
+		case err != nil:
+			return nil, err
+		case data == nil && cur == nil:
+			return nil, nil
+		case data == nil:
+			return nil, s.removeResource(ctx, k, workspace, name)
+		}
+		units, err := checks.Document(data)
+		if err != nil {
+			return nil, err
+		}
+		var next *Resource
+		if cur == nil {
+			next = s.newResource(k, account, workspace, name, data, nil, units)
+		} else {
+			next = s.replaced(cur, data, units)
+			next.Tokens = cur.Tokens
+		}
+		return next, s.admit(ctx, k, next, checks)
+	})
+	return err
 }
 
 // PutResource replaces the document of an existing resource, in force at
@@ -386,14 +436,12 @@ func (s *Store) PutResource(ctx context.Context, k Kind, account, workspace, nam
 			}
 			return nil, k.tokenReused(name, clientToken)
 		}
-		next := *cur
-		next.Data, next.Units, next.Revision, next.ModifiedAt = data, units, cur.Revision+1, s.now().UTC()
-		next.Status = ResourceStatus{Code: StatusActive}
-		if err := s.admit(ctx, k, &next, checks); err != nil {
+		next := s.replaced(cur, data, units)
+		if err := s.admit(ctx, k, next, checks); err != nil {
 			return nil, err
 		}
 		next.Tokens = s.recordToken(cur.Tokens, clientToken, resPut, req)
-		return &next, nil
+		return next, nil
 	})
 	if retried != nil {
 		return retried, nil
@@ -472,6 +520,12 @@ func (s *Store) DeleteResource(ctx context.Context, k Kind, account, workspace, 
 			return fmt.Errorf("record the delete of %s %s of workspace %s: %w", k.Name, name, workspace, err)
 		}
 	}
+	return s.removeResource(ctx, k, workspace, name)
+}
+
+// removeResource deletes a resource's document, then its index entry. The
+// caller holds the account's lock.
+func (s *Store) removeResource(ctx context.Context, k Kind, workspace, name string) error {
 	if err := s.bkt.Delete(ctx, resourceObject(workspace, k.Name, name)); err != nil && !s.bkt.IsObjNotFoundErr(err) {
 		return fmt.Errorf("delete %s %s of workspace %s: %w", k.Name, name, workspace, err)
 	}

@@ -298,6 +298,7 @@ func (t *Vigil) initAPI() (services.Service, error) {
 	h := controlplane.NewHandler(t.Cfg.ControlPlane, t.Workspaces, owners, time.Duration(t.Cfg.Limits.Compactor.RetentionPeriod))
 	h.SetRulerLimits(t.Overrides)
 	t.API.RegisterControlPlane(h.Operations())
+	t.API.BindRulesConfig(http.HandlerFunc(h.RulesConfig))
 	// dskit serves its router on the gRPC port too (httpgrpc); the handler
 	// answers only requests that came that way.
 	t.Server.HTTP.PathPrefix(controlplane.InternalPrefix + "/").Handler(h.Internal(t.API.Operations()))

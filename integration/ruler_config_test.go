@@ -1,0 +1,143 @@
+package integration
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/prompb"
+	"github.com/stretchr/testify/require"
+	"gopkg.in/yaml.v3"
+)
+
+// TestRulesConfigAPI: Cortex's and Mimir's rules configuration API, as
+// mimirtool (at /prometheus/config/v1/rules) and cortextool (at
+// /api/v1/rules) call it, lists, loads and deletes groups of the same
+// stored namespaces as AMP's operations, and the ruler evaluates what it
+// loads.
+func TestRulesConfigAPI(t *testing.T) {
+	// Its writes are control-plane operations, throttled as AMP's are
+	// (10 per second per account): this test makes more.
+	v := startMonolith(t, t.TempDir(), "-ruler.poll-interval=200ms", "-ruler.min-evaluation-interval=1s", "-auth.control-plane-rate-limit=1000")
+	base := v.BaseURL()
+	ws := createWorkspace(t, base, "config")
+	do := func(method, path, body string) (int, string, string) {
+		t.Helper()
+		req, err := http.NewRequest(method, base+path, strings.NewReader(body))
+		require.NoError(t, err)
+		req.Header.Set("X-Scope-OrgID", ws)
+		req.Header.Set("Content-Type", "application/yaml")
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		return resp.StatusCode, resp.Header.Get("Content-Type"), string(b)
+	}
+	const mimir = "/prometheus/config/v1/rules"
+
+	code, _, body := do("GET", mimir, "")
+	require.Equal(t, http.StatusNotFound, code)
+	require.True(t, strings.HasPrefix(body, "no rule groups found"), body)
+
+	// Load two groups into a namespace, then replace the first.
+	code, _, body = do("POST", mimir+"/team-a", "name: sums\ninterval: 1s\nrules:\n  - record: job:up:sum\n    expr: sum(up) * 10\n")
+	require.Equal(t, http.StatusAccepted, code, body)
+	require.JSONEq(t, `{"status":"success","data":null,"errorType":"","error":""}`, body)
+	code, _, body = do("POST", mimir+"/team-a", "name: counts\ninterval: 1s\nrules:\n  - record: job:up:count\n    expr: count(up)\n")
+	require.Equal(t, http.StatusAccepted, code, body)
+	code, _, body = do("POST", mimir+"/team-a", "name: sums\ninterval: 1s\nrules:\n  - record: job:up:sum\n    expr: sum(up)\n")
+	require.Equal(t, http.StatusAccepted, code, body)
+
+	// AMP's API sees the same namespace, its file holding both groups.
+	resp, err := http.Get(workspaceURL(base, ws) + "/rulegroupsnamespaces/team-a")
+	require.NoError(t, err)
+	var desc struct {
+		RuleGroupsNamespace struct {
+			Data []byte `json:"data"`
+		} `json:"ruleGroupsNamespace"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&desc))
+	resp.Body.Close()
+	require.Contains(t, string(desc.RuleGroupsNamespace.Data), "name: counts")
+	require.Contains(t, string(desc.RuleGroupsNamespace.Data), "expr: sum(up)\n")
+
+	// And a namespace created through AMP's API is listed by this one.
+	createNamespace(t, base, ws, "from-amp", "groups:\n  - name: amp\n    rules:\n      - record: r\n        expr: vector(1)\n")
+	code, ctype, body := do("GET", mimir, "")
+	require.Equal(t, http.StatusOK, code, body)
+	require.Equal(t, "application/yaml", ctype)
+	var all map[string][]struct {
+		Name  string `yaml:"name"`
+		Rules []struct {
+			Record string `yaml:"record"`
+			Expr   string `yaml:"expr"`
+		} `yaml:"rules"`
+	}
+	require.NoError(t, yaml.Unmarshal([]byte(body), &all))
+	require.Len(t, all, 2)
+	require.Equal(t, "sums", all["team-a"][0].Name)
+	require.Equal(t, "sum(up)", all["team-a"][0].Rules[0].Expr, "replaced in place")
+	require.Equal(t, "counts", all["team-a"][1].Name)
+	require.Equal(t, "amp", all["from-amp"][0].Name)
+
+	code, _, body = do("GET", "/api/v1/rules/team-a/counts", "")
+	require.Equal(t, http.StatusOK, code, body)
+	require.Contains(t, body, "record: job:up:count")
+	code, _, body = do("GET", mimir+"/team-a/nope", "")
+	require.Equal(t, http.StatusNotFound, code)
+	require.True(t, strings.HasPrefix(body, "group does not exist"), body)
+
+	// The ruler evaluates what was loaded.
+	ctx := context.Background()
+	_, err = remoteWriter(t, workspaceURL(base, ws)+"/api/v1/remote_write").Store(ctx, encode(t, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
+		series("up", map[string]string{"job": "a"}, prompb.Sample{Timestamp: time.Now().UnixMilli(), Value: 1}),
+	}}), 0)
+	require.NoError(t, err)
+	api := promClient(t, workspaceURL(base, ws))
+	require.Eventually(t, func() bool {
+		val, _, _, err := api.Query(ctx, "job:up:count", time.Now())
+		vec, ok := val.(model.Vector)
+		return err == nil && ok && len(vec) == 1
+	}, 20*time.Second, 100*time.Millisecond)
+
+	// Refused as the AMP operations refuse, and nothing changes.
+	for _, bad := range []string{
+		"name: broken\nrules:\n  - record: r\n    expr: sum(\n",
+		"name: fast\ninterval: 100ms\nrules:\n  - record: r\n    expr: up\n",
+		"name: sums\nrules:\n  - record: r\n    expr: up\n    unknown_field: 1\n",
+		"rules:\n  - record: r\n    expr: up\n",
+	} {
+		code, _, body = do("POST", mimir+"/team-a", bad)
+		require.Equal(t, http.StatusBadRequest, code, bad)
+		require.NotEmpty(t, body)
+	}
+	code, _, body = do("GET", mimir+"/team-a/sums", "")
+	require.Equal(t, http.StatusOK, code, body)
+	require.Contains(t, body, "expr: sum(up)")
+
+	// Delete a group, then the namespace: a namespace left without groups
+	// is gone.
+	code, _, body = do("DELETE", mimir+"/team-a/sums", "")
+	require.Equal(t, http.StatusAccepted, code, body)
+	code, _, _ = do("GET", mimir+"/team-a/sums", "")
+	require.Equal(t, http.StatusNotFound, code)
+	code, _, body = do("DELETE", "/api/v1/rules/team-a", "")
+	require.Equal(t, http.StatusAccepted, code, body)
+	code, _, body = do("GET", mimir+"/team-a", "")
+	require.Equal(t, http.StatusNotFound, code)
+	require.True(t, strings.HasPrefix(body, "no rule groups found"), body)
+	code, _, _ = do("DELETE", mimir+"/team-a", "")
+	require.Equal(t, http.StatusNotFound, code)
+	code, _, body = do("DELETE", mimir+"/from-amp/amp", "")
+	require.Equal(t, http.StatusAccepted, code, body)
+	resp, err = http.Get(workspaceURL(base, ws) + "/rulegroupsnamespaces/from-amp")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusNotFound, resp.StatusCode, "its last group deleted, the namespace is gone")
+}

@@ -1,0 +1,215 @@
+package controlplane
+
+import (
+	"bytes"
+	"errors"
+	"net/http"
+	"slices"
+
+	"github.com/prometheus/prometheus/model/rulefmt"
+	"gopkg.in/yaml.v3"
+
+	"github.com/vigil-metrics/vigil/pkg/apierror"
+)
+
+// The rules configuration API of Cortex and Mimir (mimirtool, cortextool),
+// over the stored rule groups namespaces: a namespace of that API is a rule
+// groups namespace, and its groups those of the namespace's rules file.
+// The workspace is the X-Scope-OrgID header's; errors are plain text, as
+// Cortex and Mimir answer them.
+
+// orgIDHeader names the workspace of the rules configuration API.
+const orgIDHeader = "X-Scope-OrgID"
+
+// Messages of Cortex's and Mimir's ruler API.
+const (
+	msgNoRuleGroups  = "no rule groups found"
+	msgGroupNotFound = "group does not exist"
+)
+
+// RulesConfig serves the rules configuration API at the route table's
+// routes of it ({namespace} and {group} in their patterns):
+//
+//	GET    .../rules                        every namespace's groups (YAML)
+//	GET    .../rules/{namespace}            one namespace's groups
+//	GET    .../rules/{namespace}/{group}    one group
+//	POST   .../rules/{namespace}            a group (YAML body), created or replaced
+//	DELETE .../rules/{namespace}/{group}    a group
+//	DELETE .../rules/{namespace}            a namespace
+func (h *Handler) RulesConfig(w http.ResponseWriter, r *http.Request) {
+	namespace, group := r.PathValue("namespace"), r.PathValue("group")
+	write := r.Method != http.MethodGet && r.Method != http.MethodHead
+	acct, ok := h.beginText(w, r, write)
+	if !ok {
+		return
+	}
+	ws := r.Header.Get(orgIDHeader)
+	if namespace != "" {
+		if err := validNamespaceName(namespace); err != nil {
+			apierror.WriteText(w, err)
+			return
+		}
+	}
+	var err error
+	switch {
+	case !write && namespace == "":
+		err = h.listRulesConfig(w, r, acct, ws)
+	case !write:
+		err = h.getRulesConfig(w, r, acct, ws, namespace, group)
+	case r.Method == http.MethodPost:
+		err = h.setRuleGroup(w, r, acct, ws, namespace)
+	case group != "":
+		err = h.editGroups(r, acct, ws, namespace, func(groups []rulefmt.RuleGroup) ([]rulefmt.RuleGroup, error) {
+			at := slices.IndexFunc(groups, func(g rulefmt.RuleGroup) bool { return g.Name == group })
+			if at < 0 {
+				return nil, apierror.New(apierror.NotFound, apierror.IDRuleGroupsNamespaceNotFound, msgGroupNotFound)
+			}
+			return slices.Delete(groups, at, at+1), nil
+		})
+	default:
+		err = h.editGroups(r, acct, ws, namespace, func([]rulefmt.RuleGroup) ([]rulefmt.RuleGroup, error) { return nil, nil })
+	}
+	if err != nil {
+		apierror.WriteText(w, err)
+		return
+	}
+	if write {
+		writeJSON(w, http.StatusAccepted, map[string]any{"status": "success", "data": nil, "errorType": "", "error": ""})
+	}
+}
+
+// beginText is begin for a route that answers errors as plain text.
+func (h *Handler) beginText(w http.ResponseWriter, r *http.Request, write bool) (string, bool) {
+	acct, err := account(r)
+	if err != nil {
+		apierror.WriteText(w, err)
+		return "", false
+	}
+	if write && h.handOver(w, r, acct) {
+		return "", false
+	}
+	return acct, true
+}
+
+// groupsOf decodes the groups of a stored rules file.
+func groupsOf(data []byte) ([]rulefmt.RuleGroup, error) {
+	var f rulefmt.RuleGroups
+	if err := yaml.Unmarshal(data, &f); err != nil {
+		return nil, err
+	}
+	return f.Groups, nil
+}
+
+func writeYAML(w http.ResponseWriter, v any) error {
+	out, err := yaml.Marshal(v)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/yaml")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(out)
+	return nil
+}
+
+func (h *Handler) listRulesConfig(w http.ResponseWriter, r *http.Request, acct, ws string) error {
+	all, err := h.store.ListResources(r.Context(), RuleGroupsNamespaces, acct, ws, "")
+	if err != nil {
+		return err
+	}
+	out := map[string][]rulefmt.RuleGroup{}
+	for _, ns := range all {
+		groups, err := groupsOf(ns.Data)
+		if err != nil {
+			return err
+		}
+		if len(groups) > 0 {
+			out[ns.Name] = groups
+		}
+	}
+	if len(out) == 0 {
+		return apierror.New(apierror.NotFound, apierror.IDRuleGroupsNamespaceNotFound, msgNoRuleGroups)
+	}
+	return writeYAML(w, out)
+}
+
+func (h *Handler) getRulesConfig(w http.ResponseWriter, r *http.Request, acct, ws, namespace, group string) error {
+	ns, err := h.store.DescribeResource(r.Context(), RuleGroupsNamespaces, acct, ws, namespace)
+	if apierror.CauseOf(err) == apierror.NotFound && apierror.From(err).ID == apierror.IDRuleGroupsNamespaceNotFound {
+		return apierror.New(apierror.NotFound, apierror.IDRuleGroupsNamespaceNotFound, msgNoRuleGroups)
+	}
+	if err != nil {
+		return err
+	}
+	groups, err := groupsOf(ns.Data)
+	if err != nil {
+		return err
+	}
+	if group == "" {
+		return writeYAML(w, map[string][]rulefmt.RuleGroup{namespace: groups})
+	}
+	for _, g := range groups {
+		if g.Name == group {
+			return writeYAML(w, g)
+		}
+	}
+	return apierror.New(apierror.NotFound, apierror.IDRuleGroupsNamespaceNotFound, msgGroupNotFound)
+}
+
+// setRuleGroup creates or replaces the group of the body in a namespace,
+// creating the namespace if it has none. The group is checked alone before
+// the account's lock is taken, and the whole file again under it.
+func (h *Handler) setRuleGroup(w http.ResponseWriter, r *http.Request, acct, ws, namespace string) error {
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	var g rulefmt.RuleGroup
+	dec := yaml.NewDecoder(bytes.NewReader(body))
+	dec.KnownFields(true)
+	if err := dec.Decode(&g); err != nil {
+		return apierror.Invalid("body", "The rule group does not decode: %v", err)
+	}
+	if g.Name == "" {
+		return apierror.Invalid("body", "invalid rules config: rule group name must not be empty")
+	}
+	alone, err := yaml.Marshal(rulefmt.RuleGroups{Groups: []rulefmt.RuleGroup{g}})
+	if err != nil {
+		return err
+	}
+	if _, err := rulesChecks(h.rulerLimitsOrDefault(), ws).Document(alone); err != nil {
+		return err
+	}
+	return h.editGroups(r, acct, ws, namespace, func(groups []rulefmt.RuleGroup) ([]rulefmt.RuleGroup, error) {
+		if at := slices.IndexFunc(groups, func(old rulefmt.RuleGroup) bool { return old.Name == g.Name }); at >= 0 {
+			groups[at] = g
+			return groups, nil
+		}
+		return append(groups, g), nil
+	})
+}
+
+// editGroups changes a namespace's groups by edit; a namespace left with
+// none is deleted. A namespace the workspace does not have has no groups.
+func (h *Handler) editGroups(r *http.Request, acct, ws, namespace string, edit func([]rulefmt.RuleGroup) ([]rulefmt.RuleGroup, error)) error {
+	errNone := errors.New("none")
+	err := h.store.EditResource(r.Context(), RuleGroupsNamespaces, acct, ws, namespace, func(cur []byte) ([]byte, error) {
+		var groups []rulefmt.RuleGroup
+		if cur != nil {
+			var err error
+			if groups, err = groupsOf(cur); err != nil {
+				return nil, err
+			}
+		} else if r.Method == http.MethodDelete {
+			return nil, errNone
+		}
+		next, err := edit(groups)
+		if err != nil || len(next) == 0 {
+			return nil, err
+		}
+		return yaml.Marshal(rulefmt.RuleGroups{Groups: next})
+	}, rulesChecks(h.rulerLimitsOrDefault(), ws))
+	if errors.Is(err, errNone) {
+		return apierror.New(apierror.NotFound, apierror.IDRuleGroupsNamespaceNotFound, msgNoRuleGroups)
+	}
+	return err
+}
