@@ -89,6 +89,9 @@ type cluster struct {
 	ingesters []*process
 	dist      *process
 	quer      *process
+	// common are the flags every process of the cluster shares, with its
+	// own data directory.
+	common func(dataDir string) []string
 }
 
 func startCluster(t *testing.T, extra ...string) *cluster {
@@ -102,7 +105,7 @@ func startCluster(t *testing.T, extra ...string) *cluster {
 			"-ingester.ring.heartbeat-period=1s",
 		}, extra...)
 	}
-	c := &cluster{}
+	c := &cluster{common: common}
 	for _, zone := range []string{"a", "b", "c"} {
 		p := newProcess(t, "ingester-"+zone, append(common("ingester-"+zone),
 			"-target=ingester",

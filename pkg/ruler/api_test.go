@@ -64,7 +64,7 @@ func TestRulesAPIMergesEveryRuler(t *testing.T) {
 	engine := promql.NewEngine(promql.EngineOpts{MaxSamples: 1e6, Timeout: time.Minute})
 	rulers := map[string]*Ruler{}
 	for _, id := range []string{"a", "b"} {
-		rl := New(Config{EvaluationInterval: time.Minute, PollInterval: time.Hour}, files, noOffset{}, engine, st, &fakePusher{},
+		rl := New(Config{EvaluationInterval: time.Minute, PollInterval: time.Hour, HandoffWait: -1}, files, noOffset{}, engine, st, &fakePusher{},
 			twoRulers{}, fakeMember{services.NewIdleService(nil, nil), id}, prometheus.NewRegistry(), log.NewNopLogger())
 		t.Cleanup(func() { _ = rl.stopping(nil) })
 		require.NoError(t, rl.Sync(context.Background()))
@@ -187,7 +187,7 @@ func TestRulesAPIMergesEveryRuler(t *testing.T) {
 // TestInternalRulesOnlyOverGRPC: the internal path answers only requests
 // that came over the gRPC port.
 func TestInternalRulesOnlyOverGRPC(t *testing.T) {
-	rl := New(Config{EvaluationInterval: time.Minute, PollInterval: time.Hour}, staticFiles{}, noOffset{},
+	rl := New(Config{EvaluationInterval: time.Minute, PollInterval: time.Hour, HandoffWait: -1}, staticFiles{}, noOffset{},
 		promql.NewEngine(promql.EngineOpts{}), teststorage.New(t), &fakePusher{},
 		twoRulers{}, fakeMember{services.NewIdleService(nil, nil), "a"}, prometheus.NewRegistry(), log.NewNopLogger())
 	r := httptest.NewRequest(http.MethodGet, InternalPrefix+rulesPath, nil)

@@ -46,6 +46,7 @@ type Config struct {
 	ResendDelay        time.Duration `yaml:"resend_delay"`
 	OutageTolerance    time.Duration `yaml:"for_outage_tolerance"`
 	ForGracePeriod     time.Duration `yaml:"for_grace_period"`
+	HandoffWait        time.Duration `yaml:"handoff_wait"`
 
 	// Ring is the ruler ring: each rule group is evaluated by the first
 	// healthy ruler of its token.
@@ -78,6 +79,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.StringVar(&c.AlertmanagerURL, "ruler.alertmanager-url", "", "Alertmanager the alerts of each workspace are sent to (its v2 API); {workspace} in the URL is replaced by the workspace ID. Empty: alerts are evaluated (the ALERTS series, the alerts API) but sent nowhere.")
 	f.DurationVar(&c.ResendDelay, "ruler.resend-delay", time.Minute, "How long a firing alert waits before it is sent to the Alertmanager again (Prometheus's --rules.alert.resend-delay).")
 	f.DurationVar(&c.OutageTolerance, "ruler.for-outage-tolerance", time.Hour, "Longest ruler outage after which an alert's for state is not restored (Prometheus's --rules.alert.for-outage-tolerance).")
+	f.DurationVar(&c.HandoffWait, "ruler.handoff-wait", 0, "How long a ruler waits before it evaluates a group it was not evaluating (handed over by another ruler, or at its start), so that the ruler it comes from has stopped it first: no group is evaluated by two rulers at once. It must cover a poll of the other ruler and the time the ring takes to reach both. 0: twice -ruler.poll-interval; negative: no wait.")
 	f.DurationVar(&c.ForGracePeriod, "ruler.for-grace-period", 10*time.Minute, "Least for duration left to an alert restored after a restart (Prometheus's --rules.alert.for-grace-period).")
 	c.Ring.RegisterFlagsWithPrefix("ruler.ring.", ringDefaults, f)
 	c.Client.RegisterFlagsWithPrefix("ruler.client", f)
@@ -169,6 +171,11 @@ type Ruler struct {
 
 	syncMu sync.Mutex            // one Sync at a time
 	parsed map[string]parsedFile // by workspace and namespace; under syncMu
+	// taken is when this ruler found it owns each group it does not
+	// evaluate yet (by workspace, namespace and group); under syncMu.
+	taken       map[string]time.Time
+	handoffWait time.Duration
+	now         func() time.Time
 
 	mu         sync.Mutex
 	workspaces map[string]*workspaceRules
@@ -179,7 +186,12 @@ type Ruler struct {
 // the ruler ring r, which the caller runs.
 func New(cfg Config, store Store, limits Limits, engine promql.QueryEngine, queryable storage.Queryable, pusher Pusher, r ring.ReadRing, member Member, reg prometheus.Registerer, logger log.Logger) *Ruler {
 	logger = log.With(logger, "component", "ruler")
-	rl := &Ruler{cfg: cfg, store: store, limits: limits, ring: r, member: member, subs: subservices.NewGroup(member), logger: logger, workspaces: map[string]*workspaceRules{}, parsed: map[string]parsedFile{}}
+	rl := &Ruler{cfg: cfg, store: store, limits: limits, ring: r, member: member, subs: subservices.NewGroup(member), logger: logger,
+		workspaces: map[string]*workspaceRules{}, parsed: map[string]parsedFile{}, taken: map[string]time.Time{},
+		handoffWait: cfg.HandoffWait, now: time.Now}
+	if rl.handoffWait == 0 {
+		rl.handoffWait = 2 * cfg.PollInterval
+	}
 	rl.options = workspaceOptions{
 		engine: engine, queryable: queryable, pusher: pusher, interval: cfg.EvaluationInterval,
 		queryOffset:     limits.RuleQueryOffset,
@@ -298,9 +310,12 @@ func (rl *Ruler) Sync(ctx context.Context) error {
 		return err
 	}
 	self := rl.member.InstanceID()
+	evaluating := rl.evaluating()
+	now := rl.now()
 	owned := map[string][]Namespace{}
 	groups := 0
 	seen := map[string]bool{}
+	stillTaken := map[string]bool{}
 	for ws, nss := range files {
 		for _, f := range nss {
 			key := ws + "\x00" + f.Name
@@ -322,9 +337,24 @@ func (rl *Ruler) Sync(ctx context.Context) error {
 			}
 			ns := Namespace{Name: f.Name}
 			for _, g := range p.groups {
-				if who.of(ws, f.Name, g.Name) == self {
-					ns.Groups = append(ns.Groups, g)
+				if who.of(ws, f.Name, g.Name) != self {
+					continue
 				}
+				// A group this ruler does not evaluate yet starts once the
+				// ruler it comes from has stopped it.
+				gk := key + "\x00" + g.Name
+				if !evaluating[gk] && rl.handoffWait > 0 {
+					since, ok := rl.taken[gk]
+					if !ok {
+						since = now
+						rl.taken[gk] = now
+					}
+					if now.Sub(since) < rl.handoffWait {
+						stillTaken[gk] = true
+						continue
+					}
+				}
+				ns.Groups = append(ns.Groups, g)
 			}
 			if len(ns.Groups) > 0 {
 				owned[ws] = append(owned[ws], ns)
@@ -335,6 +365,11 @@ func (rl *Ruler) Sync(ctx context.Context) error {
 	for key := range rl.parsed {
 		if !seen[key] {
 			delete(rl.parsed, key)
+		}
+	}
+	for gk := range rl.taken {
+		if !stillTaken[gk] {
+			delete(rl.taken, gk) // started, or no longer this ruler's
 		}
 	}
 	// The map changes under the lock; managers stop and load outside it,
@@ -369,6 +404,24 @@ func (rl *Ruler) Sync(ctx context.Context) error {
 	rl.evaluated.Set(float64(groups))
 	rl.syncs.WithLabelValues("success").Inc()
 	return nil
+}
+
+// evaluating returns the groups this ruler evaluates, by workspace,
+// namespace and group.
+func (rl *Ruler) evaluating() map[string]bool {
+	rl.mu.Lock()
+	ws := make(map[string]*workspaceRules, len(rl.workspaces))
+	for id, w := range rl.workspaces {
+		ws[id] = w
+	}
+	rl.mu.Unlock()
+	out := map[string]bool{}
+	for id, w := range ws {
+		for _, g := range w.manager.RuleGroups() {
+			out[id+"\x00"+g.File()+"\x00"+g.Name()] = true
+		}
+	}
+	return out
 }
 
 // notifier returns the function that sends a workspace's alerts to its

@@ -65,7 +65,7 @@ func TestEachGroupHasOneRuler(t *testing.T) {
 	files := staticFiles{"ws-1": {{Name: "ns", Data: []byte("groups:\n" + data), Revision: 1}}}
 	st := teststorage.New(t)
 	engine := promql.NewEngine(promql.EngineOpts{MaxSamples: 1e6, Timeout: time.Minute})
-	cfg := Config{EvaluationInterval: time.Minute, PollInterval: time.Hour}
+	cfg := Config{EvaluationInterval: time.Minute, PollInterval: time.Hour, HandoffWait: -1}
 	newRuler := func(id string, r ring.ReadRing) *Ruler {
 		rl := New(cfg, files, noOffset{}, engine, st, &fakePusher{}, r, fakeMember{services.NewIdleService(nil, nil), id}, prometheus.NewRegistry(), log.NewNopLogger())
 		t.Cleanup(func() { _ = rl.stopping(nil) })
@@ -109,7 +109,7 @@ func TestUsagePerWorkspaceAndGroup(t *testing.T) {
 		"ws-2": {{Name: "ns", Revision: 1, Data: []byte("groups:\n  - name: bad\n    interval: 1s\n    rules:\n      - record: r\n        expr: label_replace(vector(1), \"x\", \"y\", \"z\", \"(\")\n")}},
 	}
 	reg := prometheus.NewRegistry()
-	rl := New(Config{EvaluationInterval: time.Minute, PollInterval: time.Hour}, files, noOffset{},
+	rl := New(Config{EvaluationInterval: time.Minute, PollInterval: time.Hour, HandoffWait: -1}, files, noOffset{},
 		promql.NewEngine(promql.EngineOpts{MaxSamples: 1e6, Timeout: time.Minute}), teststorage.New(t), &fakePusher{},
 		twoRulers{down: "b"}, fakeMember{services.NewIdleService(nil, nil), "a"}, reg, log.NewNopLogger())
 	t.Cleanup(func() { _ = rl.stopping(nil) })
@@ -142,4 +142,50 @@ func TestUsagePerWorkspaceAndGroup(t *testing.T) {
 	delete(files, "ws-2")
 	require.NoError(t, rl.Sync(context.Background()))
 	require.Zero(t, value("vigil_ruler_rule_evaluations_total", "ws-2", "ns;bad"), "a workspace's series go with it")
+}
+
+// TestTakenGroupsWaitForTheirLastRuler: a group a ruler was not evaluating
+// starts only -ruler.handoff-wait after the ruler found it owns it, so that
+// the ruler it comes from has stopped it; a group it evaluates keeps going
+// through a new revision of its file, and one handed away stops at once.
+func TestTakenGroupsWaitForTheirLastRuler(t *testing.T) {
+	var data string
+	for i := 0; i < 8; i++ {
+		data += fmt.Sprintf("  - name: g%d\n    rules:\n      - record: r%d\n        expr: vector(1)\n", i, i)
+	}
+	files := staticFiles{"ws-1": {{Name: "ns", Data: []byte("groups:\n" + data), Revision: 1}}}
+	cfg := Config{EvaluationInterval: time.Minute, PollInterval: time.Hour, HandoffWait: 5 * time.Second}
+	rl := New(cfg, files, noOffset{}, promql.NewEngine(promql.EngineOpts{}), teststorage.New(t), &fakePusher{},
+		twoRulers{down: "b"}, fakeMember{services.NewIdleService(nil, nil), "a"}, prometheus.NewRegistry(), log.NewNopLogger())
+	t.Cleanup(func() { _ = rl.stopping(nil) })
+	clock := time.Unix(1_000_000, 0)
+	rl.now = func() time.Time { return clock }
+	ctx := context.Background()
+
+	require.NoError(t, rl.Sync(ctx))
+	require.Empty(t, groupNames(rl, "ws-1"), "nothing starts at once")
+	clock = clock.Add(4 * time.Second)
+	require.NoError(t, rl.Sync(ctx))
+	require.Empty(t, groupNames(rl, "ws-1"))
+	clock = clock.Add(time.Second)
+	require.NoError(t, rl.Sync(ctx))
+	require.Len(t, groupNames(rl, "ws-1"), 8, "every group once the wait is over")
+
+	files["ws-1"][0].Revision = 2
+	require.NoError(t, rl.Sync(ctx))
+	require.Len(t, groupNames(rl, "ws-1"), 8, "a new revision does not wait")
+
+	// b comes back: a stops b's groups at once, and waits again for
+	// those that come back to it.
+	rl.ring = twoRulers{}
+	require.NoError(t, rl.Sync(ctx))
+	mine := groupNames(rl, "ws-1")
+	require.NotEmpty(t, mine)
+	require.Less(t, len(mine), 8)
+	rl.ring = twoRulers{down: "b"}
+	require.NoError(t, rl.Sync(ctx))
+	require.Equal(t, mine, groupNames(rl, "ws-1"))
+	clock = clock.Add(5 * time.Second)
+	require.NoError(t, rl.Sync(ctx))
+	require.Len(t, groupNames(rl, "ws-1"), 8)
 }
