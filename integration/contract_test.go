@@ -55,6 +55,20 @@ accounts:
                 Resource: "*"
       - name: nothing
         access_keys: [{id: AKIAEXAMPLENOTHING, secret: nothing-secret}]
+      - name: rules
+        access_keys: [{id: AKIAEXAMPLERULESAAA, secret: rules-secret}]
+        policies:
+          - Version: "2012-10-17"
+            Statement:
+              - Effect: Allow
+                Action: ["aps:*"]
+                Resource: "*"
+              - Effect: Deny
+                Action: ["aps:CreateRuleGroupsNamespace", "aps:DeleteRuleGroupsNamespace"]
+                Resource: "*"
+              - Effect: Deny
+                Action: ["aps:DescribeRuleGroupsNamespace"]
+                Resource: "arn:aws:aps:*:*:rulegroupsnamespace/*/secret"
   - id: "444455556666"
     users:
       - name: other
@@ -73,6 +87,7 @@ var (
 	keyReader      = iamKey{"AKIAEXAMPLEREADERAA", "reader-secret"}
 	keyRed         = iamKey{"AKIAEXAMPLEREDTEAMA", "red-secret"}
 	keyNothing     = iamKey{"AKIAEXAMPLENOTHING", "nothing-secret"}
+	keyRules       = iamKey{"AKIAEXAMPLERULESAAA", "rules-secret"}
 	keyOther       = iamKey{"AKIAEXAMPLEOTHERBBB", "other-secret"}
 	keyOtherWriter = iamKey{"AKIAEXAMPLEOTHERWRT", "otherwriter-secret"}
 )

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/amp"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/stretchr/testify/require"
@@ -132,12 +133,60 @@ func TestRulesConfigAPI(t *testing.T) {
 	code, _, body = do("GET", mimir+"/team-a", "")
 	require.Equal(t, http.StatusNotFound, code)
 	require.True(t, strings.HasPrefix(body, "no rule groups found"), body)
-	code, _, _ = do("DELETE", mimir+"/team-a", "")
+	code, _, body = do("DELETE", mimir+"/team-a", "")
 	require.Equal(t, http.StatusNotFound, code)
+	require.True(t, strings.HasPrefix(body, "group namespace does not exist"), body)
+	code, _, body = do("DELETE", mimir+"/team-a/sums", "")
+	require.Equal(t, http.StatusNotFound, code)
+	require.True(t, strings.HasPrefix(body, "group does not exist"), body)
 	code, _, body = do("DELETE", mimir+"/from-amp/amp", "")
 	require.Equal(t, http.StatusAccepted, code, body)
 	resp, err = http.Get(workspaceURL(base, ws) + "/rulegroupsnamespaces/from-amp")
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusNotFound, resp.StatusCode, "its last group deleted, the namespace is gone")
+}
+
+// TestRulesConfigAPIAsksIAMForWhatAnEditDoes: loading a group into a new
+// namespace creates it, and deleting a namespace's last group deletes it:
+// a caller denied CreateRuleGroupsNamespace or DeleteRuleGroupsNamespace
+// cannot do either through the rules configuration API, and the listing
+// shows only the namespaces the caller may describe.
+func TestRulesConfigAPIAsksIAMForWhatAnEditDoes(t *testing.T) {
+	v, _ := startSigV4(t)
+	base := v.BaseURL()
+	ctx := context.Background()
+	created, err := keyAdmin.amp(base).CreateWorkspace(ctx, &amp.CreateWorkspaceInput{})
+	require.NoError(t, err)
+	ws := *created.WorkspaceId
+	org := map[string]string{"X-Scope-OrgID": ws}
+	const path = "/prometheus/config/v1/rules"
+	group := func(name string) []byte { return []byte("name: " + name + "\nrules:\n  - record: r\n    expr: vector(1)\n") }
+	for _, c := range []struct{ ns, group string }{{"open", "g1"}, {"open", "g2"}, {"secret", "s"}} {
+		code, body := signedDo(t, keyAdmin, "POST", base+path+"/"+c.ns, org, group(c.group))
+		require.Equal(t, http.StatusAccepted, code, body)
+	}
+
+	code, body := signedDo(t, keyRules, "GET", base+path, org, nil)
+	require.Equal(t, http.StatusOK, code, body)
+	require.Contains(t, body, "open:")
+	require.NotContains(t, body, "secret", "a namespace the caller may not describe is not listed")
+	code, _ = signedDo(t, keyRules, "GET", base+path+"/secret", org, nil)
+	require.Equal(t, http.StatusForbidden, code)
+
+	code, body = signedDo(t, keyRules, "POST", base+path+"/fresh", org, group("g"))
+	require.Equal(t, http.StatusForbidden, code, "creating a namespace needs aps:CreateRuleGroupsNamespace")
+	require.Contains(t, body, "aps:CreateRuleGroupsNamespace")
+	code, body = signedDo(t, keyRules, "POST", base+path+"/open", org, group("g3"))
+	require.Equal(t, http.StatusAccepted, code, body)
+
+	code, body = signedDo(t, keyRules, "DELETE", base+path+"/open/g1", org, nil)
+	require.Equal(t, http.StatusAccepted, code, body)
+	code, body = signedDo(t, keyRules, "DELETE", base+path+"/open/g2", org, nil)
+	require.Equal(t, http.StatusAccepted, code, body)
+	code, body = signedDo(t, keyRules, "DELETE", base+path+"/open/g3", org, nil)
+	require.Equal(t, http.StatusForbidden, code, "deleting the last group deletes the namespace")
+	require.Contains(t, body, "aps:DeleteRuleGroupsNamespace")
+	code, body = signedDo(t, keyAdmin, "GET", base+path+"/open/g3", org, nil)
+	require.Equal(t, http.StatusOK, code, body)
 }

@@ -374,6 +374,9 @@ func (a *API) serveRoute(rt *Route, next http.Handler) http.Handler {
 		if workspace != "" {
 			r = r.WithContext(tenant.WithID(r.Context(), workspace))
 		}
+		if rt.control {
+			r = r.WithContext(auth.WithAuthorizer(r.Context(), a.authorizer(r, id)))
+		}
 		r = stripPath(r, rt)
 		requests.Inc()
 		if !rt.control {

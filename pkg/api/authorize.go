@@ -113,6 +113,20 @@ func (a *API) authorize(w http.ResponseWriter, r *http.Request, rt *Route, id au
 	return r, wsID, nil
 }
 
+// authorizer decides further control-plane actions of the caller of r, by
+// its identity policies, as authorize decides a control-plane route's.
+func (a *API) authorizer(r *http.Request, id auth.Identity) auth.Authorizer {
+	base := auth.Request{Principal: id, Secure: r.TLS != nil}
+	if ip, err := netip.ParseAddr(sourceIP(r)); err == nil {
+		base.SourceIP = ip.Unmap()
+	}
+	return func(op auth.Operation, arn string, tags map[string]string) error {
+		req := base
+		req.Action, req.Resource, req.ResourceTags = op.Action(), arn, tags
+		return a.decide(&req, id.Policies, nil, id.Account)
+	}
+}
+
 func (a *API) decide(req *auth.Request, identity []*auth.Policy, resource *auth.Policy, resourceAccount string) error {
 	if d := auth.Authorize(identity, resource, resourceAccount, req); !d.Allowed {
 		return forbidden(req, d)

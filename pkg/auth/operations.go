@@ -1,5 +1,7 @@
 package auth
 
+import "context"
+
 // Operation is an AMP operation name, as the route table, the handlers,
 // the audit trail and IAM policies name it; its IAM action is "aps:" + it.
 // The route table and the handlers share these constants, so a misspelt
@@ -42,3 +44,24 @@ const (
 	OpListRules         Operation = "ListRules"
 	OpListAlerts        Operation = "ListAlerts"
 )
+
+// Authorizer decides whether the caller of a request may also perform op
+// on the resource arn (with its tags), as IAM decided the request's own
+// action: for what a handler learns only from the stored state (a rules
+// configuration edit creating or deleting a namespace, a listing showing
+// each namespace's rules).
+type Authorizer func(op Operation, arn string, tags map[string]string) error
+
+type authorizerKey struct{}
+
+// WithAuthorizer returns ctx carrying the caller's Authorizer.
+func WithAuthorizer(ctx context.Context, a Authorizer) context.Context {
+	return context.WithValue(ctx, authorizerKey{}, a)
+}
+
+// AuthorizerFrom returns the caller's Authorizer; a request handed over by
+// another replica, which decided for it, carries none.
+func AuthorizerFrom(ctx context.Context) (Authorizer, bool) {
+	a, ok := ctx.Value(authorizerKey{}).(Authorizer)
+	return a, ok
+}

@@ -10,6 +10,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/vigil-metrics/vigil/pkg/apierror"
+	"github.com/vigil-metrics/vigil/pkg/auth"
 )
 
 // The rules configuration API of Cortex and Mimir (mimirtool, cortextool),
@@ -23,8 +24,9 @@ const orgIDHeader = "X-Scope-OrgID"
 
 // Messages of Cortex's and Mimir's ruler API.
 const (
-	msgNoRuleGroups  = "no rule groups found"
-	msgGroupNotFound = "group does not exist"
+	msgNoRuleGroups      = "no rule groups found"
+	msgGroupNotFound     = "group does not exist"
+	msgNamespaceNotFound = "group namespace does not exist"
 )
 
 // RulesConfig serves the rules configuration API at the route table's
@@ -39,16 +41,24 @@ const (
 func (h *Handler) RulesConfig(w http.ResponseWriter, r *http.Request) {
 	namespace, group := r.PathValue("namespace"), r.PathValue("group")
 	write := r.Method != http.MethodGet && r.Method != http.MethodHead
-	acct, ok := h.beginText(w, r, write)
-	if !ok {
-		return
-	}
 	ws := r.Header.Get(orgIDHeader)
 	if namespace != "" {
 		if err := validNamespaceName(namespace); err != nil {
 			apierror.WriteText(w, err)
 			return
 		}
+	}
+	if write {
+		// What IAM decides beyond the route's action is decided here,
+		// before the write is handed to the account's owner.
+		if err := h.authorizeEdit(r, namespace, group); err != nil {
+			apierror.WriteText(w, err)
+			return
+		}
+	}
+	acct, ok := h.beginText(w, r, write)
+	if !ok {
+		return
 	}
 	var err error
 	switch {
@@ -76,6 +86,40 @@ func (h *Handler) RulesConfig(w http.ResponseWriter, r *http.Request) {
 	if write {
 		writeJSON(w, http.StatusAccepted, map[string]any{"status": "success", "data": nil, "errorType": "", "error": ""})
 	}
+}
+
+// authorizeEdit decides what an edit does beyond putting the namespace:
+// loading a group into a namespace the workspace does not have creates it
+// (aps:CreateRuleGroupsNamespace, with no tags), and deleting its last
+// group deletes it (aps:DeleteRuleGroupsNamespace). A request another
+// replica handed over was decided there.
+func (h *Handler) authorizeEdit(r *http.Request, namespace, group string) error {
+	authorize, ok := auth.AuthorizerFrom(r.Context())
+	if !ok {
+		return nil
+	}
+	acct, err := account(r)
+	if err != nil {
+		return err
+	}
+	ws := r.Header.Get(orgIDHeader)
+	cur, err := h.store.DescribeResource(r.Context(), RuleGroupsNamespaces, acct, ws, namespace)
+	switch {
+	case err != nil && apierror.From(err).ID == apierror.IDRuleGroupsNamespaceNotFound:
+		if r.Method != http.MethodPost {
+			return nil // answered "does not exist"
+		}
+		arn := auth.ARN{Region: h.store.cfg.Region, Account: acct, Type: RuleGroupsNamespaces.ARNType, ID: ws, Name: namespace}
+		return authorize(auth.OpCreateRuleGroupsNamespace, arn.String(), nil)
+	case err != nil:
+		return nil // the workspace's own answer follows
+	case r.Method == http.MethodDelete && group != "":
+		groups, err := groupsOf(cur.Data)
+		if err == nil && len(groups) == 1 && groups[0].Name == group {
+			return authorize(auth.OpDeleteRuleGroupsNamespace, cur.ARN, cur.Tags)
+		}
+	}
+	return nil
 }
 
 // beginText is begin for a route that answers errors as plain text.
@@ -116,8 +160,14 @@ func (h *Handler) listRulesConfig(w http.ResponseWriter, r *http.Request, acct, 
 	if err != nil {
 		return err
 	}
+	// The list shows each namespace's rules: only those the caller may
+	// describe.
+	authorize, checked := auth.AuthorizerFrom(r.Context())
 	out := map[string][]rulefmt.RuleGroup{}
 	for _, ns := range all {
+		if checked && authorize(auth.OpDescribeRuleGroupsNamespace, ns.ARN, ns.Tags) != nil {
+			continue
+		}
 		groups, err := groupsOf(ns.Data)
 		if err != nil {
 			return err
@@ -209,7 +259,11 @@ func (h *Handler) editGroups(r *http.Request, acct, ws, namespace string, edit f
 		return yaml.Marshal(rulefmt.RuleGroups{Groups: next})
 	}, rulesChecks(h.rulerLimitsOrDefault(), ws))
 	if errors.Is(err, errNone) {
-		return apierror.New(apierror.NotFound, apierror.IDRuleGroupsNamespaceNotFound, msgNoRuleGroups)
+		msg := msgNamespaceNotFound
+		if r.PathValue("group") != "" {
+			msg = msgGroupNotFound
+		}
+		return apierror.New(apierror.NotFound, apierror.IDRuleGroupsNamespaceNotFound, "%s", msg)
 	}
 	return err
 }

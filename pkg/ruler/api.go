@@ -20,7 +20,9 @@ import (
 	"github.com/grafana/dskit/httpgrpc"
 	httpgrpcserver "github.com/grafana/dskit/httpgrpc/server"
 	"github.com/grafana/dskit/ring"
+	"github.com/grafana/dskit/services"
 	"github.com/prometheus/common/route"
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/rules"
 	v1 "github.com/prometheus/prometheus/web/api/v1"
 
@@ -94,6 +96,14 @@ type Client func(ctx context.Context, req *httpgrpc.HTTPRequest) (*httpgrpc.HTTP
 // evaluates its groups until it has stopped them.
 var apiOp = ring.NewOp([]ring.InstanceState{ring.ACTIVE, ring.LEAVING}, nil)
 
+// Bounds on the rules and alerts APIs, whose answers every ruler renders
+// and this process merges in memory: at most maxAPIAnswerBytes of rulers'
+// answers per request, at most maxAPIRequests requests at once.
+const (
+	maxAPIAnswerBytes = 32 << 20
+	maxAPIRequests    = 4
+)
+
 // API serves Prometheus's rules and alerts APIs for the workspace of each
 // request, from every ruler of the ring: each answers for its own groups,
 // filtered by Prometheus's own code, and the answers are merged.
@@ -101,12 +111,13 @@ type API struct {
 	ring   ring.ReadRing
 	client func(ring.InstanceDesc) (Client, error)
 	logger log.Logger
+	slots  chan struct{}
 }
 
 // NewAPI returns the rules and alerts APIs over the rulers of r, reached
 // through client.
 func NewAPI(r ring.ReadRing, client func(ring.InstanceDesc) (Client, error), logger log.Logger) *API {
-	return &API{ring: r, client: client, logger: logger}
+	return &API{ring: r, client: client, logger: logger, slots: make(chan struct{}, maxAPIRequests)}
 }
 
 // ServeHTTP serves /api/v1/rules and /api/v1/alerts.
@@ -124,6 +135,13 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ws, err := tenant.ID(r.Context())
 	if err != nil {
 		apierror.WritePrometheus(w, apierror.New(apierror.BadData, apierror.IDMissingTenant, "no workspace on the request"))
+		return
+	}
+	select {
+	case a.slots <- struct{}{}:
+		defer func() { <-a.slots }()
+	case <-r.Context().Done():
+		apierror.WritePrometheus(w, apierror.New(apierror.Unavailable, "", "request cancelled while waiting for one of the %d rules API slots", maxAPIRequests))
 		return
 	}
 	query := r.URL.Query()
@@ -174,6 +192,11 @@ type failure struct {
 // fanOut asks every ruler for the workspace's rules or alerts; it returns
 // the data of each answer.
 func (a *API) fanOut(ctx context.Context, ws, path string, query url.Values) ([]json.RawMessage, *failure) {
+	if svc, ok := a.ring.(services.Service); ok && svc.State() != services.Running {
+		// Not read yet: an empty answer would say the workspace has no
+		// rules.
+		return nil, &failure{err: unavailable("the ruler ring is not read yet")}
+	}
 	rs, err := a.ring.GetAllHealthy(apiOp)
 	if errors.Is(err, ring.ErrEmptyRing) {
 		return nil, nil // no ruler: no rules evaluated
@@ -189,6 +212,7 @@ func (a *API) fanOut(ctx context.Context, ws, path string, query url.Values) ([]
 	var (
 		mu      sync.Mutex
 		answers []json.RawMessage
+		size    int
 		first   *failure
 		wg      sync.WaitGroup
 	)
@@ -205,7 +229,14 @@ func (a *API) fanOut(ctx context.Context, ws, path string, query url.Values) ([]
 				}
 				return
 			}
-			answers = append(answers, data)
+			if size += len(data); size > maxAPIAnswerBytes && first == nil {
+				first = &failure{err: apierror.New(apierror.LimitExceeded, apierror.IDAnswerTooLarge,
+					"the rulers' answers for this workspace exceed %d MB: narrow the request (exclude_alerts=true, type, rule_group[], file[], match[])", maxAPIAnswerBytes>>20)}
+				answers = nil
+			}
+			if first == nil {
+				answers = append(answers, data)
+			}
 		}()
 	}
 	wg.Wait()
@@ -351,11 +382,13 @@ func mergeRules(answers []json.RawMessage, page pageRequest) (any, error) {
 	return out, nil
 }
 
-// mergeAlerts joins the rulers' active alerts.
+// mergeAlerts joins the rulers' active alerts; an alert two rulers answer
+// for (its group moving from one to the other) is listed once.
 func mergeAlerts(answers []json.RawMessage) (any, error) {
 	out := struct {
 		Alerts []json.RawMessage `json:"alerts"`
 	}{Alerts: []json.RawMessage{}}
+	seen := map[string]bool{}
 	for _, data := range answers {
 		var d struct {
 			Alerts []json.RawMessage `json:"alerts"`
@@ -363,7 +396,18 @@ func mergeAlerts(answers []json.RawMessage) (any, error) {
 		if err := json.Unmarshal(data, &d); err != nil {
 			return nil, unavailable("a ruler's alerts do not decode: %v", err)
 		}
-		out.Alerts = append(out.Alerts, d.Alerts...)
+		for _, raw := range d.Alerts {
+			var a struct {
+				Labels labels.Labels `json:"labels"`
+			}
+			if err := json.Unmarshal(raw, &a); err != nil {
+				return nil, unavailable("a ruler's alert does not decode: %v", err)
+			}
+			if key := a.Labels.String(); !seen[key] {
+				seen[key] = true
+				out.Alerts = append(out.Alerts, raw)
+			}
+		}
 	}
 	return out, nil
 }

@@ -196,3 +196,24 @@ func TestInternalRulesOnlyOverGRPC(t *testing.T) {
 	rl.Internal().ServeHTTP(w, r)
 	require.Equal(t, http.StatusNotFound, w.Code)
 }
+
+// TestMergeListsAMovingGroupOnce: while a group moves between rulers both
+// may answer for it; the rules API lists the copy evaluated last, the
+// alerts API each alert once.
+func TestMergeListsAMovingGroupOnce(t *testing.T) {
+	older := json.RawMessage(`{"groups":[{"name":"g","file":"ns","lastEvaluation":"2026-01-01T00:00:00Z","rules":[{"name":"old"}]}]}`)
+	newer := json.RawMessage(`{"groups":[{"name":"g","file":"ns","lastEvaluation":"2026-01-01T00:00:10Z","rules":[{"name":"new"}]}]}`)
+	for _, answers := range [][]json.RawMessage{{older, newer}, {newer, older}} {
+		out, err := mergeRules(answers, pageRequest{})
+		require.NoError(t, err)
+		b, err := json.Marshal(out)
+		require.NoError(t, err)
+		require.JSONEq(t, `{"groups":[{"name":"g","file":"ns","lastEvaluation":"2026-01-01T00:00:10Z","rules":[{"name":"new"}]}]}`, string(b))
+	}
+	alert := json.RawMessage(`{"alerts":[{"labels":{"alertname":"A","x":"1"},"state":"firing"},{"labels":{"alertname":"A","x":"2"},"state":"firing"}]}`)
+	out, err := mergeAlerts([]json.RawMessage{alert, alert})
+	require.NoError(t, err)
+	b, err := json.Marshal(out)
+	require.NoError(t, err)
+	require.JSONEq(t, string(alert), string(b))
+}
