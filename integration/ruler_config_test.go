@@ -161,7 +161,9 @@ func TestRulesConfigAPIAsksIAMForWhatAnEditDoes(t *testing.T) {
 	ws := *created.WorkspaceId
 	org := map[string]string{"X-Scope-OrgID": ws}
 	const path = "/prometheus/config/v1/rules"
-	group := func(name string) []byte { return []byte("name: " + name + "\nrules:\n  - record: r\n    expr: vector(1)\n") }
+	group := func(name string) []byte {
+		return []byte("name: " + name + "\nrules:\n  - record: r\n    expr: vector(1)\n")
+	}
 	for _, c := range []struct{ ns, group string }{{"open", "g1"}, {"open", "g2"}, {"secret", "s"}} {
 		code, body := signedDo(t, keyAdmin, "POST", base+path+"/"+c.ns, org, group(c.group))
 		require.Equal(t, http.StatusAccepted, code, body)
