@@ -50,10 +50,9 @@ type Compactor struct {
 	logger     log.Logger
 	now        func() time.Time
 
-	ring       *ring.Ring
-	lifecycler *ring.BasicLifecycler
-	member     *ringmember.ActiveMember
-	subs       *subservices.Group
+	ring   *ring.Ring
+	member *ringmember.ActiveMember
+	subs   *subservices.Group
 	// runMu serialises passes: a pass owns the working directory.
 	runMu sync.Mutex
 
@@ -64,21 +63,14 @@ type Compactor struct {
 	lastSuccess   prometheus.Gauge
 }
 
-// New returns a compactor working under dataDir/compactor on bkt, joining
-// the compactor ring in kvStore. workspaces may be nil.
-func New(cfg Config, dataDir string, grpcPort int, bkt objstore.Bucket, lim Limits, workspaces Workspaces, kvStore ringmember.Store, reg prometheus.Registerer, logger log.Logger) (*Compactor, error) {
+// New returns a compactor working under dataDir/compactor on bkt, a member
+// of the compactor ring r through member; it runs both (it is the ring's
+// only reader). workspaces may be nil.
+func New(cfg Config, dataDir string, bkt objstore.Bucket, r *ring.Ring, member *ringmember.ActiveMember, lim Limits, workspaces Workspaces, reg prometheus.Registerer, logger log.Logger) (*Compactor, error) {
 	c := &Compactor{
-		cfg: cfg, bkt: bkt, limits: lim, workspaces: workspaces,
+		cfg: cfg, bkt: bkt, limits: lim, workspaces: workspaces, ring: r, member: member,
 		dir: filepath.Join(dataDir, "compactor"), logger: log.With(logger, "component", "compactor"), now: time.Now,
 	}
-	var err error
-	if c.ring, err = ringmember.NewRing(cfg.Ring, RingName, RingKey, kvStore, reg, logger); err != nil {
-		return nil, err
-	}
-	if c.lifecycler, err = ringmember.NewLifecycler(cfg.Ring, RingName, RingKey, kvStore, ringmember.Member{GRPCPort: grpcPort}, reg, logger); err != nil {
-		return nil, err
-	}
-	c.member = ringmember.NewActiveMember(c.lifecycler, c.ring)
 	c.subs = subservices.NewGroup(c.ring, c.member)
 	f := promauto.With(reg)
 	c.runs = f.NewCounterVec(prometheus.CounterOpts{
@@ -228,7 +220,7 @@ func (c *Compactor) owns(id string) (bool, error) {
 		return false, err
 	}
 	for _, inst := range rs.Instances {
-		if inst.Id == c.lifecycler.GetInstanceID() {
+		if inst.Id == c.member.InstanceID() {
 			return true, nil
 		}
 	}

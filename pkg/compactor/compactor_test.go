@@ -63,7 +63,9 @@ func testCompactor(t testing.TB, bkt objstore.Bucket, lim Limits, ws Workspaces,
 	cfg.FirstLevelWait = 0
 	kv, closer := consul.NewInMemoryClient(ring.GetCodec(), log.NewNopLogger(), nil)
 	t.Cleanup(func() { _ = closer.Close() })
-	c, err := New(cfg, t.TempDir(), 9095, bkt, lim, ws, ringmember.Store{Client: kv}, prometheus.NewRegistry(), log.NewNopLogger())
+	c, err := newInRing(t, cfg, ringmember.Store{Client: kv}, func(r *ring.Ring, m *ringmember.ActiveMember) (*Compactor, error) {
+		return New(cfg, t.TempDir(), bkt, r, m, lim, ws, prometheus.NewRegistry(), log.NewNopLogger())
+	})
 	require.NoError(t, err)
 	for _, o := range opts {
 		o(c)
@@ -316,12 +318,25 @@ func TestFailedStartLeavesNothingRunning(t *testing.T) {
 	cfg.RegisterFlags(flag.NewFlagSet("test", flag.PanicOnError))
 	cfg.Ring.InstanceID, cfg.Ring.InstanceAddr = "compactor-1", "127.0.0.1"
 	kv := ringtest.NewKV(t)
-	c, err := New(cfg, t.TempDir(), 9095, objstore.NewInMemBucket(), fixedRetention{}, nil, ringmember.Store{Client: ringtest.Unreadable(kv)}, prometheus.NewRegistry(), log.NewNopLogger())
+	c, err := newInRing(t, cfg, ringmember.Store{Client: ringtest.Unreadable(kv)}, func(r *ring.Ring, m *ringmember.ActiveMember) (*Compactor, error) {
+		return New(cfg, t.TempDir(), objstore.NewInMemBucket(), r, m, fixedRetention{}, nil, prometheus.NewRegistry(), log.NewNopLogger())
+	})
 	require.NoError(t, err)
 	require.NoError(t, c.StartAsync(context.Background()))
 	require.ErrorContains(t, c.AwaitTerminated(context.Background()), "cannot be read")
 	require.Equal(t, services.Failed, c.State())
 	// When the start has failed, not some time later:
-	require.Equal(t, services.Terminated, c.lifecycler.State(), "the lifecycler is stopped")
+	require.NotEqual(t, services.Running, c.member.State(), "its membership is not running")
 	require.NotContains(t, ringtest.Instances(t, kv, RingKey), "compactor-1", "the compactor left the ring")
+}
+
+// newInRing makes the compactor ring's client and membership in store, as
+// the process does, and the compactor over them.
+func newInRing(t testing.TB, cfg Config, store ringmember.Store, build func(*ring.Ring, *ringmember.ActiveMember) (*Compactor, error)) (*Compactor, error) {
+	t.Helper()
+	r, err := ringmember.NewRing(cfg.Ring, RingName, RingKey, store, prometheus.NewRegistry(), log.NewNopLogger())
+	require.NoError(t, err)
+	m, err := ringmember.Join(cfg.Ring, RingName, RingKey, store, r, ringmember.Member{GRPCPort: 9095}, prometheus.NewRegistry(), log.NewNopLogger())
+	require.NoError(t, err)
+	return build(r, m)
 }

@@ -257,6 +257,18 @@ func NewActiveMember(l *ring.BasicLifecycler, r ring.ReadRing) *ActiveMember {
 	return m
 }
 
+// Join returns the ActiveMember that keeps this instance in the ring named
+// name, read back through r: every component whose instances serve as soon
+// as they join (all but the ingester, which joins with its own states)
+// joins its ring this way.
+func Join(c Config, name, key string, kvStore Store, r ring.ReadRing, m Member, reg prometheus.Registerer, logger log.Logger) (*ActiveMember, error) {
+	l, err := NewLifecycler(c, name, key, kvStore, m, reg, logger)
+	if err != nil {
+		return nil, err
+	}
+	return NewActiveMember(l, r), nil
+}
+
 // InstanceID is this member's ID in the ring.
 func (m *ActiveMember) InstanceID() string { return m.lifecycler.GetInstanceID() }
 

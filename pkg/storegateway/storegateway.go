@@ -46,26 +46,20 @@ type StoreGateway struct {
 	now    func() time.Time
 	stats  chunkStats
 
-	ring       *ring.Ring
-	lifecycler *ring.BasicLifecycler
-	member     *ringmember.ActiveMember
-	subs       *subservices.Group
+	ring   *ring.Ring
+	member *ringmember.ActiveMember
+	subs   *subservices.Group
 
 	syncs *prometheus.CounterVec
 }
 
 // New returns a store-gateway keeping its local copies under
-// dataDir/store-gateway and joining the store-gateway ring r (kept in
-// kvStore), which the caller runs.
-func New(cfg Config, dataDir string, grpcPort int, bkt objstore.Bucket, r *ring.Ring, lim Limits, kvStore ringmember.Store, reg prometheus.Registerer, logger log.Logger) (*StoreGateway, error) {
+// dataDir/store-gateway, a member of the store-gateway ring r (which the
+// caller runs) through member, which it runs.
+func New(cfg Config, dataDir string, bkt objstore.Bucket, r *ring.Ring, member *ringmember.ActiveMember, lim Limits, reg prometheus.Registerer, logger log.Logger) (*StoreGateway, error) {
 	logger = log.With(logger, "component", "store-gateway")
-	g := &StoreGateway{cfg: cfg, bkt: bkt, limits: lim, logger: logger, now: time.Now, ring: r}
+	g := &StoreGateway{cfg: cfg, bkt: bkt, limits: lim, logger: logger, now: time.Now, ring: r, member: member}
 	g.blocks = &blocks{dir: filepath.Join(dataDir, "store-gateway"), bkt: bkt, logger: logger, now: g.now, byKey: map[string]*block{}}
-	var err error
-	if g.lifecycler, err = ringmember.NewLifecycler(cfg.Ring, RingName, RingKey, kvStore, ringmember.Member{GRPCPort: grpcPort}, reg, logger); err != nil {
-		return nil, err
-	}
-	g.member = ringmember.NewActiveMember(g.lifecycler, g.ring)
 	g.subs = subservices.NewGroup(g.member)
 	f := promauto.With(reg)
 	g.syncs = f.NewCounterVec(prometheus.CounterOpts{
@@ -125,7 +119,7 @@ func (g *StoreGateway) running(ctx context.Context) error {
 }
 
 // InstanceID is this store-gateway's ID in the ring.
-func (g *StoreGateway) InstanceID() string { return g.lifecycler.GetInstanceID() }
+func (g *StoreGateway) InstanceID() string { return g.member.InstanceID() }
 
 var syncOp = ring.NewOp([]ring.InstanceState{ring.JOINING, ring.ACTIVE, ring.LEAVING}, nil)
 
@@ -136,7 +130,7 @@ func (g *StoreGateway) owns(workspace string, id ulid.ULID) (bool, error) {
 		return false, err
 	}
 	for _, inst := range rs.Instances {
-		if inst.Id == g.lifecycler.GetInstanceID() {
+		if inst.Id == g.member.InstanceID() {
 			return true, nil
 		}
 	}

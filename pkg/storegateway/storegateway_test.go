@@ -118,7 +118,7 @@ func startGatewayAndClient(t *testing.T, bkt objstore.Bucket, readAhead int, lim
 	require.NoError(t, err)
 	require.NoError(t, services.StartAndAwaitRunning(context.Background(), r))
 	t.Cleanup(func() { _ = services.StopAndAwaitTerminated(context.Background(), r) })
-	g, err := New(cfg, t.TempDir(), 9095, bkt, r, lim, store, reg, log.NewNopLogger())
+	g, err := New(cfg, t.TempDir(), bkt, r, joinRing(t, cfg, store, r), lim, reg, log.NewNopLogger())
 	require.NoError(t, err)
 	require.NoError(t, services.StartAndAwaitRunning(context.Background(), g))
 	t.Cleanup(func() { _ = services.StopAndAwaitTerminated(context.Background(), g) })
@@ -475,13 +475,22 @@ func TestFailedStartLeavesNothingRunning(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, services.StartAndAwaitRunning(context.Background(), r))
 	defer func() { require.NoError(t, services.StopAndAwaitTerminated(context.Background(), r)) }()
-	g, err := New(cfg, t.TempDir(), 9095, objstore.NewInMemBucket(), r, testLimits{}, ringmember.Store{Client: ringtest.RefuseActive(kv, "sg-1")}, reg, log.NewNopLogger())
+	g, err := New(cfg, t.TempDir(), objstore.NewInMemBucket(), r, joinRing(t, cfg, ringmember.Store{Client: ringtest.RefuseActive(kv, "sg-1")}, r), testLimits{}, reg, log.NewNopLogger())
 	require.NoError(t, err)
 	require.NoError(t, g.StartAsync(context.Background()))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	require.ErrorContains(t, g.AwaitTerminated(ctx), "refuses to make sg-1 ACTIVE")
 	// As the start returned, not some time later:
-	require.Equal(t, services.Terminated, g.lifecycler.State(), "the lifecycler is stopped")
+	require.Equal(t, services.Failed, g.member.State(), "its membership is stopped")
 	require.NotContains(t, ringtest.Instances(t, kv, RingKey), "sg-1", "the store-gateway left the ring")
+}
+
+// joinRing makes the store-gateway's membership of r in store, as the
+// process does.
+func joinRing(t *testing.T, cfg Config, store ringmember.Store, r *ring.Ring) *ringmember.ActiveMember {
+	t.Helper()
+	m, err := ringmember.Join(cfg.Ring, RingName, RingKey, store, r, ringmember.Member{GRPCPort: 9095}, prometheus.NewRegistry(), log.NewNopLogger())
+	require.NoError(t, err)
+	return m
 }

@@ -181,6 +181,15 @@ func (t *Vigil) initMemberlistKV() (services.Service, error) {
 }
 
 // ringStore is the key-value store every ring of this process shares.
+// joinRing makes this process a member of a ring whose instances serve as
+// soon as they join (every ring but the ingesters'), advertising its gRPC
+// port. Each component's ring client and membership are made here, by
+// ringmember, and handed to the component.
+func (t *Vigil) joinRing(c ringmember.Config, name, key string, r ring.ReadRing) (*ringmember.ActiveMember, error) {
+	port := t.Server.GRPCListenAddr().(*net.TCPAddr).Port
+	return ringmember.Join(c, name, key, t.ringStore(), r, ringmember.Member{GRPCPort: port}, t.Registerer, t.Logger)
+}
+
 func (t *Vigil) ringStore() ringmember.Store {
 	return ringmember.Store{Memberlist: t.MemberlistKV.GetMemberlistKV}
 }
@@ -282,13 +291,10 @@ func (t *Vigil) initControlPlaneRing() (services.Service, error) {
 // ring: each account's writes go to the replica the account hashes to,
 // forwarded over the internal gRPC port when another replica received them.
 func (t *Vigil) initAPI() (services.Service, error) {
-	port := t.Server.GRPCListenAddr().(*net.TCPAddr).Port
-	lc, err := ringmember.NewLifecycler(t.Cfg.ControlPlane.Ring, controlplane.RingName, controlplane.RingKey, t.ringStore(),
-		ringmember.Member{GRPCPort: port}, t.Registerer, t.Logger)
+	member, err := t.joinRing(t.Cfg.ControlPlane.Ring, controlplane.RingName, controlplane.RingKey, t.ControlPlaneRing)
 	if err != nil {
 		return nil, err
 	}
-	member := ringmember.NewActiveMember(lc, t.ControlPlaneRing)
 	dial, err := t.Cfg.ControlPlane.Dialer()
 	if err != nil {
 		return nil, err
@@ -372,13 +378,11 @@ func (t *Vigil) initDistributor() (services.Service, error) {
 	// distributor, which serves no sender, is not.
 	var member services.Service
 	if t.runs(Distributor) {
-		port := t.Server.GRPCListenAddr().(*net.TCPAddr).Port
-		lc, err := ringmember.NewLifecycler(t.Cfg.Distributor.Ring, distributor.RingName, distributor.RingKey, t.ringStore(),
-			ringmember.Member{GRPCPort: port}, t.Registerer, t.Logger)
+		m, err := t.joinRing(t.Cfg.Distributor.Ring, distributor.RingName, distributor.RingKey, t.DistributorRing)
 		if err != nil {
 			return nil, err
 		}
-		member = ringmember.NewActiveMember(lc, t.DistributorRing)
+		member = m
 	}
 	var replicas distributor.Replicas
 	if t.HATracker != nil {
@@ -517,8 +521,11 @@ func (t *Vigil) initStoreGatewayRing() (services.Service, error) {
 }
 
 func (t *Vigil) initStoreGateway() (services.Service, error) {
-	port := t.Server.GRPCListenAddr().(*net.TCPAddr).Port
-	g, err := storegateway.New(t.Cfg.StoreGateway, t.Cfg.DataDir, port, t.Bucket, t.StoreGatewayRing, t.Overrides, t.ringStore(), t.Registerer, t.Logger)
+	member, err := t.joinRing(t.Cfg.StoreGateway.Ring, storegateway.RingName, storegateway.RingKey, t.StoreGatewayRing)
+	if err != nil {
+		return nil, err
+	}
+	g, err := storegateway.New(t.Cfg.StoreGateway, t.Cfg.DataDir, t.Bucket, t.StoreGatewayRing, member, t.Overrides, t.Registerer, t.Logger)
 	if err != nil {
 		return nil, err
 	}
@@ -528,8 +535,16 @@ func (t *Vigil) initStoreGateway() (services.Service, error) {
 }
 
 func (t *Vigil) initCompactor() (services.Service, error) {
-	port := t.Server.GRPCListenAddr().(*net.TCPAddr).Port
-	c, err := compactor.New(t.Cfg.Compactor, t.Cfg.DataDir, port, t.Bucket, workspaceRetention{t.Overrides, t.Workspaces}, workspaceExists{t.Workspaces}, t.ringStore(), t.Registerer, t.Logger)
+	// The compactor is the ring's only reader: it runs the ring client.
+	r, err := ringmember.NewRing(t.Cfg.Compactor.Ring, compactor.RingName, compactor.RingKey, t.ringStore(), t.Registerer, t.Logger)
+	if err != nil {
+		return nil, err
+	}
+	member, err := t.joinRing(t.Cfg.Compactor.Ring, compactor.RingName, compactor.RingKey, r)
+	if err != nil {
+		return nil, err
+	}
+	c, err := compactor.New(t.Cfg.Compactor, t.Cfg.DataDir, t.Bucket, r, member, workspaceRetention{t.Overrides, t.Workspaces}, workspaceExists{t.Workspaces}, t.Registerer, t.Logger)
 	if err != nil {
 		return nil, err
 	}

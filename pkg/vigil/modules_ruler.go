@@ -2,7 +2,6 @@ package vigil
 
 import (
 	"context"
-	"net"
 	"sync"
 
 	"github.com/grafana/dskit/httpgrpc"
@@ -31,12 +30,10 @@ func (t *Vigil) initRulerRing() (services.Service, error) {
 }
 
 func (t *Vigil) initRuler() (services.Service, error) {
-	port := t.Server.GRPCListenAddr().(*net.TCPAddr).Port
-	lc, err := ringmember.NewLifecycler(t.Cfg.Ruler.Ring, ruler.RingName, ruler.RingKey, t.ringStore(), ringmember.Member{GRPCPort: port}, t.Registerer, t.Logger)
+	member, err := t.joinRing(t.Cfg.Ruler.Ring, ruler.RingName, ruler.RingKey, t.RulerRing)
 	if err != nil {
 		return nil, err
 	}
-	member := ringmember.NewActiveMember(lc, t.RulerRing)
 	// The ruler's own engine: its queries neither wait for nor count
 	// against the query API's.
 	engine := querier.NewEngine(t.Cfg.Querier, prometheus.WrapRegistererWithPrefix("vigil_ruler_", t.Registerer), t.Logger)
