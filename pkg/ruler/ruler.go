@@ -75,7 +75,7 @@ var ringDefaults = ringmember.Defaults{
 // RegisterFlags registers the ruler's flags.
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.EvaluationInterval, "ruler.evaluation-interval", time.Minute, "Evaluation interval of a rule group that sets none (Prometheus's default).")
-	f.DurationVar(&c.PollInterval, "ruler.poll-interval", 10*time.Second, "How often each ruler reads the workspaces' rule groups namespaces and the ruler ring: a namespace changed, or a group whose ruler left, is taken up within this.")
+	f.DurationVar(&c.PollInterval, "ruler.poll-interval", 10*time.Second, "How often each ruler reads the ruler ring and the workspaces' rule groups namespaces: a changed namespace is taken up within this, a group handed to another ruler stops within this, and a group handed to this ruler starts within this plus -ruler.handoff-wait.")
 	f.StringVar(&c.AlertmanagerURL, "ruler.alertmanager-url", "", "Alertmanager the alerts of each workspace are sent to (its v2 API); {workspace} in the URL is replaced by the workspace ID. Empty: alerts are evaluated (the ALERTS series, the alerts API) but sent nowhere.")
 	f.DurationVar(&c.ResendDelay, "ruler.resend-delay", time.Minute, "How long a firing alert waits before it is sent to the Alertmanager again (Prometheus's --rules.alert.resend-delay).")
 	f.DurationVar(&c.OutageTolerance, "ruler.for-outage-tolerance", time.Hour, "Longest ruler outage after which an alert's for state is not restored (Prometheus's --rules.alert.for-outage-tolerance).")
@@ -174,6 +174,7 @@ type Ruler struct {
 	// taken is when this ruler found it owns each group it does not
 	// evaluate yet (by workspace, namespace and group); under syncMu.
 	taken       map[string]time.Time
+	lastFiles   map[string][]RulesFile // the files read last; under syncMu
 	handoffWait time.Duration
 	now         func() time.Time
 
@@ -297,19 +298,28 @@ var rulesParser = parser.NewParser(parser.Options{})
 func (rl *Ruler) Sync(ctx context.Context) error {
 	rl.syncMu.Lock()
 	defer rl.syncMu.Unlock()
+	self := rl.member.InstanceID()
+	// The ring first: the groups handed to another ruler stop before
+	// anything is read from storage, within the new owner's wait. A ring
+	// that cannot be read makes this ruler own nothing.
+	who, ringErr := rl.ownersNow()
+	if ringErr != nil {
+		level.Warn(rl.logger).Log("msg", "cannot read the ruler ring: evaluating nothing until it can be read", "err", ringErr)
+		who = owners{}
+	}
+	rl.release(who, self)
+	// Files that cannot be read are those read last: ownership still
+	// follows the ring.
 	files, err := rl.store.RulesFiles(ctx)
 	if err != nil {
-		rl.syncs.WithLabelValues("failure").Inc()
-		level.Warn(rl.logger).Log("msg", "cannot read the rule groups namespaces; retrying at the next poll", "err", err)
-		return err
+		level.Warn(rl.logger).Log("msg", "cannot read the rule groups namespaces; evaluating those read last, retrying at the next poll", "err", err)
+		files = rl.lastFiles
+	} else {
+		rl.lastFiles = files
 	}
-	who, err := rl.ownersNow()
-	if err != nil {
+	if err = errors.Join(ringErr, err); err != nil {
 		rl.syncs.WithLabelValues("failure").Inc()
-		level.Warn(rl.logger).Log("msg", "cannot read the ruler ring; retrying at the next poll", "err", err)
-		return err
 	}
-	self := rl.member.InstanceID()
 	evaluating := rl.evaluating()
 	now := rl.now()
 	owned := map[string][]Namespace{}
@@ -402,8 +412,31 @@ func (rl *Ruler) Sync(ctx context.Context) error {
 		}
 	}
 	rl.evaluated.Set(float64(groups))
+	if err != nil {
+		return err
+	}
 	rl.syncs.WithLabelValues("success").Inc()
 	return nil
+}
+
+// release stops at once, in every workspace, the groups that who does not
+// give this ruler (self); the others keep running.
+func (rl *Ruler) release(who owners, self string) {
+	rl.mu.Lock()
+	ws := make(map[string]*workspaceRules, len(rl.workspaces))
+	for id, w := range rl.workspaces {
+		ws[id] = w
+	}
+	rl.mu.Unlock()
+	for id, w := range ws {
+		kept, dropped := w.owned(func(namespace, group string) bool { return who.of(id, namespace, group) == self })
+		if dropped == 0 {
+			continue
+		}
+		if err := w.update(kept, rl.cfg.EvaluationInterval); err != nil {
+			level.Warn(rl.logger).Log("msg", "cannot stop the workspace's rule groups handed to another ruler", "workspace", id, "err", err)
+		}
+	}
 }
 
 // evaluating returns the groups this ruler evaluates, by workspace,

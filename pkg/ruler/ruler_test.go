@@ -2,6 +2,7 @@ package ruler
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -19,9 +20,13 @@ import (
 type twoRulers struct {
 	ring.ReadRing
 	down string
+	err  error // the ring cannot be read
 }
 
 func (r twoRulers) GetAllHealthy(ring.Operation) (ring.ReplicationSet, error) {
+	if r.err != nil {
+		return ring.ReplicationSet{}, r.err
+	}
 	var rs ring.ReplicationSet
 	for _, id := range []string{"a", "b"} {
 		if id != r.down {
@@ -188,4 +193,48 @@ func TestTakenGroupsWaitForTheirLastRuler(t *testing.T) {
 	clock = clock.Add(5 * time.Second)
 	require.NoError(t, rl.Sync(ctx))
 	require.Len(t, groupNames(rl, "ws-1"), 8)
+}
+
+// failingFiles is a store whose reads fail while failing is set.
+type failingFiles struct {
+	staticFiles
+	failing *bool
+}
+
+func (f failingFiles) RulesFiles(ctx context.Context) (map[string][]RulesFile, error) {
+	if *f.failing {
+		return nil, errors.New("object storage unavailable")
+	}
+	return f.staticFiles.RulesFiles(ctx)
+}
+
+// TestAFailedSyncStillReleasesGroups: a ruler that cannot read the
+// namespaces still stops the groups the ring hands to another ruler (and
+// keeps its own, as read last); one that cannot read the ring evaluates
+// nothing, since another may own everything.
+func TestAFailedSyncStillReleasesGroups(t *testing.T) {
+	var data string
+	for i := 0; i < 8; i++ {
+		data += fmt.Sprintf("  - name: g%d\n    rules:\n      - record: r%d\n        expr: vector(1)\n", i, i)
+	}
+	failing := false
+	files := failingFiles{staticFiles{"ws-1": {{Name: "ns", Data: []byte("groups:\n" + data), Revision: 1}}}, &failing}
+	rl := New(Config{EvaluationInterval: time.Minute, PollInterval: time.Hour, HandoffWait: -1}, files, noOffset{},
+		promql.NewEngine(promql.EngineOpts{}), teststorage.New(t), &fakePusher{},
+		twoRulers{down: "b"}, fakeMember{services.NewIdleService(nil, nil), "a"}, prometheus.NewRegistry(), log.NewNopLogger())
+	t.Cleanup(func() { _ = rl.stopping(nil) })
+	ctx := context.Background()
+	require.NoError(t, rl.Sync(ctx))
+	require.Len(t, groupNames(rl, "ws-1"), 8)
+
+	failing = true
+	rl.ring = twoRulers{}
+	require.Error(t, rl.Sync(ctx))
+	mine := groupNames(rl, "ws-1")
+	require.NotEmpty(t, mine, "its own groups keep going from the files read last")
+	require.Less(t, len(mine), 8, "b's groups stop although the files could not be read")
+
+	rl.ring = twoRulers{err: errors.New("ring unreadable")}
+	require.Error(t, rl.Sync(ctx))
+	require.Empty(t, groupNames(rl, "ws-1"), "without the ring, nothing is this ruler's")
 }

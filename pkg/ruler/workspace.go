@@ -123,6 +123,29 @@ func (w *workspaceRules) update(namespaces []Namespace, interval time.Duration) 
 	return w.manager.Update(interval, names, labels.EmptyLabels(), "", nil)
 }
 
+// owned returns the namespaces the manager evaluates, with only the groups
+// keep accepts, and how many it left out.
+func (w *workspaceRules) owned(keep func(namespace, group string) bool) ([]Namespace, int) {
+	w.loader.mu.Lock()
+	defer w.loader.mu.Unlock()
+	var out []Namespace
+	dropped := 0
+	for name, rgs := range w.loader.namespaces {
+		ns := Namespace{Name: name}
+		for _, g := range rgs.Groups {
+			if keep(name, g.Name) {
+				ns.Groups = append(ns.Groups, g)
+			} else {
+				dropped++
+			}
+		}
+		if len(ns.Groups) > 0 {
+			out = append(out, ns)
+		}
+	}
+	return out, dropped
+}
+
 // stop ends every evaluation of the workspace.
 func (w *workspaceRules) stop() {
 	w.cancel() // ends the evaluations in flight, which Stop waits for

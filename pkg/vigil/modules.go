@@ -180,7 +180,6 @@ func (t *Vigil) initMemberlistKV() (services.Service, error) {
 	return t.MemberlistKV, nil
 }
 
-// ringStore is the key-value store every ring of this process shares.
 // joinRing makes this process a member of a ring whose instances serve as
 // soon as they join (every ring but the ingesters'), advertising its gRPC
 // port. Each component's ring client and membership are made here, by
@@ -190,6 +189,7 @@ func (t *Vigil) joinRing(c ringmember.Config, name, key string, r ring.ReadRing)
 	return ringmember.Join(c, name, key, t.ringStore(), r, ringmember.Member{GRPCPort: port}, t.Registerer, t.Logger)
 }
 
+// ringStore is the key-value store every ring of this process shares.
 func (t *Vigil) ringStore() ringmember.Store {
 	return ringmember.Store{Memberlist: t.MemberlistKV.GetMemberlistKV}
 }
