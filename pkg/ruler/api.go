@@ -22,7 +22,6 @@ import (
 	"github.com/grafana/dskit/ring"
 	"github.com/grafana/dskit/services"
 	"github.com/prometheus/common/route"
-	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/rules"
 	v1 "github.com/prometheus/prometheus/web/api/v1"
 
@@ -382,13 +381,14 @@ func mergeRules(answers []json.RawMessage, page pageRequest) (any, error) {
 	return out, nil
 }
 
-// mergeAlerts joins the rulers' active alerts; an alert two rulers answer
-// for (its group moving from one to the other) is listed once.
+// mergeAlerts joins the rulers' active alerts. A group is evaluated by one
+// ruler at a time (a ruler starts a group handed to it only once the other
+// stopped it), so no alert is listed twice; two alerts with the same labels
+// from two rules are two alerts, as in Prometheus.
 func mergeAlerts(answers []json.RawMessage) (any, error) {
 	out := struct {
 		Alerts []json.RawMessage `json:"alerts"`
 	}{Alerts: []json.RawMessage{}}
-	seen := map[string]bool{}
 	for _, data := range answers {
 		var d struct {
 			Alerts []json.RawMessage `json:"alerts"`
@@ -396,18 +396,7 @@ func mergeAlerts(answers []json.RawMessage) (any, error) {
 		if err := json.Unmarshal(data, &d); err != nil {
 			return nil, unavailable("a ruler's alerts do not decode: %v", err)
 		}
-		for _, raw := range d.Alerts {
-			var a struct {
-				Labels labels.Labels `json:"labels"`
-			}
-			if err := json.Unmarshal(raw, &a); err != nil {
-				return nil, unavailable("a ruler's alert does not decode: %v", err)
-			}
-			if key := a.Labels.String(); !seen[key] {
-				seen[key] = true
-				out.Alerts = append(out.Alerts, raw)
-			}
-		}
+		out.Alerts = append(out.Alerts, d.Alerts...)
 	}
 	return out, nil
 }

@@ -197,9 +197,9 @@ func TestInternalRulesOnlyOverGRPC(t *testing.T) {
 	require.Equal(t, http.StatusNotFound, w.Code)
 }
 
-// TestMergeListsAMovingGroupOnce: while a group moves between rulers both
-// may answer for it; the rules API lists the copy evaluated last, the
-// alerts API each alert once.
+// TestMergeListsAMovingGroupOnce: should two rulers answer for a group, the
+// rules API lists the copy evaluated last; alerts are listed as the rulers
+// answer them.
 func TestMergeListsAMovingGroupOnce(t *testing.T) {
 	older := json.RawMessage(`{"groups":[{"name":"g","file":"ns","lastEvaluation":"2026-01-01T00:00:00Z","rules":[{"name":"old"}]}]}`)
 	newer := json.RawMessage(`{"groups":[{"name":"g","file":"ns","lastEvaluation":"2026-01-01T00:00:10Z","rules":[{"name":"new"}]}]}`)
@@ -210,10 +210,12 @@ func TestMergeListsAMovingGroupOnce(t *testing.T) {
 		require.NoError(t, err)
 		require.JSONEq(t, `{"groups":[{"name":"g","file":"ns","lastEvaluation":"2026-01-01T00:00:10Z","rules":[{"name":"new"}]}]}`, string(b))
 	}
-	alert := json.RawMessage(`{"alerts":[{"labels":{"alertname":"A","x":"1"},"state":"firing"},{"labels":{"alertname":"A","x":"2"},"state":"firing"}]}`)
+	// Two alerts with the same labels from two rules (on two rulers) are
+	// two alerts, as Prometheus lists them.
+	alert := json.RawMessage(`{"alerts":[{"labels":{"alertname":"A","x":"1"},"state":"firing"}]}`)
 	out, err := mergeAlerts([]json.RawMessage{alert, alert})
 	require.NoError(t, err)
 	b, err := json.Marshal(out)
 	require.NoError(t, err)
-	require.JSONEq(t, string(alert), string(b))
+	require.JSONEq(t, `{"alerts":[{"labels":{"alertname":"A","x":"1"},"state":"firing"},{"labels":{"alertname":"A","x":"1"},"state":"firing"}]}`, string(b))
 }
