@@ -422,13 +422,7 @@ func (rl *Ruler) Sync(ctx context.Context) error {
 // release stops at once, in every workspace, the groups that who does not
 // give this ruler (self); the others keep running.
 func (rl *Ruler) release(who owners, self string) {
-	rl.mu.Lock()
-	ws := make(map[string]*workspaceRules, len(rl.workspaces))
-	for id, w := range rl.workspaces {
-		ws[id] = w
-	}
-	rl.mu.Unlock()
-	for id, w := range ws {
+	for id, w := range rl.current() {
 		kept, dropped := w.owned(func(namespace, group string) bool { return who.of(id, namespace, group) == self })
 		if dropped == 0 {
 			continue
@@ -439,17 +433,23 @@ func (rl *Ruler) release(who owners, self string) {
 	}
 }
 
-// evaluating returns the groups this ruler evaluates, by workspace,
-// namespace and group.
-func (rl *Ruler) evaluating() map[string]bool {
+// current returns the workspaces' rules managers, copied out of the lock
+// (their calls wait for evaluations in flight).
+func (rl *Ruler) current() map[string]*workspaceRules {
 	rl.mu.Lock()
+	defer rl.mu.Unlock()
 	ws := make(map[string]*workspaceRules, len(rl.workspaces))
 	for id, w := range rl.workspaces {
 		ws[id] = w
 	}
-	rl.mu.Unlock()
+	return ws
+}
+
+// evaluating returns the groups this ruler evaluates, by workspace,
+// namespace and group.
+func (rl *Ruler) evaluating() map[string]bool {
 	out := map[string]bool{}
-	for id, w := range ws {
+	for id, w := range rl.current() {
 		for _, g := range w.manager.RuleGroups() {
 			out[id+"\x00"+g.File()+"\x00"+g.Name()] = true
 		}

@@ -3,7 +3,6 @@ package ruler
 import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/prometheus/rules"
 )
 
 // usage exposes each workspace's rule evaluations, failures and missed
@@ -34,13 +33,8 @@ func (u *usage) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (u *usage) Collect(ch chan<- prometheus.Metric) {
-	u.rl.mu.Lock()
-	metrics := make(map[string]*rules.Metrics, len(u.rl.workspaces))
-	for ws, w := range u.rl.workspaces {
-		metrics[ws] = w.metrics
-	}
-	u.rl.mu.Unlock()
-	for ws, m := range metrics {
+	for ws, w := range u.rl.current() {
+		m := w.metrics
 		relabel(ch, u.evaluations, ws, m.EvalTotal)
 		relabel(ch, u.failures, ws, m.EvalFailures)
 		relabel(ch, u.missed, ws, m.IterationsMissed)
