@@ -18,17 +18,15 @@ import (
 	"github.com/grafana/dskit/httpgrpc"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/route"
-	"github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/storage"
-	"github.com/prometheus/prometheus/util/notifications"
 	"github.com/prometheus/prometheus/util/teststorage"
-	v1 "github.com/prometheus/prometheus/web/api/v1"
 	"github.com/stretchr/testify/require"
 
 	"github.com/vigil-metrics/vigil/pkg/pb/frontendpb"
+	"github.com/vigil-metrics/vigil/pkg/promapi"
 	"github.com/vigil-metrics/vigil/pkg/tenant"
 )
 
@@ -56,36 +54,11 @@ func promAPI(q storage.Queryable) http.Handler {
 		EnableAtModifier: true, EnableNegativeOffset: true, EnablePerStepStats: true,
 		Parser: parser.NewParser(parser.Options{}),
 	})
-	api := v1.NewAPI(
-		engine, q.(storage.SampleAndChunkQueryable), nil, nil,
-		nil, nil, nil,
-		func() config.Config { return config.DefaultConfig },
-		map[string]string{},
-		v1.GlobalURLOptions{},
-		func(f http.HandlerFunc) http.HandlerFunc { return f },
-		nil, "", false, false, 0,
-		nil,
-		nil,
-		0, 1, 1<<20,
-		false,
-		nil,
-		nil,
-		&v1.PrometheusVersion{},
-		func() []notifications.Notification { return nil },
-		func() (<-chan notifications.Notification, func(), bool) { return nil, func() {}, false },
-		prometheus.NewRegistry(),
-		prometheus.NewRegistry(),
-		nil,
-		false, nil,
-		false, false, false,
-		5*time.Minute,
-		false, false,
-		nil, nil,
-		v1.OpenAPIOptions{},
-		nil,
-		false,
-		time.Minute,
-	)
+	api := promapi.New(promapi.Options{
+		Engine: engine, Queryable: q.(storage.SampleAndChunkQueryable),
+		LookbackDelta: 5 * time.Minute, Timeout: time.Minute,
+		Registerer: prometheus.NewRegistry(), Logger: log.NewNopLogger(),
+	})
 	r := route.New()
 	api.Register(r.WithPrefix("/api/v1"))
 	return r
