@@ -111,8 +111,9 @@ func queryTagKeys(r *http.Request, _ []byte) (map[string]string, []string) {
 	return nil, r.URL.Query()["tagKeys"]
 }
 
-// rulesBody bounds the body of a rule groups namespace's create or put: the
-// base64 of a rules file of AMP's 1 MB quota, in JSON.
+// rulesBody bounds the body of a rule groups namespace's or an alert
+// manager definition's create or put: the base64 of a document of AMP's
+// 1 MB quota, in JSON.
 const rulesBody = 2 << 20
 
 // routeTable is every route of the public port. Adding a resource is a row
@@ -141,6 +142,10 @@ var routeTable = func() []*Route {
 		{Operation: auth.OpPutRuleGroupsNamespace, Pattern: "PUT /workspaces/{workspaceId}/rulegroupsnamespaces/{name}", scope: scopeNamespace, control: true, maxBody: rulesBody},
 		control(auth.OpDescribeRuleGroupsNamespace, "GET /workspaces/{workspaceId}/rulegroupsnamespaces/{name}", scopeNamespace, true),
 		control(auth.OpDeleteRuleGroupsNamespace, "DELETE /workspaces/{workspaceId}/rulegroupsnamespaces/{name}", scopeNamespace, false),
+		{Operation: auth.OpCreateAlertManagerDefinition, Pattern: "POST /workspaces/{workspaceId}/alertmanager/definition", scope: scopePath, control: true, maxBody: rulesBody},
+		{Operation: auth.OpPutAlertManagerDefinition, Pattern: "PUT /workspaces/{workspaceId}/alertmanager/definition", scope: scopePath, control: true, maxBody: rulesBody},
+		control(auth.OpDescribeAlertManagerDefinition, "GET /workspaces/{workspaceId}/alertmanager/definition", scopePath, true),
+		control(auth.OpDeleteAlertManagerDefinition, "DELETE /workspaces/{workspaceId}/alertmanager/definition", scopePath, false),
 		{Operation: auth.OpTagResource, Pattern: "POST /tags/{resourceArn...}", scope: scopeARN, control: true, requestTags: bodyTags},
 		{Operation: auth.OpUntagResource, Pattern: "DELETE /tags/{resourceArn...}", scope: scopeARN, control: true, requestTags: queryTagKeys},
 		control(auth.OpListTagsForResource, "GET /tags/{resourceArn...}", scopeARN, true),

@@ -118,6 +118,8 @@ const (
 	IDRuleGroupsNamespacesQuota      = "rule-groups-namespaces-per-workspace-quota"
 	IDTooManyOutstandingRequests     = "too-many-outstanding-requests"
 	IDRulerUnavailable               = "ruler-unavailable"
+	IDAlertManagerDefinitionNotFound = "alert-manager-definition-not-found"
+	IDAlertManagerDefinitionExists   = "alert-manager-definition-exists"
 )
 
 // Error is an error with a cause and a stable ID.

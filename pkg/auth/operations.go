@@ -32,6 +32,14 @@ const (
 	OpDescribeRuleGroupsNamespace       Operation = "DescribeRuleGroupsNamespace"
 	OpListRuleGroupsNamespaces          Operation = "ListRuleGroupsNamespaces"
 	OpDeleteRuleGroupsNamespace         Operation = "DeleteRuleGroupsNamespace"
+	OpCreateAlertManagerDefinition      Operation = "CreateAlertManagerDefinition"
+	OpPutAlertManagerDefinition         Operation = "PutAlertManagerDefinition"
+	OpDescribeAlertManagerDefinition    Operation = "DescribeAlertManagerDefinition"
+	OpDeleteAlertManagerDefinition      Operation = "DeleteAlertManagerDefinition"
+	OpCreateLoggingConfiguration        Operation = "CreateLoggingConfiguration"
+	OpDescribeLoggingConfiguration      Operation = "DescribeLoggingConfiguration"
+	OpUpdateLoggingConfiguration        Operation = "UpdateLoggingConfiguration"
+	OpDeleteLoggingConfiguration        Operation = "DeleteLoggingConfiguration"
 	OpTagResource                       Operation = "TagResource"
 	OpUntagResource                     Operation = "UntagResource"
 	OpListTagsForResource               Operation = "ListTagsForResource"
@@ -43,6 +51,17 @@ const (
 	OpGetMetricMetadata Operation = "GetMetricMetadata"
 	OpListRules         Operation = "ListRules"
 	OpListAlerts        Operation = "ListAlerts"
+
+	// The alert manager's data plane (guide L3180).
+	OpCreateAlertManagerAlerts    Operation = "CreateAlertManagerAlerts"
+	OpListAlertManagerAlerts      Operation = "ListAlertManagerAlerts"
+	OpListAlertManagerAlertGroups Operation = "ListAlertManagerAlertGroups"
+	OpListAlertManagerReceivers   Operation = "ListAlertManagerReceivers"
+	OpListAlertManagerSilences    Operation = "ListAlertManagerSilences"
+	OpGetAlertManagerSilence      Operation = "GetAlertManagerSilence"
+	OpPutAlertManagerSilences     Operation = "PutAlertManagerSilences"
+	OpDeleteAlertManagerSilence   Operation = "DeleteAlertManagerSilence"
+	OpGetAlertManagerStatus       Operation = "GetAlertManagerStatus"
 )
 
 // Authorizer decides whether the caller of a request may also perform op

@@ -12,6 +12,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/vigil-metrics/vigil/pkg/alertmanager/definition"
+
 	"github.com/vigil-metrics/vigil/pkg/apierror"
 	"github.com/vigil-metrics/vigil/pkg/tenant"
 )
@@ -28,7 +30,9 @@ type Handler struct {
 	owners Owners // nil: this replica writes every account
 	// defaultRetentionDays is the retention of a workspace that set none.
 	defaultRetentionDays int
-	rulerLimits          RulerLimits // nil: AMP's quotas
+	rulerLimits          RulerLimits        // nil: AMP's quotas
+	amLimits             AlertmanagerLimits // nil: AMP's quotas
+	egress               *definition.Egress // nil: every private address refused
 }
 
 // NewHandler returns the HTTP handlers over store. Writes to an account's

@@ -16,11 +16,12 @@ import (
 // enforces them; the overrides file names them flat (the sections are
 // inline). The defaults mirror AMP's quotas.
 type Limits struct {
-	Distributor DistributorLimits `yaml:",inline"`
-	Ingester    IngesterLimits    `yaml:",inline"`
-	Querier     QuerierLimits     `yaml:",inline"`
-	Compactor   CompactorLimits   `yaml:",inline"`
-	Ruler       RulerLimits       `yaml:",inline"`
+	Distributor  DistributorLimits  `yaml:",inline"`
+	Ingester     IngesterLimits     `yaml:",inline"`
+	Querier      QuerierLimits      `yaml:",inline"`
+	Compactor    CompactorLimits    `yaml:",inline"`
+	Ruler        RulerLimits        `yaml:",inline"`
+	Alertmanager AlertmanagerLimits `yaml:",inline"`
 }
 
 // CompactorLimits govern what the compactor keeps of a workspace.
@@ -109,6 +110,7 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 	d.registerIngestionFlags(f)
 	l.Ingester.registerFlags(f)
 	l.Ruler.registerFlags(f)
+	l.Alertmanager.registerFlags(f)
 	f.IntVar(&q.MaxFetchedSeriesPerQuery, "querier.max-fetched-series-per-query", 12_000_000, "Most distinct series one query may read. AMP quota: 12,000,000 series fetched per query. 0: no limit.")
 	f.IntVar(&q.MaxFetchedChunksPerQuery, "querier.max-fetched-chunks-per-query", 20_000_000, "Most chunks one query may read, counting every replica read. AMP quota: 20,000,000 chunks fetched per query. 0: no limit.")
 	f.IntVar(&q.MaxFetchedSamplesPerQuery, "querier.max-fetched-samples-per-query", 50_000_000, "Most samples the chunks read by one query may hold, counting every replica read. AMP quota: 50,000,000 query samples. 0: no limit.")

@@ -1,0 +1,46 @@
+package limits
+
+import (
+	"flag"
+	"time"
+)
+
+// AlertmanagerLimits bound a workspace's alert manager: its definition,
+// checked when it is stored, and its alerts, checked by the alertmanager.
+// The defaults are AMP's quotas (guide L7235-L7335).
+type AlertmanagerLimits struct {
+	// AMP quota: alert manager definition file size, 1 MB.
+	MaxDefinitionSizeBytes int `yaml:"alertmanager_max_definition_size_bytes"`
+	// AMP quota: templates in the alert manager definition file, 100.
+	MaxTemplates int `yaml:"alertmanager_max_templates_count"`
+	// AMP quota: inhibit rules in the alert manager definition file, 100.
+	MaxInhibitRules int `yaml:"alertmanager_max_inhibit_rules"`
+	// AMP quota: nodes in the alert manager routing tree, 100.
+	MaxRouteNodes int `yaml:"alertmanager_max_route_nodes"`
+	// AMP: repeat_interval is capped at 5 days (guide L3210).
+	MaxRepeatInterval time.Duration `yaml:"alertmanager_max_repeat_interval"`
+	// AMP quota: alerts in the alert manager, 1,000.
+	MaxAlerts int `yaml:"alertmanager_max_alerts_count"`
+	// AMP quota: alert payload size, 20 MB (every alert held together).
+	MaxAlertsSizeBytes int `yaml:"alertmanager_max_alerts_size_bytes"`
+	// AMP quota: alert aggregation group size, 1,000: the aggregation
+	// groups (one per combination of group_by values) a workspace's alert
+	// manager holds (guide L7256).
+	MaxAggregationGroups int `yaml:"alertmanager_max_dispatcher_aggregation_groups"`
+}
+
+func (l *AlertmanagerLimits) registerFlags(f *flag.FlagSet) {
+	f.IntVar(&l.MaxDefinitionSizeBytes, "alertmanager.max-definition-size-bytes", 1<<20, "Largest alert manager definition a workspace may store, in bytes. AMP quota: 1 MB alert manager definition file size.")
+	f.IntVar(&l.MaxTemplates, "alertmanager.max-templates-count", 100, "Most template files an alert manager definition may hold. AMP quota: 100 templates in the alert manager definition file. 0: no limit.")
+	f.IntVar(&l.MaxInhibitRules, "alertmanager.max-inhibit-rules", 100, "Most inhibit rules an alert manager definition may hold. AMP quota: 100 inhibition rules. 0: no limit.")
+	f.IntVar(&l.MaxRouteNodes, "alertmanager.max-route-nodes", 100, "Most nodes, the root included, an alert manager definition's routing tree may hold. AMP quota: 100 nodes in the alert manager routing tree. 0: no limit.")
+	f.DurationVar(&l.MaxRepeatInterval, "alertmanager.max-repeat-interval", 5*24*time.Hour, "Longest repeat_interval in force: a longer one is accepted and treated as this. AMP: repeat_interval is capped at 5 days.")
+	f.IntVar(&l.MaxAlerts, "alertmanager.max-alerts-count", 1000, "Most alerts a workspace's alert manager holds; more are refused. AMP quota: 1,000 alerts in the alert manager. 0: no limit.")
+	f.IntVar(&l.MaxAlertsSizeBytes, "alertmanager.max-alerts-size-bytes", 20<<20, "Largest size of the alerts a workspace's alert manager holds, together, in bytes. AMP quota: 20 MB alert payload size. 0: no limit.")
+	f.IntVar(&l.MaxAggregationGroups, "alertmanager.max-dispatcher-aggregation-groups", 1000, "Most aggregation groups (one per combination of group_by values) a workspace's alert manager holds; alerts that would open more are not dispatched. AMP quota: 1,000 alert aggregation group size. 0: no limit.")
+}
+
+// AlertmanagerLimits are the workspace's alert manager limits.
+func (o *Overrides) AlertmanagerLimits(workspace string) AlertmanagerLimits {
+	return o.get(workspace).Alertmanager
+}
