@@ -22,33 +22,31 @@ var AlertManagerDefinitions = Kind{
 // under.
 const DefinitionName = "definition"
 
-// AlertmanagerLimits are the per-workspace bounds a definition is checked
-// against when it is stored.
+// AlertmanagerLimits are the per-workspace bounds and egress rules a
+// definition is checked against when it is stored.
 type AlertmanagerLimits interface {
-	DefinitionLimits(workspace string) definition.Limits
+	DefinitionChecks(workspace string) (definition.Limits, *definition.Egress)
 }
 
 type ampDefinitionLimits struct{}
 
-func (ampDefinitionLimits) DefinitionLimits(string) definition.Limits { return definition.AMPLimits }
-
-// SetAlertmanagerChecks sets the per-workspace limits and the egress rules
-// definitions are checked against (until then: AMP's quotas, and a
-// firewall refusing every private address and SNS's api_url).
-func (h *Handler) SetAlertmanagerChecks(l AlertmanagerLimits, eg *definition.Egress) {
-	h.amLimits, h.egress = l, eg
+func (ampDefinitionLimits) DefinitionChecks(string) (definition.Limits, *definition.Egress) {
+	return definition.AMPLimits, &definition.Egress{BlockPrivate: true}
 }
 
+// SetAlertmanagerLimits sets what definitions are checked against (until
+// then: AMP's quotas, and a firewall refusing every private address and
+// SNS's api_url).
+func (h *Handler) SetAlertmanagerLimits(l AlertmanagerLimits) { h.amLimits = l }
+
 func (h *Handler) definitionChecks(ws string) Checks {
-	lim, eg := h.amLimits, h.egress
-	if lim == nil {
-		lim = ampDefinitionLimits{}
+	l := h.amLimits
+	if l == nil {
+		l = ampDefinitionLimits{}
 	}
-	if eg == nil {
-		eg = &definition.Egress{BlockPrivate: true}
-	}
+	lim, eg := l.DefinitionChecks(ws)
 	return Checks{Document: func(data []byte) (int, error) {
-		if _, err := definition.Parse(data, lim.DefinitionLimits(ws), eg); err != nil {
+		if _, err := definition.Parse(data, lim, eg); err != nil {
 			var de *definition.Error
 			if errors.As(err, &de) {
 				return 0, apierror.Invalid("data", "%s", de.Reason)

@@ -12,8 +12,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/vigil-metrics/vigil/pkg/alertmanager/definition"
-
 	"github.com/vigil-metrics/vigil/pkg/apierror"
 	"github.com/vigil-metrics/vigil/pkg/tenant"
 )
@@ -32,7 +30,6 @@ type Handler struct {
 	defaultRetentionDays int
 	rulerLimits          RulerLimits        // nil: AMP's quotas
 	amLimits             AlertmanagerLimits // nil: AMP's quotas
-	egress               *definition.Egress // nil: every private address refused
 }
 
 // NewHandler returns the HTTP handlers over store. Writes to an account's

@@ -2,7 +2,10 @@ package limits
 
 import (
 	"flag"
+	"net/netip"
 	"time"
+
+	"github.com/grafana/dskit/flagext"
 )
 
 // AlertmanagerLimits bound a workspace's alert manager: its definition,
@@ -27,6 +30,28 @@ type AlertmanagerLimits struct {
 	// groups (one per combination of group_by values) a workspace's alert
 	// manager holds (guide L7256).
 	MaxAggregationGroups int `yaml:"alertmanager_max_dispatcher_aggregation_groups"`
+
+	// The receivers firewall (Mimir's names): what a workspace's receivers
+	// may not reach.
+	ReceiversBlockPrivateAddresses bool                 `yaml:"alertmanager_receivers_firewall_block_private_addresses"`
+	ReceiversBlockCIDRNetworks     flagext.CIDRSliceCSV `yaml:"alertmanager_receivers_firewall_block_cidr_networks"`
+	// SNSAllowAPIURL lets sns_configs name api_url (AMP refuses it): for
+	// an SNS-compatible endpoint of the operator's.
+	SNSAllowAPIURL bool `yaml:"alertmanager_sns_allow_api_url"`
+}
+
+// BlockedCIDRs are ReceiversBlockCIDRNetworks as prefixes.
+func (l *AlertmanagerLimits) BlockedCIDRs() []netip.Prefix {
+	out := make([]netip.Prefix, 0, len(l.ReceiversBlockCIDRNetworks))
+	for _, c := range l.ReceiversBlockCIDRNetworks {
+		if c.Value == nil {
+			continue
+		}
+		if p, err := netip.ParsePrefix(c.Value.String()); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func (l *AlertmanagerLimits) registerFlags(f *flag.FlagSet) {
@@ -37,6 +62,9 @@ func (l *AlertmanagerLimits) registerFlags(f *flag.FlagSet) {
 	f.DurationVar(&l.MaxRepeatInterval, "alertmanager.max-repeat-interval", 5*24*time.Hour, "Longest repeat_interval in force: a longer one is accepted and treated as this. AMP: repeat_interval is capped at 5 days.")
 	f.IntVar(&l.MaxAlerts, "alertmanager.max-alerts-count", 1000, "Most alerts a workspace's alert manager holds; more are refused. AMP quota: 1,000 alerts in the alert manager. 0: no limit.")
 	f.IntVar(&l.MaxAlertsSizeBytes, "alertmanager.max-alerts-size-bytes", 20<<20, "Largest size of the alerts a workspace's alert manager holds, together, in bytes. AMP quota: 20 MB alert payload size. 0: no limit.")
+	f.BoolVar(&l.ReceiversBlockPrivateAddresses, "alertmanager.receivers-firewall-block-private-addresses", true, "Refuse receivers (in a definition, and on every connection) private, loopback, link-local and other non-public addresses.")
+	f.Var(&l.ReceiversBlockCIDRNetworks, "alertmanager.receivers-firewall-block-cidr-networks", "Comma-separated CIDR networks receivers may never reach (in a definition, and on every connection), whatever -alertmanager.receivers-firewall-block-private-addresses says.")
+	f.BoolVar(&l.SNSAllowAPIURL, "alertmanager.sns-allow-api-url", false, "Let sns_configs name api_url (AMP refuses it), for an SNS-compatible endpoint of the operator's. The receivers firewall still applies to it.")
 	f.IntVar(&l.MaxAggregationGroups, "alertmanager.max-dispatcher-aggregation-groups", 1000, "Most aggregation groups (one per combination of group_by values) a workspace's alert manager holds; alerts that would open more are not dispatched. AMP quota: 1,000 alert aggregation group size. 0: no limit.")
 }
 

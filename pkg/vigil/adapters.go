@@ -10,6 +10,7 @@ import (
 
 	"github.com/grafana/dskit/ring"
 
+	"github.com/vigil-metrics/vigil/pkg/alertmanager/definition"
 	"github.com/vigil-metrics/vigil/pkg/apierror"
 	"github.com/vigil-metrics/vigil/pkg/controlplane"
 	"github.com/vigil-metrics/vigil/pkg/ingester"
@@ -161,4 +162,23 @@ func (f frontendLimits) OutOfOrderTimeWindow(workspace string) time.Duration {
 		return f.Overrides.OutOfOrderTimeWindow(workspace)
 	}
 	return w
+}
+
+// definitionLimits gives the control plane each workspace's alert manager
+// definition limits and receivers firewall.
+type definitionLimits struct{ o *limits.Overrides }
+
+func (d definitionLimits) DefinitionChecks(workspace string) (definition.Limits, *definition.Egress) {
+	return amDefinitionLimits(d.o.AlertmanagerLimits(workspace))
+}
+
+// amDefinitionLimits are the definition's checks of a workspace's
+// alertmanager limits.
+func amDefinitionLimits(l limits.AlertmanagerLimits) (definition.Limits, *definition.Egress) {
+	return definition.Limits{
+			MaxSizeBytes: l.MaxDefinitionSizeBytes, MaxTemplates: l.MaxTemplates, MaxInhibitRules: l.MaxInhibitRules,
+			MaxRouteNodes: l.MaxRouteNodes, MaxRepeatInterval: l.MaxRepeatInterval,
+		}, &definition.Egress{
+			BlockPrivate: l.ReceiversBlockPrivateAddresses, BlockCIDRs: l.BlockedCIDRs(), AllowSNSAPIURL: l.SNSAllowAPIURL,
+		}
 }

@@ -303,6 +303,7 @@ func (t *Vigil) initAPI() (services.Service, error) {
 	// A workspace that set no retention has the compactor's.
 	h := controlplane.NewHandler(t.Cfg.ControlPlane, t.Workspaces, owners, time.Duration(t.Cfg.Limits.Compactor.RetentionPeriod))
 	h.SetRulerLimits(t.Overrides)
+	h.SetAlertmanagerLimits(definitionLimits{t.Overrides})
 	t.API.RegisterControlPlane(h.Operations())
 	t.API.BindRulesConfig(http.HandlerFunc(h.RulesConfig))
 	// dskit serves its router on the gRPC port too (httpgrpc); the handler
