@@ -120,6 +120,8 @@ const (
 	IDRulerUnavailable               = "ruler-unavailable"
 	IDAlertManagerDefinitionNotFound = "alert-manager-definition-not-found"
 	IDAlertManagerDefinitionExists   = "alert-manager-definition-exists"
+	IDLoggingConfigurationNotFound   = "logging-configuration-not-found"
+	IDLoggingConfigurationExists     = "logging-configuration-exists"
 )
 
 // Error is an error with a cause and a stable ID.
