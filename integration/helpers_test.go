@@ -41,7 +41,7 @@ func startMonolith(t *testing.T, dataDir string, extra ...string) *vigil.Vigil {
 		"-admin.listen-port=0",
 		"-ingester.ring.instance-addr=127.0.0.1", "-ingester.ring.instance-id=ingester-1",
 		"-controlplane.ring.instance-addr=127.0.0.1", "-store-gateway.ring.instance-addr=127.0.0.1", "-compactor.ring.instance-addr=127.0.0.1",
-		"-distributor.ring.instance-addr=127.0.0.1", "-ruler.ring.instance-addr=127.0.0.1",
+		"-distributor.ring.instance-addr=127.0.0.1", "-ruler.ring.instance-addr=127.0.0.1", "-alertmanager.ring.instance-addr=127.0.0.1",
 		"-log.level=warn",
 	}, extra...)
 	logger := level.NewFilter(log.NewLogfmtLogger(log.NewSyncWriter(os.Stderr)), level.AllowError())

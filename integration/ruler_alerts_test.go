@@ -5,15 +5,11 @@ package integration
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,45 +17,6 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/stretchr/testify/require"
 )
-
-// webhook records the notifications an Alertmanager sends it.
-type webhook struct {
-	mu   sync.Mutex
-	msgs []webhookMessage
-}
-
-type webhookMessage struct {
-	Status string `json:"status"`
-	Alerts []struct {
-		Status string            `json:"status"`
-		Labels map[string]string `json:"labels"`
-	} `json:"alerts"`
-}
-
-func (h *webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	var m webhookMessage
-	body, _ := io.ReadAll(r.Body)
-	if json.Unmarshal(body, &m) == nil {
-		h.mu.Lock()
-		h.msgs = append(h.msgs, m)
-		h.mu.Unlock()
-	}
-	w.WriteHeader(http.StatusOK)
-}
-
-// got tells whether a notification of the given status came for alertname.
-func (h *webhook) got(status, alertname string) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for _, m := range h.msgs {
-		for _, a := range m.Alerts {
-			if a.Status == status && a.Labels["alertname"] == alertname {
-				return true
-			}
-		}
-	}
-	return false
-}
 
 // startAlertmanager starts Debian's prometheus-alertmanager on loopback,
 // routing every alert to hook, and returns its URL.

@@ -334,6 +334,16 @@ func (a *API) RegisterRules(h http.Handler) {
 	a.Bind(auth.OpListAlerts, h)
 }
 
+// RegisterAlertmanager binds a handler serving the Alertmanager v2 API
+// (paths under /api/v2/) for the workspace in the request context.
+func (a *API) RegisterAlertmanager(h http.Handler) {
+	for _, op := range []auth.Operation{auth.OpListAlertManagerAlerts, auth.OpCreateAlertManagerAlerts, auth.OpListAlertManagerAlertGroups,
+		auth.OpListAlertManagerReceivers, auth.OpListAlertManagerSilences, auth.OpPutAlertManagerSilences, auth.OpGetAlertManagerSilence,
+		auth.OpDeleteAlertManagerSilence, auth.OpGetAlertManagerStatus} {
+		a.Bind(op, h)
+	}
+}
+
 // Operations serves the control-plane writes another replica
 // authenticated, authorised, audited and forwarded, with the caller's
 // account in the context; reads are never forwarded.

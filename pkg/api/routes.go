@@ -199,6 +199,28 @@ var routeTable = func() []*Route {
 			&Route{Operation: q.op, Pattern: "/workspaces/{workspaceId}" + q.path, scope: scopePath, readOnly: true, strip: "/workspaces/{workspaceId}", format: formatPrometheus},
 			&Route{Operation: q.op, Pattern: "/prometheus" + q.path, scope: scopeHeader, readOnly: true, strip: "/prometheus", format: formatPrometheus})
 	}
+	// The Alertmanager v2 API of each workspace (AMP's data-plane
+	// actions, guide L3180), below its endpoint and below Mimir's
+	// /alertmanager prefix.
+	for _, am := range []struct {
+		op           auth.Operation
+		method, path string
+		readOnly     bool
+	}{
+		{auth.OpListAlertManagerAlerts, "GET", "/api/v2/alerts", true},
+		{auth.OpCreateAlertManagerAlerts, "POST", "/api/v2/alerts", false},
+		{auth.OpListAlertManagerAlertGroups, "GET", "/api/v2/alerts/groups", true},
+		{auth.OpListAlertManagerReceivers, "GET", "/api/v2/receivers", true},
+		{auth.OpListAlertManagerSilences, "GET", "/api/v2/silences", true},
+		{auth.OpPutAlertManagerSilences, "POST", "/api/v2/silences", false},
+		{auth.OpGetAlertManagerSilence, "GET", "/api/v2/silence/{silenceId}", true},
+		{auth.OpDeleteAlertManagerSilence, "DELETE", "/api/v2/silence/{silenceId}", false},
+		{auth.OpGetAlertManagerStatus, "GET", "/api/v2/status", true},
+	} {
+		rs = append(rs,
+			&Route{Operation: am.op, Pattern: am.method + " /workspaces/{workspaceId}/alertmanager" + am.path, scope: scopePath, readOnly: am.readOnly, strip: "/workspaces/{workspaceId}/alertmanager", format: formatText},
+			&Route{Operation: am.op, Pattern: am.method + " /alertmanager" + am.path, scope: scopeHeader, readOnly: am.readOnly, strip: "/alertmanager", format: formatText})
+	}
 	return rs
 }()
 

@@ -121,6 +121,7 @@ const (
 	IDAlertManagerDefinitionNotFound = "alert-manager-definition-not-found"
 	IDAlertManagerDefinitionExists   = "alert-manager-definition-exists"
 	IDLoggingConfigurationNotFound   = "logging-configuration-not-found"
+	IDAlertmanagerUnavailable        = "alertmanager-unavailable"
 	IDLoggingConfigurationExists     = "logging-configuration-exists"
 )
 

@@ -30,6 +30,16 @@ type AlertmanagerLimits struct {
 	// groups (one per combination of group_by values) a workspace's alert
 	// manager holds (guide L7256).
 	MaxAggregationGroups int `yaml:"alertmanager_max_dispatcher_aggregation_groups"`
+	// Silences per workspace, and bytes per silence (Vigil's bounds: AMP
+	// states none).
+	MaxSilences         int `yaml:"alertmanager_max_silences_count"`
+	MaxSilenceSizeBytes int `yaml:"alertmanager_max_silence_size_bytes"`
+
+	// Notifications per second a workspace sends, all receivers together,
+	// and their burst (Vigil's bound: AMP counts throttled notifications,
+	// AlertManagerNotificationsThrottled, without stating the rate).
+	NotificationRateLimit float64 `yaml:"alertmanager_notification_rate_limit"`
+	NotificationBurstSize int     `yaml:"alertmanager_notification_burst_size"`
 
 	// The receivers firewall (Mimir's names): what a workspace's receivers
 	// may not reach.
@@ -62,6 +72,10 @@ func (l *AlertmanagerLimits) registerFlags(f *flag.FlagSet) {
 	f.DurationVar(&l.MaxRepeatInterval, "alertmanager.max-repeat-interval", 5*24*time.Hour, "Longest repeat_interval in force: a longer one is accepted and treated as this. AMP: repeat_interval is capped at 5 days.")
 	f.IntVar(&l.MaxAlerts, "alertmanager.max-alerts-count", 1000, "Most alerts a workspace's alert manager holds; more are refused. AMP quota: 1,000 alerts in the alert manager. 0: no limit.")
 	f.IntVar(&l.MaxAlertsSizeBytes, "alertmanager.max-alerts-size-bytes", 20<<20, "Largest size of the alerts a workspace's alert manager holds, together, in bytes. AMP quota: 20 MB alert payload size. 0: no limit.")
+	f.IntVar(&l.MaxSilences, "alertmanager.max-silences-count", 10000, "Most silences (active, pending, and expired within -alertmanager.retention) a workspace's alert manager holds (Vigil's bound; AMP states none). 0: no limit.")
+	f.IntVar(&l.MaxSilenceSizeBytes, "alertmanager.max-silence-size-bytes", 64<<10, "Largest silence, in bytes, a workspace may create (Vigil's bound; AMP states none). 0: no limit.")
+	f.Float64Var(&l.NotificationRateLimit, "alertmanager.notification-rate-limit", 0, "Most notifications per second a workspace's alert manager sends, all receivers together; more are not sent and are counted as throttled (AMP's AlertManagerNotificationsThrottled). 0: no limit.")
+	f.IntVar(&l.NotificationBurstSize, "alertmanager.notification-burst-size", 100, "Notifications a workspace's alert manager may send at once above -alertmanager.notification-rate-limit.")
 	f.BoolVar(&l.ReceiversBlockPrivateAddresses, "alertmanager.receivers-firewall-block-private-addresses", true, "Refuse receivers (in a definition, and on every connection) private, loopback, link-local and other non-public addresses.")
 	f.Var(&l.ReceiversBlockCIDRNetworks, "alertmanager.receivers-firewall-block-cidr-networks", "Comma-separated CIDR networks receivers may never reach (in a definition, and on every connection), whatever -alertmanager.receivers-firewall-block-private-addresses says.")
 	f.BoolVar(&l.SNSAllowAPIURL, "alertmanager.sns-allow-api-url", false, "Let sns_configs name api_url (AMP refuses it), for an SNS-compatible endpoint of the operator's. The receivers firewall still applies to it.")

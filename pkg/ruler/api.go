@@ -89,7 +89,7 @@ func (rl *Ruler) Internal() http.Handler {
 }
 
 // Client sends a request to one ruler's InternalPrefix.
-type Client func(ctx context.Context, req *httpgrpc.HTTPRequest) (*httpgrpc.HTTPResponse, error)
+type Client = func(ctx context.Context, req *httpgrpc.HTTPRequest) (*httpgrpc.HTTPResponse, error)
 
 // apiOp: the rulers whose groups the rules API reads. A ruler leaving still
 // evaluates its groups until it has stopped them.

@@ -9,7 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"hash/fnv"
-	"log/slog"
+	"net/http"
 	"net/url"
 	"strings"
 	"sync"
@@ -24,10 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/common/promslog"
-	"github.com/prometheus/prometheus/config"
-	"github.com/prometheus/prometheus/discovery/targetgroup"
 	"github.com/prometheus/prometheus/model/rulefmt"
-	"github.com/prometheus/prometheus/notifier"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/rules"
@@ -158,8 +155,11 @@ type Member interface {
 type Ruler struct {
 	services.Service
 
-	cfg       Config
-	store     Store
+	cfg   Config
+	store Store
+	// alerts is the in-process Alertmanager API alerts go to when no
+	// -ruler.alertmanager-url is set (nil: none).
+	alerts    http.Handler
 	limits    Limits
 	ring      ring.ReadRing
 	member    Member
@@ -455,27 +455,6 @@ func (rl *Ruler) evaluating() map[string]bool {
 		}
 	}
 	return out
-}
-
-// notifier returns the function that sends a workspace's alerts to its
-// Alertmanager, through Prometheus's notifier (queue, batches, retries).
-func (rl *Ruler) notifier(workspace string) (rules.NotifyFunc, func()) {
-	u, err := alertmanagerURL(rl.cfg.AlertmanagerURL, workspace)
-	if err != nil {
-		level.Warn(rl.logger).Log("msg", "no Alertmanager for the workspace", "workspace", workspace, "err", err)
-		return nil, func() {}
-	}
-	n := notifier.NewManager(&notifier.Options{QueueCapacity: 10_000}, model.UTF8Validation, slog.New(slog.DiscardHandler))
-	am := config.DefaultAlertmanagerConfig
-	am.Scheme, am.PathPrefix = u.Scheme, u.Path
-	if err := n.ApplyConfig(&config.Config{AlertingConfig: config.AlertingConfig{AlertmanagerConfigs: config.AlertmanagerConfigs{&am}}}); err != nil {
-		level.Warn(rl.logger).Log("msg", "no Alertmanager for the workspace", "workspace", workspace, "err", err)
-		return nil, func() {}
-	}
-	targets := make(chan map[string][]*targetgroup.Group, 1)
-	targets <- map[string][]*targetgroup.Group{"config-0": {{Source: "ruler", Targets: []model.LabelSet{{model.AddressLabel: model.LabelValue(u.Host)}}}}}
-	go n.Run(targets)
-	return rules.SendAlerts(n, ""), n.Stop
 }
 
 // InstanceID is this ruler's ID in the ruler ring.

@@ -164,14 +164,6 @@ func (f frontendLimits) OutOfOrderTimeWindow(workspace string) time.Duration {
 	return w
 }
 
-// definitionLimits gives the control plane each workspace's alert manager
-// definition limits and receivers firewall.
-type definitionLimits struct{ o *limits.Overrides }
-
-func (d definitionLimits) DefinitionChecks(workspace string) (definition.Limits, *definition.Egress) {
-	return amDefinitionLimits(d.o.AlertmanagerLimits(workspace))
-}
-
 // amDefinitionLimits are the definition's checks of a workspace's
 // alertmanager limits.
 func amDefinitionLimits(l limits.AlertmanagerLimits) (definition.Limits, *definition.Egress) {

@@ -16,6 +16,7 @@ import (
 	"github.com/grafana/dskit/server"
 	"gopkg.in/yaml.v3"
 
+	"github.com/vigil-metrics/vigil/pkg/alertmanager"
 	"github.com/vigil-metrics/vigil/pkg/api"
 	"github.com/vigil-metrics/vigil/pkg/audit"
 	"github.com/vigil-metrics/vigil/pkg/compactor"
@@ -56,6 +57,7 @@ type Config struct {
 	QueryLogging       querylog.Config        `yaml:"query_logging"`
 	Compactor          compactor.Config       `yaml:"compactor"`
 	Ruler              ruler.Config           `yaml:"ruler"`
+	Alertmanager       alertmanager.Config    `yaml:"alertmanager"`
 	StoreGateway       storegateway.Config    `yaml:"store_gateway"`
 	StoreGatewayClient sgclient.Config        `yaml:"store_gateway_client"`
 	Limits             limits.Limits          `yaml:"limits"`
@@ -66,7 +68,7 @@ type Config struct {
 // in the components' RegisterFlags only.
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Target = []string{All}
-	f.Var(&c.Target, "target", "Comma-separated modules to run: all (default), api, compactor, distributor, ingester, querier, query-frontend, ruler, store-gateway.")
+	f.Var(&c.Target, "target", "Comma-separated modules to run: all (default), alertmanager, api, compactor, distributor, ingester, querier, query-frontend, ruler, store-gateway.")
 	f.StringVar(&c.DataDir, "data-dir", "./data", "Root directory of all local state: ingester TSDBs and WALs, ring tokens, and the filesystem object-storage backend.")
 
 	c.Auth.RegisterFlags(f)
@@ -97,6 +99,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.QueryLogging.RegisterFlags(f)
 	c.Compactor.RegisterFlags(f)
 	c.Ruler.RegisterFlags(f)
+	c.Alertmanager.RegisterFlags(f)
 	c.StoreGateway.RegisterFlags(f)
 	c.StoreGatewayClient.RegisterFlags(f)
 	c.Limits.RegisterFlags(f)
@@ -151,7 +154,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	for _, v := range []interface{ Validate() error }{
-		&c.Auth, &c.Audit, &c.Storage, &c.ControlPlane, &c.Distributor, &c.Ingester, &c.Querier, &c.FrontendWorker, &c.Frontend, &c.QueryLogging, &c.Compactor, &c.StoreGateway, &c.Ruler, &c.Limits,
+		&c.Auth, &c.Audit, &c.Storage, &c.ControlPlane, &c.Distributor, &c.Ingester, &c.Querier, &c.FrontendWorker, &c.Frontend, &c.QueryLogging, &c.Compactor, &c.StoreGateway, &c.Ruler, &c.Alertmanager, &c.Limits,
 	} {
 		if err := v.Validate(); err != nil {
 			return err

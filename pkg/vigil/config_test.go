@@ -62,10 +62,10 @@ distributor:
 }
 
 func TestUnknownTarget(t *testing.T) {
-	cfg, err := LoadConfig([]string{"-target=alertmanager"}, &bytes.Buffer{})
+	cfg, err := LoadConfig([]string{"-target=scraper"}, &bytes.Buffer{})
 	require.NoError(t, err)
 	_, err = New(*cfg, nil, nil)
-	require.ErrorContains(t, err, `unknown target "alertmanager"`)
+	require.ErrorContains(t, err, `unknown target "scraper"`)
 }
 
 func TestConfigEndpointMasksSecrets(t *testing.T) {

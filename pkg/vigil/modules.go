@@ -48,6 +48,9 @@ import (
 // Module names, sorted. The targetable ones are accepted by -target.
 const (
 	All              = "all"
+	Alertmanager     = "alertmanager"
+	AlertmanagerAPI  = "alertmanager-api"
+	AlertmanagerRing = "alertmanager-ring"
 	API              = "api"
 	Compactor        = "compactor"
 	ControlPlaneRing = "controlplane-ring"
@@ -75,7 +78,7 @@ const (
 // deps is the module graph: each module starts after, and stops before, the
 // modules it depends on.
 var deps = map[string][]string{
-	All:              {API, Compactor, Distributor, Ingester, Querier, QueryFrontend, StoreGateway, Ruler},
+	All:              {API, Compactor, Distributor, Ingester, Querier, QueryFrontend, StoreGateway, Ruler, Alertmanager},
 	Compactor:        {Server, MemberlistKV, Storage, Overrides, Workspaces},
 	API:              {Router, ControlPlaneRing},
 	ControlPlaneRing: {MemberlistKV},
@@ -86,22 +89,27 @@ var deps = map[string][]string{
 	IngesterRing:     {MemberlistKV},
 	MemberlistKV:     {Server},
 	Overrides:        nil,
-	Querier:          {Router, IngesterRing, StoreGatewayRing, Storage, Overrides, QueryLog, RulerAPI},
-	QueryFrontend:    {Router, Overrides, Workspaces, QueryLog, RulerAPI},
+	Querier:          {Router, IngesterRing, StoreGatewayRing, Storage, Overrides, QueryLog, RulerAPI, AlertmanagerAPI},
+	QueryFrontend:    {Router, Overrides, Workspaces, QueryLog, RulerAPI, AlertmanagerAPI},
 	QueryLog:         {Workspaces},
 	StoreGateway:     {Server, MemberlistKV, Storage, StoreGatewayRing, Overrides},
 	StoreGatewayRing: {MemberlistKV},
 	Router:           {Server, Workspaces},
 	// The ruler queries through a querier and records through a
 	// distributor of its own process.
-	Ruler: {Server, MemberlistKV, RulerRing, Distributor, Querier, Workspaces, Overrides},
+	Ruler: {Server, MemberlistKV, RulerRing, Distributor, Querier, Workspaces, Overrides, AlertmanagerAPI},
 	// The rules and alerts APIs are served beside the query API, and read
 	// every ruler.
-	RulerAPI:   {Router, RulerRing},
-	RulerRing:  {MemberlistKV},
-	Server:     nil,
-	Storage:    nil,
-	Workspaces: {Storage},
+	RulerAPI:  {Router, RulerRing},
+	RulerRing: {MemberlistKV},
+	// Each workspace's Alertmanager runs on the alertmanagers the ring
+	// gives it; its v2 API is served beside the query API, from them.
+	Alertmanager:     {Server, MemberlistKV, AlertmanagerRing, Storage, Workspaces, Overrides},
+	AlertmanagerAPI:  {Router, AlertmanagerRing},
+	AlertmanagerRing: {MemberlistKV},
+	Server:           nil,
+	Storage:          nil,
+	Workspaces:       {Storage},
 }
 
 func (t *Vigil) setupModules() (*modules.Manager, error) {
@@ -128,6 +136,9 @@ func (t *Vigil) setupModules() (*modules.Manager, error) {
 	mm.RegisterModule(RulerRing, t.initRulerRing, modules.UserInvisibleModule)
 	mm.RegisterModule(Ruler, t.initRuler)
 	mm.RegisterModule(RulerAPI, t.initRulerAPI, modules.UserInvisibleModule)
+	mm.RegisterModule(AlertmanagerRing, t.initAlertmanagerRing, modules.UserInvisibleModule)
+	mm.RegisterModule(Alertmanager, t.initAlertmanager)
+	mm.RegisterModule(AlertmanagerAPI, t.initAlertmanagerAPI, modules.UserInvisibleModule)
 	mm.RegisterModule(All, nil)
 	for mod, targets := range deps {
 		if err := mm.AddDependency(mod, targets...); err != nil {
@@ -303,7 +314,7 @@ func (t *Vigil) initAPI() (services.Service, error) {
 	// A workspace that set no retention has the compactor's.
 	h := controlplane.NewHandler(t.Cfg.ControlPlane, t.Workspaces, owners, time.Duration(t.Cfg.Limits.Compactor.RetentionPeriod))
 	h.SetRulerLimits(t.Overrides)
-	h.SetAlertmanagerLimits(definitionLimits{t.Overrides})
+	h.SetAlertmanagerLimits(alertmanagerLimits{t.Overrides})
 	t.API.RegisterControlPlane(h.Operations())
 	t.API.BindRulesConfig(http.HandlerFunc(h.RulesConfig))
 	// dskit serves its router on the gRPC port too (httpgrpc); the handler

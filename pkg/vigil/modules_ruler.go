@@ -9,6 +9,7 @@ import (
 	"github.com/grafana/dskit/ring"
 	"github.com/grafana/dskit/services"
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
 
 	"github.com/vigil-metrics/vigil/pkg/apierror"
 	"github.com/vigil-metrics/vigil/pkg/controlplane"
@@ -39,6 +40,9 @@ func (t *Vigil) initRuler() (services.Service, error) {
 	engine := querier.NewEngine(t.Cfg.Querier, prometheus.WrapRegistererWithPrefix("vigil_ruler_", t.Registerer), t.Logger)
 	rl := ruler.New(t.Cfg.Ruler, newRulesFiles(t.Workspaces), t.Overrides, engine, t.Queryable, t.Distributor, t.RulerRing, member, t.Registerer, t.Logger)
 	t.Ruler = rl
+	// Alerts go to the workspaces' Alertmanagers of this cluster, unless
+	// -ruler.alertmanager-url names another.
+	rl.SendAlertsTo(t.AlertmanagerAPI)
 	// dskit serves its router on the gRPC port too (httpgrpc): the rules
 	// API of every replica reads this ruler's groups there.
 	t.Server.HTTP.PathPrefix(ruler.InternalPrefix + "/").Handler(rl.Internal())
@@ -52,9 +56,24 @@ func (t *Vigil) initRulerAPI() (services.Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	client, conns := t.httpgrpcClients(dial, func() string {
+		if rl := t.Ruler; rl != nil {
+			return rl.InstanceID()
+		}
+		return ""
+	})
+	t.API.RegisterRules(ruler.NewAPI(t.RulerRing, client, t.Logger))
+	return services.NewIdleService(nil, func(error) error { return conns.Close() }), nil
+}
+
+// httpgrpcClients returns how this process reaches the members of a ring
+// on their internal gRPC port (dskit's httpgrpc): the member of this
+// process (local's ID) directly, the others over connections dialled by
+// dial, kept in the Conns returned.
+func (t *Vigil) httpgrpcClients(dial func(addr string) (*grpc.ClientConn, error), local func() string) (func(ring.InstanceDesc) (func(context.Context, *httpgrpc.HTTPRequest) (*httpgrpc.HTTPResponse, error), error), *ringmember.Conns) {
 	conns := ringmember.NewConns(dial)
-	t.API.RegisterRules(ruler.NewAPI(t.RulerRing, func(inst ring.InstanceDesc) (ruler.Client, error) {
-		if rl := t.Ruler; rl != nil && inst.Id == rl.InstanceID() {
+	return func(inst ring.InstanceDesc) (func(context.Context, *httpgrpc.HTTPRequest) (*httpgrpc.HTTPResponse, error), error) {
+		if id := local(); id != "" && inst.Id == id {
 			return httpgrpcserver.NewServer(t.Server.HTTP).Handle, nil
 		}
 		c, err := conns.Get(inst.Addr)
@@ -65,8 +84,7 @@ func (t *Vigil) initRulerAPI() (services.Service, error) {
 		return func(ctx context.Context, req *httpgrpc.HTTPRequest) (*httpgrpc.HTTPResponse, error) {
 			return client.Handle(ctx, req)
 		}, nil
-	}, t.Logger))
-	return services.NewIdleService(nil, func(error) error { return conns.Close() }), nil
+	}, conns
 }
 
 // rulesFiles gives the ruler every active workspace's rule groups

@@ -21,6 +21,7 @@ import (
 	"github.com/thanos-io/objstore"
 	"gopkg.in/yaml.v3"
 
+	"github.com/vigil-metrics/vigil/pkg/alertmanager"
 	"github.com/vigil-metrics/vigil/pkg/api"
 	"github.com/vigil-metrics/vigil/pkg/compactor"
 	"github.com/vigil-metrics/vigil/pkg/controlplane"
@@ -60,6 +61,8 @@ type Vigil struct {
 	StoreGatewayRing *ring.Ring
 	// RulerRing is the ring of the rulers.
 	RulerRing *ring.Ring
+	// AlertmanagerRing is the ring of the alertmanagers.
+	AlertmanagerRing *ring.Ring
 	// ControlPlaneRing is the ring of the replicas serving the control plane.
 	ControlPlaneRing *ring.Ring
 	// DistributorRing is the ring of the distributors, which share each
@@ -76,6 +79,10 @@ type Vigil struct {
 	Compactor    *compactor.Compactor
 	StoreGateway *storegateway.StoreGateway
 	Ruler        *ruler.Ruler
+	Alertmanager *alertmanager.Multitenant
+	// AlertmanagerAPI serves the Alertmanager v2 API of every workspace
+	// from its replicas; the ruler of this process sends its alerts there.
+	AlertmanagerAPI *alertmanager.API
 	// Queryable reads every workspace's series, for the querier and the
 	// ruler of this process.
 	Queryable *querier.Queryable
@@ -235,7 +242,7 @@ func (t *Vigil) warnLoopbackCluster() {
 		return
 	}
 	advertised := []string{t.Cfg.Ingester.Ring.InstanceAddr, t.Cfg.ControlPlane.Ring.InstanceAddr,
-		t.Cfg.StoreGateway.Ring.InstanceAddr, t.Cfg.Compactor.Ring.InstanceAddr, t.Cfg.Ruler.Ring.InstanceAddr}
+		t.Cfg.StoreGateway.Ring.InstanceAddr, t.Cfg.Compactor.Ring.InstanceAddr, t.Cfg.Ruler.Ring.InstanceAddr, t.Cfg.Alertmanager.Ring.InstanceAddr}
 	for _, a := range advertised {
 		if a != "" && loopback(a) {
 			return // a cluster on one host's loopback, as the tests run

@@ -32,6 +32,7 @@ var allowed = map[string][]string{
 	"pkg/compactor":               {"pkg/storage/", "pkg/limits", "pkg/ringmember"},
 	"pkg/controlplane":            {"pkg/storage/bucket", "pkg/limits", "pkg/ringmember", "pkg/auth", "pkg/alertmanager/definition"},
 	"pkg/alertmanager/definition": nil,
+	"pkg/alertmanager":            {"pkg/alertmanager/definition", "pkg/limits", "pkg/ringmember"},
 	"pkg/distributor":             {"pkg/ingester/client", "pkg/limits", "pkg/pb/", "pkg/push", "pkg/ringmember"},
 	"pkg/ingester":                {"pkg/storage/", "pkg/limits", "pkg/pb/", "pkg/ingester/client", "pkg/ringmember"},
 	"pkg/ingester/client":         {"pkg/pb/", "pkg/ringmember"},

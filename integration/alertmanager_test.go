@@ -1,0 +1,174 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/go-openapi/strfmt"
+	amclient "github.com/prometheus/alertmanager/api/v2/client"
+	"github.com/prometheus/alertmanager/api/v2/client/alert"
+	"github.com/prometheus/alertmanager/api/v2/client/alertgroup"
+	"github.com/prometheus/alertmanager/api/v2/client/general"
+	"github.com/prometheus/alertmanager/api/v2/client/receiver"
+	"github.com/prometheus/alertmanager/api/v2/client/silence"
+	"github.com/prometheus/alertmanager/api/v2/models"
+	"github.com/stretchr/testify/require"
+)
+
+// putDefinition stores a workspace's alert manager definition through the
+// API (no signature: the monolith's default auth mode).
+func putDefinition(t *testing.T, base, ws, def string) {
+	t.Helper()
+	body, err := json.Marshal(map[string]any{"data": []byte(def)})
+	require.NoError(t, err)
+	resp, err := http.Post(base+"/workspaces/"+ws+"/alertmanager/definition", "application/json", bytes.NewReader(body))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusAccepted, resp.StatusCode)
+}
+
+// alertmanagerClient is the Alertmanager v2 API client (amtool's) of a
+// workspace.
+func alertmanagerClient(t *testing.T, base, ws string) *amclient.AlertmanagerAPI {
+	u, err := url.Parse(base)
+	require.NoError(t, err)
+	return amclient.NewHTTPClientWithConfig(strfmt.Default, amclient.DefaultTransportConfig().
+		WithHost(u.Host).WithBasePath("/workspaces/"+ws+"/alertmanager/api/v2").WithSchemes([]string{"http"}))
+}
+
+// waitDefinitionInForce waits for the workspace's Alertmanager to answer.
+func waitDefinitionInForce(t *testing.T, am *amclient.AlertmanagerAPI) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		_, err := am.General.GetStatus(general.NewGetStatusParams().WithTimeout(2 * time.Second))
+		return err == nil
+	}, 30*time.Second, 100*time.Millisecond, "the definition never came in force")
+}
+
+func postableAlert(labels map[string]string) *models.PostableAlert {
+	ls := models.LabelSet{}
+	for k, v := range labels {
+		ls[k] = v
+	}
+	return &models.PostableAlert{Alert: models.Alert{Labels: ls}, StartsAt: strfmt.DateTime(time.Now())}
+}
+
+// TestAlertmanagerAPI: a workspace's Alertmanager, configured by its alert
+// manager definition, answers the v2 API through Alertmanager's own Go
+// client (amtool's): alerts are grouped and sent to a webhook, inhibited
+// and silenced ones are not; silences are listed, read and expired; the
+// receivers, groups and status are there; Mimir's path with X-Scope-OrgID
+// answers too, and a workspace without a definition gets a clear 404.
+func TestAlertmanagerAPI(t *testing.T) {
+	hook := &webhook{}
+	hookSrv := httptest.NewServer(hook)
+	t.Cleanup(hookSrv.Close)
+	v := startMonolith(t, t.TempDir(), "-alertmanager.poll-interval=200ms", "-alertmanager.receivers-firewall-block-private-addresses=false")
+	base := v.BaseURL()
+	ws := createWorkspace(t, base, "am")
+	putDefinition(t, base, ws, fmt.Sprintf(`alertmanager_config: |
+  route:
+    receiver: hook
+    group_by: [alertname]
+    group_wait: 1s
+    group_interval: 1s
+    repeat_interval: 1h
+  inhibit_rules:
+  - source_matchers: [severity="critical"]
+    target_matchers: [severity="warning"]
+    equal: [cluster]
+  receivers:
+  - name: hook
+    webhook_configs:
+    - url: %s
+      send_resolved: true
+`, hookSrv.URL))
+	am := alertmanagerClient(t, base, ws)
+	waitDefinitionInForce(t, am)
+	ctx := context.Background()
+
+	// A silence first, then the alerts.
+	starts, ends := strfmt.DateTime(time.Now()), strfmt.DateTime(time.Now().Add(time.Hour))
+	name, value, isRegex, isEqual := "alertname", "Noisy", false, true
+	by, comment := "test", "maintenance"
+	sil, err := am.Silence.PostSilences(silence.NewPostSilencesParamsWithContext(ctx).WithSilence(&models.PostableSilence{Silence: models.Silence{
+		Matchers: models.Matchers{{Name: &name, Value: &value, IsRegex: &isRegex, IsEqual: &isEqual}},
+		StartsAt: &starts, EndsAt: &ends, CreatedBy: &by, Comment: &comment,
+	}}))
+	require.NoError(t, err)
+	silenceID := sil.Payload.SilenceID
+	require.NotEmpty(t, silenceID)
+
+	_, err = am.Alert.PostAlerts(alert.NewPostAlertsParamsWithContext(ctx).WithAlerts(models.PostableAlerts{
+		postableAlert(map[string]string{"alertname": "Down", "severity": "critical", "cluster": "c1"}),
+		postableAlert(map[string]string{"alertname": "Slow", "severity": "warning", "cluster": "c1"}),
+		postableAlert(map[string]string{"alertname": "Noisy"}),
+	}))
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return hook.got("firing", "Down") }, 20*time.Second, 100*time.Millisecond)
+	time.Sleep(3 * time.Second) // two group intervals more
+	require.False(t, hook.got("firing", "Slow"), "an inhibited alert was sent")
+	require.False(t, hook.got("firing", "Noisy"), "a silenced alert was sent")
+
+	alerts, err := am.Alert.GetAlerts(alert.NewGetAlertsParamsWithContext(ctx))
+	require.NoError(t, err)
+	states := map[string]string{}
+	for _, a := range alerts.Payload {
+		states[a.Labels["alertname"]] = *a.Status.State
+		switch a.Labels["alertname"] {
+		case "Slow":
+			require.NotEmpty(t, a.Status.InhibitedBy)
+		case "Noisy":
+			require.Equal(t, []string{silenceID}, a.Status.SilencedBy)
+		}
+	}
+	require.Equal(t, map[string]string{"Down": "active", "Slow": "suppressed", "Noisy": "suppressed"}, states)
+
+	groups, err := am.Alertgroup.GetAlertGroups(alertgroup.NewGetAlertGroupsParamsWithContext(ctx))
+	require.NoError(t, err)
+	require.Len(t, groups.Payload, 3, "one group per alertname")
+	receivers, err := am.Receiver.GetReceivers(receiver.NewGetReceiversParamsWithContext(ctx))
+	require.NoError(t, err)
+	require.Equal(t, "hook", *receivers.Payload[0].Name)
+	status, err := am.General.GetStatus(general.NewGetStatusParamsWithContext(ctx))
+	require.NoError(t, err)
+	require.Contains(t, *status.Payload.Config.Original, "webhook_configs")
+
+	silences, err := am.Silence.GetSilences(silence.NewGetSilencesParamsWithContext(ctx))
+	require.NoError(t, err)
+	require.Len(t, silences.Payload, 1)
+	got, err := am.Silence.GetSilence(silence.NewGetSilenceParamsWithContext(ctx).WithSilenceID(strfmt.UUID(silenceID)))
+	require.NoError(t, err)
+	require.Equal(t, "active", *got.Payload.Status.State)
+
+	// Expiring the silence lets the silenced alert through.
+	_, err = am.Silence.DeleteSilence(silence.NewDeleteSilenceParamsWithContext(ctx).WithSilenceID(strfmt.UUID(silenceID)))
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return hook.got("firing", "Noisy") }, 20*time.Second, 100*time.Millisecond)
+
+	// Mimir's path, with the workspace in X-Scope-OrgID.
+	req, err := http.NewRequest(http.MethodGet, base+"/alertmanager/api/v2/receivers", nil)
+	require.NoError(t, err)
+	req.Header.Set("X-Scope-OrgID", ws)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+
+	// A workspace with no definition.
+	other := createWorkspace(t, base, "no-am")
+	resp, err = http.Get(base + "/workspaces/" + other + "/alertmanager/api/v2/alerts")
+	require.NoError(t, err)
+	var body bytes.Buffer
+	_, _ = body.ReadFrom(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusNotFound, resp.StatusCode)
+	require.Contains(t, body.String(), "no alert manager definition")
+}
