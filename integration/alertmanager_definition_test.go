@@ -11,7 +11,9 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// contractDefinition is the definition of AMP's guide (L3235).
+// contractDefinition is the definition of AMP's guide (L3235), with keys of
+// its own for SNS (Vigil signs with no identity of its own unless the
+// operator allows it).
 const contractDefinition = `template_files:
   default_template: |
     {{ define "sns.default.message" }}{{ .CommonLabels.alertname }}{{ end }}
@@ -24,6 +26,8 @@ alertmanager_config: |
     - topic_arn: arn:aws:sns:us-east-2:123456789012:My-Topic
       sigv4:
         region: us-east-2
+        access_key: AKIAEXAMPLE
+        secret_key: secret
       attributes:
         key: key1
         value: value1
@@ -85,7 +89,7 @@ func TestAlertManagerDefinitionContract(t *testing.T) {
 	for _, tc := range []struct{ name, data, reason string }{
 		{"not YAML", "alertmanager_config: [", "not a YAML document"},
 		{"not an Alertmanager configuration", "alertmanager_config: |\n  route: {}\n", "not valid"},
-		{"SNS without sigv4.region", strings.Replace(contractDefinition, "      sigv4:\n        region: us-east-2\n", "", 1), "sigv4.region"},
+		{"SNS without sigv4.region", strings.Replace(contractDefinition, "        region: us-east-2\n", "", 1), "sigv4.region"},
 		{"a local file", "alertmanager_config: |\n  route: {receiver: r}\n  receivers:\n  - name: r\n    webhook_configs:\n    - url: https://example.com/\n      http_config: {bearer_token_file: /etc/passwd}\n", "bearer_token_file"},
 		{"a loopback URL", "alertmanager_config: |\n  route: {receiver: r}\n  receivers:\n  - name: r\n    webhook_configs:\n    - url: http://127.0.0.1:8080/\n", "receivers firewall"},
 		{"a link-local URL", "alertmanager_config: |\n  route: {receiver: r}\n  receivers:\n  - name: r\n    webhook_configs:\n    - url: http://169.254.169.254/latest/meta-data/\n", "receivers firewall"},

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
@@ -41,6 +42,9 @@ func NewAPI(r ring.ReadRing, client func(ring.InstanceDesc) (Client, error), reg
 			Help: "Alerts received by the workspace's alert manager (AMP's AlertManagerAlertsReceived), counted by the process that received the request.",
 		}, []string{"workspace"})}
 }
+
+// replicaTimeout bounds one replica's answer to a forwarded request.
+const replicaTimeout = 10 * time.Second
 
 func unavailable(format string, args ...any) error {
 	return apierror.New(apierror.Unavailable, apierror.IDAlertmanagerUnavailable, format, args...)
@@ -102,6 +106,9 @@ func (a *API) send(ctx context.Context, inst ring.InstanceDesc, req *httpgrpc.HT
 	if err != nil {
 		return nil, false, err
 	}
+	// One replica that hangs delays the answer by this at most.
+	ctx, cancel := context.WithTimeout(ctx, replicaTimeout)
+	defer cancel()
 	resp, err := c(ctx, req)
 	if err != nil {
 		var ok bool

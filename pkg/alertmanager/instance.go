@@ -63,10 +63,10 @@ type instanceOptions struct {
 	peer        peer
 	// broadcast sends a change of a kind of state to the other replicas.
 	broadcast func(key string, b []byte)
-	// limits bound the alerts and silences the instance holds.
-	limits instanceLimits
-	// dial connects the receivers' HTTP clients (the receivers firewall).
-	dial   func(ctx context.Context, network, addr string) (net.Conn, error)
+	// limits bound the alerts and silences the instance holds, and egress
+	// what its receivers may reach; both are read at each use.
+	limits func() instanceLimits
+	egress func() *definition.Egress
 	logger *slog.Logger
 	usage  *usage
 }
@@ -116,8 +116,8 @@ func newInstance(o instanceOptions) (*instance, error) {
 	in.silences, err = silence.New(silence.Options{
 		Retention: o.retention,
 		Limits: silence.Limits{
-			MaxSilences:         func() int { return o.limits.maxSilences },
-			MaxSilenceSizeBytes: func() int { return o.limits.maxSilenceSizeBytes },
+			MaxSilences:         func() int { return o.limits().maxSilences },
+			MaxSilenceSizeBytes: func() int { return o.limits().maxSilenceSizeBytes },
 		},
 		Logger: log.With("component", "silences"), Metrics: in.reg, EventRecorder: in.recorder,
 	})
@@ -126,9 +126,8 @@ func newInstance(o instanceOptions) (*instance, error) {
 	}
 	in.silences.SetBroadcast(func(b []byte) { o.broadcast(stateSilences, b) })
 	in.silencer = silence.NewSilencer(in.silences, log, in.recorder)
-	if o.limits.notificationRate > 0 {
-		in.notifications = rate.NewLimiter(rate.Limit(o.limits.notificationRate), max(o.limits.notificationBurst, 1))
-	}
+	in.notifications = rate.NewLimiter(rate.Inf, 1)
+	in.refresh()
 	in.limiter = &alertsLimiter{limits: o.limits, sizes: map[model.Fingerprint]int{}, usage: o.usage, workspace: o.workspace, logger: log}
 	ff := featurecontrol.NoopFlags{}
 	in.alerts, err = mem.NewAlerts(context.Background(), 30*time.Minute, 0, callbacks{limiter: in.limiter, silencer: in.silencer}, log, in.recorder, in.reg, ff)
@@ -217,10 +216,15 @@ func (in *instance) apply(loaded *definition.Loaded, raw []byte) error {
 		if !used[rcv.Name] {
 			continue
 		}
-		integrations, err := receiver.BuildReceiverIntegrations(rcv, tmpl, log, commoncfg.WithDialContextFunc(in.opts.dial))
+		// Email dials its smarthost itself: it is built pinned to the
+		// addresses the firewall allows.
+		others := rcv
+		others.EmailConfigs = nil
+		integrations, err := receiver.BuildReceiverIntegrations(others, tmpl, log, commoncfg.WithDialContextFunc(in.dial))
 		if err != nil {
 			return err
 		}
+		integrations = append(integrations, emailIntegrations(rcv, tmpl, log, in.opts.egress)...)
 		receivers[rcv.Name] = throttle(integrations, in.notifications, in.opts.usage, in.opts.workspace, rcv.Name)
 	}
 	intervals := map[string][]timeinterval.TimeInterval{}
@@ -246,7 +250,7 @@ func (in *instance) apply(loaded *definition.Loaded, raw []byte) error {
 		in.silencer.Mutes(ctx, labels)
 	})
 	d := dispatch.NewDispatcher(in.alerts, routes, stage, in.marker, func(t time.Duration) time.Duration { return t + wait() },
-		30*time.Second, aggregationLimit(in.opts.limits.maxAggregationGroups), log, in.recorder, in.dmetrics, tmpl)
+		30*time.Second, aggregationLimit(in.opts.limits), log, in.recorder, in.dmetrics, tmpl)
 	go inhibitor.Run()
 	inhibitor.WaitForLoading()
 	in.inhibitor.Store(inhibitor)
@@ -257,9 +261,28 @@ func (in *instance) apply(loaded *definition.Loaded, raw []byte) error {
 	return nil
 }
 
-type aggregationLimit int
+// aggregationLimit is the workspace's aggregation groups limit, read at
+// each use.
+type aggregationLimit func() instanceLimits
 
-func (l aggregationLimit) MaxNumberOfAggregationGroups() int { return int(l) }
+func (l aggregationLimit) MaxNumberOfAggregationGroups() int { return l().maxAggregationGroups }
+
+// dial connects the receivers' HTTP clients through the workspace's
+// receivers firewall as it is now.
+func (in *instance) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	return in.opts.egress().DialContext(ctx, network, addr)
+}
+
+// refresh applies the workspace's notification rate limit as it is now.
+func (in *instance) refresh() {
+	l := in.opts.limits()
+	if l.notificationRate > 0 {
+		in.notifications.SetLimit(rate.Limit(l.notificationRate))
+		in.notifications.SetBurst(max(l.notificationBurst, 1))
+	} else {
+		in.notifications.SetLimit(rate.Inf)
+	}
+}
 
 // merge merges a replica's state of one kind into this instance's.
 func (in *instance) merge(key string, b []byte) error {

@@ -29,7 +29,7 @@ type instanceLimits struct {
 // over their count or size (the alert store's PreStore callback), and
 // keeps the sizes that SizeOfAlerts reports.
 type alertsLimiter struct {
-	limits    instanceLimits
+	limits    func() instanceLimits
 	usage     *usage
 	workspace string
 	logger    *slog.Logger
@@ -55,15 +55,16 @@ func alertSize(a model.Alert) int {
 func (l *alertsLimiter) PreStore(a *types.Alert, existing bool) error {
 	size := alertSize(a.Alert)
 	fp := a.Fingerprint()
+	lim := l.limits()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if !existing && l.limits.maxAlerts > 0 && len(l.sizes)+1 > l.limits.maxAlerts {
+	if !existing && lim.maxAlerts > 0 && len(l.sizes)+1 > lim.maxAlerts {
 		l.refused()
 		return fmt.Errorf("alerts limit reached: the workspace holds %d alerts, the most allowed (-alertmanager.max-alerts-count)", len(l.sizes))
 	}
-	if l.limits.maxAlertsSizeBytes > 0 && l.total-l.sizes[fp]+size > l.limits.maxAlertsSizeBytes {
+	if lim.maxAlertsSizeBytes > 0 && l.total-l.sizes[fp]+size > lim.maxAlertsSizeBytes {
 		l.refused()
-		return fmt.Errorf("alerts size limit reached: the workspace's alerts would take %d bytes, more than the %d allowed (-alertmanager.max-alerts-size-bytes)", l.total-l.sizes[fp]+size, l.limits.maxAlertsSizeBytes)
+		return fmt.Errorf("alerts size limit reached: the workspace's alerts would take %d bytes, more than the %d allowed (-alertmanager.max-alerts-size-bytes)", l.total-l.sizes[fp]+size, lim.maxAlertsSizeBytes)
 	}
 	return nil
 }
@@ -126,11 +127,8 @@ func (t *throttled) Notify(ctx context.Context, alerts ...*types.Alert) (bool, e
 }
 
 // throttle puts every integration behind one limiter, the workspace's
-// (none when the limit is 0).
+// (rate.Inf when it has none).
 func throttle(integrations []notify.Integration, limiter *rate.Limiter, u *usage, ws, receiverName string) []notify.Integration {
-	if limiter == nil {
-		return integrations
-	}
 	out := make([]notify.Integration, len(integrations))
 	for i := range integrations {
 		in := integrations[i]

@@ -204,31 +204,49 @@ func (m *Multitenant) sync(ctx context.Context) error {
 		}
 	}
 	m.mu.Lock()
-	var stale []*running
-	var staleWS []string
+	stale := map[string]*running{}
 	for ws, r := range m.instances {
 		if _, ok := want[ws]; !ok {
-			stale = append(stale, r)
-			staleWS = append(staleWS, ws)
+			stale[ws] = r
 			delete(m.instances, ws)
 		}
 	}
 	m.mu.Unlock()
-	for i, r := range stale {
-		// The workspace moved to other replicas or lost its definition:
-		// its state goes to object storage for whoever takes it.
-		if err := m.persist(ctx, staleWS[i], r.in); err != nil {
-			level.Warn(m.logger).Log("msg", "writing the state to object storage failed", "workspace", staleWS[i], "err", err)
-		}
+	for ws, r := range stale {
 		r.in.close()
+		if _, defined := defs[ws]; defined {
+			// The workspace moved to other replicas: its state goes to
+			// object storage for whoever takes it.
+			if err := m.persist(ctx, ws, r.in); err != nil {
+				level.Warn(m.logger).Log("msg", "writing the state to object storage failed", "workspace", ws, "err", err)
+			}
+			continue
+		}
+		// The definition (or the workspace) was deleted: so are its
+		// silences and notification log.
+		if err := m.bucket.Delete(ctx, stateObject(ws)); err != nil && !m.bucket.IsObjNotFoundErr(err) {
+			level.Warn(m.logger).Log("msg", "deleting the state snapshot failed", "workspace", ws, "err", err)
+		}
 	}
 	for ws, d := range want {
 		if err := m.ensure(ctx, ws, d); err != nil {
 			level.Warn(m.logger).Log("msg", "the workspace's alert manager definition cannot be put in force; the one before stays", "workspace", ws, "err", err)
 		}
 	}
+	m.pullState(ctx, want)
 	m.syncs.WithLabelValues("ok").Inc()
 	return nil
+}
+
+// pullState merges, at every sync, the state the other replicas of each
+// workspace hold: a change whose broadcast was lost reaches every replica
+// within a poll interval (what Alertmanager's gossip does by push-pull).
+func (m *Multitenant) pullState(ctx context.Context, workspaces map[string]Definition) {
+	for ws := range workspaces {
+		if in := m.instance(ws); in != nil {
+			m.mergePeers(ctx, ws, in)
+		}
+	}
 }
 
 // ensure runs the workspace's Alertmanager with its definition.
@@ -236,23 +254,37 @@ func (m *Multitenant) ensure(ctx context.Context, ws string, d Definition) error
 	m.mu.Lock()
 	r := m.instances[ws]
 	m.mu.Unlock()
-	if r != nil && r.version == d.Version {
-		return nil
+	if r != nil {
+		r.in.refresh()
+		if r.version == d.Version {
+			return nil
+		}
 	}
 	lim, eg := m.limits.DefinitionChecks(ws)
 	loaded, err := definition.Parse(d.Data, lim, eg)
 	if err != nil {
 		return err
 	}
-	if r == nil {
-		if r, err = m.start(ctx, ws); err != nil {
+	if r != nil {
+		if err := r.in.apply(loaded, d.Data); err != nil {
 			return err
 		}
+		r.version = d.Version
+		return nil
+	}
+	// A new Alertmanager answers only once its first definition is in
+	// force: until then the API says the workspace has none.
+	if r, err = m.start(ctx, ws); err != nil {
+		return err
 	}
 	if err := r.in.apply(loaded, d.Data); err != nil {
+		r.in.close()
 		return err
 	}
 	r.version = d.Version
+	m.mu.Lock()
+	m.instances[ws] = r
+	m.mu.Unlock()
 	return nil
 }
 
@@ -260,8 +292,6 @@ func (m *Multitenant) ensure(ctx context.Context, ws string, d Definition) error
 // workspace has: the snapshot in object storage, then what the other
 // replicas hold. It notifies only once both were read (or failed).
 func (m *Multitenant) start(ctx context.Context, ws string) (*running, error) {
-	al := m.limits.AlertmanagerLimits(ws)
-	_, eg := m.limits.DefinitionChecks(ws)
 	ext, err := m.cfg.externalURL(ws)
 	if err != nil {
 		return nil, err
@@ -270,20 +300,26 @@ func (m *Multitenant) start(ctx context.Context, ws string) (*running, error) {
 	in, err := newInstance(instanceOptions{
 		workspace: ws, externalURL: ext, retention: m.cfg.Retention, peerTimeout: m.cfg.PeerTimeout, peer: p,
 		broadcast: func(key string, b []byte) { m.enqueue(ws, key, b) },
-		limits: instanceLimits{
-			maxAlerts: al.MaxAlerts, maxAlertsSizeBytes: al.MaxAlertsSizeBytes, maxAggregationGroups: al.MaxAggregationGroups,
-			maxSilences: al.MaxSilences, maxSilenceSizeBytes: al.MaxSilenceSizeBytes,
-			notificationRate: al.NotificationRateLimit, notificationBurst: al.NotificationBurstSize,
+		// The limits and the firewall are read at each use: a change of
+		// the overrides applies to the Alertmanagers running.
+		limits: func() instanceLimits {
+			al := m.limits.AlertmanagerLimits(ws)
+			return instanceLimits{
+				maxAlerts: al.MaxAlerts, maxAlertsSizeBytes: al.MaxAlertsSizeBytes, maxAggregationGroups: al.MaxAggregationGroups,
+				maxSilences: al.MaxSilences, maxSilenceSizeBytes: al.MaxSilenceSizeBytes,
+				notificationRate: al.NotificationRateLimit, notificationBurst: al.NotificationBurstSize,
+			}
 		},
-		dial: eg.DialContext, logger: m.slogger, usage: m.usage,
+		egress: func() *definition.Egress {
+			_, eg := m.limits.DefinitionChecks(ws)
+			return eg
+		},
+		logger: m.slogger, usage: m.usage,
 	})
 	if err != nil {
 		return nil, err
 	}
 	r := &running{in: in, version: -1, peer: p, persisted: time.Now()}
-	m.mu.Lock()
-	m.instances[ws] = r
-	m.mu.Unlock()
 	m.restore(ctx, ws, in)
 	close(p.ready)
 	return r, nil

@@ -59,7 +59,7 @@ func (m *Multitenant) replicate() {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 				defer cancel()
 				_, err := m.callInstance(ctx, inst, http.MethodPost, c.workspace, statePath+c.key, c.data)
 				if err != nil {
@@ -116,6 +116,11 @@ func (m *Multitenant) restore(ctx context.Context, ws string, in *instance) {
 	} else if snap != nil {
 		m.mergeSnapshot(ws, in, snap)
 	}
+	m.mergePeers(ctx, ws, in)
+}
+
+// mergePeers merges the state the workspace's other replicas hold.
+func (m *Multitenant) mergePeers(ctx context.Context, ws string, in *instance) {
 	replicas, err := Replicas(m.ring, ws)
 	if err != nil {
 		return
@@ -125,7 +130,9 @@ func (m *Multitenant) restore(ctx context.Context, ws string, in *instance) {
 			continue
 		}
 		for _, key := range []string{stateSilences, stateNflog} {
-			b, err := m.callInstance(ctx, inst, http.MethodGet, ws, statePath+key, nil)
+			callCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			b, err := m.callInstance(callCtx, inst, http.MethodGet, ws, statePath+key, nil)
+			cancel()
 			if err != nil {
 				level.Debug(m.logger).Log("msg", "reading a replica's state failed", "workspace", ws, "replica", inst.Id, "err", err)
 				continue

@@ -48,6 +48,10 @@ type AlertmanagerLimits struct {
 	// SNSAllowAPIURL lets sns_configs name api_url (AMP refuses it): for
 	// an SNS-compatible endpoint of the operator's.
 	SNSAllowAPIURL bool `yaml:"alertmanager_sns_allow_api_url"`
+	// SNSAllowProcessCredentials lets sns_configs without keys of their own
+	// sign with the process's AWS credentials: every such workspace then
+	// publishes as the operator.
+	SNSAllowProcessCredentials bool `yaml:"alertmanager_sns_allow_process_credentials"`
 }
 
 // BlockedCIDRs are ReceiversBlockCIDRNetworks as prefixes.
@@ -79,6 +83,7 @@ func (l *AlertmanagerLimits) registerFlags(f *flag.FlagSet) {
 	f.BoolVar(&l.ReceiversBlockPrivateAddresses, "alertmanager.receivers-firewall-block-private-addresses", true, "Refuse receivers (in a definition, and on every connection) private, loopback, link-local and other non-public addresses.")
 	f.Var(&l.ReceiversBlockCIDRNetworks, "alertmanager.receivers-firewall-block-cidr-networks", "Comma-separated CIDR networks receivers may never reach (in a definition, and on every connection), whatever -alertmanager.receivers-firewall-block-private-addresses says.")
 	f.BoolVar(&l.SNSAllowAPIURL, "alertmanager.sns-allow-api-url", false, "Let sns_configs name api_url (AMP refuses it), for an SNS-compatible endpoint of the operator's. The receivers firewall still applies to it.")
+	f.BoolVar(&l.SNSAllowProcessCredentials, "alertmanager.sns-allow-process-credentials", false, "Let sns_configs without sigv4.access_key sign with this process's AWS credentials (environment, shared files, instance role): such receivers publish as the operator, to any topic those credentials may publish to. Off: every SNS receiver names keys of its own.")
 	f.IntVar(&l.MaxAggregationGroups, "alertmanager.max-dispatcher-aggregation-groups", 1000, "Most aggregation groups (one per combination of group_by values) a workspace's alert manager holds; alerts that would open more are not dispatched. AMP quota: 1,000 alert aggregation group size. 0: no limit.")
 }
 

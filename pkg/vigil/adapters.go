@@ -172,5 +172,6 @@ func amDefinitionLimits(l limits.AlertmanagerLimits) (definition.Limits, *defini
 			MaxRouteNodes: l.MaxRouteNodes, MaxRepeatInterval: l.MaxRepeatInterval,
 		}, &definition.Egress{
 			BlockPrivate: l.ReceiversBlockPrivateAddresses, BlockCIDRs: l.BlockedCIDRs(), AllowSNSAPIURL: l.SNSAllowAPIURL,
+			AllowSNSProcessCredentials: l.SNSAllowProcessCredentials,
 		}
 }

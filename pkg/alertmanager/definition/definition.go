@@ -15,9 +15,11 @@ import (
 	"time"
 
 	"github.com/prometheus/alertmanager/config"
+	"github.com/prometheus/alertmanager/config/receiver"
 	"github.com/prometheus/alertmanager/dispatch"
 	"github.com/prometheus/alertmanager/template"
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/common/promslog"
 	"gopkg.in/yaml.v3"
 )
 
@@ -98,13 +100,34 @@ func Parse(data []byte, lim Limits, eg *Egress) (*Loaded, error) {
 	if n := countRoutes(cfg.Route); lim.MaxRouteNodes > 0 && n > lim.MaxRouteNodes {
 		return nil, refuse("The alertmanager_config's routing tree has %d nodes, more than the %d allowed.", n, lim.MaxRouteNodes)
 	}
+	// AMP's definitions name their template files by their keys in
+	// template_files (guide L3436): those are parsed below, nothing else.
+	for _, name := range cfg.Templates {
+		if _, ok := def.TemplateFiles[name]; !ok {
+			return nil, refuse("The alertmanager_config's templates name %q, which is not a key of template_files: templates are read from template_files only.", name)
+		}
+	}
+	cfg.Templates = nil
+	if err := checkFiles(reflect.ValueOf(cfg), "alertmanager_config", 0); err != nil {
+		return nil, err
+	}
 	if err := checkReceivers(cfg, eg); err != nil {
 		return nil, err
 	}
 	capRepeat(cfg.Route, lim.MaxRepeatInterval)
+	if err := checkTemplateCost(def.TemplateFiles); err != nil {
+		return nil, err
+	}
 	tmpl, err := Templates(def.TemplateFiles)
 	if err != nil {
 		return nil, err
+	}
+	// Every receiver is built as the alertmanager will build it (nothing
+	// is dialled): a definition that is stored always loads.
+	for _, rcv := range cfg.Receivers {
+		if _, err := receiver.BuildReceiverIntegrations(rcv, tmpl, promslog.NewNopLogger()); err != nil {
+			return nil, refuse("Receiver %q cannot be built: %v", rcv.Name, err)
+		}
 	}
 	return &Loaded{Config: cfg, Templates: tmpl}, nil
 }
@@ -135,10 +158,12 @@ func Templates(files map[string]string) (*template.Template, error) {
 // outputs). Any key ending in _file or _files (credentials, CA, key and
 // URL files) is forbidden too.
 var forbiddenKeys = map[string]string{
-	"templates":      "templates come from the definition's template_files",
 	"tracing":        "tracing is the operator's",
 	"event_recorder": "the event recorder is the operator's",
 }
+
+// maxYAMLDepth bounds the nesting of the configuration's YAML.
+const maxYAMLDepth = 64
 
 // checkKeys refuses a configuration naming a local file: any key ending in
 // _file or _files, at any depth (anchors and flow mappings included), and
@@ -152,17 +177,29 @@ func checkKeys(text string) error {
 	}
 	var walk func(n *yaml.Node, depth int) error
 	walk = func(n *yaml.Node, depth int) error {
-		if n == nil || depth > 64 {
+		if n == nil {
 			return nil
+		}
+		if depth > maxYAMLDepth {
+			return refuse("The alertmanager_config nests deeper than %d levels.", maxYAMLDepth)
 		}
 		if n.Kind == yaml.MappingNode {
 			for i := 0; i+1 < len(n.Content); i += 2 {
-				k := n.Content[i].Value
+				key := n.Content[i]
+				if key.Kind != yaml.ScalarNode {
+					// An alias as a key names a key this check would not
+					// read (the anchor's name, not its value).
+					return refuse("The alertmanager_config uses an alias or a collection as a key (line %d).", key.Line)
+				}
+				k := key.Value
 				if strings.HasSuffix(k, "_file") || strings.HasSuffix(k, "_files") {
-					return refuse("The alertmanager_config names a local file (%s at line %d): no field reading a file is allowed.", k, n.Content[i].Line)
+					return refuse("The alertmanager_config names a local file (%s at line %d): no field reading a file is allowed.", k, key.Line)
+				}
+				if k == "proxy_from_environment" {
+					return refuse("The alertmanager_config may not use the process's proxy (proxy_from_environment at line %d).", key.Line)
 				}
 				if why, ok := forbiddenKeys[k]; ok && depth == 1 {
-					return refuse("The alertmanager_config may not hold %s (line %d): %s.", k, n.Content[i].Line, why)
+					return refuse("The alertmanager_config may not hold %s (line %d): %s.", k, key.Line, why)
 				}
 			}
 		}
@@ -230,6 +267,12 @@ func checkReceivers(cfg *config.Config, eg *Egress) error {
 			}
 			if sns.APIUrl != "" && !eg.AllowSNSAPIURL {
 				return refuse("Receiver %q: sns_configs may not name api_url (the operator allows it with -alertmanager.sns-allow-api-url).", r.Name)
+			}
+			if sns.Sigv4.AccessKey == "" && !eg.AllowSNSProcessCredentials {
+				return refuse("Receiver %q: sns_configs need sigv4.access_key and sigv4.secret_key (the operator lets receivers use the process's own AWS credentials with -alertmanager.sns-allow-process-credentials).", r.Name)
+			}
+			if sns.Sigv4.ExternalID != "" && sns.Sigv4.AccessKey == "" {
+				return refuse("Receiver %q: sns_configs may name sigv4.external_id only with the receiver's own sigv4.access_key.", r.Name)
 			}
 			if sns.UseAWSHTTPClient {
 				return refuse("Receiver %q: sns_configs may not set use_aws_http_client (it would bypass the egress firewall).", r.Name)

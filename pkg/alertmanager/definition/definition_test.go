@@ -26,6 +26,8 @@ alertmanager_config: |
     - topic_arn: arn:aws:sns:us-east-2:123456789012:My-Topic
       sigv4:
         region: us-east-2
+        access_key: AKIAEXAMPLE
+        secret_key: secret
       attributes:
         key: key1
         value: value1
@@ -78,7 +80,19 @@ func TestParse(t *testing.T) {
 		{"a file: global slack_api_url_file", withConfig("global:\n  slack_api_url_file: /var/run/secrets/token\nroute:\n  receiver: r\nreceivers:\n- name: r\n"), open, "slack_api_url_file"},
 		{"a file: webhook url_file", withConfig("route:\n  receiver: r\nreceivers:\n- name: r\n  webhook_configs:\n  - url_file: /etc/shadow\n"), open, "url_file"},
 		{"a file behind an anchor", withConfig("global:\n  http_config: &h {password_file: /etc/passwd}\nroute:\n  receiver: r\nreceivers:\n- name: r\n"), open, "password_file"},
-		{"templates globs", withConfig("templates: ['/etc/*']\nroute:\n  receiver: r\nreceivers:\n- name: r\n"), open, "may not hold templates"},
+		{"templates globs", withConfig("templates: ['/etc/*']\nroute:\n  receiver: r\nreceivers:\n- name: r\n"), open, "not a key of template_files"},
+		{"templates naming template_files", "template_files:\n  default_template: '{{ define \"x\" }}x{{ end }}'\n" + withConfig("global:\ntemplates:\n- 'default_template'\nroute:\n  receiver: r\nreceivers:\n- name: r\n"), strict, ""},
+		{"a file behind an alias key", withConfig("route: {receiver: &k password_file}\nreceivers:\n- name: password_file\n  webhook_configs:\n  - url: https://example.com/x\n    http_config: {basic_auth: {username: u, *k : /etc/passwd}}\n"), open, "alias"},
+		{"a file in http_headers", withConfig("route:\n  receiver: r\nreceivers:\n- name: r\n  webhook_configs:\n  - url: https://example.com/\n    http_config:\n      http_headers:\n        X-Exfil: {files: [/etc/passwd]}\n"), open, "files"},
+		{"the process's proxy", withConfig("route:\n  receiver: r\nreceivers:\n- name: r\n  webhook_configs:\n  - url: https://example.com/\n    http_config: {proxy_from_environment: true}\n"), open, "proxy_from_environment"},
+		{"NAT64 loopback", webhook("http://[64:ff9b::7f00:1]/"), strict, "is a private"},
+		{"Slack, with its default icon links", withConfig("route:\n  receiver: r\nreceivers:\n- name: r\n  slack_configs:\n  - api_url: https://hooks.slack.com/x\n    channel: c\n"), strict, ""},
+		{"a receiver that cannot be built", withConfig("route:\n  receiver: r\nreceivers:\n- name: r\n  webhook_configs:\n  - url: https://example.com/\n    http_config:\n      tls_config: {ca: not a pem}\n"), open, "cannot be built"},
+		{"a recursive template", "template_files:\n  t: '{{ define \"a\" }}{{ template \"a\" . }}{{ end }}'\n" + withConfig("route:\n  receiver: r\nreceivers:\n- name: r\n"), strict, "calls itself"},
+		{"a template bomb", bomb() + withConfig("route:\n  receiver: r\nreceivers:\n- name: r\n"), strict, "template invocations"},
+		{"a range over a number", "template_files:\n  t: '{{ define \"a\" }}{{ range 1000000000 }}x{{ end }}{{ end }}'\n" + withConfig("route:\n  receiver: r\nreceivers:\n- name: r\n"), strict, "ranges over a number"},
+		{"SNS without keys of its own", withConfig("route:\n  receiver: r\nreceivers:\n- name: r\n  sns_configs:\n  - topic_arn: arn:aws:sns:us-east-2:123456789012:T\n    sigv4: {region: us-east-2, role_arn: 'arn:aws:iam::222222222222:role/x'}\n"), strict, "need sigv4.access_key"},
+		{"SNS with the process's credentials, allowed", withConfig("route:\n  receiver: r\nreceivers:\n- name: r\n  sns_configs:\n  - topic_arn: arn:aws:sns:us-east-2:123456789012:T\n    sigv4: {region: us-east-2}\n"), &Egress{BlockPrivate: true, AllowSNSProcessCredentials: true}, ""},
 		{"tracing", withConfig("tracing:\n  endpoint: 10.0.0.1:4317\n  client_type: grpc\nroute:\n  receiver: r\nreceivers:\n- name: r\n"), open, "may not hold tracing"},
 		{"the event recorder", withConfig("event_recorder:\n  file_outputs:\n  - path: /tmp/x\nroute:\n  receiver: r\nreceivers:\n- name: r\n"), open, "event_recorder"},
 		{"file://", webhook("file:///etc/passwd"), open, `unsupported scheme "file"`},
@@ -96,11 +110,11 @@ func TestParse(t *testing.T) {
 		{"a proxy on loopback", withConfig("route:\n  receiver: r\nreceivers:\n- name: r\n  webhook_configs:\n  - url: https://example.com/\n    http_config:\n      proxy_url: http://127.0.0.1:3128\n"), strict, "proxy_url"},
 		{"smtp to loopback", withConfig("route:\n  receiver: r\nreceivers:\n- name: r\n  email_configs:\n  - to: a@example.com\n    from: b@example.com\n    smarthost: 127.0.0.1:25\n"), strict, "smarthost"},
 		{"SNS without region", withConfig("route:\n  receiver: r\nreceivers:\n- name: r\n  sns_configs:\n  - topic_arn: arn:aws:sns:us-east-2:123456789012:T\n"), strict, "sigv4.region"},
-		{"SNS with a profile", withConfig("route:\n  receiver: r\nreceivers:\n- name: r\n  sns_configs:\n  - topic_arn: arn:aws:sns:us-east-2:123456789012:T\n    sigv4: {region: us-east-2, profile: prod}\n"), strict, "sigv4.profile"},
-		{"SNS with api_url", withConfig("route:\n  receiver: r\nreceivers:\n- name: r\n  sns_configs:\n  - topic_arn: arn:aws:sns:us-east-2:123456789012:T\n    api_url: https://sns.example.com\n    sigv4: {region: us-east-2}\n"), strict, "may not name api_url"},
-		{"SNS with api_url, allowed", withConfig("route:\n  receiver: r\nreceivers:\n- name: r\n  sns_configs:\n  - topic_arn: arn:aws:sns:us-east-2:123456789012:T\n    api_url: https://sns.example.com\n    sigv4: {region: us-east-2}\n"), &Egress{BlockPrivate: true, AllowSNSAPIURL: true}, ""},
-		{"SNS api_url on loopback, allowed but firewalled", withConfig("route:\n  receiver: r\nreceivers:\n- name: r\n  sns_configs:\n  - topic_arn: arn:aws:sns:us-east-2:123456789012:T\n    api_url: http://127.0.0.1:5000\n    sigv4: {region: us-east-2}\n"), &Egress{BlockPrivate: true, AllowSNSAPIURL: true}, "127.0.0.1 is a private"},
-		{"SNS through the SDK's own client", withConfig("route:\n  receiver: r\nreceivers:\n- name: r\n  sns_configs:\n  - topic_arn: arn:aws:sns:us-east-2:123456789012:T\n    use_aws_http_client: true\n    sigv4: {region: us-east-2}\n"), strict, "use_aws_http_client"},
+		{"SNS with a profile", withConfig("route:\n  receiver: r\nreceivers:\n- name: r\n  sns_configs:\n  - topic_arn: arn:aws:sns:us-east-2:123456789012:T\n    sigv4: {region: us-east-2, profile: prod, access_key: a, secret_key: b}\n"), strict, "sigv4.profile"},
+		{"SNS with api_url", withConfig("route:\n  receiver: r\nreceivers:\n- name: r\n  sns_configs:\n  - topic_arn: arn:aws:sns:us-east-2:123456789012:T\n    api_url: https://sns.example.com\n    sigv4: {region: us-east-2, access_key: a, secret_key: b}\n"), strict, "may not name api_url"},
+		{"SNS with api_url, allowed", withConfig("route:\n  receiver: r\nreceivers:\n- name: r\n  sns_configs:\n  - topic_arn: arn:aws:sns:us-east-2:123456789012:T\n    api_url: https://sns.example.com\n    sigv4: {region: us-east-2, access_key: a, secret_key: b}\n"), &Egress{BlockPrivate: true, AllowSNSAPIURL: true}, ""},
+		{"SNS api_url on loopback, allowed but firewalled", withConfig("route:\n  receiver: r\nreceivers:\n- name: r\n  sns_configs:\n  - topic_arn: arn:aws:sns:us-east-2:123456789012:T\n    api_url: http://127.0.0.1:5000\n    sigv4: {region: us-east-2, access_key: a, secret_key: b}\n"), &Egress{BlockPrivate: true, AllowSNSAPIURL: true}, "127.0.0.1 is a private"},
+		{"SNS through the SDK's own client", withConfig("route:\n  receiver: r\nreceivers:\n- name: r\n  sns_configs:\n  - topic_arn: arn:aws:sns:us-east-2:123456789012:T\n    use_aws_http_client: true\n    sigv4: {region: us-east-2, access_key: a, secret_key: b}\n"), strict, "use_aws_http_client"},
 		{"over 1 MB", amp + "# " + strings.Repeat("x", 1<<20) + "\n", strict, "more than the 1048576 allowed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -114,6 +128,15 @@ func TestParse(t *testing.T) {
 			require.Contains(t, err.Error(), tc.refused)
 		})
 	}
+}
+
+// bomb is template_files whose last template expands to 2^20 invocations.
+func bomb() string {
+	out := "template_files:\n  t: |\n    {{ define \"a0\" }}x{{ end }}\n"
+	for i := 1; i <= 20; i++ {
+		out += fmt.Sprintf("    {{ define \"a%d\" }}{{ template \"a%d\" . }}{{ template \"a%d\" . }}{{ end }}\n", i, i-1, i-1)
+	}
+	return out
 }
 
 // A repeat_interval over 5 days is accepted and treated as 5 days (guide

@@ -12,17 +12,21 @@ import (
 	"time"
 
 	"github.com/prometheus/alertmanager/config"
+	amcommoncfg "github.com/prometheus/alertmanager/config/common"
 )
 
 // Egress is what the operator lets a workspace's receivers reach (Mimir's
 // receivers firewall): addresses in BlockCIDRs never, private, loopback,
 // link-local and other non-public addresses only when BlockPrivate is
 // false; SNS's api_url only when AllowSNSAPIURL is set (an SNS-compatible
-// endpoint of the operator's).
+// endpoint of the operator's); SNS receivers without keys of their own
+// (signing with the process's AWS identity) only when
+// AllowSNSProcessCredentials is set.
 type Egress struct {
-	BlockPrivate   bool
-	BlockCIDRs     []netip.Prefix
-	AllowSNSAPIURL bool
+	BlockPrivate               bool
+	BlockCIDRs                 []netip.Prefix
+	AllowSNSAPIURL             bool
+	AllowSNSProcessCredentials bool
 }
 
 // Blocked reports whether the firewall refuses addr.
@@ -36,14 +40,31 @@ func (e *Egress) Blocked(addr netip.Addr) bool {
 	if !e.BlockPrivate {
 		return false
 	}
-	return addr.IsLoopback() || addr.IsPrivate() || addr.IsLinkLocalUnicast() || addr.IsLinkLocalMulticast() ||
-		addr.IsInterfaceLocalMulticast() || addr.IsMulticast() || addr.IsUnspecified() || !addr.IsValid() ||
-		sharedAddressSpace.Contains(addr)
+	if addr.IsLoopback() || addr.IsPrivate() || addr.IsLinkLocalUnicast() || addr.IsLinkLocalMulticast() ||
+		addr.IsInterfaceLocalMulticast() || addr.IsMulticast() || addr.IsUnspecified() || !addr.IsValid() {
+		return true
+	}
+	for _, p := range nonPublic {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
 }
 
-// sharedAddressSpace is RFC 6598's carrier-grade NAT range, private in
-// all but name.
-var sharedAddressSpace = netip.MustParsePrefix("100.64.0.0/10")
+// nonPublic are the ranges, beyond those net/netip names, that are not the
+// public Internet or embed an address that may not be: "this network",
+// carrier-grade NAT, IETF protocol assignments, benchmarking, NAT64 and
+// 6to4.
+var nonPublic = []netip.Prefix{
+	netip.MustParsePrefix("0.0.0.0/8"),
+	netip.MustParsePrefix("100.64.0.0/10"),
+	netip.MustParsePrefix("192.0.0.0/24"),
+	netip.MustParsePrefix("198.18.0.0/15"),
+	netip.MustParsePrefix("64:ff9b::/96"),
+	netip.MustParsePrefix("64:ff9b:1::/48"),
+	netip.MustParsePrefix("2002::/16"),
+}
 
 // CheckURL refuses a URL a receiver may not use: another scheme than http
 // or https (file:// above all), or a host the firewall refuses, named by
@@ -101,14 +122,17 @@ func (e *Egress) DialContext(ctx context.Context, network, address string) (net.
 }
 
 var (
-	urlType      = reflect.TypeOf(url.URL{})
-	hostPortType = reflect.TypeOf(config.HostPort{})
+	secretTemplateURLType = reflect.TypeOf(amcommoncfg.SecretTemplateURL(""))
+	urlType               = reflect.TypeOf(url.URL{})
+	hostPortType          = reflect.TypeOf(config.HostPort{})
 )
 
-// walkURLs calls f with every URL a configuration value holds: url.URL
-// values (Alertmanager's and Prometheus's URL types wrap them), string
-// fields whose YAML key ends in url, and host:port values (SMTP's
-// smarthost) as http://host.
+// walkURLs calls f with every address a configuration value connects to:
+// url.URL values (Alertmanager's and Prometheus's URL types wrap them: the
+// endpoints), the string fields api_url and token_url (SNS's endpoint,
+// OAuth2's), and host:port values (SMTP's smarthost) as http://host. Links
+// only shown in a notification (icon_url, image_url, ...) are not
+// connected to and not checked.
 func walkURLs(v reflect.Value, path string, f func(field, u string)) {
 	walkValue(v, path, f, 0)
 }
@@ -150,8 +174,10 @@ func walkValue(v reflect.Value, path string, f func(field, u string), depth int)
 				name = sf.Name
 			}
 			fv := v.Field(i)
-			if fv.Kind() == reflect.String && strings.HasSuffix(strings.ToLower(name), "url") {
-				if s := fv.String(); s != "" {
+			if fv.Kind() == reflect.String && (name == "api_url" || name == "token_url" || fv.Type() == secretTemplateURLType) {
+				// A templated URL is known only when a notification is
+				// sent: the dialer checks where it connects then.
+				if s := fv.String(); s != "" && !strings.Contains(s, "{{") {
 					f(path+"."+name, s)
 				}
 				continue

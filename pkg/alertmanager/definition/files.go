@@ -1,0 +1,156 @@
+package definition
+
+import (
+	"fmt"
+	"reflect"
+	"strings"
+	tmpltext "text/template"
+	"text/template/parse"
+
+	"github.com/prometheus/alertmanager/template"
+)
+
+// checkFiles refuses a loaded configuration that names a local file in
+// any field Alertmanager or Prometheus's HTTP client reads one from: every
+// field whose YAML key ends in _file or _files, and the files of
+// http_headers. It reads what Alertmanager loaded, whatever the YAML's
+// spelling (aliases, merges) was.
+func checkFiles(v reflect.Value, path string, depth int) error {
+	if depth > 48 {
+		return nil
+	}
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		if !v.IsNil() {
+			return checkFiles(v.Elem(), path, depth+1)
+		}
+	case reflect.Slice, reflect.Array:
+		for i := 0; i < v.Len(); i++ {
+			if err := checkFiles(v.Index(i), fmt.Sprintf("%s[%d]", path, i), depth+1); err != nil {
+				return err
+			}
+		}
+	case reflect.Map:
+		iter := v.MapRange()
+		for iter.Next() {
+			if err := checkFiles(iter.Value(), fmt.Sprintf("%s[%v]", path, iter.Key()), depth+1); err != nil {
+				return err
+			}
+		}
+	case reflect.Struct:
+		t := v.Type()
+		for i := 0; i < t.NumField(); i++ {
+			sf := t.Field(i)
+			if !sf.IsExported() {
+				continue
+			}
+			name := strings.Split(sf.Tag.Get("yaml"), ",")[0]
+			fv := v.Field(i)
+			if (strings.HasSuffix(name, "_file") || strings.HasSuffix(name, "_files") || name == "files") && !fv.IsZero() {
+				return refuse("The alertmanager_config names a local file (%s.%s): no field reading a file is allowed.", path, name)
+			}
+			if err := checkFiles(fv, path+"."+name, depth+1); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Bounds on what rendering a definition's templates may cost: the number
+// of template invocations one template expands to, all nested calls
+// counted.
+const maxTemplateExpansion = 10_000
+
+// checkTemplateCost refuses templates whose rendering could take the
+// process down: a template that calls itself (directly or not), one whose
+// nested calls expand past maxTemplateExpansion invocations, and a range
+// over a number (Go's range over an integer), whose count the tenant
+// chooses. Ranges over the alerts are bounded by the alerts limit.
+func checkTemplateCost(files map[string]string) error {
+	t := tmpltext.New("").Funcs(tmpltext.FuncMap(template.DefaultFuncs))
+	for name, text := range files {
+		if _, err := t.New(name).Parse(text); err != nil {
+			return refuse("The template file %q is not valid: %v", name, err)
+		}
+	}
+	calls := map[string][]string{}
+	for _, tt := range t.Templates() {
+		if tt.Tree == nil {
+			continue
+		}
+		var err error
+		walkNodes(tt.Tree.Root, func(n parse.Node) {
+			switch n := n.(type) {
+			case *parse.TemplateNode:
+				calls[tt.Name()] = append(calls[tt.Name()], n.Name)
+			case *parse.RangeNode:
+				for _, c := range n.Pipe.Cmds {
+					for _, a := range c.Args {
+						if _, ok := a.(*parse.NumberNode); ok && err == nil {
+							err = refuse("Template %q ranges over a number: only ranges over data are allowed.", tt.Name())
+						}
+					}
+				}
+			}
+		})
+		if err != nil {
+			return err
+		}
+	}
+	cost := map[string]int{}
+	visiting := map[string]bool{}
+	var expand func(name string) (int, error)
+	expand = func(name string) (int, error) {
+		if c, ok := cost[name]; ok {
+			return c, nil
+		}
+		if visiting[name] {
+			return 0, refuse("Template %q calls itself: recursive templates are not allowed.", name)
+		}
+		visiting[name] = true
+		total := 1
+		for _, callee := range calls[name] {
+			c, err := expand(callee)
+			if err != nil {
+				return 0, err
+			}
+			total += c
+			if total > maxTemplateExpansion {
+				return 0, refuse("Template %q expands to more than %d template invocations.", name, maxTemplateExpansion)
+			}
+		}
+		visiting[name] = false
+		cost[name] = total
+		return total, nil
+	}
+	for name := range calls {
+		if _, err := expand(name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// walkNodes calls f on every node below n.
+func walkNodes(n parse.Node, f func(parse.Node)) {
+	if n == nil || reflect.ValueOf(n).IsNil() {
+		return
+	}
+	f(n)
+	switch n := n.(type) {
+	case *parse.ListNode:
+		for _, c := range n.Nodes {
+			walkNodes(c, f)
+		}
+	case *parse.IfNode:
+		walkNodes(n.List, f)
+		walkNodes(n.ElseList, f)
+	case *parse.RangeNode:
+		walkNodes(n.List, f)
+		walkNodes(n.ElseList, f)
+	case *parse.WithNode:
+		walkNodes(n.List, f)
+		walkNodes(n.ElseList, f)
+	}
+}
