@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -162,4 +164,24 @@ func startWithOverrides(t *testing.T) (*vigil.Vigil, string) {
 	overrides := filepath.Join(dir, "overrides.yaml")
 	require.NoError(t, os.WriteFile(overrides, nil, 0o644))
 	return startMonolith(t, filepath.Join(dir, "data"), "-limits.overrides-file="+overrides, "-limits.overrides-reload-period=100ms"), overrides
+}
+
+// freePort returns a loopback port that was free a moment ago, below
+// Linux's ephemeral range (32768 and up), so that no outgoing connection
+// takes it. Another process (another test run) may still bind it before the
+// program that is told it does: start such programs with retryOnPortClash.
+// Vigil's own processes take port 0 and report what they bound.
+func freePort(t *testing.T) int {
+	t.Helper()
+	for i := 0; i < 1000; i++ {
+		port := 20000 + rand.IntN(12000)
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return port
+	}
+	t.Fatal("no free port between 20000 and 32000")
+	return 0
 }

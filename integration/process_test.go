@@ -5,8 +5,6 @@ package integration
 import (
 	"bufio"
 	"fmt"
-	"math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -46,26 +44,6 @@ func vigilBinary(t *testing.T) string {
 	})
 	require.NoError(t, buildErr)
 	return binPath
-}
-
-// freePort returns a loopback port that was free a moment ago, below
-// Linux's ephemeral range (32768 and up), so that no outgoing connection
-// takes it. Another process (another test run) may still bind it before the
-// program that is told it does: start such programs with retryOnPortClash.
-// Vigil's own processes take port 0 and report what they bound.
-func freePort(t *testing.T) int {
-	t.Helper()
-	for i := 0; i < 1000; i++ {
-		port := 20000 + rand.IntN(12000)
-		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err != nil {
-			continue
-		}
-		l.Close()
-		return port
-	}
-	t.Fatal("no free port between 20000 and 32000")
-	return 0
 }
 
 // portAttempts bounds how often a program told its ports is started again

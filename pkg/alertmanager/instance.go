@@ -69,6 +69,8 @@ type instanceOptions struct {
 	egress func() *definition.Egress
 	logger *slog.Logger
 	usage  *usage
+	// event records a WARN or ERROR event of the workspace.
+	event func(level, msg string)
 }
 
 // instance is one workspace's Alertmanager, built from Alertmanager's own
@@ -219,12 +221,18 @@ func (in *instance) apply(loaded *definition.Loaded, raw []byte) error {
 		// Email dials its smarthost itself: it is built pinned to the
 		// addresses the firewall allows.
 		others := rcv
-		others.EmailConfigs = nil
+		others.EmailConfigs, others.SNSConfigs = nil, nil
 		integrations, err := receiver.BuildReceiverIntegrations(others, tmpl, log, commoncfg.WithDialContextFunc(in.dial))
 		if err != nil {
 			return err
 		}
 		integrations = append(integrations, emailIntegrations(rcv, tmpl, log, in.opts.egress)...)
+		// SNS publishes with AMP's message rules.
+		sns, err := snsIntegrations(rcv, tmpl, log, in.dial, in.event)
+		if err != nil {
+			return err
+		}
+		integrations = append(integrations, sns...)
 		receivers[rcv.Name] = throttle(integrations, in.notifications, in.opts.usage, in.opts.workspace, rcv.Name)
 	}
 	intervals := map[string][]timeinterval.TimeInterval{}
@@ -271,6 +279,15 @@ func (l aggregationLimit) MaxNumberOfAggregationGroups() int { return l().maxAgg
 // receivers firewall as it is now.
 func (in *instance) dial(ctx context.Context, network, addr string) (net.Conn, error) {
 	return in.opts.egress().DialContext(ctx, network, addr)
+}
+
+// event records a WARN or ERROR of the workspace's Alertmanager, in AMP's
+// words: in the process's log, labelled by workspace, and in the
+// workspace's vended logs.
+func (in *instance) event(level, msg string) {
+	if in.opts.event != nil {
+		in.opts.event(level, msg)
+	}
 }
 
 // refresh applies the workspace's notification rate limit as it is now.

@@ -45,6 +45,16 @@ type Limits interface {
 	AlertmanagerLimits(workspace string) limits.AlertmanagerLimits
 }
 
+// VendedLogs writes a workspace's WARN and ERROR events where its logging
+// configuration says (AMP's vended logs).
+type VendedLogs interface {
+	Event(workspace, component, level, msg string)
+}
+
+// SetVendedLogs makes the workspaces' events go to v too. Call it before
+// the alertmanager starts.
+func (m *Multitenant) SetVendedLogs(v VendedLogs) { m.vended = v }
+
 // Client sends a request to one alertmanager's InternalPrefix.
 type Client = func(ctx context.Context, req *httpgrpc.HTTPRequest) (*httpgrpc.HTTPResponse, error)
 
@@ -85,6 +95,10 @@ type Multitenant struct {
 	usage   *usage
 	syncs   *prometheus.CounterVec
 	sent    *prometheus.CounterVec
+
+	// vended writes the workspaces' WARN and ERROR events to their logging
+	// configuration's destination (nil: none).
+	vended VendedLogs
 
 	mu        sync.Mutex
 	instances map[string]*running
@@ -315,6 +329,7 @@ func (m *Multitenant) start(ctx context.Context, ws string) (*running, error) {
 			return eg
 		},
 		logger: m.slogger, usage: m.usage,
+		event: func(lvl, msg string) { m.event(ws, lvl, msg) },
 	})
 	if err != nil {
 		return nil, err
@@ -382,6 +397,20 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	c.m.mu.Unlock()
 	for ws, in := range all {
 		c.m.usage.collect(ch, ws, in)
+	}
+}
+
+// event records a WARN or ERROR event of a workspace's Alertmanager: in
+// this process's log, labelled by workspace, and in the workspace's vended
+// logs when it has a logging configuration.
+func (m *Multitenant) event(ws, lvl, msg string) {
+	l := level.Warn(m.logger)
+	if lvl == "ERROR" {
+		l = level.Error(m.logger)
+	}
+	l.Log("msg", msg, "workspace", ws)
+	if m.vended != nil {
+		m.vended.Event(ws, "alertmanager", lvl, msg)
 	}
 }
 
