@@ -32,6 +32,7 @@ func putDefinition(t *testing.T, base, ws, def string) {
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	require.Equal(t, http.StatusAccepted, resp.StatusCode)
+	require.Eventually(t, func() bool { return hook.got("resolved", "AlwaysOn") }, 30*time.Second, 100*time.Millisecond)
 }
 
 // alertmanagerClient is the Alertmanager v2 API client (amtool's) of a
@@ -171,4 +172,44 @@ func TestAlertmanagerAPI(t *testing.T) {
 	resp.Body.Close()
 	require.Equal(t, http.StatusNotFound, resp.StatusCode)
 	require.Contains(t, body.String(), "no alert manager definition")
+}
+
+// TestRulerAlertReachesWebhook: an alerting rule's alert goes from the
+// ruler to the workspace's own Alertmanager (no -ruler.alertmanager-url)
+// and on to a webhook receiver, firing then resolved.
+func TestRulerAlertReachesWebhook(t *testing.T) {
+	hook := &webhook{}
+	hookSrv := httptest.NewServer(hook)
+	t.Cleanup(hookSrv.Close)
+	v := startMonolith(t, t.TempDir(), "-ruler.poll-interval=200ms", "-ruler.min-evaluation-interval=1s", "-ruler.resend-delay=1s",
+		"-alertmanager.poll-interval=200ms", "-alertmanager.receivers-firewall-block-private-addresses=false")
+	base := v.BaseURL()
+	ws := createWorkspace(t, base, "ruler-am")
+	putDefinition(t, base, ws, fmt.Sprintf(`alertmanager_config: |
+  route:
+    receiver: hook
+    group_by: [alertname]
+    group_wait: 1s
+    group_interval: 1s
+    repeat_interval: 1h
+  receivers:
+  - name: hook
+    webhook_configs:
+    - url: %s
+      send_resolved: true
+`, hookSrv.URL))
+	waitDefinitionInForce(t, alertmanagerClient(t, base, ws))
+	createNamespace(t, base, ws, "alerts", "groups:\n  - name: g\n    interval: 1s\n    rules:\n      - alert: AlwaysOn\n        expr: vector(1)\n        labels: {severity: page}\n")
+	require.Eventually(t, func() bool { return hook.got("firing", "AlwaysOn") }, 30*time.Second, 100*time.Millisecond,
+		"the ruler's alert reached the webhook through the workspace's Alertmanager")
+
+	// The rule goes away: the ruler sends the alert no more, and the
+	// Alertmanager resolves it at the endsAt the ruler gave it.
+	req, err := http.NewRequest(http.MethodDelete, base+"/workspaces/"+ws+"/rulegroupsnamespaces/alerts", nil)
+	require.NoError(t, err)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusAccepted, resp.StatusCode)
+	require.Eventually(t, func() bool { return hook.got("resolved", "AlwaysOn") }, 30*time.Second, 100*time.Millisecond)
 }
