@@ -45,3 +45,18 @@ func (h *webhook) got(status, alertname string) bool {
 	}
 	return false
 }
+
+// count is how many notifications of the given status came for alertname.
+func (h *webhook) count(status, alertname string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, m := range h.msgs {
+		for _, a := range m.Alerts {
+			if a.Status == status && a.Labels["alertname"] == alertname {
+				n++
+			}
+		}
+	}
+	return n
+}

@@ -19,7 +19,7 @@ type usage struct {
 	// limits.
 	alertsRefused *prometheus.CounterVec
 
-	active, suppressed, unprocessed, all, size, failed *prometheus.Desc
+	active, suppressed, unprocessed, all, size, failed, position *prometheus.Desc
 }
 
 func newUsage(reg prometheus.Registerer) *usage {
@@ -39,18 +39,20 @@ func newUsage(reg prometheus.Registerer) *usage {
 		unprocessed: prometheus.NewDesc("vigil_alertmanager_unprocessed_alerts", "Alerts received but not yet in an aggregation group's evaluation (AMP's UnprocessedAlerts), on this replica.", ws, nil),
 		all:         prometheus.NewDesc("vigil_alertmanager_all_alerts", "Alerts in every state held by the workspace's alert manager (AMP's AllAlerts), on this replica.", ws, nil),
 		size:        prometheus.NewDesc("vigil_alertmanager_alerts_size_bytes", "Size of the alerts the workspace's alert manager holds (AMP's SizeOfAlerts), on this replica.", ws, nil),
+		position:    prometheus.NewDesc("vigil_alertmanager_replica_position", "This replica's place among the workspace's healthy replicas: the first (0) notifies at once, each next one after one more -alertmanager.peer-timeout, if the notification log does not say it was sent.", ws, nil),
 		failed:      prometheus.NewDesc("vigil_alertmanager_notifications_failed_total", "Notifications that failed (AMP's AlertManagerNotificationsFailed), sent by this replica.", ws, nil),
 	}
 }
 
 // describe and collect serve the gauges of the instances running.
 func (u *usage) describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{u.active, u.suppressed, u.unprocessed, u.all, u.size, u.failed} {
+	for _, d := range []*prometheus.Desc{u.active, u.suppressed, u.unprocessed, u.all, u.size, u.failed, u.position} {
 		ch <- d
 	}
 }
 
 func (u *usage) collect(ch chan<- prometheus.Metric, ws string, in *instance) {
+	ch <- prometheus.MustNewConstMetric(u.position, prometheus.GaugeValue, float64(in.opts.peer.Position()), ws)
 	count, bytes := in.limiter.held()
 	ch <- prometheus.MustNewConstMetric(u.all, prometheus.GaugeValue, float64(count), ws)
 	ch <- prometheus.MustNewConstMetric(u.size, prometheus.GaugeValue, float64(bytes), ws)
