@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -81,10 +82,20 @@ func TestAlertmanagerSNSMessageRules(t *testing.T) {
 	queueARN := awsAt(t, moto, "sqs", "get-queue-attributes", "--queue-url", queue, "--attribute-names", "QueueArn")["Attributes"].(map[string]any)["QueueArn"].(string)
 	awsAt(t, moto, "sns", "subscribe", "--topic-arn", topic, "--protocol", "sqs", "--notification-endpoint", queueARN)
 
-	v := startMonolith(t, t.TempDir(), "-alertmanager.poll-interval=200ms",
+	dataDir := t.TempDir()
+	v := startMonolith(t, dataDir, "-alertmanager.poll-interval=200ms", "-ruler.poll-interval=200ms", "-ruler.min-evaluation-interval=1s",
 		"-alertmanager.receivers-firewall-block-private-addresses=false", "-alertmanager.sns-allow-api-url=true")
 	base := v.BaseURL()
 	ws := createWorkspace(t, base, "sns")
+	// The workspace's vended logs (a logging configuration) take its WARN
+	// and ERROR events: AMP's SNS rules, and a rule that fails.
+	body, err := json.Marshal(map[string]string{"logGroupArn": "arn:aws:logs:us-east-1:123456789012:log-group:amp:*"})
+	require.NoError(t, err)
+	resp, err := http.Post(base+"/workspaces/"+ws+"/logging", "application/json", strings.NewReader(string(body)))
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusAccepted, resp.StatusCode)
+	createNamespace(t, base, ws, "failing", "groups:\n  - name: g\n    interval: 1s\n    rules:\n      - record: r\n        expr: vector(1) + on() (vector(1) or label_replace(vector(1), \"a\", \"b\", \"\", \"\"))\n")
 	indent := func(s string) string { return "    " + strings.ReplaceAll(s, "\n", "\n    ") }
 	putDefinition(t, base, ws, fmt.Sprintf(`template_files:
   default_template: |
@@ -192,7 +203,7 @@ alertmanager_config: |
 		a.StartsAt = strfmt.DateTime(time.Now())
 		alerts = append(alerts, a)
 	}
-	_, err := am.Alert.PostAlerts(alert.NewPostAlertsParams().WithAlerts(alerts))
+	_, err = am.Alert.PostAlerts(alert.NewPostAlertsParams().WithAlerts(alerts))
 	require.NoError(t, err)
 
 	got := map[string]snsEnvelope{}
@@ -220,4 +231,30 @@ alertmanager_config: |
 			c.check(t, e)
 		})
 	}
+
+	// The vended logs: one JSON line per event, AMP's fields and words.
+	type vendedLine struct {
+		WorkspaceID string `json:"workspaceId"`
+		Message     struct {
+			Log   string `json:"log"`
+			Level string `json:"level"`
+		} `json:"message"`
+		Component string `json:"component"`
+	}
+	require.Eventually(t, func() bool {
+		raw, err := os.ReadFile(filepath.Join(dataDir, "vended-logs", ws+".log"))
+		if err != nil {
+			return false
+		}
+		var am, ruler bool
+		for _, l := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
+			var line vendedLine
+			require.NoError(t, json.Unmarshal([]byte(l), &line), l)
+			require.Equal(t, ws, line.WorkspaceID)
+			require.Contains(t, []string{"WARN", "ERROR"}, line.Message.Level)
+			am = am || (line.Component == "alertmanager" && line.Message.Log == "Message has been modified because the content was empty.")
+			ruler = ruler || (line.Component == "ruler" && strings.Contains(line.Message.Log, "found duplicate series for the match group"))
+		}
+		return am && ruler
+	}, 30*time.Second, 200*time.Millisecond, "the vended logs hold the alertmanager's and the ruler's events")
 }

@@ -34,6 +34,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/vigil-metrics/vigil/pkg/alertmanager/definition"
+	"github.com/vigil-metrics/vigil/pkg/logging"
 )
 
 // The kinds of state a workspace's replicas share: its silences and its
@@ -69,8 +70,10 @@ type instanceOptions struct {
 	egress func() *definition.Egress
 	logger *slog.Logger
 	usage  *usage
-	// event records a WARN or ERROR event of the workspace.
-	event func(level, msg string)
+	// event records a WARN or ERROR event of the workspace: in the
+	// process's log and its vended logs; vended in its vended logs only
+	// (the logger writes the process's log).
+	event, vended func(level, msg string)
 }
 
 // instance is one workspace's Alertmanager, built from Alertmanager's own
@@ -78,6 +81,7 @@ type instanceOptions struct {
 // (dispatcher), inhibition, receivers and v2 API.
 type instance struct {
 	opts     instanceOptions
+	log      *slog.Logger // the workspace's
 	reg      *prometheus.Registry
 	alerts   *mem.Alerts
 	silences *silence.Silences
@@ -109,6 +113,11 @@ func newInstance(o instanceOptions) (*instance, error) {
 	in := &instance{opts: o, reg: prometheus.NewRegistry(), marker: marker.NewGroupMarker(), recorder: eventrecorder.NopRecorder(),
 		started: time.Now(), stop: make(chan struct{})}
 	log := o.logger.With("workspace", o.workspace)
+	if o.vended != nil {
+		// Its WARN and ERROR events also go to the workspace's vended logs.
+		log = slog.New(logging.Events(log.Handler(), o.vended))
+	}
+	in.log = log
 	var err error
 	in.nflog, err = nflog.New(nflog.Options{Retention: o.retention, Logger: log.With("component", "nflog"), Metrics: in.reg})
 	if err != nil {
@@ -212,7 +221,7 @@ func (in *instance) apply(loaded *definition.Loaded, raw []byte) error {
 	routes := dispatch.NewRoute(conf.Route, nil)
 	used := map[string]bool{}
 	routes.Walk(func(r *dispatch.Route) { used[r.RouteOpts.Receiver] = true })
-	log := in.opts.logger.With("workspace", in.opts.workspace)
+	log := in.log
 	receivers := make(map[string][]notify.Integration, len(used))
 	for _, rcv := range conf.Receivers {
 		if !used[rcv.Name] {

@@ -330,6 +330,11 @@ func (m *Multitenant) start(ctx context.Context, ws string) (*running, error) {
 		},
 		logger: m.slogger, usage: m.usage,
 		event: func(lvl, msg string) { m.event(ws, lvl, msg) },
+		vended: func(lvl, msg string) {
+			if m.vended != nil {
+				m.vended.Event(ws, "alertmanager", lvl, msg)
+			}
+		},
 	})
 	if err != nil {
 		return nil, err

@@ -12,20 +12,22 @@ type metrics struct {
 	lookupFailures prometheus.Counter
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
+// newMetrics registers a logger's metrics: vigil_<component>_logged_<what>_total
+// and its failures.
+func newMetrics(reg prometheus.Registerer, component, what string) *metrics {
 	f := promauto.With(reg)
 	return &metrics{
 		logged: f.NewCounter(prometheus.CounterOpts{
-			Name: "vigil_querylog_logged_queries_total",
-			Help: "Queries written to a workspace's query log: those processing more samples than the qspThreshold of the workspace's query logging configuration.",
+			Name: "vigil_" + component + "_logged_" + what + "_total",
+			Help: "Lines (" + what + ") written to the workspaces' logs: those their logging configuration selects.",
 		}),
 		writeFailures: f.NewCounter(prometheus.CounterOpts{
-			Name: "vigil_querylog_write_failures_total",
-			Help: "Query log lines that could not be written.",
+			Name: "vigil_" + component + "_write_failures_total",
+			Help: "Log lines (" + what + ") that could not be written.",
 		}),
 		lookupFailures: f.NewCounter(prometheus.CounterOpts{
-			Name: "vigil_querylog_config_lookup_failures_total",
-			Help: "Reads of a workspace's query logging configuration that failed; the settings read before stand meanwhile.",
+			Name: "vigil_" + component + "_config_lookup_failures_total",
+			Help: "Reads of a workspace's logging configuration that failed; the settings read before stand meanwhile.",
 		}),
 	}
 }

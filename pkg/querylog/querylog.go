@@ -28,16 +28,31 @@ const (
 	SinkNone   = "none"
 )
 
-// Config configures where query logs go.
+// Config configures where query logs (or vended logs) go.
 type Config struct {
 	Sink         string `yaml:"sink"`
 	Dir          string `yaml:"dir"`
 	MaxOpenFiles int    `yaml:"max_open_files"`
 	MaxFileBytes int64  `yaml:"max_file_size_bytes"`
+
+	// prefix is the flags' prefix, for Validate's messages.
+	prefix string
+}
+
+// RegisterVendedFlags registers the flags of AMP's vended logs: the
+// ruler's and the alertmanager's WARN and ERROR events of each workspace
+// with a logging configuration (CreateLoggingConfiguration).
+func (c *Config) RegisterVendedFlags(f *flag.FlagSet) {
+	c.prefix = "vended-logs."
+	f.StringVar(&c.Sink, "vended-logs.sink", SinkFile, "Where the ruler's and the alertmanager's WARN and ERROR events of a workspace with a logging configuration (CreateLoggingConfiguration) are written, one JSON line each (AMP's vended logs), whatever log group the configuration names: file (<workspace>.log in -vended-logs.dir), stdout, or none.")
+	f.StringVar(&c.Dir, "vended-logs.dir", "", "Directory of the per-workspace vended log files with -vended-logs.sink=file. Empty: vended-logs in -data-dir.")
+	f.Int64Var(&c.MaxFileBytes, "vended-logs.max-file-size-bytes", 100<<20, "Largest a workspace's vended log file grows: past it, the file is renamed <workspace>.log.1 (replacing the previous one) and a new one started.")
+	f.IntVar(&c.MaxOpenFiles, "vended-logs.max-open-files", 64, "Vended log files kept open at once; the one written least recently is closed first, and opened again when written.")
 }
 
 // RegisterFlags registers the query logging flags.
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
+	c.prefix = "query-logging."
 	f.StringVar(&c.Sink, "query-logging.sink", SinkFile, "Where the queries selected by a workspace's query logging configuration (CreateQueryLoggingConfiguration) are written, one JSON line each, whatever log group the configuration names: file (<workspace>.log in -query-logging.dir), stdout, or none.")
 	f.StringVar(&c.Dir, "query-logging.dir", "", "Directory of the per-workspace query log files with -query-logging.sink=file. Empty: query-logs in -data-dir.")
 	f.Int64Var(&c.MaxFileBytes, "query-logging.max-file-size-bytes", 100<<20, "Largest a workspace's query log file grows: past it, the file is renamed <workspace>.log.1 (replacing the previous one) and a new one started, so that a workspace's query log takes at most twice this.")
@@ -49,13 +64,13 @@ func (c *Config) Validate() error {
 	switch c.Sink {
 	case SinkFile, SinkStdout, SinkNone:
 	default:
-		return fmt.Errorf("unsupported query-logging.sink %q (supported: file, stdout, none)", c.Sink)
+		return fmt.Errorf("unsupported %ssink %q (supported: file, stdout, none)", c.prefix, c.Sink)
 	}
 	if c.Sink == SinkFile && c.MaxFileBytes < 1 {
-		return fmt.Errorf("query-logging.max-file-size-bytes must be at least 1")
+		return fmt.Errorf("%smax-file-size-bytes must be at least 1", c.prefix)
 	}
 	if c.MaxOpenFiles < 1 {
-		return fmt.Errorf("query-logging.max-open-files must be at least 1")
+		return fmt.Errorf("%smax-open-files must be at least 1", c.prefix)
 	}
 	return nil
 }
@@ -148,18 +163,29 @@ type Logger struct {
 	cache map[string]cached
 }
 
-// New returns a Logger writing to the configured sink; dataDir holds the
-// files unless -query-logging.dir names another directory.
+// New returns the query logger, writing to the configured sink; dataDir
+// holds the files unless -query-logging.dir names another directory.
 func New(cfg Config, dataDir string, configs Configs, reg prometheus.Registerer, logger log.Logger) (*Logger, error) {
+	return newLogger(cfg, filepath.Join(dataDir, "query-logs"), configs, newMetrics(reg, "querylog", "queries"), logger)
+}
+
+// NewVended returns the vended logs' logger (Event), writing to the
+// configured sink; dataDir holds the files unless -vended-logs.dir names
+// another directory. configs gives each workspace's logging configuration.
+func NewVended(cfg Config, dataDir string, configs Configs, reg prometheus.Registerer, logger log.Logger) (*Logger, error) {
+	return newLogger(cfg, filepath.Join(dataDir, "vended-logs"), configs, newMetrics(reg, "vendedlogs", "events"), logger)
+}
+
+func newLogger(cfg Config, defaultDir string, configs Configs, m *metrics, logger log.Logger) (*Logger, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	l := &Logger{configs: configs, now: time.Now, metrics: newMetrics(reg), logger: logger, cache: map[string]cached{}}
+	l := &Logger{configs: configs, now: time.Now, metrics: m, logger: logger, cache: map[string]cached{}}
 	switch cfg.Sink {
 	case SinkFile:
 		dir := cfg.Dir
 		if dir == "" {
-			dir = filepath.Join(dataDir, "query-logs")
+			dir = defaultDir
 		}
 		l.sink = newFileSink(dir, cfg.MaxOpenFiles, cfg.MaxFileBytes)
 	case SinkStdout:
@@ -208,6 +234,40 @@ func (l *Logger) Log(ctx context.Context, workspace string, e Entry) {
 	if err != nil {
 		l.metrics.writeFailures.Inc()
 		level.Warn(l.logger).Log("msg", "cannot write query log", "workspace", workspace, "err", err)
+		return
+	}
+	l.metrics.logged.Inc()
+}
+
+// vendedLine is one line of AMP's vended logs (guide L3710-L3840).
+type vendedLine struct {
+	WorkspaceID string        `json:"workspaceId"`
+	Message     vendedMessage `json:"message"`
+	Component   string        `json:"component"`
+}
+
+type vendedMessage struct {
+	Log   string `json:"log"`
+	Level string `json:"level"`
+}
+
+// Event writes a WARN or ERROR event of a workspace's component ("ruler",
+// "alertmanager") as a line of its vended logs, when the workspace has a
+// logging configuration.
+func (l *Logger) Event(workspace, component, lvl, msg string) {
+	if l == nil || l.sink == nil {
+		return
+	}
+	if _, ok := l.settings(context.Background(), workspace); !ok {
+		return
+	}
+	b, err := json.Marshal(vendedLine{WorkspaceID: workspace, Message: vendedMessage{Log: msg, Level: lvl}, Component: component})
+	if err == nil {
+		err = l.sink.write(workspace, append(b, '\n'))
+	}
+	if err != nil {
+		l.metrics.writeFailures.Inc()
+		level.Warn(l.logger).Log("msg", "cannot write a vended log line", "workspace", workspace, "err", err)
 		return
 	}
 	l.metrics.logged.Inc()

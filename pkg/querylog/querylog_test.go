@@ -144,7 +144,7 @@ func TestLogAboveThreshold(t *testing.T) {
 	require.Empty(t, readLines(t, dir, wsC))
 
 	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(`
-# HELP vigil_querylog_logged_queries_total Queries written to a workspace's query log: those processing more samples than the qspThreshold of the workspace's query logging configuration.
+# HELP vigil_querylog_logged_queries_total Lines (queries) written to the workspaces' logs: those their logging configuration selects.
 # TYPE vigil_querylog_logged_queries_total counter
 vigil_querylog_logged_queries_total 2
 `), "vigil_querylog_logged_queries_total"))

@@ -29,6 +29,11 @@ func (rl *Ruler) SendAlertsTo(h http.Handler) {
 	}
 }
 
+// SetVendedLogs makes the workspaces' WARN and ERROR events (rule
+// evaluation failures among them) also go to v. Call it before the ruler
+// starts.
+func (rl *Ruler) SetVendedLogs(v VendedLogs) { rl.options.vended = v }
+
 // inProcessHost names the in-process Alertmanager in the notifier's
 // configuration; its requests never leave the process.
 const inProcessHost = "alertmanager.in-process"

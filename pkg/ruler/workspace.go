@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/prometheus/rules"
 	"github.com/prometheus/prometheus/storage"
 
+	"github.com/vigil-metrics/vigil/pkg/logging"
 	"github.com/vigil-metrics/vigil/pkg/tenant"
 )
 
@@ -71,6 +72,26 @@ type workspaceOptions struct {
 	forGracePeriod  time.Duration
 	resendDelay     time.Duration
 	logger          *slog.Logger
+	// vended takes a workspace's WARN and ERROR events (AMP's vended
+	// logs; nil: none).
+	vended VendedLogs
+}
+
+// VendedLogs writes a workspace's WARN and ERROR events where its logging
+// configuration says (AMP's vended logs).
+type VendedLogs interface {
+	Event(workspace, component, level, msg string)
+}
+
+// workspaceLogger is the logger of a workspace's rules manager: its WARN
+// and ERROR events (rule evaluation failures among them) also go to the
+// workspace's vended logs.
+func (o workspaceOptions) workspaceLogger(workspace string) *slog.Logger {
+	l := o.logger.With("workspace", workspace)
+	if o.vended == nil {
+		return l
+	}
+	return slog.New(logging.Events(l.Handler(), func(lvl, msg string) { o.vended.Event(workspace, "ruler", lvl, msg) }))
 }
 
 func newWorkspaceRules(workspace string, o workspaceOptions) *workspaceRules {
@@ -94,7 +115,7 @@ func newWorkspaceRules(workspace string, o workspaceOptions) *workspaceRules {
 		Context:                ctx,
 		AppendableV2:           pushAppendable{pusher: o.pusher, workspace: workspace},
 		Queryable:              o.queryable,
-		Logger:                 o.logger.With("workspace", workspace),
+		Logger:                 o.workspaceLogger(workspace),
 		OutageTolerance:        o.outageTolerance,
 		ForGracePeriod:         o.forGracePeriod,
 		ResendDelay:            o.resendDelay,

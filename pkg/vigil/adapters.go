@@ -113,6 +113,21 @@ func (w workspaceQueryLogging) QueryLogging(ctx context.Context, id string) (que
 	return querylog.Settings{LogGroupARN: d.CloudWatchLogs.LogGroupARN, QSPThreshold: d.Filters.QSPThreshold}, true, nil
 }
 
+// workspaceLogging gives the vended logs each workspace's logging
+// configuration (CreateLoggingConfiguration).
+type workspaceLogging struct{ store *controlplane.Store }
+
+func (w workspaceLogging) QueryLogging(ctx context.Context, id string) (querylog.Settings, bool, error) {
+	res, err := w.store.ReadResource(ctx, controlplane.LoggingConfigurations, id, controlplane.ConfigurationName)
+	if apierror.CauseOf(err) == apierror.NotFound {
+		return querylog.Settings{}, false, nil
+	}
+	if err != nil {
+		return querylog.Settings{}, false, err
+	}
+	return querylog.Settings{LogGroupARN: string(res.Data)}, true, nil
+}
+
 // ringMembers counts the healthy members of a ring for the distributors'
 // shares of the ingestion rate, read at most once a second.
 type ringMembers struct {

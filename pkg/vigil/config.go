@@ -55,6 +55,7 @@ type Config struct {
 	FrontendWorker     worker.Config          `yaml:"frontend_worker"`
 	Frontend           frontend.Config        `yaml:"frontend"`
 	QueryLogging       querylog.Config        `yaml:"query_logging"`
+	VendedLogs         querylog.Config        `yaml:"vended_logs"`
 	Compactor          compactor.Config       `yaml:"compactor"`
 	Ruler              ruler.Config           `yaml:"ruler"`
 	Alertmanager       alertmanager.Config    `yaml:"alertmanager"`
@@ -97,6 +98,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.FrontendWorker.RegisterFlags(f)
 	c.Frontend.RegisterFlags(f)
 	c.QueryLogging.RegisterFlags(f)
+	c.VendedLogs.RegisterVendedFlags(f)
 	c.Compactor.RegisterFlags(f)
 	c.Ruler.RegisterFlags(f)
 	c.Alertmanager.RegisterFlags(f)
@@ -154,7 +156,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	for _, v := range []interface{ Validate() error }{
-		&c.Auth, &c.Audit, &c.Storage, &c.ControlPlane, &c.Distributor, &c.Ingester, &c.Querier, &c.FrontendWorker, &c.Frontend, &c.QueryLogging, &c.Compactor, &c.StoreGateway, &c.Ruler, &c.Alertmanager, &c.Limits,
+		&c.Auth, &c.Audit, &c.Storage, &c.ControlPlane, &c.Distributor, &c.Ingester, &c.Querier, &c.FrontendWorker, &c.Frontend, &c.QueryLogging, &c.VendedLogs, &c.Compactor, &c.StoreGateway, &c.Ruler, &c.Alertmanager, &c.Limits,
 	} {
 		if err := v.Validate(); err != nil {
 			return err

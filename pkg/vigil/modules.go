@@ -64,6 +64,7 @@ const (
 	Querier          = "querier"
 	QueryFrontend    = "query-frontend"
 	QueryLog         = "query-log"
+	VendedLogs       = "vended-logs"
 	Router           = "router"
 	Server           = "server"
 	Storage          = "storage"
@@ -97,14 +98,15 @@ var deps = map[string][]string{
 	Router:           {Server, Workspaces},
 	// The ruler queries through a querier and records through a
 	// distributor of its own process.
-	Ruler: {Server, MemberlistKV, RulerRing, Distributor, Querier, Workspaces, Overrides, AlertmanagerAPI},
+	Ruler: {Server, MemberlistKV, RulerRing, Distributor, Querier, Workspaces, Overrides, AlertmanagerAPI, VendedLogs},
 	// The rules and alerts APIs are served beside the query API, and read
 	// every ruler.
 	RulerAPI:  {Router, RulerRing},
 	RulerRing: {MemberlistKV},
 	// Each workspace's Alertmanager runs on the alertmanagers the ring
 	// gives it; its v2 API is served beside the query API, from them.
-	Alertmanager:     {Server, MemberlistKV, AlertmanagerRing, Storage, Workspaces, Overrides},
+	Alertmanager:     {Server, MemberlistKV, AlertmanagerRing, Storage, Workspaces, Overrides, VendedLogs},
+	VendedLogs:       {Workspaces},
 	AlertmanagerAPI:  {Router, AlertmanagerRing},
 	AlertmanagerRing: {MemberlistKV},
 	Server:           nil,
@@ -130,6 +132,7 @@ func (t *Vigil) setupModules() (*modules.Manager, error) {
 	mm.RegisterModule(Querier, t.initQuerier)
 	mm.RegisterModule(QueryFrontend, t.initQueryFrontend)
 	mm.RegisterModule(QueryLog, t.initQueryLog, modules.UserInvisibleModule)
+	mm.RegisterModule(VendedLogs, t.initVendedLogs, modules.UserInvisibleModule)
 	mm.RegisterModule(Compactor, t.initCompactor)
 	mm.RegisterModule(StoreGatewayRing, t.initStoreGatewayRing, modules.UserInvisibleModule)
 	mm.RegisterModule(StoreGateway, t.initStoreGateway)
@@ -516,6 +519,19 @@ func (t *Vigil) initQueryLog() (services.Service, error) {
 		return nil, err
 	}
 	t.QueryLogger = l
+	t.Workspaces.OnDeleted(l.Forget)
+	return services.NewIdleService(nil, func(error) error { return l.Close() }), nil
+}
+
+// initVendedLogs builds the logger of AMP's vended logs: the ruler's and
+// the alertmanager's WARN and ERROR events of each workspace with a
+// logging configuration.
+func (t *Vigil) initVendedLogs() (services.Service, error) {
+	l, err := querylog.NewVended(t.Cfg.VendedLogs, t.Cfg.DataDir, workspaceLogging{t.Workspaces}, t.Registerer, t.Logger)
+	if err != nil {
+		return nil, err
+	}
+	t.VendedLogs = l
 	t.Workspaces.OnDeleted(l.Forget)
 	return services.NewIdleService(nil, func(error) error { return l.Close() }), nil
 }

@@ -55,6 +55,7 @@ func (t *Vigil) initAlertmanager() (services.Service, error) {
 	}
 	am := alertmanager.New(t.Cfg.Alertmanager, newDefinitions(t.Workspaces), alertmanagerLimits{t.Overrides}, t.AlertmanagerRing, member,
 		t.Bucket, client, t.Registerer, t.Logger)
+	am.SetVendedLogs(t.VendedLogs)
 	t.Alertmanager = am
 	// dskit serves its router on the gRPC port too (httpgrpc): the API of
 	// every process, and the other replicas, reach this one there.

@@ -43,6 +43,7 @@ func (t *Vigil) initRuler() (services.Service, error) {
 	// Alerts go to the workspaces' Alertmanagers of this cluster, unless
 	// -ruler.alertmanager-url names another.
 	rl.SendAlertsTo(t.AlertmanagerAPI)
+	rl.SetVendedLogs(t.VendedLogs)
 	// dskit serves its router on the gRPC port too (httpgrpc): the rules
 	// API of every replica reads this ruler's groups there.
 	t.Server.HTTP.PathPrefix(ruler.InternalPrefix + "/").Handler(rl.Internal())

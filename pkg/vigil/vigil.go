@@ -89,6 +89,9 @@ type Vigil struct {
 	// QueryLogger writes the query log of workspaces with a query logging
 	// configuration; the querier calls it after each query.
 	QueryLogger *querylog.Logger
+	// VendedLogs writes the ruler's and the alertmanager's WARN and ERROR
+	// events of workspaces with a logging configuration.
+	VendedLogs *querylog.Logger
 
 	Overrides *limits.Overrides
 	// InflightBytes is the process's budget of request memory, shared by
