@@ -21,11 +21,7 @@ import (
 // startAlertmanager starts Debian's prometheus-alertmanager on loopback,
 // routing every alert to hook, and returns its URL.
 func startAlertmanager(t *testing.T, hook string) string {
-	t.Helper()
-	bin, err := exec.LookPath("prometheus-alertmanager")
-	require.NoError(t, err, "Debian's prometheus-alertmanager: make e2e installs it")
-	dir := t.TempDir()
-	cfg := fmt.Sprintf(`route:
+	return startAlertmanagerWith(t, fmt.Sprintf(`route:
   receiver: hook
   group_by: [alertname]
   group_wait: 1s
@@ -36,7 +32,16 @@ receivers:
     webhook_configs:
       - url: %s
         send_resolved: true
-`, hook)
+`, hook))
+}
+
+// startAlertmanagerWith starts Debian's prometheus-alertmanager on
+// loopback with the configuration cfg, and returns its URL.
+func startAlertmanagerWith(t *testing.T, cfg string) string {
+	t.Helper()
+	bin, err := exec.LookPath("prometheus-alertmanager")
+	require.NoError(t, err, "Debian's prometheus-alertmanager: make e2e installs it")
+	dir := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "am.yml"), []byte(cfg), 0o600))
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	cmd := exec.Command(bin, "--config.file="+filepath.Join(dir, "am.yml"), "--storage.path="+dir,

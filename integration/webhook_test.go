@@ -14,7 +14,9 @@ type webhook struct {
 }
 
 type webhookMessage struct {
-	Status string `json:"status"`
+	Receiver    string            `json:"receiver"`
+	GroupLabels map[string]string `json:"groupLabels"`
+	Status      string            `json:"status"`
 	Alerts []struct {
 		Status string            `json:"status"`
 		Labels map[string]string `json:"labels"`
@@ -30,6 +32,13 @@ func (h *webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.mu.Unlock()
 	}
 	w.WriteHeader(http.StatusOK)
+}
+
+// messages returns the notifications received so far.
+func (h *webhook) messages() []webhookMessage {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]webhookMessage(nil), h.msgs...)
 }
 
 // got tells whether a notification of the given status came for alertname.
