@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/prometheus/alertmanager/api/v2/client/silence"
 	"github.com/prometheus/alertmanager/api/v2/models"
 	"github.com/stretchr/testify/require"
+	"github.com/vigil-metrics/vigil/pkg/vigil"
 )
 
 // putDefinition stores a workspace's alert manager definition through the
@@ -211,4 +213,68 @@ func TestRulerAlertReachesWebhook(t *testing.T) {
 	resp.Body.Close()
 	require.Equal(t, http.StatusAccepted, resp.StatusCode)
 	require.Eventually(t, func() bool { return hook.got("resolved", "AlwaysOn") }, 30*time.Second, 100*time.Millisecond)
+}
+
+// TestAlertmanagerLimitsAndUsage: a POST of alerts that would take the
+// workspace over its alerts limit is refused whole with 400, and the
+// usage metrics (AMP's AllAlerts, ActiveAlerts, SuppressedAlerts,
+// AlertManagerAlertsReceived, SizeOfAlerts) say what the Alertmanager
+// holds and took.
+func TestAlertmanagerLimitsAndUsage(t *testing.T) {
+	v := startMonolith(t, t.TempDir(), "-alertmanager.poll-interval=200ms", "-alertmanager.max-alerts-count=3")
+	base := v.BaseURL()
+	ws := createWorkspace(t, base, "am-limits")
+	putDefinition(t, base, ws, "alertmanager_config: |\n  route: {receiver: r, group_wait: 1h}\n  receivers: [{name: r}]\n")
+	am := alertmanagerClient(t, base, ws)
+	waitDefinitionInForce(t, am)
+	post := func(names ...string) *http.Response {
+		var alerts models.PostableAlerts
+		for _, n := range names {
+			alerts = append(alerts, postableAlert(map[string]string{"alertname": n}))
+		}
+		body, err := json.Marshal(alerts)
+		require.NoError(t, err)
+		resp, err := http.Post(base+"/workspaces/"+ws+"/alertmanager/api/v2/alerts", "application/json", bytes.NewReader(body))
+		require.NoError(t, err)
+		return resp
+	}
+	resp := post("A", "B", "C", "D")
+	var msg bytes.Buffer
+	_, _ = msg.ReadFrom(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusBadRequest, resp.StatusCode)
+	require.Contains(t, msg.String(), "alerts limit reached")
+	resp = post("A", "B", "C")
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	resp = post("A")
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode, "an alert held again is no new alert")
+
+	require.Eventually(t, func() bool {
+		m := adminMetrics(t, v)
+		for _, want := range []string{
+			`vigil_alertmanager_all_alerts{workspace="` + ws + `"} 3`,
+			`vigil_alertmanager_alerts_received_total{workspace="` + ws + `"} 4`,
+			`vigil_alertmanager_alerts_refused_total{workspace="` + ws + `"} 4`,
+		} {
+			if !strings.Contains(m, want) {
+				return false
+			}
+		}
+		return strings.Contains(m, `vigil_alertmanager_alerts_size_bytes{workspace="`+ws+`"}`) &&
+			strings.Contains(m, `vigil_alertmanager_unprocessed_alerts{workspace="`+ws+`"}`)
+	}, 10*time.Second, 100*time.Millisecond, "the usage metrics")
+}
+
+// adminMetrics reads a monolith's metrics from its admin listener.
+func adminMetrics(t *testing.T, v *vigil.Vigil) string {
+	t.Helper()
+	resp, err := http.Get(v.AdminURL() + "/metrics")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var b bytes.Buffer
+	_, err = b.ReadFrom(resp.Body)
+	require.NoError(t, err)
+	return b.String()
 }

@@ -39,7 +39,7 @@ func NewAPI(r ring.ReadRing, client func(ring.InstanceDesc) (Client, error), reg
 	return &API{ring: r, client: client, logger: logger,
 		received: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
 			Name: "vigil_alertmanager_alerts_received_total",
-			Help: "Alerts received by the workspace's alert manager (AMP's AlertManagerAlertsReceived), counted by the process that received the request.",
+			Help: "Alerts received and taken by the workspace's alert manager (AMP's AlertManagerAlertsReceived), counted by the process that received the request.",
 		}, []string{"workspace"})}
 }
 
@@ -84,11 +84,11 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	var resp *httpgrpc.HTTPResponse
 	if r.Method == http.MethodPost && strings.TrimSuffix(r.URL.Path, "/") == "/api/v2/alerts" {
+		resp, err = a.toAll(r.Context(), replicas, req)
 		var alerts []json.RawMessage
-		if json.Unmarshal(body, &alerts) == nil {
+		if err == nil && resp.Code/100 == 2 && json.Unmarshal(body, &alerts) == nil {
 			a.received.WithLabelValues(ws).Add(float64(len(alerts)))
 		}
-		resp, err = a.toAll(r.Context(), replicas, req)
 	} else {
 		resp, err = a.toFirst(r.Context(), replicas, req)
 	}

@@ -1,6 +1,7 @@
 package alertmanager
 
 import (
+	"bytes"
 	"io"
 	"net/http"
 	"strings"
@@ -48,6 +49,21 @@ func (m *Multitenant) Internal() http.Handler {
 		case strings.HasPrefix(path, statePath):
 			m.serveState(w, r, in, strings.TrimPrefix(path, statePath))
 		case strings.HasPrefix(path, "/api/v2/"):
+			if r.Method == http.MethodPost && strings.TrimSuffix(path, "/") == "/api/v2/alerts" {
+				// Alertmanager's store drops an alert over the limits and
+				// answers 200: the limits are checked first, and a request
+				// over them refused whole.
+				body, err := io.ReadAll(r.Body)
+				if err != nil {
+					http.Error(w, err.Error(), http.StatusBadRequest)
+					return
+				}
+				if err := in.limiter.admits(body); err != nil {
+					http.Error(w, err.Error(), http.StatusBadRequest)
+					return
+				}
+				r.Body = io.NopCloser(bytes.NewReader(body))
+			}
 			r2 := r.Clone(r.Context())
 			r2.URL.Path, r2.URL.RawPath = path, ""
 			r2.Header.Del(workspaceHeader)

@@ -2,6 +2,7 @@ package alertmanager
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -59,19 +60,19 @@ func (l *alertsLimiter) PreStore(a *types.Alert, existing bool) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if !existing && lim.maxAlerts > 0 && len(l.sizes)+1 > lim.maxAlerts {
-		l.refused()
+		l.refused(1)
 		return fmt.Errorf("alerts limit reached: the workspace holds %d alerts, the most allowed (-alertmanager.max-alerts-count)", len(l.sizes))
 	}
 	if lim.maxAlertsSizeBytes > 0 && l.total-l.sizes[fp]+size > lim.maxAlertsSizeBytes {
-		l.refused()
+		l.refused(1)
 		return fmt.Errorf("alerts size limit reached: the workspace's alerts would take %d bytes, more than the %d allowed (-alertmanager.max-alerts-size-bytes)", l.total-l.sizes[fp]+size, lim.maxAlertsSizeBytes)
 	}
 	return nil
 }
 
-func (l *alertsLimiter) refused() {
+func (l *alertsLimiter) refused(n int) {
 	if l.usage != nil {
-		l.usage.alertsRefused.WithLabelValues(l.workspace).Inc()
+		l.usage.alertsRefused.WithLabelValues(l.workspace).Add(float64(n))
 	}
 }
 
@@ -99,6 +100,46 @@ func (l *alertsLimiter) forget(fp model.Fingerprint) {
 	defer l.mu.Unlock()
 	l.total -= l.sizes[fp]
 	delete(l.sizes, fp)
+}
+
+// admits checks a POST of alerts (the v2 API's JSON) against the limits:
+// the alerts it adds and the bytes they take, with those held. A body that
+// is not such JSON is left to the API to refuse.
+func (l *alertsLimiter) admits(body []byte) error {
+	var alerts []struct {
+		Labels       model.LabelSet `json:"labels"`
+		Annotations  model.LabelSet `json:"annotations"`
+		GeneratorURL string         `json:"generatorURL"`
+	}
+	if json.Unmarshal(body, &alerts) != nil {
+		return nil
+	}
+	lim := l.limits()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	count, total := len(l.sizes), l.total
+	seen := map[model.Fingerprint]bool{}
+	for _, a := range alerts {
+		fp := a.Labels.Fingerprint()
+		size := alertSize(model.Alert{Labels: a.Labels, Annotations: a.Annotations, GeneratorURL: a.GeneratorURL})
+		old, held := l.sizes[fp]
+		if !held && !seen[fp] {
+			count++
+		}
+		if !seen[fp] {
+			total += size - old
+		}
+		seen[fp] = true
+	}
+	if lim.maxAlerts > 0 && count > lim.maxAlerts {
+		l.refused(len(alerts))
+		return fmt.Errorf("alerts limit reached: the workspace would hold %d alerts, more than the %d allowed (-alertmanager.max-alerts-count)", count, lim.maxAlerts)
+	}
+	if lim.maxAlertsSizeBytes > 0 && total > lim.maxAlertsSizeBytes {
+		l.refused(len(alerts))
+		return fmt.Errorf("alerts size limit reached: the workspace's alerts would take %d bytes, more than the %d allowed (-alertmanager.max-alerts-size-bytes)", total, lim.maxAlertsSizeBytes)
+	}
+	return nil
 }
 
 // held returns how many alerts the workspace holds and their size.
