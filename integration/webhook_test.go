@@ -17,7 +17,7 @@ type webhookMessage struct {
 	Receiver    string            `json:"receiver"`
 	GroupLabels map[string]string `json:"groupLabels"`
 	Status      string            `json:"status"`
-	Alerts []struct {
+	Alerts      []struct {
 		Status string            `json:"status"`
 		Labels map[string]string `json:"labels"`
 	} `json:"alerts"`
