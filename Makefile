@@ -110,8 +110,8 @@ helm-test: ## Lint and render helm/vigil in both modes (installs helm 3.22 with 
 	$(HELM) lint --strict helm/vigil $(HELM_S3)
 	$(HELM) template t helm/vigil | grep -q 'kind: StatefulSet'
 	$(HELM) lint --strict helm/vigil --set auth.mode=sigv4 --set auth.credentialsSecret=vigil-auth
-	$(HELM) template t helm/vigil $(HELM_S3) --set auth.mode=sigv4 --set auth.credentialsSecret=vigil-auth | grep -c 'auth.credentials-file=/etc/vigil/auth/credentials.yaml' | grep -qx 11
-	$(HELM) template t helm/vigil $(HELM_S3) --set auth.mode=sigv4 --set auth.credentialsSecret=vigil-auth | grep -c 'secretName: vigil-auth' | grep -qx 4
+	$(HELM) template t helm/vigil $(HELM_S3) --set auth.mode=sigv4 --set auth.credentialsSecret=vigil-auth | grep -c 'auth.credentials-file=/etc/vigil/auth/credentials.yaml' | grep -qx 12
+	$(HELM) template t helm/vigil $(HELM_S3) --set auth.mode=sigv4 --set auth.credentialsSecret=vigil-auth | grep -c 'secretName: vigil-auth' | grep -qx 5
 	$(HELM) template t helm/vigil --set auth.mode=sigv4 --set auth.credentialsSecret=vigil-auth | grep -c 'secretName: vigil-auth' | grep -qx 1
 	! $(HELM) template t helm/vigil --set auth.mode=sigv4 >/dev/null 2>&1
 	$(HELM) template t helm/vigil $(HELM_S3) | grep -c 'ingester.ring.instance-zone=zone-' | grep -qx 3
@@ -119,5 +119,6 @@ helm-test: ## Lint and render helm/vigil in both modes (installs helm 3.22 with 
 	$(HELM) template t helm/vigil $(HELM_S3) | grep -q -- '-target=compactor'
 	$(HELM) template t helm/vigil $(HELM_S3) | grep -q -- '-target=query-frontend'
 	$(HELM) template t helm/vigil $(HELM_S3) | grep -q -- '-target=ruler'
+	$(HELM) template t helm/vigil $(HELM_S3) | grep -q -- '-target=alertmanager'
 	$(HELM) template t helm/vigil $(HELM_S3) | grep -q -- '-querier.frontend-address=t-vigil-query-frontend:9095'
 	@! $(HELM) template t helm/vigil --set mode=microservices >/dev/null 2>&1 || { echo "microservices without s3 must be refused"; exit 1; }
