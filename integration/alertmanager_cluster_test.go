@@ -31,7 +31,7 @@ func TestClusterAlertmanagersKillAndRestart(t *testing.T) {
 	hookSrv := httptest.NewServer(hook)
 	t.Cleanup(hookSrv.Close)
 	amFlags := []string{"-alertmanager.ring.heartbeat-period=500ms", "-alertmanager.ring.heartbeat-timeout=3s",
-		"-alertmanager.poll-interval=500ms", "-alertmanager.peer-timeout=2s",
+		"-alertmanager.poll-interval=500ms", "-alertmanager.peer-timeout=5s",
 		"-alertmanager.receivers-firewall-block-private-addresses=false"}
 	c := startCluster(t, amFlags...)
 	var ams []*process
@@ -146,7 +146,7 @@ func TestClusterAlertmanagersKillAndRestart(t *testing.T) {
 	ams[victim].kill()
 	after := []string{"B1", "B2", "B3", "B4"}
 	fire(after...)
-	time.Sleep(8 * time.Second) // every replica's wait (2 x 2 s) and a poll, twice over
+	time.Sleep(15 * time.Second) // every replica's wait (2 x 5 s) and a few polls
 	all := append(append([]string{}, before...), after...)
 	exactlyOnce(all)
 
@@ -171,6 +171,12 @@ func TestClusterAlertmanagersKillAndRestart(t *testing.T) {
 	require.Len(t, silences.Payload, 1, "the silence survived the restart")
 	require.Equal(t, sil.Payload.SilenceID, *silences.Payload[0].ID)
 	require.Equal(t, "active", *silences.Payload[0].Status.State)
-	time.Sleep(10 * time.Second) // alerts sent again, grouped, waited on, deduplicated
+	// The sender's alerts reached the restarted alertmanagers; each group
+	// waits, then finds in the notification log that it was sent.
+	require.Eventually(t, func() bool {
+		got, err := am.Alert.GetAlerts(alert.NewGetAlertsParams())
+		return err == nil && len(got.Payload) == len(all)+1
+	}, 30*time.Second, 200*time.Millisecond, "the alerts reached the restarted alertmanagers")
+	time.Sleep(15 * time.Second)
 	exactlyOnce(all)
 }

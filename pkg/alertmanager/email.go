@@ -35,29 +35,35 @@ func (p *pinnedEmail) Notify(ctx context.Context, alerts ...*types.Alert) (bool,
 		return true, fmt.Errorf("resolve smarthost %s: %w", host, err)
 	}
 	eg := p.egress()
-	var pinned netip.Addr
 	for _, a := range addrs {
 		if eg.Blocked(a) {
 			return false, fmt.Errorf("receivers firewall: smarthost %s resolves to %s, a blocked address", host, a)
 		}
-		if !pinned.IsValid() {
-			pinned = a
-		}
 	}
-	if !pinned.IsValid() {
+	if len(addrs) == 0 {
 		return true, fmt.Errorf("smarthost %s resolves to no address", host)
 	}
+	// Each address checked, in turn, until one takes the message.
+	var retry bool
+	for _, a := range addrs {
+		if retry, err = p.notifyAt(ctx, a, host, alerts); err == nil {
+			return false, nil
+		}
+	}
+	return retry, err
+}
+
+// notifyAt sends through the smarthost's address addr, the TLS server name
+// staying the host's.
+func (p *pinnedEmail) notifyAt(ctx context.Context, addr netip.Addr, host string, alerts []*types.Alert) (bool, error) {
 	conf := *p.conf
-	conf.Smarthost.Host = pinned.Unmap().String()
-	tls := conf.TLSConfig
-	if tls != nil {
-		copied := *tls
+	conf.Smarthost.Host = addr.Unmap().String()
+	tls := &commoncfg.TLSConfig{}
+	if conf.TLSConfig != nil {
+		copied := *conf.TLSConfig
 		tls = &copied
 	}
-	if tls == nil || tls.ServerName == "" {
-		if tls == nil {
-			tls = &commoncfg.TLSConfig{}
-		}
+	if tls.ServerName == "" {
 		tls.ServerName = host
 	}
 	conf.TLSConfig = tls

@@ -172,13 +172,15 @@ func (m *Multitenant) stopping(error) error {
 	all := m.instances
 	m.instances = map[string]*running{}
 	m.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	// Each stops notifying first, so that what it sent is in what it
+	// writes.
 	for ws, r := range all {
+		r.in.close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		if err := m.persist(ctx, ws, r.in); err != nil {
 			level.Warn(m.logger).Log("msg", "writing the state to object storage failed", "workspace", ws, "err", err)
 		}
-		r.in.close()
+		cancel()
 	}
 	close(m.outbox)
 	return m.subs.Stop()
@@ -256,11 +258,25 @@ func (m *Multitenant) sync(ctx context.Context) error {
 // workspace hold: a change whose broadcast was lost reaches every replica
 // within a poll interval (what Alertmanager's gossip does by push-pull).
 func (m *Multitenant) pullState(ctx context.Context, workspaces map[string]Definition) {
+	// Several workspaces at once, all within a poll interval: a replica
+	// that does not answer delays no other work of the loop past it.
+	ctx, cancel := context.WithTimeout(ctx, m.cfg.PollInterval)
+	defer cancel()
+	slots := make(chan struct{}, 8)
+	var wg sync.WaitGroup
 	for ws := range workspaces {
-		if in := m.instance(ws); in != nil {
-			m.mergePeers(ctx, ws, in)
+		in := m.instance(ws)
+		if in == nil {
+			continue
 		}
+		wg.Add(1)
+		slots <- struct{}{}
+		go func() {
+			defer func() { <-slots; wg.Done() }()
+			m.mergePeers(ctx, ws, in)
+		}()
 	}
+	wg.Wait()
 }
 
 // ensure runs the workspace's Alertmanager with its definition.
@@ -364,7 +380,8 @@ type replicaPeer struct {
 
 // Position is this replica's place among the workspace's healthy
 // replicas; a replica that cannot read the ring counts itself first, so
-// that a notification is sent rather than lost.
+// that a notification is sent rather than lost, and one that is no longer
+// a replica (its workspace moving away) last.
 func (p *replicaPeer) Position() int {
 	replicas, err := Replicas(p.m.ring, p.ws)
 	if err != nil {
@@ -375,7 +392,7 @@ func (p *replicaPeer) Position() int {
 			return i
 		}
 	}
-	return 0
+	return len(replicas)
 }
 
 // WaitReady returns once the instance has read its workspace's state.

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -33,7 +34,8 @@ const (
 	snsMaxSubjectChars   = 100
 	snsMaxAttributeKey   = 256
 	snsMaxSMSRunes       = 1600
-	snsReserve           = 1024 // for the attributes truncated and modified
+	snsReserve           = 2048 // for the attributes truncated and modified
+	snsMaxAttributes     = 10
 	attrTruncated        = "truncated"
 	attrModified         = "modified"
 	msgNotUTF8           = "Error - not a valid UTF-8 encoded string."
@@ -82,41 +84,16 @@ func applySNSRules(message, subject string, attrs map[string]string, sms bool) s
 		}
 	}
 	removed := 0
-	attrSize := 0
 	for k, v := range attrs {
 		if k == attrTruncated || k == attrModified || !validAttribute(k, v) {
 			removed++
 			continue
 		}
 		out.Attributes[k] = v
-		attrSize += len(k) + len(v)
 	}
 	if removed > 0 {
 		note(fmt.Sprintf("MessageAttribute: Error - %d of the message attributes have been removed because of invalid MessageAttributeKey or MessageAttributeValue.", removed),
 			fmt.Sprintf("MessageAttributes has been removed because of invalid key/value, numberOfRemovedAttributes=%d", removed))
-	}
-	// A message over 256 KB is cut to what fits with its attributes and
-	// the two this function may add (at most snsReserve bytes).
-	switch {
-	case !utf8.ValidString(message):
-		message = msgNotUTF8
-		out.Attributes[attrTruncated] = "true"
-		note("Message: "+msgNotUTF8, eventNotUTF8)
-	case strings.TrimSpace(message) == "":
-		message = msgEmpty
-		note("Message: "+msgEmpty, eventEmpty)
-	case sms && utf8.RuneCountInString(message) > snsMaxSMSRunes:
-		origin := utf8.RuneCountInString(message)
-		message = string([]rune(message)[:snsMaxSMSRunes])
-		out.Attributes[attrTruncated] = "true"
-		note(fmt.Sprintf("Message: Error - Message has been truncated from %d characters, because it exceeds the %d character size limit.", origin, snsMaxSMSRunes),
-			fmt.Sprintf("Message has been truncated because it exceeds size limit, originSize=%d, truncatedSize=%d", origin, snsMaxSMSRunes))
-	case len(message) > snsMaxBytes:
-		origin := len(message)
-		message = truncateUTF8(message, max(snsMaxBytes-snsReserve-attrSize, snsMaxBytes/2))
-		out.Attributes[attrTruncated] = "true"
-		note(fmt.Sprintf("Message: Error - Message has been truncated from %d KB, because it exceeds the 256 KB size limit.", (origin+1023)/1024),
-			fmt.Sprintf("Message has been truncated because it exceeds size limit, originSize=%dK, truncatedSize=%dK", (origin+1023)/1024, len(message)/1024))
 	}
 	if subject != "" {
 		switch {
@@ -129,27 +106,74 @@ func applySNSRules(message, subject string, attrs map[string]string, sms bool) s
 			subject = subject[:snsMaxSubjectChars]
 		}
 	}
-	// The message and its attributes fit SNS's 256 KB together: the
-	// attributes over it are removed, last name first.
-	size := len(message) + attrSize
+	switch {
+	case !utf8.ValidString(message):
+		message = msgNotUTF8
+		out.Attributes[attrTruncated] = "true"
+		note("Message: "+msgNotUTF8, eventNotUTF8)
+	case message == "":
+		message = msgEmpty
+		note("Message: "+msgEmpty, eventEmpty)
+	case sms && utf8.RuneCountInString(message) > snsMaxSMSRunes:
+		origin := utf8.RuneCountInString(message)
+		message = string([]rune(message)[:snsMaxSMSRunes])
+		out.Attributes[attrTruncated] = "true"
+		note(fmt.Sprintf("Message: Error - Message has been truncated from %d characters, because it exceeds the %d character size limit.", origin, snsMaxSMSRunes),
+			fmt.Sprintf("Message has been truncated because it exceeds size limit, originSize=%d, truncatedSize=%d", origin, snsMaxSMSRunes))
+	}
+	// SNS takes at most 10 attributes: the tenant's keep 8 (truncated and
+	// modified may follow), the last names dropped first.
 	keys := make([]string, 0, len(out.Attributes))
 	for k := range out.Attributes {
-		keys = append(keys, k)
+		if k != attrTruncated {
+			keys = append(keys, k)
+		}
 	}
 	slices.Sort(keys)
-	dropped := 0
-	for i := len(keys) - 1; i >= 0 && size > snsMaxBytes-snsReserve; i-- {
-		k := keys[i]
-		if k == attrTruncated {
-			continue
+	if len(keys) > snsMaxAttributes-2 {
+		for _, k := range keys[snsMaxAttributes-2:] {
+			delete(out.Attributes, k)
 		}
-		size -= len(k) + len(out.Attributes[k])
-		delete(out.Attributes, k)
-		dropped++
+		n := len(keys) - (snsMaxAttributes - 2)
+		keys = keys[:snsMaxAttributes-2]
+		note(fmt.Sprintf("MessageAttribute: Error - %d of the message attributes have been removed, because it exceeds the %d message attributes limit.", n, snsMaxAttributes),
+			fmt.Sprintf("MessageAttributes has been removed because it exceeds the attributes limit, numberOfRemovedAttributes=%d", n))
+	}
+	// The message and its attributes (names, values and data types) fit
+	// SNS's 256 KB together, with room (snsReserve) for truncated and
+	// modified: attributes go first, last names first, then the message is
+	// cut.
+	attrBytes := 0
+	for _, k := range keys {
+		attrBytes += len(k) + len(out.Attributes[k]) + len("String")
+	}
+	room := snsMaxBytes - snsReserve
+	dropped := 0
+	drop := func(fits func() bool) {
+		for i := len(keys) - 1; i >= 0 && !fits(); i-- {
+			attrBytes -= len(keys[i]) + len(out.Attributes[keys[i]]) + len("String")
+			delete(out.Attributes, keys[i])
+			keys = keys[:i]
+			dropped++
+		}
+	}
+	if len(message) > room {
+		// The message alone is over: it is cut to leave its attributes
+		// room, unless they take over half of it.
+		drop(func() bool { return attrBytes <= room/2 })
+	} else {
+		drop(func() bool { return len(message)+attrBytes <= room })
 	}
 	if dropped > 0 {
 		note(fmt.Sprintf("MessageAttribute: Error - %d of the message attributes have been removed, because it exceeds the 256KB size limit.", dropped),
 			fmt.Sprintf("MessageAttributes has been removed because it exceeds size limit, numberOfRemovedAttributes=%d", dropped))
+	}
+	if len(message)+attrBytes > room {
+		origin := len(message)
+		message = truncateUTF8(message, room-attrBytes)
+		out.Attributes[attrTruncated] = "true"
+		note(fmt.Sprintf("Message: Error - Message has been truncated from %d KB, because it exceeds the 256 KB size limit.", (origin+1023)/1024),
+			fmt.Sprintf("Message has been truncated because it exceeds size limit, originSize=%dK, truncatedSize=%dK", (origin+1023)/1024, len(message)/1024))
 	}
 	if len(modified) > 0 {
 		out.Attributes[attrModified] = strings.Join(modified, " ")
@@ -189,6 +213,9 @@ type snsNotifier struct {
 	client *http.Client
 	// event records a WARN or ERROR of the workspace (its vended logs).
 	event func(level, msg string)
+
+	mu      sync.Mutex
+	clients map[string]*sns.Client // by endpoint
 }
 
 func (n *snsNotifier) Notify(ctx context.Context, alerts ...*types.Alert) (bool, error) {
@@ -236,24 +263,27 @@ func (n *snsNotifier) Notify(ctx context.Context, alerts ...*types.Alert) (bool,
 		return true, err
 	}
 	if _, err := client.Publish(ctx, in); err != nil {
-		n.event("ERROR", "Notify for alerts failed, "+publishFailure(err, topic+phone+target))
+		// The error is worded without AWS's message, which can name the
+		// identity that signed (the operator's, with process credentials):
+		// Alertmanager logs it, and the vended logs take that line.
 		var respErr *smithyhttp.ResponseError
+		code := 0
 		if errors.As(err, &respErr) && respErr.Response != nil {
-			code := respErr.Response.StatusCode
+			code = respErr.Response.StatusCode
+		}
+		var apiErr smithy.APIError
+		switch {
+		case errors.As(err, &apiErr) && apiErr.ErrorCode() == "AuthorizationError":
+			err = fmt.Errorf("AMP is not authorized to perform: SNS:Publish on resource: %s because no resource-based policy allows the SNS:Publish action", topic+phone+target)
+		case errors.As(err, &apiErr):
+			err = fmt.Errorf("SNS Publish failed: %s (HTTP %d)", apiErr.ErrorCode(), code)
+		}
+		if code != 0 {
 			return code/100 == 5 || code == http.StatusTooManyRequests, notify.NewErrorWithReason(notify.GetFailureReasonFromStatusCode(code), err)
 		}
 		return true, err
 	}
 	return false, nil
-}
-
-// publishFailure words a failed publish as AMP's vended logs do.
-func publishFailure(err error, resource string) string {
-	var apiErr smithy.APIError
-	if errors.As(err, &apiErr) && apiErr.ErrorCode() == "AuthorizationError" {
-		return fmt.Sprintf("the workspace is not authorized to perform: SNS:Publish on resource: %s: %s", resource, apiErr.ErrorMessage())
-	}
-	return err.Error()
 }
 
 // snsClient is the SNS client of the receiver: its region, its keys (and
@@ -262,6 +292,11 @@ func publishFailure(err error, resource string) string {
 // configuration (environment, shared files, CA bundle) is read; without,
 // the process's credentials sign (where the operator allows it).
 func (n *snsNotifier) snsClient(ctx context.Context, apiURL string) (*sns.Client, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if c, ok := n.clients[apiURL]; ok {
+		return c, nil
+	}
 	sv := n.conf.Sigv4
 	var creds aws.CredentialsProvider
 	if sv.AccessKey != "" {
@@ -288,7 +323,14 @@ func (n *snsNotifier) snsClient(ctx context.Context, apiURL string) (*sns.Client
 	if apiURL != "" {
 		o.BaseEndpoint = aws.String(apiURL)
 	}
-	return sns.New(o), nil
+	// One client per endpoint: its credentials (and an assumed role's)
+	// are cached across notifications. A templated api_url is bounded.
+	if n.clients == nil || len(n.clients) >= 16 {
+		n.clients = map[string]*sns.Client{}
+	}
+	c := sns.New(o)
+	n.clients[apiURL] = c
+	return c, nil
 }
 
 // snsIntegrations are a receiver's SNS integrations with AMP's rules,

@@ -288,7 +288,7 @@ func (l *Logger) settings(ctx context.Context, workspace string) (Settings, bool
 	cancel()
 	if err != nil {
 		l.metrics.lookupFailures.Inc()
-		level.Warn(l.logger).Log("msg", "cannot read the query logging configuration", "workspace", workspace, "err", err)
+		level.Warn(l.logger).Log("msg", "cannot read the workspace's logging configuration", "workspace", workspace, "err", err)
 		// The last settings stand until the next try.
 		s, ok = c.s, c.ok
 	}

@@ -155,6 +155,9 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
+	if c.QueryLogging.Sink == querylog.SinkFile && c.VendedLogs.Sink == querylog.SinkFile && c.QueryLogging.Dir != "" && c.QueryLogging.Dir == c.VendedLogs.Dir {
+		return fmt.Errorf("-query-logging.dir and -vended-logs.dir name the same directory %q: both write <workspace>.log there", c.VendedLogs.Dir)
+	}
 	for _, v := range []interface{ Validate() error }{
 		&c.Auth, &c.Audit, &c.Storage, &c.ControlPlane, &c.Distributor, &c.Ingester, &c.Querier, &c.FrontendWorker, &c.Frontend, &c.QueryLogging, &c.VendedLogs, &c.Compactor, &c.StoreGateway, &c.Ruler, &c.Alertmanager, &c.Limits,
 	} {

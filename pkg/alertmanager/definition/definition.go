@@ -271,8 +271,8 @@ func checkReceivers(cfg *config.Config, eg *Egress) error {
 			if sns.Sigv4.AccessKey == "" && !eg.AllowSNSProcessCredentials {
 				return refuse("Receiver %q: sns_configs need sigv4.access_key and sigv4.secret_key (the operator lets receivers use the process's own AWS credentials with -alertmanager.sns-allow-process-credentials).", r.Name)
 			}
-			if sns.Sigv4.ExternalID != "" && sns.Sigv4.AccessKey == "" {
-				return refuse("Receiver %q: sns_configs may name sigv4.external_id only with the receiver's own sigv4.access_key.", r.Name)
+			if (sns.Sigv4.RoleARN != "" || sns.Sigv4.ExternalID != "") && sns.Sigv4.AccessKey == "" {
+				return refuse("Receiver %q: sns_configs may name sigv4.role_arn or external_id only with the receiver's own sigv4.access_key (never to assume a role as the process).", r.Name)
 			}
 			if sns.UseAWSHTTPClient {
 				return refuse("Receiver %q: sns_configs may not set use_aws_http_client (it would bypass the egress firewall).", r.Name)

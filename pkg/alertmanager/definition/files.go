@@ -1,8 +1,10 @@
 package definition
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	tmpltext "text/template"
 	"text/template/parse"
@@ -62,15 +64,28 @@ func checkFiles(v reflect.Value, path string, depth int) error {
 // counted.
 const maxTemplateExpansion = 10_000
 
+// maxRangeDepth bounds ranges nested in one template: each ranges over
+// the notification's data (its alerts, their labels), whose size the
+// alerts limit bounds.
+const maxRangeDepth = 3
+
 // checkTemplateCost refuses templates whose rendering could take the
 // process down: a template that calls itself (directly or not), one whose
-// nested calls expand past maxTemplateExpansion invocations, and a range
-// over a number (Go's range over an integer), whose count the tenant
-// chooses. Ranges over the alerts are bounded by the alerts limit.
+// nested calls expand past maxTemplateExpansion invocations, a range over
+// anything but the notification's data (a field, or a variable's field:
+// Go's range over an integer, or over a variable the template bound, would
+// let the tenant choose the count), and ranges nested deeper than
+// maxRangeDepth. The files are parsed in the order Templates parses them,
+// so that a name defined twice is checked as it will run.
 func checkTemplateCost(files map[string]string) error {
 	t := tmpltext.New("").Funcs(tmpltext.FuncMap(template.DefaultFuncs))
-	for name, text := range files {
-		if _, err := t.New(name).Parse(text); err != nil {
+	names := make([]string, 0, len(files))
+	for name := range files {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		if _, err := t.New(name).Parse(files[name]); err != nil {
 			return refuse("The template file %q is not valid: %v", name, err)
 		}
 	}
@@ -79,24 +94,14 @@ func checkTemplateCost(files map[string]string) error {
 		if tt.Tree == nil {
 			continue
 		}
-		var err error
-		walkNodes(tt.Tree.Root, func(n parse.Node) {
-			switch n := n.(type) {
-			case *parse.TemplateNode:
-				calls[tt.Name()] = append(calls[tt.Name()], n.Name)
-			case *parse.RangeNode:
-				for _, c := range n.Pipe.Cmds {
-					for _, a := range c.Args {
-						if _, ok := a.(*parse.NumberNode); ok && err == nil {
-							err = refuse("Template %q ranges over a number: only ranges over data are allowed.", tt.Name())
-						}
-					}
-				}
-			}
-		})
-		if err != nil {
+		if err := checkRanges(tt.Name(), tt.Tree.Root, 0); err != nil {
 			return err
 		}
+		walkNodes(tt.Tree.Root, func(n parse.Node) {
+			if n, ok := n.(*parse.TemplateNode); ok {
+				calls[tt.Name()] = append(calls[tt.Name()], n.Name)
+			}
+		})
 	}
 	cost := map[string]int{}
 	visiting := map[string]bool{}
@@ -130,6 +135,52 @@ func checkTemplateCost(files map[string]string) error {
 		}
 	}
 	return nil
+}
+
+// checkRanges refuses, below n, a range over anything but data, and
+// ranges nested deeper than maxRangeDepth.
+func checkRanges(name string, n parse.Node, depth int) error {
+	if n == nil || reflect.ValueOf(n).IsNil() {
+		return nil
+	}
+	switch n := n.(type) {
+	case *parse.ListNode:
+		for _, c := range n.Nodes {
+			if err := checkRanges(name, c, depth); err != nil {
+				return err
+			}
+		}
+	case *parse.IfNode:
+		return errors.Join(checkRanges(name, n.List, depth), checkRanges(name, n.ElseList, depth))
+	case *parse.WithNode:
+		return errors.Join(checkRanges(name, n.List, depth), checkRanges(name, n.ElseList, depth))
+	case *parse.RangeNode:
+		if depth+1 > maxRangeDepth {
+			return refuse("Template %q nests ranges deeper than %d.", name, maxRangeDepth)
+		}
+		if !rangesOverData(n.Pipe) {
+			return refuse("Template %q ranges over %s: only ranges over the notification's data (a field such as .Alerts, or a variable's field) are allowed.", name, n.Pipe)
+		}
+		return errors.Join(checkRanges(name, n.List, depth+1), checkRanges(name, n.ElseList, depth))
+	}
+	return nil
+}
+
+// rangesOverData tells whether a range's pipeline is one field of the
+// data: .X, .X.Y, $.X, $v.X, (.X).Y.
+func rangesOverData(p *parse.PipeNode) bool {
+	if p == nil || len(p.Cmds) != 1 || len(p.Cmds[0].Args) != 1 {
+		return false
+	}
+	switch a := p.Cmds[0].Args[0].(type) {
+	case *parse.FieldNode, *parse.DotNode:
+		return true
+	case *parse.VariableNode:
+		return len(a.Ident) > 1
+	case *parse.ChainNode:
+		return len(a.Field) > 0
+	}
+	return false
 }
 
 // walkNodes calls f on every node below n.
