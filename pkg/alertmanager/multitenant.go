@@ -154,7 +154,12 @@ func (m *Multitenant) starting(ctx context.Context) error {
 	for range 4 {
 		go m.replicate()
 	}
-	return m.sync(ctx)
+	// A first read that fails (object storage away) is retried at the
+	// next poll rather than fail the process.
+	if err := m.sync(ctx); err != nil {
+		level.Warn(m.logger).Log("msg", "reading the alert manager definitions failed; retrying at the next poll", "err", err)
+	}
+	return nil
 }
 
 func (m *Multitenant) iteration(ctx context.Context) error {

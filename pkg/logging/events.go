@@ -18,6 +18,7 @@ type eventsHandler struct {
 	inner slog.Handler
 	emit  func(level, line string)
 	attrs []slog.Attr
+	group string // the attributes' key prefix, "g." for WithGroup("g")
 }
 
 func (h *eventsHandler) Enabled(ctx context.Context, l slog.Level) bool {
@@ -30,13 +31,17 @@ func (h *eventsHandler) Handle(ctx context.Context, r slog.Record) error {
 		b.WriteString(r.Message)
 		add := func(a slog.Attr) bool {
 			b.WriteString(" ")
+			b.WriteString(h.group)
 			b.WriteString(a.Key)
 			b.WriteString("=")
 			b.WriteString(a.Value.String())
 			return true
 		}
 		for _, a := range h.attrs {
-			add(a)
+			b.WriteString(" ")
+			b.WriteString(a.Key)
+			b.WriteString("=")
+			b.WriteString(a.Value.String())
 		}
 		r.Attrs(add)
 		lvl := "WARN"
@@ -52,9 +57,13 @@ func (h *eventsHandler) Handle(ctx context.Context, r slog.Record) error {
 }
 
 func (h *eventsHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return &eventsHandler{inner: h.inner.WithAttrs(attrs), emit: h.emit, attrs: append(append([]slog.Attr(nil), h.attrs...), attrs...)}
+	all := append([]slog.Attr(nil), h.attrs...)
+	for _, a := range attrs {
+		all = append(all, slog.Attr{Key: h.group + a.Key, Value: a.Value})
+	}
+	return &eventsHandler{inner: h.inner.WithAttrs(attrs), emit: h.emit, attrs: all, group: h.group}
 }
 
 func (h *eventsHandler) WithGroup(name string) slog.Handler {
-	return &eventsHandler{inner: h.inner.WithGroup(name), emit: h.emit, attrs: h.attrs}
+	return &eventsHandler{inner: h.inner.WithGroup(name), emit: h.emit, attrs: h.attrs, group: h.group + name + "."}
 }
