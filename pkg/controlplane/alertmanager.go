@@ -57,12 +57,6 @@ func (h *Handler) definitionChecks(ws string) Checks {
 	}}
 }
 
-// definitionStatus is AMP's AlertManagerDefinitionStatus.
-type definitionStatus struct {
-	StatusCode   string `json:"statusCode"`
-	StatusReason string `json:"statusReason,omitempty"`
-}
-
 // definitionInput reads a create's or put's body.
 func definitionInput(r *http.Request) (data []byte, token string, err error) {
 	var in struct {
@@ -78,72 +72,38 @@ func definitionInput(r *http.Request) (data []byte, token string, err error) {
 	return in.Data, in.ClientToken, checkClientToken(in.ClientToken)
 }
 
+// definition is the workspace's alert manager definition as a singleton.
+// It is checked in full (Alertmanager's loader, the limits, the egress
+// rules) before it is stored: a definition that would fail to load is
+// refused at once, and the one in force stays in force; the alertmanagers
+// load a stored one within their poll interval.
+func (h *Handler) definition() singleton {
+	return singleton{kind: AlertManagerDefinitions, name: DefinitionName, input: definitionInput, checks: h.definitionChecks,
+		describe: func(d *Resource) (string, map[string]any) {
+			return "alertManagerDefinition", map[string]any{"data": d.Data}
+		}}
+}
+
 // CreateAlertManagerDefinition handles
 // POST /workspaces/{id}/alertmanager/definition.
 func (h *Handler) CreateAlertManagerDefinition(w http.ResponseWriter, r *http.Request) {
-	h.storeDefinition(w, r, true)
+	h.storeSingleton(w, r, h.definition(), true)
 }
 
 // PutAlertManagerDefinition handles
 // PUT /workspaces/{id}/alertmanager/definition.
 func (h *Handler) PutAlertManagerDefinition(w http.ResponseWriter, r *http.Request) {
-	h.storeDefinition(w, r, false)
-}
-
-// storeDefinition creates or replaces the definition. It is checked in
-// full (Alertmanager's loader, the limits, the egress rules) before it is
-// stored: a definition that would fail to load is refused at once, and
-// the one in force stays in force. The answer is AMP's: 202, CREATING or
-// UPDATING; the alertmanagers load it within their poll interval.
-func (h *Handler) storeDefinition(w http.ResponseWriter, r *http.Request, create bool) {
-	acct, ok := h.begin(w, r, true)
-	if !ok {
-		return
-	}
-	data, token, err := definitionInput(r)
-	if err != nil {
-		apierror.WriteAWS(w, err)
-		return
-	}
-	ws := r.PathValue("workspaceId")
-	status := StatusCreating
-	if create {
-		_, err = h.store.CreateResource(r.Context(), AlertManagerDefinitions, acct, ws, DefinitionName, data, nil, token, h.definitionChecks(ws))
-	} else {
-		status = StatusUpdating
-		_, err = h.store.PutResource(r.Context(), AlertManagerDefinitions, acct, ws, DefinitionName, data, token, h.definitionChecks(ws))
-	}
-	if err != nil {
-		apierror.WriteAWS(w, err)
-		return
-	}
-	writeJSON(w, http.StatusAccepted, map[string]any{"status": definitionStatus{StatusCode: status}})
+	h.storeSingleton(w, r, h.definition(), false)
 }
 
 // DescribeAlertManagerDefinition handles
 // GET /workspaces/{id}/alertmanager/definition.
 func (h *Handler) DescribeAlertManagerDefinition(w http.ResponseWriter, r *http.Request) {
-	acct, ok := h.begin(w, r, false)
-	if !ok {
-		return
-	}
-	d, err := h.store.DescribeResource(r.Context(), AlertManagerDefinitions, acct, r.PathValue("workspaceId"), DefinitionName)
-	if err != nil {
-		apierror.WriteAWS(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"alertManagerDefinition": map[string]any{
-		"status":     definitionStatus{d.Status.Code, d.Status.Reason},
-		"data":       d.Data,
-		"createdAt":  float64(d.CreatedAt.UnixMilli()) / 1000,
-		"modifiedAt": float64(d.ModifiedAt.UnixMilli()) / 1000,
-	}})
+	h.describeSingleton(w, r, h.definition())
 }
 
 // DeleteAlertManagerDefinition handles
 // DELETE /workspaces/{id}/alertmanager/definition?clientToken=.
 func (h *Handler) DeleteAlertManagerDefinition(w http.ResponseWriter, r *http.Request) {
-	h.deleteWithToken(w, r, func(acct, token string) error {
-		return h.store.DeleteResource(r.Context(), AlertManagerDefinitions, acct, r.PathValue("workspaceId"), DefinitionName, token)
-	})
+	h.deleteSingleton(w, r, h.definition())
 }

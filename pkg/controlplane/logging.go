@@ -47,66 +47,31 @@ func loggingInput(r *http.Request) (arn []byte, token string, err error) {
 	return []byte(*in.LogGroupARN), in.ClientToken, checkClientToken(in.ClientToken)
 }
 
+// logging is the workspace's logging configuration as a singleton.
+var logging = singleton{kind: LoggingConfigurations, name: ConfigurationName, input: loggingInput,
+	checks: func(string) Checks { return loggingChecks },
+	describe: func(c *Resource) (string, map[string]any) {
+		return "loggingConfiguration", map[string]any{"workspace": c.Workspace, "logGroupArn": string(c.Data)}
+	}}
+
 // CreateLoggingConfiguration handles POST /workspaces/{id}/logging: in
 // force at once (the answer is AMP's CREATING, then it reads ACTIVE).
 func (h *Handler) CreateLoggingConfiguration(w http.ResponseWriter, r *http.Request) {
-	h.storeLogging(w, r, true)
+	h.storeSingleton(w, r, logging, true)
 }
 
 // UpdateLoggingConfiguration handles PUT /workspaces/{id}/logging.
 func (h *Handler) UpdateLoggingConfiguration(w http.ResponseWriter, r *http.Request) {
-	h.storeLogging(w, r, false)
-}
-
-func (h *Handler) storeLogging(w http.ResponseWriter, r *http.Request, create bool) {
-	acct, ok := h.begin(w, r, true)
-	if !ok {
-		return
-	}
-	arn, token, err := loggingInput(r)
-	if err != nil {
-		apierror.WriteAWS(w, err)
-		return
-	}
-	ws := r.PathValue("workspaceId")
-	status := StatusCreating
-	if create {
-		_, err = h.store.CreateResource(r.Context(), LoggingConfigurations, acct, ws, ConfigurationName, arn, nil, token, loggingChecks)
-	} else {
-		status = StatusUpdating
-		_, err = h.store.PutResource(r.Context(), LoggingConfigurations, acct, ws, ConfigurationName, arn, token, loggingChecks)
-	}
-	if err != nil {
-		apierror.WriteAWS(w, err)
-		return
-	}
-	writeJSON(w, http.StatusAccepted, map[string]any{"status": definitionStatus{StatusCode: status}})
+	h.storeSingleton(w, r, logging, false)
 }
 
 // DescribeLoggingConfiguration handles GET /workspaces/{id}/logging.
 func (h *Handler) DescribeLoggingConfiguration(w http.ResponseWriter, r *http.Request) {
-	acct, ok := h.begin(w, r, false)
-	if !ok {
-		return
-	}
-	c, err := h.store.DescribeResource(r.Context(), LoggingConfigurations, acct, r.PathValue("workspaceId"), ConfigurationName)
-	if err != nil {
-		apierror.WriteAWS(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"loggingConfiguration": map[string]any{
-		"status":      definitionStatus{c.Status.Code, c.Status.Reason},
-		"workspace":   c.Workspace,
-		"logGroupArn": string(c.Data),
-		"createdAt":   float64(c.CreatedAt.UnixMilli()) / 1000,
-		"modifiedAt":  float64(c.ModifiedAt.UnixMilli()) / 1000,
-	}})
+	h.describeSingleton(w, r, logging)
 }
 
 // DeleteLoggingConfiguration handles
 // DELETE /workspaces/{id}/logging?clientToken=.
 func (h *Handler) DeleteLoggingConfiguration(w http.ResponseWriter, r *http.Request) {
-	h.deleteWithToken(w, r, func(acct, token string) error {
-		return h.store.DeleteResource(r.Context(), LoggingConfigurations, acct, r.PathValue("workspaceId"), ConfigurationName, token)
-	})
+	h.deleteSingleton(w, r, logging)
 }

@@ -31,6 +31,9 @@ type namespaceJSON struct {
 	Tags       map[string]string `json:"tags,omitempty"`
 }
 
+// namespaceStatus is the status of a resource of a workspace (AMP's
+// RuleGroupsNamespaceStatus, AlertManagerDefinitionStatus,
+// LoggingConfigurationStatus: one shape).
 type namespaceStatus struct {
 	StatusCode   string `json:"statusCode"`
 	StatusReason string `json:"statusReason,omitempty"`
