@@ -7,7 +7,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -62,7 +61,7 @@ func TestAlertmanagerMatchesDebiansAlertmanager(t *testing.T) {
 
 	v := startMonolith(t, t.TempDir(), "-alertmanager.poll-interval=200ms", "-alertmanager.receivers-firewall-block-private-addresses=false")
 	ws := createWorkspace(t, v.BaseURL(), "compare")
-	putDefinition(t, v.BaseURL(), ws, "alertmanager_config: |\n  "+strings.ReplaceAll(fmt.Sprintf(compareConfig, vigilSrv.URL), "\n", "\n  "))
+	putDefinition(t, v.BaseURL(), ws, asDefinition(fmt.Sprintf(compareConfig, vigilSrv.URL)))
 	vig := alertmanagerClient(t, v.BaseURL(), ws)
 	waitDefinitionInForce(t, vig)
 

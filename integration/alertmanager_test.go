@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -75,23 +74,11 @@ func TestAlertmanagerAPI(t *testing.T) {
 	v := startMonolith(t, t.TempDir(), "-alertmanager.poll-interval=200ms", "-alertmanager.receivers-firewall-block-private-addresses=false")
 	base := v.BaseURL()
 	ws := createWorkspace(t, base, "am")
-	putDefinition(t, base, ws, fmt.Sprintf(`alertmanager_config: |
-  route:
-    receiver: hook
-    group_by: [alertname]
-    group_wait: 1s
-    group_interval: 1s
-    repeat_interval: 1h
-  inhibit_rules:
+	putDefinition(t, base, ws, asDefinition(webhookConfig(hookSrv.URL)+`inhibit_rules:
   - source_matchers: [severity="critical"]
     target_matchers: [severity="warning"]
     equal: [cluster]
-  receivers:
-  - name: hook
-    webhook_configs:
-    - url: %s
-      send_resolved: true
-`, hookSrv.URL))
+`))
 	am := alertmanagerClient(t, base, ws)
 	waitDefinitionInForce(t, am)
 	ctx := context.Background()
@@ -186,19 +173,7 @@ func TestRulerAlertReachesWebhook(t *testing.T) {
 		"-alertmanager.poll-interval=200ms", "-alertmanager.receivers-firewall-block-private-addresses=false")
 	base := v.BaseURL()
 	ws := createWorkspace(t, base, "ruler-am")
-	putDefinition(t, base, ws, fmt.Sprintf(`alertmanager_config: |
-  route:
-    receiver: hook
-    group_by: [alertname]
-    group_wait: 1s
-    group_interval: 1s
-    repeat_interval: 1h
-  receivers:
-  - name: hook
-    webhook_configs:
-    - url: %s
-      send_resolved: true
-`, hookSrv.URL))
+	putDefinition(t, base, ws, asDefinition(webhookConfig(hookSrv.URL)))
 	waitDefinitionInForce(t, alertmanagerClient(t, base, ws))
 	createNamespace(t, base, ws, "alerts", "groups:\n  - name: g\n    interval: 1s\n    rules:\n      - alert: AlwaysOn\n        expr: vector(1)\n        labels: {severity: page}\n")
 	require.Eventually(t, func() bool { return hook.got("firing", "AlwaysOn") }, 30*time.Second, 100*time.Millisecond,

@@ -21,18 +21,7 @@ import (
 // startAlertmanager starts Debian's prometheus-alertmanager on loopback,
 // routing every alert to hook, and returns its URL.
 func startAlertmanager(t *testing.T, hook string) string {
-	return startAlertmanagerWith(t, fmt.Sprintf(`route:
-  receiver: hook
-  group_by: [alertname]
-  group_wait: 1s
-  group_interval: 1s
-  repeat_interval: 1h
-receivers:
-  - name: hook
-    webhook_configs:
-      - url: %s
-        send_resolved: true
-`, hook))
+	return startAlertmanagerWith(t, webhookConfig(hook))
 }
 
 // startAlertmanagerWith starts Debian's prometheus-alertmanager on

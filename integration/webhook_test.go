@@ -2,10 +2,35 @@ package integration
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 )
+
+// webhookConfig is an Alertmanager configuration routing every alert, by
+// alertname, to the webhook at url, resolved ones too.
+func webhookConfig(url string) string {
+	return fmt.Sprintf(`route:
+  receiver: hook
+  group_by: [alertname]
+  group_wait: 1s
+  group_interval: 1s
+  repeat_interval: 1h
+receivers:
+  - name: hook
+    webhook_configs:
+      - url: %s
+        send_resolved: true
+`, url)
+}
+
+// asDefinition is an AMP alert manager definition holding the
+// Alertmanager configuration cfg.
+func asDefinition(cfg string) string {
+	return "alertmanager_config: |\n  " + strings.ReplaceAll(strings.TrimRight(cfg, "\n"), "\n", "\n  ") + "\n"
+}
 
 // webhook records the notifications an Alertmanager sends it.
 type webhook struct {
