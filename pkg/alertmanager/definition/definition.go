@@ -108,7 +108,7 @@ func Parse(data []byte, lim Limits, eg *Egress) (*Loaded, error) {
 		}
 	}
 	cfg.Templates = nil
-	if err := checkFiles(reflect.ValueOf(cfg), "alertmanager_config", 0); err != nil {
+	if err := checkFiles(reflect.ValueOf(cfg), "alertmanager_config"); err != nil {
 		return nil, err
 	}
 	if err := checkReceivers(cfg, eg); err != nil {

@@ -130,59 +130,65 @@ var (
 // walkURLs calls f with every address a configuration value connects to:
 // url.URL values (Alertmanager's and Prometheus's URL types wrap them: the
 // endpoints), the string fields api_url and token_url (SNS's endpoint,
-// OAuth2's), and host:port values (SMTP's smarthost) as http://host. Links
-// only shown in a notification (icon_url, image_url, ...) are not
-// connected to and not checked.
+// OAuth2's), webhook URLs, and host:port values (SMTP's smarthost) as
+// http://host. Links only shown in a notification (icon_url, image_url,
+// ...) are not connected to and not checked.
 func walkURLs(v reflect.Value, path string, f func(field, u string)) {
-	walkValue(v, path, f, 0)
+	walkConfig(v, path, "", 0, func(path, name string, v reflect.Value) bool {
+		switch {
+		case v.Kind() == reflect.Struct && v.Type() == urlType:
+			f(path, v.Addr().Interface().(*url.URL).String())
+			return false
+		case v.Kind() == reflect.Struct && v.Type() == hostPortType:
+			if hp := v.Interface().(config.HostPort); hp.Host != "" {
+				f(path, "http://"+net.JoinHostPort(hp.Host, "1"))
+			}
+			return false
+		case v.Kind() == reflect.String && (name == "api_url" || name == "token_url" || v.Type() == secretTemplateURLType):
+			// A templated URL is known only when a notification is sent:
+			// the dialer checks where it connects then.
+			if s := v.String(); s != "" && !strings.Contains(s, "{{") {
+				f(path, s)
+			}
+			return false
+		}
+		return true
+	})
 }
 
-func walkValue(v reflect.Value, path string, f func(field, u string), depth int) {
-	if depth > 32 {
+// walkConfig calls visit with every value a loaded configuration holds,
+// with its path and its YAML key (name; "" for an element of a list or
+// map), and goes into it unless visit says not to.
+func walkConfig(v reflect.Value, path, name string, depth int, visit func(path, name string, v reflect.Value) bool) {
+	if depth > 48 || !visit(path, name, v) {
 		return
 	}
 	switch v.Kind() {
 	case reflect.Pointer, reflect.Interface:
 		if !v.IsNil() {
-			walkValue(v.Elem(), path, f, depth+1)
+			walkConfig(v.Elem(), path, name, depth+1, visit)
 		}
 	case reflect.Slice, reflect.Array:
 		for i := 0; i < v.Len(); i++ {
-			walkValue(v.Index(i), fmt.Sprintf("%s[%d]", path, i), f, depth+1)
+			walkConfig(v.Index(i), fmt.Sprintf("%s[%d]", path, i), "", depth+1, visit)
+		}
+	case reflect.Map:
+		iter := v.MapRange()
+		for iter.Next() {
+			walkConfig(iter.Value(), fmt.Sprintf("%s[%v]", path, iter.Key()), "", depth+1, visit)
 		}
 	case reflect.Struct:
-		switch v.Type() {
-		case urlType:
-			u := v.Addr().Interface().(*url.URL)
-			f(path, u.String())
-			return
-		case hostPortType:
-			hp := v.Interface().(config.HostPort)
-			if hp.Host != "" {
-				f(path, "http://"+net.JoinHostPort(hp.Host, "1"))
-			}
-			return
-		}
 		t := v.Type()
 		for i := 0; i < t.NumField(); i++ {
 			sf := t.Field(i)
 			if !sf.IsExported() {
 				continue
 			}
-			name := strings.Split(sf.Tag.Get("yaml"), ",")[0]
-			if name == "" {
-				name = sf.Name
+			key := strings.Split(sf.Tag.Get("yaml"), ",")[0]
+			if key == "" {
+				key = sf.Name
 			}
-			fv := v.Field(i)
-			if fv.Kind() == reflect.String && (name == "api_url" || name == "token_url" || fv.Type() == secretTemplateURLType) {
-				// A templated URL is known only when a notification is
-				// sent: the dialer checks where it connects then.
-				if s := fv.String(); s != "" && !strings.Contains(s, "{{") {
-					f(path+"."+name, s)
-				}
-				continue
-			}
-			walkValue(fv, path+"."+name, f, depth+1)
+			walkConfig(v.Field(i), path+"."+key, key, depth+1, visit)
 		}
 	}
 }

@@ -2,7 +2,6 @@ package definition
 
 import (
 	"errors"
-	"fmt"
 	"reflect"
 	"slices"
 	"strings"
@@ -17,46 +16,15 @@ import (
 // field whose YAML key ends in _file or _files, and the files of
 // http_headers. It reads what Alertmanager loaded, whatever the YAML's
 // spelling (aliases, merges) was.
-func checkFiles(v reflect.Value, path string, depth int) error {
-	if depth > 48 {
-		return nil
-	}
-	switch v.Kind() {
-	case reflect.Pointer, reflect.Interface:
-		if !v.IsNil() {
-			return checkFiles(v.Elem(), path, depth+1)
+func checkFiles(v reflect.Value, path string) error {
+	var err error
+	walkConfig(v, path, "", 0, func(path, name string, v reflect.Value) bool {
+		if (strings.HasSuffix(name, "_file") || strings.HasSuffix(name, "_files") || name == "files") && !v.IsZero() {
+			err = refuse("The alertmanager_config names a local file (%s): no field reading a file is allowed.", path)
 		}
-	case reflect.Slice, reflect.Array:
-		for i := 0; i < v.Len(); i++ {
-			if err := checkFiles(v.Index(i), fmt.Sprintf("%s[%d]", path, i), depth+1); err != nil {
-				return err
-			}
-		}
-	case reflect.Map:
-		iter := v.MapRange()
-		for iter.Next() {
-			if err := checkFiles(iter.Value(), fmt.Sprintf("%s[%v]", path, iter.Key()), depth+1); err != nil {
-				return err
-			}
-		}
-	case reflect.Struct:
-		t := v.Type()
-		for i := 0; i < t.NumField(); i++ {
-			sf := t.Field(i)
-			if !sf.IsExported() {
-				continue
-			}
-			name := strings.Split(sf.Tag.Get("yaml"), ",")[0]
-			fv := v.Field(i)
-			if (strings.HasSuffix(name, "_file") || strings.HasSuffix(name, "_files") || name == "files") && !fv.IsZero() {
-				return refuse("The alertmanager_config names a local file (%s.%s): no field reading a file is allowed.", path, name)
-			}
-			if err := checkFiles(fv, path+"."+name, depth+1); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+		return err == nil
+	})
+	return err
 }
 
 // Bounds on what rendering a definition's templates may cost: the number
