@@ -5,6 +5,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/amp"
+	"github.com/aws/aws-sdk-go-v2/service/amp/types"
 	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/prompb"
@@ -109,4 +112,68 @@ func TestAlertStateSurvivesARestart(t *testing.T) {
 	api = promClient(t, workspaceURL(base, ws))
 	require.Eventually(t, func() bool { return alertIs(api, "firing") }, 40*time.Second, 200*time.Millisecond)
 	require.Less(t, time.Since(since), 26*time.Second, "fired 20 s after it became pending, not 20 s after the restart (over 30 s)")
+}
+
+// TestWorkspaceRuleQueryOffset: ruleQueryOffsetInSeconds of a workspace's
+// configuration (UpdateWorkspaceConfiguration, through the AWS SDK) moves
+// its rules' evaluations that far back: a rule recording time() writes
+// samples ten minutes old, stamped with the time they were evaluated at. A
+// workspace without it evaluates at the present, and the bounds are AMP's.
+func TestWorkspaceRuleQueryOffset(t *testing.T) {
+	v := startMonolith(t, t.TempDir(), "-ruler.poll-interval=200ms", "-ruler.min-evaluation-interval=1s")
+	base := v.BaseURL()
+	ctx := context.Background()
+	c := ampClient(base)
+	late, plain := createWorkspace(t, base, "late"), createWorkspace(t, base, "plain")
+
+	_, err := c.UpdateWorkspaceConfiguration(ctx, &amp.UpdateWorkspaceConfigurationInput{WorkspaceId: aws.String(late), RuleQueryOffsetInSeconds: aws.Int32(600)})
+	require.NoError(t, err)
+	cfg, err := c.DescribeWorkspaceConfiguration(ctx, &amp.DescribeWorkspaceConfigurationInput{WorkspaceId: aws.String(late)})
+	require.NoError(t, err)
+	require.Equal(t, int32(600), aws.ToInt32(cfg.WorkspaceConfiguration.RuleQueryOffsetInSeconds))
+	cfg, err = c.DescribeWorkspaceConfiguration(ctx, &amp.DescribeWorkspaceConfigurationInput{WorkspaceId: aws.String(plain)})
+	require.NoError(t, err)
+	require.Nil(t, cfg.WorkspaceConfiguration.RuleQueryOffsetInSeconds)
+	for _, bad := range []int32{-1, 86401} {
+		_, err = c.UpdateWorkspaceConfiguration(ctx, &amp.UpdateWorkspaceConfigurationInput{WorkspaceId: aws.String(late), RuleQueryOffsetInSeconds: aws.Int32(bad)})
+		var invalid *types.ValidationException
+		require.ErrorAs(t, err, &invalid, "%d", bad)
+		require.Equal(t, "ruleQueryOffsetInSeconds", *invalid.FieldList[0].Name)
+	}
+
+	const rules = `groups:
+  - name: clock
+    interval: 1s
+    rules:
+      - record: evaluated_at
+        expr: vector(time())
+`
+	for _, ws := range []string{late, plain} {
+		createNamespace(t, base, ws, "clock", rules)
+	}
+	// newest reads a workspace's newest evaluated_at sample of the last half
+	// hour: its timestamp and its value (the time it was evaluated at).
+	newest := func(ws string) (model.Time, float64, bool) {
+		val, _, _, err := promClient(t, workspaceURL(base, ws)).Query(ctx, "evaluated_at[30m]", time.Now())
+		require.NoError(t, err)
+		m := val.(model.Matrix)
+		if len(m) != 1 || len(m[0].Values) == 0 {
+			return 0, 0, false
+		}
+		p := m[0].Values[len(m[0].Values)-1]
+		return p.Timestamp, float64(p.Value), true
+	}
+	for ws, offset := range map[string]time.Duration{late: 10 * time.Minute, plain: 0} {
+		var ts model.Time
+		var value float64
+		require.Eventually(t, func() bool {
+			var ok bool
+			ts, value, ok = newest(ws)
+			return ok
+		}, 20*time.Second, 100*time.Millisecond, "%s: the rule's samples", ws)
+		behind := time.Since(ts.Time())
+		require.GreaterOrEqual(t, behind, offset, "%s: evaluated %s back", ws, behind)
+		require.Less(t, behind, offset+10*time.Second, "%s: evaluated %s back", ws, behind)
+		require.InDelta(t, float64(ts)/1000, value, 0.001, "%s: stamped with the time it was evaluated at", ws)
+	}
 }

@@ -128,6 +128,7 @@ type configurationJSON struct {
 	LimitsPerLabelSet             []LabelSetLimit `json:"limitsPerLabelSet,omitempty"`
 	RetentionPeriodInDays         int             `json:"retentionPeriodInDays,omitempty"`
 	OutOfOrderTimeWindowInSeconds *int            `json:"outOfOrderTimeWindowInSeconds,omitempty"`
+	RuleQueryOffsetInSeconds      *int            `json:"ruleQueryOffsetInSeconds,omitempty"`
 }
 
 // DescribeConfiguration handles DescribeWorkspaceConfiguration:
@@ -149,6 +150,7 @@ func (h *Handler) DescribeConfiguration(w http.ResponseWriter, r *http.Request) 
 			out.RetentionPeriodInDays = c.RetentionPeriodInDays
 		}
 		out.OutOfOrderTimeWindowInSeconds = c.OutOfOrderTimeWindowInSeconds
+		out.RuleQueryOffsetInSeconds = c.RuleQueryOffsetInSeconds
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"workspaceConfiguration": out})
 }
@@ -159,10 +161,13 @@ const (
 	// maxOutOfOrderSeconds bounds the out-of-order window at a day: the
 	// ingesters keep a workspace's out-of-order samples in memory until
 	// they are compacted, for the whole window.
-	maxOutOfOrderSeconds  = 86400
-	maxLabelSetLimits     = 100
-	maxLabelsPerLimitSet  = 30
-	maxLabelSetLimitBytes = 1024
+	maxOutOfOrderSeconds = 86400
+	// maxRuleQueryOffsetSeconds is AMP's bound on ruleQueryOffsetInSeconds
+	// (UpdateWorkspaceConfiguration: 0 to 86,400).
+	maxRuleQueryOffsetSeconds = 86400
+	maxLabelSetLimits         = 100
+	maxLabelsPerLimitSet      = 30
+	maxLabelSetLimitBytes     = 1024
 )
 
 var labelNameRe = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
@@ -210,6 +215,7 @@ func (h *Handler) UpdateConfiguration(w http.ResponseWriter, r *http.Request) {
 		LimitsPerLabelSet     *[]LabelSetLimit `json:"limitsPerLabelSet"`
 		RetentionPeriodInDays *int             `json:"retentionPeriodInDays"`
 		OutOfOrderWindow      *int             `json:"outOfOrderTimeWindowInSeconds"`
+		RuleQueryOffset       *int             `json:"ruleQueryOffsetInSeconds"`
 	}
 	if err := decode(r, &in); err != nil {
 		apierror.WriteAWS(w, err)
@@ -217,6 +223,10 @@ func (h *Handler) UpdateConfiguration(w http.ResponseWriter, r *http.Request) {
 	}
 	if o := in.OutOfOrderWindow; o != nil && (*o < 0 || *o > maxOutOfOrderSeconds) {
 		apierror.WriteAWS(w, apierror.Invalid("outOfOrderTimeWindowInSeconds", "outOfOrderTimeWindowInSeconds must be from 0 to %d.", maxOutOfOrderSeconds))
+		return
+	}
+	if o := in.RuleQueryOffset; o != nil && (*o < 0 || *o > maxRuleQueryOffsetSeconds) {
+		apierror.WriteAWS(w, apierror.Invalid("ruleQueryOffsetInSeconds", "ruleQueryOffsetInSeconds must be from 0 to %d.", maxRuleQueryOffsetSeconds))
 		return
 	}
 	if err := checkClientToken(in.ClientToken); err != nil {
@@ -234,7 +244,8 @@ func (h *Handler) UpdateConfiguration(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	err := h.store.UpdateConfiguration(r.Context(), acct, r.PathValue("workspaceId"),
-		ConfigurationUpdate{RetentionPeriodInDays: in.RetentionPeriodInDays, LimitsPerLabelSet: in.LimitsPerLabelSet, OutOfOrderTimeWindowInSeconds: in.OutOfOrderWindow})
+		ConfigurationUpdate{RetentionPeriodInDays: in.RetentionPeriodInDays, LimitsPerLabelSet: in.LimitsPerLabelSet, OutOfOrderTimeWindowInSeconds: in.OutOfOrderWindow,
+			RuleQueryOffsetInSeconds: in.RuleQueryOffset})
 	if err != nil {
 		apierror.WriteAWS(w, err)
 		return

@@ -51,6 +51,7 @@ type ConfigurationUpdate struct {
 	RetentionPeriodInDays         *int
 	LimitsPerLabelSet             *[]LabelSetLimit
 	OutOfOrderTimeWindowInSeconds *int
+	RuleQueryOffsetInSeconds      *int
 }
 
 // UpdateConfiguration changes a workspace's configuration.
@@ -68,6 +69,9 @@ func (s *Store) UpdateConfiguration(ctx context.Context, account, id string, in 
 		}
 		if in.OutOfOrderTimeWindowInSeconds != nil {
 			cfg.OutOfOrderTimeWindowInSeconds = in.OutOfOrderTimeWindowInSeconds
+		}
+		if in.RuleQueryOffsetInSeconds != nil {
+			cfg.RuleQueryOffsetInSeconds = in.RuleQueryOffsetInSeconds
 		}
 		ws.Configuration = &cfg
 		return nil

@@ -61,6 +61,10 @@ type Configuration struct {
 	// ingesters' default (0 turns out-of-order ingestion off whatever the
 	// default).
 	OutOfOrderTimeWindowInSeconds *int `json:"outOfOrderTimeWindowInSeconds,omitempty"`
+	// RuleQueryOffsetInSeconds is how far back from their evaluation time
+	// the workspace's rules query; nil: the ruler's default
+	// (-ruler.query-offset). A group's own query_offset wins over both.
+	RuleQueryOffsetInSeconds *int `json:"ruleQueryOffsetInSeconds,omitempty"`
 }
 
 // LabelSetLimit is an active-series limit for the series carrying a label

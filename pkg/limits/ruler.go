@@ -27,7 +27,7 @@ func (l *RulerLimits) registerFlags(f *flag.FlagSet) {
 	f.IntVar(&l.MaxRuleGroupsNamespacesPerWorkspace, "ruler.max-rule-groups-namespaces-per-workspace", 100, "Most rule groups namespaces a workspace may hold (Vigil's bound; AMP states no quota). Every ruler reads them all every -ruler.poll-interval. 0: no limit.")
 	f.DurationVar(&l.MinEvaluationInterval, "ruler.min-evaluation-interval", 30*time.Second, "Shortest evaluation interval a rule group may set. AMP quota: 30 s.")
 	f.IntVar(&l.MaxRulesFileSizeBytes, "ruler.max-rules-file-size-bytes", 1<<20, "Largest rules file a rule groups namespace may hold, in bytes. AMP quota: 1 MB per rule groups namespace definition file.")
-	f.DurationVar(&l.RuleQueryOffset, "ruler.query-offset", 0, "How far back from its evaluation time each rule queries, for samples that arrive late (Prometheus's rule_query_offset); a group's query_offset takes precedence.")
+	f.DurationVar(&l.RuleQueryOffset, "ruler.query-offset", 0, "How far back from its evaluation time each rule queries, for samples that arrive late (Prometheus's rule_query_offset). A workspace's configuration (ruleQueryOffsetInSeconds of UpdateWorkspaceConfiguration) wins over this, and a group's query_offset over both.")
 }
 
 // RuleQueryOffset is how far back the workspace's rules query.

@@ -93,6 +93,24 @@ func (w workspaceOutOfOrder) OutOfOrderTimeWindow(ctx context.Context, id string
 	return w.limits.OutOfOrderTimeWindow(id), nil
 }
 
+// workspaceRuleQueryOffset gives the ruler each workspace's rule query
+// offset: ruleQueryOffsetInSeconds of its configuration when set, otherwise
+// the limits' (-ruler.query-offset). The configuration is read from the
+// control plane's status cache at each evaluation; when it cannot be read,
+// the limits' stands.
+type workspaceRuleQueryOffset struct {
+	store  *controlplane.Store
+	limits *limits.Overrides
+}
+
+func (w workspaceRuleQueryOffset) RuleQueryOffset(id string) time.Duration {
+	cfg, err := w.store.Configuration(context.Background(), id)
+	if err == nil && cfg != nil && cfg.RuleQueryOffsetInSeconds != nil {
+		return time.Duration(*cfg.RuleQueryOffsetInSeconds) * time.Second
+	}
+	return w.limits.RuleQueryOffset(id)
+}
+
 // workspaceQueryLogging gives the query logger each workspace's query
 // logging configuration (CreateQueryLoggingConfiguration), from the
 // control plane's status cache.
