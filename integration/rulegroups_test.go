@@ -168,6 +168,13 @@ func TestRuleGroupsNamespacesContract(t *testing.T) {
 	require.ErrorAs(t, err, &ve)
 	require.Contains(t, *ve.Message, "binary operators")
 	require.Less(t, time.Since(started), 5*time.Second)
+	// So is one an alert's template would query at every evaluation.
+	hostile = "groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: up == 0\n        annotations:\n          s: '{{ query \"" + strings.Repeat("up + ", 100_000) + "up\" }}'\n"
+	started = time.Now()
+	_, err = c.CreateRuleGroupsNamespace(ctx, &amp.CreateRuleGroupsNamespaceInput{WorkspaceId: ws, Name: aws.String("hostile"), Data: []byte(hostile)})
+	require.ErrorAs(t, err, &ve)
+	require.Contains(t, *ve.Message, "binary operators")
+	require.Less(t, time.Since(started), 5*time.Second)
 
 	_, err = c.CreateRuleGroupsNamespace(ctx, &amp.CreateRuleGroupsNamespaceInput{WorkspaceId: ws, Name: aws.String("fits"), Data: []byte(recordingRules(1997))})
 	require.NoError(t, err, "3 + 1,997 rules: exactly the quota")

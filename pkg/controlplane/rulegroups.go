@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
+	"text/template/parse"
 	"time"
 	"unicode/utf8"
 
@@ -79,22 +81,19 @@ func ParseRules(data []byte) (*rulefmt.RuleGroups, error) {
 	return groups, nil
 }
 
-// Bounds on each rule's expression, checked before it is parsed:
-// Prometheus's parser takes time that grows with the square of a chain of
-// binary operators, and a rules file is parsed again by every ruler.
-const (
-	maxRuleExprDepth     = 128
-	maxRuleExprOperators = 1024
-)
-
 // checkShapes refuses a rules file holding an expression nested or chained
-// beyond what parsing it cheaply allows. The YAML is decoded without the
-// expressions being parsed.
+// beyond what parsing it cheaply allows (promqlshape.RuleTooComplex): a
+// rule's expr, or a string in its labels' and annotations' templates, which
+// the template's query function would parse at every evaluation. The YAML
+// is decoded without the expressions being parsed; the ruler checks the
+// queries templates build at run time the same way.
 func checkShapes(data []byte) error {
 	var file struct {
 		Groups []struct {
 			Rules []struct {
-				Expr string `yaml:"expr"`
+				Expr        string            `yaml:"expr"`
+				Labels      map[string]string `yaml:"labels"`
+				Annotations map[string]string `yaml:"annotations"`
 			} `yaml:"rules"`
 		} `yaml:"groups"`
 	}
@@ -103,13 +102,69 @@ func checkShapes(data []byte) error {
 	}
 	for _, g := range file.Groups {
 		for _, r := range g.Rules {
-			sh := promqlshape.Scan(r.Expr, maxRuleExprDepth)
-			if sh.Depth > maxRuleExprDepth || sh.Operators > maxRuleExprOperators {
-				return apierror.Invalid("data", "A rule's expression nests more than %d levels or holds more than %d binary operators.", maxRuleExprDepth, maxRuleExprOperators)
+			if promqlshape.RuleTooComplex(r.Expr) {
+				return apierror.Invalid("data", "A rule's expression nests more than %d levels or holds more than %d binary operators.", promqlshape.MaxRuleDepth, promqlshape.MaxRuleOperators)
+			}
+			for _, texts := range []map[string]string{r.Labels, r.Annotations} {
+				for name, text := range texts {
+					if templateTooComplex(text) {
+						return apierror.Invalid("data", "The template of %q holds a string that nests more than %d levels or holds more than %d binary operators, too complex a query.", name, promqlshape.MaxRuleDepth, promqlshape.MaxRuleOperators)
+					}
+				}
 			}
 		}
 	}
 	return nil
+}
+
+// templateTooComplex reports whether a label's or annotation's template
+// holds a string literal too complex for a query (a template that does not
+// parse is left to Prometheus's check, which says why).
+func templateTooComplex(text string) bool {
+	if !strings.Contains(text, "{{") {
+		return false
+	}
+	t := parse.New("")
+	t.Mode = parse.SkipFuncCheck
+	trees := map[string]*parse.Tree{}
+	if _, err := t.Parse(text, "", "", trees); err != nil {
+		return false
+	}
+	trees[""] = t // the text outside {{define}}s
+	var walk func(n parse.Node) bool
+	walk = func(n parse.Node) bool {
+		switch n := n.(type) {
+		case *parse.StringNode:
+			return promqlshape.RuleTooComplex(n.Text)
+		case *parse.ListNode:
+			if n != nil {
+				return slices.ContainsFunc(n.Nodes, walk)
+			}
+		case *parse.ActionNode:
+			return walk(n.Pipe)
+		case *parse.PipeNode:
+			if n != nil {
+				return slices.ContainsFunc(n.Cmds, func(c *parse.CommandNode) bool { return walk(c) })
+			}
+		case *parse.CommandNode:
+			return slices.ContainsFunc(n.Args, walk)
+		case *parse.IfNode:
+			return walk(n.Pipe) || walk(n.List) || walk(n.ElseList)
+		case *parse.RangeNode:
+			return walk(n.Pipe) || walk(n.List) || walk(n.ElseList)
+		case *parse.WithNode:
+			return walk(n.Pipe) || walk(n.List) || walk(n.ElseList)
+		case *parse.TemplateNode:
+			return walk(n.Pipe)
+		}
+		return false
+	}
+	for _, tree := range trees {
+		if walk(tree.Root) {
+			return true
+		}
+	}
+	return false
 }
 
 // rulesChecks are the checks of a workspace's rules files: the file alone

@@ -19,6 +19,21 @@ type Shape struct {
 	Operators int
 }
 
+// Bounds of an expression a rule evaluates (its expr, or a query its
+// templates run), checked before it is parsed: every ruler parses a rules
+// file's expressions again, and its templates' queries at every evaluation.
+const (
+	MaxRuleDepth     = 128
+	MaxRuleOperators = 1024
+)
+
+// RuleTooComplex reports whether expr nests deeper or chains more binary
+// operators than a rule's expression may.
+func RuleTooComplex(expr string) bool {
+	sh := Scan(expr, MaxRuleDepth)
+	return sh.Depth > MaxRuleDepth || sh.Operators > MaxRuleOperators
+}
+
 // binaryKeywords are PromQL's binary operators spelt as words.
 var binaryKeywords = []string{"and", "or", "unless", "atan2"}
 

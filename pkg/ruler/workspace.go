@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 
 	"github.com/vigil-metrics/vigil/pkg/logging"
+	"github.com/vigil-metrics/vigil/pkg/promqlshape"
 	"github.com/vigil-metrics/vigil/pkg/tenant"
 )
 
@@ -94,6 +95,20 @@ func (o workspaceOptions) workspaceLogger(workspace string) *slog.Logger {
 	return slog.New(logging.Events(l.Handler(), func(lvl, msg string) { o.vended.Event(workspace, "ruler", lvl, msg) }))
 }
 
+// boundedQueries refuses, before they are parsed, queries nested or chained
+// beyond a rule expression's bounds. Rules' own expressions were checked
+// when their file was stored; the queries their templates build ({{ query
+// ... }}, possibly from alerts' labels) arrive here at every evaluation,
+// and Prometheus's parser takes time growing with the square of a chain.
+func boundedQueries(q rules.QueryFunc) rules.QueryFunc {
+	return func(ctx context.Context, expr string, t time.Time) (promql.Vector, error) {
+		if promqlshape.RuleTooComplex(expr) {
+			return nil, fmt.Errorf("query refused: it nests more than %d levels or holds more than %d binary operators", promqlshape.MaxRuleDepth, promqlshape.MaxRuleOperators)
+		}
+		return q(ctx, expr, t)
+	}
+}
+
 func newWorkspaceRules(workspace string, o workspaceOptions) *workspaceRules {
 	ctx, cancel := context.WithCancel(tenant.WithID(context.Background(), workspace))
 	loader := &memoryLoader{parser: parser.NewParser(parser.Options{}), namespaces: map[string]*rulefmt.RuleGroups{}}
@@ -110,7 +125,7 @@ func newWorkspaceRules(workspace string, o workspaceOptions) *workspaceRules {
 	m := rules.NewManager(&rules.ManagerOptions{
 		Metrics:                metrics,
 		NameValidationScheme:   model.UTF8Validation,
-		QueryFunc:              rules.EngineQueryFunc(o.engine, o.queryable),
+		QueryFunc:              boundedQueries(rules.EngineQueryFunc(o.engine, o.queryable)),
 		NotifyFunc:             notify,
 		Context:                ctx,
 		AppendableV2:           pushAppendable{pusher: o.pusher, workspace: workspace},

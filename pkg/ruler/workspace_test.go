@@ -3,6 +3,7 @@ package ruler
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -115,4 +116,68 @@ groups:
 	}, 10*time.Second, 50*time.Millisecond, "both series fire Down")
 	require.Len(t, w.manager.RuleGroups(), 1)
 	require.Equal(t, "ns", w.manager.RuleGroups()[0].File(), "the namespace is the group's file")
+}
+
+// TestTemplateQueriesAreBounded: a query an alert's template builds at run
+// time, here from the alert's own label (whose value no check of the rules
+// file parses as PromQL), is refused before it is parsed when it chains
+// more binary operators than a rule may; the alert still fires:
+// the rule itself is unharmed, and a modest query still runs.
+func TestTemplateQueriesAreBounded(t *testing.T) {
+	hostile := strings.Repeat("vector(1) + ", 5000) + "vector(1)"
+	var queried []string
+	var mu sync.Mutex
+	q := boundedQueries(func(_ context.Context, expr string, _ time.Time) (promql.Vector, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		queried = append(queried, expr)
+		return promql.Vector{{F: 7}}, nil
+	})
+	_, err := q(context.Background(), hostile, time.Now())
+	require.ErrorContains(t, err, "binary operators")
+	v, err := q(context.Background(), "vector(1) + vector(2)", time.Now())
+	require.NoError(t, err)
+	require.Len(t, v, 1)
+	require.Equal(t, []string{"vector(1) + vector(2)"}, queried, "the hostile query never reached the engine")
+
+	// Wired into a workspace's rules: the template's query is refused, the
+	// alert still fires, its annotation saying why (Prometheus's text for a
+	// template that fails).
+	var alerts []*rules.Alert
+	w := newWorkspaceRules("ws-1", workspaceOptions{
+		engine:    promql.NewEngine(promql.EngineOpts{MaxSamples: 1e6, Timeout: time.Minute, LookbackDelta: 5 * time.Minute}),
+		queryable: teststorage.New(t),
+		pusher:    &fakePusher{},
+		notify: func(string) (rules.NotifyFunc, func()) {
+			return func(_ context.Context, _ string, as ...*rules.Alert) {
+				mu.Lock()
+				defer mu.Unlock()
+				alerts = append(alerts, as...)
+			}, func() {}
+		},
+		interval:    time.Second,
+		queryOffset: func(string) time.Duration { return 0 },
+		resendDelay: time.Second,
+		logger:      slog.New(slog.DiscardHandler),
+	})
+	defer w.stop()
+	require.NoError(t, w.update([]Namespace{{Name: "ns", Groups: groupsOf(t, `
+groups:
+  - name: g
+    interval: 1s
+    rules:
+      - alert: Costly
+        expr: label_replace(vector(1), "q", "`+hostile+`", "", "")
+        annotations:
+          summary: 'before {{ with query $labels.q }}{{ . | first | value }}{{ end }} after'
+`)}}, time.Minute))
+	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(alerts) > 0
+	}, 10*time.Second, 50*time.Millisecond, "the alert fires")
+	mu.Lock()
+	defer mu.Unlock()
+	summary := alerts[0].Annotations.Get("summary")
+	require.Contains(t, summary, "binary operators", "the template's query refused: %s", summary)
 }
