@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/rules"
+	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/util/teststorage"
 	"github.com/stretchr/testify/require"
 	"gopkg.in/yaml.v3"
@@ -56,6 +57,23 @@ func groupsOf(t *testing.T, text string) []rulefmt.RuleGroup {
 	return rgs.Groups
 }
 
+// testOptions are a workspace's rules options for the tests: Prometheus's
+// engine over queryable, samples pushed to pusher, alerts handed to sent.
+func testOptions(queryable storage.Queryable, pusher Pusher, sent func(ws string, as []*rules.Alert)) workspaceOptions {
+	return workspaceOptions{
+		engine:    promql.NewEngine(promql.EngineOpts{MaxSamples: 1e6, Timeout: time.Minute, LookbackDelta: 5 * time.Minute}),
+		queryable: queryable,
+		pusher:    pusher,
+		notify: func(ws string) (rules.NotifyFunc, func()) {
+			return func(_ context.Context, _ string, as ...*rules.Alert) { sent(ws, as) }, func() {}
+		},
+		interval:    time.Second,
+		queryOffset: func(string) time.Duration { return 0 },
+		resendDelay: time.Second,
+		logger:      slog.New(slog.DiscardHandler),
+	}
+}
+
 // TestWorkspaceRulesRecordAndAlert: a workspace's recording rule reads its
 // series and pushes its result into the workspace; an alerting rule's
 // alert goes to the workspace's notifier.
@@ -72,22 +90,11 @@ func TestWorkspaceRulesRecordAndAlert(t *testing.T) {
 	pusher := &fakePusher{}
 	var mu sync.Mutex
 	alerts := map[string][]*rules.Alert{}
-	w := newWorkspaceRules("ws-1", workspaceOptions{
-		engine:    promql.NewEngine(promql.EngineOpts{MaxSamples: 1e6, Timeout: time.Minute, LookbackDelta: 5 * time.Minute}),
-		queryable: st,
-		pusher:    pusher,
-		notify: func(ws string) (rules.NotifyFunc, func()) {
-			return func(_ context.Context, _ string, as ...*rules.Alert) {
-				mu.Lock()
-				defer mu.Unlock()
-				alerts[ws] = append(alerts[ws], as...)
-			}, func() {}
-		},
-		interval:    time.Second,
-		queryOffset: func(string) time.Duration { return 0 },
-		resendDelay: time.Second,
-		logger:      slog.New(slog.DiscardHandler),
-	})
+	w := newWorkspaceRules("ws-1", testOptions(st, pusher, func(ws string, as []*rules.Alert) {
+		mu.Lock()
+		defer mu.Unlock()
+		alerts[ws] = append(alerts[ws], as...)
+	}))
 	defer w.stop()
 	require.NoError(t, w.update([]Namespace{{Name: "ns", Groups: groupsOf(t, `
 groups:
@@ -144,22 +151,11 @@ func TestTemplateQueriesAreBounded(t *testing.T) {
 	// alert still fires, its annotation saying why (Prometheus's text for a
 	// template that fails).
 	var alerts []*rules.Alert
-	w := newWorkspaceRules("ws-1", workspaceOptions{
-		engine:    promql.NewEngine(promql.EngineOpts{MaxSamples: 1e6, Timeout: time.Minute, LookbackDelta: 5 * time.Minute}),
-		queryable: teststorage.New(t),
-		pusher:    &fakePusher{},
-		notify: func(string) (rules.NotifyFunc, func()) {
-			return func(_ context.Context, _ string, as ...*rules.Alert) {
-				mu.Lock()
-				defer mu.Unlock()
-				alerts = append(alerts, as...)
-			}, func() {}
-		},
-		interval:    time.Second,
-		queryOffset: func(string) time.Duration { return 0 },
-		resendDelay: time.Second,
-		logger:      slog.New(slog.DiscardHandler),
-	})
+	w := newWorkspaceRules("ws-1", testOptions(teststorage.New(t), &fakePusher{}, func(_ string, as []*rules.Alert) {
+		mu.Lock()
+		defer mu.Unlock()
+		alerts = append(alerts, as...)
+	}))
 	defer w.stop()
 	require.NoError(t, w.update([]Namespace{{Name: "ns", Groups: groupsOf(t, `
 groups:
