@@ -11,7 +11,6 @@ import (
 	"github.com/grafana/dskit/flagext"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/thanos-io/objstore"
-	"github.com/thanos-io/objstore/providers/filesystem"
 	"github.com/thanos-io/objstore/providers/s3"
 )
 
@@ -81,7 +80,7 @@ func NewClient(c Config, dataDir string, logger log.Logger) (objstore.Bucket, er
 		if dir == "" {
 			dir = filepath.Join(dataDir, "bucket")
 		}
-		return filesystem.NewBucket(dir)
+		return newFilesystem(dir)
 	case S3:
 		sc := s3.DefaultConfig
 		sc.Endpoint = c.S3.Endpoint
