@@ -81,7 +81,7 @@ const (
 var deps = map[string][]string{
 	All:              {API, Compactor, Distributor, Ingester, Querier, QueryFrontend, StoreGateway, Ruler, Alertmanager},
 	Compactor:        {Server, MemberlistKV, Storage, Overrides, Workspaces},
-	API:              {Router, ControlPlaneRing},
+	API:              {Router, ControlPlaneRing, Overrides},
 	ControlPlaneRing: {MemberlistKV},
 	Distributor:      {Router, IngesterRing, DistributorRing, HATracker, Overrides},
 	DistributorRing:  {MemberlistKV},
