@@ -3,9 +3,14 @@ package integration
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -191,4 +196,66 @@ func TestRulesConfigAPIAsksIAMForWhatAnEditDoes(t *testing.T) {
 	require.Contains(t, body, "aps:DeleteRuleGroupsNamespace")
 	code, body = signedDo(t, keyAdmin, "GET", base+path+"/open/g3", org, nil)
 	require.Equal(t, http.StatusOK, code, body)
+
+	// Two deletes of a namespace's two groups at once: whichever comes
+	// second deletes the last group, which needs what the caller lacks,
+	// whatever both saw when they arrived.
+	for round := 0; round < 10; round++ {
+		ns := fmt.Sprintf("pair-%d", round)
+		for _, g := range []string{"g1", "g2"} {
+			code, body := signedDo(t, keyAdmin, "POST", base+path+"/"+ns, org, group(g))
+			require.Equal(t, http.StatusAccepted, code, body)
+		}
+		var wg sync.WaitGroup
+		codes := make([]int, 2)
+		for i, g := range []string{"g1", "g2"} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var body string
+				codes[i], body = signedDo(t, keyRules, "DELETE", base+path+"/"+ns+"/"+g, org, nil)
+				if codes[i] >= 500 {
+					t.Log(body)
+				}
+			}()
+		}
+		wg.Wait()
+		slices.Sort(codes)
+		require.Equal(t, []int{http.StatusAccepted, http.StatusForbidden}, codes, "round %d", round)
+		code, body := signedDo(t, keyAdmin, "GET", base+path+"/"+ns, org, nil)
+		require.Equal(t, http.StatusOK, code, "round %d: the namespace outlives the caller who may not delete it: %s", round, body)
+	}
+}
+
+// TestRulesConfigEditDecidedBeforeTheHandOver: with two control-plane
+// replicas, an edit reaching the replica that does not own the account is
+// decided there (the caller's IAM) and applied by the owner: creating or
+// deleting a namespace through the rules configuration API is refused to a
+// caller who may not, whichever replica it reaches, and a caller's own
+// copy of the headers carrying the decision changes nothing.
+func TestRulesConfigEditDecidedBeforeTheHandOver(t *testing.T) {
+	dir := t.TempDir()
+	creds := filepath.Join(dir, "credentials.yaml")
+	require.NoError(t, os.WriteFile(creds, []byte(iamYAML), 0o600))
+	replicas := startAPIReplicas(t, 2, "-auth.mode=sigv4", "-auth.credentials-file="+creds, "-auth.control-plane-rate-limit=1000")
+	created, err := keyAdmin.amp(replicas[0].BaseURL()).CreateWorkspace(context.Background(), &amp.CreateWorkspaceInput{})
+	require.NoError(t, err)
+	org := map[string]string{"X-Scope-OrgID": *created.WorkspaceId}
+	const path = "/prometheus/config/v1/rules"
+	group := []byte("name: g\nrules:\n  - record: r\n    expr: vector(1)\n")
+	for i, v := range replicas {
+		ns := fmt.Sprintf("ns-%d", i)
+		code, body := signedDo(t, keyRules, "POST", v.BaseURL()+path+"/"+ns, org, group)
+		require.Equal(t, http.StatusForbidden, code, "replica %d: %s", i, body)
+		require.Contains(t, body, "aps:CreateRuleGroupsNamespace")
+		code, body = signedDo(t, keyAdmin, "POST", v.BaseURL()+path+"/"+ns, org, group)
+		require.Equal(t, http.StatusAccepted, code, "replica %d: %s", i, body)
+		forged := map[string]string{"X-Scope-OrgID": *created.WorkspaceId, "X-Vigil-Deny-Delete": "", "X-Vigil-Forwarded-Account": "111122223333"}
+		code, body = signedDo(t, keyRules, "DELETE", v.BaseURL()+path+"/"+ns+"/g", forged, nil)
+		require.Equal(t, http.StatusForbidden, code, "replica %d: %s", i, body)
+		require.Contains(t, body, "aps:DeleteRuleGroupsNamespace")
+		code, body = signedDo(t, keyAdmin, "GET", v.BaseURL()+path+"/"+ns+"/g", org, nil)
+		require.Equal(t, http.StatusOK, code, "replica %d: %s", i, body)
+	}
+	require.Positive(t, forwardedRequests(t, replicas), "one replica handed its edits over")
 }

@@ -41,6 +41,7 @@ const (
 func (h *Handler) RulesConfig(w http.ResponseWriter, r *http.Request) {
 	namespace, group := r.PathValue("namespace"), r.PathValue("group")
 	write := r.Method != http.MethodGet && r.Method != http.MethodHead
+	var denials editDenials
 	ws := r.Header.Get(orgIDHeader)
 	if namespace != "" {
 		if err := validNamespaceName(namespace); err != nil {
@@ -50,8 +51,10 @@ func (h *Handler) RulesConfig(w http.ResponseWriter, r *http.Request) {
 	}
 	if write {
 		// What IAM decides beyond the route's action is decided here,
-		// before the write is handed to the account's owner.
-		if err := h.authorizeEdit(r, namespace, group); err != nil {
+		// before the write is handed to the account's owner, and applied
+		// there to what the edit turns out to do.
+		var err error
+		if denials, err = h.authorizeEdit(r, namespace, group); err != nil {
 			apierror.WriteText(w, err)
 			return
 		}
@@ -67,9 +70,9 @@ func (h *Handler) RulesConfig(w http.ResponseWriter, r *http.Request) {
 	case !write:
 		err = h.getRulesConfig(w, r, acct, ws, namespace, group)
 	case r.Method == http.MethodPost:
-		err = h.setRuleGroup(w, r, acct, ws, namespace)
+		err = h.setRuleGroup(r, acct, ws, namespace, denials)
 	case group != "":
-		err = h.editGroups(r, acct, ws, namespace, func(groups []rulefmt.RuleGroup) ([]rulefmt.RuleGroup, error) {
+		err = h.editGroups(r, acct, ws, namespace, denials, func(groups []rulefmt.RuleGroup) ([]rulefmt.RuleGroup, error) {
 			at := slices.IndexFunc(groups, func(g rulefmt.RuleGroup) bool { return g.Name == group })
 			if at < 0 {
 				return nil, apierror.New(apierror.NotFound, apierror.IDRuleGroupsNamespaceNotFound, msgGroupNotFound)
@@ -77,7 +80,7 @@ func (h *Handler) RulesConfig(w http.ResponseWriter, r *http.Request) {
 			return slices.Delete(groups, at, at+1), nil
 		})
 	default:
-		err = h.editGroups(r, acct, ws, namespace, func([]rulefmt.RuleGroup) ([]rulefmt.RuleGroup, error) { return nil, nil })
+		err = h.editGroups(r, acct, ws, namespace, denials, func([]rulefmt.RuleGroup) ([]rulefmt.RuleGroup, error) { return nil, nil })
 	}
 	if err != nil {
 		apierror.WriteText(w, err)
@@ -88,38 +91,68 @@ func (h *Handler) RulesConfig(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// authorizeEdit decides what an edit does beyond putting the namespace:
-// loading a group into a namespace the workspace does not have creates it
-// (aps:CreateRuleGroupsNamespace, with no tags), and deleting its last
-// group deletes it (aps:DeleteRuleGroupsNamespace). A request another
-// replica handed over was decided there.
-func (h *Handler) authorizeEdit(r *http.Request, namespace, group string) error {
+// Headers carrying, to the account's owner, what the replica the caller
+// reached decided: the denial of the namespace's create or delete, which an
+// edit needs only when, under the account's lock, it turns out to create or
+// delete the namespace. Set only by that replica (a caller's are replaced),
+// read only from requests handed over on the internal port.
+const (
+	denyCreateHeader = "X-Vigil-Deny-Create"
+	denyDeleteHeader = "X-Vigil-Deny-Delete"
+)
+
+// editDenials are what an edit may not do beyond putting the namespace: a
+// group loaded into a namespace the workspace does not have creates it
+// (aps:CreateRuleGroupsNamespace, with no tags), and the deletion of its
+// last group deletes it (aps:DeleteRuleGroupsNamespace). Both are asked
+// before the edit, on the namespace as it was read then, and applied under
+// the account's lock to what the edit does.
+type editDenials struct{ create, delete error }
+
+// authorizeEdit asks IAM for what the edit may do beyond putting the
+// namespace, and records the answers in the request's headers for the
+// account's owner. A request another replica handed over carries that
+// replica's answers.
+func (h *Handler) authorizeEdit(r *http.Request, namespace, group string) (editDenials, error) {
+	denied := func(key string) error {
+		if msg := r.Header.Get(key); msg != "" {
+			return apierror.New(apierror.Forbidden, apierror.IDAccessDenied, "%s", msg)
+		}
+		return nil
+	}
 	authorize, ok := auth.AuthorizerFrom(r.Context())
 	if !ok {
-		return noAuthorizer(r)
+		if err := noAuthorizer(r); err != nil {
+			return editDenials{}, err
+		}
+		return editDenials{create: denied(denyCreateHeader), delete: denied(denyDeleteHeader)}, nil
 	}
 	acct, err := account(r)
 	if err != nil {
-		return err
+		return editDenials{}, err
 	}
 	ws := r.Header.Get(orgIDHeader)
-	cur, err := h.store.DescribeResource(r.Context(), RuleGroupsNamespaces, acct, ws, namespace)
-	switch {
-	case err != nil && apierror.From(err).ID == apierror.IDRuleGroupsNamespaceNotFound:
-		if r.Method != http.MethodPost {
-			return nil // answered "does not exist"
-		}
+	var out editDenials
+	if r.Method == http.MethodPost {
 		arn := auth.ARN{Region: h.store.cfg.Region, Account: acct, Type: RuleGroupsNamespaces.ARNType, ID: ws, Name: namespace}
-		return authorize(auth.OpCreateRuleGroupsNamespace, arn.String(), nil)
-	case err != nil:
-		return nil // the workspace's own answer follows
-	case r.Method == http.MethodDelete && group != "":
-		groups, err := groupsOf(cur.Data)
-		if err == nil && len(groups) == 1 && groups[0].Name == group {
-			return authorize(auth.OpDeleteRuleGroupsNamespace, cur.ARN, cur.Tags)
+		out.create = authorize(auth.OpCreateRuleGroupsNamespace, arn.String(), nil)
+	}
+	if r.Method == http.MethodDelete && group != "" {
+		// The namespace's tags decide; one that is missing now has none.
+		arn := auth.ARN{Region: h.store.cfg.Region, Account: acct, Type: RuleGroupsNamespaces.ARNType, ID: ws, Name: namespace}.String()
+		var tags map[string]string
+		if cur, err := h.store.DescribeResource(r.Context(), RuleGroupsNamespaces, acct, ws, namespace); err == nil {
+			arn, tags = cur.ARN, cur.Tags
+		}
+		out.delete = authorize(auth.OpDeleteRuleGroupsNamespace, arn, tags)
+	}
+	for key, err := range map[string]error{denyCreateHeader: out.create, denyDeleteHeader: out.delete} {
+		r.Header.Del(key)
+		if err != nil {
+			r.Header.Set(key, apierror.From(err).Msg)
 		}
 	}
-	return nil
+	return out, nil
 }
 
 // noAuthorizer fails closed: only a write another replica handed over,
@@ -223,7 +256,7 @@ func (h *Handler) getRulesConfig(w http.ResponseWriter, r *http.Request, acct, w
 // setRuleGroup creates or replaces the group of the body in a namespace,
 // creating the namespace if it has none. The group is checked alone before
 // the account's lock is taken, and the whole file again under it.
-func (h *Handler) setRuleGroup(w http.ResponseWriter, r *http.Request, acct, ws, namespace string) error {
+func (h *Handler) setRuleGroup(r *http.Request, acct, ws, namespace string, denials editDenials) error {
 	body, err := readBody(r)
 	if err != nil {
 		return err
@@ -244,7 +277,7 @@ func (h *Handler) setRuleGroup(w http.ResponseWriter, r *http.Request, acct, ws,
 	if _, err := rulesChecks(h.rulerLimitsOrDefault(), ws).Document(alone); err != nil {
 		return err
 	}
-	return h.editGroups(r, acct, ws, namespace, func(groups []rulefmt.RuleGroup) ([]rulefmt.RuleGroup, error) {
+	return h.editGroups(r, acct, ws, namespace, denials, func(groups []rulefmt.RuleGroup) ([]rulefmt.RuleGroup, error) {
 		if at := slices.IndexFunc(groups, func(old rulefmt.RuleGroup) bool { return old.Name == g.Name }); at >= 0 {
 			groups[at] = g
 			return groups, nil
@@ -255,7 +288,10 @@ func (h *Handler) setRuleGroup(w http.ResponseWriter, r *http.Request, acct, ws,
 
 // editGroups changes a namespace's groups by edit; a namespace left with
 // none is deleted. A namespace the workspace does not have has no groups.
-func (h *Handler) editGroups(r *http.Request, acct, ws, namespace string, edit func([]rulefmt.RuleGroup) ([]rulefmt.RuleGroup, error)) error {
+// Under the account's lock, an edit that would create the namespace is
+// refused with denials.create, one that would delete it with
+// denials.delete.
+func (h *Handler) editGroups(r *http.Request, acct, ws, namespace string, denials editDenials, edit func([]rulefmt.RuleGroup) ([]rulefmt.RuleGroup, error)) error {
 	errNone := errors.New("none")
 	err := h.store.EditResource(r.Context(), RuleGroupsNamespaces, acct, ws, namespace, func(cur []byte) ([]byte, error) {
 		var groups []rulefmt.RuleGroup
@@ -268,8 +304,15 @@ func (h *Handler) editGroups(r *http.Request, acct, ws, namespace string, edit f
 			return nil, errNone
 		}
 		next, err := edit(groups)
-		if err != nil || len(next) == 0 {
+		switch {
+		case err != nil:
 			return nil, err
+		case len(next) == 0 && cur != nil && denials.delete != nil && r.PathValue("group") != "":
+			return nil, denials.delete
+		case len(next) == 0:
+			return nil, nil
+		case cur == nil && denials.create != nil:
+			return nil, denials.create
 		}
 		return yaml.Marshal(rulefmt.RuleGroups{Groups: next})
 	}, rulesChecks(h.rulerLimitsOrDefault(), ws))
