@@ -71,6 +71,18 @@ func TestIsolationAttacks(t *testing.T) {
 		b, _ := json.Marshal(map[string]string{"policyDocument": doc})
 		return b
 	}
+	// A rule groups namespace of the owner's, whose answers to another
+	// account must be those of a missing one.
+	rulesFile := "groups:\n  - name: iso_up_rules\n    rules:\n      - record: iso_up:sum\n        expr: sum(iso_up)\n"
+	nsOut, err := admin.CreateRuleGroupsNamespace(ctx, &amp.CreateRuleGroupsNamespaceInput{WorkspaceId: aws.String(wsRed), Name: aws.String("iso-ns"), Data: []byte(rulesFile)})
+	require.NoError(t, err)
+	nsARN := *nsOut.Arn
+	nsURL := func(ws, name string) string { return base + "/workspaces/" + ws + "/rulegroupsnamespaces/" + name }
+	dataBody := func(name string) []byte {
+		b, _ := json.Marshal(map[string]any{"name": name, "data": []byte("groups: []\n")})
+		return b
+	}
+
 	// Data written by the owner, to prove nothing of it leaks.
 	code, body := signedDo(t, keyAdmin, http.MethodPost, pushURL(wsRed), rw, write)
 	require.Equal(t, http.StatusNoContent, code, body)
@@ -115,6 +127,18 @@ func TestIsolationAttacks(t *testing.T) {
 		{name: "alert manager definition of another account's workspace", key: keyOther, method: "GET", url: base + "/workspaces/" + wsRed + "/alertmanager/definition", want: 404, sameAs: base + "/workspaces/" + missing + "/alertmanager/definition"},
 		{name: "alert manager definition put on another account's workspace", key: keyOther, method: "PUT", url: base + "/workspaces/" + wsRed + "/alertmanager/definition", body: []byte(`{"data":"YWxlcnRtYW5hZ2VyX2NvbmZpZzogfAogIHJvdXRlOiB7cmVjZWl2ZXI6IHJ9CiAgcmVjZWl2ZXJzOiBbe25hbWU6IHJ9XQo="}`), want: 404, sameAs: base + "/workspaces/" + missing + "/alertmanager/definition"},
 		{name: "logging configuration of another account's workspace", key: keyOther, method: "GET", url: base + "/workspaces/" + wsRed + "/logging", want: 404, sameAs: base + "/workspaces/" + missing + "/logging"},
+		{name: "DescribeRuleGroupsNamespace of another account, against a missing workspace", key: keyOther, method: "GET", url: nsURL(wsRed, "iso-ns"), want: 404, sameAs: nsURL(missing, "iso-ns")},
+		{name: "DescribeRuleGroupsNamespace of another account, against a missing namespace", key: keyOther, method: "GET", url: nsURL(wsRed, "iso-ns"), want: 404, sameAs: nsURL(wsRed, "iso-nope")},
+		{name: "PutRuleGroupsNamespace of another account", key: keyOther, method: "PUT", url: nsURL(wsRed, "iso-ns"), body: dataBody(""), want: 404, sameAs: nsURL(wsRed, "iso-nope")},
+		{name: "DeleteRuleGroupsNamespace of another account", key: keyOther, method: "DELETE", url: nsURL(wsRed, "iso-ns"), want: 404, sameAs: nsURL(wsRed, "iso-nope")},
+		{name: "ListRuleGroupsNamespaces of another account", key: keyOther, method: "GET", url: base + "/workspaces/" + wsRed + "/rulegroupsnamespaces", want: 404, sameAs: base + "/workspaces/" + missing + "/rulegroupsnamespaces"},
+		{name: "CreateRuleGroupsNamespace in another account's workspace", key: keyOther, method: "POST", url: base + "/workspaces/" + wsRed + "/rulegroupsnamespaces", body: dataBody("iso-ns"), want: 404, sameAs: base + "/workspaces/" + missing + "/rulegroupsnamespaces"},
+		{name: "ListTagsForResource on another account's namespace ARN", key: keyOther, method: "GET", url: tagsURL(nsARN), want: 404, sameAs: tagsURL(strings.TrimSuffix(nsARN, "/iso-ns") + "/iso-nope")},
+		{name: "TagResource on another account's namespace ARN", key: keyOther, method: "POST", url: tagsURL(nsARN), body: []byte(`{"tags":{"owned":"yes"}}`), want: 404, sameAs: tagsURL(strings.TrimSuffix(nsARN, "/iso-ns") + "/iso-nope")},
+		{name: "rules configuration of another account's namespace", key: keyOther, method: "GET", url: base + "/prometheus/config/v1/rules/iso-ns", headers: orgID(wsRed), want: 404, sameAs: base + "/prometheus/config/v1/rules/iso-nope"},
+		{name: "rules configuration group of another account's namespace", key: keyOther, method: "GET", url: base + "/prometheus/config/v1/rules/iso-ns/iso_up_rules", headers: orgID(wsRed), want: 404, sameAs: base + "/prometheus/config/v1/rules/iso-nope/iso_up_rules"},
+		{name: "rules configuration group of another account's namespace deleted", key: keyOther, method: "DELETE", url: base + "/prometheus/config/v1/rules/iso-ns/iso_up_rules", headers: orgID(wsRed), want: 404, sameAs: base + "/prometheus/config/v1/rules/iso-nope/iso_up_rules"},
+		{name: "rules configuration namespace of another account deleted", key: keyOther, method: "DELETE", url: base + "/prometheus/config/v1/rules/iso-ns", headers: orgID(wsRed), want: 404, sameAs: base + "/prometheus/config/v1/rules/iso-nope"},
 		{name: "ARN with a wildcard account", key: keyOther, method: "GET", url: tagsURL("arn:aws:aps:us-east-1:*:workspace/" + wsRed), want: 400},
 		{name: "ARN of the owner but another region", key: keyAdmin, method: "GET", url: tagsURL("arn:aws:aps:eu-west-1:111122223333:workspace/" + wsRed), want: 404},
 		{name: "ARN with a wildcard workspace", key: keyAdmin, method: "GET", url: tagsURL("arn:aws:aps:us-east-1:111122223333:workspace/*"), want: 400},
@@ -155,7 +179,7 @@ func TestIsolationAttacks(t *testing.T) {
 				code2, body2 := signedDo(t, a.key, a.method, a.sameAs, a.headers, a.body)
 				require.Equal(t, code2, code)
 				norm := func(s string) string {
-					for _, id := range []string{wsRed, wsB, missing, "444455556666", "111122223333"} {
+					for _, id := range []string{wsRed, wsB, missing, "444455556666", "111122223333", "iso-nope", "iso-ns"} {
 						s = strings.ReplaceAll(s, id, "<id>")
 					}
 					return s
@@ -170,6 +194,10 @@ func TestIsolationAttacks(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "red", *desc.Workspace.Alias)
 	require.Equal(t, map[string]string{"team": "red"}, desc.Workspace.Tags)
+	ns, err := admin.DescribeRuleGroupsNamespace(ctx, &amp.DescribeRuleGroupsNamespaceInput{WorkspaceId: aws.String(wsRed), Name: aws.String("iso-ns")})
+	require.NoError(t, err)
+	require.Equal(t, rulesFile, string(ns.RuleGroupsNamespace.Data), "the namespace is intact")
+	require.Empty(t, ns.RuleGroupsNamespace.Tags)
 	blue, err := admin.DescribeWorkspace(ctx, &amp.DescribeWorkspaceInput{WorkspaceId: aws.String(wsBlue)})
 	require.NoError(t, err)
 	require.Equal(t, map[string]string{"team": "blue"}, blue.Workspace.Tags)
