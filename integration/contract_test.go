@@ -290,6 +290,26 @@ func TestAMPContract(t *testing.T) {
 	require.Contains(t, string(trail), `"errorCode":"AccessDeniedException"`)
 }
 
+// noRetry makes an AMP client call once, so that a throttled call shows.
+func noRetry(o *amp.Options) { o.RetryMaxAttempts = 1 }
+
+// countThrottled makes n calls at once and counts those throttled
+// (ThrottlingException); any other error fails the test.
+func countThrottled(t *testing.T, n int, call func() error) int {
+	t.Helper()
+	throttled := 0
+	for i := 0; i < n; i++ {
+		err := call()
+		var th *types.ThrottlingException
+		if errors.As(err, &th) {
+			throttled++
+			continue
+		}
+		require.NoError(t, err)
+	}
+	return throttled
+}
+
 // TestControlPlaneThrottling: one account past 10 operations per second
 // gets ThrottlingException; another account is not held back by it.
 func TestControlPlaneThrottling(t *testing.T) {
@@ -298,18 +318,11 @@ func TestControlPlaneThrottling(t *testing.T) {
 	require.NoError(t, os.WriteFile(creds, []byte(iamYAML), 0o600))
 	v := startMonolith(t, filepath.Join(dir, "data"), "-auth.mode=sigv4", "-auth.credentials-file="+creds)
 	ctx := context.Background()
-	noRetry := func(o *amp.Options) { o.RetryMaxAttempts = 1 }
 	c := keyAdmin.amp(v.BaseURL())
-	throttled := 0
-	for i := 0; i < 30; i++ {
+	throttled := countThrottled(t, 30, func() error {
 		_, err := c.ListWorkspaces(ctx, &amp.ListWorkspacesInput{}, noRetry)
-		var th *types.ThrottlingException
-		if errors.As(err, &th) {
-			throttled++
-			continue
-		}
-		require.NoError(t, err)
-	}
+		return err
+	})
 	require.GreaterOrEqual(t, throttled, 10, "30 calls at once against a bucket of 10")
 	_, err := keyOther.amp(v.BaseURL()).ListWorkspaces(ctx, &amp.ListWorkspacesInput{}, noRetry)
 	require.NoError(t, err, "the rate is per account")

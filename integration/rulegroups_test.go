@@ -271,3 +271,84 @@ func accountOf(t *testing.T, arn string) string {
 	require.Len(t, parts, 6)
 	return parts[4]
 }
+
+// TestRuleGroupsNamespacesTypedErrors: the typed errors of the namespace
+// operations that TestRuleGroupsNamespacesContract does not reach: the
+// namespaces quota, invalid list parameters and names, AccessDenied on
+// each operation for a caller without the action, and throttling.
+func TestRuleGroupsNamespacesTypedErrors(t *testing.T) {
+	v, _ := startSigV4(t, "-ruler.max-rule-groups-namespaces-per-workspace=2", "-auth.control-plane-rate-limit=10")
+	ctx := context.Background()
+	c := keyAdmin.amp(v.BaseURL())
+	created, err := c.CreateWorkspace(ctx, &amp.CreateWorkspaceInput{})
+	require.NoError(t, err)
+	ws := created.WorkspaceId
+	for _, n := range []string{"a", "b"} {
+		_, err := c.CreateRuleGroupsNamespace(ctx, &amp.CreateRuleGroupsNamespaceInput{WorkspaceId: ws, Name: aws.String(n), Data: []byte(contractRules)})
+		require.NoError(t, err)
+	}
+	_, err = c.CreateRuleGroupsNamespace(ctx, &amp.CreateRuleGroupsNamespaceInput{WorkspaceId: ws, Name: aws.String("c"), Data: []byte("groups: []\n")})
+	var quota *types.ServiceQuotaExceededException
+	require.ErrorAs(t, err, &quota, "a third namespace past a quota of two")
+
+	for name, call := range map[string]func() error{
+		"maxResults 0": func() error {
+			_, err := c.ListRuleGroupsNamespaces(ctx, &amp.ListRuleGroupsNamespacesInput{WorkspaceId: ws, MaxResults: aws.Int32(0)})
+			return err
+		},
+		"maxResults 1001": func() error {
+			_, err := c.ListRuleGroupsNamespaces(ctx, &amp.ListRuleGroupsNamespacesInput{WorkspaceId: ws, MaxResults: aws.Int32(1001)})
+			return err
+		},
+		"nextToken": func() error {
+			_, err := c.ListRuleGroupsNamespaces(ctx, &amp.ListRuleGroupsNamespacesInput{WorkspaceId: ws, NextToken: aws.String("not a token!")})
+			return err
+		},
+		"name": func() error {
+			_, err := c.DescribeRuleGroupsNamespace(ctx, &amp.DescribeRuleGroupsNamespaceInput{WorkspaceId: ws, Name: aws.String(strings.Repeat("n", 129))})
+			return err
+		},
+	} {
+		var ve *types.ValidationException
+		require.ErrorAs(t, call(), &ve, name)
+	}
+
+	// The remote-write-only user may do none of the five.
+	w := keyWriter.amp(v.BaseURL())
+	for op, call := range map[string]func() error{
+		"CreateRuleGroupsNamespace": func() error {
+			_, err := w.CreateRuleGroupsNamespace(ctx, &amp.CreateRuleGroupsNamespaceInput{WorkspaceId: ws, Name: aws.String("w"), Data: []byte(contractRules)})
+			return err
+		},
+		"PutRuleGroupsNamespace": func() error {
+			_, err := w.PutRuleGroupsNamespace(ctx, &amp.PutRuleGroupsNamespaceInput{WorkspaceId: ws, Name: aws.String("a"), Data: []byte(contractRules)})
+			return err
+		},
+		"DescribeRuleGroupsNamespace": func() error {
+			_, err := w.DescribeRuleGroupsNamespace(ctx, &amp.DescribeRuleGroupsNamespaceInput{WorkspaceId: ws, Name: aws.String("a")})
+			return err
+		},
+		"ListRuleGroupsNamespaces": func() error {
+			_, err := w.ListRuleGroupsNamespaces(ctx, &amp.ListRuleGroupsNamespacesInput{WorkspaceId: ws})
+			return err
+		},
+		"DeleteRuleGroupsNamespace": func() error {
+			_, err := w.DeleteRuleGroupsNamespace(ctx, &amp.DeleteRuleGroupsNamespaceInput{WorkspaceId: ws, Name: aws.String("a")})
+			return err
+		},
+	} {
+		var denied *types.AccessDeniedException
+		require.ErrorAs(t, call(), &denied, op)
+		require.Contains(t, *denied.Message, "aps:"+op)
+	}
+
+	// Past 10 operations per second, the account is throttled.
+	throttled := countThrottled(t, 30, func() error {
+		_, err := c.DescribeRuleGroupsNamespace(ctx, &amp.DescribeRuleGroupsNamespaceInput{WorkspaceId: ws, Name: aws.String("a")}, noRetry)
+		return err
+	})
+	require.GreaterOrEqual(t, throttled, 10, "30 calls at once against a bucket of 10")
+	desc, err := c.DescribeRuleGroupsNamespace(ctx, &amp.DescribeRuleGroupsNamespaceInput{WorkspaceId: ws, Name: aws.String("a")})
+	require.NoError(t, err, "the SDK's retries get through")
+	require.Equal(t, contractRules, string(desc.RuleGroupsNamespace.Data), "nothing the refused calls sent changed it")
+}
