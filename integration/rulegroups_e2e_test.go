@@ -3,15 +3,18 @@
 package integration
 
 import (
+	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/amp"
+	"github.com/aws/aws-sdk-go-v2/service/amp/types"
 	"github.com/stretchr/testify/require"
-
-	"github.com/vigil-metrics/vigil/pkg/controlplane"
 )
 
 // TestAWSCLIRuleGroupsNamespaces: the aws amp commands of rule groups
@@ -64,36 +67,73 @@ func TestAWSCLIRuleGroupsNamespaces(t *testing.T) {
 }
 
 // TestPrometheus3PromtoolAgreesOnRulesFiles: every rules file of the table
-// that Vigil accepts passes `promtool check rules` of Prometheus 3.16, and
-// every one it refuses fails it.
+// that Vigil accepts through CreateRuleGroupsNamespace (the AWS SDK, on a
+// running Vigil) passes `promtool check rules` of Prometheus 3.16, and
+// every one it refuses fails it, but for the rows refused by AMP's limits
+// or Vigil's bounds, which promtool does not know: those name the limit
+// Vigil's refusal cites.
 func TestPrometheus3PromtoolAgreesOnRulesFiles(t *testing.T) {
 	promtool := filepath.Join(filepath.Dir(prometheus3(t)), "promtool")
+	v := startMonolith(t, t.TempDir(), "-ruler.max-rule-groups-namespaces-per-workspace=0", "-ruler.max-rules-per-workspace=0")
+	ctx := context.Background()
+	c := ampClient(v.BaseURL())
+	created, err := c.CreateWorkspace(ctx, &amp.CreateWorkspaceInput{})
+	require.NoError(t, err)
 	dir := t.TempDir()
-	for _, tc := range []struct{ name, data string }{
-		{"recording and alerting", contractRules},
-		{"empty", "groups: []\n"},
-		{"labels and annotations templates", "groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: up == 0\n        annotations: {d: \"{{ $value | humanize }}\"}\n"},
-		{"query offset and limit", "groups:\n  - name: g\n    query_offset: 1m\n    limit: 10\n    rules:\n      - record: r\n        expr: up\n"},
-		{"group labels", "groups:\n  - name: g\n    labels: {team: a}\n    rules:\n      - record: r\n        expr: up\n"},
-		{"native histogram functions", "groups:\n  - name: g\n    rules:\n      - record: r\n        expr: histogram_quantile(0.9, rate(h[5m]))\n"},
-		{"UTF-8 record name", "groups:\n  - name: g\n    rules:\n      - record: \"my.metric\"\n        expr: up\n"},
-		{"not YAML", "groups: ["},
-		{"unknown field", "groups:\n  - name: g\n    evaluation: 1m\n    rules:\n      - record: r\n        expr: up\n"},
-		{"bad PromQL", "groups:\n  - name: g\n    rules:\n      - record: r\n        expr: sum(\n"},
-		{"record and alert", "groups:\n  - name: g\n    rules:\n      - record: r\n        alert: A\n        expr: up\n"},
-		{"neither record nor alert", "groups:\n  - name: g\n    rules:\n      - expr: up\n"},
-		{"no expr", "groups:\n  - name: g\n    rules:\n      - record: r\n"},
-		{"duplicate group", "groups:\n  - name: g\n    rules: []\n  - name: g\n    rules: []\n"},
-		{"empty group name", "groups:\n  - name: \"\"\n    rules: []\n"},
-		{"for on a recording rule", "groups:\n  - name: g\n    rules:\n      - record: r\n        expr: up\n        for: 1m\n"},
-		{"bad template", "groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: up\n        annotations: {d: \"{{ $value \"}\n"},
-		{"invalid label name", "groups:\n  - name: g\n    rules:\n      - record: r\n        expr: up\n        labels: {\"__name__\": x}\n"},
+	rule := func(r string) string { return "groups:\n  - name: g\n    rules:\n" + r }
+	chain := strings.Repeat("up + ", 1100) + "up"
+	for i, tc := range []struct {
+		name, data string
+		// vigilOnly: a limit of AMP's or a bound of Vigil's refuses the
+		// file, which promtool accepts; the refusal names it.
+		vigilOnly string
+	}{
+		{name: "recording and alerting", data: contractRules},
+		{name: "empty", data: "groups: []\n"},
+		{name: "labels and annotations templates", data: rule("      - alert: A\n        expr: up == 0\n        annotations: {d: \"{{ $value | humanize }}\"}\n")},
+		{name: "template querying", data: rule("      - alert: A\n        expr: up == 0\n        annotations: {d: '{{ with query \"sum(up)\" }}{{ . | first | value }}{{ end }}'}\n")},
+		{name: "query offset and limit", data: "groups:\n  - name: g\n    query_offset: 1m\n    limit: 10\n    rules:\n      - record: r\n        expr: up\n"},
+		{name: "group labels", data: "groups:\n  - name: g\n    labels: {team: a}\n    rules:\n      - record: r\n        expr: up\n"},
+		{name: "keep_firing_for", data: rule("      - alert: A\n        expr: up == 0\n        for: 1m\n        keep_firing_for: 5m\n")},
+		{name: "native histogram functions", data: rule("      - record: r\n        expr: histogram_quantile(0.9, rate(h[5m]))\n")},
+		{name: "UTF-8 record name", data: rule("      - record: \"my.metric\"\n        expr: up\n")},
+		{name: "UTF-8 selector", data: rule("      - record: r\n        expr: sum({\"my.metric\", job=\"a\"})\n")},
+		{name: "alert name with spaces", data: rule("      - alert: Disk is full\n        expr: up == 0\n")},
+		{name: "not YAML", data: "groups: ["},
+		{name: "unknown group field", data: "groups:\n  - name: g\n    evaluation: 1m\n    rules:\n      - record: r\n        expr: up\n"},
+		{name: "unknown rule field", data: rule("      - record: r\n        expr: up\n        severity: high\n")},
+		{name: "bad PromQL", data: rule("      - record: r\n        expr: sum(\n")},
+		{name: "record and alert", data: rule("      - record: r\n        alert: A\n        expr: up\n")},
+		{name: "neither record nor alert", data: rule("      - expr: up\n")},
+		{name: "no expr", data: rule("      - record: r\n")},
+		{name: "invalid record name", data: rule("      - record: \"\"\n        expr: up\n")},
+		{name: "duplicate group", data: "groups:\n  - name: g\n    rules: []\n  - name: g\n    rules: []\n"},
+		{name: "empty group name", data: "groups:\n  - name: \"\"\n    rules: []\n"},
+		{name: "for on a recording rule", data: rule("      - record: r\n        expr: up\n        for: 1m\n")},
+		{name: "keep_firing_for on a recording rule", data: rule("      - record: r\n        expr: up\n        keep_firing_for: 1m\n")},
+		{name: "bad template", data: rule("      - alert: A\n        expr: up\n        annotations: {d: \"{{ $value \"}\n")},
+		{name: "invalid label name", data: rule("      - record: r\n        expr: up\n        labels: {\"__name__\": x}\n")},
+		{name: "negative limit", data: "groups:\n  - name: g\n    limit: -1\n    rules:\n      - record: r\n        expr: up\n"},
+		{name: "negative query offset", data: "groups:\n  - name: g\n    query_offset: -1m\n    rules:\n      - record: r\n        expr: up\n"},
+		{name: "interval under AMP's 30 s", data: "groups:\n  - name: g\n    interval: 10s\n    rules:\n      - record: r\n        expr: up\n", vigilOnly: "30s"},
+		{name: "expression past Vigil's bound", data: rule("      - record: r\n        expr: " + chain + "\n"), vigilOnly: "binary operators"},
+		{name: "template query past Vigil's bound", data: rule("      - alert: A\n        expr: up == 0\n        annotations: {d: '{{ query \"" + chain + "\" }}'}\n"), vigilOnly: "binary operators"},
+		{name: "file over AMP's 1 MB", data: "# " + strings.Repeat("x", 1<<20) + "\ngroups: []\n", vigilOnly: "1048576"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "_")+".yaml")
 			require.NoError(t, os.WriteFile(path, []byte(tc.data), 0o600))
 			out, promtoolErr := exec.Command(promtool, "check", "rules", path).CombinedOutput()
-			_, vigilErr := controlplane.ParseRules([]byte(tc.data))
+			_, vigilErr := c.CreateRuleGroupsNamespace(ctx, &amp.CreateRuleGroupsNamespaceInput{WorkspaceId: created.WorkspaceId, Name: aws.String(fmt.Sprint("ns-", i)), Data: []byte(tc.data)})
+			if vigilErr != nil {
+				var ve *types.ValidationException
+				require.ErrorAs(t, vigilErr, &ve, "a refused file is a ValidationException")
+			}
+			if tc.vigilOnly != "" {
+				require.NoError(t, promtoolErr, "promtool accepts it: %s", out)
+				require.ErrorContains(t, vigilErr, tc.vigilOnly)
+				return
+			}
 			require.Equal(t, promtoolErr == nil, vigilErr == nil, "promtool: %s\nVigil: %v", out, vigilErr)
 			t.Logf("accepted by both: %v", vigilErr == nil)
 		})
