@@ -66,6 +66,8 @@ type Defaults struct {
 	// mistaken for a smaller ring.
 	UnregisterOnShutdown       bool
 	AutoForgetUnhealthyPeriods int
+	// HeartbeatTimeout: 0 is a minute.
+	HeartbeatTimeout time.Duration
 }
 
 // RegisterFlagsWithPrefix registers the ring's flags as <prefix><name>, for
@@ -76,7 +78,11 @@ func (c *Config) RegisterFlagsWithPrefix(prefix string, d Defaults, f *flag.Flag
 	f.StringVar(&c.KVStore.Store, prefix+"store", "memberlist", "Key-value store of the ring. Supported: memberlist.")
 	f.StringVar(&c.KVStore.Prefix, prefix+"prefix", "collectors/", "Key prefix of the ring in the key-value store.")
 	f.DurationVar(&c.HeartbeatPeriod, prefix+"heartbeat-period", 5*time.Second, fmt.Sprintf("How often each %s refreshes its heartbeat in the ring.", m))
-	f.DurationVar(&c.HeartbeatTimeout, prefix+"heartbeat-timeout", time.Minute, fmt.Sprintf("An instance of the %s ring whose heartbeat is older than this is unhealthy and skipped.", m))
+	timeout := d.HeartbeatTimeout
+	if timeout == 0 {
+		timeout = time.Minute
+	}
+	f.DurationVar(&c.HeartbeatTimeout, prefix+"heartbeat-timeout", timeout, fmt.Sprintf("An instance of the %s ring whose heartbeat is older than this is unhealthy and skipped.", m))
 	f.IntVar(&c.ReplicationFactor, prefix+"replication-factor", d.ReplicationFactor, "Number of instances each key is placed on. Use 3 with zone awareness in a cluster, as AMP replicates ingested data three ways across availability zones.")
 	f.BoolVar(&c.ZoneAwarenessEnabled, prefix+"zone-awareness-enabled", false, "Place the replicas of each key in different zones.")
 	f.StringVar(&c.InstanceID, prefix+"instance-id", "", fmt.Sprintf("This %s's unique ID in the ring. Empty: the hostname.", m))

@@ -60,13 +60,16 @@ const (
 )
 
 // ringDefaults: a ruler holds no data; one that left or died is forgotten
-// soon, so that its groups move on.
+// soon, so that its groups move on. Its heartbeat times out after three
+// missed heartbeats, so that a dead ruler's groups move within AMP's
+// shortest evaluation interval (30 s): the timeout plus a poll.
 var ringDefaults = ringmember.Defaults{
 	Member:                     "ruler",
 	ReplicationFactor:          1,
 	NumTokens:                  128,
 	UnregisterOnShutdown:       true,
 	AutoForgetUnhealthyPeriods: 2,
+	HeartbeatTimeout:           15 * time.Second,
 }
 
 // RegisterFlags registers the ruler's flags.
@@ -76,7 +79,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.StringVar(&c.AlertmanagerURL, "ruler.alertmanager-url", "", "Alertmanager the alerts of each workspace are sent to (its v2 API); {workspace} in the URL is replaced by the workspace ID. Empty: alerts are evaluated (the ALERTS series, the alerts API) but sent nowhere.")
 	f.DurationVar(&c.ResendDelay, "ruler.resend-delay", time.Minute, "How long a firing alert waits before it is sent to the Alertmanager again (Prometheus's --rules.alert.resend-delay).")
 	f.DurationVar(&c.OutageTolerance, "ruler.for-outage-tolerance", time.Hour, "Longest ruler outage after which an alert's for state is not restored (Prometheus's --rules.alert.for-outage-tolerance).")
-	f.DurationVar(&c.HandoffWait, "ruler.handoff-wait", 0, "How long a ruler waits before it evaluates a group it was not evaluating (handed over by another ruler, or at its start), so that the ruler it comes from has stopped it first: no group is evaluated by two rulers at once. It must cover a poll of the other ruler and the time the ring takes to reach both. 0: twice -ruler.poll-interval; negative: no wait.")
+	f.DurationVar(&c.HandoffWait, "ruler.handoff-wait", 0, "How long a ruler waits before it evaluates a group it was not evaluating (handed over by a ruler still heartbeating, or at its start), so that the ruler it comes from has stopped it first: no group is evaluated by two rulers at once. A group whose ruler is gone (its heartbeat timed out, or it left the ring) starts at once. It must cover a poll of the other ruler and the time the ring takes to reach both. 0: twice -ruler.poll-interval; negative: no wait.")
 	f.DurationVar(&c.ForGracePeriod, "ruler.for-grace-period", 10*time.Minute, "Least for duration left to an alert restored after a restart (Prometheus's --rules.alert.for-grace-period).")
 	c.Ring.RegisterFlagsWithPrefix("ruler.ring.", ringDefaults, f)
 	c.Client.RegisterFlagsWithPrefix("ruler.client", f)
@@ -176,6 +179,9 @@ type Ruler struct {
 	taken       map[string]time.Time
 	lastFiles   map[string][]RulesFile // the files read last; under syncMu
 	handoffWait time.Duration
+	// lastOwners are the rulers of the last ring read: where a group this
+	// ruler takes comes from.
+	lastOwners owners
 	now         func() time.Time
 
 	mu         sync.Mutex
@@ -254,6 +260,25 @@ func (rl *Ruler) stopping(error) error {
 
 var ownerOp = ring.NewOp([]ring.InstanceState{ring.ACTIVE}, nil)
 
+// aliveOp takes every ruler of the ring whose heartbeat is fresh, whatever
+// its state: one that is LEAVING may still be evaluating its groups.
+var aliveOp = ring.NewOp([]ring.InstanceState{ring.ACTIVE, ring.LEAVING, ring.PENDING, ring.JOINING}, nil)
+
+// goneNow reports, for each ruler, whether it is known to evaluate nothing:
+// it left the ring (a ruler stops its groups before it leaves) or its
+// heartbeat timed out. A ring that cannot be read says nothing is gone.
+func (rl *Ruler) goneNow() func(id string) bool {
+	rs, err := rl.ring.GetAllHealthy(aliveOp)
+	if err != nil {
+		return func(string) bool { return false }
+	}
+	alive := map[string]bool{}
+	for _, inst := range rs.Instances {
+		alive[inst.Id] = true
+	}
+	return func(id string) bool { return !alive[id] }
+}
+
 // owners picks each group's ruler among the healthy ACTIVE rulers of the
 // ring by rendezvous hashing: every ruler with the same view of the ring
 // picks the same one, and when a ruler goes only its groups move.
@@ -321,6 +346,7 @@ func (rl *Ruler) Sync(ctx context.Context) error {
 		rl.syncs.WithLabelValues("failure").Inc()
 	}
 	evaluating := rl.evaluating()
+	left := rl.goneNow()
 	now := rl.now()
 	owned := map[string][]Namespace{}
 	groups := 0
@@ -351,9 +377,13 @@ func (rl *Ruler) Sync(ctx context.Context) error {
 					continue
 				}
 				// A group this ruler does not evaluate yet starts once the
-				// ruler it comes from has stopped it.
+				// ruler it comes from has stopped it: at once when that
+				// ruler is gone (dead or left), otherwise after the wait,
+				// which covers that ruler's next poll. At start, where the
+				// group comes from is not known: the wait.
 				gk := key + "\x00" + g.Name
-				if !evaluating[gk] && rl.handoffWait > 0 {
+				from := rl.lastOwners.of(ws, f.Name, g.Name)
+				if !evaluating[gk] && rl.handoffWait > 0 && (from == "" || from == self || !left(from)) {
 					since, ok := rl.taken[gk]
 					if !ok {
 						since = now
@@ -412,6 +442,9 @@ func (rl *Ruler) Sync(ctx context.Context) error {
 		}
 	}
 	rl.evaluated.Set(float64(groups))
+	if ringErr == nil {
+		rl.lastOwners = who
+	}
 	if err != nil {
 		return err
 	}

@@ -19,17 +19,18 @@ import (
 // twoRulers is a ruler ring of "a" and "b", one of them down if set.
 type twoRulers struct {
 	ring.ReadRing
-	down string
-	err  error // the ring cannot be read
+	down    string // its heartbeat timed out
+	leaving string // heartbeating, LEAVING
+	err     error  // the ring cannot be read
 }
 
-func (r twoRulers) GetAllHealthy(ring.Operation) (ring.ReplicationSet, error) {
+func (r twoRulers) GetAllHealthy(op ring.Operation) (ring.ReplicationSet, error) {
 	if r.err != nil {
 		return ring.ReplicationSet{}, r.err
 	}
 	var rs ring.ReplicationSet
 	for _, id := range []string{"a", "b"} {
-		if id != r.down {
+		if id != r.down && (id != r.leaving || op.IsInstanceInStateHealthy(ring.LEAVING)) {
 			rs.Instances = append(rs.Instances, ring.InstanceDesc{Id: id})
 		}
 	}
@@ -151,8 +152,10 @@ func TestUsagePerWorkspaceAndGroup(t *testing.T) {
 
 // TestTakenGroupsWaitForTheirLastRuler: a group a ruler was not evaluating
 // starts only -ruler.handoff-wait after the ruler found it owns it, so that
-// the ruler it comes from has stopped it; a group it evaluates keeps going
-// through a new revision of its file, and one handed away stops at once.
+// the ruler it comes from has stopped it (at its start, and from a ruler
+// still heartbeating); at once when that ruler is gone (its heartbeat timed
+// out, or it left the ring). A group it evaluates keeps going through a new
+// revision of its file, and one handed away stops at once.
 func TestTakenGroupsWaitForTheirLastRuler(t *testing.T) {
 	var data string
 	for i := 0; i < 8; i++ {
@@ -180,19 +183,27 @@ func TestTakenGroupsWaitForTheirLastRuler(t *testing.T) {
 	require.NoError(t, rl.Sync(ctx))
 	require.Len(t, groupNames(rl, "ws-1"), 8, "a new revision does not wait")
 
-	// b comes back: a stops b's groups at once, and waits again for
-	// those that come back to it.
+	// b comes back: a stops b's groups at once. b leaves, still
+	// heartbeating: a waits again for the groups that come back to it.
 	rl.ring = twoRulers{}
 	require.NoError(t, rl.Sync(ctx))
 	mine := groupNames(rl, "ws-1")
 	require.NotEmpty(t, mine)
 	require.Less(t, len(mine), 8)
-	rl.ring = twoRulers{down: "b"}
+	rl.ring = twoRulers{leaving: "b"}
 	require.NoError(t, rl.Sync(ctx))
-	require.Equal(t, mine, groupNames(rl, "ws-1"))
+	require.Equal(t, mine, groupNames(rl, "ws-1"), "b may still evaluate them")
 	clock = clock.Add(5 * time.Second)
 	require.NoError(t, rl.Sync(ctx))
 	require.Len(t, groupNames(rl, "ws-1"), 8)
+
+	// b is back, then dies: a takes its groups at once, nothing to wait for.
+	rl.ring = twoRulers{}
+	require.NoError(t, rl.Sync(ctx))
+	require.Equal(t, mine, groupNames(rl, "ws-1"))
+	rl.ring = twoRulers{down: "b"}
+	require.NoError(t, rl.Sync(ctx))
+	require.Len(t, groupNames(rl, "ws-1"), 8, "a dead ruler's groups move at the first poll that sees it dead")
 }
 
 // failingFiles is a store whose reads fail while failing is set.
