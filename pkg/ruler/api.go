@@ -97,10 +97,13 @@ var apiOp = ring.NewOp([]ring.InstanceState{ring.ACTIVE, ring.LEAVING}, nil)
 
 // Bounds on the rules and alerts APIs, whose answers every ruler renders
 // and this process merges in memory: at most maxAPIAnswerBytes of rulers'
-// answers per request, at most maxAPIRequests requests at once.
+// answers per request, at most maxAPIRequests requests at once, of which
+// at most maxAPIRequestsPerWorkspace for one workspace (its further
+// requests wait for its own, not taking the others' slots).
 const (
-	maxAPIAnswerBytes = 32 << 20
-	maxAPIRequests    = 4
+	maxAPIAnswerBytes          = 32 << 20
+	maxAPIRequests             = 4
+	maxAPIRequestsPerWorkspace = 1
 )
 
 // API serves Prometheus's rules and alerts APIs for the workspace of each
@@ -111,12 +114,63 @@ type API struct {
 	client func(ring.InstanceDesc) (Client, error)
 	logger log.Logger
 	slots  chan struct{}
+
+	mu sync.Mutex
+	// perWorkspace are the slots of each workspace with requests running
+	// or waiting.
+	perWorkspace map[string]*workspaceSlots
+}
+
+type workspaceSlots struct {
+	slots chan struct{}
+	users int // requests running or waiting
 }
 
 // NewAPI returns the rules and alerts APIs over the rulers of r, reached
 // through client.
 func NewAPI(r ring.ReadRing, client func(ring.InstanceDesc) (Client, error), logger log.Logger) *API {
-	return &API{ring: r, client: client, logger: logger, slots: make(chan struct{}, maxAPIRequests)}
+	return &API{ring: r, client: client, logger: logger, slots: make(chan struct{}, maxAPIRequests), perWorkspace: map[string]*workspaceSlots{}}
+}
+
+// acquire waits for a slot of the workspace, then for one of the process;
+// release gives both back.
+func (a *API) acquire(ctx context.Context, ws string) (release func(), err error) {
+	a.mu.Lock()
+	own := a.perWorkspace[ws]
+	if own == nil {
+		own = &workspaceSlots{slots: make(chan struct{}, maxAPIRequestsPerWorkspace)}
+		a.perWorkspace[ws] = own
+	}
+	own.users++
+	a.mu.Unlock()
+	leave := func() {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if own.users--; own.users == 0 {
+			delete(a.perWorkspace, ws)
+		}
+	}
+	cancelled := func() error {
+		return apierror.New(apierror.Unavailable, "", "request cancelled while waiting for one of the rules API's %d slots (%d per workspace)", maxAPIRequests, maxAPIRequestsPerWorkspace)
+	}
+	select {
+	case own.slots <- struct{}{}:
+	case <-ctx.Done():
+		leave()
+		return nil, cancelled()
+	}
+	select {
+	case a.slots <- struct{}{}:
+	case <-ctx.Done():
+		<-own.slots
+		leave()
+		return nil, cancelled()
+	}
+	return func() {
+		<-a.slots
+		<-own.slots
+		leave()
+	}, nil
 }
 
 // ServeHTTP serves /api/v1/rules and /api/v1/alerts.
@@ -136,13 +190,12 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		apierror.WritePrometheus(w, apierror.New(apierror.BadData, apierror.IDMissingTenant, "no workspace on the request"))
 		return
 	}
-	select {
-	case a.slots <- struct{}{}:
-		defer func() { <-a.slots }()
-	case <-r.Context().Done():
-		apierror.WritePrometheus(w, apierror.New(apierror.Unavailable, "", "request cancelled while waiting for one of the %d rules API slots", maxAPIRequests))
+	release, err := a.acquire(r.Context(), ws)
+	if err != nil {
+		apierror.WritePrometheus(w, err)
 		return
 	}
+	defer release()
 	query := r.URL.Query()
 	var page pageRequest
 	if path == rulesPath {

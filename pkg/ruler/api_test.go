@@ -219,3 +219,42 @@ func TestMergeListsAMovingGroupOnce(t *testing.T) {
 	require.NoError(t, err)
 	require.JSONEq(t, `{"alerts":[{"labels":{"alertname":"A","x":"1"},"state":"firing"},{"labels":{"alertname":"A","x":"1"},"state":"firing"}]}`, string(b))
 }
+
+// TestRulesAPISlotsAreSharedByWorkspaces: one workspace's requests hold at
+// most one of the process's slots at a time, its others waiting for it, so
+// that slow requests of one workspace do not hold back another's.
+func TestRulesAPISlotsAreSharedByWorkspaces(t *testing.T) {
+	api := NewAPI(twoRulers{}, nil, log.NewNopLogger())
+	ctx := context.Background()
+	var held []func()
+	release, err := api.acquire(ctx, "ws-slow")
+	require.NoError(t, err)
+	held = append(held, release)
+
+	// The slow workspace's next request waits, until cancelled.
+	waiting, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	_, err = api.acquire(waiting, "ws-slow")
+	require.ErrorContains(t, err, "cancelled while waiting")
+
+	// The others take the process's remaining slots.
+	for i := 1; i < maxAPIRequests; i++ {
+		release, err := api.acquire(ctx, fmt.Sprint("ws-", i))
+		require.NoError(t, err)
+		held = append(held, release)
+	}
+	full, cancel2 := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel2()
+	_, err = api.acquire(full, "ws-another")
+	require.Error(t, err, "every slot of the process is taken")
+
+	for _, release := range held {
+		release()
+	}
+	release, err = api.acquire(ctx, "ws-slow")
+	require.NoError(t, err, "released")
+	release()
+	api.mu.Lock()
+	defer api.mu.Unlock()
+	require.Empty(t, api.perWorkspace, "no workspace's slots kept once idle")
+}
