@@ -19,6 +19,7 @@ import (
 	"github.com/vigil-metrics/vigil/pkg/apierror"
 	"github.com/vigil-metrics/vigil/pkg/logging"
 	"github.com/vigil-metrics/vigil/pkg/promapi"
+	"github.com/vigil-metrics/vigil/pkg/slots"
 	"github.com/vigil-metrics/vigil/pkg/tenant"
 )
 
@@ -79,8 +80,8 @@ func NewHandler(cfg Config, engine promql.QueryEngine, queryable *Queryable, lim
 	// At most MaxConcurrent requests evaluate at once; the rest wait for a
 	// slot, at most slotWait, so that waiting plus evaluating stays within
 	// the HTTP server's write timeout.
-	slots := make(chan struct{}, cfg.MaxConcurrent)
-	perWorkspace := newWorkspaceSlots()
+	running := make(chan struct{}, cfg.MaxConcurrent)
+	perWorkspace := slots.NewKeyed()
 	g := &guard{limits: limits}
 	metadata, buildInfo := metadataHandler(queryable), buildInfoHandler()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -109,15 +110,21 @@ func NewHandler(cfg Config, engine promql.QueryEngine, queryable *Queryable, lim
 		r = r.WithContext(withUserAgent(withQSPThresholds(r.Context(), qsp), r.UserAgent()))
 		wait := time.NewTimer(slotWait)
 		defer wait.Stop()
-		release, err := perWorkspace.acquire(r.Context(), ws, limits.MaxConcurrentQueries(ws), wait.C)
-		if err != nil {
-			apierror.WritePrometheus(w, err)
+		limit := limits.MaxConcurrentQueries(ws)
+		release, err := perWorkspace.Acquire(r.Context(), ws, limit, wait.C)
+		switch {
+		case errors.Is(err, slots.ErrNoneFree):
+			apierror.WritePrometheus(w, apierror.New(apierror.TooManyRequests, apierror.IDWorkspaceQueryConcurrency,
+				"too many concurrent queries of this workspace: no slot of its %d free within %s (-querier.max-concurrent-queries-per-workspace)", limit, slotWait))
+			return
+		case err != nil:
+			apierror.WritePrometheus(w, apierror.New(apierror.Unavailable, "", "request cancelled while waiting for a query slot of its workspace"))
 			return
 		}
 		defer release()
 		select {
-		case slots <- struct{}{}:
-			defer func() { <-slots }()
+		case running <- struct{}{}:
+			defer func() { <-running }()
 		case <-wait.C:
 			apierror.WritePrometheus(w, apierror.New(apierror.TooManyRequests, "", "too many concurrent queries: no query slot free within %s (-querier.max-concurrent)", slotWait))
 			return

@@ -27,6 +27,7 @@ import (
 
 	"github.com/vigil-metrics/vigil/pkg/apierror"
 	"github.com/vigil-metrics/vigil/pkg/promapi"
+	"github.com/vigil-metrics/vigil/pkg/slots"
 	"github.com/vigil-metrics/vigil/pkg/tenant"
 )
 
@@ -115,61 +116,35 @@ type API struct {
 	logger log.Logger
 	slots  chan struct{}
 
-	mu sync.Mutex
-	// perWorkspace are the slots of each workspace with requests running
-	// or waiting.
-	perWorkspace map[string]*workspaceSlots
-}
-
-type workspaceSlots struct {
-	slots chan struct{}
-	users int // requests running or waiting
+	// perWorkspace are the slots of each workspace.
+	perWorkspace *slots.Keyed
 }
 
 // NewAPI returns the rules and alerts APIs over the rulers of r, reached
 // through client.
 func NewAPI(r ring.ReadRing, client func(ring.InstanceDesc) (Client, error), logger log.Logger) *API {
-	return &API{ring: r, client: client, logger: logger, slots: make(chan struct{}, maxAPIRequests), perWorkspace: map[string]*workspaceSlots{}}
+	return &API{ring: r, client: client, logger: logger, slots: make(chan struct{}, maxAPIRequests), perWorkspace: slots.NewKeyed()}
 }
 
 // acquire waits for a slot of the workspace, then for one of the process;
 // release gives both back.
 func (a *API) acquire(ctx context.Context, ws string) (release func(), err error) {
-	a.mu.Lock()
-	own := a.perWorkspace[ws]
-	if own == nil {
-		own = &workspaceSlots{slots: make(chan struct{}, maxAPIRequestsPerWorkspace)}
-		a.perWorkspace[ws] = own
-	}
-	own.users++
-	a.mu.Unlock()
-	leave := func() {
-		a.mu.Lock()
-		defer a.mu.Unlock()
-		if own.users--; own.users == 0 {
-			delete(a.perWorkspace, ws)
-		}
-	}
 	cancelled := func() error {
 		return apierror.New(apierror.Unavailable, "", "request cancelled while waiting for one of the rules API's %d slots (%d per workspace)", maxAPIRequests, maxAPIRequestsPerWorkspace)
 	}
-	select {
-	case own.slots <- struct{}{}:
-	case <-ctx.Done():
-		leave()
+	own, err := a.perWorkspace.Acquire(ctx, ws, maxAPIRequestsPerWorkspace, nil)
+	if err != nil {
 		return nil, cancelled()
 	}
 	select {
 	case a.slots <- struct{}{}:
 	case <-ctx.Done():
-		<-own.slots
-		leave()
+		own()
 		return nil, cancelled()
 	}
 	return func() {
 		<-a.slots
-		<-own.slots
-		leave()
+		own()
 	}, nil
 }
 

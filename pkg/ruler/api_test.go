@@ -254,7 +254,5 @@ func TestRulesAPISlotsAreSharedByWorkspaces(t *testing.T) {
 	release, err = api.acquire(ctx, "ws-slow")
 	require.NoError(t, err, "released")
 	release()
-	api.mu.Lock()
-	defer api.mu.Unlock()
-	require.Empty(t, api.perWorkspace, "no workspace's slots kept once idle")
+	require.Zero(t, api.perWorkspace.Len(), "no workspace's slots kept once idle")
 }

@@ -182,7 +182,7 @@ type Ruler struct {
 	// lastOwners are the rulers of the last ring read: where a group this
 	// ruler takes comes from.
 	lastOwners owners
-	now         func() time.Time
+	now        func() time.Time
 
 	mu         sync.Mutex
 	workspaces map[string]*workspaceRules
