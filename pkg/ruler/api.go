@@ -118,12 +118,21 @@ type API struct {
 
 	// perWorkspace are the slots of each workspace.
 	perWorkspace *slots.Keyed
+	// noRules is Prometheus's rules and alerts API over no rules, which
+	// answers when the ring has no ruler.
+	noRules http.Handler
 }
 
 // NewAPI returns the rules and alerts APIs over the rulers of r, reached
 // through client.
 func NewAPI(r ring.ReadRing, client func(ring.InstanceDesc) (Client, error), logger log.Logger) *API {
-	return &API{ring: r, client: client, logger: logger, slots: make(chan struct{}, maxAPIRequests), perWorkspace: slots.NewKeyed()}
+	none := promapi.New(promapi.Options{
+		Rules:  func(context.Context) v1.RulesRetriever { return workspaceGroups(nil) },
+		Logger: logger,
+	})
+	router := route.New()
+	none.Register(router.WithPrefix("/api/v1"))
+	return &API{ring: r, client: client, logger: logger, slots: make(chan struct{}, maxAPIRequests), perWorkspace: slots.NewKeyed(), noRules: router}
 }
 
 // acquire waits for a slot of the workspace, then for one of the process;
@@ -185,6 +194,13 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		query.Del("group_next_token")
 	}
 	answers, failed := a.fanOut(r.Context(), ws, path, query)
+	if failed != nil && failed.noRuler {
+		// Prometheus's API over no rules answers, its filters checked.
+		r2 := r.Clone(r.Context())
+		r2.URL.Path, r2.URL.RawPath = path, ""
+		a.noRules.ServeHTTP(w, r2)
+		return
+	}
 	if failed != nil {
 		// A ruler refusing the request (a bad filter) refuses it as
 		// Prometheus would: its answer is passed on.
@@ -214,6 +230,8 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 type failure struct {
 	resp *httpgrpc.HTTPResponse
 	err  error
+	// noRuler: the ring has no ruler, so no rules are evaluated.
+	noRuler bool
 }
 
 // fanOut asks every ruler for the workspace's rules or alerts; it returns
@@ -226,7 +244,7 @@ func (a *API) fanOut(ctx context.Context, ws, path string, query url.Values) ([]
 	}
 	rs, err := a.ring.GetAllHealthy(apiOp)
 	if errors.Is(err, ring.ErrEmptyRing) {
-		return nil, nil // no ruler: no rules evaluated
+		return nil, &failure{noRuler: true}
 	}
 	if err != nil {
 		return nil, &failure{err: unavailable("cannot read the ruler ring: %v", err)}
@@ -238,7 +256,7 @@ func (a *API) fanOut(ctx context.Context, ws, path string, query url.Values) ([]
 	}
 	var (
 		mu      sync.Mutex
-		answers []json.RawMessage
+		answers []rulerAnswer
 		size    int
 		first   *failure
 		wg      sync.WaitGroup
@@ -262,7 +280,7 @@ func (a *API) fanOut(ctx context.Context, ws, path string, query url.Values) ([]
 				answers = nil
 			}
 			if first == nil {
-				answers = append(answers, data)
+				answers = append(answers, rulerAnswer{inst.Id, data})
 			}
 		}()
 	}
@@ -270,7 +288,19 @@ func (a *API) fanOut(ctx context.Context, ws, path string, query url.Values) ([]
 	if first != nil {
 		return nil, first
 	}
-	return answers, nil
+	// In the rulers' order, not their answers': the alerts API lists
+	// alerts in the same order from one request to the next.
+	slices.SortFunc(answers, func(a, b rulerAnswer) int { return strings.Compare(a.ruler, b.ruler) })
+	out := make([]json.RawMessage, len(answers))
+	for i, a := range answers {
+		out[i] = a.data
+	}
+	return out, nil
+}
+
+type rulerAnswer struct {
+	ruler string
+	data  json.RawMessage
 }
 
 // ask asks one ruler.

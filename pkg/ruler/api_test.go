@@ -256,3 +256,52 @@ func TestRulesAPISlotsAreSharedByWorkspaces(t *testing.T) {
 	release()
 	require.Zero(t, api.perWorkspace.Len(), "no workspace's slots kept once idle")
 }
+
+// TestRulesAPIWithoutRulers: with no ruler in the ring, Prometheus's API
+// over no rules answers: empty lists, and its own refusals of bad filters.
+func TestRulesAPIWithoutRulers(t *testing.T) {
+	api := NewAPI(twoRulers{err: ring.ErrEmptyRing}, nil, log.NewNopLogger())
+	get := func(path string, q url.Values) (int, apiAnswer, string) {
+		r := httptest.NewRequest(http.MethodGet, path+"?"+q.Encode(), nil)
+		r = r.WithContext(tenant.WithID(r.Context(), "ws-1"))
+		w := httptest.NewRecorder()
+		api.ServeHTTP(w, r)
+		var a apiAnswer
+		require.NoError(t, json.Unmarshal(w.Body.Bytes(), &a), w.Body.String())
+		return w.Code, a, w.Body.String()
+	}
+	code, a, body := get(rulesPath, nil)
+	require.Equal(t, http.StatusOK, code, body)
+	require.Contains(t, body, `"groups":[]`)
+	code, _, body = get(alertsPath, nil)
+	require.Equal(t, http.StatusOK, code, body)
+	require.Contains(t, body, `"alerts":[]`)
+	for _, q := range []url.Values{{"type": {"bogus"}}, {"match[]": {"{"}}, {"exclude_alerts": {"maybe"}}} {
+		code, a, body = get(rulesPath, q)
+		require.Equal(t, http.StatusBadRequest, code, "%v: %s", q, body)
+		require.Equal(t, "bad_data", a.ErrorType)
+	}
+}
+
+// TestAlertsInTheRulersOrder: the alerts API lists the rulers' alerts in
+// the order of the rulers, whichever answers first.
+func TestAlertsInTheRulersOrder(t *testing.T) {
+	api := NewAPI(twoRulers{}, func(inst ring.InstanceDesc) (Client, error) {
+		return func(context.Context, *httpgrpc.HTTPRequest) (*httpgrpc.HTTPResponse, error) {
+			if inst.Id == "a" {
+				time.Sleep(50 * time.Millisecond) // a answers last
+			}
+			body := fmt.Sprintf(`{"status":"success","data":{"alerts":[{"labels":{"alertname":"from-%s"},"state":"firing"}]}}`, inst.Id)
+			return &httpgrpc.HTTPResponse{Code: http.StatusOK, Body: []byte(body)}, nil
+		}, nil
+	}, log.NewNopLogger())
+	r := httptest.NewRequest(http.MethodGet, alertsPath, nil)
+	r = r.WithContext(tenant.WithID(r.Context(), "ws-1"))
+	w := httptest.NewRecorder()
+	api.ServeHTTP(w, r)
+	var a apiAnswer
+	require.NoError(t, json.Unmarshal(w.Body.Bytes(), &a), w.Body.String())
+	require.Len(t, a.Data.Alerts, 2)
+	require.Equal(t, "from-a", a.Data.Alerts[0].Labels["alertname"])
+	require.Equal(t, "from-b", a.Data.Alerts[1].Labels["alertname"])
+}
