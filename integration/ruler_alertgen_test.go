@@ -58,7 +58,8 @@ func (f *fakeAlertmanager) got() []amNotification {
 }
 
 // The alert generator specification's settings, scaled down: a group
-// interval of 2 s, a resend delay of 3 s, for: 4 s.
+// interval of 2 s, a resend delay of 3 s (or 1 s, below the interval), for:
+// 4 s.
 const (
 	specInterval = 2 * time.Second
 	specResend   = 3 * time.Second
@@ -73,12 +74,12 @@ const (
 // interval) after the evaluation, templated annotations, and resolved
 // alerts sent with endsAt at their resolution and re-sent for 15 minutes
 // (checked to the end when retention is set; that takes 16 minutes).
-func runAlertGeneratorSpec(t *testing.T, retention bool) {
+func runAlertGeneratorSpec(t *testing.T, resend time.Duration, retention bool) {
 	am := &fakeAlertmanager{}
 	amSrv := httptest.NewServer(am)
 	t.Cleanup(amSrv.Close)
 	v := startMonolith(t, t.TempDir(), "-ruler.poll-interval=200ms", "-ruler.min-evaluation-interval=1s",
-		"-ruler.resend-delay="+specResend.String(), "-ruler.alertmanager-url="+amSrv.URL)
+		"-ruler.resend-delay="+resend.String(), "-ruler.alertmanager-url="+amSrv.URL)
 	base := v.BaseURL()
 	ws := createWorkspace(t, base, "alertgen")
 	ctx := context.Background()
@@ -180,7 +181,7 @@ func runAlertGeneratorSpec(t *testing.T, retention bool) {
 	firedAt := fired[0].Timestamp.Time()
 	sent := firing()
 	require.False(t, am.got()[0].received.Before(firedAt), "nothing is sent while pending")
-	delta := max(specResend, specInterval)
+	delta := max(resend, specInterval)
 	for i, a := range sent {
 		require.Equal(t, map[string]string{"alertname": "SpecAlert", "instance": "a", "severity": "page"}, a.Labels)
 		require.Equal(t, "value 15 of a", a.Annotations["summary"])
@@ -192,7 +193,7 @@ func runAlertGeneratorSpec(t *testing.T, retention bool) {
 			gap := a.EndsAt.Sub(sent[i-1].EndsAt)
 			// Re-sent at the first evaluation at least the resend delay
 			// after the last send.
-			require.Equal(t, specResend.Truncate(specInterval)+specInterval, gap, "re-sent every resend delay, at an evaluation")
+			require.Equal(t, resend.Truncate(specInterval)+specInterval, gap, "re-sent every resend delay, at an evaluation")
 		}
 	}
 
@@ -236,4 +237,11 @@ func runAlertGeneratorSpec(t *testing.T, retention bool) {
 
 // TestAlertGeneratorSpec runs the alert generator specification up to the
 // resolved alert's re-sends (make e2e runs it to their 15 minutes' end).
-func TestAlertGeneratorSpec(t *testing.T) { runAlertGeneratorSpec(t, false) }
+func TestAlertGeneratorSpec(t *testing.T) { runAlertGeneratorSpec(t, specResend, false) }
+
+// TestAlertGeneratorSpecResendBelowInterval: with a resend delay shorter
+// than the interval, firing alerts are sent at every evaluation and endsAt
+// is 4 x the interval after it (the max of the two).
+func TestAlertGeneratorSpecResendBelowInterval(t *testing.T) {
+	runAlertGeneratorSpec(t, specInterval/2, false)
+}
