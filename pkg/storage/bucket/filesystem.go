@@ -56,7 +56,12 @@ func (b atomicFilesystem) Upload(ctx context.Context, name string, r io.Reader, 
 	if err != nil {
 		return err
 	}
-	_, err = io.Copy(f, r)
+	// Readable as objstore's own uploads are (CreateTemp makes it 0600):
+	// other processes sharing the directory read it.
+	err = f.Chmod(0o644)
+	if err == nil {
+		_, err = io.Copy(f, r)
+	}
 	if err != nil {
 		err = fmt.Errorf("copy to %s: %w", file, err)
 	}

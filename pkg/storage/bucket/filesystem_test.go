@@ -71,6 +71,10 @@ func TestFilesystemUploadsAreAtomic(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, left, "no temporary file left behind")
 
+	st, err := os.Stat(filepath.Join(dir, "bucket", "control", "doc.json"))
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o644), st.Mode().Perm(), "readable by other processes sharing the directory")
+
 	// Nothing lists the uploads directory as an object.
 	var names []string
 	require.NoError(t, bkt.Iter(ctx, "control/", func(name string) error {
