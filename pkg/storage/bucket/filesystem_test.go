@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -87,3 +88,59 @@ func TestFilesystemUploadsAreAtomic(t *testing.T) {
 type failingReader struct{}
 
 func (failingReader) Read([]byte) (int, error) { return 0, errors.New("connection reset") }
+
+// TestFilesystemDeleteBesideAnUpload: deleting an object whose directory
+// an upload is about to rename into leaves that upload whole (objstore's
+// Delete removed the directory it found empty, whatever came into it).
+func TestFilesystemDeleteBesideAnUpload(t *testing.T) {
+	bkt, err := NewClient(Config{Backend: Filesystem}, t.TempDir(), nil)
+	require.NoError(t, err)
+	ctx := context.Background()
+	require.NoError(t, bkt.Upload(ctx, "ws/markers/b1", bytes.NewReader([]byte("1"))))
+	pr, pw := io.Pipe()
+	uploaded := make(chan error, 1)
+	go func() { uploaded <- bkt.Upload(ctx, "ws/markers/b2", pr) }()
+	_, err = pw.Write([]byte("2")) // the upload is under way
+	require.NoError(t, err)
+	require.NoError(t, bkt.Delete(ctx, "ws/markers/b1"))
+	require.NoError(t, pw.Close())
+	require.NoError(t, <-uploaded)
+	rc, err := bkt.Get(ctx, "ws/markers/b2")
+	require.NoError(t, err)
+	got, err := io.ReadAll(rc)
+	require.NoError(t, err)
+	require.NoError(t, rc.Close())
+	require.Equal(t, "2", string(got))
+
+	// Its directories go once empty, not before.
+	require.NoError(t, bkt.Delete(ctx, "ws/markers/b2"))
+	ok, err := bkt.Exists(ctx, "ws/markers/b2")
+	require.NoError(t, err)
+	require.False(t, ok)
+	var names []string
+	require.NoError(t, bkt.Iter(ctx, "", func(name string) error {
+		names = append(names, name)
+		return nil
+	}))
+	require.Empty(t, names, "ws/ removed once empty (and the empty uploads directory is not listed)")
+}
+
+// TestFilesystemStaleUploadsRemoved: files a killed process left in the
+// uploads directory are removed when the bucket is opened, once an hour
+// old; younger ones may be another process's uploads under way.
+func TestFilesystemStaleUploadsRemoved(t *testing.T) {
+	dir := t.TempDir()
+	uploads := filepath.Join(dir, "bucket", uploadsDir)
+	require.NoError(t, os.MkdirAll(uploads, 0o755))
+	old, young := filepath.Join(uploads, "object-old"), filepath.Join(uploads, "object-young")
+	for _, f := range []string{old, young} {
+		require.NoError(t, os.WriteFile(f, []byte("x"), 0o644))
+	}
+	require.NoError(t, os.Chtimes(old, time.Now().Add(-2*time.Hour), time.Now().Add(-2*time.Hour)))
+	_, err := NewClient(Config{Backend: Filesystem}, dir, nil)
+	require.NoError(t, err)
+	_, err = os.Stat(old)
+	require.True(t, os.IsNotExist(err), "the stale upload is removed")
+	_, err = os.Stat(young)
+	require.NoError(t, err, "a young one is kept")
+}
