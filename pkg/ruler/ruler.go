@@ -179,9 +179,10 @@ type Ruler struct {
 	taken       map[string]time.Time
 	lastFiles   map[string][]RulesFile // the files read last; under syncMu
 	handoffWait time.Duration
-	// lastOwners are the rulers of the last ring read: where a group this
-	// ruler takes comes from.
-	lastOwners owners
+	// lastOwners are the rulers of the last ring read, at lastOwnersAt:
+	// where a group this ruler takes comes from.
+	lastOwners   owners
+	lastOwnersAt time.Time
 	now        func() time.Time
 
 	mu         sync.Mutex
@@ -306,11 +307,22 @@ func (o owners) of(workspace, namespace, group string) string {
 			_, _ = h.Write([]byte(s))
 			_, _ = h.Write([]byte{0})
 		}
-		if score := h.Sum64(); best == "" || score > bestScore || (score == bestScore && id < best) {
+		if score := mix64(h.Sum64()); best == "" || score > bestScore || (score == bestScore && id < best) {
 			best, bestScore = id, score
 		}
 	}
 	return best
+}
+
+// mix64 is SplitMix64's finaliser: FNV-1a's hashes of keys that differ in
+// their last byte (ruler-0, ruler-1) are close, and without it one ruler
+// took half the groups and a dead ruler's groups all went to one other.
+func mix64(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	return x ^ x>>31
 }
 
 // rulesParser parses rules files as the control plane checked them.
@@ -382,7 +394,11 @@ func (rl *Ruler) Sync(ctx context.Context) error {
 				// which covers that ruler's next poll. At start, where the
 				// group comes from is not known: the wait.
 				gk := key + "\x00" + g.Name
-				from := rl.lastOwners.of(ws, f.Name, g.Name)
+				from := ""
+				if now.Sub(rl.lastOwnersAt) <= rl.handoffWait {
+					// Older, the ring may have moved the group since.
+					from = rl.lastOwners.of(ws, f.Name, g.Name)
+				}
 				if !evaluating[gk] && rl.handoffWait > 0 && (from == "" || from == self || !left(from)) {
 					since, ok := rl.taken[gk]
 					if !ok {
@@ -442,9 +458,9 @@ func (rl *Ruler) Sync(ctx context.Context) error {
 		}
 	}
 	rl.evaluated.Set(float64(groups))
-	if ringErr == nil {
-		rl.lastOwners = who
-	}
+	// A ring that could not be read (who is empty then) tells nothing of
+	// where groups are: the next groups taken wait.
+	rl.lastOwners, rl.lastOwnersAt = who, now
 	if err != nil {
 		return err
 	}

@@ -204,6 +204,52 @@ func TestTakenGroupsWaitForTheirLastRuler(t *testing.T) {
 	rl.ring = twoRulers{down: "b"}
 	require.NoError(t, rl.Sync(ctx))
 	require.Len(t, groupNames(rl, "ws-1"), 8, "a dead ruler's groups move at the first poll that sees it dead")
+
+	// After a ring that could not be read, where the groups were is not
+	// known: they wait, even those of a ruler now gone.
+	rl.ring = twoRulers{}
+	require.NoError(t, rl.Sync(ctx))
+	rl.ring = twoRulers{err: errors.New("gossip lost")}
+	require.Error(t, rl.Sync(ctx))
+	require.Empty(t, groupNames(rl, "ws-1"), "an unreadable ring stops every group")
+	rl.ring = twoRulers{down: "b"}
+	require.NoError(t, rl.Sync(ctx))
+	require.Empty(t, groupNames(rl, "ws-1"), "nothing starts at once")
+	clock = clock.Add(5 * time.Second)
+	require.NoError(t, rl.Sync(ctx))
+	require.Len(t, groupNames(rl, "ws-1"), 8)
+
+	// A last ring read older than the wait tells nothing either.
+	rl.ring = twoRulers{}
+	require.NoError(t, rl.Sync(ctx))
+	clock = clock.Add(time.Minute)
+	rl.ring = twoRulers{down: "b"}
+	require.NoError(t, rl.Sync(ctx))
+	require.Less(t, len(groupNames(rl, "ws-1")), 8, "b's groups wait")
+}
+
+// TestGroupsSpreadEvenly: groups spread evenly over rulers named alike,
+// and a ruler's groups, when it goes, spread over all the others.
+func TestGroupsSpreadEvenly(t *testing.T) {
+	const groups = 3000
+	all := owners{ids: []string{"ruler-0", "ruler-1", "ruler-2"}}
+	without := owners{ids: []string{"ruler-0", "ruler-2"}}
+	share := map[string]int{}
+	moved := map[string]int{}
+	for i := 0; i < groups; i++ {
+		g := fmt.Sprint("g", i)
+		was := all.of("ws-1", "ns", g)
+		share[was]++
+		if was == "ruler-1" {
+			moved[without.of("ws-1", "ns", g)]++
+		}
+	}
+	for _, id := range all.ids {
+		require.InDelta(t, groups/3, share[id], groups/10, "%s's share: %v", id, share)
+	}
+	for _, id := range without.ids {
+		require.InDelta(t, share["ruler-1"]/2, moved[id], float64(share["ruler-1"])/5, "ruler-1's groups go to both others: %v", moved)
+	}
 }
 
 // failingFiles is a store whose reads fail while failing is set.
