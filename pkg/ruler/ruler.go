@@ -183,7 +183,7 @@ type Ruler struct {
 	// where a group this ruler takes comes from.
 	lastOwners   owners
 	lastOwnersAt time.Time
-	now        func() time.Time
+	now          func() time.Time
 
 	mu         sync.Mutex
 	workspaces map[string]*workspaceRules
