@@ -87,6 +87,7 @@ const (
 	IDQuerySamplesProcessed          = "query-samples-processed"
 	IDAnswerTooLarge                 = "answer-too-large"
 	IDWorkspaceQueryConcurrency      = "workspace-query-concurrency"
+	IDWorkspaceRulesAPIConcurrency   = "workspace-rules-api-concurrency"
 	IDMaxSamplesPerQuery             = "max-samples-per-query"
 	IDMaxChunkBytesPerQuery          = "max-chunk-bytes-per-query"
 	IDClientTokenReused              = "client-token-reused"

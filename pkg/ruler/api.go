@@ -99,12 +99,14 @@ var apiOp = ring.NewOp([]ring.InstanceState{ring.ACTIVE, ring.LEAVING}, nil)
 // Bounds on the rules and alerts APIs, whose answers every ruler renders
 // and this process merges in memory: at most maxAPIAnswerBytes of rulers'
 // answers per request, at most maxAPIRequests requests at once, of which
-// at most maxAPIRequestsPerWorkspace for one workspace (its further
-// requests wait for its own, not taking the others' slots).
+// at most maxAPIRequestsPerWorkspace for one workspace (Grafana asks for
+// rules and alerts together; its further requests wait for its own slots,
+// not taking the others', at most apiSlotWait).
 const (
 	maxAPIAnswerBytes          = 32 << 20
 	maxAPIRequests             = 4
-	maxAPIRequestsPerWorkspace = 1
+	maxAPIRequestsPerWorkspace = 2
+	apiSlotWait                = 30 * time.Second
 )
 
 // API serves Prometheus's rules and alerts APIs for the workspace of each
@@ -116,8 +118,10 @@ type API struct {
 	logger log.Logger
 	slots  chan struct{}
 
-	// perWorkspace are the slots of each workspace.
+	// perWorkspace are the slots of each workspace, waited for at most
+	// slotWait.
 	perWorkspace *slots.Keyed
+	slotWait     time.Duration
 	// noRules is Prometheus's rules and alerts API over no rules, which
 	// answers when the ring has no ruler.
 	noRules http.Handler
@@ -132,7 +136,7 @@ func NewAPI(r ring.ReadRing, client func(ring.InstanceDesc) (Client, error), log
 	})
 	router := route.New()
 	none.Register(router.WithPrefix("/api/v1"))
-	return &API{ring: r, client: client, logger: logger, slots: make(chan struct{}, maxAPIRequests), perWorkspace: slots.NewKeyed(), noRules: router}
+	return &API{ring: r, client: client, logger: logger, slots: make(chan struct{}, maxAPIRequests), perWorkspace: slots.NewKeyed(), slotWait: apiSlotWait, noRules: router}
 }
 
 // acquire waits for a slot of the workspace, then for one of the process;
@@ -141,7 +145,13 @@ func (a *API) acquire(ctx context.Context, ws string) (release func(), err error
 	cancelled := func() error {
 		return apierror.New(apierror.Unavailable, "", "request cancelled while waiting for one of the rules API's %d slots (%d per workspace)", maxAPIRequests, maxAPIRequestsPerWorkspace)
 	}
-	own, err := a.perWorkspace.Acquire(ctx, ws, maxAPIRequestsPerWorkspace, nil)
+	wait := time.NewTimer(a.slotWait)
+	defer wait.Stop()
+	own, err := a.perWorkspace.Acquire(ctx, ws, maxAPIRequestsPerWorkspace, wait.C)
+	if errors.Is(err, slots.ErrNoneFree) {
+		return nil, apierror.New(apierror.TooManyRequests, apierror.IDWorkspaceRulesAPIConcurrency,
+			"too many concurrent rules and alerts API requests of this workspace: no slot of its %d free within %s", maxAPIRequestsPerWorkspace, a.slotWait)
+	}
 	if err != nil {
 		return nil, cancelled()
 	}

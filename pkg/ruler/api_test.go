@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/prometheus/util/teststorage"
 	"github.com/stretchr/testify/require"
 
+	"github.com/vigil-metrics/vigil/pkg/apierror"
 	"github.com/vigil-metrics/vigil/pkg/tenant"
 )
 
@@ -221,37 +222,40 @@ func TestMergeListsAMovingGroupOnce(t *testing.T) {
 }
 
 // TestRulesAPISlotsAreSharedByWorkspaces: one workspace's requests hold at
-// most one of the process's slots at a time, its others waiting for it, so
-// that slow requests of one workspace do not hold back another's.
+// most two of the process's slots at a time, its others waiting for its
+// own, and refused with 429 when none frees in time, so that slow requests
+// of one workspace do not hold back another's.
 func TestRulesAPISlotsAreSharedByWorkspaces(t *testing.T) {
 	api := NewAPI(twoRulers{}, nil, log.NewNopLogger())
+	api.slotWait = 50 * time.Millisecond
 	ctx := context.Background()
 	var held []func()
-	release, err := api.acquire(ctx, "ws-slow")
-	require.NoError(t, err)
-	held = append(held, release)
+	for range maxAPIRequestsPerWorkspace {
+		release, err := api.acquire(ctx, "ws-slow")
+		require.NoError(t, err)
+		held = append(held, release)
+	}
 
-	// The slow workspace's next request waits, until cancelled.
-	waiting, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
-	defer cancel()
-	_, err = api.acquire(waiting, "ws-slow")
-	require.ErrorContains(t, err, "cancelled while waiting")
+	// The slow workspace's next request waits, then is refused.
+	_, err := api.acquire(ctx, "ws-slow")
+	require.Equal(t, http.StatusTooManyRequests, apierror.StatusOf(err), "%v", err)
+	require.Equal(t, apierror.IDWorkspaceRulesAPIConcurrency, apierror.From(err).ID)
 
 	// The others take the process's remaining slots.
-	for i := 1; i < maxAPIRequests; i++ {
+	for i := maxAPIRequestsPerWorkspace; i < maxAPIRequests; i++ {
 		release, err := api.acquire(ctx, fmt.Sprint("ws-", i))
 		require.NoError(t, err)
 		held = append(held, release)
 	}
-	full, cancel2 := context.WithTimeout(ctx, 50*time.Millisecond)
-	defer cancel2()
+	full, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
 	_, err = api.acquire(full, "ws-another")
-	require.Error(t, err, "every slot of the process is taken")
+	require.ErrorContains(t, err, "cancelled while waiting", "every slot of the process is taken")
 
 	for _, release := range held {
 		release()
 	}
-	release, err = api.acquire(ctx, "ws-slow")
+	release, err := api.acquire(ctx, "ws-slow")
 	require.NoError(t, err, "released")
 	release()
 	require.Zero(t, api.perWorkspace.Len(), "no workspace's slots kept once idle")
