@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -297,9 +298,18 @@ func noRetry(o *amp.Options) { o.RetryMaxAttempts = 1 }
 // (ThrottlingException); any other error fails the test.
 func countThrottled(t *testing.T, n int, call func() error) int {
 	t.Helper()
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = call()
+		}()
+	}
+	wg.Wait()
 	throttled := 0
-	for i := 0; i < n; i++ {
-		err := call()
+	for _, err := range errs {
 		var th *types.ThrottlingException
 		if errors.As(err, &th) {
 			throttled++

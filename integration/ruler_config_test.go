@@ -258,4 +258,13 @@ func TestRulesConfigEditDecidedBeforeTheHandOver(t *testing.T) {
 		require.Equal(t, http.StatusOK, code, "replica %d: %s", i, body)
 	}
 	require.Positive(t, forwardedRequests(t, replicas), "one replica handed its edits over")
+	// A caller's own decision headers are dropped by the replica it
+	// reaches, whichever: they neither grant nor deny.
+	for i, v := range replicas {
+		forged := map[string]string{"X-Scope-OrgID": *created.WorkspaceId, "X-Vigil-Deny-Delete": "forged", "X-Vigil-Deny-Create": "forged"}
+		code, body := signedDo(t, keyAdmin, "DELETE", v.BaseURL()+path+fmt.Sprintf("/ns-%d/g", i), forged, nil)
+		require.Equal(t, http.StatusAccepted, code, "replica %d: %s", i, body)
+		code, body = signedDo(t, keyAdmin, "POST", v.BaseURL()+path+fmt.Sprintf("/new-%d", i), forged, group)
+		require.Equal(t, http.StatusAccepted, code, "replica %d: %s", i, body)
+	}
 }

@@ -156,6 +156,8 @@ func templateTooComplex(text string) bool {
 			return walk(n.Pipe) || walk(n.List) || walk(n.ElseList)
 		case *parse.TemplateNode:
 			return walk(n.Pipe)
+		case *parse.ChainNode:
+			return walk(n.Node)
 		}
 		return false
 	}

@@ -32,6 +32,7 @@ func TestCheckShapes(t *testing.T) {
 		{"deep query inside a range", "      - alert: A\n        expr: up == 0\n        annotations:\n          s: '{{ range $i := query \"up\" }}{{ query \"" + deep + "\" }}{{ end }}'\n", false},
 		{"chained query in a define", "      - alert: A\n        expr: up == 0\n        annotations:\n          s: '{{ define \"x\" }}{{ query \"" + chain + "\" }}{{ end }}ok'\n", false},
 		{"chained query as a variable", "      - alert: A\n        expr: up == 0\n        annotations:\n          s: '{{ $q := \"" + chain + "\" }}{{ query $q }}'\n", false},
+		{"chained query in a chain node", "      - alert: A\n        expr: up == 0\n        annotations:\n          s: '{{ (query \"" + chain + "\").Foo }}'\n", false},
 		{"template that does not parse: left to Prometheus's check", "      - alert: A\n        expr: up == 0\n        annotations:\n          s: '{{ query '\n", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
