@@ -96,17 +96,34 @@ func (w workspaceOutOfOrder) OutOfOrderTimeWindow(ctx context.Context, id string
 // workspaceRuleQueryOffset gives the ruler each workspace's rule query
 // offset: ruleQueryOffsetInSeconds of its configuration when set, otherwise
 // the limits' (-ruler.query-offset). The configuration is read from the
-// control plane's status cache at each evaluation; when it cannot be read,
-// the limits' stands.
+// control plane's status cache at each evaluation; while it cannot be read,
+// the value read last stands, so that a rule's window does not jump.
 type workspaceRuleQueryOffset struct {
-	store  *controlplane.Store
-	limits *limits.Overrides
+	store interface {
+		Configuration(ctx context.Context, id string) (*controlplane.Configuration, error)
+	}
+	limits interface{ RuleQueryOffset(string) time.Duration }
+
+	mu   sync.Mutex
+	last map[string]int // the offsets read last, of the workspaces that set one
 }
 
-func (w workspaceRuleQueryOffset) RuleQueryOffset(id string) time.Duration {
+func newWorkspaceRuleQueryOffset(store *controlplane.Store, lim *limits.Overrides) *workspaceRuleQueryOffset {
+	return &workspaceRuleQueryOffset{store: store, limits: lim, last: map[string]int{}}
+}
+
+func (w *workspaceRuleQueryOffset) RuleQueryOffset(id string) time.Duration {
 	cfg, err := w.store.Configuration(context.Background(), id)
-	if err == nil && cfg != nil && cfg.RuleQueryOffsetInSeconds != nil {
-		return time.Duration(*cfg.RuleQueryOffsetInSeconds) * time.Second
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	switch {
+	case err == nil && cfg != nil && cfg.RuleQueryOffsetInSeconds != nil:
+		w.last[id] = *cfg.RuleQueryOffsetInSeconds
+	case err == nil || apierror.CauseOf(err) == apierror.NotFound:
+		delete(w.last, id)
+	}
+	if secs, ok := w.last[id]; ok {
+		return time.Duration(secs) * time.Second
 	}
 	return w.limits.RuleQueryOffset(id)
 }

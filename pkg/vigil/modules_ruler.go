@@ -38,7 +38,7 @@ func (t *Vigil) initRuler() (services.Service, error) {
 	// The ruler's own engine: its queries neither wait for nor count
 	// against the query API's.
 	engine := querier.NewEngine(t.Cfg.Querier, prometheus.WrapRegistererWithPrefix("vigil_ruler_", t.Registerer), t.Logger)
-	rl := ruler.New(t.Cfg.Ruler, newRulesFiles(t.Workspaces), workspaceRuleQueryOffset{t.Workspaces, t.Overrides}, engine, t.Queryable, t.Distributor, t.RulerRing, member, t.Registerer, t.Logger)
+	rl := ruler.New(t.Cfg.Ruler, newRulesFiles(t.Workspaces), newWorkspaceRuleQueryOffset(t.Workspaces, t.Overrides), engine, t.Queryable, t.Distributor, t.RulerRing, member, t.Registerer, t.Logger)
 	t.Ruler = rl
 	// Alerts go to the workspaces' Alertmanagers of this cluster, unless
 	// -ruler.alertmanager-url names another.
