@@ -57,6 +57,27 @@ func groupsOf(t *testing.T, text string) []rulefmt.RuleGroup {
 	return rgs.Groups
 }
 
+// sentAlerts records the alerts sent, by workspace.
+type sentAlerts struct {
+	mu   sync.Mutex
+	sent map[string][]*rules.Alert
+}
+
+func (s *sentAlerts) add(ws string, as []*rules.Alert) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sent == nil {
+		s.sent = map[string][]*rules.Alert{}
+	}
+	s.sent[ws] = append(s.sent[ws], as...)
+}
+
+func (s *sentAlerts) of(ws string) []*rules.Alert {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]*rules.Alert(nil), s.sent[ws]...)
+}
+
 // testOptions are a workspace's rules options for the tests: Prometheus's
 // engine over queryable, samples pushed to pusher, alerts handed to sent.
 func testOptions(queryable storage.Queryable, pusher Pusher, sent func(ws string, as []*rules.Alert)) workspaceOptions {
@@ -88,13 +109,8 @@ func TestWorkspaceRulesRecordAndAlert(t *testing.T) {
 	require.NoError(t, app.Commit())
 
 	pusher := &fakePusher{}
-	var mu sync.Mutex
-	alerts := map[string][]*rules.Alert{}
-	w := newWorkspaceRules("ws-1", testOptions(st, pusher, func(ws string, as []*rules.Alert) {
-		mu.Lock()
-		defer mu.Unlock()
-		alerts[ws] = append(alerts[ws], as...)
-	}))
+	alerts := &sentAlerts{}
+	w := newWorkspaceRules("ws-1", testOptions(st, pusher, alerts.add))
 	defer w.stop()
 	require.NoError(t, w.update([]Namespace{{Name: "ns", Groups: groupsOf(t, `
 groups:
@@ -116,11 +132,7 @@ groups:
 		}
 	}
 	require.Equal(t, []float64{2}, recorded, "count(up) recorded into the workspace")
-	require.Eventually(t, func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(alerts["ws-1"]) >= 2
-	}, 10*time.Second, 50*time.Millisecond, "both series fire Down")
+	require.Eventually(t, func() bool { return len(alerts.of("ws-1")) >= 2 }, 10*time.Second, 50*time.Millisecond, "both series fire Down")
 	require.Len(t, w.manager.RuleGroups(), 1)
 	require.Equal(t, "ns", w.manager.RuleGroups()[0].File(), "the namespace is the group's file")
 }
@@ -150,12 +162,8 @@ func TestTemplateQueriesAreBounded(t *testing.T) {
 	// Wired into a workspace's rules: the template's query is refused, the
 	// alert still fires, its annotation saying why (Prometheus's text for a
 	// template that fails).
-	var alerts []*rules.Alert
-	w := newWorkspaceRules("ws-1", testOptions(teststorage.New(t), &fakePusher{}, func(_ string, as []*rules.Alert) {
-		mu.Lock()
-		defer mu.Unlock()
-		alerts = append(alerts, as...)
-	}))
+	alerts := &sentAlerts{}
+	w := newWorkspaceRules("ws-1", testOptions(teststorage.New(t), &fakePusher{}, alerts.add))
 	defer w.stop()
 	require.NoError(t, w.update([]Namespace{{Name: "ns", Groups: groupsOf(t, `
 groups:
@@ -167,13 +175,7 @@ groups:
         annotations:
           summary: 'before {{ with query $labels.q }}{{ . | first | value }}{{ end }} after'
 `)}}, time.Minute))
-	require.Eventually(t, func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(alerts) > 0
-	}, 10*time.Second, 50*time.Millisecond, "the alert fires")
-	mu.Lock()
-	defer mu.Unlock()
-	summary := alerts[0].Annotations.Get("summary")
+	require.Eventually(t, func() bool { return len(alerts.of("ws-1")) > 0 }, 10*time.Second, 50*time.Millisecond, "the alert fires")
+	summary := alerts.of("ws-1")[0].Annotations.Get("summary")
 	require.Contains(t, summary, "binary operators", "the template's query refused: %s", summary)
 }
