@@ -80,8 +80,7 @@ func NewHandler(cfg Config, engine promql.QueryEngine, queryable *Queryable, lim
 	// At most MaxConcurrent requests evaluate at once; the rest wait for a
 	// slot, at most slotWait, so that waiting plus evaluating stays within
 	// the HTTP server's write timeout.
-	running := make(chan struct{}, cfg.MaxConcurrent)
-	perWorkspace := slots.NewKeyed()
+	running := slots.NewLimiter(cfg.MaxConcurrent)
 	g := &guard{limits: limits}
 	metadata, buildInfo := metadataHandler(queryable), buildInfoHandler()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -111,27 +110,20 @@ func NewHandler(cfg Config, engine promql.QueryEngine, queryable *Queryable, lim
 		wait := time.NewTimer(slotWait)
 		defer wait.Stop()
 		limit := limits.MaxConcurrentQueries(ws)
-		release, err := perWorkspace.Acquire(r.Context(), ws, limit, wait.C)
+		release, err := running.Acquire(r.Context(), ws, limit, wait.C)
 		switch {
 		case errors.Is(err, slots.ErrNoneFree):
 			apierror.WritePrometheus(w, apierror.New(apierror.TooManyRequests, apierror.IDWorkspaceQueryConcurrency,
 				"too many concurrent queries of this workspace: no slot of its %d free within %s (-querier.max-concurrent-queries-per-workspace)", limit, slotWait))
 			return
+		case errors.Is(err, slots.ErrAllTaken):
+			apierror.WritePrometheus(w, apierror.New(apierror.TooManyRequests, "", "too many concurrent queries: no query slot free within %s (-querier.max-concurrent)", slotWait))
+			return
 		case err != nil:
-			apierror.WritePrometheus(w, apierror.New(apierror.Unavailable, "", "request cancelled while waiting for a query slot of its workspace"))
+			apierror.WritePrometheus(w, apierror.New(apierror.Unavailable, "", "request cancelled while waiting for a query slot (-querier.max-concurrent, -querier.max-concurrent-queries-per-workspace)"))
 			return
 		}
 		defer release()
-		select {
-		case running <- struct{}{}:
-			defer func() { <-running }()
-		case <-wait.C:
-			apierror.WritePrometheus(w, apierror.New(apierror.TooManyRequests, "", "too many concurrent queries: no query slot free within %s (-querier.max-concurrent)", slotWait))
-			return
-		case <-r.Context().Done():
-			apierror.WritePrometheus(w, apierror.New(apierror.Unavailable, "", "request cancelled while waiting for a query slot (-querier.max-concurrent)"))
-			return
-		}
 		if path == metadataPath && get {
 			metadata(w, r)
 			return

@@ -116,12 +116,10 @@ type API struct {
 	ring   ring.ReadRing
 	client func(ring.InstanceDesc) (Client, error)
 	logger log.Logger
-	slots  chan struct{}
-
-	// perWorkspace are the slots of each workspace, waited for at most
+	// slots are the process's and each workspace's, waited for at most
 	// slotWait.
-	perWorkspace *slots.Keyed
-	slotWait     time.Duration
+	slots    *slots.Limiter
+	slotWait time.Duration
 	// noRules is Prometheus's rules and alerts API over no rules, which
 	// answers when the ring has no ruler.
 	noRules http.Handler
@@ -136,35 +134,25 @@ func NewAPI(r ring.ReadRing, client func(ring.InstanceDesc) (Client, error), log
 	})
 	router := route.New()
 	none.Register(router.WithPrefix("/api/v1"))
-	return &API{ring: r, client: client, logger: logger, slots: make(chan struct{}, maxAPIRequests), perWorkspace: slots.NewKeyed(), slotWait: apiSlotWait, noRules: router}
+	return &API{ring: r, client: client, logger: logger, slots: slots.NewLimiter(maxAPIRequests), slotWait: apiSlotWait, noRules: router}
 }
 
 // acquire waits for a slot of the workspace, then for one of the process;
 // release gives both back.
 func (a *API) acquire(ctx context.Context, ws string) (release func(), err error) {
-	cancelled := func() error {
-		return apierror.New(apierror.Unavailable, "", "request cancelled while waiting for one of the rules API's %d slots (%d per workspace)", maxAPIRequests, maxAPIRequestsPerWorkspace)
-	}
 	wait := time.NewTimer(a.slotWait)
 	defer wait.Stop()
-	own, err := a.perWorkspace.Acquire(ctx, ws, maxAPIRequestsPerWorkspace, wait.C)
-	if errors.Is(err, slots.ErrNoneFree) {
+	release, err = a.slots.Acquire(ctx, ws, maxAPIRequestsPerWorkspace, wait.C)
+	switch {
+	case errors.Is(err, slots.ErrNoneFree):
 		return nil, apierror.New(apierror.TooManyRequests, apierror.IDWorkspaceRulesAPIConcurrency,
 			"too many concurrent rules and alerts API requests of this workspace: no slot of its %d free within %s", maxAPIRequestsPerWorkspace, a.slotWait)
+	case errors.Is(err, slots.ErrAllTaken):
+		return nil, apierror.New(apierror.TooManyRequests, "", "too many concurrent rules and alerts API requests: no slot of the %d free within %s", maxAPIRequests, a.slotWait)
+	case err != nil:
+		return nil, apierror.New(apierror.Unavailable, "", "request cancelled while waiting for one of the rules API's %d slots (%d per workspace)", maxAPIRequests, maxAPIRequestsPerWorkspace)
 	}
-	if err != nil {
-		return nil, cancelled()
-	}
-	select {
-	case a.slots <- struct{}{}:
-	case <-ctx.Done():
-		own()
-		return nil, cancelled()
-	}
-	return func() {
-		<-a.slots
-		own()
-	}, nil
+	return release, nil
 }
 
 // ServeHTTP serves /api/v1/rules and /api/v1/alerts.

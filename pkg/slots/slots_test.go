@@ -50,3 +50,35 @@ func TestKeyed(t *testing.T) {
 	require.NoError(t, err, "no bound")
 	release()
 }
+
+// TestLimiter: a request takes its key's slot, then one of the process's;
+// a key at its bound gives up with ErrNoneFree holding none of the
+// process's slots, and a full process with ErrAllTaken; releases free both.
+func TestLimiter(t *testing.T) {
+	l := NewLimiter(2)
+	ctx := context.Background()
+	never := make(chan time.Time)
+	fired := func() <-chan time.Time {
+		c := make(chan time.Time, 1)
+		c <- time.Now()
+		return c
+	}
+	a, err := l.Acquire(ctx, "heavy", 1, never)
+	require.NoError(t, err)
+	_, err = l.Acquire(ctx, "heavy", 1, fired())
+	require.ErrorIs(t, err, ErrNoneFree)
+	b, err := l.Acquire(ctx, "light", 1, never)
+	require.NoError(t, err, "the waiting request held none of the process's slots")
+	_, err = l.Acquire(ctx, "third", 1, fired())
+	require.ErrorIs(t, err, ErrAllTaken)
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	_, err = l.Acquire(cancelled, "third", 1, never)
+	require.ErrorIs(t, err, context.Canceled)
+	a()
+	c, err := l.Acquire(ctx, "third", 1, never)
+	require.NoError(t, err, "released")
+	b()
+	c()
+	require.Zero(t, l.Keys(), "idle keys are forgotten")
+}
